@@ -1,0 +1,56 @@
+"""The ``chinchilla`` command line: ``chinchilla <verb> ...``.
+
+Each verb lives with the capability it exposes, in a small module that defines ``register(subparsers)``. Those
+modules import only the standard library at import time (heavy imports happen inside the handlers), so
+``chinchilla flops`` or ``chinchilla fit`` start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any, Sequence
+
+# Modules that each add one or more verbs through ``register(subparsers)``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "chinchilla.cli_flops",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chinchilla",
+        description="Compute-optimal scaling laws (Hoffmann et al. 2022) in JAX: accounting, training, sweeps, fits.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def print_json(payload: Any) -> None:
+    """One JSON document on stdout (what ``--json`` promises)."""
+    json.dump(payload, sys.stdout, indent=2, sort_keys=False, default=_json_default)
+    sys.stdout.write("\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy / jax scalars and arrays
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as error:  # bad input: one clear line, no traceback
+        print(f"chinchilla {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

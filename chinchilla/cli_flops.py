@@ -1,0 +1,92 @@
+"""``chinchilla flops``: parameters and training FLOPs of a shape, or of a whole ladder of the zoo."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "flops",
+        help="parameters and Appendix F FLOPs of a decoder shape or of a zoo ladder",
+        description="Parameters (total, embedding, non-embedding, per group) and FLOPs per sequence (Appendix F, "
+                    "6ND, Kaplan, Table A4 convention) of one shape, or the shapes of a zoo ladder.",
+    )
+    shape = parser.add_argument_group("shape (all seven, unless --model or --zoo)")
+    for flag in ("--n-layers", "--d-model", "--ffw-size", "--n-heads", "--kv-size"):
+        shape.add_argument(flag, type=int)
+    shape.add_argument("--vocab-size", type=int, default=32_000)
+    shape.add_argument("--seq-len", type=int, default=2048)
+    shape.add_argument("--architecture", choices=("rotary", "chinchilla"), default="rotary",
+                       help="rotary: the model this project trains; chinchilla: the paper's (relative positions)")
+    shape.add_argument("--tie-embeddings", action="store_true", help="share the input embedding and output head")
+    parser.add_argument("--model", help="a zoo shape by name, e.g. tiny-00025k or chinchilla-00074M")
+    parser.add_argument("--zoo", help="list a ladder: chinchilla (Table A9), tiny (CPU), gpu")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chinchilla import flops, zoo
+    from chinchilla.cli import print_json
+    from chinchilla.config import ModelConfig
+
+    if args.zoo:
+        rows = [_zoo_row(config) for config in zoo.ladder(args.zoo)]
+        if args.json:
+            print_json(rows)
+        else:
+            _print_table(rows, ("name", "n_layers", "d_model", "ffw_size", "n_heads", "kv_size", "params",
+                                "non_embedding_params"))
+        return 0
+    if args.model:
+        config = zoo.get_model(args.model)
+    else:
+        missing = [flag for flag in ("n_layers", "d_model", "ffw_size", "n_heads", "kv_size")
+                   if getattr(args, flag) is None]
+        if missing:
+            raise ValueError("give --model NAME, --zoo LADDER, or the whole shape; missing "
+                             + ", ".join("--" + m.replace("_", "-") for m in missing))
+        config = ModelConfig(n_layers=args.n_layers, d_model=args.d_model, ffw_size=args.ffw_size,
+                             n_heads=args.n_heads, kv_size=args.kv_size, vocab_size=args.vocab_size,
+                             seq_len=args.seq_len, architecture=args.architecture,
+                             tie_embeddings=args.tie_embeddings)
+    info = flops.summary(config)
+    if args.json:
+        print_json(info)
+    else:
+        width = max(len(key) for key in info)
+        for key, value in info.items():
+            if isinstance(value, dict):
+                print(f"{key}:")
+                for sub, sub_value in value.items():
+                    print(f"  {sub:<{width - 2}}  {sub_value:>24,}")
+            elif isinstance(value, float):
+                print(f"{key:<{width}}  {value:>24,.4f}" if value < 100 else f"{key:<{width}}  {value:>24.6g}")
+            elif isinstance(value, int) and not isinstance(value, bool):
+                print(f"{key:<{width}}  {value:>24,}")
+            else:
+                print(f"{key:<{width}}  {value!s:>24}")
+    return 0
+
+
+def _zoo_row(config) -> dict:
+    from chinchilla import flops
+
+    params = flops.param_count(config)
+    return {
+        "name": config.name, "d_model": config.d_model, "ffw_size": config.ffw_size, "kv_size": config.kv_size,
+        "n_heads": config.n_heads, "n_layers": config.n_layers, "vocab_size": config.vocab_size,
+        "seq_len": config.seq_len, "architecture": config.architecture, "params": params.total,
+        "non_embedding_params": params.non_embedding,
+        "training_flops_per_token": flops.training_flops_per_token(config),
+    }
+
+
+def _print_table(rows: list[dict], columns: tuple[str, ...]) -> None:
+    widths = {c: max(len(c), *(len(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c])) for r in rows))
+              for c in columns}
+    print("  ".join(c.rjust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join((f"{row[c]:,}" if isinstance(row[c], int) else str(row[c])).rjust(widths[c])
+                        for c in columns))

