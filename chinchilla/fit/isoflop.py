@@ -1,0 +1,209 @@
+"""Approach 2: IsoFLOP profiles (Hoffmann et al. 2022, Section 3.2, Figure 3).
+
+For each FLOP budget C, several model sizes are trained with the tokens that budget buys (cosine cycle = run). The
+final loss against log N is fitted by a parabola,
+
+    L(x) = c2 * x^2 + c1 * x + c0,   x = ln N,   ln N_opt(C) = -c1 / (2 * c2),
+
+whose vertex is that budget's compute-optimal size; D_opt(C) is read off the same profile (ln D is interpolated
+against ln N through the fitted points: at fixed C it is nearly linear, D ~ C / (6 N)). Then N_opt = k_N * C^a and
+D_opt = k_D * C^b are fitted in log-log space over the budgets. The paper's a = 0.49, b = 0.51.
+
+A budget's minimum is *interior* when the parabola opens upwards, its vertex lies inside the sampled sizes and the
+lowest measured loss is not at either end of the profile; by default only interior budgets enter the power laws.
+At small scale a parabola over the whole profile fits badly (shallow left wall, steep right wall), so
+``neighbours=k`` fits only the k sizes on each side of the lowest measured loss.
+
+The Table 2 interval: ``n_resamples`` resamples keep 80% of each budget's runs, refit every parabola and the laws;
+the 10th and 90th percentiles of a and b.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import numpy as np
+
+from chinchilla.fit.powerlaw import (TABLE2_PERCENTILES, Interval, PowerLaw, fit_power_law, percentile_interval,
+                                     subsample_indices)
+
+MIN_PROFILE_POINTS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class IsoFlopProfile:
+    """One budget's runs (sorted by N), the parabola through the ``used`` ones, and its minimum.
+
+    ``coefficients`` = (c2, c1, c0) of loss = c2 ln(N)^2 + c1 ln(N) + c0. Where the parabola opens downwards,
+    ``n_opt`` is the N of the lowest measured loss. ``reason`` says why a minimum is not interior ('' if it is).
+    """
+
+    budget: float
+    flops: float
+    n: np.ndarray
+    d: np.ndarray
+    loss: np.ndarray
+    used: np.ndarray
+    coefficients: tuple[float, float, float]
+    n_opt: float
+    d_opt: float
+    loss_opt: float
+    interior: bool
+    reason: str
+
+    def parabola(self, n: float | np.ndarray) -> np.ndarray:
+        x = np.log(np.asarray(n, dtype=np.float64))
+        c2, c1, c0 = self.coefficients
+        return c2 * x**2 + c1 * x + c0
+
+    def to_dict(self) -> dict:
+        return {
+            "budget": self.budget, "flops": self.flops, "n_opt": self.n_opt, "d_opt": self.d_opt,
+            "loss_opt": self.loss_opt, "interior": self.interior, "reason": self.reason,
+            "n_runs": int(self.n.size), "n_used": int(self.used.sum()), "coefficients": list(self.coefficients),
+            "n_range": [float(self.n[0]), float(self.n[-1])],
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class IsoFlopResult:
+    """Approach 2: the profiles, the laws fitted to the minima of the budgets used, and bootstrap intervals."""
+
+    profiles: tuple[IsoFlopProfile, ...]
+    n_law: PowerLaw
+    d_law: PowerLaw
+    a_interval: Interval
+    b_interval: Interval
+    n_resamples: int
+    require_interior: bool
+
+    @property
+    def a(self) -> float:
+        return self.n_law.exponent
+
+    @property
+    def b(self) -> float:
+        return self.d_law.exponent
+
+    def to_dict(self) -> dict:
+        return {
+            "a": self.a, "b": self.b, "a_interval": list(self.a_interval), "b_interval": list(self.b_interval),
+            "n_law": self.n_law.to_dict(), "d_law": self.d_law.to_dict(), "n_resamples": self.n_resamples,
+            "require_interior": self.require_interior,
+            "budgets": [p.to_dict() for p in self.profiles],
+        }
+
+
+def fit_profile(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray, *, flops: np.ndarray | None = None,
+                neighbours: int | None = None) -> IsoFlopProfile:
+    """The parabola in ln N through one budget's runs (all of them, or ``neighbours`` on each side of the lowest
+    loss, widened on one side where the lowest loss is near an end so that at least 3 points are fitted)."""
+    n, d, loss = (np.asarray(v, dtype=np.float64).ravel() for v in (n, d, loss))
+    if not n.size == d.size == loss.size:
+        raise ValueError(f"budget {budget:g}: n, d and loss lengths differ ({n.size}, {d.size}, {loss.size})")
+    if np.unique(n).size < MIN_PROFILE_POINTS:
+        raise ValueError(f"budget {budget:g}: a parabola needs at least {MIN_PROFILE_POINTS} distinct sizes; "
+                         f"got {np.unique(n).size}")
+    if neighbours is not None and neighbours < 1:
+        raise ValueError(f"neighbours={neighbours} must be at least 1 (or None for all points)")
+    order = np.argsort(n, kind="stable")
+    n, d, loss = n[order], d[order], loss[order]
+    c = float(np.exp(np.mean(np.log(np.asarray(flops, dtype=np.float64))))) if flops is not None else float(budget)
+    best = int(np.argmin(loss))
+    used = _window(n.size, best, neighbours)
+    x = np.log(n)
+    c2, c1, c0 = (float(v) for v in np.polyfit(x[used], loss[used], 2))
+    x_lo, x_hi = x[used].min(), x[used].max()
+    reasons = []
+    if c2 <= 0:
+        reasons.append("the parabola opens downwards")
+    if best == 0 or best == n.size - 1:
+        reasons.append("the lowest loss is at the " + ("smallest" if best == 0 else "largest") + " size")
+    x_opt = -c1 / (2 * c2) if c2 > 0 else x[best]
+    if c2 > 0 and not (x_lo <= x_opt <= x_hi):
+        reasons.append("the vertex lies outside the fitted sizes")
+    log_d = np.polyfit(x[used], np.log(d[used]), 1)
+    return IsoFlopProfile(
+        budget=float(budget), flops=c, n=n, d=d, loss=loss, used=used, coefficients=(c2, c1, c0),
+        n_opt=float(np.exp(x_opt)), d_opt=float(np.exp(np.polyval(log_d, x_opt))),
+        loss_opt=float(c2 * x_opt**2 + c1 * x_opt + c0), interior=not reasons, reason="; ".join(reasons))
+
+
+def isoflop_profiles(budget: Sequence[float], n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
+                     flops: Sequence[float] | None = None, neighbours: int | None = None
+                     ) -> tuple[IsoFlopProfile, ...]:
+    """One profile per distinct budget label, smallest budget first. ``budget`` groups the runs (the planned
+    budget); ``flops`` (optional) are the runs' actual FLOPs, whose geometric mean becomes the profile's C."""
+    columns = _columns(budget, n, d, loss, flops)
+    labels = np.unique(columns["budget"])
+    return tuple(
+        fit_profile(label, columns["n"][mask], columns["d"][mask], columns["loss"][mask],
+                    flops=None if columns["flops"] is None else columns["flops"][mask], neighbours=neighbours)
+        for label in labels for mask in [columns["budget"] == label]
+    )
+
+
+def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
+                flops: Sequence[float] | None = None, neighbours: int | None = None, require_interior: bool = True,
+                n_resamples: int = 100, fraction: float = 0.8,
+                percentiles: tuple[float, float] = TABLE2_PERCENTILES, seed: int = 0) -> IsoFlopResult:
+    """Approach 2 end to end: profiles, power laws over the (interior) minima, bootstrap intervals."""
+    columns = _columns(budget, n, d, loss, flops)
+    profiles = isoflop_profiles(columns["budget"], columns["n"], columns["d"], columns["loss"],
+                                flops=columns["flops"], neighbours=neighbours)
+    n_law, d_law = _fit_laws(profiles, require_interior)
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(columns["budget"] == p.budget) for p in profiles]
+    a_samples, b_samples = [], []
+    for _ in range(n_resamples):
+        rows = np.concatenate([g[subsample_indices(rng, g.size, fraction)] for g in groups])
+        try:
+            sample = isoflop_profiles(columns["budget"][rows], columns["n"][rows], columns["d"][rows],
+                                      columns["loss"][rows],
+                                      flops=None if columns["flops"] is None else columns["flops"][rows],
+                                      neighbours=neighbours)
+            n_sample, d_sample = _fit_laws(sample, require_interior)
+        except ValueError:  # a resample left a budget with too few sizes, or too few interior budgets
+            continue
+        a_samples.append(n_sample.exponent)
+        b_samples.append(d_sample.exponent)
+    return IsoFlopResult(profiles=profiles, n_law=n_law, d_law=d_law,
+                         a_interval=percentile_interval(a_samples, percentiles),
+                         b_interval=percentile_interval(b_samples, percentiles),
+                         n_resamples=len(a_samples), require_interior=require_interior)
+
+
+def _window(size: int, best: int, neighbours: int | None) -> np.ndarray:
+    used = np.zeros(size, dtype=bool)
+    if neighbours is None:
+        used[:] = True
+        return used
+    width = max(2 * neighbours + 1, MIN_PROFILE_POINTS)
+    start = min(max(0, best - neighbours), max(0, size - width))
+    used[start:start + width] = True
+    return used
+
+
+def _fit_laws(profiles: Sequence[IsoFlopProfile], require_interior: bool) -> tuple[PowerLaw, PowerLaw]:
+    chosen = [p for p in profiles if p.interior or not require_interior]
+    if len(chosen) < 2:
+        rejected = "; ".join(f"{p.budget:g}: {p.reason}" for p in profiles if not p.interior)
+        raise ValueError(f"Approach 2 needs at least 2 budgets with an interior minimum; got {len(chosen)} "
+                         f"of {len(profiles)} ({rejected})")
+    c = np.array([p.flops for p in chosen])
+    return (fit_power_law(c, [p.n_opt for p in chosen]), fit_power_law(c, [p.d_opt for p in chosen]))
+
+
+def _columns(budget, n, d, loss, flops) -> dict[str, np.ndarray | None]:
+    columns = {name: np.asarray(v, dtype=np.float64).ravel()
+               for name, v in (("budget", budget), ("n", n), ("d", d), ("loss", loss))}
+    columns["flops"] = None if flops is None else np.asarray(flops, dtype=np.float64).ravel()
+    sizes = {name: v.size for name, v in columns.items() if v is not None}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"columns must have equal lengths; got {sizes}")
+    for name, values in columns.items():
+        if values is not None and not np.all(np.isfinite(values) & (values > 0)):
+            raise ValueError(f"column {name!r} must be positive and finite")
+    return columns

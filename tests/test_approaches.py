@@ -1,0 +1,188 @@
+"""Approaches 1 and 2 (and the shared power-law fit) on synthetic runs from a known loss surface.
+
+With L(N, D) = E + A/N^alpha + B/D^beta and C = 6ND the compute-optimal exponents are a = beta/(alpha+beta),
+b = alpha/(alpha+beta) (Hoffmann et al. 2022, eq. 4); each approach must recover them from runs alone.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from chinchilla.fit.envelope import Curve, fit_envelope, lower_envelope, smooth_curve
+from chinchilla.fit.isoflop import fit_isoflop, fit_profile
+from chinchilla.fit.powerlaw import fit_power_law, percentile_interval
+from chinchilla.sweep.synthetic import Surface, synthetic_curve
+
+SURFACE = Surface()  # the paper's fit: a = 0.28 / 0.62 = 0.4516
+
+
+def isoflop_table(surface: Surface, budgets, ratios, noise: float = 0.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in budgets:
+        for ratio in ratios:
+            n = surface.n_opt(c) * ratio
+            d = c / (6 * n)
+            rows.append((c, n, d, surface.loss(n, d) + noise * rng.standard_normal()))
+    return [np.array(column) for column in zip(*rows)]
+
+
+def ratio_curves(surface: Surface, ladder, tokens_per_param: float, kappa: float, noise: float = 0.0, points=100):
+    """Approach 1's design: each size trained for 4 cycles spanning 16x, the shortest tokens_per_param x N."""
+    rng = np.random.default_rng(1)
+    curves = []
+    for n in ladder:
+        for i in range(4):
+            cycle = tokens_per_param * n * 16 ** (i / 3)
+            t = np.linspace(cycle / points, cycle, points)
+            loss = synthetic_curve(surface, n, t, cycle, kappa) + noise * rng.standard_normal(points)
+            curves.append(Curve(run=f"{n:.4g}-{i}", n_params=n, tokens=t, flops=6 * n * t, loss=loss))
+    return curves
+
+
+# ----------------------------------------------------------------------------------------------- power laws
+def test_power_law_recovers_exact_law_and_inverse():
+    x = np.geomspace(1e18, 1e22, 7)
+    law = fit_power_law(x, 3.5 * x**0.47)
+    assert law.exponent == pytest.approx(0.47, abs=1e-12)
+    assert law.coefficient == pytest.approx(3.5, rel=1e-9)
+    assert law.exponent_stderr == pytest.approx(0.0, abs=1e-12)
+    assert law.inverse(law(5e20)) == pytest.approx(5e20, rel=1e-9)
+
+
+def test_power_law_interval_covers_truth_under_noise():
+    rng = np.random.default_rng(3)
+    x = np.geomspace(1e10, 1e14, 40)
+    y = 2.0 * x**0.6 * np.exp(0.05 * rng.standard_normal(x.size))
+    law = fit_power_law(x, y)
+    low, high = law.exponent_interval(0.95)
+    assert low < 0.6 < high
+    assert high - low < 0.05
+
+
+@pytest.mark.parametrize("x, y, message", [([1, 2], [1, -1], "positive"), ([1, 1, 1], [1, 2, 3], "distinct"),
+                                           ([1, 2], [1], "values")])
+def test_power_law_rejects_bad_input(x, y, message):
+    with pytest.raises(ValueError, match=message):
+        fit_power_law(x, y)
+
+
+def test_percentile_interval_ignores_non_finite():
+    assert percentile_interval([np.nan, 0.0, 1.0, 2.0, np.inf], (0, 100)) == (0.0, 2.0)
+    assert all(math.isnan(v) for v in percentile_interval([]))
+
+
+# ----------------------------------------------------------------------------------------------- smoothing
+def test_smoothing_keeps_lines_exact_and_reduces_noise():
+    x = np.arange(50.0)
+    line = 4.0 - 0.03 * x
+    np.testing.assert_allclose(smooth_curve(line, 10), line, atol=1e-12)  # ends included: no edge bias
+    noise = np.random.default_rng(0).standard_normal(2000)
+    assert smooth_curve(noise, 10).std() < 0.5 * noise.std()
+    np.testing.assert_array_equal(smooth_curve(noise[:10], 1), noise[:10])
+
+
+# ----------------------------------------------------------------------------------------------- Approach 2
+def test_approach2_recovers_exponents_from_synthetic_isoflops():
+    budgets = np.geomspace(1e18, 1e21, 6)
+    table = isoflop_table(SURFACE, budgets, 1.5 ** np.arange(-4, 5))
+    result = fit_isoflop(*table, n_resamples=20)
+    assert result.a == pytest.approx(SURFACE.a, abs=0.005)
+    assert result.b == pytest.approx(1 - SURFACE.a, abs=0.005)
+    assert all(p.interior for p in result.profiles)
+    for profile in result.profiles:
+        assert profile.n_opt == pytest.approx(SURFACE.n_opt(profile.flops), rel=0.05)
+        assert profile.flops * 1.0 == pytest.approx(profile.budget)
+
+
+def test_approach2_with_noise_and_asymmetric_windows():
+    budgets = np.geomspace(1e18, 1e21, 5)
+    # Sizes placed asymmetrically around the optimum (more on the large side), with loss noise.
+    table = isoflop_table(SURFACE, budgets, 1.3 ** np.arange(-3, 8), noise=0.002)
+    result = fit_isoflop(*table, neighbours=3, n_resamples=50)
+    assert result.a == pytest.approx(SURFACE.a, abs=0.03)
+    low, high = result.a_interval
+    assert low < high and low - 0.01 <= SURFACE.a <= high + 0.01
+    assert result.n_resamples > 40
+    summary = result.to_dict()
+    assert {"flops", "n_opt", "interior"} <= set(summary["budgets"][0])
+
+
+def test_approach2_flags_and_excludes_edge_minima():
+    budgets = np.geomspace(1e18, 1e21, 4)
+    c, n, d, loss = isoflop_table(SURFACE, budgets, 1.5 ** np.arange(-3, 4))
+    # The largest budget only sampled to the left of its optimum: its lowest loss is its largest size.
+    keep = ~((c == budgets[-1]) & (n > SURFACE.n_opt(budgets[-1]) * 0.9))
+    result = fit_isoflop(c[keep], n[keep], d[keep], loss[keep], n_resamples=10)
+    flagged = [p for p in result.profiles if not p.interior]
+    assert [p.budget for p in flagged] == [budgets[-1]]
+    assert "largest size" in flagged[0].reason
+    assert result.a == pytest.approx(SURFACE.a, abs=0.01)  # fitted on the three interior budgets
+    with pytest.raises(ValueError, match="interior"):
+        keep_two = c >= budgets[2]
+        fit_isoflop(c[keep_two & keep], n[keep_two & keep], d[keep_two & keep], loss[keep_two & keep],
+                    n_resamples=0)
+
+
+def test_profile_window_uses_neighbours_of_the_minimum():
+    c, n, d, loss = isoflop_table(SURFACE, [1e19], 1.4 ** np.arange(-6, 7))
+    profile = fit_profile(1e19, n, d, loss, neighbours=2)
+    assert profile.used.sum() == 5
+    assert profile.used[np.argmin(profile.loss)]
+    with pytest.raises(ValueError, match="distinct sizes"):
+        fit_profile(1e19, n[:2], d[:2], loss[:2])
+
+
+# ----------------------------------------------------------------------------------------------- Approach 1
+def test_approach1_recovers_exponent_from_synthetic_training_curves():
+    curves = ratio_curves(SURFACE, np.geomspace(3e7, 3e9, 16), tokens_per_param=4, kappa=0.1, noise=0.002)
+    result = fit_envelope(curves, flops_range=(1e17, 1e20), n_resamples=30)
+    assert result.a == pytest.approx(SURFACE.a, abs=0.03)
+    assert result.b == pytest.approx(1 - SURFACE.a, abs=0.03)
+    assert 0.0 <= result.late_fraction <= 1.0
+    assert result.n_resamples == 30
+    assert result.a_interval[0] < result.a_interval[1]
+    envelope = result.envelope
+    assert envelope.valid.all() and envelope.flops.size == 1500
+
+
+def test_approach1_on_isoflop_runs_as_curves():
+    """The IsoFLOP grid doubles as Approach 1's curves: every size trained at several budgets."""
+    budgets = np.geomspace(1e17, 1e20, 7)
+    curves = []
+    for n in np.geomspace(3e7, 3e9, 16):
+        for k, c in enumerate(budgets):
+            if 0.25 < n / SURFACE.n_opt(c) < 4:
+                cycle = c / (6 * n)
+                t = np.linspace(cycle / 100, cycle, 100)
+                curves.append(Curve(run=f"{n:.4g}-{k}", n_params=n, tokens=t, flops=6 * n * t,
+                                    loss=synthetic_curve(SURFACE, n, t, cycle, kappa=0.1)))
+    result = fit_envelope(curves, flops_range=(1e17, 1e20), n_resamples=10)
+    assert result.a == pytest.approx(SURFACE.a, abs=0.02)
+
+
+def test_envelope_picks_lowest_loss_and_marks_uncovered_points():
+    t = np.linspace(1, 100, 50)
+    low = Curve("low", 10.0, t, 6 * 10.0 * t, 2.0 + 1 / t)
+    high = Curve("high", 20.0, t, 6 * 20.0 * t, 3.0 + 1 / t)
+    envelope = lower_envelope([low, high], n_points=20, window=1, flops_range=(100.0, 20_000.0))
+    covered_by_low = envelope.flops <= low.flops[-1]
+    assert np.all(envelope.run_index[covered_by_low] == 0)
+    covered_by_high = ~covered_by_low & (envelope.flops <= high.flops[-1])
+    assert covered_by_high.any() and np.all(envelope.run_index[covered_by_high] == 1)
+    beyond = envelope.flops > high.flops[-1]
+    assert beyond.any() and np.all(envelope.run_index[beyond] == -1) and np.isnan(envelope.n_params[beyond]).all()
+    with pytest.raises(ValueError, match="strictly increasing"):
+        Curve("bad", 1.0, t, np.ones_like(t), t)
+
+
+def test_fit_modules_import_light():
+    code = ("import sys, chinchilla.fit.envelope, chinchilla.fit.isoflop, chinchilla.fit.powerlaw; "
+            "print([m for m in ('flax', 'orbax', 'tensorflow_datasets', 'jax') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
