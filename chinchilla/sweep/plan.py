@@ -1,0 +1,288 @@
+"""Sweep planners: pure functions from FLOP budgets and a model ladder to a list of runs (Hoffmann et al. 2022,
+Sections 3.1-3.2).
+
+- ``plan_isoflop`` (Approach 2): for each budget C, ladder sizes around a guess of N_opt(C), each given the tokens
+  that C buys under the EXACT Appendix F count (``flops.tokens_for_flops``, not 6ND), rounded to whole optimizer
+  steps; the cosine cycle equals the run. Runs with fewer than ``min_steps`` steps are left out (recorded in
+  ``Plan.skipped``); runs that would read more tokens than the corpus holds are kept and flagged ``multi_epoch``.
+- ``plan_training_curves`` (Approach 1): each size trained for ``n_cycles`` cosine cycle lengths spanning ``span``x
+  in tokens (the paper: 4 spanning 16x), each run as long as its cycle.
+- ``plan_paper``: the paper's IsoFLOP grid (9 budgets 6e18 ... 3e21, Table A9 shapes) as a plan that can be printed
+  and costed even where it cannot be run.
+- ``plan_next_budget``: from a fitted law N_opt(C), the runs for a larger budget around its predicted optimum.
+
+A run's training hyperparameters (learning rate, batch size, warm-up, data set, ...) are the ``train`` dict of
+``chinchilla.train.TrainConfig`` keyword arguments, chosen per size by the caller's ``hparams(model)``; the planner
+only needs ``batch_size`` (tokens are whole steps of batch_size x seq_len tokens).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from chinchilla import flops as flops_lib
+from chinchilla import zoo
+from chinchilla.config import ModelConfig
+
+N_CONVENTIONS: tuple[str, ...] = ("total", "non_embedding")
+PAPER_BUDGETS: tuple[float, ...] = (6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e21, 3e21)
+# Table A3 (Approach 2): a 400M model is compute-optimal at 1.84e19 FLOPs; a = 0.49.
+PAPER_APPROACH2_ANCHOR: tuple[float, float, float] = (1.84e19, 400e6, 0.49)
+DEFAULT_BATCH_SIZE = 8
+
+Hparams = Callable[[ModelConfig], Mapping[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    """One training run: a shape, its token count and the exact training FLOPs they cost.
+
+    ``budget`` is the IsoFLOP budget the run belongs to (None outside IsoFLOP plans); ``group`` names the plan it
+    came from; ``train`` holds extra ``TrainConfig`` keyword arguments; ``flags`` mark conditions such as
+    ``multi_epoch``. ``run_id`` names the run's directory and is unique within a plan.
+    """
+
+    run_id: str
+    group: str
+    model: ModelConfig
+    tokens: int
+    flops: float
+    budget: float | None = None
+    train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+
+    def n_params(self, convention: str = "total") -> int:
+        return n_params(self.model, convention)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "group": self.group, "model": self.model.to_dict(), "tokens": self.tokens,
+                "flops": self.flops, "budget": self.budget, "train": dict(self.train), "flags": list(self.flags)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PlannedRun":
+        return cls(run_id=data["run_id"], group=data["group"], model=ModelConfig.from_dict(data["model"]),
+                   tokens=int(data["tokens"]), flops=float(data["flops"]),
+                   budget=None if data.get("budget") is None else float(data["budget"]),
+                   train=dict(data.get("train", {})), flags=tuple(data.get("flags", ())))
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """An ordered list of runs plus the (model, budget) pairs a planner left out and why."""
+
+    name: str
+    runs: tuple[PlannedRun, ...]
+    skipped: tuple[dict[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        ids = [r.run_id for r in self.runs]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"plan {self.name!r} has duplicate run ids: {duplicates[:5]}")
+
+    @property
+    def total_flops(self) -> float:
+        return float(sum(r.flops for r in self.runs))
+
+    def __add__(self, other: "Plan") -> "Plan":
+        """Both plans' runs; a run present in both (same id) is kept once if identical, else an error."""
+        mine = {r.run_id: r for r in self.runs}
+        extra = []
+        for run in other.runs:
+            if run.run_id in mine:
+                if mine[run.run_id] != run:
+                    raise ValueError(f"run id {run.run_id!r} names two different runs")
+            else:
+                extra.append(run)
+        return Plan(name=f"{self.name}+{other.name}", runs=self.runs + tuple(extra),
+                    skipped=self.skipped + other.skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "total_flops": self.total_flops, "runs": [r.to_dict() for r in self.runs],
+                "skipped": [dict(s) for s in self.skipped]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
+        return cls(name=data["name"], runs=tuple(PlannedRun.from_dict(r) for r in data["runs"]),
+                   skipped=tuple(data.get("skipped", ())))
+
+
+def n_params(model: ModelConfig, convention: str = "total") -> int:
+    """N of a shape under a parameter convention: ``total`` or ``non_embedding`` (Kaplan's)."""
+    counts = flops_lib.param_count(model)
+    if convention == "total":
+        return counts.total
+    if convention == "non_embedding":
+        return counts.non_embedding
+    raise ValueError(f"convention={convention!r} is not one of {N_CONVENTIONS}")
+
+
+def whole_step_tokens(tokens: float, model: ModelConfig, batch_size: int) -> int:
+    """``tokens`` rounded to the nearest whole number of steps of batch_size x seq_len tokens (at least one step)."""
+    step = batch_size * model.seq_len
+    return max(1, round(tokens / step)) * step
+
+
+def power_law_center(anchor_flops: float, anchor_n: float, exponent: float) -> Callable[[float], float]:
+    """N(C) = anchor_n * (C / anchor_flops)^exponent: a guess of the optimum to centre IsoFLOP windows on."""
+    for name, value in (("anchor_flops", anchor_flops), ("anchor_n", anchor_n)):
+        if not value > 0:
+            raise ValueError(f"{name}={value} must be positive")
+    return lambda c: anchor_n * (c / anchor_flops) ** exponent
+
+
+def run_id_for(group: str, model: ModelConfig, tokens: int, seed: int = 0, budget: float | None = None) -> str:
+    """A directory-safe, deterministic name: ``<group>-<budget>-<model>-<seed>`` for IsoFLOP runs, else
+    ``<group>-<model>-t<tokens>-<seed>``."""
+    name = model.name or f"L{model.n_layers}d{model.d_model}f{model.ffw_size}h{model.n_heads}k{model.kv_size}"
+    what = f"c{budget:.3g}-{name}" if budget is not None else f"{name}-t{tokens}"
+    return f"{group}-{what}-s{seed}".replace("+", "")
+
+
+def plan_isoflop(budgets: Sequence[float], ladder: Sequence[ModelConfig], *, hparams: Hparams | None = None,
+                 center: Callable[[float], float] | None = None, sizes_per_budget: int | None = None,
+                 span: float | None = None, convention: str = "non_embedding", min_steps: int = 1,
+                 max_tokens: float | None = None, seeds: Sequence[int] = (0,), group: str = "isoflop",
+                 name: str = "isoflop") -> Plan:
+    """IsoFLOP profiles: for each budget, sizes of ``ladder`` with tokens from the exact FLOP count.
+
+    Without ``center`` every size of the ladder is planned at every budget. With ``center(C)`` (a guess of N_opt
+    in the ``convention``), the sizes are the ``sizes_per_budget`` eligible ones nearest to it in log N, and/or those
+    within a factor ``span`` of it. Eligible: at least ``min_steps`` optimizer steps. ``max_tokens`` (the corpus
+    size) flags longer runs ``multi_epoch``.
+    """
+    _check_budgets(budgets)
+    if not ladder:
+        raise ValueError("the ladder is empty")
+    if center is None and (sizes_per_budget is not None or span is not None):
+        raise ValueError("sizes_per_budget and span select sizes around center(C): give center too")
+    if sizes_per_budget is not None and sizes_per_budget < 1:
+        raise ValueError(f"sizes_per_budget={sizes_per_budget} must be at least 1")
+    if span is not None and not span > 1:
+        raise ValueError(f"span={span} must be greater than 1")
+    n_params(ladder[0], convention)  # validates the convention
+    runs, skipped = [], []
+    for budget in sorted(budgets):
+        eligible = []
+        for model in ladder:
+            train = dict(hparams(model)) if hparams else {}
+            batch_size = int(train.get("batch_size", DEFAULT_BATCH_SIZE))
+            tokens = whole_step_tokens(flops_lib.tokens_for_flops(model, budget), model, batch_size)
+            steps = tokens // (batch_size * model.seq_len)
+            if steps < min_steps:
+                skipped.append({"model": model.name, "budget": budget, "steps": steps,
+                                "reason": f"{steps} steps < min_steps={min_steps}"})
+                continue
+            eligible.append((model, tokens, train))
+        chosen = _select_sizes(eligible, budget, center, sizes_per_budget, span, convention)
+        for model, tokens, train in chosen:
+            flags = ("multi_epoch",) if max_tokens is not None and tokens > max_tokens else ()
+            for seed in seeds:
+                runs.append(PlannedRun(
+                    run_id=run_id_for(group, model, tokens, seed, budget), group=group, model=model, tokens=tokens,
+                    flops=flops_lib.training_flops(model, tokens), budget=float(budget),
+                    train={**train, "seed": seed}, flags=flags))
+    return Plan(name=name, runs=tuple(runs), skipped=tuple(skipped))
+
+
+def plan_training_curves(ladder: Sequence[ModelConfig], *, tokens_per_param: float, n_cycles: int = 4,
+                         span: float = 16.0, convention: str = "non_embedding", hparams: Hparams | None = None,
+                         min_steps: int = 1, max_tokens: float | None = None, seeds: Sequence[int] = (0,),
+                         group: str = "curves", name: str = "curves") -> Plan:
+    """Approach 1's grid: each size trained for ``n_cycles`` cycle lengths, geometrically spaced over ``span``x, the
+    shortest ``tokens_per_param`` x N tokens (N in ``convention``); each run is exactly one cosine cycle long."""
+    if n_cycles < 1:
+        raise ValueError(f"n_cycles={n_cycles} must be at least 1")
+    if not span >= 1 or (n_cycles > 1 and span == 1):
+        raise ValueError(f"span={span} must be > 1 (>= 1 with a single cycle)")
+    if not tokens_per_param > 0:
+        raise ValueError(f"tokens_per_param={tokens_per_param} must be positive")
+    runs, skipped = [], []
+    for model in ladder:
+        train = dict(hparams(model)) if hparams else {}
+        batch_size = int(train.get("batch_size", DEFAULT_BATCH_SIZE))
+        shortest = tokens_per_param * n_params(model, convention)
+        for i in range(n_cycles):
+            ratio = span ** (i / (n_cycles - 1)) if n_cycles > 1 else 1.0
+            tokens = whole_step_tokens(shortest * ratio, model, batch_size)
+            steps = tokens // (batch_size * model.seq_len)
+            if steps < min_steps:
+                skipped.append({"model": model.name, "tokens": tokens, "steps": steps,
+                                "reason": f"{steps} steps < min_steps={min_steps}"})
+                continue
+            flags = ("multi_epoch",) if max_tokens is not None and tokens > max_tokens else ()
+            for seed in seeds:
+                runs.append(PlannedRun(
+                    run_id=run_id_for(group, model, tokens, seed), group=group, model=model, tokens=tokens,
+                    flops=flops_lib.training_flops(model, tokens), train={**train, "seed": seed}, flags=flags))
+    return Plan(name=name, runs=tuple(runs), skipped=tuple(skipped))
+
+
+def paper_hparams(model: ModelConfig) -> dict[str, Any]:
+    """The paper's setup, as far as it is published: max LR 2e-4 for the smallest models down to 1.25e-4 for the
+    largest (interpolated here in log N over Table A9), cosine decay 10x; batch 256 x 2048 tokens is our assumption."""
+    sizes = [flops_lib.param_count(m).total for m in zoo.ladder("chinchilla")]
+    position = ((math.log(flops_lib.param_count(model).total) - math.log(sizes[0]))
+                / (math.log(sizes[-1]) - math.log(sizes[0])))
+    lr = 2e-4 + min(max(position, 0.0), 1.0) * (1.25e-4 - 2e-4)
+    return {"batch_size": 256, "lr": round(lr, 8), "final_lr_fraction": 0.1}
+
+
+def plan_paper(*, span: float = 4.0, ladder: Sequence[ModelConfig] | None = None) -> Plan:
+    """The paper's Approach 2 grid: 9 budgets 6e18 ... 3e21 FLOPs over Table A9 shapes within a factor ``span`` of
+    the paper's own N_opt(C) (Table A3: 400M at 1.84e19 FLOPs, a = 0.49), total parameters."""
+    return plan_isoflop(PAPER_BUDGETS, ladder or zoo.ladder("chinchilla"), hparams=paper_hparams,
+                        center=power_law_center(*PAPER_APPROACH2_ANCHOR), span=span, convention="total",
+                        group="paper", name="paper")
+
+
+def plan_next_budget(n_opt: Callable[[float], float], budget: float, ladder: Sequence[ModelConfig], *,
+                     sizes_per_budget: int = 5, convention: str = "non_embedding", hparams: Hparams | None = None,
+                     min_steps: int = 1, max_tokens: float | None = None, seeds: Sequence[int] = (0,),
+                     group: str = "next") -> Plan:
+    """The runs for one more budget, centred on a fitted law's prediction ``n_opt(budget)`` (e.g. an Approach 2
+    ``IsoFlopResult.n_law``, fitted in the same ``convention``)."""
+    return plan_isoflop([budget], ladder, hparams=hparams, center=n_opt, sizes_per_budget=sizes_per_budget,
+                        convention=convention, min_steps=min_steps, max_tokens=max_tokens, seeds=seeds,
+                        group=group, name=f"{group}-{budget:.3g}")
+
+
+def summarize(plan: Plan, convention: str = "non_embedding") -> list[dict[str, Any]]:
+    """One printable row per run: id, model, N, tokens, tokens per parameter, FLOPs, steps, flags."""
+    rows = []
+    for run in plan.runs:
+        n = run.n_params(convention)
+        batch_size = int(run.train.get("batch_size", DEFAULT_BATCH_SIZE))
+        rows.append({"run_id": run.run_id, "model": run.model.name, "budget": run.budget, "n": n,
+                     "tokens": run.tokens, "tokens_per_param": run.tokens / n, "flops": run.flops,
+                     "steps": run.tokens // (batch_size * run.model.seq_len), "flags": ",".join(run.flags)})
+    return rows
+
+
+def _check_budgets(budgets: Iterable[float]) -> None:
+    budgets = list(budgets)
+    if not budgets:
+        raise ValueError("no FLOP budgets given")
+    for budget in budgets:
+        if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
+            raise ValueError(f"budget={budget!r} must be a positive finite number of FLOPs")
+
+
+def _select_sizes(eligible, budget, center, sizes_per_budget, span, convention):
+    if center is None:
+        return eligible
+    target = math.log(center(budget))
+    distance = {id(e[0]): abs(math.log(n_params(e[0], convention)) - target) for e in eligible}
+    chosen = eligible
+    if span is not None:
+        chosen = [e for e in chosen if distance[id(e[0])] <= math.log(span)]
+    if sizes_per_budget is not None:
+        nearest = sorted(chosen, key=lambda e: distance[id(e[0])])[:sizes_per_budget]
+        chosen = [e for e in chosen if any(e is k for k in nearest)]
+    return chosen
