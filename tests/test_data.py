@@ -143,3 +143,51 @@ def test_sentencepiece_round_trip_is_exact_and_cached(data_dir):
     batch = next(it)
     assert it.vocab_size == 400 and batch.max() < 400
     assert it.tokens_per_epoch < 0.75 * len(data.split_tokens("embedded/kjv", data_dir=data_dir))  # merges
+
+
+def test_resume_across_an_epoch_boundary_and_epochs_reshuffle(data_dir):
+    kwargs = dict(split="validation", seq_len=128, batch_size=32, seed=2, data_dir=data_dir, warn_repeats=False)
+    it = data.batches(**kwargs)
+    steps = it.steps_in_epoch
+    first_epoch = [next(it) for _ in range(steps - 1)]
+    state = it.get_state()
+    expected = [next(it) for _ in range(3)]  # the last batch of epoch 0, then two of epoch 1
+    resumed = data.batches(**kwargs)
+    resumed.set_state(state)
+    for want in expected:
+        np.testing.assert_array_equal(next(resumed), want)
+    assert resumed.get_state()["epoch"] == 1
+    assert not np.array_equal(expected[1], first_epoch[0])  # a new epoch is a new order
+
+
+def test_any_prepared_tfds_text_dataset_reads_through_the_same_path(data_dir):
+    corpus.builder("kjv", data_dir)  # a prepared array_record TFDS data set under <data_dir>/tfds
+    tfds_dir = data_dir / "tfds"
+    by_name = data.split_tokens("chinchilla_embedded/kjv", data_dir=tfds_dir)
+    np.testing.assert_array_equal(by_name, data.split_tokens("embedded/kjv", data_dir=data_dir))
+    first = data.split_tokens("chinchilla_embedded/kjv", data_dir=tfds_dir, max_documents=2)
+    assert bytes(np.asarray(first)).count(b"\0") == 2
+    assert bytes(np.asarray(by_name)).startswith(bytes(np.asarray(first)))
+    with pytest.raises(ValueError, match="text_key='body'"):
+        data.batches("chinchilla_embedded/kjv", data_dir=tfds_dir, text_key="body")
+
+
+def test_build_once_builds_once_under_concurrency(tmp_path):
+    import threading
+    import time
+
+    calls = []
+
+    def write(tmp):
+        calls.append(tmp)
+        time.sleep(0.2)  # long enough for the other threads to arrive while the file is missing
+        tmp.write_text("built")
+
+    target = tmp_path / "artifact.txt"
+    threads = [threading.Thread(target=sources.cache.build_once, args=(target, write)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and target.read_text() == "built"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact.txt", "artifact.txt.lock"]
