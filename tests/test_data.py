@@ -94,6 +94,9 @@ def test_halves_add_up_to_the_whole_corpus(data_dir):
     halves = [len(data.split_tokens(name, data_dir=data_dir)) for name in ("embedded/shakespeare", "embedded/kjv")]
     assert sum(halves) == whole
     assert min(halves) > 3_000_000  # both halves are megabytes of text
+    import sys
+
+    assert "tensorflow" not in sys.modules  # TFDS builds and reads array_record without TensorFlow
 
 
 def test_warns_once_when_data_repeats(data_dir):

@@ -98,7 +98,6 @@ def train_sentencepiece(lines: Iterable[str], vocab_size: int, model_file: Path)
             byte_fallback=True,
             character_coverage=1.0,
             max_sentence_length=1 << 16,
-            train_extremely_large_corpus=False,
             num_threads=os.cpu_count() or 1,
             minloglevel=2,
         )
