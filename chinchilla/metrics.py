@@ -1,0 +1,131 @@
+"""Throughput and utilisation: peak FLOP/s per device, a measured CPU matmul peak, MFU, and atomic JSON files.
+
+MFU (model FLOPs utilisation, Chowdhery et al. 2022) = achieved model FLOP/s / peak FLOP/s, where the model FLOPs
+are the exact Appendix F training FLOPs of the tokens processed (``chinchilla.flops``), whatever the implementation
+actually executes.
+
+Peaks: dense bf16 FLOP/s per chip from the vendors' data sheets (``PEAK_FLOPS_PER_CHIP``) on GPUs and TPUs; on CPU
+there is no meaningful data-sheet number, so the peak is the best FLOP/s of large float32 matmuls measured in this
+process (``cpu_matmul_peak``). Such a CPU "MFU" is the fraction of the machine's own matmul speed the step reaches.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from etils import epath
+
+# (substring of jax's device_kind, dense bf16 FLOP/s per chip, jax devices per chip). First match wins, so more
+# specific names come first. v2/v3 chips show up as two jax devices (one per TensorCore).
+PEAK_FLOPS_PER_CHIP: tuple[tuple[str, float, int], ...] = (
+    ("H200", 989e12, 1),
+    ("H100", 989e12, 1),
+    ("A100", 312e12, 1),
+    ("TPU v6 lite", 918e12, 1),
+    ("TPU v6e", 918e12, 1),
+    ("TPU v5 lite", 197e12, 1),
+    ("TPU v5e", 197e12, 1),
+    ("TPU v5p", 459e12, 1),
+    ("TPU v5", 459e12, 1),
+    ("TPU v4", 275e12, 1),
+    ("TPU v3", 123e12, 2),
+)
+CPU_MATMUL_SIZES = (512, 1024, 2048)
+
+
+def device_peak_flops(device: Any) -> float | None:
+    """Data-sheet dense bf16 FLOP/s of one jax device, or None when the table does not know its kind."""
+    kind = getattr(device, "device_kind", "")
+    for name, per_chip, devices_per_chip in PEAK_FLOPS_PER_CHIP:
+        if name.lower() in kind.lower():
+            return per_chip / devices_per_chip
+    return None
+
+
+@functools.cache
+def cpu_matmul_peak(sizes: tuple[int, ...] = CPU_MATMUL_SIZES, repeats: int = 3) -> float:
+    """Best FLOP/s (2 n^3 per n x n float32 matmul) over square matmuls of ``sizes``, each timed ``repeats`` times
+    after a warm-up, in this process on the default CPU device. Cached: measured once per process (~0.5 s)."""
+    device = jax.devices("cpu")[0]
+    best = 0.0
+    for n in sizes:
+        a = jax.device_put(jnp.ones((n, n), jnp.float32), device)
+        b = jax.device_put(jnp.full((n, n), 0.5, jnp.float32), device)
+        matmul = jax.jit(jnp.matmul)
+        matmul(a, b).block_until_ready()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            matmul(a, b).block_until_ready()
+            best = max(best, 2 * n**3 / (time.perf_counter() - start))
+    return best
+
+
+def peak_flops(devices: list | None = None) -> tuple[float, str]:
+    """Peak FLOP/s of ``devices`` (default: all) and where the number comes from.
+
+    Accelerators: the table's per-device peak times the device count ("datasheet"). CPU: the measured matmul peak
+    of this process ("measured_cpu_matmul"); fake CPU devices share the same cores, so it is not multiplied.
+    Unknown accelerators: the measured CPU number would be meaningless, so this raises ValueError.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    if devices[0].platform == "cpu":
+        return cpu_matmul_peak(), "measured_cpu_matmul"
+    per_device = device_peak_flops(devices[0])
+    if per_device is None:
+        raise ValueError(f"no peak FLOP/s known for device_kind={devices[0].device_kind!r}; add it to "
+                         "chinchilla.metrics.PEAK_FLOPS_PER_CHIP")
+    return per_device * len(devices), "datasheet"
+
+
+def mfu(model_flops: float, seconds: float, peak: float) -> float:
+    """Model FLOPs utilisation: (model_flops / seconds) / peak."""
+    return model_flops / seconds / peak
+
+
+def write_json_atomic(path: Any, payload: Any) -> None:
+    """Write ``payload`` as JSON to ``path`` so that a crash leaves either the old file or the new one: write a
+    temporary file beside it, then rename it over the target."""
+    path = epath.Path(path)
+    temporary = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    temporary.write_text(json.dumps(payload, indent=2) + "\n")
+    temporary.replace(path)
+
+
+def read_json(path: Any) -> Any:
+    return json.loads(epath.Path(path).read_text())
+
+
+def read_jsonl(path: Any) -> list[dict]:
+    """All complete JSON lines of a file, [] if it does not exist (a torn last line, from a crash mid-write, is
+    skipped)."""
+    path = epath.Path(path)
+    rows = []
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def rewrite_jsonl(path: Any, rows: list[dict]) -> None:
+    """Replace a JSON-lines file by ``rows``, atomically."""
+    path = epath.Path(path)
+    temporary = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    temporary.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    temporary.replace(path)
+
+
+def append_jsonl(path: Any, rows: list[dict]) -> None:
+    """Append rows to a JSON-lines file (local file systems; object stores cannot append)."""
+    if rows:
+        with epath.Path(path).open("a") as handle:
+            handle.write("".join(json.dumps(row) + "\n" for row in rows))

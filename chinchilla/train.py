@@ -1,0 +1,549 @@
+"""One training run, done properly: ``train_run(TrainConfig(...), out_dir)``.
+
+The same entry point runs on one CPU, on 8 fake CPU devices, on a GPU and on a TPU slice:
+
+- a ``(data, fsdp, tensor)`` mesh (``chinchilla.sharding``), parameters laid out by their logical axis names, the
+  batch split over ``data`` x ``fsdp``, one jitted step with explicit in/out shardings and donated state;
+- AdamW (decoupled weight decay on matrices only) after global-norm gradient clipping, with a linear warm-up and a
+  10x cosine decay whose cycle length is a parameter (``chinchilla.schedule``);
+- float32 master weights; bfloat16 matmuls on accelerators, float32 on CPU (``compute_dtype="auto"``);
+- ``steps_per_dispatch`` optimizer steps per call (a ``lax.scan``), and one host sync per call: the per-step losses
+  come back together, so every step's loss can be logged without slowing the step;
+- orbax checkpoints of parameters, optimizer state, step and data-iterator state at dispatch boundaries. A run
+  restarted after any crash (even SIGKILL) resumes from its latest checkpoint and reproduces, on the same hardware,
+  exactly the losses of an uninterrupted run, step by step;
+- ``metrics.jsonl`` (one JSON line per logged step: step, tokens, flops = cumulative exact Appendix F training FLOPs,
+  loss, lr, grad_norm, step_time, tokens_per_s, mfu, and eval_loss where evaluated), ``config.json``, and a
+  ``summary.json`` written atomically at the end (status "finished", or "failed" with the reason after a NaN/inf
+  loss, which stops the run and keeps the last good checkpoint).
+
+A token budget of D tokens is trained as round(D / (batch_size * seq_len)) steps (at least one); the summary
+records the tokens and FLOPs actually trained.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import os
+import sys
+import time
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from etils import epath
+from flax import nnx
+
+from chinchilla import flops as flops_lib
+from chinchilla import metrics, sharding
+from chinchilla.checkpoint import Checkpointer
+from chinchilla.config import ModelConfig
+from chinchilla.model import Decoder, loss_fn
+from chinchilla.schedule import learning_rate
+
+FINAL_LOSS_WINDOW = 10  # final_train_loss = mean loss of the last this-many steps
+EVAL_SEED = 0  # every run evaluates on the same validation batches
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run (saved as ``config.json``; a resumed run must match it exactly).
+
+    ``tokens``: the token budget; ``batch_size``: global sequences per step (split over processes and the
+    data x fsdp mesh axes); ``cycle_tokens``: the cosine cycle length in tokens (None = the run's length);
+    ``warmup_fraction``: warm-up steps as a fraction of the cycle; ``final_lr_fraction``: lr at the end of the cycle
+    / peak (0.1 = the paper's 10x decay); ``log_every``/``eval_every``/``checkpoint_every`` in steps (eval and
+    checkpoints happen at the first dispatch boundary at or after each multiple, and always at the end;
+    ``eval_every=None`` evaluates only at the end); ``mesh``: (data, fsdp, tensor) sizes, one may be -1.
+    """
+
+    model: ModelConfig
+    tokens: int
+    batch_size: int = 8
+    lr: float = 3e-3
+    warmup_fraction: float = 0.1
+    cycle_tokens: int | None = None
+    final_lr_fraction: float = 0.1
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    adam_b1: float = 0.9
+    adam_b2: float = 0.95
+    adam_eps: float = 1e-8
+    seed: int = 0
+    dataset: str = "embedded"
+    tokenizer: str = "byte"
+    data_dir: str | None = None
+    log_every: int = 10
+    eval_every: int | None = None
+    eval_batches: int = 8
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    steps_per_dispatch: int = 16
+    mesh: tuple[int, int, int] = (-1, 1, 1)
+    compute_dtype: str = "auto"
+    attention_impl: str = "xla"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, ModelConfig):
+            raise ValueError(f"model={self.model!r} must be a chinchilla.config.ModelConfig")
+        if self.model.architecture != "rotary":
+            raise ValueError(f"model.architecture={self.model.architecture!r}: only 'rotary' models can be trained")
+        object.__setattr__(self, "mesh", tuple(self.mesh))
+        _check_int("tokens", self.tokens, 1)
+        for name in ("batch_size", "log_every", "eval_batches", "checkpoint_every", "keep_checkpoints",
+                     "steps_per_dispatch"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("seed", self.seed, 0)
+        if self.eval_every is not None:
+            _check_int("eval_every", self.eval_every, 1)
+        if self.cycle_tokens is not None:
+            _check_int("cycle_tokens", self.cycle_tokens, 1)
+        for name, low, high in (("lr", 0.0, math.inf), ("grad_clip", 0.0, math.inf), ("adam_eps", 0.0, 1.0)):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and low < value < high):
+                raise ValueError(f"{name}={value!r} must be a number in ({low}, {high})")
+        for name in ("warmup_fraction", "adam_b1", "adam_b2"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise ValueError(f"{name}={value!r} must be in [0, 1)")
+        for name in ("final_lr_fraction", "weight_decay"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+                raise ValueError(f"{name}={value!r} must be in [0, 1]")
+        if len(self.mesh) != 3:
+            raise ValueError(f"mesh={self.mesh!r} must be three sizes (data, fsdp, tensor)")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"compute_dtype={self.compute_dtype!r} is not one of {COMPUTE_DTYPES}")
+        if self.attention_impl not in ("xla", "cudnn"):
+            raise ValueError(f"attention_impl={self.attention_impl!r} is not one of ('xla', 'cudnn')")
+
+    @classmethod
+    def from_flops(cls, model: ModelConfig, flops: float, **kwargs: Any) -> "TrainConfig":
+        """A run of ``model`` whose token budget spends ``flops`` exact Appendix F training FLOPs (rounded to whole
+        tokens; the run itself rounds to whole steps)."""
+        return cls(model=model, tokens=max(1, round(flops_lib.tokens_for_flops(model, flops))), **kwargs)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.model.seq_len
+
+    @property
+    def steps(self) -> int:
+        return max(1, round(self.tokens / self.tokens_per_step))
+
+    @property
+    def cycle_steps(self) -> int:
+        return self.steps if self.cycle_tokens is None else max(1, round(self.cycle_tokens / self.tokens_per_step))
+
+    @property
+    def warmup_steps(self) -> int:
+        return min(round(self.warmup_fraction * self.cycle_steps), self.cycle_steps - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["model"] = self.model.to_dict()
+        data["mesh"] = list(self.mesh)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}")
+        return cls(**{**data, "model": ModelConfig.from_dict(data["model"]), "mesh": tuple(data["mesh"])})
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}={value!r} must be an integer >= {low}")
+
+
+def resolve_compute_dtype(name: str) -> jnp.dtype:
+    """"auto": bfloat16 on GPU/TPU, float32 on CPU (where bf16 matmuls are slow and gain nothing)."""
+    if name == "auto":
+        return jnp.dtype(jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16)
+    return jnp.dtype(name)
+
+
+def hyperparameters(config: TrainConfig) -> dict[str, np.ndarray]:
+    """The optimizer's run-specific numbers, passed to the compiled step as arrays (not baked into it), so runs of
+    one model that differ only in length, learning rate or schedule share one compiled program (and the persistent
+    compilation cache)."""
+    return {name: np.float32(value) for name, value in (
+        ("peak_lr", config.lr), ("warmup_steps", config.warmup_steps), ("cycle_steps", config.cycle_steps),
+        ("final_fraction", config.final_lr_fraction), ("weight_decay", config.weight_decay),
+        ("grad_clip", config.grad_clip))}
+
+
+def adamw_step(params: Any, grads: Any, adam_state: Any, step: jax.Array, hp: dict,
+               adam: optax.GradientTransformation) -> tuple[Any, Any, dict]:
+    """One AdamW update (Loshchilov & Hutter 2019) after global-norm clipping, with learning rate lr_t from
+    ``chinchilla.schedule.learning_rate``:
+
+        g   <- g * min(1, grad_clip / ||g||_2)
+        u   <- Adam(g) = m_hat / (sqrt(v_hat) + eps)         (optax.scale_by_adam: bias-corrected moments)
+        p   <- p - lr_t * (u + weight_decay * p)             (decay on matrices only, not on norm scales)
+
+    the same arithmetic as ``optax.chain(optax.clip_by_global_norm(c), optax.adamw(schedule, ..., mask=matrices))``
+    with every run-specific number a traced scalar.
+    """
+    norm = optax.global_norm(grads)
+    scale = jnp.minimum(1.0, hp["grad_clip"] / jnp.maximum(norm, jnp.finfo(jnp.float32).tiny))
+    grads = jax.tree.map(lambda g: g * scale, grads)
+    directions, adam_state = adam.update(grads, adam_state, params)
+    lr = learning_rate(step, peak_lr=hp["peak_lr"], warmup_steps=hp["warmup_steps"],
+                       cycle_steps=hp["cycle_steps"], final_fraction=hp["final_fraction"])
+    params = jax.tree.map(lambda p, u: p - lr * (u + hp["weight_decay"] * p if p.ndim > 1 else u),
+                          params, directions)
+    return params, adam_state, {"grad_norm": norm, "lr": lr}
+
+
+class Trainer:
+    """The compiled pieces of a run: model definition, shardings, initial state, the multi-step train function and
+    the eval function. ``train_run`` drives it; tests and benchmarks use it directly.
+
+    State: ``{"params": pure dict of float32 arrays, "opt_state": Adam moments, "step": int32}``.
+    """
+
+    def __init__(self, config: TrainConfig, mesh: jax.sharding.Mesh | None = None):
+        self.config = config
+        self.mesh = mesh if mesh is not None else sharding.make_mesh(*config.mesh)
+        divisor = sharding.batch_divisor(self.mesh)
+        if config.batch_size % divisor:
+            raise ValueError(f"batch_size={config.batch_size} must be a multiple of the data x fsdp mesh size "
+                             f"{divisor}")
+        if config.batch_size % jax.process_count():
+            raise ValueError(f"batch_size={config.batch_size} must be a multiple of the process count "
+                             f"{jax.process_count()}")
+        self.compute_dtype = resolve_compute_dtype(config.compute_dtype)
+        self.adam = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
+        self.hp = hyperparameters(config)
+        self.steps_per_dispatch = config.steps_per_dispatch
+
+        def build() -> Decoder:
+            return Decoder(config.model, rngs=nnx.Rngs(config.seed), compute_dtype=self.compute_dtype,
+                           attention_impl=config.attention_impl)
+
+        abstract_model = nnx.eval_shape(build)
+        self.graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
+        param_shardings = sharding.param_shardings(abstract_params, self.mesh)
+        abstract_params = abstract_params.to_pure_dict()
+        abstract_opt = jax.eval_shape(self.adam.init, abstract_params)
+        replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+        self.state_shardings = {
+            "params": param_shardings,
+            "opt_state": sharding.like_params(abstract_opt, abstract_params, param_shardings, self.mesh),
+            "step": replicated,
+        }
+        abstract_state = {"params": abstract_params, "opt_state": abstract_opt,
+                          "step": jax.ShapeDtypeStruct((), jnp.int32)}
+        self.abstract_state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                                           abstract_state, self.state_shardings)
+        self.batch_sharding = sharding.batch_sharding(self.mesh, leading_dims=1)
+        self.local_batch_size = config.batch_size // jax.process_count()
+
+        def init() -> dict:
+            params = nnx.state(build(), nnx.Param).to_pure_dict()
+            return {"params": params, "opt_state": self.adam.init(params), "step": jnp.zeros((), jnp.int32)}
+
+        self._init = jax.jit(init, out_shardings=self.state_shardings)
+        self._train = jax.jit(self._multi_step,
+                              in_shardings=(self.state_shardings, self.batch_sharding, replicated, replicated),
+                              out_shardings=(self.state_shardings, replicated), donate_argnums=0)
+        self._eval = jax.jit(self._eval_loss, in_shardings=(self.state_shardings["params"], self.batch_sharding),
+                             out_shardings=replicated)
+        self._compiled_train = None
+
+    # -- pure functions ------------------------------------------------------------------------------------------
+    def _loss(self, params: Any, batch_bt1: jax.Array) -> jax.Array:
+        return loss_fn(nnx.merge(self.graphdef, params), batch_bt1)
+
+    def _multi_step(self, state: dict, batches_kbt1: jax.Array, n_steps: jax.Array, hp: dict) -> tuple[dict, dict]:
+        """The first ``n_steps`` (<= k, a traced int) optimizer steps on batches [k, B, T+1], in one loop on the
+        device; returns the new state and per-step metrics [k] (zero after n_steps). One compiled program serves
+        full dispatches and the shorter last one."""
+        k = batches_kbt1.shape[0]
+
+        def body(i: jax.Array, carry: tuple) -> tuple:
+            params, opt_state, step, out = carry
+            loss, grads = jax.value_and_grad(self._loss)(params, batches_kbt1[i])
+            params, opt_state, info = adamw_step(params, grads, opt_state, step, hp, self.adam)
+            values = {"loss": loss, **info}
+            out = {name: out[name].at[i].set(values[name]) for name in out}
+            return params, opt_state, step + 1, out
+
+        out = {name: jnp.zeros((k,), jnp.float32) for name in ("loss", "grad_norm", "lr")}
+        carry = (state["params"], state["opt_state"], state["step"], out)
+        params, opt_state, step, out = jax.lax.fori_loop(0, n_steps, body, carry)
+        return {"params": params, "opt_state": opt_state, "step": step}, out
+
+    def _eval_loss(self, params: Any, batches_nbt1: jax.Array) -> jax.Array:
+        return jnp.mean(jax.lax.map(lambda batch: self._loss(params, batch), batches_nbt1))
+
+    # -- host-side API -------------------------------------------------------------------------------------------
+    def init_state(self) -> dict:
+        return self._init()
+
+    def compiled_step(self) -> Any:
+        """The train function, compiled ahead of time (once per Trainer)."""
+        if self._compiled_train is None:
+            k, batch, length = self.steps_per_dispatch, self.config.batch_size, self.config.model.seq_len + 1
+            batches = jax.ShapeDtypeStruct((k, batch, length), jnp.int32, sharding=self.batch_sharding)
+            scalar = jax.ShapeDtypeStruct((), jnp.int32)
+            hp = {name: jax.ShapeDtypeStruct((), jnp.float32) for name in self.hp}
+            self._compiled_train = self._train.lower(self.abstract_state, batches, scalar, hp).compile()
+        return self._compiled_train
+
+    def put_batches(self, local_nbt1: np.ndarray) -> jax.Array:
+        """Host batches [n, local B, T+1] of this process -> one global array [n, B, T+1]."""
+        return sharding.global_batch(local_nbt1, self.batch_sharding)
+
+    def train(self, state: dict, local_kbt1: np.ndarray) -> tuple[dict, dict]:
+        """Run len(local_kbt1) <= steps_per_dispatch steps, asynchronously (block on the returned metrics to wait).
+        Returns the new state and per-step metrics ("loss", "grad_norm", "lr", each [steps_per_dispatch])."""
+        n = local_kbt1.shape[0]
+        if not 1 <= n <= self.steps_per_dispatch:
+            raise ValueError(f"{n} batches: a dispatch takes 1 to steps_per_dispatch={self.steps_per_dispatch}")
+        if n < self.steps_per_dispatch:
+            padding = np.zeros((self.steps_per_dispatch - n, *local_kbt1.shape[1:]), local_kbt1.dtype)
+            local_kbt1 = np.concatenate([local_kbt1, padding])
+        return self.compiled_step()(state, self.put_batches(local_kbt1), np.int32(n), self.hp)
+
+    def evaluate(self, params: Any, local_nbt1: np.ndarray) -> float:
+        """Mean loss over batches [n, local B, T+1]."""
+        return float(self._eval(params, self.put_batches(local_nbt1)))
+
+    def flops_per_step(self) -> float:
+        """Exact Appendix F training FLOPs of one optimizer step (batch_size sequences)."""
+        return self.config.batch_size * flops_lib.training_flops_per_sequence(self.config.model)
+
+
+def enable_compilation_cache() -> None:
+    """Keep compiled programs on disk (``$CHINCHILLA_JAX_CACHE`` or ~/.cache/chinchilla/jax-compilation-cache) so
+    that every run of an already-seen model shape skips XLA compilation, unless the user configured JAX's cache."""
+    if jax.config.jax_compilation_cache_dir:
+        return
+    directory = (os.environ.get("CHINCHILLA_JAX_CACHE")
+                 or os.path.expanduser("~/.cache/chinchilla/jax-compilation-cache"))
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def train_run(config: TrainConfig, out_dir: Any, progress: bool = True) -> dict:
+    """Train ``config`` in ``out_dir`` (created if needed) and return its summary.
+
+    Resumes from the latest checkpoint when ``out_dir`` holds one; when ``out_dir`` already holds a finished (or
+    failed) run, does nothing and returns its summary. Raises ValueError when ``out_dir`` holds a run of another
+    config.
+    """
+    out = epath.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / "summary.json"
+    if summary_path.exists():
+        summary = metrics.read_json(summary_path)
+        _say(progress, f"{out}: run already {summary.get('status')} ({summary.get('steps')} steps); nothing to do")
+        return summary
+    config_path = out / "config.json"
+    if config_path.exists():
+        saved = metrics.read_json(config_path)
+        mine = config.to_dict()
+        differing = sorted(key for key in set(saved) | set(mine) if saved.get(key) != mine.get(key))
+        if differing:
+            raise ValueError(f"{out} holds a run with another config (fields {differing} differ); use a new "
+                             "directory")
+    elif jax.process_index() == 0:
+        metrics.write_json_atomic(config_path, config.to_dict())
+
+    from chinchilla import data  # the data pipeline: imported here so that importing train stays light
+
+    wall_start = time.perf_counter()
+    sharding.maybe_initialize_distributed()
+    enable_compilation_cache()
+    trainer = Trainer(config)
+    train_data = data.batches(config.dataset, split="train", tokenizer=config.tokenizer,
+                              seq_len=config.model.seq_len, batch_size=trainer.local_batch_size, seed=config.seed,
+                              process_index=jax.process_index(), process_count=jax.process_count(),
+                              data_dir=config.data_dir)
+    if train_data.vocab_size > config.model.vocab_size:
+        raise ValueError(f"tokenizer={config.tokenizer!r} has {train_data.vocab_size} tokens but "
+                         f"model.vocab_size={config.model.vocab_size}")
+    total_steps = config.steps
+    trained_tokens = total_steps * config.tokens_per_step
+    epochs = trained_tokens / train_data.tokens_per_epoch
+    if epochs > 1:
+        warnings.warn(f"{out}: {trained_tokens:,} training tokens are {epochs:.2f} epochs of dataset="
+                      f"{config.dataset!r} ({train_data.tokens_per_epoch:,} tokens): data will repeat",
+                      data.DataRepeatWarning, stacklevel=2)
+
+    checkpointer = Checkpointer(out / "checkpoints", keep=config.keep_checkpoints)
+    metrics_path = out / "metrics.jsonl"
+    latest = checkpointer.latest_step()
+    if latest is None:
+        state = trainer.init_state()
+        meta = {"wall_time_s": 0.0, "recent_losses": [], "eval_loss": None}
+        if jax.process_index() == 0:
+            metrics.rewrite_jsonl(metrics_path, [])
+    else:
+        state, meta = checkpointer.restore(latest, trainer.abstract_state)
+        train_data.set_state(meta["data"])
+        if jax.process_index() == 0:
+            metrics.rewrite_jsonl(metrics_path, [row for row in metrics.read_jsonl(metrics_path)
+                                                 if row["step"] <= latest])
+        _say(progress, f"{out}: resuming from step {latest} of {total_steps}")
+    step = int(jax.device_get(state["step"]))
+
+    peak, peak_source = metrics.peak_flops()
+    flops_per_step = trainer.flops_per_step()
+    eval_data = None
+    recent = collections.deque(meta["recent_losses"], maxlen=FINAL_LOSS_WINDOW)
+    eval_loss = meta["eval_loss"]
+    elapsed_before = meta["wall_time_s"]
+    compile_start = time.perf_counter()
+    k_full = config.steps_per_dispatch
+    if step < total_steps:
+        trainer.compiled_step()
+    compile_time = time.perf_counter() - compile_start
+    session_start = time.perf_counter()
+
+    bar = _progress_bar(progress, total_steps, step, config.model.name or "run")
+    status, reason = "finished", None
+    next_batches = _take(train_data, min(k_full, total_steps - step)) if step < total_steps else None
+    data_state = train_data.get_state()
+    last_sync = time.perf_counter()
+    try:
+        while step < total_steps:
+            k = next_batches.shape[0]
+            state, out_metrics = trainer.train(state, next_batches)
+            dispatch_data_state = data_state
+            remaining = total_steps - step - k
+            if remaining > 0:  # fetch the next batches while the device works
+                next_batches = _take(train_data, min(k_full, remaining))
+                data_state = train_data.get_state()
+            host = {name: values[:k] for name, values in jax.device_get(out_metrics).items()}
+            now = time.perf_counter()
+            step_time = (now - last_sync) / k
+            last_sync = now
+            losses = np.asarray(host["loss"], np.float64)
+            bad = np.flatnonzero(~np.isfinite(losses))
+            good = k if bad.size == 0 else int(bad[0])
+            rows = []
+            for i in range(good):
+                recent.append(float(losses[i]))
+                if (step + i + 1) % config.log_every == 0 or step + i + 1 == total_steps:
+                    rows.append(_row(step + i + 1, config, flops_per_step, losses[i], host, i, step_time, peak))
+            if bad.size:
+                status = "failed"
+                reason = f"non-finite loss {losses[good]} at step {step + good + 1}"
+                if jax.process_index() == 0:
+                    metrics.append_jsonl(metrics_path, rows)
+                break
+            previous, step = step, step + k
+            if step == total_steps or _crossed(previous, step, config.eval_every):
+                if eval_data is None:
+                    eval_data = _eval_batches(data, config, trainer)
+                eval_loss = trainer.evaluate(state["params"], eval_data)
+                if rows and rows[-1]["step"] == step:
+                    rows[-1]["eval_loss"] = eval_loss
+                else:
+                    rows.append({**_row(step, config, flops_per_step, losses[-1], host, k - 1, step_time, peak),
+                                 "eval_loss": eval_loss})
+            if jax.process_index() == 0:
+                metrics.append_jsonl(metrics_path, rows)
+            if step == total_steps or _crossed(previous, step, config.checkpoint_every):
+                meta = {"data": dispatch_data_state, "recent_losses": list(recent), "eval_loss": eval_loss,
+                        "wall_time_s": elapsed_before + time.perf_counter() - session_start}
+                checkpointer.save(step, state, meta)
+            last_sync = time.perf_counter()  # evaluation and checkpointing do not count as step time
+            bar.update(k)
+            bar.set_postfix(loss=f"{float(np.mean(losses)):.4f}")
+    finally:
+        bar.close()
+        checkpointer.wait()
+        checkpointer.close()
+
+    if status == "failed":
+        _say(progress, f"{out}: FAILED: {reason}; the last good checkpoint is kept")
+    session_time = time.perf_counter() - session_start
+    trained_steps = step
+    summary = {
+        "status": status,
+        "reason": reason,
+        "model": config.model.name,
+        "model_config": config.model.to_dict(),
+        "n_params": flops_lib.param_count(config.model).total,
+        "non_embedding_params": flops_lib.param_count(config.model).non_embedding,
+        "tokens": trained_steps * config.tokens_per_step,
+        "tokens_budget": config.tokens,
+        "flops": trained_steps * flops_per_step,
+        "flops_6nd": flops_lib.six_nd(flops_lib.param_count(config.model).total,
+                                      trained_steps * config.tokens_per_step),
+        "final_train_loss": float(np.mean(recent)) if recent else None,
+        "eval_loss": eval_loss,
+        "steps": trained_steps,
+        "total_steps": total_steps,
+        "batch_size": config.batch_size,
+        "seq_len": config.model.seq_len,
+        "epochs": epochs,
+        "wall_time_s": elapsed_before + session_time,
+        "compile_time_s": compile_time,
+        "setup_time_s": compile_start - wall_start,
+        "peak_flops": peak,
+        "peak_source": peak_source,
+        "devices": jax.device_count(),
+        "device_kind": jax.devices()[0].device_kind,
+        "compute_dtype": str(trainer.compute_dtype),
+    }
+    if jax.process_index() == 0:
+        metrics.write_json_atomic(summary_path, summary)
+    return summary
+
+
+def _take(iterator: Any, k: int) -> np.ndarray:
+    return np.stack([next(iterator) for _ in range(k)])
+
+
+def _crossed(previous: int, step: int, every: int | None) -> bool:
+    """Whether a multiple of ``every`` lies in (previous, step]."""
+    return every is not None and step // every > previous // every
+
+
+def _row(step: int, config: TrainConfig, flops_per_step: float, loss: float, host: dict, i: int,
+         step_time: float, peak: float) -> dict:
+    return {
+        "step": step,
+        "tokens": step * config.tokens_per_step,
+        "flops": step * flops_per_step,
+        "loss": float(loss),
+        "lr": float(host["lr"][i]),
+        "grad_norm": float(host["grad_norm"][i]),
+        "step_time": step_time,
+        "tokens_per_s": config.tokens_per_step / step_time,
+        "mfu": metrics.mfu(flops_per_step, step_time, peak),
+    }
+
+
+def _eval_batches(data: Any, config: TrainConfig, trainer: Trainer) -> np.ndarray:
+    iterator = data.batches(config.dataset, split="validation", tokenizer=config.tokenizer,
+                            seq_len=config.model.seq_len, batch_size=trainer.local_batch_size, seed=EVAL_SEED,
+                            process_index=jax.process_index(), process_count=jax.process_count(),
+                            data_dir=config.data_dir, warn_repeats=False)
+    return _take(iterator, config.eval_batches)
+
+
+def _say(enabled: bool, message: str) -> None:
+    if enabled and jax.process_index() == 0:
+        print(message, file=sys.stderr)
+
+
+def _progress_bar(enabled: bool, total: int, initial: int, name: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=name, unit="step", disable=not enabled or jax.process_index() != 0,
+                dynamic_ncols=True, file=sys.stderr)
