@@ -170,13 +170,16 @@ def test_envelope_picks_lowest_loss_and_marks_uncovered_points():
     t = np.linspace(1, 100, 50)
     low = Curve("low", 10.0, t, 6 * 10.0 * t, 2.0 + 1 / t)
     high = Curve("high", 20.0, t, 6 * 20.0 * t, 3.0 + 1 / t)
-    envelope = lower_envelope([low, high], n_points=20, window=1, flops_range=(100.0, 20_000.0))
+    envelope = lower_envelope([low, high], n_points=20, window=1, flops_range=(100.0, 20_000.0), min_runs=1)
     covered_by_low = envelope.flops <= low.flops[-1]
     assert np.all(envelope.run_index[covered_by_low] == 0)
     covered_by_high = ~covered_by_low & (envelope.flops <= high.flops[-1])
     assert covered_by_high.any() and np.all(envelope.run_index[covered_by_high] == 1)
     beyond = envelope.flops > high.flops[-1]
     assert beyond.any() and np.all(envelope.run_index[beyond] == -1) and np.isnan(envelope.n_params[beyond]).all()
+    contested = lower_envelope([low, high], n_points=20, window=1, flops_range=(100.0, 20_000.0))  # min_runs=2
+    both = (envelope.flops >= high.flops[0]) & (envelope.flops <= low.flops[-1])
+    assert both.any() and np.array_equal(contested.valid, both)
     with pytest.raises(ValueError, match="strictly increasing"):
         Curve("bad", 1.0, t, np.ones_like(t), t)
 

@@ -156,20 +156,22 @@ def loss_matrix(curves: Sequence[Curve], flops_grid: np.ndarray, window: int = P
 
 
 def lower_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
-                   window: int = PAPER_SMOOTHING_WINDOW,
-                   flops_range: tuple[float, float] | None = None) -> Envelope:
+                   window: int = PAPER_SMOOTHING_WINDOW, flops_range: tuple[float, float] | None = None,
+                   min_runs: int = 2) -> Envelope:
     """The run with the lowest smoothed loss at each of ``n_points`` log-spaced FLOP values in ``flops_range``
-    (default: ``default_flops_range``)."""
+    (default: ``default_flops_range``). A value reached by fewer than ``min_runs`` runs is left out: with no
+    competitor, its "minimum" is just whichever run went furthest."""
     grid = _grid(curves, n_points, flops_range)
     losses, tokens = loss_matrix(curves, grid, window)
-    return _envelope_from_matrix(curves, grid, losses, tokens, np.arange(len(curves)))
+    return _envelope_from_matrix(curves, grid, losses, tokens, np.arange(len(curves)), min_runs)
 
 
 def fit_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
                  window: int = PAPER_SMOOTHING_WINDOW, flops_range: tuple[float, float] | None = None,
-                 n_resamples: int = 100, fraction: float = 0.8,
+                 min_runs: int = 2, n_resamples: int = 100, fraction: float = 0.8,
                  percentiles: tuple[float, float] = TABLE2_PERCENTILES, seed: int = 0) -> EnvelopeResult:
-    """Approach 1 end to end: envelope, power laws for N_opt and D_opt, and bootstrap intervals over runs."""
+    """Approach 1 end to end: envelope (see ``lower_envelope``), power laws for N_opt and D_opt, and bootstrap
+    intervals over runs."""
     if len(curves) < 2:
         raise ValueError(f"Approach 1 needs at least 2 training curves; got {len(curves)}")
     names = [c.run for c in curves]
@@ -177,13 +179,13 @@ def fit_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
         raise ValueError("curve run names must be unique")
     grid = _grid(curves, n_points, flops_range)
     losses, tokens = loss_matrix(curves, grid, window)
-    envelope = _envelope_from_matrix(curves, grid, losses, tokens, np.arange(len(curves)))
+    envelope = _envelope_from_matrix(curves, grid, losses, tokens, np.arange(len(curves)), min_runs)
     n_law, d_law = _fit_laws(envelope)
     rng = np.random.default_rng(seed)
     a_samples, b_samples = [], []
     for _ in range(n_resamples):
         rows = subsample_indices(rng, len(curves), fraction)
-        sample = _envelope_from_matrix(curves, grid, losses, tokens, rows)
+        sample = _envelope_from_matrix(curves, grid, losses, tokens, rows, min_runs)
         try:
             n_sample, d_sample = _fit_laws(sample)
         except ValueError:  # the subset selected a single size everywhere: no slope to fit
@@ -211,11 +213,11 @@ def _grid(curves: Sequence[Curve], n_points: int, flops_range: tuple[float, floa
 
 
 def _envelope_from_matrix(curves: Sequence[Curve], grid: np.ndarray, losses: np.ndarray, tokens: np.ndarray,
-                          rows: np.ndarray) -> Envelope:
+                          rows: np.ndarray, min_runs: int) -> Envelope:
     sub = losses[rows]
     best_local = np.argmin(sub, axis=0)
     best_loss = sub[best_local, np.arange(grid.size)]
-    covered = np.isfinite(best_loss)
+    covered = np.isfinite(best_loss) & (np.isfinite(sub).sum(axis=0) >= min_runs)
     run_index = np.where(covered, rows[best_local], -1)
     n_params = np.array([curves[i].n_params if i >= 0 else np.nan for i in run_index])
     seen = np.where(covered, tokens[np.clip(run_index, 0, None), np.arange(grid.size)], np.nan)

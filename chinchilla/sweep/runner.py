@@ -3,8 +3,9 @@ workers that share one (possibly ``gs://``) sweep directory.
 
 - A run is *finished* when its ``summary.json`` says so; it is never trained again. A run that was killed has no
   finished summary and is handed to the trainer again, which resumes from its last checkpoint.
-- A trainer exception is written to the run's ``failure.json`` and the sweep goes on; failed runs are retried only
-  with ``retry_failed``. KeyboardInterrupt and SystemExit stop the sweep (the run stays resumable).
+- A trainer exception is written to the run's ``failure.json`` and the sweep goes on (so is a summary with status
+  "failed", e.g. a non-finite loss); failed runs are retried only with ``retry_failed``, which removes those files
+  so the trainer resumes from its last good checkpoint. KeyboardInterrupt and SystemExit stop the sweep (the run stays resumable).
 - ``results.csv`` is rebuilt from all run directories after every run (``results.write_results_table``): no
   duplicate or torn row can appear.
 - ``worker``/``num_workers``: a deterministic split (longest-processing-time first on the planned FLOPs), so n
@@ -50,7 +51,7 @@ def train_planned_run(run: PlannedRun, run_dir: epath.Path, *, progress: bool = 
     from chinchilla.train import TrainConfig, train_run
 
     config = TrainConfig(model=run.model, tokens=run.tokens, **dict(run.train))
-    return train_run(config, str(run_dir), progress=progress)
+    return train_run(config, run_dir, progress=progress)
 
 
 def assign_runs(runs: Sequence[PlannedRun], num_workers: int) -> list[list[PlannedRun]]:
@@ -86,8 +87,10 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
             skipped.append(run.run_id)
             say(f"[{index}/{len(mine)}] {run.run_id}: {status}, skipped")
             continue
-        if (run_dir / store.FAILURE_FILE).exists():
-            (run_dir / store.FAILURE_FILE).unlink()
+        if status == "failed":  # retried: the trainer resumes from its last good checkpoint
+            for name in (store.FAILURE_FILE, store.SUMMARY_FILE):
+                if (run_dir / name).exists():
+                    (run_dir / name).unlink()
         store.write_json_atomic(run_dir / store.RUN_FILE, run.to_dict())
         say(f"[{index}/{len(mine)}] {run.run_id}: {run.model.name} {run.tokens:,} tokens {run.flops:.3g} FLOPs")
         run_start = time.time()

@@ -1,0 +1,175 @@
+"""Figures 2, 3 and 4 of Hoffmann et al. 2022 from our runs (matplotlib, Agg backend, PNG).
+
+- Figure 2 (Approach 1): training curves against FLOPs with their lower envelope; N_opt and D_opt against C with the
+  fitted power laws, extended 100x beyond the sweep.
+- Figure 3 (Approach 2): IsoFLOP profiles (final loss against N per budget, the fitted parabolas and their minima);
+  N_opt and D_opt against C with the fitted laws.
+- Figure 4 (Approach 3): iso-loss contours of the fitted L(N, D = C / 6N) over (C, N) with the efficient frontier
+  and our runs; our IsoFLOP profiles with the fit evaluated along them.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Sequence
+
+import numpy as np
+from etils import epath
+
+from chinchilla.fit.envelope import EnvelopeResult, smooth_curve
+from chinchilla.fit.isoflop import IsoFlopResult
+
+FIGURE_NAMES = {"approach1": "figure2.png", "approach2": "figure3.png", "approach3": "figure4.png"}
+EXTEND = 100.0  # laws are drawn up to this multiple of the largest budget
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: epath.Path) -> epath.Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    path = epath.Path(path)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def _size_colors(sizes: Sequence[float]):
+    plt = _pyplot()
+    log_sizes = np.log(np.asarray(sizes, dtype=np.float64))
+    span = np.ptp(log_sizes) or 1.0
+    return plt.cm.viridis((log_sizes - log_sizes.min()) / span)
+
+
+def _law_panel(ax, c, y, law, label: str, ylabel: str, color: str = "C0") -> None:
+    ax.scatter(c, y, s=12, color="0.5", alpha=0.6, label="compute-optimal points", zorder=2)
+    grid = np.geomspace(min(c) / 2, max(c) * EXTEND, 100)
+    ax.plot(grid, law(grid), color=color, lw=2, label=label, zorder=3)
+    ax.set(xscale="log", yscale="log", xlabel="FLOPs", ylabel=ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def figure2(curves: Sequence[Any], result: EnvelopeResult, path, *, window: int = 10) -> epath.Path:
+    """Approach 1: curves + envelope, N_opt(C), D_opt(C)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    colors = _size_colors([c.n_params for c in curves])
+    for curve, color in zip(curves, colors):
+        axes[0].plot(curve.flops, smooth_curve(curve.loss, window), color=color, lw=0.8, alpha=0.8)
+    env = result.envelope
+    valid = env.valid
+    step = max(1, valid.sum() // 150)
+    axes[0].scatter(env.flops[valid][::step], env.loss[valid][::step], s=6, color="k", zorder=3,
+                    label="lower envelope")
+    finals = [c.flops[-1] for c in curves]
+    axes[0].set(xscale="log", xlabel="FLOPs", ylabel="training loss (smoothed)", title="Training curves",
+                xlim=(min(finals) / 30, max(finals) * 1.5))
+    losses = np.concatenate([smooth_curve(c.loss, window) for c in curves])
+    axes[0].set_ylim(np.nanmin(losses) - 0.05, np.nanpercentile(losses, 90))
+    axes[0].legend(fontsize=8)
+    sm = plt.cm.ScalarMappable(cmap="viridis", norm=plt.matplotlib.colors.LogNorm(
+        vmin=min(c.n_params for c in curves), vmax=max(c.n_params for c in curves)))
+    fig.colorbar(sm, ax=axes[0], label="model size N")
+    _law_panel(axes[1], env.flops[valid], env.n_params[valid], result.n_law,
+               f"N_opt ∝ C^{result.a:.3f}", "parameters")
+    _law_panel(axes[2], env.flops[valid], env.tokens[valid], result.d_law,
+               f"D_opt ∝ C^{result.b:.3f}", "tokens", color="C1")
+    fig.suptitle("Figure 2 (Approach 1): lower envelope of training curves")
+    return _save(fig, path)
+
+
+def figure3(result: IsoFlopResult, path) -> epath.Path:
+    """Approach 2: IsoFLOP profiles with parabolas and minima, N_opt(C), D_opt(C)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    colors = plt.cm.plasma(np.linspace(0.05, 0.85, len(result.profiles)))
+    for profile, color in zip(result.profiles, colors):
+        axes[0].scatter(profile.n, profile.loss, color=color, s=18, label=f"{profile.budget:.2g}")
+        used = profile.n[profile.used]
+        grid = np.geomspace(used.min(), used.max(), 60)
+        axes[0].plot(grid, profile.parabola(grid), color=color, lw=1.2)
+        axes[0].scatter([profile.n_opt], [profile.loss_opt], marker="v", s=50, zorder=4,
+                        facecolor=color if profile.interior else "none", edgecolor="k")
+    axes[0].set(xscale="log", xlabel="parameters", ylabel="final loss", title="IsoFLOP profiles")
+    axes[0].legend(title="FLOPs (▽ hollow: not interior)", fontsize=7, title_fontsize=7)
+    chosen = [p for p in result.profiles if p.interior or not result.require_interior]
+    c = np.array([p.flops for p in chosen])
+    _law_panel(axes[1], c, [p.n_opt for p in chosen], result.n_law, f"N_opt ∝ C^{result.a:.3f}", "parameters")
+    _law_panel(axes[2], c, [p.d_opt for p in chosen], result.d_law, f"D_opt ∝ C^{result.b:.3f}", "tokens",
+               color="C1")
+    fig.suptitle("Figure 3 (Approach 2): IsoFLOP profiles")
+    return _save(fig, path)
+
+
+def figure4(result: Any, rows: Sequence[dict[str, Any]], n_column: str, loss_column: str, path) -> epath.Path:
+    """Approach 3: iso-loss contours over (C, N) with the efficient frontier; the fit along our IsoFLOP profiles.
+
+    ``result`` has ``loss(n, d)``, ``n_opt(c)`` and ``a`` (``chinchilla.report.ParametricResult``). The contours
+    and the frontier use the paper's convention C = 6ND, so our runs are placed at (6 N D, N); the right panel
+    needs no convention: each IsoFLOP budget's runs (final loss against N) and the fit evaluated at those runs'
+    own (N, D), with D interpolated in log N between them."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    run_n = np.array([r[n_column] for r in rows], dtype=np.float64)
+    run_d = np.array([r["tokens"] for r in rows], dtype=np.float64)
+    run_c = 6 * run_n * run_d
+    c_grid = np.geomspace(run_c.min() / 3, run_c.max() * EXTEND, 200)
+    n_grid = np.geomspace(run_n.min() / 3, run_n.max() * 10, 200)
+    cc, nn = np.meshgrid(c_grid, n_grid)
+    loss = result.loss(nn, cc / (6 * nn))
+    levels = np.unique(np.quantile(loss[np.isfinite(loss)], np.linspace(0.02, 0.9, 14)))
+    contour = axes[0].contour(cc, nn, loss, levels=levels, cmap="viridis_r", linewidths=0.9)
+    axes[0].clabel(contour, fontsize=6, fmt="%.2f")
+    axes[0].plot(c_grid, result.n_opt(c_grid), color="C0", lw=2,
+                 label=f"efficient frontier, N_opt ∝ C^{result.a:.3f}")
+    axes[0].scatter(run_c, run_n, s=8, color="k", label="our runs", zorder=3)
+    axes[0].set(xscale="log", yscale="log", xlabel="FLOPs (C = 6ND)", ylabel="parameters",
+                ylim=(n_grid[0], n_grid[-1]), title="Iso-loss contours of the fit")
+    axes[0].legend(fontsize=8)
+    budgets = sorted({r["budget"] for r in rows if r.get("budget") is not None})
+    colors = plt.cm.plasma(np.linspace(0.05, 0.85, max(len(budgets), 1)))
+    for budget, color in zip(budgets, colors):
+        mine = sorted((r for r in rows if r.get("budget") == budget), key=lambda r: r[n_column])
+        n = np.array([r[n_column] for r in mine], dtype=np.float64)
+        d = np.array([r["tokens"] for r in mine], dtype=np.float64)
+        axes[1].scatter(n, [r[loss_column] for r in mine], color=color, s=16, label=f"{budget:.2g} FLOPs")
+        if n.size < 2:
+            continue
+        n_line = np.geomspace(n[0], n[-1], 80)
+        d_line = np.exp(np.polyval(np.polyfit(np.log(n), np.log(d), 1), np.log(n_line)))
+        fitted = result.loss(n_line, d_line)
+        axes[1].plot(n_line, fitted, color=color, lw=1.3)
+        best = int(np.argmin(fitted))
+        axes[1].scatter([n_line[best]], [fitted[best]], marker="v", color=color, edgecolor="k", s=45, zorder=4)
+    axes[1].set(xscale="log", xlabel="parameters", ylabel="final loss",
+                title="IsoFLOP profiles: runs (dots) and the fit (lines)")
+    if budgets:
+        axes[1].legend(fontsize=7)
+    fig.suptitle("Figure 4 (Approach 3): parametric fit L(N, D) = E + A/N^α + B/D^β")
+    return _save(fig, path)
+
+
+def write_figures(analysis: Any, out_dir) -> list[epath.Path]:
+    """Figures 2-4 for the headline convention of a ``chinchilla.report.Analysis``; an approach that was not fitted
+    gets no figure. Returns the written paths."""
+    out = epath.Path(out_dir)
+    results = analysis.results[analysis.headline]
+    written = []
+    if not isinstance(results["approach1"], str):
+        written.append(figure2(analysis.curves[analysis.headline], results["approach1"],
+                               out / FIGURE_NAMES["approach1"], window=analysis.settings.window))
+    if not isinstance(results["approach2"], str):
+        written.append(figure3(results["approach2"], out / FIGURE_NAMES["approach2"]))
+    if not isinstance(results["approach3"], str):
+        n_column = {"total": "n_params", "non_embedding": "non_embedding_params"}[analysis.headline]
+        written.append(figure4(results["approach3"], analysis.rows, n_column, analysis.settings.loss,
+                               out / FIGURE_NAMES["approach3"]))
+    return written

@@ -1,0 +1,415 @@
+"""The three approaches on a sweep's runs, and the report: a Table-2-style table, Figures 2-4, ``summary.json``.
+
+``analyze(sweep_dir, settings)`` reads the finished runs of a sweep directory (``chinchilla.sweep.results``) and fits
+
+- Approach 1 (``chinchilla.fit.envelope``) to the training curves of the runs in ``approach1_groups``,
+- Approach 2 (``chinchilla.fit.isoflop``) to the final losses of the IsoFLOP runs, grouped by planned budget,
+- Approach 3 (the parametric fitter, ``chinchilla.fit.fit_parametric``) to the final losses of all finished runs,
+
+each once per parameter convention (total and non-embedding N: at small scale the convention alone moves a, so
+every report gives both). An approach that cannot be fitted (too few runs, no interior minimum) is reported with the
+reason instead of numbers; the rest of the report is still written.
+
+``write_report(analysis, out_dir)`` writes ``report.md``, ``summary.json`` and the figures (``chinchilla.plots``).
+For Approach 3, a = beta / (alpha + beta) and b = alpha / (alpha + beta) (the frontier under C = 6ND, eq. 4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from chinchilla.fit.envelope import EnvelopeResult, fit_envelope
+from chinchilla.fit.isoflop import IsoFlopResult, fit_isoflop
+from chinchilla.fit.powerlaw import TABLE2_PERCENTILES, percentile_interval, subsample_indices
+from chinchilla.sweep import results as results_lib
+from chinchilla.sweep import store
+
+APPROACHES: tuple[str, ...] = ("approach1", "approach2", "approach3")
+APPROACH_TITLES = {"approach1": "1. minimum over training curves", "approach2": "2. IsoFLOP profiles",
+                   "approach3": "3. parametric loss"}
+# Table 2 of the paper (a with its 10th-90th percentile interval, then b), and Kaplan et al. 2020.
+PAPER_TABLE2 = {
+    "approach1": (0.50, (0.488, 0.502), 0.50, (0.501, 0.512)),
+    "approach2": (0.49, (0.462, 0.534), 0.51, (0.483, 0.529)),
+    "approach3": (0.46, (0.454, 0.455), 0.54, (0.542, 0.543)),
+}
+KAPLAN = (0.73, 0.27)
+GOPHER_FLOPS = 5.76e23
+# Table 3's model sizes (parameters), projected to FLOPs and tokens by each approach's laws.
+TABLE3_PARAMS: tuple[float, ...] = (400e6, 1e9, 10e9, 67e9, 175e9, 280e9, 520e9, 1e12, 10e12)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisSettings:
+    """How the three approaches are fitted to a sweep.
+
+    ``loss``: the results column used as a run's final loss ("final_train_loss": smoothed training loss, the
+    paper's; or "eval_loss"). ``conventions``: parameter conventions, the first is the headline.
+    ``approach1_groups``: run groups whose curves enter Approach 1 (None: all). ``approach2_group``: the IsoFLOP
+    group. ``neighbours``: IsoFLOP parabolas fitted to this many sizes each side of the minimum (None: all).
+    ``window``: smoothing window in logged steps. ``n_resamples``: bootstrap resamples (80% of the runs) for the
+    10th-90th percentile intervals of Approaches 1 and 2; ``approach3_resamples`` for Approach 3.
+    """
+
+    loss: str = "final_train_loss"
+    conventions: tuple[str, ...] = ("non_embedding", "total")
+    approach1_groups: tuple[str, ...] | None = None
+    approach2_group: str = "isoflop"
+    neighbours: int | None = None
+    window: int = 10
+    n_points: int = 1500
+    flops_range: tuple[float, float] | None = None
+    n_resamples: int = 100
+    approach3_resamples: int = 100
+    fraction: float = 0.8
+    seed: int = 0
+    projection_params: tuple[float, ...] = TABLE3_PARAMS
+    projection_budgets: tuple[float, ...] = (GOPHER_FLOPS,)
+
+    def __post_init__(self) -> None:
+        if self.loss not in results_lib.LOSS_COLUMNS:
+            raise ValueError(f"loss={self.loss!r} is not one of {results_lib.LOSS_COLUMNS}")
+        if not self.conventions:
+            raise ValueError("conventions is empty")
+        for convention in self.conventions:
+            if convention not in ("total", "non_embedding"):
+                raise ValueError(f"convention={convention!r} is not 'total' or 'non_embedding'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParametricResult:
+    """Approach 3 on our runs: the fitted L(N, D) = E + A/N^alpha + B/D^beta and the frontier exponents."""
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+    objective: float
+    a_interval: tuple[float, float]
+    b_interval: tuple[float, float]
+    n_runs: int
+    n_resamples: int
+
+    @property
+    def a(self) -> float:
+        return self.beta / (self.alpha + self.beta)
+
+    @property
+    def b(self) -> float:
+        return self.alpha / (self.alpha + self.beta)
+
+    def loss(self, n, d):
+        n, d = np.asarray(n, dtype=np.float64), np.asarray(d, dtype=np.float64)
+        return self.E + self.A / n**self.alpha + self.B / d**self.beta
+
+    def n_opt(self, c):
+        """N_opt(C) = G (C/6)^a, G = (alpha A / (beta B))^(1/(alpha+beta)) (eq. 4, C = 6ND)."""
+        g = (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
+        return g * (np.asarray(c, dtype=np.float64) / 6) ** self.a
+
+    def d_opt(self, c):
+        return np.asarray(c, dtype=np.float64) / (6 * self.n_opt(c))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "a_interval": list(self.a_interval), "b_interval": list(self.b_interval),
+                "E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta,
+                "objective": self.objective, "n_runs": self.n_runs, "n_resamples": self.n_resamples}
+
+
+@dataclasses.dataclass
+class Analysis:
+    """Everything ``write_report`` needs: the settings, the finished runs, and per convention each approach's
+    result (an ``EnvelopeResult``, ``IsoFlopResult``, ``ParametricResult``, or the error string)."""
+
+    settings: AnalysisSettings
+    rows: list[dict[str, Any]]
+    results: dict[str, dict[str, Any]]
+    curves: dict[str, list]
+    sweep_dir: str
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def headline(self) -> str:
+        return self.settings.conventions[0]
+
+
+def analyze(sweep_dir, settings: AnalysisSettings | None = None, *, meta: dict[str, Any] | None = None
+            ) -> Analysis:
+    """Fit the three approaches to the finished runs of ``sweep_dir`` under each parameter convention."""
+    settings = settings or AnalysisSettings()
+    all_rows = results_lib.collect_results(sweep_dir)
+    rows = [r for r in all_rows if r["status"] == "finished" and _positive(r.get(settings.loss))]
+    results: dict[str, dict[str, Any]] = {}
+    curves: dict[str, list] = {}
+    for convention in settings.conventions:
+        curves[convention] = results_lib.load_curves(sweep_dir, convention=convention,
+                                                     groups=settings.approach1_groups)
+        results[convention] = {
+            "approach1": _attempt(lambda: _approach1(curves[convention], settings)),
+            "approach2": _attempt(lambda: _approach2(rows, convention, settings)),
+            "approach3": _attempt(lambda: _approach3(rows, convention, settings)),
+        }
+    run_counts = {status: sum(r["status"] == status for r in all_rows) for status in ("finished", "failed",
+                                                                                        "pending")}
+    info = {"runs": run_counts, "total_flops": float(sum(r["flops"] for r in rows)), **(meta or {})}
+    return Analysis(settings=settings, rows=rows, results=results, curves=curves, sweep_dir=str(sweep_dir),
+                    meta=info)
+
+
+def _approach1(curves, settings: AnalysisSettings) -> EnvelopeResult:
+    return fit_envelope(curves, n_points=settings.n_points, window=settings.window, flops_range=settings.flops_range,
+                        n_resamples=settings.n_resamples, fraction=settings.fraction, seed=settings.seed)
+
+
+def _approach2(rows, convention: str, settings: AnalysisSettings) -> IsoFlopResult:
+    iso = [r for r in rows if r["group"] == settings.approach2_group and r["budget"] is not None]
+    if not iso:
+        raise ValueError(f"no finished runs in group {settings.approach2_group!r}")
+    column = _n_column(convention)
+    return fit_isoflop([r["budget"] for r in iso], [r[column] for r in iso], [r["tokens"] for r in iso],
+                       [r[settings.loss] for r in iso], flops=[r["flops"] for r in iso],
+                       neighbours=settings.neighbours, n_resamples=settings.n_resamples,
+                       fraction=settings.fraction, seed=settings.seed)
+
+
+def _approach3(rows, convention: str, settings: AnalysisSettings) -> ParametricResult:
+    from chinchilla.fit import fit_parametric  # the parametric fitter (jax), imported only when used
+
+    if len(rows) < 5:
+        raise ValueError(f"Approach 3 fits 5 parameters and needs more than 5 finished runs; got {len(rows)}")
+    column = _n_column(convention)
+    n = np.array([r[column] for r in rows], dtype=np.float64)
+    d = np.array([r["tokens"] for r in rows], dtype=np.float64)
+    loss = np.array([r[settings.loss] for r in rows], dtype=np.float64)
+    fit = fit_parametric(n, d, loss, reduction="sum")
+    rng = np.random.default_rng(settings.seed)
+    a_samples, b_samples = [], []
+    for _ in range(settings.approach3_resamples):
+        rows_k = subsample_indices(rng, n.size, settings.fraction)
+        sample = fit_parametric(n[rows_k], d[rows_k], loss[rows_k], reduction="sum")
+        a_samples.append(sample.beta / (sample.alpha + sample.beta))
+        b_samples.append(sample.alpha / (sample.alpha + sample.beta))
+    return ParametricResult(E=float(fit.E), A=float(fit.A), B=float(fit.B), alpha=float(fit.alpha),
+                            beta=float(fit.beta), objective=float(fit.objective),
+                            a_interval=percentile_interval(a_samples, TABLE2_PERCENTILES),
+                            b_interval=percentile_interval(b_samples, TABLE2_PERCENTILES),
+                            n_runs=int(n.size), n_resamples=len(a_samples))
+
+
+def summary(analysis: Analysis) -> dict[str, Any]:
+    """The JSON summary: per approach a, b and intervals under the headline convention, the same under every
+    convention, Approach 2's budgets (flops, n_opt, interior), projections, the paper's and Kaplan's values."""
+    out: dict[str, Any] = {
+        "convention": analysis.headline, "settings": analysis.settings.to_dict(), **analysis.meta,
+        "paper": {k: {"a": v[0], "a_interval": list(v[1]), "b": v[2], "b_interval": list(v[3])}
+                  for k, v in PAPER_TABLE2.items()},
+        "kaplan": {"a": KAPLAN[0], "b": KAPLAN[1]},
+    }
+    for approach in APPROACHES:
+        by_convention = {c: _approach_dict(analysis.results[c][approach]) for c in analysis.settings.conventions}
+        entry = dict(by_convention[analysis.headline])
+        entry["conventions"] = {c: {k: v.get(k) for k in ("a", "a_interval", "b", "b_interval", "error")}
+                                for c, v in by_convention.items()}
+        entry["projections"] = projections(analysis.results[analysis.headline][approach], analysis.settings)
+        out[approach] = entry
+    return out
+
+
+def projections(result: Any, settings: AnalysisSettings) -> dict[str, list[dict[str, float]]]:
+    """Table 3 style: for each model size, the FLOPs at which it is optimal and its tokens; for each named budget
+    (Gopher's among them), N_opt and D_opt. Extrapolated far beyond the sweep: illustrative, not predictions."""
+    if isinstance(result, str):
+        return {}
+    if isinstance(result, ParametricResult):
+        n_of_c, d_of_c = result.n_opt, result.d_opt
+        a = result.a
+
+        def c_of_n(n):
+            return float(6 * (n / result.n_opt(6.0)) ** (1 / a))
+    else:
+        n_of_c, d_of_c, c_of_n = result.n_law, result.d_law, result.n_law.inverse
+    by_params = []
+    for n in settings.projection_params:
+        c = float(c_of_n(n))
+        by_params.append({"params": n, "flops": c, "tokens": float(d_of_c(c))})
+    by_budget = [{"flops": c, "n_opt": float(n_of_c(c)), "d_opt": float(d_of_c(c))}
+                 for c in settings.projection_budgets]
+    return {"by_params": by_params, "by_budget": by_budget}
+
+
+def write_report(analysis: Analysis, out_dir, *, figures: bool = True) -> dict[str, Any]:
+    """Write ``report.md``, ``summary.json`` and (unless ``figures=False``) figure2/3/4.png into ``out_dir``;
+    return the summary."""
+    out = store.as_path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = summary(analysis)
+    written = []
+    if figures:
+        from chinchilla import plots
+
+        written = plots.write_figures(analysis, out)
+    payload["figures"] = [p.name for p in written]
+    store.write_json_atomic(out / "summary.json", payload)
+    store.write_text_atomic(out / "report.md", render_markdown(analysis, payload))
+    return payload
+
+
+def render_markdown(analysis: Analysis, payload: dict[str, Any]) -> str:
+    """The markdown report (Table 2 style first)."""
+    s = analysis.settings
+    lines = [f"# Compute-optimal scaling: {analysis.meta.get('preset', 'sweep')}", ""]
+    runs = analysis.meta.get("runs", {})
+    lines += [f"Sweep `{analysis.sweep_dir}`: {runs.get('finished', 0)} finished runs "
+              f"({runs.get('failed', 0)} failed, {runs.get('pending', 0)} pending), "
+              f"{analysis.meta.get('total_flops', 0):.3g} training FLOPs (exact, Appendix F)."]
+    if "wall_time_s" in analysis.meta:
+        lines[-1] += f" Wall time {analysis.meta['wall_time_s'] / 60:.1f} min."
+    lines += [f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Loss: `{s.loss}`. "
+              f"Intervals: 10th-90th percentiles over bootstrap resamples of {s.fraction:.0%} of the runs.", ""]
+    lines += ["## Table 2: N_opt ∝ C^a, D_opt ∝ C^b", "",
+              f"Ours with N = {_convention_name(analysis.headline)}; the paper's and Kaplan's for comparison.", "",
+              "| approach | a (ours) | b (ours) | a (paper) | b (paper) |", "|---|---|---|---|---|"]
+    for approach in APPROACHES:
+        ours = payload[approach]
+        paper = PAPER_TABLE2[approach]
+        lines.append(f"| {APPROACH_TITLES[approach]} | {_value(ours, 'a')} | {_value(ours, 'b')} | "
+                     f"{paper[0]:.2f} ({paper[1][0]:.3f}, {paper[1][1]:.3f}) | "
+                     f"{paper[2]:.2f} ({paper[3][0]:.3f}, {paper[3][1]:.3f}) |")
+    lines += [f"| Kaplan et al. 2020 | | | {KAPLAN[0]:.2f} | {KAPLAN[1]:.2f} |", ""]
+    lines += ["## The parameter convention", "",
+              "At small scale the embedding and output head are a large share of the parameters, so which N is "
+              "counted moves a (Kaplan et al. 2020 count non-embedding parameters; Hoffmann et al. all).", "",
+              "| approach | " + " | ".join(f"a, N = {_convention_name(c)}" for c in s.conventions) + " |",
+              "|---|" + "---|" * len(s.conventions)]
+    for approach in APPROACHES:
+        cells = [_value(payload[approach]["conventions"][c], "a") for c in s.conventions]
+        lines.append(f"| {APPROACH_TITLES[approach]} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += _approach_sections(analysis, payload)
+    lines += _projection_section(payload)
+    figures = payload.get("figures", [])
+    if figures:
+        lines += ["## Figures", ""] + [f"![{name}]({name})" for name in figures] + [""]
+    lines += _runs_section(analysis)
+    return "\n".join(lines) + "\n"
+
+
+def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]:
+    s = analysis.settings
+    lines = ["## Approach 1: training-curve envelope", ""]
+    one = payload["approach1"]
+    if one.get("error"):
+        lines += [f"Not fitted: {one['error']}", ""]
+    else:
+        lines += [f"{len(analysis.curves[analysis.headline])} curves, smoothed over {s.window} logged steps, "
+                  f"{one['n_points']} log-spaced FLOP values in [{one['flops_range'][0]:.3g}, "
+                  f"{one['flops_range'][1]:.3g}]; {len(one['selected_runs'])} runs appear on the envelope. "
+                  f"{one['late_fraction']:.0%} of the selected points lie in the last 15% of their run "
+                  "(the paper: all).", ""]
+    lines += ["## Approach 2: IsoFLOP profiles", ""]
+    two = payload["approach2"]
+    if two.get("error"):
+        lines += [f"Not fitted: {two['error']}", ""]
+    else:
+        window = "all sizes" if s.neighbours is None else f"{s.neighbours} sizes each side of the lowest loss"
+        lines += [f"Parabola in ln N fitted to {window}; only budgets with an interior minimum enter the laws.", "",
+                  "| budget | C (runs) | runs | N_opt | D_opt | loss at N_opt | interior |", "|---|---|---|---|---|---|---|"]
+        for b in two["budgets"]:
+            lines.append(f"| {b['budget']:.3g} | {b['flops']:.3g} | {b['n_runs']} | {b['n_opt']:.4g} | "
+                         f"{b['d_opt']:.4g} | {b['loss_opt']:.4f} | "
+                         f"{'yes' if b['interior'] else 'no: ' + b['reason']} |")
+        lines.append("")
+    lines += ["## Approach 3: parametric loss", ""]
+    three = payload["approach3"]
+    if three.get("error"):
+        lines += [f"Not fitted: {three['error']}", ""]
+    else:
+        lines += [f"L(N, D) = {three['E']:.4g} + {three['A']:.4g} / N^{three['alpha']:.4f} + "
+                  f"{three['B']:.4g} / D^{three['beta']:.4f}, fitted to {three['n_runs']} runs (Huber δ = 1e-3 on "
+                  f"log loss, summed; objective {three['objective']:.4g}). The paper: E = 1.69, A = 406.4, "
+                  "B = 410.7, α = 0.34, β = 0.28.", ""]
+    return lines
+
+
+def _projection_section(payload: dict[str, Any]) -> list[str]:
+    lines = ["## Projections (Table 3 style)", "",
+             "Each approach's laws extrapolated far beyond this sweep: an illustration of what they imply, not a "
+             "prediction to trust.", "",
+             "| parameters | " + " | ".join(f"{APPROACH_TITLES[a]}: FLOPs, tokens" for a in APPROACHES) + " |",
+             "|---|" + "---|" * len(APPROACHES)]
+    tables = {a: payload[a].get("projections", {}) for a in APPROACHES}
+    reference = next((t for t in tables.values() if t), None)
+    if reference is None:
+        return lines[:2] + ["No approach was fitted.", ""]
+    for i, entry in enumerate(reference["by_params"]):
+        cells = []
+        for approach in APPROACHES:
+            rows = tables[approach].get("by_params")
+            cells.append(f"{rows[i]['flops']:.3g}, {rows[i]['tokens']:.3g}" if rows else "-")
+        lines.append(f"| {entry['params']:.3g} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for j, budget in enumerate(reference["by_budget"]):
+        cells = []
+        for approach in APPROACHES:
+            rows = tables[approach].get("by_budget")
+            cells.append(f"{APPROACH_TITLES[approach]}: N_opt {rows[j]['n_opt']:.3g}, D_opt {rows[j]['d_opt']:.3g}"
+                         if rows else f"{APPROACH_TITLES[approach]}: -")
+        lines.append(f"At {budget['flops']:.3g} FLOPs" + (" (Gopher's budget)" if budget["flops"] == GOPHER_FLOPS
+                                                          else "") + ": " + "; ".join(cells) + ".")
+    lines.append("")
+    return lines
+
+
+def _runs_section(analysis: Analysis) -> list[str]:
+    lines = ["## Runs", "", f"| run | N (total) | N (non-emb.) | tokens | FLOPs | {analysis.settings.loss} |",
+             "|---|---|---|---|---|---|"]
+    for r in sorted(analysis.rows, key=lambda r: (r["group"], r["budget"] or 0, r["n_params"])):
+        lines.append(f"| {r['run_id']} | {r['n_params']:,} | {r['non_embedding_params']:,} | {r['tokens']:,} | "
+                     f"{r['flops']:.3g} | {r[analysis.settings.loss]:.4f} |")
+    lines.append("")
+    return lines
+
+
+def _approach_dict(result: Any) -> dict[str, Any]:
+    if isinstance(result, str):
+        return {"a": None, "b": None, "a_interval": [None, None], "b_interval": [None, None], "error": result}
+    return {**result.to_dict(), "error": None}
+
+
+def _attempt(fit):
+    try:
+        return fit()
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError) as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def _n_column(convention: str) -> str:
+    return {"total": "n_params", "non_embedding": "non_embedding_params"}[convention]
+
+
+def _convention_name(convention: str) -> str:
+    return {"total": "all parameters", "non_embedding": "non-embedding parameters"}[convention]
+
+
+def _value(entry: dict[str, Any], key: str) -> str:
+    value, interval = entry.get(key), entry.get(f"{key}_interval") or [None, None]
+    if value is None:
+        return "not fitted"
+    if interval[0] is None or any(isinstance(v, float) and math.isnan(v) for v in interval):
+        return f"{value:.3f}"
+    return f"{value:.3f} ({interval[0]:.3f}, {interval[1]:.3f})"
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
