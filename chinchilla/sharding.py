@@ -94,7 +94,7 @@ def logical_to_spec(logical_axes: tuple[str | None, ...], shape: tuple[int, ...]
 
 def param_shardings(abstract_state: Any, mesh: Mesh) -> Any:
     """NamedShardings for an NNX state whose ``Param`` leaves carry ``logical_axes`` metadata, as a pure dict tree
-    (the layout of ``state.to_pure_dict()``). Leaves without metadata are replicated."""
+    (the layout of ``nnx.to_pure_dict(state)``). Leaves without metadata are replicated."""
     from flax import nnx
 
     def one(variable: Any) -> NamedSharding:
@@ -104,7 +104,7 @@ def param_shardings(abstract_state: Any, mesh: Mesh) -> Any:
         return NamedSharding(mesh, spec)
 
     tree = jax.tree.map(one, abstract_state, is_leaf=lambda x: isinstance(x, nnx.Variable))
-    return nnx.State(tree).to_pure_dict() if isinstance(tree, nnx.State) else tree
+    return nnx.to_pure_dict(tree)
 
 
 def like_params(tree: Any, params: Any, shardings: Any, mesh: Mesh) -> Any:

@@ -194,7 +194,7 @@ def adamw_step(params: Any, grads: Any, adam_state: Any, step: jax.Array, hp: di
     the same arithmetic as ``optax.chain(optax.clip_by_global_norm(c), optax.adamw(schedule, ..., mask=matrices))``
     with every run-specific number a traced scalar.
     """
-    norm = optax.global_norm(grads)
+    norm = optax.tree.norm(grads)
     scale = jnp.minimum(1.0, hp["grad_clip"] / jnp.maximum(norm, jnp.finfo(jnp.float32).tiny))
     grads = jax.tree.map(lambda g: g * scale, grads)
     directions, adam_state = adam.update(grads, adam_state, params)
@@ -234,7 +234,7 @@ class Trainer:
         abstract_model = nnx.eval_shape(build)
         self.graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
         param_shardings = sharding.param_shardings(abstract_params, self.mesh)
-        abstract_params = abstract_params.to_pure_dict()
+        abstract_params = nnx.to_pure_dict(abstract_params)
         abstract_opt = jax.eval_shape(self.adam.init, abstract_params)
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
         self.state_shardings = {
@@ -250,7 +250,7 @@ class Trainer:
         self.local_batch_size = config.batch_size // jax.process_count()
 
         def init() -> dict:
-            params = nnx.state(build(), nnx.Param).to_pure_dict()
+            params = nnx.to_pure_dict(nnx.state(build(), nnx.Param))
             return {"params": params, "opt_state": self.adam.init(params), "step": jnp.zeros((), jnp.int32)}
 
         self._init = jax.jit(init, out_shardings=self.state_shardings)
@@ -343,14 +343,10 @@ def train_run(config: TrainConfig, out_dir: Any, progress: bool = True) -> dict:
     failed) run, does nothing and returns its summary. Raises ValueError when ``out_dir`` holds a run of another
     config.
     """
+    sharding.maybe_initialize_distributed()  # before any other JAX call
     out = epath.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary_path = out / "summary.json"
-    if summary_path.exists():
-        summary = metrics.read_json(summary_path)
-        _say(progress, f"{out}: run already {summary.get('status')} ({summary.get('steps')} steps); nothing to do")
-        return summary
-    config_path = out / "config.json"
+    config_path, summary_path = out / "config.json", out / "summary.json"
     if config_path.exists():
         saved = metrics.read_json(config_path)
         mine = config.to_dict()
@@ -358,13 +354,14 @@ def train_run(config: TrainConfig, out_dir: Any, progress: bool = True) -> dict:
         if differing:
             raise ValueError(f"{out} holds a run with another config (fields {differing} differ); use a new "
                              "directory")
-    elif jax.process_index() == 0:
-        metrics.write_json_atomic(config_path, config.to_dict())
+    if summary_path.exists():
+        summary = metrics.read_json(summary_path)
+        _say(True, f"{out}: run already {summary['status']} ({summary['steps']} steps); nothing to do")
+        return summary
 
     from chinchilla import data  # the data pipeline: imported here so that importing train stays light
 
     wall_start = time.perf_counter()
-    sharding.maybe_initialize_distributed()
     enable_compilation_cache()
     trainer = Trainer(config)
     train_data = data.batches(config.dataset, split="train", tokenizer=config.tokenizer,
@@ -374,6 +371,8 @@ def train_run(config: TrainConfig, out_dir: Any, progress: bool = True) -> dict:
     if train_data.vocab_size > config.model.vocab_size:
         raise ValueError(f"tokenizer={config.tokenizer!r} has {train_data.vocab_size} tokens but "
                          f"model.vocab_size={config.model.vocab_size}")
+    if not config_path.exists() and jax.process_index() == 0:
+        metrics.write_json_atomic(config_path, config.to_dict())
     total_steps = config.steps
     trained_tokens = total_steps * config.tokens_per_step
     epochs = trained_tokens / train_data.tokens_per_epoch

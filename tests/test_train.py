@@ -1,0 +1,289 @@
+"""Training runs: schedule and optimizer arithmetic, config validation, a real short run (files, FLOPs, loss well
+below the unigram entropy, rerun does nothing), NaN handling, SIGKILL-and-resume exactness, the CLI, and sharded
+(8 fake CPU devices) against unsharded steps."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from chinchilla import cli, data, flops, zoo
+from chinchilla.schedule import learning_rate
+from chinchilla.train import TrainConfig, Trainer, adamw_step, train_run
+
+TINY = zoo.get_model("tiny-00004k")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_schedule_warms_up_linearly_then_decays_10x_over_the_cycle_and_holds():
+    def lr(step):
+        return float(learning_rate(step, peak_lr=1.0, warmup_steps=10, cycle_steps=110, final_fraction=0.1))
+
+    assert lr(0) == pytest.approx(0.1) and lr(4) == pytest.approx(0.5) and lr(9) == pytest.approx(1.0)
+    assert lr(10) == pytest.approx(1.0)
+    assert lr(60) == pytest.approx(0.55)  # half-way through the cosine: (1 + 0.1) / 2
+    assert lr(110) == pytest.approx(0.1) and lr(500) == pytest.approx(0.1)
+    values = [lr(s) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_adamw_step_is_optax_clip_then_adamw_with_decay_on_matrices_only():
+    params = {"w": jnp.arange(6.0).reshape(2, 3) / 7, "scale": jnp.ones(3)}
+    grads = [{"w": jnp.full((2, 3), 3.0) * s, "scale": jnp.array([1.0, -2.0, 0.5]) * s} for s in (1.0, -0.3, 0.01)]
+    hp = {"peak_lr": 0.1, "warmup_steps": 1.0, "cycle_steps": 10.0, "final_fraction": 0.1, "weight_decay": 0.2,
+          "grad_clip": 1.0}
+
+    def schedule(step):
+        return learning_rate(step, peak_lr=0.1, warmup_steps=1, cycle_steps=10, final_fraction=0.1)
+
+    reference = optax.chain(optax.clip_by_global_norm(1.0),
+                            optax.adamw(schedule, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2,
+                                        mask=lambda tree: jax.tree.map(lambda x: x.ndim > 1, tree)))
+    adam = optax.scale_by_adam(b1=0.9, b2=0.95, eps=1e-8)
+    ours, ours_state = params, adam.init(params)
+    theirs, theirs_state = params, reference.init(params)
+    for step, g in enumerate(grads):
+        ours, ours_state, info = adamw_step(ours, g, ours_state, jnp.int32(step), hp, adam)
+        updates, theirs_state = reference.update(g, theirs_state, theirs)
+        theirs = optax.apply_updates(theirs, updates)
+        assert float(info["lr"]) == pytest.approx(float(schedule(step)))
+    for name in params:
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"tokens": 0}, "tokens=0"),
+    ({"batch_size": 0}, "batch_size=0"),
+    ({"lr": -1.0}, "lr=-1.0"),
+    ({"warmup_fraction": 1.0}, "warmup_fraction=1.0"),
+    ({"final_lr_fraction": 2.0}, "final_lr_fraction=2.0"),
+    ({"cycle_tokens": 0}, "cycle_tokens=0"),
+    ({"compute_dtype": "float16"}, "compute_dtype='float16'"),
+    ({"mesh": (1, 2)}, "mesh=(1, 2)"),
+    ({"model": TINY.replace(architecture="chinchilla")}, "architecture='chinchilla'"),
+])
+def test_invalid_train_configs_name_the_field(changes, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TrainConfig(**{"model": TINY, "tokens": 1000, **changes})
+
+
+def test_a_mesh_that_does_not_fit_the_batch_or_the_devices_is_rejected():
+    with pytest.raises(ValueError, match="needs 4 devices"):
+        Trainer(TrainConfig(model=TINY, tokens=1000, mesh=(2, 2, 1)))
+
+
+def test_budgets_in_flops_convert_exactly_and_round_to_whole_steps():
+    config = TrainConfig.from_flops(TINY, 1e13, batch_size=4)
+    assert config.tokens == round(flops.tokens_for_flops(TINY, 1e13))
+    assert config.steps == round(config.tokens / (4 * TINY.seq_len))
+    assert config.cycle_steps == config.steps
+    assert TrainConfig(model=TINY, tokens=10_000, batch_size=4, cycle_tokens=40_000).cycle_steps == 78
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_unknown_data_sets_give_a_clear_error_and_leave_no_run_behind(tmp_path):
+    with pytest.raises(ValueError, match="dataset='no_such_dataset'"):
+        train_run(TrainConfig(model=TINY, tokens=10_000, dataset="no_such_dataset"), tmp_path / "run",
+                  progress=False)
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """tiny-00025k for 300 steps of 8 x 128 tokens (~300k tokens), eval every 100 steps."""
+    out = tmp_path_factory.mktemp("short") / "run"
+    config = TrainConfig(model=zoo.get_model("tiny-00025k"), tokens=300 * 8 * 128, log_every=25, eval_every=100,
+                         checkpoint_every=100)
+    return config, out, train_run(config, out, progress=False)
+
+
+def test_a_short_run_writes_config_metrics_checkpoints_and_summary(short_run):
+    config, out, summary = short_run
+    assert json.loads((out / "config.json").read_text()) == config.to_dict()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "loss" in row][:3] == [25, 50, 75]
+    flops_per_step = 8 * flops.training_flops_per_sequence(config.model)
+    for row in rows:
+        assert {"step", "tokens", "flops", "loss", "lr", "step_time", "tokens_per_s", "mfu"} <= set(row)
+        assert row["tokens"] == row["step"] * 8 * 128
+        assert row["flops"] == row["step"] * flops_per_step  # cumulative exact Appendix F FLOPs
+        assert 0 < row["mfu"] < 1.5 and row["step_time"] > 0
+    assert sum("eval_loss" in row for row in rows) == 3  # at the dispatch boundaries after 100, 200 and at 300
+    assert sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())[-1] == 300
+    assert summary["status"] == "finished" and summary["steps"] == 300
+    assert summary["tokens"] == 300 * 8 * 128 and summary["flops"] == 300 * flops_per_step
+    assert summary["n_params"] == flops.param_count(config.model).total
+    assert summary["non_embedding_params"] == flops.param_count(config.model).non_embedding
+    assert summary["model"] == "tiny-00025k" and summary["eval_loss"] == rows[-1]["eval_loss"]
+    assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_a_short_run_learns_well_below_the_unigram_entropy(short_run):
+    _, _, summary = short_run
+    unigram = data.unigram_entropy("embedded", "byte", "validation")
+    assert summary["eval_loss"] < unigram - 0.6
+    assert summary["final_train_loss"] < data.unigram_entropy("embedded", "byte", "train") - 0.6
+
+
+def test_rerunning_a_finished_run_does_nothing_and_says_so(short_run, capsys):
+    config, out, summary = short_run
+    before = (out / "metrics.jsonl").stat().st_mtime_ns
+    assert train_run(config, out, progress=False) == summary
+    assert "nothing to do" in capsys.readouterr().err
+    assert (out / "metrics.jsonl").stat().st_mtime_ns == before
+    with pytest.raises(ValueError, match=r"fields \['lr'\] differ"):
+        train_run(dataclasses.replace(config, lr=1e-3), out, progress=False)
+
+
+def test_a_non_finite_loss_stops_the_run_marks_it_failed_and_keeps_the_last_good_checkpoint(tmp_path,
+                                                                                          monkeypatch):
+    real_train = Trainer.train
+    calls = []
+
+    def poisoned(self, state, batches):  # the third dispatch (steps 17-24) returns NaN from its 4th step on
+        state, out = real_train(self, state, batches)
+        calls.append(1)
+        if len(calls) == 3:
+            out = dict(out, loss=out["loss"].at[3:].set(jnp.nan))
+        return state, out
+
+    monkeypatch.setattr(Trainer, "train", poisoned)
+    out = tmp_path / "run"
+    config = TrainConfig(model=TINY, tokens=64 * 8 * 128, steps_per_dispatch=8, checkpoint_every=8, log_every=1)
+    summary = train_run(config, out, progress=False)
+    assert summary["status"] == "failed" and "non-finite loss nan at step 20" in summary["reason"]
+    assert summary["steps"] == 16
+    assert json.loads((out / "summary.json").read_text())["status"] == "failed"
+    steps = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps[-1] == 16
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == list(range(1, 20))
+    assert all(np.isfinite(row["loss"]) for row in rows)
+    assert train_run(config, out, progress=False)["status"] == "failed"  # a rerun does not retry
+
+
+RUN_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from chinchilla import checkpoint, zoo
+    from chinchilla.train import TrainConfig, train_run
+    out, kill_at_save = sys.argv[1], int(sys.argv[2])
+    if kill_at_save:
+        save, calls = checkpoint.Checkpointer.save, []
+        def killing_save(self, step, state, meta):
+            calls.append(step)
+            if len(calls) == kill_at_save:  # die mid-run, before this save, after its metrics were written
+                os.kill(os.getpid(), signal.SIGKILL)
+            save(self, step, state, meta)
+        checkpoint.Checkpointer.save = killing_save
+    config = TrainConfig(model=zoo.get_model("tiny-00004k"), tokens=100 * 8 * 128, steps_per_dispatch=8,
+                         checkpoint_every=16, log_every=1, eval_every=32)
+    train_run(config, out, progress=True)
+""")
+
+
+def _run_script(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, "-c", RUN_SCRIPT, *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_losses(tmp_path):
+    whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
+    assert _run_script(str(whole), "0").returncode == 0
+    killed = _run_script(str(interrupted), "3")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert not (interrupted / "summary.json").exists()
+    logged = [json.loads(line)["step"] for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
+    checkpoints = [int(p.name) for p in (interrupted / "checkpoints").iterdir() if p.name.isdigit()]
+    assert max(logged) == 48 and max(checkpoints) < 48  # it had logged steps that its checkpoints do not hold
+    resumed = _run_script(str(interrupted), "0")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from step" in resumed.stderr
+
+    def rows(run):
+        return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    expected, got = rows(whole), rows(interrupted)
+    assert [r["step"] for r in got] == [r["step"] for r in expected] == list(range(1, 101))
+    for key in ("loss", "lr", "grad_norm", "flops", "tokens"):
+        assert [r[key] for r in got] == [r[key] for r in expected], key
+    assert [r.get("eval_loss") for r in got] == [r.get("eval_loss") for r in expected]
+    whole_summary = json.loads((whole / "summary.json").read_text())
+    resumed_summary = json.loads((interrupted / "summary.json").read_text())
+    for key in ("final_train_loss", "eval_loss", "steps", "tokens", "flops", "status"):
+        assert resumed_summary[key] == whole_summary[key], key
+
+
+def test_the_train_command_trains_then_skips_a_finished_directory(tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = ["train", "--model", "tiny-00004k", "--tokens", "2e4", "--out", str(out), "--batch-size", "4",
+            "--seq-len", "64", "--lr", "1e-3", "--seed", "3", "--quiet"]
+    assert cli.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "finished" and summary["steps"] == round(2e4 / (4 * 64))
+    assert summary["seq_len"] == 64 and summary["batch_size"] == 4
+    config = json.loads((out / "config.json").read_text())
+    assert config["seed"] == 3 and config["lr"] == 1e-3 and config["model"]["seq_len"] == 64
+    line = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"step", "tokens", "flops", "loss"} <= set(line)
+    assert cli.main(argv) == 0
+    assert "nothing to do" in capsys.readouterr().err
+    assert cli.main(["train", "--model", "no-such-model", "--tokens", "10", "--out", str(out)]) == 2
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
+
+
+SHARDED_SCRIPT = textwrap.dedent("""
+    import json, os
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    import jax, numpy as np
+    from chinchilla import sharding, zoo
+    from chinchilla.train import TrainConfig, Trainer
+    config = TrainConfig(model=zoo.get_model("tiny-00025k"), tokens=10**5, batch_size=8, steps_per_dispatch=3)
+    batches = np.random.default_rng(0).integers(0, 256, (3, 8, 129)).astype(np.int32)
+    def run(mesh):
+        trainer = Trainer(config, mesh=mesh)
+        state = trainer.init_state()
+        init = jax.device_get(state["params"])
+        specs = {"qkv": str(state["params"]["blocks"][0]["attention"]["qkv"].sharding.spec),
+                 "embedding": str(state["params"]["embedding"].sharding.spec),
+                 "mu_w_in": str(state["opt_state"].mu["blocks"][1]["dense"]["w_in"].sharding.spec)}
+        state, out = trainer.train(state, batches)
+        return init, jax.device_get(state["params"]), jax.device_get(out), specs
+    ref_init, ref_params, ref_out, _ = run(sharding.make_mesh(1, 1, 1, devices=jax.devices()[:1]))
+    result = {"devices": jax.device_count()}
+    for shape in [(4, 1, 2), (2, 2, 2)]:
+        init, params, out, specs = run(sharding.make_mesh(*shape))
+        diff = lambda a, b: max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+        result[str(shape)] = {"init": diff(init, ref_init), "params": diff(params, ref_params),
+                              "loss": [float(x) for x in out["loss"]], "specs": specs}
+    result["ref_loss"] = [float(x) for x in ref_out["loss"]]
+    print(json.dumps(result))
+""")
+
+
+def test_sharded_steps_on_8_devices_agree_with_the_unsharded_step():
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["devices"] == 8
+    data_tensor, fsdp = result["(4, 1, 2)"], result["(2, 2, 2)"]
+    assert "tensor" in data_tensor["specs"]["qkv"] and "fsdp" not in data_tensor["specs"]["qkv"]
+    assert "fsdp" in fsdp["specs"]["qkv"] and "tensor" in fsdp["specs"]["embedding"]
+    assert fsdp["specs"]["mu_w_in"] == "P('fsdp', 'tensor')"  # optimizer state sharded like params
+    for run in (data_tensor, fsdp):
+        assert run["init"] == 0.0  # the same initial parameters on any mesh
+        np.testing.assert_allclose(run["loss"], result["ref_loss"], rtol=1e-5)
+        assert run["params"] < 1e-5
