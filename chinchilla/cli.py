@@ -16,6 +16,7 @@ from typing import Any, Sequence
 # Modules that each add one or more verbs through ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
     "chinchilla.cli_flops",
+    "chinchilla.cli_sweep",
     "chinchilla.cli_train",
 )
 

@@ -4,7 +4,8 @@
 
 - Approach 1 (``chinchilla.fit.envelope``) to the training curves of the runs in ``approach1_groups``,
 - Approach 2 (``chinchilla.fit.isoflop``) to the final losses of the IsoFLOP runs, grouped by planned budget,
-- Approach 3 (the parametric fitter, ``chinchilla.fit.fit_parametric``) to the final losses of all finished runs,
+- Approach 3 (the parametric fitter, ``chinchilla.fit.parametric`` and ``.bootstrap``) to the final losses of all
+  finished runs,
 
 each once per parameter convention (total and non-embedding N: at small scale the convention alone moves a, so
 every report gives both). An approach that cannot be fitted (too few runs, no interior minimum) is reported with the
@@ -24,8 +25,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from chinchilla.fit.envelope import EnvelopeResult, fit_envelope
-from chinchilla.fit.isoflop import IsoFlopResult, fit_isoflop
-from chinchilla.fit.powerlaw import TABLE2_PERCENTILES, percentile_interval, subsample_indices
+from chinchilla.fit.isoflop import IsoFlopProfile, IsoFlopResult, fit_isoflop, isoflop_profiles
+from chinchilla.fit.powerlaw import TABLE2_PERCENTILES
 from chinchilla.sweep import results as results_lib
 from chinchilla.sweep import store
 
@@ -154,10 +155,13 @@ def analyze(sweep_dir, settings: AnalysisSettings | None = None, *, meta: dict[s
         curves[convention] = results_lib.load_curves(sweep_dir, convention=convention,
                                                      groups=settings.approach1_groups)
         results[convention] = {
-            "approach1": _attempt(lambda: _approach1(curves[convention], settings)),
-            "approach2": _attempt(lambda: _approach2(rows, convention, settings)),
-            "approach3": _attempt(lambda: _approach3(rows, convention, settings)),
+            "approach1": _attempt(lambda: fit_approach1(curves[convention], settings)),
+            "approach2": _attempt(lambda: fit_approach2(rows, convention, settings)),
+            "approach3": _attempt(lambda: fit_approach3(rows, convention, settings)),
         }
+        if isinstance(results[convention]["approach2"], str):  # no laws; the budgets' profiles still go out
+            results[convention]["approach2_profiles"] = _attempt(lambda: approach2_profiles(rows, convention,
+                                                                                            settings))
     run_counts = {status: sum(r["status"] == status for r in all_rows) for status in ("finished", "failed",
                                                                                         "pending")}
     info = {"runs": run_counts, "total_flops": float(sum(r["flops"] for r in rows)), **(meta or {})}
@@ -165,44 +169,53 @@ def analyze(sweep_dir, settings: AnalysisSettings | None = None, *, meta: dict[s
                     meta=info)
 
 
-def _approach1(curves, settings: AnalysisSettings) -> EnvelopeResult:
+def fit_approach1(curves, settings: AnalysisSettings) -> EnvelopeResult:
     return fit_envelope(curves, n_points=settings.n_points, window=settings.window, flops_range=settings.flops_range,
                         n_resamples=settings.n_resamples, fraction=settings.fraction, seed=settings.seed)
 
 
-def _approach2(rows, convention: str, settings: AnalysisSettings) -> IsoFlopResult:
+def fit_approach2(rows, convention: str, settings: AnalysisSettings) -> IsoFlopResult:
+    budget, n, d, loss, flops = _isoflop_columns(rows, convention, settings)
+    return fit_isoflop(budget, n, d, loss, flops=flops, neighbours=settings.neighbours,
+                       n_resamples=settings.n_resamples, fraction=settings.fraction, seed=settings.seed)
+
+
+def approach2_profiles(rows, convention: str, settings: AnalysisSettings) -> tuple[IsoFlopProfile, ...]:
+    """The IsoFLOP profiles alone (what is left to report when too few budgets have an interior minimum)."""
+    budget, n, d, loss, flops = _isoflop_columns(rows, convention, settings)
+    return isoflop_profiles(budget, n, d, loss, flops=flops, neighbours=settings.neighbours)
+
+
+def _isoflop_columns(rows, convention: str, settings: AnalysisSettings):
     iso = [r for r in rows if r["group"] == settings.approach2_group and r["budget"] is not None]
     if not iso:
         raise ValueError(f"no finished runs in group {settings.approach2_group!r}")
     column = _n_column(convention)
-    return fit_isoflop([r["budget"] for r in iso], [r[column] for r in iso], [r["tokens"] for r in iso],
-                       [r[settings.loss] for r in iso], flops=[r["flops"] for r in iso],
-                       neighbours=settings.neighbours, n_resamples=settings.n_resamples,
-                       fraction=settings.fraction, seed=settings.seed)
+    return ([r["budget"] for r in iso], [r[column] for r in iso], [r["tokens"] for r in iso],
+            [r[settings.loss] for r in iso], [r["flops"] for r in iso])
 
 
-def _approach3(rows, convention: str, settings: AnalysisSettings) -> ParametricResult:
-    from chinchilla.fit import fit_parametric  # the parametric fitter (jax), imported only when used
+def fit_approach3(rows, convention: str, settings: AnalysisSettings) -> ParametricResult:
+    from chinchilla.fit.bootstrap import bootstrap_parametric  # the parametric fitter (jax): imported when used
+    from chinchilla.fit.parametric import fit_parametric
 
-    if len(rows) < 5:
+    if len(rows) <= 5:
         raise ValueError(f"Approach 3 fits 5 parameters and needs more than 5 finished runs; got {len(rows)}")
     column = _n_column(convention)
     n = np.array([r[column] for r in rows], dtype=np.float64)
     d = np.array([r["tokens"] for r in rows], dtype=np.float64)
     loss = np.array([r[settings.loss] for r in rows], dtype=np.float64)
     fit = fit_parametric(n, d, loss, reduction="sum")
-    rng = np.random.default_rng(settings.seed)
-    a_samples, b_samples = [], []
-    for _ in range(settings.approach3_resamples):
-        rows_k = subsample_indices(rng, n.size, settings.fraction)
-        sample = fit_parametric(n[rows_k], d[rows_k], loss[rows_k], reduction="sum")
-        a_samples.append(sample.beta / (sample.alpha + sample.beta))
-        b_samples.append(sample.alpha / (sample.alpha + sample.beta))
+    a_interval = b_interval = (math.nan, math.nan)
+    n_resamples = 0
+    if settings.approach3_resamples:
+        boot = bootstrap_parametric(n, d, loss, fit=fit, n_resamples=settings.approach3_resamples,
+                                    scheme="subsample", fraction=settings.fraction, seed=settings.seed)
+        a_interval, b_interval = boot.interval("a", TABLE2_PERCENTILES), boot.interval("b", TABLE2_PERCENTILES)
+        n_resamples = int(boot.objective.size)
     return ParametricResult(E=float(fit.E), A=float(fit.A), B=float(fit.B), alpha=float(fit.alpha),
-                            beta=float(fit.beta), objective=float(fit.objective),
-                            a_interval=percentile_interval(a_samples, TABLE2_PERCENTILES),
-                            b_interval=percentile_interval(b_samples, TABLE2_PERCENTILES),
-                            n_runs=int(n.size), n_resamples=len(a_samples))
+                            beta=float(fit.beta), objective=float(fit.objective), a_interval=a_interval,
+                            b_interval=b_interval, n_runs=int(n.size), n_resamples=n_resamples)
 
 
 def summary(analysis: Analysis) -> dict[str, Any]:
@@ -220,6 +233,9 @@ def summary(analysis: Analysis) -> dict[str, Any]:
         entry["conventions"] = {c: {k: v.get(k) for k in ("a", "a_interval", "b", "b_interval", "error")}
                                 for c, v in by_convention.items()}
         entry["projections"] = projections(analysis.results[analysis.headline][approach], analysis.settings)
+        profiles = analysis.results[analysis.headline].get(f"{approach}_profiles")
+        if profiles is not None and not isinstance(profiles, str):
+            entry["budgets"] = [p.to_dict() for p in profiles]
         out[approach] = entry
     return out
 
@@ -319,7 +335,7 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
     two = payload["approach2"]
     if two.get("error"):
         lines += [f"Not fitted: {two['error']}", ""]
-    else:
+    if two.get("budgets"):
         window = "all sizes" if s.neighbours is None else f"{s.neighbours} sizes each side of the lowest loss"
         lines += [f"Parabola in ln N fitted to {window}; only budgets with an interior minimum enter the laws.", "",
                   "| budget | C (runs) | runs | N_opt | D_opt | loss at N_opt | interior |", "|---|---|---|---|---|---|---|"]

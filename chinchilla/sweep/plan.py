@@ -253,6 +253,28 @@ def plan_next_budget(n_opt: Callable[[float], float], budget: float, ladder: Seq
                         group=group, name=f"{group}-{budget:.3g}")
 
 
+def plan_lr_scan(models: Sequence[ModelConfig], lrs: Sequence[float], budget: float, *,
+                 hparams: Hparams | None = None, seeds: Sequence[int] = (0,), group: str = "lr") -> Plan:
+    """A learning-rate check: each of ``models`` trained at one ``budget`` with each peak learning rate in ``lrs``
+    (other hyperparameters from ``hparams``), to show that the per-size rule sits near the best rate."""
+    if not lrs or any(not lr > 0 for lr in lrs):
+        raise ValueError(f"lrs={list(lrs)} must be a non-empty list of positive rates")
+    _check_budgets([budget])
+    runs = []
+    for model in models:
+        base = dict(hparams(model)) if hparams else {}
+        batch_size = int(base.get("batch_size", DEFAULT_BATCH_SIZE))
+        tokens = whole_step_tokens(flops_lib.tokens_for_flops(model, budget), model, batch_size)
+        for lr in lrs:
+            for seed in seeds:
+                name = model.name or f"L{model.n_layers}d{model.d_model}"
+                runs.append(PlannedRun(
+                    run_id=f"{group}-c{budget:.3g}-{name}-lr{lr:.3g}-s{seed}".replace("+", ""), group=group,
+                    model=model, tokens=tokens, flops=flops_lib.training_flops(model, tokens), budget=float(budget),
+                    train={**base, "lr": float(lr), "seed": seed}))
+    return Plan(name=f"{group}-{budget:.3g}", runs=tuple(runs))
+
+
 def summarize(plan: Plan, convention: str = "non_embedding") -> list[dict[str, Any]]:
     """One printable row per run: id, model, N, tokens, tokens per parameter, FLOPs, steps, flags."""
     rows = []

@@ -1,0 +1,162 @@
+"""``chinchilla sweep``, ``chinchilla report`` and ``chinchilla reproduce``: plan and train a preset's sweep, fit the
+three approaches to a sweep directory and write its report, or do all of it in one command (the main job)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sweep = subparsers.add_parser(
+        "sweep", help="plan (and train) a preset's IsoFLOP / training-curve sweep, resumably",
+        description="Plan a preset's sweep and train this worker's share of it under OUT/runs/<run_id> (finished "
+                    "runs are skipped, so running it again resumes). --plan-only prints the plan instead; "
+                    "--next-budget plans one more budget around the Approach 2 law of a finished sweep; "
+                    "--lr-check trains a learning-rate scan around the preset's per-size rule.")
+    sweep.add_argument("--preset", default="tiny_cpu", help="a preset name (experiments/NAME.py) or a .py path")
+    sweep.add_argument("--out", help="the sweep directory (local or gs://); required unless --plan-only")
+    sweep.add_argument("--plan-only", action="store_true", help="print the plan and its cost, train nothing")
+    sweep.add_argument("--next-budget", type=float, metavar="FLOPS",
+                       help="plan runs at this budget around the N_opt predicted by OUT's Approach 2 fit")
+    sweep.add_argument("--lr-check", action="store_true",
+                       help="train a learning-rate scan (the preset's rule x 1/4 ... 4) at the preset's lr_check "
+                            "budget and sizes, into OUT/lr_check")
+    _worker_arguments(sweep)
+    sweep.add_argument("--json", action="store_true", help="print the plan or outcome as JSON")
+    sweep.set_defaults(func=run_sweep_command)
+
+    report = subparsers.add_parser(
+        "report", help="fit the three approaches to a sweep directory and write report.md, summary.json, figures",
+        description="Read the finished runs of DIR, fit Approaches 1-3 under both parameter conventions, write "
+                    "DIR/report.md, DIR/summary.json and DIR/figure{2,3,4}.png, and print the Table-2-style table.")
+    report.add_argument("sweep_dir")
+    report.add_argument("--preset", help="take the analysis settings from this preset (default: the one recorded "
+                                         "in DIR/preset.json if its file exists, else built-in defaults)")
+    report.add_argument("--loss", choices=("final_train_loss", "eval_loss"))
+    report.add_argument("--neighbours", type=int, help="IsoFLOP parabola: sizes each side of the minimum")
+    report.add_argument("--convention", choices=("non_embedding", "total"), help="headline parameter convention")
+    report.add_argument("--resamples", type=int, help="bootstrap resamples for every approach's interval")
+    report.add_argument("--no-figures", action="store_true")
+    report.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    report.set_defaults(func=run_report_command)
+
+    reproduce = subparsers.add_parser(
+        "reproduce", help="the main job: a preset's sweep, the three approaches, report and figures",
+        description="Train the preset's sweep into OUT (resumably; split with --worker/--num-workers), then fit "
+                    "Approaches 1-3 and write OUT/report.md, OUT/summary.json and OUT/figure{2,3,4}.png.")
+    reproduce.add_argument("--preset", default="tiny_cpu", help="a preset name (experiments/NAME.py) or a .py path")
+    reproduce.add_argument("--out", required=True, help="the sweep directory (local or gs://)")
+    _worker_arguments(reproduce)
+    reproduce.add_argument("--progress", action="store_true", help="a progress bar per run")
+    reproduce.add_argument("--json", action="store_true", help="print summary.json at the end")
+    reproduce.set_defaults(func=run_reproduce_command)
+
+
+def _worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--worker", type=int, default=0, help="this worker's index (default 0)")
+    parser.add_argument("--num-workers", type=int, default=1, help="workers sharing the sweep directory")
+    parser.add_argument("--retry-failed", action="store_true", help="train failed runs again")
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from chinchilla import reproduce
+    from chinchilla.cli import print_json
+    from chinchilla.sweep import plan as plan_lib
+    from chinchilla.sweep import run_sweep
+
+    preset = reproduce.load_preset(args.preset)
+    if args.lr_check:
+        plan = reproduce.lr_check_plan(preset)
+    elif args.next_budget:
+        if not args.out:
+            raise ValueError("--next-budget needs --out, a finished sweep whose Approach 2 law centres the plan")
+        plan = reproduce.next_budget_plan(preset, args.out, args.next_budget)
+    else:
+        plan = preset.plan()
+    if args.plan_only:
+        rows = plan_lib.summarize(plan, preset.convention)
+        if args.json:
+            print_json({"name": plan.name, "total_flops": plan.total_flops, "runs": rows,
+                        "skipped": list(plan.skipped)})
+        else:
+            _print_plan(plan, rows, preset.convention)
+        return 0
+    if not args.out:
+        raise ValueError("give --out DIR (or --plan-only)")
+    if not preset.runnable:
+        raise ValueError(f"preset {preset.name!r} is a plan only; use --plan-only")
+    out = args.out.rstrip("/") + "/lr_check" if args.lr_check else args.out
+    outcome = run_sweep(plan, out, train_fn=preset.train_fn(), worker=args.worker, num_workers=args.num_workers,
+                        retry_failed=args.retry_failed)
+    if args.lr_check:
+        _print_lr_check(out, preset)
+    if args.json:
+        print_json(outcome.to_dict())
+    return 1 if outcome.failed else 0
+
+
+def run_report_command(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from chinchilla import reproduce
+    from chinchilla.cli import print_json
+    from chinchilla.report import AnalysisSettings
+    from chinchilla.sweep import store
+
+    settings = AnalysisSettings()
+    recorded = store.read_json(store.as_path(args.sweep_dir) / "preset.json") or {}
+    preset_name = args.preset or recorded.get("name")
+    if args.preset or (preset_name and preset_name in reproduce.preset_names()):
+        settings = reproduce.load_preset(args.preset or preset_name).analysis
+    changes = {}
+    if args.loss:
+        changes["loss"] = args.loss
+    if args.neighbours is not None:
+        changes["neighbours"] = args.neighbours
+    if args.convention:
+        changes["conventions"] = (args.convention,) + tuple(c for c in settings.conventions if c != args.convention)
+    if args.resamples is not None:
+        changes.update(n_resamples=args.resamples, approach3_resamples=args.resamples)
+    settings = dataclasses.replace(settings, **changes)
+    payload = reproduce.report(args.sweep_dir, settings, meta={"preset": preset_name or "sweep"},
+                               figures=not args.no_figures, log=None if args.json else print)
+    if args.json:
+        print_json(payload)
+    return 0
+
+
+def run_reproduce_command(args: argparse.Namespace) -> int:
+    from chinchilla import reproduce
+    from chinchilla.cli import print_json
+
+    preset = reproduce.load_preset(args.preset)
+    payload = reproduce.reproduce(preset, args.out, worker=args.worker, num_workers=args.num_workers,
+                                  retry_failed=args.retry_failed, progress=args.progress)
+    if payload is None:
+        return 0
+    if args.json:
+        print_json(payload)
+    print(f"report: {args.out.rstrip('/')}/report.md ({payload['wall_time_s'] / 60:.1f} min)")
+    return 0
+
+
+def _print_plan(plan, rows, convention: str) -> None:
+    print(f"plan {plan.name}: {len(rows)} runs, {plan.total_flops:.3g} FLOPs (exact, Appendix F); "
+          f"N = {convention} parameters")
+    print(f"{'run':<44}{'N':>12}{'tokens':>14}{'tokens/N':>10}{'FLOPs':>11}{'steps':>8}  flags")
+    for row in rows:
+        print(f"{row['run_id']:<44}{row['n']:>12,}{row['tokens']:>14,}{row['tokens_per_param']:>10.1f}"
+              f"{row['flops']:>11.3g}{row['steps']:>8,}  {row['flags']}")
+    for skipped in plan.skipped:
+        print(f"left out: {skipped.get('model')} at {skipped.get('budget', skipped.get('tokens')):.3g}: "
+              f"{skipped['reason']}")
+
+
+def _print_lr_check(out: str, preset) -> None:
+    from chinchilla.sweep import collect_results
+
+    loss = preset.analysis.loss
+    print(f"{'run':<52}{'lr':>10}{loss:>18}")
+    for row in collect_results(out):
+        value = row.get(loss)
+        print(f"{row['run_id']:<52}{row['lr']:>10.4g}{(f'{value:.4f}' if value else row['status']):>18}")

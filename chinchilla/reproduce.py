@@ -1,0 +1,245 @@
+"""The main job: a preset's sweep, trained (resumably), then the three approaches, the report and the figures.
+
+    chinchilla reproduce --preset tiny_cpu --out DIR
+
+A *preset* is a Python file in ``experiments/`` defining ``PRESET = Preset(...)``: the model ladder, the IsoFLOP
+budgets and how sizes are chosen around a guess of N_opt(C), optional extra training-curve runs for Approach 1, the
+per-size training hyperparameters, and the analysis settings. ``load_preset`` accepts a preset name (a file of
+``experiments/``) or a path to such a file.
+
+``reproduce`` plans, trains this worker's share of the runs (``chinchilla.sweep.run_sweep``: finished runs are
+skipped, so calling it again resumes), and once every run of the plan is finished or failed, analyses the sweep and
+writes ``DIR/report.md``, ``DIR/summary.json`` and ``DIR/figure{2,3,4}.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from chinchilla.config import ModelConfig
+from chinchilla.report import AnalysisSettings, analyze, write_report
+from chinchilla.sweep import store
+from chinchilla.sweep.plan import (Plan, plan_isoflop, plan_lr_scan, plan_next_budget, plan_training_curves,
+                                   power_law_center)
+from chinchilla.sweep.runner import plan_status, run_sweep, train_planned_run
+
+PRESET_DIR = Path(__file__).resolve().parents[1] / "experiments"
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A reproduction at one scale.
+
+    ``ladder``: the model shapes. ``budgets``: IsoFLOP budgets (exact FLOPs). ``center``: (C0, N0, exponent), a
+    guess N_opt(C) = N0 (C / C0)^exponent in ``convention`` around which ``sizes_per_budget`` sizes (and/or sizes
+    within a factor ``span``) are planned; None plans every size at every budget. ``min_steps``: shorter runs are
+    left out. ``max_tokens``: the corpus size in tokens (longer runs are flagged ``multi_epoch``). ``curves``:
+    keyword arguments of ``plan_training_curves`` for extra Approach 1 runs (None: Approach 1 uses the IsoFLOP runs'
+    curves, since each size is trained at several budgets, i.e. several cycle lengths). ``hparams(model)``:
+    ``TrainConfig`` keyword arguments per size (lr, batch_size, warm-up, dataset, logging...). ``trainer``:
+    "train" (``chinchilla.train``), or any ``train_fn(run, run_dir)`` such as
+    ``chinchilla.sweep.synthetic.SyntheticTrainer`` (runs drawn from a known surface, for smoke tests).
+    ``runnable`` False marks a plan that is only printed (the paper's grid). ``lr_check_*``: the learning-rate
+    check (``lr_check_plan``): the named sizes at one budget, with the rule's rate times each factor.
+    """
+
+    name: str
+    description: str
+    ladder: tuple[ModelConfig, ...]
+    budgets: tuple[float, ...]
+    hparams: Callable[[ModelConfig], Mapping[str, Any]]
+    center: tuple[float, float, float] | None = None
+    sizes_per_budget: int | None = None
+    span: float | None = None
+    convention: str = "non_embedding"
+    min_steps: int = 1
+    max_tokens: float | None = None
+    seeds: tuple[int, ...] = (0,)
+    curves: Mapping[str, Any] | None = None
+    analysis: AnalysisSettings = dataclasses.field(default_factory=AnalysisSettings)
+    trainer: str | Callable[..., dict] = "train"
+    runnable: bool = True
+    lr_check_budget: float | None = None
+    lr_check_models: tuple[str, ...] = ()
+    lr_check_factors: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if not callable(self.trainer) and self.trainer != "train":
+            raise ValueError(f"trainer={self.trainer!r} is neither 'train' nor a train_fn(run, run_dir)")
+        if not self.budgets:
+            raise ValueError(f"preset {self.name!r}: budgets is empty")
+
+    def plan(self) -> Plan:
+        center = power_law_center(*self.center) if self.center else None
+        plan = plan_isoflop(self.budgets, self.ladder, hparams=self.hparams, center=center,
+                            sizes_per_budget=self.sizes_per_budget, span=self.span, convention=self.convention,
+                            min_steps=self.min_steps, max_tokens=self.max_tokens, seeds=self.seeds,
+                            name=self.name)
+        if self.curves:
+            plan = plan + plan_training_curves(self.ladder, hparams=self.hparams, convention=self.convention,
+                                               min_steps=self.min_steps, max_tokens=self.max_tokens,
+                                               seeds=self.seeds, **dict(self.curves))
+        return plan
+
+    def train_fn(self, progress: bool = False):
+        if callable(self.trainer):
+            return self.trainer
+        return lambda run, run_dir: train_planned_run(run, run_dir, progress=progress)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "budgets": list(self.budgets),
+                "ladder": [m.name for m in self.ladder], "center": self.center,
+                "sizes_per_budget": self.sizes_per_budget, "span": self.span, "convention": self.convention,
+                "min_steps": self.min_steps, "max_tokens": self.max_tokens, "seeds": list(self.seeds),
+                "curves": dict(self.curves) if self.curves else None,
+                "trainer": self.trainer if isinstance(self.trainer, str) else repr(self.trainer),
+                "analysis": self.analysis.to_dict(), "notes": self.notes}
+
+
+def lr_check_plan(preset: Preset) -> Plan:
+    """The preset's learning-rate check: each of ``lr_check_models`` at ``lr_check_budget`` with the per-size rule's
+    learning rate times each of ``lr_check_factors`` (the rule is right if factor 1 is at or near the lowest loss)."""
+    if preset.lr_check_budget is None or not preset.lr_check_models:
+        raise ValueError(f"preset {preset.name!r} defines no learning-rate check (lr_check_budget, "
+                         "lr_check_models)")
+    by_name = {m.name: m for m in preset.ladder}
+    unknown = [name for name in preset.lr_check_models if name not in by_name]
+    if unknown:
+        raise ValueError(f"lr_check_models {unknown} are not in the preset's ladder")
+    plans = []
+    for name in preset.lr_check_models:
+        model = by_name[name]
+        rule = float(preset.hparams(model)["lr"])
+        plans.append(plan_lr_scan([model], [rule * f for f in preset.lr_check_factors], preset.lr_check_budget,
+                                  hparams=preset.hparams))
+    plan = plans[0]
+    for extra in plans[1:]:
+        plan = plan + extra
+    return plan
+
+
+def next_budget_plan(preset: Preset, sweep_dir, budget: float, sizes: int | None = None) -> Plan:
+    """Runs for one more budget, centred on the N_opt(budget) of the Approach 2 law fitted to ``sweep_dir``."""
+    from chinchilla.report import fit_approach2
+    from chinchilla.sweep.results import collect_results
+
+    settings = dataclasses.replace(preset.analysis, n_resamples=0)
+    rows = [r for r in collect_results(sweep_dir) if r["status"] == "finished" and r.get(settings.loss)]
+    law = fit_approach2(rows, preset.convention, settings).n_law
+    return plan_next_budget(law, budget, preset.ladder, sizes_per_budget=sizes or preset.sizes_per_budget or 5,
+                            convention=preset.convention, hparams=preset.hparams, min_steps=preset.min_steps,
+                            max_tokens=preset.max_tokens, seeds=preset.seeds)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """``PRESET`` of ``experiments/<name>.py``, or of the Python file at a given path."""
+    path = Path(name_or_path)
+    if path.suffix != ".py":
+        path = PRESET_DIR / f"{name_or_path}.py"
+        if not path.exists():
+            raise ValueError(f"unknown preset {name_or_path!r}; presets in {PRESET_DIR}: {preset_names()}")
+    elif not path.exists():
+        raise ValueError(f"preset file {str(path)!r} does not exist")
+    spec = importlib.util.spec_from_file_location(f"chinchilla_preset_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    preset = getattr(module, "PRESET", None)
+    if not isinstance(preset, Preset):
+        raise ValueError(f"{path} does not define PRESET = chinchilla.reproduce.Preset(...)")
+    return preset
+
+
+def reproduce(preset: Preset, out_dir, *, worker: int = 0, num_workers: int = 1, retry_failed: bool = False,
+              analysis: AnalysisSettings | None = None, progress: bool = False,
+              log: Callable[[str], None] | None = print) -> dict[str, Any] | None:
+    """Train the preset's sweep into ``out_dir`` (this worker's share) and, when no run is pending any more, write
+    the report. Returns the summary, or None while other workers' runs are still pending."""
+    if not preset.runnable:
+        raise ValueError(f"preset {preset.name!r} is a plan only (runnable=False): print it with "
+                         f"`chinchilla sweep --preset {preset.name} --plan-only`")
+    start = time.time()
+    out = store.as_path(out_dir)
+    plan = preset.plan()
+    store.write_json_atomic(out / "preset.json", preset.describe())
+    say = log or (lambda _: None)
+    say(f"{preset.name}: {len(plan.runs)} runs, {plan.total_flops:.3g} FLOPs -> {out}")
+    outcome = run_sweep(plan, out, train_fn=preset.train_fn(progress), worker=worker, num_workers=num_workers,
+                        retry_failed=retry_failed, log=log)
+    status = plan_status(plan, out)
+    if status["pending"]:
+        say(f"{len(status['pending'])} runs of other workers still pending; the report waits for them "
+            f"(run `chinchilla report {out}` any time for a partial one)")
+        return None
+    return report(out, analysis or preset.analysis, meta={
+        "preset": preset.name, "wall_time_s": time.time() - start, "sweep": outcome.to_dict(),
+        "train_time_s": _train_time(out)}, log=log)
+
+
+def report(sweep_dir, settings: AnalysisSettings, *, meta: Mapping[str, Any] | None = None, figures: bool = True,
+           log: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Analyse a sweep directory and write its report; print the Table-2-style summary."""
+    analysis = analyze(sweep_dir, settings, meta=dict(meta or {}))
+    payload = write_report(analysis, sweep_dir, figures=figures)
+    if log:
+        log(format_table(payload))
+    return payload
+
+
+def format_table(payload: Mapping[str, Any]) -> str:
+    """A plain-text Table 2 from a summary: a and b with intervals per approach, under each convention."""
+    lines = []
+    conventions = list(payload["approach1"]["conventions"])
+    header = f"{'approach':<34}" + "".join(f"{'a (N ' + c + ')':>30}{'b':>24}" for c in conventions)
+    lines.append(header)
+    titles = {"approach1": "1. training-curve envelope", "approach2": "2. IsoFLOP profiles",
+              "approach3": "3. parametric loss"}
+    for approach, title in titles.items():
+        cells = []
+        for convention in conventions:
+            entry = payload[approach]["conventions"][convention]
+            cells.append(f"{_cell(entry, 'a'):>30}{_cell(entry, 'b'):>24}")
+        lines.append(f"{title:<34}" + "".join(cells))
+    lines.append(f"{'paper (1 / 2 / 3)':<34}{'0.50 / 0.49 / 0.46':>30}{'0.50 / 0.51 / 0.54':>24}")
+    lines.append(f"{'Kaplan et al. 2020':<34}{'0.73':>30}{'0.27':>24}")
+    return "\n".join(lines)
+
+
+def _cell(entry: Mapping[str, Any], key: str) -> str:
+    value = entry.get(key)
+    if value is None:
+        return "not fitted"
+    low, high = entry.get(f"{key}_interval") or (None, None)
+    if low is None or low != low:
+        return f"{value:.3f}"
+    return f"{value:.3f} ({low:.2f}, {high:.2f})"
+
+
+def _train_time(sweep_dir) -> float:
+    from chinchilla.sweep.results import collect_results
+
+    return float(sum(r["wall_time_s"] or 0.0 for r in collect_results(sweep_dir)))
+
+
+def budgets_between(low: float, high: float, count: int) -> tuple[float, ...]:
+    """``count`` budgets spaced geometrically from ``low`` to ``high``, rounded to 2 significant digits."""
+    if count < 2 or not 0 < low < high:
+        raise ValueError(f"need count >= 2 and 0 < low < high; got count={count}, low={low}, high={high}")
+    ratio = (high / low) ** (1 / (count - 1))
+    return tuple(float(f"{low * ratio**i:.2g}") for i in range(count))
+
+
+def select_models(ladder: Sequence[ModelConfig], low: float, high: float, convention: str = "non_embedding"
+                  ) -> tuple[ModelConfig, ...]:
+    """The ladder's shapes with N (in ``convention``) in [low, high]."""
+    from chinchilla.sweep.plan import n_params
+
+    return tuple(m for m in ladder if low <= n_params(m, convention) <= high)

@@ -1,0 +1,46 @@
+"""colab_tpu: the reproduction on a Colab TPU runtime, over several sessions, results on Google Drive or GCS.
+
+Data: lm1b from TFDS in array_record format, prepared once (`tfds build lm1b --data_dir gs://BUCKET/tfds
+--file_format array_record`); set CHINCHILLA_DATA_DIR to that directory. Tokenizer: 32,000-piece SentencePiece BPE
+trained on its train split (cached). Models: the ``gpu`` ladder (rotary, context 1024, 14M ... 1.1B parameters);
+the train step shards the batch over the TPU's cores (``chinchilla.train``'s data x fsdp mesh).
+
+Budgets: 2e16, 6e16, 2e17 FLOPs, five sizes each around the paper's own optimum (Table A3), total parameters:
+about 1.4e18 FLOPs, i.e. several Colab sessions. Every command is resumable: a disconnect loses at most the steps
+since the last checkpoint. Put the sweep directory on Drive (/content/drive/MyDrive/...) or gs://; split the
+sweep over sessions or machines with --worker i --num-workers n on the same directory.
+
+Hyperparameters as in the ``gpu`` preset (batch 64 x 1024 tokens, lr(N) = 2e-3 (N / 20M)^(-1/3) capped at 3e-3,
+2% warm-up, cosine to 0.1x); like it, not yet checked on this hardware: run `--lr-check` first.
+"""
+
+import os
+
+from chinchilla import zoo
+from chinchilla.report import AnalysisSettings
+from chinchilla.reproduce import Preset, load_preset
+from chinchilla.sweep.plan import PAPER_APPROACH2_ANCHOR
+
+GPU = load_preset("gpu")
+DATASET = "lm1b"
+DATA_DIR = os.environ.get("CHINCHILLA_DATA_DIR")
+
+
+def hparams(model):
+    return {**GPU.hparams(model), "dataset": DATASET, "data_dir": DATA_DIR}
+
+
+PRESET = Preset(
+    name="colab_tpu",
+    description="IsoFLOP sweep on a Colab TPU: gpu ladder, 2e16-2e17 FLOPs, lm1b with a 32k SentencePiece vocabulary",
+    ladder=zoo.ladder("gpu"),
+    budgets=(2e16, 6e16, 2e17),
+    hparams=hparams,
+    center=PAPER_APPROACH2_ANCHOR,
+    sizes_per_budget=5,
+    convention="total",
+    min_steps=1000,
+    analysis=AnalysisSettings(loss="final_train_loss", conventions=("total", "non_embedding"), neighbours=2),
+    lr_check_budget=6e16,
+    lr_check_models=("gpu-0020M", "gpu-0035M"),
+)

@@ -1,0 +1,106 @@
+"""The main job and its commands: presets load and plan, `chinchilla reproduce` runs a sweep end to end (synthetic
+runs in seconds; a tiny real sweep under the slow mark) into a report with all three approaches and Figures 2-4."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chinchilla import cli, zoo
+from chinchilla.report import AnalysisSettings
+from chinchilla.reproduce import Preset, lr_check_plan, load_preset, preset_names, reproduce
+
+SUMMARY_KEYS = {"a", "b", "a_interval", "b_interval", "conventions", "projections"}
+
+
+def check_summary(summary: dict, *, fitted: tuple[str, ...] = ("approach1", "approach2", "approach3")) -> None:
+    for approach in ("approach1", "approach2", "approach3"):
+        entry = summary[approach]
+        assert SUMMARY_KEYS <= set(entry)
+        assert set(entry["conventions"]) == {"non_embedding", "total"}
+        if approach in fitted:
+            assert entry["error"] is None, entry["error"]
+            assert 0 < entry["a"] < 1.5 and 0 < entry["b"] < 1.5
+            assert len(entry["a_interval"]) == 2 and len(entry["b_interval"]) == 2
+    for budget in summary["approach2"].get("budgets", []):
+        assert {"flops", "n_opt", "interior"} <= set(budget)
+
+
+def test_every_preset_loads_and_plans():
+    names = preset_names()
+    assert {"tiny_cpu", "cpu_long", "gpu", "colab_tpu", "paper", "synthetic"} <= set(names)
+    for name in names:
+        preset = load_preset(name)
+        plan = preset.plan()
+        assert plan.runs, name
+        for run in plan.runs:
+            assert abs(run.flops / run.budget - 1) < 0.01
+    tiny = load_preset("tiny_cpu")
+    assert tiny.plan().total_flops < 2e13  # the 15-minute preset stays small
+    assert not load_preset("paper").runnable
+    with pytest.raises(ValueError, match="unknown preset"):
+        load_preset("no_such_preset")
+
+
+def test_lr_check_plan_brackets_the_rule():
+    preset = load_preset("tiny_cpu")
+    plan = lr_check_plan(preset)
+    for name in preset.lr_check_models:
+        model = zoo.get_model(name)
+        rates = sorted(r.train["lr"] for r in plan.runs if r.model == model)
+        rule = preset.hparams(model)["lr"]
+        assert rates[0] < rule < rates[-1] and rule in rates
+
+
+def test_plan_only_commands(capsys):
+    assert cli.main(["sweep", "--preset", "paper", "--plan-only"]) == 0
+    out = capsys.readouterr().out
+    assert "230 runs" in out and "chinchilla-" in out
+    assert cli.main(["sweep", "--preset", "tiny_cpu", "--plan-only", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["runs"] and plan["total_flops"] > 0
+    assert cli.main(["reproduce", "--preset", "paper", "--out", "/tmp/unused"]) == 2  # a plan only: clear error
+
+
+def test_reproduce_synthetic_preset_end_to_end(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert cli.main(["reproduce", "--preset", "synthetic", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "IsoFLOP profiles" in printed and "report:" in printed
+    for name in ("report.md", "summary.json", "results.csv", "plan.json", "figure2.png", "figure3.png",
+                 "figure4.png"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    check_summary(summary)
+    truth = load_preset("synthetic").trainer.surface.a
+    # Runs drawn from a known surface: every approach recovers its exponent (N non-embedding, as the surface).
+    for approach in ("approach1", "approach2", "approach3"):
+        assert summary[approach]["a"] == pytest.approx(truth, abs=0.05), approach
+    assert all(b["interior"] for b in summary["approach2"]["budgets"])
+    report = (out / "report.md").read_text()
+    assert "Table 2" in report and "![figure3.png](figure3.png)" in report
+    # A second call trains nothing and rewrites the report from the same runs.
+    assert cli.main(["report", str(out), "--json", "--no-figures", "--resamples", "5"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["approach2"]["a"] == pytest.approx(summary["approach2"]["a"])
+
+
+@pytest.mark.slow
+def test_tiny_real_sweep_end_to_end(tmp_path):
+    """Real training: 2-layer byte-level models at three small budgets, then all three approaches."""
+    tiny = load_preset("tiny_cpu")
+
+    def hparams(model):
+        return {**tiny.hparams(model), "eval_batches": 8}
+
+    preset = Preset(
+        name="tiny_test", description="the smallest real sweep", ladder=zoo.ladder("tiny")[:6],
+        budgets=(2e10, 5e10, 1.2e11), hparams=hparams, center=(5e10, 6e3, 0.7), sizes_per_budget=4, min_steps=60,
+        analysis=AnalysisSettings(loss="eval_loss", neighbours=None, n_resamples=20, approach3_resamples=5))
+    summary = reproduce(preset, tmp_path, log=None)
+    assert summary["runs"]["finished"] == len(preset.plan().runs) and summary["runs"]["failed"] == 0
+    check_summary(summary, fitted=("approach1", "approach3"))
+    assert len(summary["approach2"]["budgets"]) == 3
+    for name in ("report.md", "figure2.png", "figure4.png"):
+        assert (tmp_path / name).stat().st_size > 0
