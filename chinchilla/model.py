@@ -167,8 +167,7 @@ class Decoder(nnx.Module):
             head_dv = self.embedding[...].T * (1.0 / math.sqrt(self.config.d_model))
         else:
             head_dv = self.head[...]
-        logits_btv = x_btd @ head_dv.astype(self.compute_dtype)
-        return logits_btv.astype(jnp.float32)
+        return jnp.dot(x_btd, head_dv.astype(self.compute_dtype), preferred_element_type=jnp.float32)
 
 
 def cross_entropy(logits_btv: jax.Array, targets_bt: jax.Array) -> jax.Array:

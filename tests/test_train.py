@@ -18,7 +18,7 @@ import numpy as np
 import optax
 import pytest
 
-from chinchilla import cli, data, flops, zoo
+from chinchilla import cli, data, flops, metrics, zoo
 from chinchilla.schedule import learning_rate
 from chinchilla.train import TrainConfig, Trainer, adamw_step, train_run
 
@@ -287,3 +287,30 @@ def test_sharded_steps_on_8_devices_agree_with_the_unsharded_step():
         assert run["init"] == 0.0  # the same initial parameters on any mesh
         np.testing.assert_allclose(run["loss"], result["ref_loss"], rtol=1e-5)
         assert run["params"] < 1e-5
+
+
+class _FakeDevice:
+    def __init__(self, kind: str):
+        self.device_kind = kind
+
+
+@pytest.mark.parametrize("kind, peak", [
+    ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H200", 989e12), ("NVIDIA A100-SXM4-40GB", 312e12),
+    ("TPU v4", 275e12), ("TPU v5 lite", 197e12), ("TPU v5p", 459e12), ("TPU v6 lite", 918e12),
+    ("TPU v3", 123e12 / 2),  # two jax devices (TensorCores) per v3 chip
+    ("Some Future Chip", None),
+])
+def test_the_peak_table_knows_the_accelerators_of_the_facts_file(kind, peak):
+    assert metrics.device_peak_flops(_FakeDevice(kind)) == peak
+
+
+def test_json_files_are_replaced_atomically_and_torn_jsonl_lines_are_skipped(tmp_path):
+    path = tmp_path / "summary.json"
+    metrics.write_json_atomic(path, {"a": 1})
+    metrics.write_json_atomic(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2} and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    lines = tmp_path / "metrics.jsonl"
+    metrics.append_jsonl(lines, [{"step": 1}, {"step": 2}])
+    with open(lines, "a") as handle:
+        handle.write('{"step": 3, "lo')  # a crash mid-write
+    assert metrics.read_jsonl(lines) == [{"step": 1}, {"step": 2}]
