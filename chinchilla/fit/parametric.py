@@ -184,8 +184,9 @@ class ParametricFit:
 
 def fit_parametric(n, d, loss, *, unique_tokens=None, law=CHINCHILLA, reduction: str = "sum",
                    delta: float = PAPER_HUBER_DELTA, weights=None, starts=None, top_k: int | None | str = "auto",
-                   drop_highest_loss: int = 0, max_iter: int = _SOLVER_DEFAULTS.max_iter, ftol: float = _SOLVER_DEFAULTS.ftol,
-                   gtol: float = _SOLVER_DEFAULTS.gtol, strategy: str = "auto") -> ParametricFit:
+                   drop_highest_loss: int = 0, max_iter: int = _SOLVER_DEFAULTS.max_iter,
+                   ftol: float = _SOLVER_DEFAULTS.ftol, gtol: float = _SOLVER_DEFAULTS.gtol,
+                   strategy: str = "auto") -> ParametricFit:
     """Fit ``law`` (Chinchilla's by default) to runs of ``n`` parameters trained on ``d`` tokens to ``loss``.
 
     ``reduction``: "sum" (the paper's equation) or "mean" (the paper's loss scale, which stops L-BFGS early).
@@ -292,7 +293,8 @@ def _result(state: FitState, law, grid: np.ndarray, *, reduction: str, delta: fl
                          f"{sorted(set(reasons))}): check the data and the starting grid")
     index = np.asarray(state.start_index)
     diagnostics = StartDiagnostics(
-        grid_index=index, initial_params=grid[index], initial_objective=np.asarray(state.initial_objective)[index], objective=objectives,
+        grid_index=index, initial_params=grid[index], initial_objective=np.asarray(state.initial_objective)[index],
+        objective=objectives,
         params=np.asarray(runs.params), iterations=np.asarray(runs.iterations), n_evals=np.asarray(runs.n_evals),
         grad_norm=np.asarray(runs.grad_norm), stop_reason=tuple(STOP_REASONS[int(r)] for r in runs.stop_reason))
     theta = np.asarray(state.params, dtype=np.float64)

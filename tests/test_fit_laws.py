@@ -1,0 +1,134 @@
+"""Laws, objective and solver of the parametric fitter."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from chinchilla.fit import CHINCHILLA, DataConstrainedLaw, FixedLaw, ScalingTable, fit_table
+from chinchilla.fit.laws import MUENNIGHOFF_THETA, get_law, lse3, paper_grid
+from chinchilla.fit.objective import huber, objective
+from chinchilla.fit.parametric import evaluate_objective
+from chinchilla.fit.solver import STOP_REASONS, SolverConfig, minimize
+
+LAW = DataConstrainedLaw()
+
+
+def dc_loss(n, d, u, theta=MUENNIGHOFF_THETA) -> np.ndarray:
+    with jax.enable_x64(True):
+        covariates = {k: jnp.atleast_1d(jnp.asarray(v, dtype=jnp.float64)) for k, v in (("n", n), ("d", d), ("u", u))}
+        return np.exp(np.asarray(LAW.log_predict(jnp.asarray(theta), covariates)))
+
+
+def test_paper_grid_is_the_papers():
+    grid = paper_grid()
+    assert grid.shape == (4500, 5)
+    assert sorted(set(grid[:, 0])) == [0, 5, 10, 15, 20, 25] and sorted(set(grid[:, 2])) == [-1, -0.5, 0, 0.5, 1]
+    assert sorted(set(grid[:, 3])) == [0, 0.5, 1, 1.5, 2] and len(np.unique(grid, axis=0)) == 4500
+
+
+def test_lse3_is_log_sum_exp_without_overflow():
+    t = np.array([[1.0, -2.0, 0.5], [800.0, 799.0, -5.0]])
+    with jax.enable_x64(True):
+        got = np.asarray(lse3(*jnp.asarray(t.T)))
+    assert got[0] == pytest.approx(np.log(np.exp(t[0]).sum()), rel=1e-15)
+    assert got[1] == pytest.approx(800 + np.log1p(np.exp(-1.0) + np.exp(-805.0)), rel=1e-15)
+
+
+def test_chinchilla_law_is_e_plus_two_power_laws():
+    theta = CHINCHILLA.raw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    n, d = np.array([1e8, 7e10]), np.array([2e9, 1.4e12])
+    with jax.enable_x64(True):
+        got = np.exp(np.asarray(CHINCHILLA.log_predict(jnp.asarray(theta), {"n": jnp.asarray(n), "d": jnp.asarray(d)})))
+    np.testing.assert_allclose(got, 1.69 + 406.4 / n ** 0.34 + 410.7 / d ** 0.28, rtol=1e-14)
+    assert {k: float(v) for k, v in CHINCHILLA.natural(theta).items()} == pytest.approx(
+        {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28})
+
+
+def test_data_constrained_golden_values():
+    """Muennighoff et al. 2023's README: their fit at the two models of their Figure 1 (right)."""
+    assert dc_loss(6.34e9, 242e9, 25e9)[0] == pytest.approx(2.2256440889984477, rel=1e-12)
+    assert dc_loss(8.67e9, 178e9, 25e9)[0] == pytest.approx(2.2269634075087867, rel=1e-12)
+
+
+def test_data_constrained_without_repetition_is_chinchilla():
+    n, d = np.array([1e8, 3e8]), np.array([5e10, 2e11])  # N below N_opt(U_D): no excess parameters
+    base = np.asarray(MUENNIGHOFF_THETA[:5])
+    with jax.enable_x64(True):
+        expected = np.exp(np.asarray(CHINCHILLA.log_predict(jnp.asarray(base), {"n": jnp.asarray(n),
+                                                                                 "d": jnp.asarray(d)})))
+    np.testing.assert_allclose(dc_loss(n, d, d), expected, rtol=1e-13)
+    assert dc_loss(1e8, 4e11, 5e10)[0] > dc_loss(1e8, 4e11, 4e11)[0]  # repeated tokens are worth less
+
+
+def test_fixed_law_fits_the_free_parameters():
+    """Synthetic data-constrained runs; with the Chinchilla part fixed, R_D* and R_N* come back exactly."""
+    n, u, epochs = np.meshgrid(np.geomspace(1e7, 1e10, 8), np.geomspace(1e8, 1e10, 5), [1, 2, 4, 8, 16, 40],
+                               indexing="ij")
+    n, u = n.ravel(), u.ravel()
+    d = u * epochs.ravel()
+    table = ScalingTable.from_arrays(n, dc_loss(n, d, u), d=d, unique_tokens=u)
+    names = LAW.param_names
+    law = FixedLaw.of(LAW, **{k: v for k, v in zip(names[:5], MUENNIGHOFF_THETA[:5])})
+    assert law.param_names == ("log_R_D", "log_R_N") and law.default_starts().shape == (9, 2)
+    fit = fit_table(table, law=law, top_k=None)
+    assert fit.R_D_star == pytest.approx(15.387756, rel=1e-4)
+    assert fit.R_N_star == pytest.approx(5.309743, rel=1e-4)
+    assert fit.alpha == pytest.approx(MUENNIGHOFF_THETA[3])
+    assert evaluate_objective(table, fit.theta, law=law) == pytest.approx(fit.objective, rel=1e-12)
+
+
+def test_fixed_law_rejects_unknown_or_all_parameters():
+    with pytest.raises(ValueError, match="unknown parameter"):
+        FixedLaw.of(CHINCHILLA, gamma=1.0)
+    with pytest.raises(ValueError, match="leaves none to fit"):
+        FixedLaw.of(CHINCHILLA, log_A=1.0, log_B=1.0, log_E=0.0, alpha=0.3, beta=0.3)
+    with pytest.raises(ValueError, match="unknown law"):
+        get_law("kaplan")
+
+
+def test_huber_and_reductions():
+    delta = 1e-3
+    with jax.enable_x64(True):
+        r = jnp.asarray([0.5e-3, -2e-3, 0.0])
+        np.testing.assert_allclose(np.asarray(huber(r, delta)), [0.125e-6, 1.5e-6, 0.0], rtol=1e-12)
+        theta = jnp.asarray(CHINCHILLA.raw(E=1.7, A=400.0, B=400.0, alpha=0.34, beta=0.28))
+        cov = {"n": jnp.asarray([1e8, 1e9, 1e10]), "d": jnp.asarray([1e10, 2e10, 3e11])}
+        log_loss = jnp.log(jnp.asarray([3.0, 2.5, 2.0]))
+        w = jnp.asarray([2.0, 0.0, 1.0])
+        total = objective(theta, CHINCHILLA, cov, log_loss, w)
+        mean = objective(theta, CHINCHILLA, cov, log_loss, w, reduction="mean")
+        duplicated = objective(theta, CHINCHILLA, {k: v[jnp.asarray([0, 0, 2])] for k, v in cov.items()},
+                               log_loss[jnp.asarray([0, 0, 2])], jnp.ones(3))
+    assert float(mean) == pytest.approx(float(total) / 3.0, rel=1e-14)
+    assert float(total) == pytest.approx(float(duplicated), rel=1e-14)  # a weight is a multiplicity
+
+
+def run_minimize(fun, x0, **config):
+    with jax.enable_x64(True):
+        result = jax.jit(lambda x: minimize(fun, x, SolverConfig(**config)))(jnp.asarray(x0, dtype=jnp.float64))
+        return jax.device_get(result)
+
+
+def test_minimize_converges_on_a_quadratic():
+    scales = jnp.asarray([1.0, 10.0, 100.0, 0.1, 3.0])
+    result = run_minimize(lambda x: jnp.sum(scales * (x - 1.0) ** 2), np.zeros(5), gtol=1e-10, ftol=0.0)
+    assert STOP_REASONS[int(result.stop_reason)] == "gtol"
+    np.testing.assert_allclose(result.params, np.ones(5), atol=1e-8)
+    assert result.grad_norm <= 1e-10 and result.n_evals >= result.iterations + 1
+
+
+def test_minimize_stops_at_the_iteration_cap():
+    def rosenbrock(x):
+        return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    result = run_minimize(rosenbrock, -np.ones(4), max_iter=3)
+    assert STOP_REASONS[int(result.stop_reason)] == "max_iter" and int(result.iterations) == 3
+    assert result.objective < float(rosenbrock(-jnp.ones(4)))
+
+
+def test_minimize_reports_a_nonfinite_start():
+    result = run_minimize(lambda x: jnp.sum(jnp.log(x)), -np.ones(3))
+    assert STOP_REASONS[int(result.stop_reason)] == "nonfinite" and int(result.iterations) == 0
