@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 # Modules that each add one or more verbs through ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
+    "chinchilla.cli_allocate",
+    "chinchilla.cli_fit",
     "chinchilla.cli_flops",
     "chinchilla.cli_sweep",
     "chinchilla.cli_train",
