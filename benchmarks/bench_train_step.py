@@ -44,9 +44,9 @@ def xla_step_flops(trainer: Trainer) -> float:
 
 
 def bench_model(name: str, batch_size: int, steps_per_dispatch: int, rounds: int, warmup: int,
-                on_cpu: bool) -> dict:
+                on_cpu: bool, attention_impl: str) -> dict:
     config = TrainConfig(model=zoo.get_model(name), tokens=10**9, batch_size=batch_size,
-                         steps_per_dispatch=steps_per_dispatch)
+                         steps_per_dispatch=steps_per_dispatch, attention_impl=attention_impl)
     trainer = Trainer(config)
     start = time.perf_counter()
     trainer.compiled_step()
@@ -92,12 +92,14 @@ def main() -> None:
     parser.add_argument("--steps-per-dispatch", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--attention-impl", default="xla", choices=("xla", "cudnn"),
+                        help="jax.nn.dot_product_attention implementation (cudnn: NVIDIA GPUs, bf16)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
 
     on_cpu = jax.default_backend() == "cpu"
-    rows = [bench_model(name, args.batch_size, args.steps_per_dispatch, args.rounds, args.warmup, on_cpu)
-            for name in args.models]
+    rows = [bench_model(name, args.batch_size, args.steps_per_dispatch, args.rounds, args.warmup, on_cpu,
+                        args.attention_impl) for name in args.models]
     peak = statistics.median(row["peak_flops_median"] for row in rows)
 
     device = jax.devices()[0]

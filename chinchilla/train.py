@@ -7,8 +7,8 @@ The same entry point runs on one CPU, on 8 fake CPU devices, on a GPU and on a T
 - AdamW (decoupled weight decay on matrices only) after global-norm gradient clipping, with a linear warm-up and a
   10x cosine decay whose cycle length is a parameter (``chinchilla.schedule``);
 - float32 master weights; bfloat16 matmuls on accelerators, float32 on CPU (``compute_dtype="auto"``);
-- ``steps_per_dispatch`` optimizer steps per call (a ``lax.scan``), and one host sync per call: the per-step losses
-  come back together, so every step's loss can be logged without slowing the step;
+- ``steps_per_dispatch`` optimizer steps per call (a ``lax.fori_loop`` on the device) and one host sync per call:
+  the per-step losses come back together, so every step's loss can be logged without slowing the step;
 - orbax checkpoints of parameters, optimizer state, step and data-iterator state at dispatch boundaries. A run
   restarted after any crash (even SIGKILL) resumes from its latest checkpoint and reproduces, on the same hardware,
   exactly the losses of an uninterrupted run, step by step;
