@@ -6,12 +6,15 @@ numpy, never flax, tensorflow-datasets or orbax.
 """
 
 from chinchilla.fit.allocate import GOPHER_FLOPS, PAPER_FIT, ChinchillaParams, exact_flops_optimum, projections
+from chinchilla.fit.bootstrap import BootstrapResult, bootstrap_parametric, bootstrap_table
+from chinchilla.fit.holdout import HoldoutResult, holdout_check
 from chinchilla.fit.laws import CHINCHILLA, DATA_CONSTRAINED, ChinchillaLaw, DataConstrainedLaw, FixedLaw, get_law
 from chinchilla.fit.parametric import ParametricFit, fit_core, fit_parametric, fit_table
 from chinchilla.fit.table import ScalingTable, read_csv, reference_table
 
 __all__ = [
-    "CHINCHILLA", "DATA_CONSTRAINED", "GOPHER_FLOPS", "PAPER_FIT", "ChinchillaLaw", "ChinchillaParams",
-    "DataConstrainedLaw", "FixedLaw", "ParametricFit", "ScalingTable", "exact_flops_optimum", "fit_core",
-    "fit_parametric", "fit_table", "get_law", "projections", "read_csv", "reference_table",
+    "CHINCHILLA", "DATA_CONSTRAINED", "GOPHER_FLOPS", "PAPER_FIT", "BootstrapResult", "ChinchillaLaw",
+    "ChinchillaParams", "DataConstrainedLaw", "FixedLaw", "HoldoutResult", "ParametricFit", "ScalingTable",
+    "bootstrap_parametric", "bootstrap_table", "exact_flops_optimum", "fit_core", "fit_parametric", "fit_table",
+    "get_law", "holdout_check", "projections", "read_csv", "reference_table",
 ]

@@ -1,0 +1,204 @@
+"""Approach 3 fitter: a scipy L-BFGS-B loop against the jitted fitter, side by side in one process (issue 3).
+
+On the 240 reference points (245 minus the 5 highest-loss, D = C / 6N), float64, summed Huber loss (delta 1e-3):
+
+  1. scipy: ``scipy.optimize.minimize(method="L-BFGS-B")`` with an analytic numpy gradient (written here, independent
+     of the package), default tolerances, from each of the 4,500 grid starts: the replication's procedure.
+  2. ``fit_table(table)``: the default, screened fit (L-BFGS from the 128 best-ranked starts of the grid);
+     ``fit_table(table, top_k=None)``: every start. Compile time (first call minus a steady call) is reported
+     separately; steady times are the best of ``--repeats`` calls.
+  3. Screening check: screened vs full-grid best objective on the reference data and on synthetic data sets.
+  4. Bootstrap: 4,000 resamples (warm start + 2 grid starts each), compiled ahead of time so compile and run are
+     timed apart; then, on a sample of resamples, the bootstrap optimum against fresh grid fits of the same weights
+     (screened and full grid).
+
+Prints markdown. Ratios inside this process are the result; the machine (2 cores) is shared, so absolute times are
+noisy and the load average is printed.
+
+    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/bench_fit.py [--resamples 4000] [--finite-differences]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+
+class Clock:
+    """Wall and process-CPU seconds of a block (CPU time is what other jobs on a shared machine disturb least)."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def scipy_loop(table, grid: np.ndarray, finite_differences: bool) -> tuple[float, np.ndarray, Clock]:
+    """Best objective, its parameters, and the clock, for L-BFGS-B from every grid start."""
+    from scipy.optimize import minimize
+
+    log_n, log_d, log_l = np.log(table.n), np.log(table.d), np.log(table.loss)
+    delta = 1e-3
+
+    def value_and_grad(theta):
+        a, b, e, alpha, beta = theta
+        terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
+        top = terms.max(axis=0)
+        weights = np.exp(terms - top)
+        total = weights.sum(axis=0)
+        r = top + np.log(total) - log_l
+        abs_r = np.abs(r)
+        value = np.where(abs_r <= delta, 0.5 * r * r, delta * (abs_r - 0.5 * delta)).sum()
+        slope = np.where(abs_r <= delta, r, delta * np.sign(r))
+        p = weights / total
+        grad = np.array([(slope * p[0]).sum(), (slope * p[1]).sum(), (slope * p[2]).sum(),
+                         -(slope * p[0] * log_n).sum(), -(slope * p[1] * log_d).sum()])
+        return value, grad
+
+    best = (np.inf, None)
+    with Clock() as clock:
+        for x0 in grid:
+            if finite_differences:
+                result = minimize(lambda t: value_and_grad(t)[0], x0, method="L-BFGS-B")
+            else:
+                result = minimize(value_and_grad, x0, jac=True, method="L-BFGS-B")
+            if result.fun < best[0]:
+                best = (float(result.fun), result.x)
+    return best[0], best[1], clock
+
+
+def timed(fn, repeats: int) -> tuple[object, float, Clock]:
+    """(result, first-call wall seconds, the steady call with the least wall time of ``repeats`` more calls)."""
+    with Clock() as first:
+        result = fn()
+    steady = None
+    for _ in range(repeats):
+        with Clock() as clock:
+            result = fn()
+        if steady is None or clock.wall < steady.wall:
+            steady = clock
+    return result, first.wall, steady
+
+
+def synthetic(seed: int):
+    from chinchilla.fit import CHINCHILLA, ScalingTable
+
+    truth = CHINCHILLA.natural(CHINCHILLA.raw(E=1.69337, A=406.401, B=410.723, alpha=0.33917084, beta=0.2849083))
+    n, d = np.meshgrid(np.geomspace(5e7, 2e10, 12), np.geomspace(1e9, 5e11, 20), indexing="ij")
+    n, d = n.ravel(), d.ravel()
+    loss = truth["E"] + truth["A"] / n ** truth["alpha"] + truth["B"] / d ** truth["beta"]
+    return ScalingTable.from_arrays(n, loss * np.exp(0.005 * np.random.default_rng(seed).standard_normal(n.size)),
+                                    d=d)
+
+
+def bootstrap_timing(table, fit, n_resamples: int, seed: int):
+    """AOT-compile and run the vectorised bootstrap core; returns (state, weights, compile s, run clock)."""
+    import jax
+    import jax.numpy as jnp
+
+    from chinchilla.fit.bootstrap import DEFAULT_GRID_STARTS, _bootstrap_core_jit, bootstrap_weights
+    from chinchilla.fit.solver import SolverConfig, resolve_strategy
+
+    weights = bootstrap_weights(len(table), n_resamples, seed=seed)
+    ranked = np.argsort(fit.diagnostics.initial_objective, kind="stable")[:DEFAULT_GRID_STARTS]
+    starts = np.concatenate([fit.theta[None, :], fit.diagnostics.initial_params[ranked]], axis=0)
+    with jax.enable_x64(True):
+        args = (jnp.asarray(starts), {"n": jnp.asarray(table.n), "d": jnp.asarray(table.d)},
+                jnp.asarray(table.loss), jnp.asarray(weights))
+        static = {"config": SolverConfig(), "strategy": resolve_strategy("auto")}
+        start = time.perf_counter()
+        compiled = _bootstrap_core_jit.lower(*args, **static).compile()
+        compile_s = time.perf_counter() - start
+        with Clock() as run:
+            state = jax.device_get(compiled(*args))
+    return state, weights, compile_s, run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--resamples", type=int, default=4000)
+    parser.add_argument("--repeats", type=int, default=3, help="steady calls per jitted fit (best is reported)")
+    parser.add_argument("--check-resamples", type=int, default=20,
+                        help="resamples compared with a screened grid fit (the first 4 also with the full grid)")
+    parser.add_argument("--finite-differences", action="store_true",
+                        help="also time scipy with finite-difference gradients (the replication's call; ~3 min)")
+    args = parser.parse_args()
+
+    import jax
+
+    from chinchilla.fit import fit_table, reference_table
+    from chinchilla.fit.laws import paper_grid
+
+    table = reference_table("epoch").drop_highest_loss(5)
+    grid = paper_grid()
+    load = os.getloadavg()
+    print("## Approach 3 fitter (`benchmarks/bench_fit.py`)\n")
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} backend "
+          f"{jax.default_backend()}; load average at start {load[0]:.1f}. 240 points x 4,500 starts, float64.\n")
+
+    scipy_best, scipy_theta, scipy_clock = scipy_loop(table, grid, finite_differences=False)
+    screened, screened_first, screened_clock = timed(lambda: fit_table(table), args.repeats)
+    full, full_first, full_clock = timed(lambda: fit_table(table, top_k=None), max(1, args.repeats - 2))
+    rows = [("scipy L-BFGS-B loop, analytic gradient", scipy_clock, None, scipy_best)]
+    if args.finite_differences:
+        fd_best, _, fd_clock = scipy_loop(table, grid, finite_differences=True)
+        rows.append(("scipy L-BFGS-B loop, finite differences", fd_clock, None, fd_best))
+    rows += [("jitted, screened (default: 128 best-ranked starts)", screened_clock,
+              screened_first - screened_clock.wall, screened.objective),
+             ("jitted, full grid (`top_k=None`, 4,500 starts)", full_clock, full_first - full_clock.wall,
+              full.objective)]
+    print("| fit | wall s | scipy wall / this | CPU s | scipy CPU / this | compile s | best objective | "
+          "rel. to scipy |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, clock, compile_s, best in rows:
+        compile_text = "-" if compile_s is None else f"{compile_s:.2f}"
+        print(f"| {name} | {clock.wall:.3f} | {scipy_clock.wall / clock.wall:.1f}x | {clock.cpu:.3f} | "
+              f"{scipy_clock.cpu / clock.cpu:.1f}x | {compile_text} | {best:.13g} | "
+              f"{(best - scipy_best) / scipy_best:+.1e} |")
+    print(f"\nscipy's best: A {np.exp(scipy_theta[0]):.2f}, B {np.exp(scipy_theta[1]):.2f}, "
+          f"E {np.exp(scipy_theta[2]):.5f}, alpha {scipy_theta[3]:.5f}, beta {scipy_theta[4]:.5f}; jitted "
+          f"(screened): A {screened.A:.2f}, B {screened.B:.2f}, E {screened.E:.5f}, alpha {screened.alpha:.5f}, "
+          f"beta {screened.beta:.5f}.\n")
+
+    print("Screening check (best objective, screened 128 vs all 4,500 starts):\n")
+    print("| data | screened | full grid | rel. difference |")
+    print("|---|---:|---:|---:|")
+    print(f"| reference, 240 points | {screened.objective:.13g} | {full.objective:.13g} | "
+          f"{(screened.objective - full.objective) / full.objective:+.1e} |")
+    for seed in range(3):
+        data = synthetic(seed)
+        a, b = fit_table(data), fit_table(data, top_k=None)
+        print(f"| synthetic (paper's law, 0.5% noise, seed {seed}) | {a.objective:.13g} | {b.objective:.13g} | "
+              f"{(a.objective - b.objective) / b.objective:+.1e} |")
+
+    state, weights, compile_s, run = bootstrap_timing(table, screened, args.resamples, seed=0)
+    objective = np.asarray(state.objective)
+    iterations = np.asarray(state.starts.iterations).mean(axis=0)
+    print(f"\nBootstrap: {args.resamples} resamples x 3 starts (full-data optimum + 2 best-ranked grid starts) in "
+          f"one jitted call: **{run.wall:.1f} s** wall, {run.cpu:.1f} s CPU ({run.wall / args.resamples * 1e3:.2f} "
+          f"ms per resample; compile "
+          f"{compile_s:.1f} s, timed apart); {int(np.sum(~np.isfinite(objective)))} failed; mean L-BFGS "
+          f"iterations per start {', '.join(f'{x:.0f}' for x in iterations)}.\n")
+
+    print("Bootstrap optimum vs a fresh grid fit of the same resample weights:\n")
+    print("| resamples | grid fit | max rel. objective excess | max abs. diff alpha | beta | E |")
+    print("|---:|---|---:|---:|---:|---:|")
+    theta = np.asarray(state.params)
+    for count, top_k, label in ((args.check_resamples, "auto", "screened (128)"), (4, None, "full grid (4,500)")):
+        fits = [fit_table(table, weights=weights[r], top_k=top_k) for r in range(count)]
+        excess = max((objective[r] - f.objective) / f.objective for r, f in enumerate(fits))
+        diffs = [max(abs(value(theta[r]) - getattr(f, name)) for r, f in enumerate(fits))
+                 for name, value in (("alpha", lambda t: t[3]), ("beta", lambda t: t[4]),
+                                     ("E", lambda t: np.exp(t[2])))]
+        print(f"| {count} | {label} | {excess:+.1e} | {diffs[0]:.1e} | {diffs[1]:.1e} | {diffs[2]:.1e} |")
+    print(f"\nLoad average at end {os.getloadavg()[0]:.1f}.")
+
+
+if __name__ == "__main__":
+    main()
