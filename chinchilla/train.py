@@ -333,7 +333,7 @@ def enable_compilation_cache() -> None:
     directory = (os.environ.get("CHINCHILLA_JAX_CACHE")
                  or os.path.expanduser("~/.cache/chinchilla/jax-compilation-cache"))
     jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
 def train_run(config: TrainConfig, out_dir: Any, progress: bool = True) -> dict:

@@ -50,7 +50,7 @@ def test_the_loss_at_position_t_has_zero_gradient_wrt_later_inputs():
         logits = decoder.decode(x)
         return model.cross_entropy(logits[:, t:t + 1], targets[:, t:t + 1])
 
-    grad_btd = np.asarray(jax.grad(loss_at_t)(x_btd))
+    grad_btd = np.asarray(jax.jit(jax.grad(loss_at_t))(x_btd))
     per_position = np.abs(grad_btd).sum(axis=(0, 2))
     assert np.all(per_position[t + 1:] == 0.0)  # exactly zero: the future cannot leak in
     assert np.all(per_position[:t + 1] > 0.0)  # and every earlier position does matter
@@ -60,7 +60,8 @@ def test_changing_later_tokens_leaves_earlier_logits_bit_identical():
     decoder = model.Decoder(SMALL, rngs=nnx.Rngs(1))
     tokens = jax.random.randint(jax.random.key(2), (1, SMALL.seq_len), 0, SMALL.vocab_size)
     changed = tokens.at[:, 10:].set((tokens[:, 10:] + 1) % SMALL.vocab_size)
-    a, b = np.asarray(decoder(tokens)), np.asarray(decoder(changed))
+    forward = jax.jit(lambda t: decoder(t))
+    a, b = np.asarray(forward(tokens)), np.asarray(forward(changed))
     np.testing.assert_array_equal(a[:, :10], b[:, :10])
     assert np.abs(a[:, 10:] - b[:, 10:]).max() > 1e-3
 
@@ -90,9 +91,9 @@ def test_bfloat16_compute_is_close_to_float32_and_returns_float32_logits():
     fp32 = model.Decoder(SMALL, rngs=nnx.Rngs(0))
     bf16 = model.Decoder(SMALL, rngs=nnx.Rngs(0), compute_dtype=jnp.bfloat16)
     assert bf16.embedding[...].dtype == jnp.float32  # master weights stay float32
-    logits = bf16(tokens)
+    logits = jax.jit(lambda t: bf16(t))(tokens)
     assert logits.dtype == jnp.float32
-    np.testing.assert_allclose(np.asarray(logits), np.asarray(fp32(tokens)), atol=0.1)
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(jax.jit(lambda t: fp32(t))(tokens)), atol=0.1)
 
 
 def test_invalid_model_choices_are_rejected_with_the_field_named():
