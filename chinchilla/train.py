@@ -60,7 +60,8 @@ class TrainConfig:
     ``warmup_fraction``: warm-up steps as a fraction of the cycle; ``final_lr_fraction``: lr at the end of the cycle
     / peak (0.1 = the paper's 10x decay); ``log_every``/``eval_every``/``checkpoint_every`` in steps (eval and
     checkpoints happen at the first dispatch boundary at or after each multiple, and always at the end;
-    ``eval_every=None`` evaluates only at the end); ``mesh``: (data, fsdp, tensor) sizes, one may be -1.
+    ``eval_every=None`` evaluates only at the end) on ``eval_batches`` fixed batches of ``eval_split``; ``mesh``:
+    (data, fsdp, tensor) sizes, one may be -1.
     """
 
     model: ModelConfig
@@ -82,6 +83,7 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int | None = None
     eval_batches: int = 8
+    eval_split: str = "validation"
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     steps_per_dispatch: int = 16
@@ -371,6 +373,7 @@ def train_run(config: TrainConfig, out_dir: Any, progress: bool = True) -> dict:
     if train_data.vocab_size > config.model.vocab_size:
         raise ValueError(f"tokenizer={config.tokenizer!r} has {train_data.vocab_size} tokens but "
                          f"model.vocab_size={config.model.vocab_size}")
+    eval_data = _eval_batches(data, config, trainer)  # now, so that a missing split fails before training
     if not config_path.exists() and jax.process_index() == 0:
         metrics.write_json_atomic(config_path, config.to_dict())
     total_steps = config.steps
@@ -400,7 +403,6 @@ def train_run(config: TrainConfig, out_dir: Any, progress: bool = True) -> dict:
 
     peak, peak_source = metrics.peak_flops()
     flops_per_step = trainer.flops_per_step()
-    eval_data = None
     recent = collections.deque(meta["recent_losses"], maxlen=FINAL_LOSS_WINDOW)
     eval_loss = meta["eval_loss"]
     elapsed_before = meta["wall_time_s"]
@@ -445,8 +447,6 @@ def train_run(config: TrainConfig, out_dir: Any, progress: bool = True) -> dict:
                 break
             previous, step = step, step + k
             if step == total_steps or _crossed(previous, step, config.eval_every):
-                if eval_data is None:
-                    eval_data = _eval_batches(data, config, trainer)
                 eval_loss = trainer.evaluate(state["params"], eval_data)
                 if rows and rows[-1]["step"] == step:
                     rows[-1]["eval_loss"] = eval_loss
@@ -529,7 +529,7 @@ def _row(step: int, config: TrainConfig, flops_per_step: float, loss: float, hos
 
 
 def _eval_batches(data: Any, config: TrainConfig, trainer: Trainer) -> np.ndarray:
-    iterator = data.batches(config.dataset, split="validation", tokenizer=config.tokenizer,
+    iterator = data.batches(config.dataset, split=config.eval_split, tokenizer=config.tokenizer,
                             seq_len=config.model.seq_len, batch_size=trainer.local_batch_size, seed=EVAL_SEED,
                             process_index=jax.process_index(), process_count=jax.process_count(),
                             data_dir=config.data_dir, warn_repeats=False)

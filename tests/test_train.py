@@ -97,6 +97,9 @@ def test_unknown_data_sets_give_a_clear_error_and_leave_no_run_behind(tmp_path):
         train_run(TrainConfig(model=TINY, tokens=10_000, dataset="no_such_dataset"), tmp_path / "run",
                   progress=False)
     assert not (tmp_path / "run" / "config.json").exists()
+    with pytest.raises(ValueError, match="split='dev'"):
+        train_run(TrainConfig(model=TINY, tokens=10_000, eval_split="dev"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.json").exists()
 
 
 @pytest.fixture(scope="module")
