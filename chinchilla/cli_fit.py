@@ -4,6 +4,8 @@ Sub-verbs, one per approach, each added by a ``_register_<approach>(approaches)`
 
 - ``parametric``: Approach 3, L(N, D) = E + A / N^alpha + B / D^beta by L-BFGS from the paper's 4,500-start grid
   (``chinchilla.fit.parametric``), with optional bootstrap intervals and a held-out extrapolation check.
+- ``approach1``: the lower envelope of a sweep directory's training curves (``chinchilla.fit.envelope``).
+- ``approach2``: IsoFLOP parabolas on a sweep directory or a results CSV (``chinchilla.fit.isoflop``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     approaches = parser.add_subparsers(dest="approach", metavar="<approach>", required=True)
     _register_parametric(approaches)
+    _register_approach1(approaches)
+    _register_approach2(approaches)
 
 
 def _register_parametric(approaches: argparse._SubParsersAction) -> None:
@@ -154,3 +158,113 @@ def _print_fit(out: dict) -> None:
         h = out["holdout"]
         print(f"  held out C >= {h['flops_threshold']:.3g}: {h['n_test']} runs, rmse(log L) "
               f"{h['test_rmse_log']:.4f}, max |rel. error| {h['test_max_abs_rel_error']:.4f}")
+
+
+def _register_approach1(approaches: argparse._SubParsersAction) -> None:
+    parser = approaches.add_parser(
+        "approach1", help="Approach 1: lower envelope of a sweep's training curves -> N_opt ∝ C^a, D_opt ∝ C^b",
+        description="Approach 1 of Hoffmann et al. 2022 on a sweep directory (runs/*/metrics.jsonl): smooth each "
+                    "curve, take the lowest loss at log-spaced FLOP values, fit N_opt and D_opt as power laws of C, "
+                    "with 10th-90th percentile intervals over resamples of 80% of the runs.")
+    parser.add_argument("sweep_dir")
+    parser.add_argument("--convention", choices=("non_embedding", "total"), default="non_embedding",
+                        help="which parameters N counts (default non_embedding)")
+    parser.add_argument("--groups", nargs="+", help="only runs of these plan groups (default: all)")
+    parser.add_argument("--window", type=int, default=10, help="Gaussian smoothing window in logged steps")
+    parser.add_argument("--points", type=int, default=1500, help="log-spaced FLOP values (default 1500)")
+    parser.add_argument("--resamples", type=int, default=100, help="bootstrap resamples (default 100)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run_approach1)
+
+
+def run_approach1(args: argparse.Namespace) -> int:
+    from chinchilla.cli import print_json
+    from chinchilla.fit.envelope import fit_envelope
+    from chinchilla.sweep.results import load_curves
+
+    curves = load_curves(args.sweep_dir, convention=args.convention, groups=args.groups)
+    result = fit_envelope(curves, n_points=args.points, window=args.window, n_resamples=args.resamples,
+                          seed=args.seed)
+    out = {**result.to_dict(), "convention": args.convention, "n_curves": len(curves)}
+    if args.json:
+        print_json(out)
+    else:
+        print(f"Approach 1 on {len(curves)} curves of {args.sweep_dir} (N = {args.convention} parameters)")
+        _print_laws(out)
+        print(f"  {out['late_fraction']:.0%} of the selected points lie in the last 15% of their run; "
+              f"{len(out['selected_runs'])} runs on the envelope")
+    return 0
+
+
+def _register_approach2(approaches: argparse._SubParsersAction) -> None:
+    parser = approaches.add_parser(
+        "approach2", help="Approach 2: IsoFLOP parabolas -> N_opt ∝ C^a, D_opt ∝ C^b",
+        description="Approach 2 of Hoffmann et al. 2022: per FLOP budget, a parabola of final loss in ln N; its "
+                    "vertex is that budget's N_opt; power laws over the budgets whose minimum is interior. PATH is "
+                    "a sweep directory (its IsoFLOP runs) or a CSV with one run per row.")
+    parser.add_argument("path", help="a sweep directory, or a CSV file")
+    parser.add_argument("--convention", choices=("non_embedding", "total"), default="non_embedding",
+                        help="sweep directory: which parameters N counts (default non_embedding)")
+    parser.add_argument("--loss", default="eval_loss",
+                        help="sweep directory: final_train_loss or eval_loss (default); CSV: the loss column")
+    parser.add_argument("--group", default="isoflop", help="sweep directory: the IsoFLOP plan group")
+    parser.add_argument("--budget-col", default="budget", help="CSV: column grouping runs by FLOP budget")
+    parser.add_argument("--n-col", default="n_params", help="CSV: parameter count column")
+    parser.add_argument("--tokens-col", default="tokens", help="CSV: training tokens column")
+    parser.add_argument("--flops-col", help="CSV: actual training FLOPs column (optional)")
+    parser.add_argument("--neighbours", type=int, help="fit each parabola to this many sizes either side of the "
+                                                         "lowest loss (default: all sizes)")
+    parser.add_argument("--resamples", type=int, default=100, help="bootstrap resamples (default 100)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run_approach2)
+
+
+def run_approach2(args: argparse.Namespace) -> int:
+    import os
+
+    from chinchilla.cli import print_json
+    from chinchilla.fit.isoflop import fit_isoflop
+    from chinchilla.sweep import store
+
+    if os.path.isdir(args.path) or "://" in args.path:
+        from chinchilla.sweep.results import collect_results
+
+        rows = [r for r in collect_results(args.path) if r["status"] == "finished" and r["group"] == args.group
+                and r.get(args.loss) is not None]
+        n_col = {"total": "n_params", "non_embedding": "non_embedding_params"}[args.convention]
+        columns = ([r["budget"] for r in rows], [r[n_col] for r in rows], [r["tokens"] for r in rows],
+                   [r[args.loss] for r in rows], [r["flops"] for r in rows])
+    else:
+        raw = store.read_csv(args.path)
+        wanted = [args.budget_col, args.n_col, args.tokens_col, args.loss] + ([args.flops_col] if args.flops_col
+                                                                                 else [])
+        missing = [c for c in wanted if raw and c not in raw[0]]
+        if missing:
+            raise ValueError(f"{args.path}: no column(s) {missing}; columns are {list(raw[0])}")
+        rows = [r for r in raw if all(r[c] not in ("", None) for c in wanted)]
+        columns = tuple([float(r[c]) for r in rows] for c in wanted[:4]) + (
+            [float(r[args.flops_col]) for r in rows] if args.flops_col else None,)
+    if not rows:
+        raise ValueError(f"{args.path}: no runs with a {args.loss!r} loss")
+    budget, n, d, loss, flops = columns
+    result = fit_isoflop(budget, n, d, loss, flops=flops, neighbours=args.neighbours, n_resamples=args.resamples,
+                         seed=args.seed)
+    out = result.to_dict()
+    if args.json:
+        print_json(out)
+    else:
+        print(f"Approach 2 on {len(rows)} runs of {args.path}")
+        _print_laws(out)
+        for b in out["budgets"]:
+            print(f"  C = {b['flops']:.3g}: {b['n_runs']} runs, N_opt = {b['n_opt']:.4g}, D_opt = {b['d_opt']:.4g}, "
+                  + ("interior" if b["interior"] else f"NOT interior ({b['reason']})"))
+    return 0
+
+
+def _print_laws(out: dict) -> None:
+    for key, law in (("a", "n_law"), ("b", "d_law")):
+        low, high = out[f"{key}_interval"]
+        print(f"  {key} = {out[key]:.4f}   [{low:.4f}, {high:.4f}] (10th-90th percentiles, "
+              f"{out['n_resamples']} resamples)   coefficient {out[law]['coefficient']:.4g}")

@@ -21,6 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweep.add_argument("--lr-check", action="store_true",
                        help="train a learning-rate scan (the preset's rule x 1/4 ... 4) at the preset's lr_check "
                             "budget and sizes, into OUT/lr_check")
+    sweep.add_argument("--head-to-head", type=float, metavar="FLOPS",
+                       help="after OUT's sweep: train the sizes our law and Kaplan's rule call optimal at this "
+                            "larger budget, into OUT/headtohead, and compare their losses")
+    _preset_arguments(sweep)
     _worker_arguments(sweep)
     sweep.add_argument("--json", action="store_true", help="print the plan or outcome as JSON")
     sweep.set_defaults(func=run_sweep_command)
@@ -38,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--resamples", type=int, help="bootstrap resamples for every approach's interval")
     report.add_argument("--no-figures", action="store_true")
     report.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    report.add_argument("--compare", nargs="+", metavar="DIR",
+                        help="also print the exponents of these other reported sweeps beside DIR's (e.g. the same "
+                             "preset on another data set: the paper's Table A2)")
     report.set_defaults(func=run_report_command)
 
     reproduce = subparsers.add_parser(
@@ -46,10 +53,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Approaches 1-3 and write OUT/report.md, OUT/summary.json and OUT/figure{2,3,4}.png.")
     reproduce.add_argument("--preset", default="tiny_cpu", help="a preset name (experiments/NAME.py) or a .py path")
     reproduce.add_argument("--out", required=True, help="the sweep directory (local or gs://)")
+    _preset_arguments(reproduce)
     _worker_arguments(reproduce)
     reproduce.add_argument("--progress", action="store_true", help="a progress bar per run")
     reproduce.add_argument("--json", action="store_true", help="print summary.json at the end")
     reproduce.set_defaults(func=run_reproduce_command)
+
+
+def _preset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", help="train on this data set instead of the preset's (e.g. embedded/kjv and "
+                                          "embedded/shakespeare: the data dependence of the exponents)")
+
+
+def _load(args: argparse.Namespace):
+    from chinchilla import reproduce
+
+    preset = reproduce.load_preset(args.preset)
+    return reproduce.with_dataset(preset, args.dataset) if args.dataset else preset
 
 
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +84,14 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from chinchilla.sweep import plan as plan_lib
     from chinchilla.sweep import run_sweep
 
-    preset = reproduce.load_preset(args.preset)
+    preset = _load(args)
+    if args.head_to_head:
+        from chinchilla.sweep.headtohead import run_head_to_head
+
+        if not args.out:
+            raise ValueError("--head-to-head needs --out, a finished sweep of the preset")
+        run_head_to_head(preset, args.out, args.head_to_head)
+        return 0
     if args.lr_check:
         plan = reproduce.lr_check_plan(preset)
     elif args.next_budget:
@@ -86,6 +113,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if not preset.runnable:
         raise ValueError(f"preset {preset.name!r} is a plan only; use --plan-only")
     out = args.out.rstrip("/") + "/lr_check" if args.lr_check else args.out
+    if not args.lr_check:
+        from chinchilla.sweep import store
+
+        store.write_json_atomic(store.as_path(out) / "preset.json", preset.describe())
     outcome = run_sweep(plan, out, train_fn=preset.train_fn(), worker=args.worker, num_workers=args.num_workers,
                         retry_failed=args.retry_failed)
     if args.lr_check:
@@ -122,6 +153,14 @@ def run_report_command(args: argparse.Namespace) -> int:
                                figures=not args.no_figures, log=None if args.json else print)
     if args.json:
         print_json(payload)
+    if args.compare:
+        summaries = {args.sweep_dir: payload}
+        for other in args.compare:
+            loaded = store.read_json(store.as_path(other) / "summary.json")
+            if loaded is None:
+                raise ValueError(f"{other} has no summary.json: run `chinchilla report {other}` first")
+            summaries[other] = loaded
+        print(reproduce.compare_table(summaries))
     return 0
 
 
@@ -129,7 +168,7 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
     from chinchilla import reproduce
     from chinchilla.cli import print_json
 
-    preset = reproduce.load_preset(args.preset)
+    preset = _load(args)
     payload = reproduce.reproduce(preset, args.out, worker=args.worker, num_workers=args.num_workers,
                                   retry_failed=args.retry_failed, progress=args.progress)
     if payload is None:

@@ -23,8 +23,9 @@ from typing import Any, Callable, Mapping, Sequence
 from chinchilla.config import ModelConfig
 from chinchilla.report import AnalysisSettings, analyze, write_report
 from chinchilla.sweep import store
+from chinchilla.flops import tokens_for_flops
 from chinchilla.sweep.plan import (Plan, plan_isoflop, plan_lr_scan, plan_next_budget, plan_training_curves,
-                                   power_law_center)
+                                   power_law_center, resolve_run)
 from chinchilla.sweep.runner import plan_status, run_sweep, train_planned_run
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "experiments"
@@ -36,11 +37,12 @@ class Preset:
 
     ``ladder``: the model shapes. ``budgets``: IsoFLOP budgets (exact FLOPs). ``center``: (C0, N0, exponent), a
     guess N_opt(C) = N0 (C / C0)^exponent in ``convention`` around which ``sizes_per_budget`` sizes (and/or sizes
-    within a factor ``span``) are planned; None plans every size at every budget. ``min_steps``: shorter runs are
-    left out. ``max_tokens``: the corpus size in tokens (longer runs are flagged ``multi_epoch``). ``curves``:
+    within a factor ``span``) are planned, spread over a geometric grid of ratio ``spacing`` if given (see
+    ``plan_isoflop``); None plans every size at every budget. ``min_steps``: shorter runs are left out.
+    ``max_tokens``: the corpus size in tokens (longer runs are flagged ``multi_epoch``). ``curves``:
     keyword arguments of ``plan_training_curves`` for extra Approach 1 runs (None: Approach 1 uses the IsoFLOP runs'
-    curves, since each size is trained at several budgets, i.e. several cycle lengths). ``hparams(model)``:
-    ``TrainConfig`` keyword arguments per size (lr, batch_size, warm-up, dataset, logging...). ``trainer``:
+    curves, since each size is trained at several budgets, i.e. several cycle lengths). ``hparams(model, tokens)``:
+    ``TrainConfig`` keyword arguments per run (lr, batch_size, warm-up, dataset, logging...). ``trainer``:
     "train" (``chinchilla.train``), or any ``train_fn(run, run_dir)`` such as
     ``chinchilla.sweep.synthetic.SyntheticTrainer`` (runs drawn from a known surface, for smoke tests).
     ``runnable`` False marks a plan that is only printed (the paper's grid). ``lr_check_*``: the learning-rate
@@ -51,10 +53,11 @@ class Preset:
     description: str
     ladder: tuple[ModelConfig, ...]
     budgets: tuple[float, ...]
-    hparams: Callable[[ModelConfig], Mapping[str, Any]]
+    hparams: Callable[[ModelConfig, int], Mapping[str, Any]]
     center: tuple[float, float, float] | None = None
     sizes_per_budget: int | None = None
     span: float | None = None
+    spacing: float | None = None
     convention: str = "non_embedding"
     min_steps: int = 1
     max_tokens: float | None = None
@@ -77,7 +80,8 @@ class Preset:
     def plan(self) -> Plan:
         center = power_law_center(*self.center) if self.center else None
         plan = plan_isoflop(self.budgets, self.ladder, hparams=self.hparams, center=center,
-                            sizes_per_budget=self.sizes_per_budget, span=self.span, convention=self.convention,
+                            sizes_per_budget=self.sizes_per_budget, span=self.span, spacing=self.spacing,
+                            convention=self.convention,
                             min_steps=self.min_steps, max_tokens=self.max_tokens, seeds=self.seeds,
                             name=self.name)
         if self.curves:
@@ -94,7 +98,8 @@ class Preset:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "budgets": list(self.budgets),
                 "ladder": [m.name for m in self.ladder], "center": self.center,
-                "sizes_per_budget": self.sizes_per_budget, "span": self.span, "convention": self.convention,
+                "sizes_per_budget": self.sizes_per_budget, "span": self.span, "spacing": self.spacing,
+                "convention": self.convention,
                 "min_steps": self.min_steps, "max_tokens": self.max_tokens, "seeds": list(self.seeds),
                 "curves": dict(self.curves) if self.curves else None,
                 "trainer": self.trainer if isinstance(self.trainer, str) else repr(self.trainer),
@@ -114,7 +119,7 @@ def lr_check_plan(preset: Preset) -> Plan:
     plans = []
     for name in preset.lr_check_models:
         model = by_name[name]
-        rule = float(preset.hparams(model)["lr"])
+        rule = float(resolve_run(model, tokens_for_flops(model, preset.lr_check_budget), preset.hparams)[1]["lr"])
         plans.append(plan_lr_scan([model], [rule * f for f in preset.lr_check_factors], preset.lr_check_budget,
                                   hparams=preset.hparams))
     plan = plans[0]
@@ -134,6 +139,33 @@ def next_budget_plan(preset: Preset, sweep_dir, budget: float, sizes: int | None
     return plan_next_budget(law, budget, preset.ladder, sizes_per_budget=sizes or preset.sizes_per_budget or 5,
                             convention=preset.convention, hparams=preset.hparams, min_steps=preset.min_steps,
                             max_tokens=preset.max_tokens, seeds=preset.seeds)
+
+
+def with_dataset(preset: Preset, dataset: str) -> Preset:
+    """The same preset trained on another data set (the paper's Table A2: do the exponents depend on the data?).
+    The corpus-size flag (``max_tokens``) is recomputed for the new data set."""
+    from chinchilla.data import epochs_needed
+
+    base = preset.hparams
+    tokenizer = base(preset.ladder[0], 1).get("tokenizer", "byte")
+
+    def hparams(model, tokens):
+        return {**base(model, tokens), "dataset": dataset}
+
+    corpus = round(1 / epochs_needed(1.0, dataset, tokenizer=tokenizer))
+    return dataclasses.replace(preset, name=f"{preset.name}@{dataset}", hparams=hparams, max_tokens=corpus,
+                               description=f"{preset.description} (data set {dataset})")
+
+
+def compare_table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
+    """a and b of each approach for several reported sweeps side by side (markdown)."""
+    lines = ["| sweep | preset | " + " | ".join(f"{t}: a, b" for t in ("approach 1", "approach 2", "approach 3"))
+             + " |", "|---|---|---|---|---|"]
+    for name, payload in summaries.items():
+        cells = [f"{_cell(payload[k], 'a')}, {_cell(payload[k], 'b')}" for k in ("approach1", "approach2",
+                                                                                 "approach3")]
+        lines.append(f"| {name} | {payload.get('preset', '')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def preset_names() -> list[str]:

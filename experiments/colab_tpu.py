@@ -26,8 +26,8 @@ DATASET = "lm1b"
 DATA_DIR = os.environ.get("CHINCHILLA_DATA_DIR")
 
 
-def hparams(model):
-    return {**GPU.hparams(model), "dataset": DATASET, "data_dir": DATA_DIR}
+def hparams(model, tokens):
+    return {**GPU.hparams(model, tokens), "dataset": DATASET, "data_dir": DATA_DIR}
 
 
 PRESET = Preset(

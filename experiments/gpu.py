@@ -25,7 +25,7 @@ DATASET = "c4/en"
 DATA_DIR = os.environ.get("CHINCHILLA_DATA_DIR")
 
 
-def hparams(model):
+def hparams(model, tokens):
     n = n_params(model, "total")
     return {
         "batch_size": 64,

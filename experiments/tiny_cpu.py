@@ -1,20 +1,28 @@
-"""tiny_cpu: the default reproduction, end to end in about 10-15 minutes on 2 CPU cores, no download.
+"""tiny_cpu: the default reproduction, end to end in about 10 minutes on 2 CPU cores, no download.
 
-Data: the embedded corpus (Shakespeare + KJV, byte tokens, 8.76M training tokens), so every run reads at most about
-one epoch. Models: the ``tiny`` ladder (2 layers, ffw = 4 d_model, rotary, untied 256-token embeddings, context 128)
-from 3.5k to 125k non-embedding parameters, stepped x1.25-1.4.
+Data: the embedded corpus (Shakespeare + KJV, byte tokens, 8.76M training tokens), so no run reads more than about
+half an epoch. Models: the ``tiny`` ladder (2 layers, ffw = 4 d_model, rotary, untied 256-token embeddings, context
+128) from 3.5k to 125k non-embedding parameters, stepped x1.25-1.4.
 
-Budgets: four, spaced x2.5 over 16x (1.2e11 ... 1.9e12 FLOPs, exact Appendix F count), five sizes each around a guess
-N_opt(C) = 12k (C / 3e11)^0.7 non-embedding parameters (the minima measured at 3e11 and 1e12 with a plain decoder).
-Spacing the budgets over 16x makes the IsoFLOP grid double as Approach 1's grid: a size planned at several budgets
-is trained for several cosine cycle lengths (the paper: 4 spanning 16x).
+Budgets: four, spaced x2.5 over 16x (1e11 ... 1.6e12 FLOPs, exact Appendix F count), five sizes each, spread x1.6
+apart around a guess N_opt(C) = 13k (C / 3e11)^0.7 non-embedding parameters (from a first sweep of this preset:
+minima near 7k, 13k and 28k at 1.2e11, 3e11 and 7.5e11 FLOPs). Spacing the budgets over 16x makes the IsoFLOP grid
+double as Approach 1's grid: a size planned at several budgets is trained for several cosine cycle lengths (the
+paper: 4 spanning 16x). Sizes x1.6 apart (a window of 6.5x) rather than adjacent rungs: near its minimum an IsoFLOP
+profile here is only ~0.05 nats deep across such a window, and seed noise is ~0.01 nats.
 
-Hyperparameters per size (the step where small-scale reproductions fail): batch 8 x 128 tokens for every size;
-AdamW, 10% warm-up, cosine decay to 0.1x over the run; peak learning rate lr(N) = 0.03 (N / 14k)^(-1/3), capped at
-0.05. Chosen from a scan at 3e11 FLOPs (`chinchilla sweep --preset tiny_cpu --lr-check --out DIR` repeats it at 1/4 ...
-4x the rule): best rates 0.02-0.05 at 6k, ~0.03 at 14k, ~0.02 at 47k non-embedding parameters; 1e-3 was 0.3-0.4
-nats worse everywhere. Losses: the held-out loss on 32 fixed validation batches (eval_loss): at batch 8 the last
-training steps' loss varies by ~0.04 nats between seeds, the held-out loss by ~0.01.
+Hyperparameters (the step where small-scale reproductions fail): batch 8 x 128 tokens for every size (at equal
+FLOPs batch 32 was 0.05 nats worse: these runs are short in steps); AdamW, 10% warm-up, cosine decay to 0.1x over
+the run; peak learning rate lr(N, S) = 0.03 (N / 14k)^(-1/3) (S / 1000)^(-1/2), capped at 0.05, for N non-embedding
+parameters and S steps. How it was chosen, at 1.2e11-1.9e12 FLOPs:
+- 3e11 FLOPs (~1,000 steps): the best rates were 0.02-0.05 at 6k, ~0.03 at 14k, ~0.02 at 47k non-embedding
+  parameters; 1e-3 was 0.3-0.4 nats worse everywhere: hence the size term.
+- 1.9e12 FLOPs (~3,900 steps) at 39k: 0.021 gave 1.697 and 1.638 (two seeds), 0.01 gave 1.634 and 1.623: long runs
+  want lower rates and become erratic at short-run rates: hence the step term. At 7.5e11 (~2,100 steps) at 25k,
+  0.025 and 0.0125 tied (1.749 vs 1.749 mean of two seeds); the rule gives 0.017.
+`chinchilla sweep --preset tiny_cpu --lr-check --out DIR` repeats the check at 1/4 ... 4x the rule.
+Losses: the held-out loss on 32 fixed validation batches (eval_loss): at batch 8 the last training steps' loss varies
+by ~0.04 nats between seeds, the held-out loss by ~0.01.
 """
 
 from chinchilla import zoo
@@ -25,11 +33,15 @@ from chinchilla.sweep.plan import n_params
 CORPUS_TRAIN_TOKENS = 8_755_518  # `chinchilla.data.epochs_needed`: the embedded corpus's train split, byte tokens
 
 
-def hparams(model):
+BATCH_SIZE = 8
+
+
+def hparams(model, tokens):
     n = n_params(model, "non_embedding")
+    steps = max(1, tokens // (BATCH_SIZE * model.seq_len))
     return {
-        "batch_size": 8,
-        "lr": round(min(0.05, 0.03 * (n / 14e3) ** (-1 / 3)), 5),
+        "batch_size": BATCH_SIZE,
+        "lr": round(min(0.05, 0.03 * (n / 14e3) ** (-1 / 3) * (steps / 1000) ** (-1 / 2)), 5),
         "warmup_fraction": 0.1,
         "final_lr_fraction": 0.1,
         "dataset": "embedded",
@@ -42,12 +54,13 @@ def hparams(model):
 
 PRESET = Preset(
     name="tiny_cpu",
-    description="IsoFLOP sweep of 2-layer byte-level decoders, 1.2e11-1.9e12 FLOPs, on the embedded corpus",
+    description="IsoFLOP sweep of 2-layer byte-level decoders, 1e11-1.6e12 FLOPs, on the embedded corpus",
     ladder=select_models(zoo.ladder("tiny"), 3e3, 1.3e5),
-    budgets=(1.2e11, 3e11, 7.5e11, 1.9e12),
+    budgets=(1e11, 2.5e11, 6.3e11, 1.6e12),
     hparams=hparams,
-    center=(3e11, 1.2e4, 0.7),
+    center=(3e11, 1.3e4, 0.7),
     sizes_per_budget=5,
+    spacing=1.6,
     convention="non_embedding",
     min_steps=200,
     max_tokens=CORPUS_TRAIN_TOKENS,

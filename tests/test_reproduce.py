@@ -9,7 +9,8 @@ import pytest
 
 from chinchilla import cli, zoo
 from chinchilla.report import AnalysisSettings
-from chinchilla.reproduce import Preset, lr_check_plan, load_preset, preset_names, reproduce
+from chinchilla.reproduce import Preset, compare_table, with_dataset, lr_check_plan, load_preset, preset_names, reproduce
+from chinchilla.sweep import collect_results as read_results
 
 SUMMARY_KEYS = {"a", "b", "a_interval", "b_interval", "conventions", "projections"}
 
@@ -49,7 +50,8 @@ def test_lr_check_plan_brackets_the_rule():
     for name in preset.lr_check_models:
         model = zoo.get_model(name)
         rates = sorted(r.train["lr"] for r in plan.runs if r.model == model)
-        rule = preset.hparams(model)["lr"]
+        rule = preset.hparams(model, plan.runs[0].tokens if plan.runs[0].model == model else
+                              next(r.tokens for r in plan.runs if r.model == model))["lr"]
         assert rates[0] < rule < rates[-1] and rule in rates
 
 
@@ -84,6 +86,27 @@ def test_reproduce_synthetic_preset_end_to_end(tmp_path, capsys):
     assert cli.main(["report", str(out), "--json", "--no-figures", "--resamples", "5"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["approach2"]["a"] == pytest.approx(summary["approach2"]["a"])
+    # The head-to-head at 10x the largest budget: on runs from the true surface, our law's pick must win.
+    assert cli.main(["sweep", "--preset", "synthetic", "--out", str(out), "--head-to-head", "1e14"]) == 0
+    h2h = json.loads((out / "headtohead" / "summary.json").read_text())
+    assert {r["law"] for r in h2h["runs"]} == {"ours", "kaplan"}
+    assert h2h["lower_loss"] == "ours"
+    for run in h2h["runs"]:
+        assert abs(run["flops"] / 1e14 - 1) < 0.01
+        assert run["predicted_loss"] == pytest.approx(run["loss"], rel=0.02)  # the fit extrapolates 10x
+    assert (out / "headtohead" / "report.md").exists()
+    assert len(read_results(out)) == len(load_preset("synthetic").plan().runs)  # held out of the main fits
+
+
+def test_dataset_override_and_comparison_table():
+    preset = load_preset("tiny_cpu")
+    kjv = with_dataset(preset, "embedded/kjv")
+    run = kjv.plan().runs[0]
+    assert run.train["dataset"] == "embedded/kjv" and kjv.name == "tiny_cpu@embedded/kjv"
+    assert 3e6 < kjv.max_tokens < preset.max_tokens
+    entry = {"a": 0.5, "b": 0.5, "a_interval": [0.4, 0.6], "b_interval": [0.4, 0.6]}
+    table = compare_table({"x": {"preset": "p", "approach1": entry, "approach2": entry, "approach3": entry}})
+    assert "| x | p | 0.500 (0.40, 0.60), 0.500 (0.40, 0.60) |" in table
 
 
 @pytest.mark.slow
@@ -91,8 +114,8 @@ def test_tiny_real_sweep_end_to_end(tmp_path):
     """Real training: 2-layer byte-level models at three small budgets, then all three approaches."""
     tiny = load_preset("tiny_cpu")
 
-    def hparams(model):
-        return {**tiny.hparams(model), "eval_batches": 8}
+    def hparams(model, tokens):
+        return {**tiny.hparams(model, tokens), "eval_batches": 8}
 
     preset = Preset(
         name="tiny_test", description="the smallest real sweep", ladder=zoo.ladder("tiny")[:6],

@@ -16,8 +16,8 @@ from chinchilla.fit.powerlaw import fit_power_law
 TINY = zoo.ladder("tiny")
 
 
-def hparams(model):
-    return {"batch_size": 4 if model.d_model < 40 else 8, "lr": 1e-3}
+def hparams(model, tokens):
+    return {"batch_size": 4 if model.d_model < 40 else 8, "lr": 1e-3 * (tokens / 1e6) ** -0.5}
 
 
 def test_isoflop_plan_hits_budgets_with_exact_flops():

@@ -24,7 +24,7 @@ CALLS = "calls.log"
 
 
 def small_plan():
-    return plan_isoflop((1e11, 3e11), zoo.ladder("tiny")[:4], hparams=lambda m: {"batch_size": 8, "lr": 1e-3})
+    return plan_isoflop((1e11, 3e11), zoo.ladder("tiny")[:4], hparams=lambda m, tokens: {"batch_size": 8, "lr": 1e-3})
 
 
 class CountingTrainer(SyntheticTrainer):

@@ -12,8 +12,9 @@ Sections 3.1-3.2).
 - ``plan_next_budget``: from a fitted law N_opt(C), the runs for a larger budget around its predicted optimum.
 
 A run's training hyperparameters (learning rate, batch size, warm-up, data set, ...) are the ``train`` dict of
-``chinchilla.train.TrainConfig`` keyword arguments, chosen per size by the caller's ``hparams(model)``; the planner
-only needs ``batch_size`` (tokens are whole steps of batch_size x seq_len tokens).
+``chinchilla.train.TrainConfig`` keyword arguments, chosen per run by the caller's ``hparams(model, tokens)`` (so a
+learning rate may depend on the size and on the run's length); the planner reads ``batch_size`` from it (tokens are
+whole steps of batch_size x seq_len tokens), which must not depend on the last step's rounding.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ PAPER_BUDGETS: tuple[float, ...] = (6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e
 PAPER_APPROACH2_ANCHOR: tuple[float, float, float] = (1.84e19, 400e6, 0.49)
 DEFAULT_BATCH_SIZE = 8
 
-Hparams = Callable[[ModelConfig], Mapping[str, Any]]
+Hparams = Callable[[ModelConfig, int], Mapping[str, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +130,19 @@ def whole_step_tokens(tokens: float, model: ModelConfig, batch_size: int) -> int
     return max(1, round(tokens / step)) * step
 
 
+def resolve_run(model: ModelConfig, tokens: float, hparams: Hparams | None) -> tuple[int, dict[str, Any]]:
+    """The run's token count, rounded to whole steps of its batch, and its ``TrainConfig`` keyword arguments."""
+    if hparams is None:
+        return whole_step_tokens(tokens, model, DEFAULT_BATCH_SIZE), {}
+    batch_size = int(hparams(model, round(tokens)).get("batch_size", DEFAULT_BATCH_SIZE))
+    rounded = whole_step_tokens(tokens, model, batch_size)
+    train = dict(hparams(model, rounded))
+    if int(train.get("batch_size", DEFAULT_BATCH_SIZE)) != batch_size:
+        raise ValueError(f"hparams gave {model.name} batch_size {batch_size} for {round(tokens)} tokens but "
+                         f"{train.get('batch_size')} for {rounded}: the batch size must not depend on rounding")
+    return rounded, train
+
+
 def power_law_center(anchor_flops: float, anchor_n: float, exponent: float) -> Callable[[float], float]:
     """N(C) = anchor_n * (C / anchor_flops)^exponent: a guess of the optimum to centre IsoFLOP windows on."""
     for name, value in (("anchor_flops", anchor_flops), ("anchor_n", anchor_n)):
@@ -147,14 +161,18 @@ def run_id_for(group: str, model: ModelConfig, tokens: int, seed: int = 0, budge
 
 def plan_isoflop(budgets: Sequence[float], ladder: Sequence[ModelConfig], *, hparams: Hparams | None = None,
                  center: Callable[[float], float] | None = None, sizes_per_budget: int | None = None,
-                 span: float | None = None, convention: str = "non_embedding", min_steps: int = 1,
+                 span: float | None = None, spacing: float | None = None, convention: str = "non_embedding",
+                 min_steps: int = 1,
                  max_tokens: float | None = None, seeds: Sequence[int] = (0,), group: str = "isoflop",
                  name: str = "isoflop") -> Plan:
     """IsoFLOP profiles: for each budget, sizes of ``ladder`` with tokens from the exact FLOP count.
 
     Without ``center`` every size of the ladder is planned at every budget. With ``center(C)`` (a guess of N_opt
     in the ``convention``), the sizes are the ``sizes_per_budget`` eligible ones nearest to it in log N, and/or those
-    within a factor ``span`` of it. Eligible: at least ``min_steps`` optimizer steps. ``max_tokens`` (the corpus
+    within a factor ``span`` of it. With ``spacing`` as well, the ``sizes_per_budget`` sizes are the eligible ones
+    nearest to a geometric grid centre * spacing^k, k = -(m-1)/2 ... (m-1)/2, each used once: a wider window
+    than adjacent ladder rungs, which pins a parabola's curvature better when losses are noisy. Eligible: at
+    least ``min_steps`` optimizer steps. ``max_tokens`` (the corpus
     size) flags longer runs ``multi_epoch``.
     """
     _check_budgets(budgets)
@@ -166,21 +184,21 @@ def plan_isoflop(budgets: Sequence[float], ladder: Sequence[ModelConfig], *, hpa
         raise ValueError(f"sizes_per_budget={sizes_per_budget} must be at least 1")
     if span is not None and not span > 1:
         raise ValueError(f"span={span} must be greater than 1")
+    if spacing is not None and (sizes_per_budget is None or not spacing > 1):
+        raise ValueError(f"spacing={spacing} needs sizes_per_budget and must be greater than 1")
     n_params(ladder[0], convention)  # validates the convention
     runs, skipped = [], []
     for budget in sorted(budgets):
         eligible = []
         for model in ladder:
-            train = dict(hparams(model)) if hparams else {}
-            batch_size = int(train.get("batch_size", DEFAULT_BATCH_SIZE))
-            tokens = whole_step_tokens(flops_lib.tokens_for_flops(model, budget), model, batch_size)
-            steps = tokens // (batch_size * model.seq_len)
+            tokens, train = resolve_run(model, flops_lib.tokens_for_flops(model, budget), hparams)
+            steps = tokens // (int(train.get("batch_size", DEFAULT_BATCH_SIZE)) * model.seq_len)
             if steps < min_steps:
                 skipped.append({"model": model.name, "budget": budget, "steps": steps,
                                 "reason": f"{steps} steps < min_steps={min_steps}"})
                 continue
             eligible.append((model, tokens, train))
-        chosen = _select_sizes(eligible, budget, center, sizes_per_budget, span, convention)
+        chosen = _select_sizes(eligible, budget, center, sizes_per_budget, span, spacing, convention)
         for model, tokens, train in chosen:
             flags = ("multi_epoch",) if max_tokens is not None and tokens > max_tokens else ()
             for seed in seeds:
@@ -205,13 +223,11 @@ def plan_training_curves(ladder: Sequence[ModelConfig], *, tokens_per_param: flo
         raise ValueError(f"tokens_per_param={tokens_per_param} must be positive")
     runs, skipped = [], []
     for model in ladder:
-        train = dict(hparams(model)) if hparams else {}
-        batch_size = int(train.get("batch_size", DEFAULT_BATCH_SIZE))
         shortest = tokens_per_param * n_params(model, convention)
         for i in range(n_cycles):
             ratio = span ** (i / (n_cycles - 1)) if n_cycles > 1 else 1.0
-            tokens = whole_step_tokens(shortest * ratio, model, batch_size)
-            steps = tokens // (batch_size * model.seq_len)
+            tokens, train = resolve_run(model, shortest * ratio, hparams)
+            steps = tokens // (int(train.get("batch_size", DEFAULT_BATCH_SIZE)) * model.seq_len)
             if steps < min_steps:
                 skipped.append({"model": model.name, "tokens": tokens, "steps": steps,
                                 "reason": f"{steps} steps < min_steps={min_steps}"})
@@ -224,7 +240,7 @@ def plan_training_curves(ladder: Sequence[ModelConfig], *, tokens_per_param: flo
     return Plan(name=name, runs=tuple(runs), skipped=tuple(skipped))
 
 
-def paper_hparams(model: ModelConfig) -> dict[str, Any]:
+def paper_hparams(model: ModelConfig, tokens: int | None = None) -> dict[str, Any]:
     """The paper's setup, as far as it is published: max LR 2e-4 for the smallest models down to 1.25e-4 for the
     largest (interpolated here in log N over Table A9), cosine decay 10x; batch 256 x 2048 tokens is our assumption."""
     sizes = [flops_lib.param_count(m).total for m in zoo.ladder("chinchilla")]
@@ -262,9 +278,7 @@ def plan_lr_scan(models: Sequence[ModelConfig], lrs: Sequence[float], budget: fl
     _check_budgets([budget])
     runs = []
     for model in models:
-        base = dict(hparams(model)) if hparams else {}
-        batch_size = int(base.get("batch_size", DEFAULT_BATCH_SIZE))
-        tokens = whole_step_tokens(flops_lib.tokens_for_flops(model, budget), model, batch_size)
+        tokens, base = resolve_run(model, flops_lib.tokens_for_flops(model, budget), hparams)
         for lr in lrs:
             for seed in seeds:
                 name = model.name or f"L{model.n_layers}d{model.d_model}"
@@ -296,15 +310,25 @@ def _check_budgets(budgets: Iterable[float]) -> None:
             raise ValueError(f"budget={budget!r} must be a positive finite number of FLOPs")
 
 
-def _select_sizes(eligible, budget, center, sizes_per_budget, span, convention):
+def _select_sizes(eligible, budget, center, sizes_per_budget, span, spacing, convention):
     if center is None:
         return eligible
     target = math.log(center(budget))
-    distance = {id(e[0]): abs(math.log(n_params(e[0], convention)) - target) for e in eligible}
+    log_n = {id(e[0]): math.log(n_params(e[0], convention)) for e in eligible}
     chosen = eligible
     if span is not None:
-        chosen = [e for e in chosen if distance[id(e[0])] <= math.log(span)]
-    if sizes_per_budget is not None:
-        nearest = sorted(chosen, key=lambda e: distance[id(e[0])])[:sizes_per_budget]
-        chosen = [e for e in chosen if any(e is k for k in nearest)]
-    return chosen
+        chosen = [e for e in chosen if abs(log_n[id(e[0])] - target) <= math.log(span)]
+    if sizes_per_budget is None:
+        return chosen
+    if spacing is None:
+        targets = [target] * sizes_per_budget
+    else:  # grid points nearest the centre claim their size first
+        offsets = [k - (sizes_per_budget - 1) / 2 for k in range(sizes_per_budget)]
+        targets = [target + o * math.log(spacing) for o in sorted(offsets, key=abs)]
+    picked: list = []
+    for point in targets:
+        free = [e for e in chosen if not any(e is p for p in picked)]
+        if not free:
+            break
+        picked.append(min(free, key=lambda e: abs(log_n[id(e[0])] - point)))
+    return [e for e in chosen if any(e is p for p in picked)]
