@@ -74,3 +74,10 @@ def test_holdout_check(table240):
     np.testing.assert_allclose(result.test_relative_error, result.test_predicted / result.test.loss - 1)
     with pytest.raises(ValueError, match="both must be non-empty"):
         holdout_check(table240, 1e30)
+
+
+def test_bootstrap_vmap_strategy_matches_map(table240, full_fit):
+    """The batched (GPU/TPU) strategy runs the same refits; on CPU it is only checked for equality."""
+    by_map = bootstrap_table(table240, n_resamples=2, seed=5, fit=full_fit, strategy="map")
+    by_vmap = bootstrap_table(table240, n_resamples=2, seed=5, fit=full_fit, strategy="vmap")
+    np.testing.assert_allclose(by_vmap.objective, by_map.objective, rtol=1e-8)

@@ -15,12 +15,15 @@ Two layers:
   .objective``, the frontier (``.a .b .G``) and the diagnostics as numpy.
 
 Screening (``top_k``): every start's objective is evaluated (one vectorised pass), and L-BFGS runs only from the
-``top_k`` starts with the lowest initial objective. On the paper's data the 7 lowest-ranked starts all reach the
-global optimum, and with ``top_k=128`` the best objective equals the exhaustive 4,500-start fit's to ~1e-11
-(relative; the check is in the tests and the benchmark, on the reference data, bootstrap resamples and synthetic
-data). ``top_k=None`` runs every start. A mean-reduced fit stops early, where it stops depends on each path, so
-screening would change its answer: ``top_k="auto"`` (the default) means 128 for ``reduction="sum"`` and the whole
-grid for ``reduction="mean"``.
+``top_k`` starts with the lowest initial objective. On the reference data the 7 starts with the lowest initial
+objective all reach the global optimum (to 1e-6; 6 of them to 1e-9, as do 703 of the 4,500), and with ``top_k=128`` the best objective equals the exhaustive
+4,500-start fit's to ~1e-12 (relative), as it does on synthetic data and bootstrap resamples (tests and
+``benchmarks/bench_fit.py``). ``top_k=None`` runs every start. A mean-reduced fit stops early, and where depends on
+each start's path, so screening would change its answer: ``top_k="auto"`` (the default) means 128 for
+``reduction="sum"`` and the whole grid for ``reduction="mean"``.
+
+Strategy: on CPU the starts run one after another (``lax.map``); on GPU/TPU they run as one batch (``vmap``); see
+:mod:`chinchilla.fit.solver`.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class FitState(NamedTuple):
     objective: jnp.ndarray          # () best objective (inf if every start failed)
     best: jnp.ndarray               # () index of the best start among the K run
     initial_objective: jnp.ndarray  # (S,) objective at every start of the grid (inf where not finite)
-    start_index: jnp.ndarray        # (K,) rows of the grid that were run, best-ranked first
+    start_index: jnp.ndarray        # (K,) rows of the grid that were run (best-ranked first when screened)
     starts: StartResult             # (K, ...) where each run start ended
 
 
