@@ -3,7 +3,7 @@
 - Figure 2 (Approach 1): training curves against FLOPs with their lower envelope; N_opt and D_opt against C with the
   fitted power laws, extended 100x beyond the sweep.
 - Figure 3 (Approach 2): IsoFLOP profiles (final loss against N per budget, the fitted parabolas and their minima);
-  N_opt and D_opt against C with the fitted laws.
+  N_opt and D_opt against C with the fitted laws (the profiles alone when too few minima are interior).
 - Figure 4 (Approach 3): iso-loss contours of the fitted L(N, D = C / 6N) over (C, N) with the efficient frontier
   and our runs; our IsoFLOP profiles with the fit evaluated along them.
 """
@@ -60,7 +60,7 @@ def _law_panel(ax, c, y, law, label: str, ylabel: str, color: str = "C0") -> Non
 def figure2(curves: Sequence[Any], result: EnvelopeResult, path, *, window: int = 10) -> epath.Path:
     """Approach 1: curves + envelope, N_opt(C), D_opt(C)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), layout="constrained")
     colors = _size_colors([c.n_params for c in curves])
     for curve, color in zip(curves, colors):
         axes[0].plot(curve.flops, smooth_curve(curve.loss, window), color=color, lw=0.8, alpha=0.8)
@@ -86,12 +86,14 @@ def figure2(curves: Sequence[Any], result: EnvelopeResult, path, *, window: int 
     return _save(fig, path)
 
 
-def figure3(result: IsoFlopResult, path) -> epath.Path:
-    """Approach 2: IsoFLOP profiles with parabolas and minima, N_opt(C), D_opt(C)."""
+def figure3(profiles: Sequence[Any], path, result: IsoFlopResult | None = None) -> epath.Path:
+    """Approach 2: IsoFLOP profiles with parabolas and minima; with a fitted ``result``, N_opt(C) and D_opt(C)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    colors = plt.cm.plasma(np.linspace(0.05, 0.85, len(result.profiles)))
-    for profile, color in zip(result.profiles, colors):
+    fig, axes = plt.subplots(1, 3 if result is not None else 1, figsize=(15, 4.3) if result is not None else (6, 4.3),
+                             squeeze=False, layout="constrained")
+    axes = axes[0]
+    colors = plt.cm.plasma(np.linspace(0.05, 0.85, len(profiles)))
+    for profile, color in zip(profiles, colors):
         axes[0].scatter(profile.n, profile.loss, color=color, s=18, label=f"{profile.budget:.2g}")
         used = profile.n[profile.used]
         grid = np.geomspace(used.min(), used.max(), 60)
@@ -100,12 +102,14 @@ def figure3(result: IsoFlopResult, path) -> epath.Path:
                         facecolor=color if profile.interior else "none", edgecolor="k")
     axes[0].set(xscale="log", xlabel="parameters", ylabel="final loss", title="IsoFLOP profiles")
     axes[0].legend(title="FLOPs (▽ hollow: not interior)", fontsize=7, title_fontsize=7)
-    chosen = [p for p in result.profiles if p.interior or not result.require_interior]
-    c = np.array([p.flops for p in chosen])
-    _law_panel(axes[1], c, [p.n_opt for p in chosen], result.n_law, f"N_opt ∝ C^{result.a:.3f}", "parameters")
-    _law_panel(axes[2], c, [p.d_opt for p in chosen], result.d_law, f"D_opt ∝ C^{result.b:.3f}", "tokens",
-               color="C1")
-    fig.suptitle("Figure 3 (Approach 2): IsoFLOP profiles")
+    if result is not None:
+        chosen = [p for p in result.profiles if p.interior or not result.require_interior]
+        c = np.array([p.flops for p in chosen])
+        _law_panel(axes[1], c, [p.n_opt for p in chosen], result.n_law, f"N_opt ∝ C^{result.a:.3f}", "parameters")
+        _law_panel(axes[2], c, [p.d_opt for p in chosen], result.d_law, f"D_opt ∝ C^{result.b:.3f}", "tokens",
+                   color="C1")
+    fig.suptitle("Figure 3 (Approach 2): IsoFLOP profiles" + ("" if result is not None else
+                                                              " (too few interior minima for the laws)"))
     return _save(fig, path)
 
 
@@ -117,7 +121,7 @@ def figure4(result: Any, rows: Sequence[dict[str, Any]], n_column: str, loss_col
     needs no convention: each IsoFLOP budget's runs (final loss against N) and the fit evaluated at those runs'
     own (N, D), with D interpolated in log N between them."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
     run_n = np.array([r[n_column] for r in rows], dtype=np.float64)
     run_d = np.array([r["tokens"] for r in rows], dtype=np.float64)
     run_c = 6 * run_n * run_d
@@ -159,7 +163,8 @@ def figure4(result: Any, rows: Sequence[dict[str, Any]], n_column: str, loss_col
 
 def write_figures(analysis: Any, out_dir) -> list[epath.Path]:
     """Figures 2-4 for the headline convention of a ``chinchilla.report.Analysis``; an approach that was not fitted
-    gets no figure. Returns the written paths."""
+    gets no figure (except Approach 2's profiles, drawn alone when its laws could not be fitted). Returns the
+    written paths."""
     out = epath.Path(out_dir)
     results = analysis.results[analysis.headline]
     written = []
@@ -167,7 +172,9 @@ def write_figures(analysis: Any, out_dir) -> list[epath.Path]:
         written.append(figure2(analysis.curves[analysis.headline], results["approach1"],
                                out / FIGURE_NAMES["approach1"], window=analysis.settings.window))
     if not isinstance(results["approach2"], str):
-        written.append(figure3(results["approach2"], out / FIGURE_NAMES["approach2"]))
+        written.append(figure3(results["approach2"].profiles, out / FIGURE_NAMES["approach2"], results["approach2"]))
+    elif not isinstance(results.get("approach2_profiles", "not fitted"), str):
+        written.append(figure3(results["approach2_profiles"], out / FIGURE_NAMES["approach2"]))
     if not isinstance(results["approach3"], str):
         n_column = {"total": "n_params", "non_embedding": "non_embedding_params"}[analysis.headline]
         written.append(figure4(results["approach3"], analysis.rows, n_column, analysis.settings.loss,

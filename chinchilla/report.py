@@ -311,7 +311,7 @@ def render_markdown(analysis: Analysis, payload: dict[str, Any]) -> str:
         lines.append(f"| {APPROACH_TITLES[approach]} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += _approach_sections(analysis, payload)
-    lines += _projection_section(payload)
+    lines += _projection_section(payload, _convention_name(analysis.headline))
     figures = payload.get("figures", [])
     if figures:
         lines += ["## Figures", ""] + [f"![{name}]({name})" for name in figures] + [""]
@@ -326,9 +326,10 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
     if one.get("error"):
         lines += [f"Not fitted: {one['error']}", ""]
     else:
-        lines += [f"{len(analysis.curves[analysis.headline])} curves, smoothed over {s.window} logged steps, "
-                  f"{one['n_points']} log-spaced FLOP values in [{one['flops_range'][0]:.3g}, "
-                  f"{one['flops_range'][1]:.3g}]; {len(one['selected_runs'])} runs appear on the envelope. "
+        lines += [f"{len(analysis.curves[analysis.headline])} curves, smoothed over {s.window} logged steps; the "
+                  f"lowest loss at {one['n_points']} of {s.n_points} log-spaced FLOP values in "
+                  f"[{one['flops_range'][0]:.3g}, {one['flops_range'][1]:.3g}] (the others are reached by fewer "
+                  f"than 2 runs); {len(one['selected_runs'])} runs appear on the envelope. "
                   f"{one['late_fraction']:.0%} of the selected points lie in the last 15% of their run "
                   "(the paper: all).", ""]
     lines += ["## Approach 2: IsoFLOP profiles", ""]
@@ -356,10 +357,10 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
     return lines
 
 
-def _projection_section(payload: dict[str, Any]) -> list[str]:
+def _projection_section(payload: dict[str, Any], convention: str) -> list[str]:
     lines = ["## Projections (Table 3 style)", "",
-             "Each approach's laws extrapolated far beyond this sweep: an illustration of what they imply, not a "
-             "prediction to trust.", "",
+             f"Each approach's laws (N = {convention}) extrapolated far beyond this sweep: an illustration of what "
+             "they imply, not a prediction to trust.", "",
              "| parameters | " + " | ".join(f"{APPROACH_TITLES[a]}: FLOPs, tokens" for a in APPROACHES) + " |",
              "|---|" + "---|" * len(APPROACHES)]
     tables = {a: payload[a].get("projections", {}) for a in APPROACHES}

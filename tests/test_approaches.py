@@ -85,6 +85,8 @@ def test_smoothing_keeps_lines_exact_and_reduces_noise():
     noise = np.random.default_rng(0).standard_normal(2000)
     assert smooth_curve(noise, 10).std() < 0.5 * noise.std()
     np.testing.assert_array_equal(smooth_curve(noise[:10], 1), noise[:10])
+    assert smooth_curve(noise[:7], 400).shape == (7,)  # a window longer than the curve
+    np.testing.assert_allclose(smooth_curve(line[:7], 400), line[:7], atol=1e-12)
 
 
 # ----------------------------------------------------------------------------------------------- Approach 2

@@ -118,7 +118,7 @@ def smooth_curve(loss: Sequence[float] | np.ndarray, window: int = PAPER_SMOOTHI
     values = np.asarray(loss, dtype=np.float64)
     if window <= 1 or values.size < 3:
         return values.copy()
-    radius = max(1, window // 2)
+    radius = max(1, min(window // 2, (values.size - 1) // 2))  # the kernel may not outgrow the curve
     offsets = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-0.5 * (offsets / (window / 4.0)) ** 2)
 
