@@ -4,6 +4,7 @@ runs in seconds; a tiny real sweep under the slow mark) into a report with all t
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -111,19 +112,27 @@ def test_dataset_override_and_comparison_table():
 
 @pytest.mark.slow
 def test_tiny_real_sweep_end_to_end(tmp_path):
-    """Real training: 2-layer byte-level models at three small budgets, then all three approaches."""
+    """Real training (9 runs of 2-layer byte-level models, a few seconds each), then all three approaches, the
+    report and the figures. At budgets this small the exponents are noise: only the pipeline is checked."""
     tiny = load_preset("tiny_cpu")
 
     def hparams(model, tokens):
-        return {**tiny.hparams(model, tokens), "eval_batches": 8}
+        return {**tiny.hparams(model, tokens), "eval_batches": 4}
 
     preset = Preset(
         name="tiny_test", description="the smallest real sweep", ladder=zoo.ladder("tiny")[:6],
-        budgets=(2e10, 5e10, 1.2e11), hparams=hparams, center=(5e10, 6e3, 0.7), sizes_per_budget=4, min_steps=60,
-        analysis=AnalysisSettings(loss="eval_loss", neighbours=None, n_resamples=20, approach3_resamples=5))
+        budgets=(1.5e10, 3e10, 6e10), hparams=hparams, center=(3e10, 5e3, 0.7), sizes_per_budget=3, spacing=1.6,
+        min_steps=40,
+        analysis=AnalysisSettings(loss="eval_loss", window=20, n_resamples=10, approach3_resamples=5))
     summary = reproduce(preset, tmp_path, log=None)
-    assert summary["runs"]["finished"] == len(preset.plan().runs) and summary["runs"]["failed"] == 0
-    check_summary(summary, fitted=("approach1", "approach3"))
+    assert summary["runs"] == {"finished": 9, "failed": 0, "pending": 0}
+    for approach in ("approach1", "approach2", "approach3"):
+        entry = summary[approach]
+        assert SUMMARY_KEYS <= set(entry)
+        assert entry["error"] is None or approach == "approach2", entry["error"]  # 2 may lack interior minima
+        assert entry["error"] is not None or math.isfinite(entry["a"])
     assert len(summary["approach2"]["budgets"]) == 3
-    for name in ("report.md", "figure2.png", "figure4.png"):
+    report = (tmp_path / "report.md").read_text()
+    assert "## Approach 1" in report and "## Approach 2" in report and "## Approach 3" in report
+    for name in ("figure2.png", "figure3.png", "figure4.png"):
         assert (tmp_path / name).stat().st_size > 0
