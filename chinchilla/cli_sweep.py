@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweep.add_argument("--head-to-head", type=float, metavar="FLOPS",
                        help="after OUT's sweep: train the sizes our law and Kaplan's rule call optimal at this "
                             "larger budget, into OUT/headtohead, and compare their losses")
+    sweep.add_argument("--convention", choices=("non_embedding", "total"),
+                       help="--head-to-head / --next-budget: the parameter count the laws use (default: the "
+                            "preset's)")
     _preset_arguments(sweep)
     _worker_arguments(sweep)
     sweep.add_argument("--json", action="store_true", help="print the plan or outcome as JSON")
@@ -85,14 +88,20 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from chinchilla.sweep import run_sweep
 
     preset = _load(args)
+    if args.convention:
+        import dataclasses
+
+        preset = dataclasses.replace(preset, convention=args.convention)
     if args.head_to_head:
-        from chinchilla.sweep.headtohead import run_head_to_head
+        from chinchilla.sweep.headtohead import plan_head_to_head, run_head_to_head
 
         if not args.out:
             raise ValueError("--head-to-head needs --out, a finished sweep of the preset")
-        run_head_to_head(preset, args.out, args.head_to_head)
-        return 0
-    if args.lr_check:
+        if not args.plan_only:
+            run_head_to_head(preset, args.out, args.head_to_head)
+            return 0
+        plan = plan_head_to_head(preset, args.out, args.head_to_head)[0]
+    elif args.lr_check:
         plan = reproduce.lr_check_plan(preset)
     elif args.next_budget:
         if not args.out:

@@ -45,7 +45,8 @@ class Preset:
     ``TrainConfig`` keyword arguments per run (lr, batch_size, warm-up, dataset, logging...). ``trainer``:
     "train" (``chinchilla.train``), or any ``train_fn(run, run_dir)`` such as
     ``chinchilla.sweep.synthetic.SyntheticTrainer`` (runs drawn from a known surface, for smoke tests).
-    ``runnable`` False marks a plan that is only printed (the paper's grid). ``lr_check_*``: the learning-rate
+    ``runnable`` False marks a plan that is only printed (the paper's grid). ``extrapolation_ladder``: the shapes
+    for runs beyond the sweep (next budget, head-to-head; default ``ladder``). ``lr_check_*``: the learning-rate
     check (``lr_check_plan``): the named sizes at one budget, with the rule's rate times each factor.
     """
 
@@ -66,6 +67,7 @@ class Preset:
     analysis: AnalysisSettings = dataclasses.field(default_factory=AnalysisSettings)
     trainer: str | Callable[..., dict] = "train"
     runnable: bool = True
+    extrapolation_ladder: tuple[ModelConfig, ...] | None = None
     lr_check_budget: float | None = None
     lr_check_models: tuple[str, ...] = ()
     lr_check_factors: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -89,6 +91,11 @@ class Preset:
                                                min_steps=self.min_steps, max_tokens=self.max_tokens,
                                                seeds=self.seeds, **dict(self.curves))
         return plan
+
+    @property
+    def beyond_ladder(self) -> tuple[ModelConfig, ...]:
+        """The shapes for runs beyond the sweep's budgets."""
+        return self.extrapolation_ladder or self.ladder
 
     def train_fn(self, progress: bool = False):
         if callable(self.trainer):
@@ -136,7 +143,7 @@ def next_budget_plan(preset: Preset, sweep_dir, budget: float, sizes: int | None
     settings = dataclasses.replace(preset.analysis, n_resamples=0)
     rows = [r for r in collect_results(sweep_dir) if r["status"] == "finished" and r.get(settings.loss)]
     law = fit_approach2(rows, preset.convention, settings).n_law
-    return plan_next_budget(law, budget, preset.ladder, sizes_per_budget=sizes or preset.sizes_per_budget or 5,
+    return plan_next_budget(law, budget, preset.beyond_ladder, sizes_per_budget=sizes or preset.sizes_per_budget or 5,
                             convention=preset.convention, hparams=preset.hparams, min_steps=preset.min_steps,
                             max_tokens=preset.max_tokens, seeds=preset.seeds)
 

@@ -26,6 +26,7 @@ PRESET = Preset(
     max_tokens=TINY.max_tokens,
     seeds=(0, 1),
     analysis=AnalysisSettings(loss="eval_loss", neighbours=2, n_resamples=100, approach3_resamples=50),
+    extrapolation_ladder=zoo.ladder("tiny"),
     lr_check_budget=2e12,
     lr_check_models=("tiny-00025k", "tiny-00056k"),
 )

@@ -67,6 +67,7 @@ PRESET = Preset(
     min_steps=200,
     max_tokens=CORPUS_TRAIN_TOKENS,
     analysis=AnalysisSettings(loss="eval_loss", neighbours=2, window=100, n_resamples=100, approach3_resamples=30),
+    extrapolation_ladder=zoo.ladder("tiny"),
     lr_check_budget=3e11,
     lr_check_models=("tiny-00006k", "tiny-00025k", "tiny-00076k"),
 )

@@ -3,9 +3,9 @@ Appendix D.4: Chinchilla against Gopher, and the Kaplan-allocated model against 
 
 At a budget C above the sweep's largest, train two models: the size our Approach 2 law N_opt(C) = k C^a calls
 optimal, and the size Kaplan et al.'s rule N_opt ∝ C^0.73 calls optimal, both laws anchored at the same point (our
-law's N_opt at the sweep's largest budget, so they differ only by their exponents beyond it). Each is the ladder shape
-nearest to its law's N (in the preset's parameter convention), trained with the preset's hyperparameters and the
-tokens the budget buys. The report gives both final losses next to the loss our Approach 3 fit predicts for each
+law's N_opt at the sweep's largest budget, so they differ only by their exponents beyond it). Each is the shape of the
+preset's ``beyond_ladder`` nearest to its law's N (in the preset's parameter convention), trained with the preset's
+hyperparameters and the tokens the budget buys. The report gives both final losses next to the loss our Approach 3 fit predicts for each
 (N, D): the law that picked the lower-loss model wins, and the fit's predictions are tested on runs it never saw.
 
 The runs live in ``<sweep>/headtohead`` (a sweep directory of their own, so they never enter the main fits).
@@ -38,11 +38,18 @@ def plan_head_to_head(preset, sweep_dir, budget: float, *, kaplan_exponent: floa
         raise ValueError(f"budget={budget:g} must exceed the sweep's largest budget {anchor:g} (a held-out test)")
     targets = {"ours": float(law(budget)),
                "kaplan": float(law(anchor)) * (budget / anchor) ** kaplan_exponent}
-    chosen = {name: min(preset.ladder, key=lambda m: abs(math.log(n_params(m, preset.convention) / target)))
+    ladder = preset.beyond_ladder
+    sizes = [n_params(m, preset.convention) for m in ladder]
+    for name, target in targets.items():
+        if not min(sizes) / 1.2 <= target <= max(sizes) * 1.2:
+            raise ValueError(f"at {budget:g} FLOPs the {name} law wants N = {target:.3g}, outside the ladder's "
+                             f"{min(sizes):.3g} ... {max(sizes):.3g}")
+    chosen = {name: min(ladder, key=lambda m: abs(math.log(n_params(m, preset.convention) / target)))
               for name, target in targets.items()}
     if chosen["ours"] == chosen["kaplan"]:
-        raise ValueError(f"at {budget:g} FLOPs both laws pick {chosen['ours'].name} (ours: N = {targets['ours']:.3g}, "
-                         f"Kaplan's: {targets['kaplan']:.3g}): choose a larger budget")
+        raise ValueError(f"at {budget:g} FLOPs both laws pick {chosen['ours'].name} (ours, a = {law.exponent:.3f}: "
+                         f"N = {targets['ours']:.3g}; Kaplan's, a = {kaplan_exponent}: {targets['kaplan']:.3g}): "
+                         "the laws agree this close to the sweep; choose a larger budget")
     plan = None
     for name, model in chosen.items():
         part = plan_isoflop([budget], [model], hparams=preset.hparams, group=f"h2h-{name}", name=f"h2h-{name}")
