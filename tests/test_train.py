@@ -97,6 +97,8 @@ def test_unknown_data_sets_give_a_clear_error_and_leave_no_run_behind(tmp_path):
         train_run(TrainConfig(model=TINY, tokens=10_000, dataset="no_such_dataset"), tmp_path / "run",
                   progress=False)
     assert not (tmp_path / "run" / "config.json").exists()
+    with pytest.raises(ValueError, match="model.vocab_size=100"):  # the byte tokenizer has 256 tokens
+        train_run(TrainConfig(model=TINY.replace(vocab_size=100), tokens=10_000), tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="split='dev'"):
         train_run(TrainConfig(model=TINY, tokens=10_000, eval_split="dev"), tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "config.json").exists()
@@ -244,6 +246,11 @@ def test_the_train_command_trains_then_skips_a_finished_directory(tmp_path, caps
     assert "nothing to do" in capsys.readouterr().err
     assert cli.main(["train", "--model", "no-such-model", "--tokens", "10", "--out", str(out)]) == 2
     assert "unknown model 'no-such-model'" in capsys.readouterr().err
+    assert cli.main(["train", "--model", "tiny-00004k", "--flops", "3e9", "--out", str(tmp_path / "flops"),
+                     "--batch-size", "2", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["tokens_budget"] == round(flops.tokens_for_flops(TINY, 3e9))
+    assert summary["flops"] == pytest.approx(3e9, rel=0.5 * 2 * 128 / summary["tokens"])  # within half a step
 
 
 SHARDED_SCRIPT = textwrap.dedent("""
