@@ -137,7 +137,11 @@ def batch_divisor(mesh: Mesh) -> int:
 
 
 def global_batch(local_batch: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    """A global array from this process's rows of the batch (its dimension after the leading ones)."""
+    """A global array from this process's rows of the batch (its dimension after the leading ones).
+
+    Each process reads different rows (``chinchilla.data`` shards by process), so the ``data`` x ``fsdp`` axes must
+    span the processes and ``tensor`` must stay within one host, the usual layout.
+    """
     return jax.make_array_from_process_local_data(sharding, local_batch)
 
 
@@ -148,7 +152,7 @@ def maybe_initialize_distributed() -> bool:
     if jax.distributed.is_initialized():
         return False
     launched = any(key in os.environ for key in ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"))
-    tpu_pod = int(os.environ.get("TPU_WORKER_HOSTNAMES", "").count(",")) > 0
+    tpu_pod = "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
     if not (launched or tpu_pod):
         return False
     jax.distributed.initialize()
