@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from chinchilla import flops, metrics, model, zoo
+from chinchilla import flops, metrics, zoo
 from chinchilla.train import TrainConfig, Trainer
 
 DEFAULT_MODELS = ("tiny-00004k", "tiny-00025k", "tiny-00099k", "tiny-00394k", "tiny-00886k", "tiny-01574k",
