@@ -16,10 +16,15 @@ from chinchilla.fit.solver import STOP_REASONS, SolverConfig, minimize
 LAW = DataConstrainedLaw()
 
 
-def dc_loss(n, d, u, theta=MUENNIGHOFF_THETA) -> np.ndarray:
+def predict(law, theta, **covariates) -> np.ndarray:
+    """The law's loss at the covariates, in float64."""
     with jax.enable_x64(True):
-        covariates = {k: jnp.atleast_1d(jnp.asarray(v, dtype=jnp.float64)) for k, v in (("n", n), ("d", d), ("u", u))}
-        return np.exp(np.asarray(LAW.log_predict(jnp.asarray(theta), covariates)))
+        columns = {k: jnp.atleast_1d(jnp.asarray(v, dtype=jnp.float64)) for k, v in covariates.items()}
+        return np.exp(np.asarray(law.log_predict(jnp.asarray(theta), law.features(columns))))
+
+
+def dc_loss(n, d, u, theta=MUENNIGHOFF_THETA) -> np.ndarray:
+    return predict(LAW, theta, n=n, d=d, u=u)
 
 
 def test_paper_grid_is_the_papers():
@@ -40,8 +45,7 @@ def test_lse3_is_log_sum_exp_without_overflow():
 def test_chinchilla_law_is_e_plus_two_power_laws():
     theta = CHINCHILLA.raw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
     n, d = np.array([1e8, 7e10]), np.array([2e9, 1.4e12])
-    with jax.enable_x64(True):
-        got = np.exp(np.asarray(CHINCHILLA.log_predict(jnp.asarray(theta), {"n": jnp.asarray(n), "d": jnp.asarray(d)})))
+    got = predict(CHINCHILLA, theta, n=n, d=d)
     np.testing.assert_allclose(got, 1.69 + 406.4 / n ** 0.34 + 410.7 / d ** 0.28, rtol=1e-14)
     assert {k: float(v) for k, v in CHINCHILLA.natural(theta).items()} == pytest.approx(
         {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28})
@@ -55,10 +59,7 @@ def test_data_constrained_golden_values():
 
 def test_data_constrained_without_repetition_is_chinchilla():
     n, d = np.array([1e8, 3e8]), np.array([5e10, 2e11])  # N below N_opt(U_D): no excess parameters
-    base = np.asarray(MUENNIGHOFF_THETA[:5])
-    with jax.enable_x64(True):
-        expected = np.exp(np.asarray(CHINCHILLA.log_predict(jnp.asarray(base), {"n": jnp.asarray(n),
-                                                                                 "d": jnp.asarray(d)})))
+    expected = predict(CHINCHILLA, np.asarray(MUENNIGHOFF_THETA[:5]), n=n, d=d)
     np.testing.assert_allclose(dc_loss(n, d, d), expected, rtol=1e-13)
     assert dc_loss(1e8, 4e11, 5e10)[0] > dc_loss(1e8, 4e11, 4e11)[0]  # repeated tokens are worth less
 
@@ -98,10 +99,12 @@ def test_huber_and_reductions():
         cov = {"n": jnp.asarray([1e8, 1e9, 1e10]), "d": jnp.asarray([1e10, 2e10, 3e11])}
         log_loss = jnp.log(jnp.asarray([3.0, 2.5, 2.0]))
         w = jnp.asarray([2.0, 0.0, 1.0])
-        total = objective(theta, CHINCHILLA, cov, log_loss, w)
-        mean = objective(theta, CHINCHILLA, cov, log_loss, w, reduction="mean")
-        duplicated = objective(theta, CHINCHILLA, {k: v[jnp.asarray([0, 0, 2])] for k, v in cov.items()},
-                               log_loss[jnp.asarray([0, 0, 2])], jnp.ones(3))
+        features = CHINCHILLA.features(cov)
+        total = objective(theta, CHINCHILLA, features, log_loss, w)
+        mean = objective(theta, CHINCHILLA, features, log_loss, w, reduction="mean")
+        rows = jnp.asarray([0, 0, 2])
+        duplicated = objective(theta, CHINCHILLA, {k: v[rows] for k, v in features.items()}, log_loss[rows],
+                               jnp.ones(3))
     assert float(mean) == pytest.approx(float(total) / 3.0, rel=1e-14)
     assert float(total) == pytest.approx(float(duplicated), rel=1e-14)  # a weight is a multiplicity
 

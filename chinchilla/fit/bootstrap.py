@@ -57,10 +57,11 @@ def bootstrap_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], l
     The R x K solves are flattened into one batch for :func:`chinchilla.fit.solver.minimize_many`.
     """
     log_loss = jnp.log(loss)
+    features = law.features(covariates)
     n_resamples, n_starts = weights.shape[0], starts.shape[0]
 
     def fun(theta, resample):
-        return objective(theta, law, covariates, log_loss, weights[resample], delta=delta, reduction=reduction)
+        return objective(theta, law, features, log_loss, weights[resample], delta=delta, reduction=reduction)
 
     x0 = jnp.tile(starts, (n_resamples, 1))
     which = jnp.repeat(jnp.arange(n_resamples), n_starts)

@@ -35,10 +35,11 @@ def check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction={reduction!r} must be one of {REDUCTIONS}")
 
 
-def objective(theta: jnp.ndarray, law, covariates: Mapping[str, jnp.ndarray], log_loss: jnp.ndarray,
+def objective(theta: jnp.ndarray, law, features: Mapping[str, jnp.ndarray], log_loss: jnp.ndarray,
               weights: jnp.ndarray, *, delta: float = PAPER_HUBER_DELTA, reduction: str = "sum") -> jnp.ndarray:
-    """Weighted Huber objective of ``law`` at raw parameters ``theta`` (pure, jittable, differentiable)."""
-    residual = law.log_predict(theta, covariates) - log_loss
+    """Weighted Huber objective of ``law`` at raw parameters ``theta``, given ``law.features(covariates)`` (pure,
+    jittable, differentiable)."""
+    residual = law.log_predict(theta, features) - log_loss
     total = jnp.sum(weights * huber(residual, delta))
     if reduction == "mean":
         return total / jnp.sum(weights)

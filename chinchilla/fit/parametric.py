@@ -16,11 +16,11 @@ Two layers:
 
 Screening (``top_k``): every start's objective is evaluated (one vectorised pass), and L-BFGS runs only from the
 ``top_k`` starts with the lowest initial objective. On the reference data the 7 starts with the lowest initial
-objective all reach the global optimum (to 1e-6; 6 of them to 1e-9, as do 703 of the 4,500), and with ``top_k=128`` the best objective equals the exhaustive
-4,500-start fit's to ~1e-12 (relative), as it does on synthetic data and bootstrap resamples (tests and
-``benchmarks/bench_fit.py``). ``top_k=None`` runs every start. A mean-reduced fit stops early, and where depends on
-each start's path, so screening would change its answer: ``top_k="auto"`` (the default) means 128 for
-``reduction="sum"`` and the whole grid for ``reduction="mean"``.
+objective all reach the global optimum (to 1e-6 relative; 6 of them to 1e-9, as do 703 of all 4,500), and with
+``top_k=128`` the best objective equals the exhaustive 4,500-start fit's to ~1e-12 (relative), as it does on
+synthetic data and bootstrap resamples (tests and ``benchmarks/bench_fit.py``). ``top_k=None`` runs every start.
+A mean-reduced fit stops early, and where depends on each start's path, so screening would change its answer:
+``top_k="auto"`` (the default) means 128 for ``reduction="sum"`` and the whole grid for ``reduction="mean"``.
 
 Strategy: on CPU the starts run one after another (``lax.map``); on GPU/TPU they run as one batch (``vmap``); see
 :mod:`chinchilla.fit.solver`.
@@ -68,9 +68,10 @@ def fit_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], loss: j
     Ranks all starts by their initial objective and runs L-BFGS from the ``top_k`` best (all when None).
     """
     log_loss = jnp.log(loss)
+    features = law.features(covariates)
 
     def fun(theta, _):
-        return objective(theta, law, covariates, log_loss, weights, delta=delta, reduction=reduction)
+        return objective(theta, law, features, log_loss, weights, delta=delta, reduction=reduction)
 
     initial = jax.lax.map(lambda theta: fun(theta, None), starts, batch_size=min(_RANK_BATCH, starts.shape[0]))
     initial = jnp.where(jnp.isfinite(initial), initial, jnp.inf)
@@ -170,7 +171,8 @@ class ParametricFit:
             raise ValueError(f"predict needs {list(self.law.covariates)}; missing {missing}")
         columns = validate_columns({k: np.atleast_1d(covariates[k]) for k in self.law.covariates})
         with jax.enable_x64(True):
-            log_loss = self.law.log_predict(jnp.asarray(self.theta), {k: jnp.asarray(v) for k, v in columns.items()})
+            features = self.law.features({k: jnp.asarray(v) for k, v in columns.items()})
+            log_loss = self.law.log_predict(jnp.asarray(self.theta), features)
             return np.exp(np.asarray(log_loss))
 
     def to_dict(self) -> dict[str, object]:
@@ -232,8 +234,8 @@ def evaluate_objective(table: ScalingTable, theta, *, law=CHINCHILLA, reduction:
     covariates = law_covariates(law, table)
     w = prepare_weights(weights, len(table), n_params=len(law.param_names))
     with jax.enable_x64(True):
-        value = objective(jnp.asarray(theta, dtype=jnp.float64), law,
-                          {c: jnp.asarray(v) for c, v in covariates.items()}, jnp.log(jnp.asarray(table.loss)),
+        features = law.features({c: jnp.asarray(v) for c, v in covariates.items()})
+        value = objective(jnp.asarray(theta, dtype=jnp.float64), law, features, jnp.log(jnp.asarray(table.loss)),
                           jnp.asarray(w), delta=float(delta), reduction=reduction)
         return float(value)
 
