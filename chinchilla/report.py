@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -339,7 +339,8 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
     if two.get("budgets"):
         window = "all sizes" if s.neighbours is None else f"{s.neighbours} sizes each side of the lowest loss"
         lines += [f"Parabola in ln N fitted to {window}; only budgets with an interior minimum enter the laws.", "",
-                  "| budget | C (runs) | runs | N_opt | D_opt | loss at N_opt | interior |", "|---|---|---|---|---|---|---|"]
+                  "| budget | C (runs) | runs | N_opt | D_opt | loss at N_opt | interior |",
+                  "|---|---|---|---|---|---|---|"]
         for b in two["budgets"]:
             lines.append(f"| {b['budget']:.3g} | {b['flops']:.3g} | {b['n_runs']} | {b['n_opt']:.4g} | "
                          f"{b['d_opt']:.4g} | {b['loss_opt']:.4f} | "

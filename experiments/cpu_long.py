@@ -1,14 +1,15 @@
 """cpu_long: a meaningful exponent on 2 CPU cores in about 2 hours.
 
-The ``tiny_cpu`` setup (same ladder, data, learning-rate rule and held-out loss) at budgets 1e12 ... 8e12 FLOPs
-(x2, spanning 8x), five sizes per budget around the same guess of N_opt(C), each trained with 2 seeds (the final
-losses of both seeds enter every fit; seed noise in the held-out loss is ~0.01 nats, comparable to the depth of an
-IsoFLOP valley at this scale). About 1.5e14 FLOPs. Some runs at 8e12 read up to 2 epochs of the embedded corpus and
+The ``tiny_cpu`` setup (same data, learning-rate rule, held-out loss and analysis; the ladder up to 400k non-embedding
+parameters) at budgets 1e12 ... 8e12 FLOPs (x2, spanning 8x), five sizes x1.6 apart per budget around the same guess
+of N_opt(C), each trained with 2 seeds (the final losses of both seeds enter every fit; seed noise in the held-out
+loss is ~0.01 nats, comparable to the depth of an IsoFLOP valley at this scale). About 1.5e14 FLOPs. Some runs at 8e12 read up to 2 epochs of the embedded corpus and
 are flagged ``multi_epoch``. Resumable: run the same command again after an interruption.
 """
 
+import dataclasses
+
 from chinchilla import zoo
-from chinchilla.report import AnalysisSettings
 from chinchilla.reproduce import Preset, load_preset, select_models
 
 TINY = load_preset("tiny_cpu")
@@ -19,13 +20,14 @@ PRESET = Preset(
     ladder=select_models(zoo.ladder("tiny"), 3e3, 4e5),
     budgets=(1e12, 2e12, 4e12, 8e12),
     hparams=TINY.hparams,
-    center=(3e11, 1.2e4, 0.7),
+    center=TINY.center,
     sizes_per_budget=5,
+    spacing=1.6,
     convention="non_embedding",
     min_steps=200,
     max_tokens=TINY.max_tokens,
     seeds=(0, 1),
-    analysis=AnalysisSettings(loss="eval_loss", neighbours=2, n_resamples=100, approach3_resamples=50),
+    analysis=dataclasses.replace(TINY.analysis, approach3_resamples=50),
     extrapolation_ladder=zoo.ladder("tiny"),
     lr_check_budget=2e12,
     lr_check_models=("tiny-00025k", "tiny-00056k"),

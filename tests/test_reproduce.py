@@ -10,7 +10,8 @@ import pytest
 
 from chinchilla import cli, zoo
 from chinchilla.report import AnalysisSettings
-from chinchilla.reproduce import Preset, compare_table, with_dataset, lr_check_plan, load_preset, preset_names, reproduce
+from chinchilla.reproduce import (Preset, compare_table, load_preset, lr_check_plan, preset_names, reproduce,
+                                  with_dataset)
 from chinchilla.sweep import collect_results as read_results
 
 SUMMARY_KEYS = {"a", "b", "a_interval", "b_interval", "conventions", "projections"}

@@ -21,7 +21,6 @@ the 10th and 90th percentiles of a and b.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Sequence
 
 import numpy as np

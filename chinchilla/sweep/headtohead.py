@@ -5,8 +5,9 @@ At a budget C above the sweep's largest, train two models: the size our Approach
 optimal, and the size Kaplan et al.'s rule N_opt ∝ C^0.73 calls optimal, both laws anchored at the same point (our
 law's N_opt at the sweep's largest budget, so they differ only by their exponents beyond it). Each is the shape of the
 preset's ``beyond_ladder`` nearest to its law's N (in the preset's parameter convention), trained with the preset's
-hyperparameters and the tokens the budget buys. The report gives both final losses next to the loss our Approach 3 fit predicts for each
-(N, D): the law that picked the lower-loss model wins, and the fit's predictions are tested on runs it never saw.
+hyperparameters and the tokens the budget buys. The report gives both final losses next to the loss our Approach 3
+fit predicts for each (N, D): the law that picked the lower-loss model wins, and the fit's predictions are tested on
+runs it never saw.
 
 The runs live in ``<sweep>/headtohead`` (a sweep directory of their own, so they never enter the main fits).
 """

@@ -5,7 +5,8 @@ workers that share one (possibly ``gs://``) sweep directory.
   finished summary and is handed to the trainer again, which resumes from its last checkpoint.
 - A trainer exception is written to the run's ``failure.json`` and the sweep goes on (so is a summary with status
   "failed", e.g. a non-finite loss); failed runs are retried only with ``retry_failed``, which removes those files
-  so the trainer resumes from its last good checkpoint. KeyboardInterrupt and SystemExit stop the sweep (the run stays resumable).
+  so the trainer resumes from its last good checkpoint. KeyboardInterrupt and SystemExit stop the sweep (the run
+  stays resumable).
 - ``results.csv`` is rebuilt from all run directories after every run (``results.write_results_table``): no
   duplicate or torn row can appear.
 - ``worker``/``num_workers``: a deterministic split (longest-processing-time first on the planned FLOPs), so n
