@@ -330,8 +330,8 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
                   f"lowest loss at {one['n_points']} of {s.n_points} log-spaced FLOP values in "
                   f"[{one['flops_range'][0]:.3g}, {one['flops_range'][1]:.3g}] (the others are reached by fewer "
                   f"than 2 runs); {len(one['selected_runs'])} runs appear on the envelope. "
-                  f"{one['late_fraction']:.0%} of the selected points lie in the last 15% of their run "
-                  "(the paper: all).", ""]
+                  f"{one['late_fraction']:.0%} of the selected points lie in the last 15% of their run (the paper: "
+                  f"all), where {one['late_possible']:.0%} could: only there is any run in its last 15%.", ""]
     lines += ["## Approach 2: IsoFLOP profiles", ""]
     two = payload["approach2"]
     if two.get("error"):

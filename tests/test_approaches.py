@@ -146,7 +146,7 @@ def test_approach1_recovers_exponent_from_synthetic_training_curves():
     result = fit_envelope(curves, flops_range=(1e17, 1e20), n_resamples=30)
     assert result.a == pytest.approx(SURFACE.a, abs=0.03)
     assert result.b == pytest.approx(1 - SURFACE.a, abs=0.03)
-    assert 0.0 <= result.late_fraction <= 1.0
+    assert 0.0 <= result.late_fraction <= result.late_possible <= 1.0
     assert result.n_resamples == 30
     assert result.a_interval[0] < result.a_interval[1]
     envelope = result.envelope
@@ -166,6 +166,9 @@ def test_approach1_on_isoflop_runs_as_curves():
                                     loss=synthetic_curve(SURFACE, n, t, cycle, kappa=0.1)))
     result = fit_envelope(curves, flops_range=(1e17, 1e20), n_resamples=10)
     assert result.a == pytest.approx(SURFACE.a, abs=0.02)
+    # Runs end only at budgets sqrt(10) apart: a run is in its last 15% on ln(1/0.85) / ln(10^0.5) of log C.
+    assert result.late_possible == pytest.approx(np.log(1 / 0.85) / np.log(10**0.5), abs=0.01)
+    assert result.late_fraction <= result.late_possible
 
 
 def test_envelope_picks_lowest_loss_and_marks_uncovered_points():

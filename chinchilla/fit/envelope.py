@@ -8,7 +8,9 @@ taken. Its N and the tokens it had seen there, D, are the compute-optimal point 
     N_opt = k_N * C^a,   D_opt = k_D * C^b
 
 are fitted by least squares in log-log space over all the grid points. The paper's a = 0.50, b = 0.50, and all its
-selected points lay in the last 15% of their run; ``EnvelopeResult.late_fraction`` reports the same check.
+selected points lay in the last 15% of their run; ``EnvelopeResult.late_fraction`` reports the same check, next to
+``late_possible``, the share of FLOP values where some run is in its last 15% at all (runs ending only at a few
+budgets bound it: with budgets x2.5 apart, ln(1/0.85) / ln(2.5) = 18%).
 
 The Table 2 interval resamples runs: ``n_resamples`` subsets of 80% of the curves, each with its own envelope and
 fit; the 10th and 90th percentiles of a and b.
@@ -87,6 +89,7 @@ class EnvelopeResult:
     a_interval: Interval
     b_interval: Interval
     late_fraction: float
+    late_possible: float
     selected_runs: tuple[str, ...]
     n_resamples: int
 
@@ -102,7 +105,8 @@ class EnvelopeResult:
         return {
             "a": self.a, "b": self.b, "a_interval": list(self.a_interval), "b_interval": list(self.b_interval),
             "n_law": self.n_law.to_dict(), "d_law": self.d_law.to_dict(),
-            "late_fraction": self.late_fraction, "late_threshold": PAPER_LATE_THRESHOLD,
+            "late_fraction": self.late_fraction, "late_possible": self.late_possible,
+            "late_threshold": PAPER_LATE_THRESHOLD,
             "selected_runs": list(self.selected_runs), "n_resamples": self.n_resamples,
             "n_points": int(self.envelope.valid.sum()),
             "flops_range": [float(self.envelope.flops[0]), float(self.envelope.flops[-1])],
@@ -194,11 +198,16 @@ def fit_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
         b_samples.append(d_sample.exponent)
     valid = envelope.valid
     late = float(np.mean(envelope.fraction_of_run[valid] >= PAPER_LATE_THRESHOLD))
+    finals = np.array([c.tokens[-1] for c in curves])[:, None]
+    with np.errstate(invalid="ignore"):
+        late_anywhere = np.any(np.nan_to_num(tokens / finals) >= PAPER_LATE_THRESHOLD, axis=0)
+    possible = float(np.mean(late_anywhere[valid]))
     selected = tuple(sorted({curves[i].run for i in envelope.run_index[valid]}))
     return EnvelopeResult(envelope=envelope, n_law=n_law, d_law=d_law,
                           a_interval=percentile_interval(a_samples, percentiles),
                           b_interval=percentile_interval(b_samples, percentiles),
-                          late_fraction=late, selected_runs=selected, n_resamples=len(a_samples))
+                          late_fraction=late, late_possible=possible, selected_runs=selected,
+                          n_resamples=len(a_samples))
 
 
 def _grid(curves: Sequence[Curve], n_points: int, flops_range: tuple[float, float] | None) -> np.ndarray:
