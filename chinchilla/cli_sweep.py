@@ -37,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read the finished runs of DIR, fit Approaches 1-3 under both parameter conventions, write "
                     "DIR/report.md, DIR/summary.json and DIR/figure{2,3,4}.png, and print the Table-2-style table.")
     report.add_argument("sweep_dir")
-    report.add_argument("--preset", help="take the analysis settings from this preset (default: the one recorded "
-                                         "in DIR/preset.json if its file exists, else built-in defaults)")
+    report.add_argument("--preset", help="take the analysis settings from this preset (default: those recorded in "
+                                         "DIR/preset.json by sweep/reproduce, else built-in defaults)")
     report.add_argument("--loss", choices=("final_train_loss", "eval_loss"))
     report.add_argument("--neighbours", type=int, help="IsoFLOP parabola: sizes each side of the minimum")
     report.add_argument("--convention", choices=("non_embedding", "total"), help="headline parameter convention")
@@ -146,8 +146,10 @@ def run_report_command(args: argparse.Namespace) -> int:
     settings = AnalysisSettings()
     recorded = store.read_json(store.as_path(args.sweep_dir) / "preset.json") or {}
     preset_name = args.preset or recorded.get("name")
-    if args.preset or (preset_name and preset_name in reproduce.preset_names()):
-        settings = reproduce.load_preset(args.preset or preset_name).analysis
+    if args.preset:
+        settings = reproduce.load_preset(args.preset).analysis
+    elif recorded.get("analysis"):
+        settings = AnalysisSettings.from_dict(recorded["analysis"])
     changes = {}
     if args.loss:
         changes["loss"] = args.loss

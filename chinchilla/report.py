@@ -84,6 +84,15 @@ class AnalysisSettings:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AnalysisSettings":
+        """The inverse of ``to_dict`` (JSON turns tuples into lists)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown AnalysisSettings field(s) {unknown}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
 
 @dataclasses.dataclass(frozen=True)
 class ParametricResult:

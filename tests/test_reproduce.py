@@ -88,6 +88,7 @@ def test_reproduce_synthetic_preset_end_to_end(tmp_path, capsys):
     assert cli.main(["report", str(out), "--json", "--no-figures", "--resamples", "5"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["approach2"]["a"] == pytest.approx(summary["approach2"]["a"])
+    assert again["settings"]["neighbours"] == 3  # the preset's analysis settings, recorded in preset.json
     # The head-to-head at 10x the largest budget: on runs from the true surface, our law's pick must win.
     assert cli.main(["sweep", "--preset", "synthetic", "--out", str(out), "--head-to-head", "1e14"]) == 0
     h2h = json.loads((out / "headtohead" / "summary.json").read_text())
