@@ -84,7 +84,11 @@ def run_parametric(args: argparse.Namespace) -> int:
     options = {"law": law, "reduction": args.reduction, "top_k": _top_k(args.top_k)}
     fit = fit_table(table, **options)
     out = {**fit.to_dict(), "source": table.source, "drop_highest_loss": drop}
-    out["allocation"] = allocation(fit.frontier, args.budget)
+    if fit.has_frontier:
+        out["allocation"] = allocation(fit.frontier, args.budget)
+    else:
+        out["allocation"] = None
+        out["note"] = f"alpha={fit.alpha:.4g}, beta={fit.beta:.4g}: no compute-optimal frontier"
     if args.bootstrap:
         from chinchilla.fit.bootstrap import bootstrap_table
 
@@ -135,7 +139,7 @@ def _top_k(value: str) -> int | str | None:
 def _print_fit(out: dict) -> None:
     print(f"{out['law']} law, {out['reduction']} reduction, {out['n_points']} runs ({out['source']})")
     skip = {"law", "reduction", "n_points", "source", "allocation", "bootstrap", "holdout", "stop_reasons",
-            "best_start"}
+            "best_start", "note"}
     intervals = out.get("bootstrap", {}).get("intervals", {})
     for key, value in out.items():
         if key in skip:
@@ -146,8 +150,11 @@ def _print_fit(out: dict) -> None:
             text += f"   [{low:.4g}, {high:.4g}]"
         print(f"  {key:<18} {text}")
     alloc = out["allocation"]
-    print(f"  at C = {alloc['flops']:.3g} FLOPs: N_opt = {alloc['n_opt']:.4g}, D_opt = {alloc['d_opt']:.4g} "
-          f"({alloc['tokens_per_param']:.3g} tokens/param)")
+    if alloc is None:
+        print(f"  {out['note']}")
+    else:
+        print(f"  at C = {alloc['flops']:.3g} FLOPs: N_opt = {alloc['n_opt']:.4g}, D_opt = {alloc['d_opt']:.4g} "
+              f"({alloc['tokens_per_param']:.3g} tokens/param)")
     if "bootstrap" in out:
         boot = out["bootstrap"]
         low, high = boot["percentiles"]

@@ -82,3 +82,14 @@ def test_allocate_defaults_to_the_paper_and_says_so(capsys):
     assert len(out["projections"]) == 9 and out["exact_flops"]["at_boundary"] is True
     assert cli.main(["allocate", "--flops", "1e21", "--E", "1.7"]) == 2
     assert "give all five law flags or none" in capsys.readouterr().err
+
+
+def test_fit_without_a_frontier_says_so(tmp_path, capsys):
+    """Loss that rises with N: alpha comes out negative, and the output says there is no frontier."""
+    n = [1e7, 3e7, 1e8, 3e8, 1e9, 3e9, 1e10, 3e10]
+    path = tmp_path / "runs.csv"
+    path.write_text("N,D,L\n" + "".join(f"{x},{2e10},{2.0 + 0.05 * i}\n" for i, x in enumerate(n)))
+    out = run_json(capsys, "fit", "parametric", str(path), "--n-col", "N", "--tokens-col", "D", "--loss-col", "L",
+                   "--top-k", "16", "--json")
+    assert out["alpha"] < 0 and out["allocation"] is None and out["G"] is None
+    assert "no compute-optimal frontier" in out["note"]

@@ -131,15 +131,24 @@ class BootstrapResult:
         return {name: self.interval(name, percentiles) for name in self.samples}
 
     def to_dict(self, percentiles: tuple[float, float] = (2.5, 97.5)) -> dict[str, object]:
-        """JSON-ready: intervals, standard deviations, and how the resamples went."""
+        """JSON-ready: intervals, standard deviations, and how the resamples went. ``n_undefined`` counts samples of
+        a quantity that are not finite (e.g. tokens per parameter of a resample with alpha <= 0); intervals and
+        standard deviations use the finite ones."""
         return {
             "scheme": self.scheme, "n_resamples": self.n_resamples, "n_failed": self.n_failed, "seed": self.seed,
             "fraction": self.fraction, "percentiles": list(percentiles), "budget_flops": self.budget_flops,
             "intervals": {k: list(v) for k, v in self.intervals(percentiles).items()},
-            "std": {k: float(np.std(v, ddof=1)) if v.size > 1 else float("nan") for k, v in self.samples.items()},
+            "std": {k: _std(v) for k, v in self.samples.items()},
             "winner_counts": {str(int(k)): int(c) for k, c in zip(*np.unique(self.winner, return_counts=True))},
             "stop_reasons": {r: self.stop_reason.count(r) for r in sorted(set(self.stop_reason))},
+            "n_undefined": {k: int(np.sum(~np.isfinite(v))) for k, v in self.samples.items()
+                            if not np.all(np.isfinite(v))},
         }
+
+
+def _std(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(np.std(finite, ddof=1)) if finite.size > 1 else None
 
 
 def bootstrap_parametric(n, d, loss, *, unique_tokens=None, drop_highest_loss: int = 0, **options

@@ -146,7 +146,8 @@ class ParametricFit:
 
     @property
     def frontier(self) -> ChinchillaParams:
-        """The Chinchilla-form parameters (E, A, B, alpha, beta) and the 6ND frontier they imply."""
+        """The Chinchilla-form parameters (E, A, B, alpha, beta) and the 6ND frontier they imply (a ValueError if
+        alpha or beta is not positive: then loss does not fall with N or D, and there is no frontier)."""
         return ChinchillaParams(*(self.params[k] for k in ("E", "A", "B", "alpha", "beta")),
                                 source=f"fit ({self.law.name}, {self.reduction} reduction, {self.n_points} runs)")
 
@@ -162,7 +163,13 @@ class ParametricFit:
 
     @property
     def G(self) -> float:
+        """G = (alpha A / (beta B))^(1 / (alpha + beta)) (see :attr:`frontier`)."""
         return float(self.frontier.G)
+
+    @property
+    def has_frontier(self) -> bool:
+        """Whether alpha and beta are positive, so that the compute-optimal frontier exists."""
+        return self.params["alpha"] > 0 and self.params["beta"] > 0
 
     def predict(self, **covariates) -> np.ndarray:
         """Predicted loss at the given covariates (``n=``, ``d=``, and ``u=`` for the data-constrained law)."""
@@ -178,7 +185,8 @@ class ParametricFit:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready summary: named parameters, objective, a, b, G and how the fit went."""
         out: dict[str, object] = dict(self.params)
-        out.update({"objective": self.objective, "a": self.a, "b": self.b, "G": self.G, "law": self.law.name,
+        out.update({"objective": self.objective, "a": self.a, "b": self.b,
+                    "G": self.G if self.has_frontier else None, "law": self.law.name,
                     "reduction": self.reduction, "huber_delta": self.delta, "n_points": self.n_points,
                     "n_grid_starts": self.n_grid, "n_starts_run": int(self.diagnostics.grid_index.size),
                     "best_start": [float(x) for x in self.best_start], "stop_reason": self.stop_reason,
