@@ -7,6 +7,7 @@ killed mid-save leaves the previous checkpoint as the latest one.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orbax.checkpoint as ocp
@@ -19,8 +20,11 @@ class Checkpointer:
     def __init__(self, directory: Any, keep: int = 2):
         if keep < 1:
             raise ValueError(f"keep={keep} must be at least 1")
+        path = epath.Path(directory)
+        if "://" not in str(path):  # orbax refuses relative local paths ("Checkpoint path should be absolute")
+            path = epath.Path(os.path.abspath(path))
         self._manager = ocp.CheckpointManager(
-            epath.Path(directory),
+            path,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
         )
 

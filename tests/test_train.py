@@ -230,9 +230,10 @@ def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_losses(t
         assert resumed_summary[key] == whole_summary[key], key
 
 
-def test_the_train_command_trains_then_skips_a_finished_directory(tmp_path, capsys):
+def test_the_train_command_trains_then_skips_a_finished_directory(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --out, as typed at a shell (orbax itself wants absolute paths)
     out = tmp_path / "cli"
-    argv = ["train", "--model", "tiny-00004k", "--tokens", "2e4", "--out", str(out), "--batch-size", "4",
+    argv = ["train", "--model", "tiny-00004k", "--tokens", "2e4", "--out", "cli", "--batch-size", "4",
             "--seq-len", "64", "--lr", "1e-3", "--seed", "3", "--quiet"]
     assert cli.main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
