@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from chinchilla.fit.allocate import ChinchillaParams
 from chinchilla.fit.envelope import EnvelopeResult, fit_envelope
 from chinchilla.fit.isoflop import IsoFlopProfile, IsoFlopResult, fit_isoflop, isoflop_profiles
 from chinchilla.fit.powerlaw import TABLE2_PERCENTILES
@@ -94,40 +95,16 @@ class AnalysisSettings:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-@dataclasses.dataclass(frozen=True)
-class ParametricResult:
-    """Approach 3 on our runs: the fitted L(N, D) = E + A/N^alpha + B/D^beta and the frontier exponents."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ParametricResult(ChinchillaParams):
+    """Approach 3 on our runs: the fitted L(N, D) = E + A/N^alpha + B/D^beta (with the frontier of
+    ``ChinchillaParams``: ``loss``, ``n_opt``, ``d_opt``, ``a``, ``b``), its objective and Table 2 intervals."""
 
-    E: float
-    A: float
-    B: float
-    alpha: float
-    beta: float
     objective: float
     a_interval: tuple[float, float]
     b_interval: tuple[float, float]
     n_runs: int
     n_resamples: int
-
-    @property
-    def a(self) -> float:
-        return self.beta / (self.alpha + self.beta)
-
-    @property
-    def b(self) -> float:
-        return self.alpha / (self.alpha + self.beta)
-
-    def loss(self, n, d):
-        n, d = np.asarray(n, dtype=np.float64), np.asarray(d, dtype=np.float64)
-        return self.E + self.A / n**self.alpha + self.B / d**self.beta
-
-    def n_opt(self, c):
-        """N_opt(C) = G (C/6)^a, G = (alpha A / (beta B))^(1/(alpha+beta)) (eq. 4, C = 6ND)."""
-        g = (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
-        return g * (np.asarray(c, dtype=np.float64) / 6) ** self.a
-
-    def d_opt(self, c):
-        return np.asarray(c, dtype=np.float64) / (6 * self.n_opt(c))
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "a_interval": list(self.a_interval), "b_interval": list(self.b_interval),
@@ -255,11 +232,7 @@ def projections(result: Any, settings: AnalysisSettings) -> dict[str, list[dict[
     if isinstance(result, str):
         return {}
     if isinstance(result, ParametricResult):
-        n_of_c, d_of_c = result.n_opt, result.d_opt
-        a = result.a
-
-        def c_of_n(n):
-            return float(6 * (n / result.n_opt(6.0)) ** (1 / a))
+        n_of_c, d_of_c, c_of_n = result.n_opt, result.d_opt, result.flops_for_params
     else:
         n_of_c, d_of_c, c_of_n = result.n_law, result.d_law, result.n_law.inverse
     by_params = []

@@ -11,9 +11,10 @@ figures, without training: `chinchilla reproduce --preset synthetic --out DIR` t
 from chinchilla import zoo
 from chinchilla.report import AnalysisSettings
 from chinchilla.reproduce import Preset
-from chinchilla.sweep.synthetic import Surface, SyntheticTrainer
+from chinchilla.fit.allocate import ChinchillaParams
+from chinchilla.sweep.synthetic import SyntheticTrainer
 
-SURFACE = Surface(E=1.2, A=60.0, B=300.0, alpha=0.4, beta=0.35)
+SURFACE = ChinchillaParams(E=1.2, A=60.0, B=300.0, alpha=0.4, beta=0.35, source="experiments/synthetic.py")
 
 PRESET = Preset(
     name="synthetic",

@@ -16,12 +16,13 @@ import pytest
 from chinchilla.fit.envelope import Curve, fit_envelope, lower_envelope, smooth_curve
 from chinchilla.fit.isoflop import fit_isoflop, fit_profile
 from chinchilla.fit.powerlaw import fit_power_law, percentile_interval
-from chinchilla.sweep.synthetic import Surface, synthetic_curve
+from chinchilla.fit.allocate import ChinchillaParams
+from chinchilla.sweep.synthetic import synthetic_curve
 
-SURFACE = Surface()  # the paper's fit: a = 0.28 / 0.62 = 0.4516
+SURFACE = ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)  # the paper's fit: a = 0.28 / 0.62 = 0.4516
 
 
-def isoflop_table(surface: Surface, budgets, ratios, noise: float = 0.0, seed: int = 0):
+def isoflop_table(surface: ChinchillaParams, budgets, ratios, noise: float = 0.0, seed: int = 0):
     rng = np.random.default_rng(seed)
     rows = []
     for c in budgets:
@@ -32,7 +33,7 @@ def isoflop_table(surface: Surface, budgets, ratios, noise: float = 0.0, seed: i
     return [np.array(column) for column in zip(*rows)]
 
 
-def ratio_curves(surface: Surface, ladder, tokens_per_param: float, kappa: float, noise: float = 0.0, points=100):
+def ratio_curves(surface: ChinchillaParams, ladder, tokens_per_param: float, kappa: float, noise: float = 0.0, points=100):
     """Approach 1's design: each size trained for 4 cycles spanning 16x, the shortest tokens_per_param x N."""
     rng = np.random.default_rng(1)
     curves = []

@@ -24,36 +24,12 @@ import numpy as np
 from etils import epath
 
 from chinchilla import flops as flops_lib
+from chinchilla.fit.allocate import PAPER_FIT, ChinchillaParams
 from chinchilla.sweep import store
 from chinchilla.sweep.plan import DEFAULT_BATCH_SIZE, PlannedRun
 
 
-@dataclasses.dataclass(frozen=True)
-class Surface:
-    """L(N, D) = E + A / N^alpha + B / D^beta. The default is the paper's published fit."""
-
-    E: float = 1.69
-    A: float = 406.4
-    B: float = 410.7
-    alpha: float = 0.34
-    beta: float = 0.28
-
-    @property
-    def a(self) -> float:
-        """The compute-optimal exponent of N under C = 6ND: beta / (alpha + beta)."""
-        return self.beta / (self.alpha + self.beta)
-
-    def loss(self, n, d):
-        n, d = np.asarray(n, dtype=np.float64), np.asarray(d, dtype=np.float64)
-        return self.E + self.A / n**self.alpha + self.B / d**self.beta
-
-    def n_opt(self, c):
-        """The exact minimiser of L(N, C / 6N) over N (eq. 4): G (C/6)^a, G = (alpha A / (beta B))^(1/(alpha+beta))."""
-        g = (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
-        return g * (np.asarray(c, dtype=np.float64) / 6) ** self.a
-
-
-def synthetic_curve(surface: Surface, n: float, tokens, cycle_tokens: float, kappa: float = 0.1):
+def synthetic_curve(surface: ChinchillaParams, n: float, tokens, cycle_tokens: float, kappa: float = 0.1):
     """The noiseless loss after ``tokens`` tokens of a run whose cosine cycle is ``cycle_tokens`` long."""
     t = np.asarray(tokens, dtype=np.float64)
     reducible = surface.A / n**surface.alpha + surface.B / t**surface.beta
@@ -70,7 +46,7 @@ class SyntheticTrainer:
     the run id.
     """
 
-    surface: Surface = dataclasses.field(default_factory=Surface)
+    surface: ChinchillaParams = PAPER_FIT
     log_points: int = 40
     kappa: float = 0.1
     noise: float = 0.0
