@@ -16,7 +16,7 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "fit",
-        help="fit scaling laws to a table of runs (Approach 3: parametric)",
+        help="fit scaling laws: Approach 3 (parametric) to a CSV, Approaches 1 and 2 to a sweep directory",
         description="Fit scaling laws to training runs from a CSV file, or to the paper's points shipped with the "
                     "package (--reference epoch).",
     )
