@@ -193,10 +193,11 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
 def _print_plan(plan, rows, convention: str) -> None:
     print(f"plan {plan.name}: {len(rows)} runs, {plan.total_flops:.3g} FLOPs (exact, Appendix F); "
           f"N = {convention} parameters")
-    print(f"{'run':<44}{'N':>12}{'tokens':>14}{'tokens/N':>10}{'FLOPs':>11}{'steps':>8}  flags")
+    width = max([len("run")] + [len(row["run_id"]) for row in rows]) + 2
+    print(f"{'run':<{width}}{'N':>15}{'tokens':>19}{'tokens/N':>10}{'FLOPs':>11}{'steps':>10}  flags")
     for row in rows:
-        print(f"{row['run_id']:<44}{row['n']:>12,}{row['tokens']:>14,}{row['tokens_per_param']:>10.1f}"
-              f"{row['flops']:>11.3g}{row['steps']:>8,}  {row['flags']}")
+        print(f"{row['run_id']:<{width}}{row['n']:>15,}{row['tokens']:>19,}{row['tokens_per_param']:>10.1f}"
+              f"{row['flops']:>11.3g}{row['steps']:>10,}  {row['flags']}")
     for skipped in plan.skipped:
         print(f"left out: {skipped.get('model')} at {skipped.get('budget', skipped.get('tokens')):.3g}: "
               f"{skipped['reason']}")
