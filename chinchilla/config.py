@@ -69,8 +69,14 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig field(s) {unknown}; known fields are {sorted(known)}")
+        check_known_fields(cls, data)
         return cls(**data)
+
+
+def check_known_fields(cls: type, data: dict[str, Any]) -> None:
+    """Raise a ValueError naming the keys of ``data`` that are not fields of the dataclass ``cls`` (a config file
+    written by another version, or a typo), before ``cls(**data)`` fails less helpfully."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; known fields are {sorted(known)}")

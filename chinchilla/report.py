@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from chinchilla.config import check_known_fields
 from chinchilla.fit.allocate import ChinchillaParams
 from chinchilla.fit.envelope import EnvelopeResult, fit_envelope
 from chinchilla.fit.isoflop import IsoFlopProfile, IsoFlopResult, fit_isoflop, isoflop_profiles
@@ -88,10 +89,7 @@ class AnalysisSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AnalysisSettings":
         """The inverse of ``to_dict`` (JSON turns tuples into lists)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown AnalysisSettings field(s) {unknown}")
+        check_known_fields(cls, data)
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 

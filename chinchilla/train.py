@@ -42,7 +42,7 @@ from flax import nnx
 from chinchilla import flops as flops_lib
 from chinchilla import metrics, sharding
 from chinchilla.checkpoint import Checkpointer
-from chinchilla.config import ModelConfig
+from chinchilla.config import ModelConfig, check_known_fields
 from chinchilla.model import Decoder, loss_fn
 from chinchilla.schedule import learning_rate
 
@@ -155,10 +155,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}")
+        check_known_fields(cls, data)
         return cls(**{**data, "model": ModelConfig.from_dict(data["model"]), "mesh": tuple(data["mesh"])})
 
 
