@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from chinchilla import flops, metrics, zoo
-from chinchilla.train import TrainConfig, Trainer
+from chinchilla.step import Trainer
+from chinchilla.train import TrainConfig
 
 DEFAULT_MODELS = ("tiny-00004k", "tiny-00025k", "tiny-00099k", "tiny-00394k", "tiny-00886k", "tiny-01574k",
                   "tiny-02459k", "tiny-02975k")

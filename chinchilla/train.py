@@ -33,18 +33,14 @@ import warnings
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 from etils import epath
-from flax import nnx
 
 from chinchilla import flops as flops_lib
 from chinchilla import metrics, sharding
 from chinchilla.checkpoint import Checkpointer
 from chinchilla.config import ModelConfig, check_known_fields
-from chinchilla.model import Decoder, loss_fn
-from chinchilla.schedule import learning_rate
+from chinchilla.step import Trainer
 
 FINAL_LOSS_WINDOW = 10  # final_train_loss = mean loss of the last this-many steps
 EVAL_SEED = 0  # every run evaluates on the same validation batches
@@ -162,166 +158,6 @@ class TrainConfig:
 def _check_int(name: str, value: Any, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name}={value!r} must be an integer >= {low}")
-
-
-def resolve_compute_dtype(name: str) -> jnp.dtype:
-    """"auto": bfloat16 on GPU/TPU, float32 on CPU (where bf16 matmuls are slow and gain nothing)."""
-    if name == "auto":
-        return jnp.dtype(jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16)
-    return jnp.dtype(name)
-
-
-def hyperparameters(config: TrainConfig) -> dict[str, np.ndarray]:
-    """The optimizer's run-specific numbers, passed to the compiled step as arrays (not baked into it), so runs of
-    one model that differ only in length, learning rate or schedule share one compiled program (and the persistent
-    compilation cache)."""
-    return {name: np.float32(value) for name, value in (
-        ("peak_lr", config.lr), ("warmup_steps", config.warmup_steps), ("cycle_steps", config.cycle_steps),
-        ("final_fraction", config.final_lr_fraction), ("weight_decay", config.weight_decay),
-        ("grad_clip", config.grad_clip))}
-
-
-def adamw_step(params: Any, grads: Any, adam_state: Any, step: jax.Array, hp: dict,
-               adam: optax.GradientTransformation) -> tuple[Any, Any, dict]:
-    """One AdamW update (Loshchilov & Hutter 2019) after global-norm clipping, with learning rate lr_t from
-    ``chinchilla.schedule.learning_rate``:
-
-        g   <- g * min(1, grad_clip / ||g||_2)
-        u   <- Adam(g) = m_hat / (sqrt(v_hat) + eps)         (optax.scale_by_adam: bias-corrected moments)
-        p   <- p - lr_t * (u + weight_decay * p)             (decay on matrices only, not on norm scales)
-
-    the same arithmetic as ``optax.chain(optax.clip_by_global_norm(c), optax.adamw(schedule, ..., mask=matrices))``
-    with every run-specific number a traced scalar.
-    """
-    norm = optax.tree.norm(grads)
-    scale = jnp.minimum(1.0, hp["grad_clip"] / jnp.maximum(norm, jnp.finfo(jnp.float32).tiny))
-    grads = jax.tree.map(lambda g: g * scale, grads)
-    directions, adam_state = adam.update(grads, adam_state, params)
-    lr = learning_rate(step, peak_lr=hp["peak_lr"], warmup_steps=hp["warmup_steps"],
-                       cycle_steps=hp["cycle_steps"], final_fraction=hp["final_fraction"])
-    params = jax.tree.map(lambda p, u: p - lr * (u + hp["weight_decay"] * p if p.ndim > 1 else u),
-                          params, directions)
-    return params, adam_state, {"grad_norm": norm, "lr": lr}
-
-
-class Trainer:
-    """The compiled pieces of a run: model definition, shardings, initial state, the multi-step train function and
-    the eval function. ``train_run`` drives it; tests and benchmarks use it directly.
-
-    State: ``{"params": pure dict of float32 arrays, "opt_state": Adam moments, "step": int32}``.
-    """
-
-    def __init__(self, config: TrainConfig, mesh: jax.sharding.Mesh | None = None):
-        self.config = config
-        self.mesh = mesh if mesh is not None else sharding.make_mesh(*config.mesh)
-        divisor = sharding.batch_divisor(self.mesh)
-        if config.batch_size % divisor:
-            raise ValueError(f"batch_size={config.batch_size} must be a multiple of the data x fsdp mesh size "
-                             f"{divisor}")
-        if config.batch_size % jax.process_count():
-            raise ValueError(f"batch_size={config.batch_size} must be a multiple of the process count "
-                             f"{jax.process_count()}")
-        self.compute_dtype = resolve_compute_dtype(config.compute_dtype)
-        self.adam = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
-        self.hp = hyperparameters(config)
-        self.steps_per_dispatch = config.steps_per_dispatch
-
-        def build() -> Decoder:
-            return Decoder(config.model, rngs=nnx.Rngs(config.seed), compute_dtype=self.compute_dtype,
-                           attention_impl=config.attention_impl)
-
-        abstract_model = nnx.eval_shape(build)
-        self.graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
-        param_shardings = sharding.param_shardings(abstract_params, self.mesh)
-        abstract_params = nnx.to_pure_dict(abstract_params)
-        abstract_opt = jax.eval_shape(self.adam.init, abstract_params)
-        replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
-        self.state_shardings = {
-            "params": param_shardings,
-            "opt_state": sharding.like_params(abstract_opt, abstract_params, param_shardings, self.mesh),
-            "step": replicated,
-        }
-        abstract_state = {"params": abstract_params, "opt_state": abstract_opt,
-                          "step": jax.ShapeDtypeStruct((), jnp.int32)}
-        self.abstract_state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                                           abstract_state, self.state_shardings)
-        self.batch_sharding = sharding.batch_sharding(self.mesh, leading_dims=1)
-        self.local_batch_size = config.batch_size // jax.process_count()
-
-        def init() -> dict:
-            params = nnx.to_pure_dict(nnx.state(build(), nnx.Param))
-            return {"params": params, "opt_state": self.adam.init(params), "step": jnp.zeros((), jnp.int32)}
-
-        self._init = jax.jit(init, out_shardings=self.state_shardings)
-        self._train = jax.jit(self._multi_step,
-                              in_shardings=(self.state_shardings, self.batch_sharding, replicated, replicated),
-                              out_shardings=(self.state_shardings, replicated), donate_argnums=0)
-        self._eval = jax.jit(self._eval_loss, in_shardings=(self.state_shardings["params"], self.batch_sharding),
-                             out_shardings=replicated)
-        self._compiled_train = None
-
-    # -- pure functions ------------------------------------------------------------------------------------------
-    def _loss(self, params: Any, batch_bt1: jax.Array) -> jax.Array:
-        return loss_fn(nnx.merge(self.graphdef, params), batch_bt1)
-
-    def _multi_step(self, state: dict, batches_kbt1: jax.Array, n_steps: jax.Array, hp: dict) -> tuple[dict, dict]:
-        """The first ``n_steps`` (<= k, a traced int) optimizer steps on batches [k, B, T+1], in one loop on the
-        device; returns the new state and per-step metrics [k] (zero after n_steps). One compiled program serves
-        full dispatches and the shorter last one."""
-        k = batches_kbt1.shape[0]
-
-        def body(i: jax.Array, carry: tuple) -> tuple:
-            params, opt_state, step, out = carry
-            loss, grads = jax.value_and_grad(self._loss)(params, batches_kbt1[i])
-            params, opt_state, info = adamw_step(params, grads, opt_state, step, hp, self.adam)
-            values = {"loss": loss, **info}
-            out = {name: out[name].at[i].set(values[name]) for name in out}
-            return params, opt_state, step + 1, out
-
-        out = {name: jnp.zeros((k,), jnp.float32) for name in ("loss", "grad_norm", "lr")}
-        carry = (state["params"], state["opt_state"], state["step"], out)
-        params, opt_state, step, out = jax.lax.fori_loop(0, n_steps, body, carry)
-        return {"params": params, "opt_state": opt_state, "step": step}, out
-
-    def _eval_loss(self, params: Any, batches_nbt1: jax.Array) -> jax.Array:
-        return jnp.mean(jax.lax.map(lambda batch: self._loss(params, batch), batches_nbt1))
-
-    # -- host-side API -------------------------------------------------------------------------------------------
-    def init_state(self) -> dict:
-        return self._init()
-
-    def compiled_step(self) -> Any:
-        """The train function, compiled ahead of time (once per Trainer)."""
-        if self._compiled_train is None:
-            k, batch, length = self.steps_per_dispatch, self.config.batch_size, self.config.model.seq_len + 1
-            batches = jax.ShapeDtypeStruct((k, batch, length), jnp.int32, sharding=self.batch_sharding)
-            scalar = jax.ShapeDtypeStruct((), jnp.int32)
-            hp = {name: jax.ShapeDtypeStruct((), jnp.float32) for name in self.hp}
-            self._compiled_train = self._train.lower(self.abstract_state, batches, scalar, hp).compile()
-        return self._compiled_train
-
-    def put_batches(self, local_nbt1: np.ndarray) -> jax.Array:
-        """Host batches [n, local B, T+1] of this process -> one global array [n, B, T+1]."""
-        return sharding.global_batch(local_nbt1, self.batch_sharding)
-
-    def train(self, state: dict, local_kbt1: np.ndarray) -> tuple[dict, dict]:
-        """Run len(local_kbt1) <= steps_per_dispatch steps, asynchronously (block on the returned metrics to wait).
-        Returns the new state and per-step metrics ("loss", "grad_norm", "lr", each [steps_per_dispatch])."""
-        n = local_kbt1.shape[0]
-        if not 1 <= n <= self.steps_per_dispatch:
-            raise ValueError(f"{n} batches: a dispatch takes 1 to steps_per_dispatch={self.steps_per_dispatch}")
-        if n < self.steps_per_dispatch:
-            padding = np.zeros((self.steps_per_dispatch - n, *local_kbt1.shape[1:]), local_kbt1.dtype)
-            local_kbt1 = np.concatenate([local_kbt1, padding])
-        return self.compiled_step()(state, self.put_batches(local_kbt1), np.int32(n), self.hp)
-
-    def evaluate(self, params: Any, local_nbt1: np.ndarray) -> float:
-        """Mean loss over batches [n, local B, T+1]."""
-        return float(self._eval(params, self.put_batches(local_nbt1)))
-
-    def flops_per_step(self) -> float:
-        """Exact Appendix F training FLOPs of one optimizer step (batch_size sequences)."""
-        return self.config.batch_size * flops_lib.training_flops_per_sequence(self.config.model)
 
 
 def enable_compilation_cache() -> None:

@@ -11,7 +11,8 @@ from flax import nnx
 
 from chinchilla import flops, model, zoo
 from chinchilla.config import ModelConfig
-from chinchilla.train import TrainConfig, Trainer
+from chinchilla.step import Trainer
+from chinchilla.train import TrainConfig
 
 SMALL = ModelConfig(n_layers=2, d_model=32, ffw_size=96, n_heads=4, kv_size=12, vocab_size=64, seq_len=16)
 

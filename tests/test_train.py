@@ -20,7 +20,8 @@ import pytest
 
 from chinchilla import cli, data, flops, metrics, zoo
 from chinchilla.schedule import learning_rate
-from chinchilla.train import TrainConfig, Trainer, adamw_step, train_run
+from chinchilla.step import Trainer, adamw_step
+from chinchilla.train import TrainConfig, train_run
 
 TINY = zoo.get_model("tiny-00004k")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -259,7 +260,8 @@ SHARDED_SCRIPT = textwrap.dedent("""
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
     import jax, numpy as np
     from chinchilla import sharding, zoo
-    from chinchilla.train import TrainConfig, Trainer
+    from chinchilla.step import Trainer
+    from chinchilla.train import TrainConfig
     config = TrainConfig(model=zoo.get_model("tiny-00025k"), tokens=10**5, batch_size=8, steps_per_dispatch=3)
     batches = np.random.default_rng(0).integers(0, 256, (3, 8, 129)).astype(np.int32)
     def run(mesh):
