@@ -1,6 +1,6 @@
 """Train-step throughput over the tiny ladder, as a fraction of a large-matmul FLOP/s measured in the same process.
 
-For each model: build the real ``chinchilla.train.Trainer`` (the same compiled multi-step program ``train_run``
+For each model: build the real ``chinchilla.step.Trainer`` (the same compiled multi-step program ``train_run``
 uses), run warm-up dispatches, then ``--rounds`` rounds of [measure the float32 matmul peak (best of 2 square
 1024 matmuls, ``chinchilla.metrics.cpu_matmul_peak``); time one dispatch of ``--steps-per-dispatch`` steps on random
 tokens]. Each round's fraction pairs a step time with the peak measured just before it, so load from other processes
