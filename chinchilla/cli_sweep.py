@@ -4,6 +4,7 @@ three approaches to a sweep directory and write its report, or do all of it in o
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -127,7 +128,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
         store.write_json_atomic(store.as_path(out) / "preset.json", preset.describe())
     outcome = run_sweep(plan, out, train_fn=preset.train_fn(), worker=args.worker, num_workers=args.num_workers,
-                        retry_failed=args.retry_failed)
+                        retry_failed=args.retry_failed, log=_log(args))
     if args.lr_check:
         _print_lr_check(out, preset)
     if args.json:
@@ -175,18 +176,25 @@ def run_report_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log(args: argparse.Namespace):
+    """Progress lines go to stdout, or to stderr under --json so that stdout is one JSON document."""
+    return (lambda line: print(line, file=sys.stderr)) if args.json else print
+
+
 def run_reproduce_command(args: argparse.Namespace) -> int:
     from chinchilla import reproduce
     from chinchilla.cli import print_json
 
     preset = _load(args)
+    log = _log(args)
     payload = reproduce.reproduce(preset, args.out, worker=args.worker, num_workers=args.num_workers,
-                                  retry_failed=args.retry_failed, progress=args.progress)
+                                  retry_failed=args.retry_failed, progress=args.progress, log=log)
     if payload is None:
         return 0
     if args.json:
         print_json(payload)
-    print(f"report: {args.out.rstrip('/')}/report.md ({payload['wall_time_s'] / 60:.1f} min)")
+    log(f"report: {args.out.rstrip('/')}/report.md (training {payload['train_time_s'] / 60:.1f} min over all runs; "
+          f"this invocation {payload['wall_time_s'] / 60:.1f} min)")
     return 0
 
 

@@ -267,8 +267,10 @@ def render_markdown(analysis: Analysis, payload: dict[str, Any]) -> str:
     lines += [f"Sweep `{analysis.sweep_dir}`: {runs.get('finished', 0)} finished runs "
               f"({runs.get('failed', 0)} failed, {runs.get('pending', 0)} pending), "
               f"{analysis.meta.get('total_flops', 0):.3g} training FLOPs (exact, Appendix F)."]
+    if "train_time_s" in analysis.meta:  # summed over the runs' own summaries: survives resumed invocations
+        lines[-1] += f" Training time {analysis.meta['train_time_s'] / 60:.1f} min (all runs)."
     if "wall_time_s" in analysis.meta:
-        lines[-1] += f" Wall time {analysis.meta['wall_time_s'] / 60:.1f} min."
+        lines[-1] += f" This invocation: {analysis.meta['wall_time_s'] / 60:.1f} min."
     lines += [f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Loss: `{s.loss}`. "
               f"Intervals: 10th-90th percentiles over bootstrap resamples of {s.fraction:.0%} of the runs.", ""]
     lines += ["## Table 2: N_opt ∝ C^a, D_opt ∝ C^b", "",

@@ -89,6 +89,13 @@ def test_reproduce_synthetic_preset_end_to_end(tmp_path, capsys):
     again = json.loads(capsys.readouterr().out)
     assert again["approach2"]["a"] == pytest.approx(summary["approach2"]["a"])
     assert again["settings"]["neighbours"] == 3  # the preset's analysis settings, recorded in preset.json
+    # Resuming the finished sweep with --json: stdout is exactly one JSON document (progress goes to stderr), and
+    # the report keeps the runs' training time although this invocation trained nothing.
+    assert cli.main(["reproduce", "--preset", "synthetic", "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["approach2"]["a"] == pytest.approx(summary["approach2"]["a"])
+    assert "finished, skipped" in captured.err and "report:" in captured.err
+    assert "Training time" in (out / "report.md").read_text()
     # The head-to-head at 10x the largest budget: on runs from the true surface, our law's pick must win.
     assert cli.main(["sweep", "--preset", "synthetic", "--out", str(out), "--head-to-head", "1e14"]) == 0
     h2h = json.loads((out / "headtohead" / "summary.json").read_text())
