@@ -27,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from chinchilla.fit.powerlaw import (TABLE2_PERCENTILES, Interval, PowerLaw, fit_power_law, percentile_interval,
-                                     subsample_indices)
+from chinchilla.fit.powerlaw import (TABLE2_PERCENTILES, AllocationLaws, PowerLaw, fit_power_law,
+                                     percentile_interval, subsample_indices)
 
 PAPER_GRID_POINTS = 1500
 PAPER_SMOOTHING_WINDOW = 10
@@ -79,35 +79,20 @@ class Envelope:
         return self.run_index >= 0
 
 
-@dataclasses.dataclass(frozen=True)
-class EnvelopeResult:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EnvelopeResult(AllocationLaws):
     """Approach 1: the envelope, the fitted laws N_opt ∝ C^a and D_opt ∝ C^b, and their bootstrap intervals."""
 
     envelope: Envelope
-    n_law: PowerLaw
-    d_law: PowerLaw
-    a_interval: Interval
-    b_interval: Interval
     late_fraction: float
     late_possible: float
     selected_runs: tuple[str, ...]
-    n_resamples: int
-
-    @property
-    def a(self) -> float:
-        return self.n_law.exponent
-
-    @property
-    def b(self) -> float:
-        return self.d_law.exponent
 
     def to_dict(self) -> dict:
         return {
-            "a": self.a, "b": self.b, "a_interval": list(self.a_interval), "b_interval": list(self.b_interval),
-            "n_law": self.n_law.to_dict(), "d_law": self.d_law.to_dict(),
+            **super().to_dict(),
             "late_fraction": self.late_fraction, "late_possible": self.late_possible,
-            "late_threshold": PAPER_LATE_THRESHOLD,
-            "selected_runs": list(self.selected_runs), "n_resamples": self.n_resamples,
+            "late_threshold": PAPER_LATE_THRESHOLD, "selected_runs": list(self.selected_runs),
             "n_points": int(self.envelope.valid.sum()),
             "flops_range": [float(self.envelope.flops[0]), float(self.envelope.flops[-1])],
         }

@@ -25,8 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-from chinchilla.fit.powerlaw import (TABLE2_PERCENTILES, Interval, PowerLaw, fit_power_law, percentile_interval,
-                                     subsample_indices)
+from chinchilla.fit.powerlaw import (TABLE2_PERCENTILES, AllocationLaws, PowerLaw, fit_power_law,
+                                     percentile_interval, subsample_indices)
 
 MIN_PROFILE_POINTS = 3
 
@@ -66,30 +66,16 @@ class IsoFlopProfile:
         }
 
 
-@dataclasses.dataclass(frozen=True)
-class IsoFlopResult:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IsoFlopResult(AllocationLaws):
     """Approach 2: the profiles, the laws fitted to the minima of the budgets used, and bootstrap intervals."""
 
     profiles: tuple[IsoFlopProfile, ...]
-    n_law: PowerLaw
-    d_law: PowerLaw
-    a_interval: Interval
-    b_interval: Interval
-    n_resamples: int
     require_interior: bool
-
-    @property
-    def a(self) -> float:
-        return self.n_law.exponent
-
-    @property
-    def b(self) -> float:
-        return self.d_law.exponent
 
     def to_dict(self) -> dict:
         return {
-            "a": self.a, "b": self.b, "a_interval": list(self.a_interval), "b_interval": list(self.b_interval),
-            "n_law": self.n_law.to_dict(), "d_law": self.d_law.to_dict(), "n_resamples": self.n_resamples,
+            **super().to_dict(),
             "require_interior": self.require_interior,
             "budgets": [p.to_dict() for p in self.profiles],
         }

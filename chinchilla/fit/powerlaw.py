@@ -62,6 +62,30 @@ class PowerLaw:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class AllocationLaws:
+    """N_opt ∝ C^a and D_opt ∝ C^b as fitted power laws with bootstrap intervals: what Approaches 1 and 2 share
+    (``EnvelopeResult`` and ``IsoFlopResult`` add what each approach selected)."""
+
+    n_law: PowerLaw
+    d_law: PowerLaw
+    a_interval: Interval
+    b_interval: Interval
+    n_resamples: int
+
+    @property
+    def a(self) -> float:
+        return self.n_law.exponent
+
+    @property
+    def b(self) -> float:
+        return self.d_law.exponent
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "a_interval": list(self.a_interval), "b_interval": list(self.b_interval),
+                "n_law": self.n_law.to_dict(), "d_law": self.d_law.to_dict(), "n_resamples": self.n_resamples}
+
+
 def fit_power_law(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> PowerLaw:
     """Least squares of log y on log x. Needs at least 2 points with distinct positive x and positive y."""
     x_n = np.asarray(x, dtype=np.float64).ravel()
