@@ -148,7 +148,8 @@ def analyze(sweep_dir, settings: AnalysisSettings | None = None, *, meta: dict[s
                                                                                             settings))
     run_counts = {status: sum(r["status"] == status for r in all_rows) for status in ("finished", "failed",
                                                                                         "pending")}
-    info = {"runs": run_counts, "total_flops": float(sum(r["flops"] for r in rows)), **(meta or {})}
+    info = {"runs": run_counts, "total_flops": float(sum(r["flops"] for r in rows)),
+            "train_time_s": float(sum(r["wall_time_s"] or 0.0 for r in all_rows)), **(meta or {})}
     return Analysis(settings=settings, rows=rows, results=results, curves=curves, sweep_dir=str(sweep_dir),
                     meta=info)
 

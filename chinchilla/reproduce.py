@@ -219,8 +219,7 @@ def reproduce(preset: Preset, out_dir, *, worker: int = 0, num_workers: int = 1,
             f"(run `chinchilla report {out}` any time for a partial one)")
         return None
     return report(out, analysis or preset.analysis, meta={
-        "preset": preset.name, "wall_time_s": time.time() - start, "sweep": outcome.to_dict(),
-        "train_time_s": _train_time(out)}, log=log)
+        "preset": preset.name, "wall_time_s": time.time() - start, "sweep": outcome.to_dict()}, log=log)
 
 
 def report(sweep_dir, settings: AnalysisSettings, *, meta: Mapping[str, Any] | None = None, figures: bool = True,
@@ -260,12 +259,6 @@ def _cell(entry: Mapping[str, Any], key: str) -> str:
     if low is None or low != low:
         return f"{value:.3f}"
     return f"{value:.3f} ({low:.2f}, {high:.2f})"
-
-
-def _train_time(sweep_dir) -> float:
-    from chinchilla.sweep.results import collect_results
-
-    return float(sum(r["wall_time_s"] or 0.0 for r in collect_results(sweep_dir)))
 
 
 def budgets_between(low: float, high: float, count: int) -> tuple[float, ...]:
