@@ -14,12 +14,10 @@ Hyperparameters as in the ``gpu`` preset (batch 64 x 1024 tokens, lr(N) = 2e-3 (
 2% warm-up, cosine to 0.1x); like it, not yet checked on this hardware: run `--lr-check` first.
 """
 
+import dataclasses
 import os
 
-from chinchilla import zoo
-from chinchilla.report import AnalysisSettings
-from chinchilla.reproduce import Preset, load_preset
-from chinchilla.sweep.plan import PAPER_APPROACH2_ANCHOR
+from chinchilla.reproduce import load_preset
 
 GPU = load_preset("gpu")
 DATASET = "lm1b"
@@ -30,17 +28,14 @@ def hparams(model, tokens):
     return {**GPU.hparams(model, tokens), "dataset": DATASET, "data_dir": DATA_DIR}
 
 
-PRESET = Preset(
+# The gpu preset's ladder, size-window centre, parameter convention, run-length floor and analysis; smaller budgets.
+PRESET = dataclasses.replace(
+    GPU,
     name="colab_tpu",
     description="IsoFLOP sweep on a Colab TPU: gpu ladder, 2e16-2e17 FLOPs, lm1b with a 32k SentencePiece vocabulary",
-    ladder=zoo.ladder("gpu"),
     budgets=(2e16, 6e16, 2e17),
     hparams=hparams,
-    center=PAPER_APPROACH2_ANCHOR,
     sizes_per_budget=5,
-    convention="total",
-    min_steps=1000,
-    analysis=AnalysisSettings(loss="final_train_loss", conventions=("total", "non_embedding"), neighbours=2),
     lr_check_budget=6e16,
     lr_check_models=("gpu-0020M", "gpu-0035M"),
 )
