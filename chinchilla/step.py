@@ -5,7 +5,7 @@ it through a whole run; tests and benchmarks use ``Trainer`` directly.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +18,7 @@ from chinchilla import sharding
 from chinchilla.model import Decoder, loss_fn
 from chinchilla.schedule import learning_rate
 
-if TYPE_CHECKING:
-    from chinchilla.train import TrainConfig
+from chinchilla.train_config import TrainConfig
 
 
 def resolve_compute_dtype(name: str) -> jnp.dtype:

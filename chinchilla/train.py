@@ -24,8 +24,6 @@ records the tokens and FLOPs actually trained.
 from __future__ import annotations
 
 import collections
-import dataclasses
-import math
 import os
 import sys
 import time
@@ -39,125 +37,12 @@ from etils import epath
 from chinchilla import flops as flops_lib
 from chinchilla import metrics, sharding
 from chinchilla.checkpoint import Checkpointer
-from chinchilla.config import ModelConfig, check_known_fields
+from chinchilla.config import ModelConfig
 from chinchilla.step import Trainer
+from chinchilla.train_config import TrainConfig
 
 FINAL_LOSS_WINDOW = 10  # final_train_loss = mean loss of the last this-many steps
 EVAL_SEED = 0  # every run evaluates on the same validation batches
-COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a run (saved as ``config.json``; a resumed run must match it exactly).
-
-    ``tokens``: the token budget; ``batch_size``: global sequences per step (split over processes and the
-    data x fsdp mesh axes); ``cycle_tokens``: the cosine cycle length in tokens (None = the run's length);
-    ``warmup_fraction``: warm-up steps as a fraction of the cycle; ``final_lr_fraction``: lr at the end of the cycle
-    / peak (0.1 = the paper's 10x decay); ``log_every``/``eval_every``/``checkpoint_every`` in steps (eval and
-    checkpoints happen at the first dispatch boundary at or after each multiple, and always at the end;
-    ``eval_every=None`` evaluates only at the end) on ``eval_batches`` fixed batches of ``eval_split``; ``mesh``:
-    (data, fsdp, tensor) sizes, one may be -1.
-    """
-
-    model: ModelConfig
-    tokens: int
-    batch_size: int = 8
-    lr: float = 3e-3
-    warmup_fraction: float = 0.1
-    cycle_tokens: int | None = None
-    final_lr_fraction: float = 0.1
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    adam_b1: float = 0.9
-    adam_b2: float = 0.95
-    adam_eps: float = 1e-8
-    seed: int = 0
-    dataset: str = "embedded"
-    tokenizer: str = "byte"
-    data_dir: str | None = None
-    log_every: int = 10
-    eval_every: int | None = None
-    eval_batches: int = 8
-    eval_split: str = "validation"
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    steps_per_dispatch: int = 16
-    mesh: tuple[int, int, int] = (-1, 1, 1)
-    compute_dtype: str = "auto"
-    attention_impl: str = "xla"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.model, ModelConfig):
-            raise ValueError(f"model={self.model!r} must be a chinchilla.config.ModelConfig")
-        if self.model.architecture != "rotary":
-            raise ValueError(f"model.architecture={self.model.architecture!r}: only 'rotary' models can be trained")
-        object.__setattr__(self, "mesh", tuple(self.mesh))
-        _check_int("tokens", self.tokens, 1)
-        for name in ("batch_size", "log_every", "eval_batches", "checkpoint_every", "keep_checkpoints",
-                     "steps_per_dispatch"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("seed", self.seed, 0)
-        if self.eval_every is not None:
-            _check_int("eval_every", self.eval_every, 1)
-        if self.cycle_tokens is not None:
-            _check_int("cycle_tokens", self.cycle_tokens, 1)
-        for name, low, high in (("lr", 0.0, math.inf), ("grad_clip", 0.0, math.inf), ("adam_eps", 0.0, 1.0)):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and low < value < high):
-                raise ValueError(f"{name}={value!r} must be a number in ({low}, {high})")
-        for name in ("warmup_fraction", "adam_b1", "adam_b2"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value < 1):
-                raise ValueError(f"{name}={value!r} must be in [0, 1)")
-        for name in ("final_lr_fraction", "weight_decay"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value <= 1):
-                raise ValueError(f"{name}={value!r} must be in [0, 1]")
-        if len(self.mesh) != 3:
-            raise ValueError(f"mesh={self.mesh!r} must be three sizes (data, fsdp, tensor)")
-        if self.compute_dtype not in COMPUTE_DTYPES:
-            raise ValueError(f"compute_dtype={self.compute_dtype!r} is not one of {COMPUTE_DTYPES}")
-        if self.attention_impl not in ("xla", "cudnn"):
-            raise ValueError(f"attention_impl={self.attention_impl!r} is not one of ('xla', 'cudnn')")
-
-    @classmethod
-    def from_flops(cls, model: ModelConfig, flops: float, **kwargs: Any) -> "TrainConfig":
-        """A run of ``model`` whose token budget spends ``flops`` exact Appendix F training FLOPs (rounded to whole
-        tokens; the run itself rounds to whole steps)."""
-        return cls(model=model, tokens=max(1, round(flops_lib.tokens_for_flops(model, flops))), **kwargs)
-
-    @property
-    def tokens_per_step(self) -> int:
-        return self.batch_size * self.model.seq_len
-
-    @property
-    def steps(self) -> int:
-        return max(1, round(self.tokens / self.tokens_per_step))
-
-    @property
-    def cycle_steps(self) -> int:
-        return self.steps if self.cycle_tokens is None else max(1, round(self.cycle_tokens / self.tokens_per_step))
-
-    @property
-    def warmup_steps(self) -> int:
-        return min(round(self.warmup_fraction * self.cycle_steps), self.cycle_steps - 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["model"] = self.model.to_dict()
-        data["mesh"] = list(self.mesh)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        check_known_fields(cls, data)
-        return cls(**{**data, "model": ModelConfig.from_dict(data["model"]), "mesh": tuple(data["mesh"])})
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}={value!r} must be an integer >= {low}")
 
 
 def enable_compilation_cache() -> None:

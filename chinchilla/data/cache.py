@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 ENV_DATA_DIR = "CHINCHILLA_DATA_DIR"
+EMBEDDED_VERSION = "1.0.0"  # the embedded corpus's TFDS version: its cache directory names carry it
 
 
 def default_root() -> Path:

@@ -30,7 +30,6 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from chinchilla.data import cache
-from chinchilla.data.sources import EMBEDDED_VERSION
 
 PASSAGE_CHARS = 8_000
 VALIDATION_MODULUS = 20
@@ -115,7 +114,7 @@ def documents(config: str) -> Iterator[tuple[str, str]]:
 class ChinchillaEmbedded(tfds.core.GeneratorBasedBuilder):
     """Shakespeare + KJV Bible, split by document into train (~95%) and validation (~5%)."""
 
-    VERSION = tfds.core.Version(EMBEDDED_VERSION)
+    VERSION = tfds.core.Version(cache.EMBEDDED_VERSION)
     BUILDER_CONFIGS = [
         tfds.core.BuilderConfig(name="all", description="Shakespeare's 42 works and the KJV Bible"),
         tfds.core.BuilderConfig(name="shakespeare", description="Shakespeare's 42 works (modern spelling)"),

@@ -20,7 +20,6 @@ import numpy as np
 
 from chinchilla.data import cache
 
-EMBEDDED_VERSION = "1.0.0"
 EMBEDDED = {"embedded": "all", "embedded/shakespeare": "shakespeare", "embedded/kjv": "kjv"}
 EMBEDDED_SPLITS = ("train", "validation")
 SENTENCEPIECE_MAX_CHARS = 50_000_000  # train a tokenizer of a large external data set on its first 50M characters
@@ -30,7 +29,7 @@ READ_CHUNK = 1024
 def cache_name(dataset: str) -> str:
     """A directory name for a data set ("embedded" -> "embedded-1.0.0", "c4/en" -> "c4__en")."""
     if dataset in EMBEDDED:
-        return f"{dataset.replace('/', '__')}-{EMBEDDED_VERSION}"
+        return f"{dataset.replace('/', '__')}-{cache.EMBEDDED_VERSION}"
     return dataset.replace("/", "__").replace(":", "_")
 
 

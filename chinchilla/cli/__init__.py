@@ -1,6 +1,7 @@
 """The ``chinchilla`` command line: ``chinchilla <verb> ...``.
 
-Each verb lives with the capability it exposes, in a small module that defines ``register(subparsers)``. Those
+Each verb family is a small module of this package (``allocate``, ``fit``, ``flops``, ``sweep``, ``train``) that
+defines ``register(subparsers)``. Those
 modules import only the standard library at import time (heavy imports happen inside the handlers), so
 ``chinchilla flops`` or ``chinchilla fit`` start in a fraction of a second.
 """
@@ -16,11 +17,11 @@ from typing import Any, Sequence
 
 # Modules that each add one or more verbs through ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "chinchilla.cli_allocate",
-    "chinchilla.cli_fit",
-    "chinchilla.cli_flops",
-    "chinchilla.cli_sweep",
-    "chinchilla.cli_train",
+    "chinchilla.cli.allocate",
+    "chinchilla.cli.fit",
+    "chinchilla.cli.flops",
+    "chinchilla.cli.sweep",
+    "chinchilla.cli.train",
 )
 
 
@@ -59,6 +60,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())
