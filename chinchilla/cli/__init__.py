@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
-from typing import Any, Sequence
+from typing import Sequence
 
 # Modules that each add one or more verbs through ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -34,18 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
-
-
-def print_json(payload: Any) -> None:
-    """One JSON document on stdout (what ``--json`` promises)."""
-    json.dump(payload, sys.stdout, indent=2, sort_keys=False, default=_json_default)
-    sys.stdout.write("\n")
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy / jax scalars and arrays
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

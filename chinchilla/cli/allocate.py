@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chinchilla.cli import print_json
+    from chinchilla.cli.output import print_json
     from chinchilla.fit.allocate import PAPER_FIT, ChinchillaParams, allocation, exact_flops_optimum, projections
 
     if args.flops is None and args.params is None and not args.table:

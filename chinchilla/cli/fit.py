@@ -69,7 +69,7 @@ def _register_parametric(approaches: argparse._SubParsersAction) -> None:
 
 
 def run_parametric(args: argparse.Namespace) -> int:
-    from chinchilla.cli import print_json
+    from chinchilla.cli.output import print_json
     from chinchilla.fit import get_law
     from chinchilla.fit.allocate import allocation
     from chinchilla.fit.parametric import fit_table
@@ -186,7 +186,7 @@ def _register_approach1(approaches: argparse._SubParsersAction) -> None:
 
 
 def run_approach1(args: argparse.Namespace) -> int:
-    from chinchilla.cli import print_json
+    from chinchilla.cli.output import print_json
     from chinchilla.fit.envelope import fit_envelope
     from chinchilla.sweep.results import load_curves
 
@@ -231,7 +231,7 @@ def _register_approach2(approaches: argparse._SubParsersAction) -> None:
 def run_approach2(args: argparse.Namespace) -> int:
     import os
 
-    from chinchilla.cli import print_json
+    from chinchilla.cli.output import print_json
     from chinchilla.fit.isoflop import fit_isoflop
     from chinchilla.sweep import store
 

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chinchilla import flops, zoo
-    from chinchilla.cli import print_json
+    from chinchilla.cli.output import print_json
     from chinchilla.config import ModelConfig
 
     if args.zoo:

@@ -84,7 +84,7 @@ def _worker_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     from chinchilla import reproduce
-    from chinchilla.cli import print_json
+    from chinchilla.cli.output import print_json
     from chinchilla.sweep import plan as plan_lib
     from chinchilla.sweep import run_sweep
 
@@ -140,7 +140,7 @@ def run_report_command(args: argparse.Namespace) -> int:
     import dataclasses
 
     from chinchilla import reproduce
-    from chinchilla.cli import print_json
+    from chinchilla.cli.output import print_json
     from chinchilla.report import AnalysisSettings
     from chinchilla.sweep import store
 
@@ -183,7 +183,7 @@ def _log(args: argparse.Namespace):
 
 def run_reproduce_command(args: argparse.Namespace) -> int:
     from chinchilla import reproduce
-    from chinchilla.cli import print_json
+    from chinchilla.cli.output import print_json
 
     preset = _load(args)
     log = _log(args)

@@ -45,7 +45,7 @@ def _count(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from chinchilla import zoo
-    from chinchilla.cli import print_json
+    from chinchilla.cli.output import print_json
     from chinchilla.train import TrainConfig, train_run
 
     model = zoo.get_model(args.model)
