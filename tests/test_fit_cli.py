@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from chinchilla import cli
@@ -53,8 +54,9 @@ def test_fit_errors_are_one_line(tmp_path, capsys):
                      "loss", "--json"]) == 2
     err = capsys.readouterr().err
     assert "column(s) ['N'] not found" in err and err.count("\n") == 1
+    path.write_text("size,tokens,loss\n1e8,2e9,3.1\n")
     assert cli.main(["fit", "parametric", str(path), "--json"]) == 2
-    assert "missing --n-col, --loss-col, --tokens-col or --flops-col" in capsys.readouterr().err
+    assert "no column for N (name it with --n-col" in capsys.readouterr().err
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     assert cli.main(["fit", "parametric", str(empty), "--n-col", "N", "--tokens-col", "D", "--loss-col", "L"]) == 2
@@ -93,3 +95,137 @@ def test_fit_without_a_frontier_says_so(tmp_path, capsys):
                    "--top-k", "16", "--json")
     assert out["alpha"] < 0 and out["allocation"] is None and out["G"] is None
     assert "no compute-optimal frontier" in out["note"]
+
+
+def isoflop_csv(path, *, budget_column: bool, flops_column: bool = True):
+    """Synthetic IsoFLOP runs from the paper's surface: 6 budgets x 9 sizes around each optimum."""
+    from chinchilla.fit.allocate import ChinchillaParams
+
+    surface = ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    header = ["params", "tokens", "loss"] + (["FLOPs"] if flops_column else []) + (["budget"] if budget_column
+                                                                                  else [])
+    rows = []
+    for c in np.geomspace(1e18, 1e21, 6):
+        for ratio in 1.5 ** np.arange(-4, 5):
+            n = surface.n_opt(c) * ratio
+            d = c / (6 * n)
+            rows.append([n, d, surface.loss(n, d)] + ([c * (1 + 0.01 * ratio)] if flops_column else [])
+                        + ([c] if budget_column else []))
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return surface
+
+
+@pytest.mark.parametrize("budget_column, flops_column", [(True, False), (False, True), (False, False)])
+def test_approach2_csv_needs_no_budget_column_when_c_is_known(tmp_path, capsys, budget_column, flops_column):
+    path = tmp_path / "iso.csv"
+    surface = isoflop_csv(path, budget_column=budget_column, flops_column=flops_column)
+    out = run_json(capsys, "fit", "approach2", str(path), "--resamples", "3", "--json")
+    assert len(out["budgets"]) == 6 and all(b["n_runs"] == 9 for b in out["budgets"])
+    assert out["a"] == pytest.approx(surface.a, abs=0.002)
+    assert out["columns"]["N"] == "params" and out["columns"]["loss"] == "loss"
+    assert ("budget" in out["grouping"]) == budget_column
+
+
+def test_approach2_holdout_predicts_the_larger_budgets(tmp_path, capsys):
+    path = tmp_path / "iso.csv"
+    surface = isoflop_csv(path, budget_column=False)
+    out = run_json(capsys, "fit", "approach2", str(path), "--resamples", "3", "--holdout-flops", "1e20", "--json")
+    holdout = out["holdout"]
+    assert holdout["n_train_budgets"] == 4 and holdout["n_test_budgets"] == 2
+    for row in holdout["budgets"]:
+        assert row["flops"] >= 1e20 and row["interior"]
+        # The synthetic surface is an exact power law, so the extrapolation lands on the observed vertex.
+        assert row["n_opt_predicted"] == pytest.approx(row["n_opt_observed"], rel=0.01)
+        assert row["n_opt_predicted"] == pytest.approx(surface.n_opt(row["flops"]), rel=0.02)
+    assert cli.main(["fit", "approach2", str(path), "--resamples", "3", "--holdout-flops", "1e22"]) == 2
+    assert "holds out no budget" in capsys.readouterr().err
+    assert cli.main(["fit", "approach2", str(path), "--resamples", "3", "--holdout-flops", "1e18"]) == 2
+    assert "at least 2 budgets" in capsys.readouterr().err
+
+
+def test_one_flag_vocabulary_and_old_spellings(tmp_path, capsys):
+    path = tmp_path / "iso.csv"
+    isoflop_csv(path, budget_column=True)
+    new = run_json(capsys, "fit", "approach2", str(path), "--loss-col", "loss", "--n-col", "params",
+                   "--resamples", "3", "--where", "tokens_per_param <= 200", "--json")
+    old = run_json(capsys, "fit", "approach2", str(path), "--loss", "loss", "--resamples", "3", "--where",
+                   "tokens_per_param <= 200", "--json")
+    assert new["a"] == old["a"] and "where tokens_per_param <= 200" in new["source"]
+    for verb in (["fit", "parametric"], ["fit", "approach2"], ["fit", "approach1"], ["allocate"], ["flops"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([*verb, *(["x"] if verb[-1] in ("approach1", "approach2") else []), "--no-such-flag"])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"usage: chinchilla {' '.join(verb)} ")
+        assert f"chinchilla {' '.join(verb)}: error: unrecognized arguments: --no-such-flag" in err
+
+
+def test_fit_csv_with_default_columns_and_a_filter(tmp_path, capsys):
+    table = reference_table("epoch")
+    path = tmp_path / "runs.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["params", "compute", "final_loss"])
+        writer.writerows(zip(table.n, table.flops, table.loss))
+    capsys.readouterr()
+    assert cli.main(["fit", "parametric", str(path), "--where", "tokens_per_param <= 30 and loss < 3",
+                     "--top-k", "8"]) == 0
+    text = capsys.readouterr().out
+    assert "columns N='params', C='compute', loss='final_loss'" in text
+    assert "where tokens_per_param <= 30 and loss < 3" in text
+
+
+def test_bad_value_error_is_the_same_form_everywhere(tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    path.write_text("params,tokens,loss,budget\n1e8,2e9,3.1,1e18\n2e8,2e9,nan,1e18\n")
+    for verb in (["fit", "parametric"], ["fit", "approach2"]):
+        assert cli.main([*verb, str(path)]) == 2
+        assert f"{path} line 3, column 'loss': 'nan' is not a finite number" in capsys.readouterr().err
+
+
+def test_data_constrained_fit_never_prints_an_unlabelled_frontier(tmp_path, capsys):
+    """Fault 5: the data-constrained law's allocation uses the unique data, or says it assumes it unlimited."""
+    from chinchilla.fit.allocate import MUENNIGHOFF_FIT
+
+    rng = np.random.default_rng(0)
+    n = np.exp(rng.uniform(np.log(1e8), np.log(9e9), 40))
+    d = np.exp(rng.uniform(np.log(1e10), np.log(3e11), 40))
+    u = np.minimum(d, np.exp(rng.uniform(np.log(5e9), np.log(1e11), 40)))
+    loss = MUENNIGHOFF_FIT.loss(n, d, u)
+    path = tmp_path / "dc.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["N", "D", "U", "loss"])
+        writer.writerows(zip(n, d, u, loss))
+    common = ["fit", "parametric", str(path), "--law", "data_constrained", "--top-k", "16", "--budget", "1e22"]
+    out = run_json(capsys, *common, "--unique-tokens", "25e9", "--json")
+    alloc = out["allocation"]
+    assert alloc["kind"].startswith("data-constrained") and alloc["unique_tokens"] == 25e9
+    assert alloc["n_opt"] < alloc["unconstrained_n_opt"]
+    assert cli.main(common) == 0
+    text = capsys.readouterr().out
+    assert "6ND frontier (unlimited unique data" in text and "warning: " in text and "--unique-tokens U" in text
+    assert cli.main(["fit", "parametric", str(path), "--unique-tokens", "1e9"]) == 2
+    assert "--unique-tokens is for --law data_constrained" in capsys.readouterr().err
+
+
+def test_allocate_data_constrained_and_inference_aware(capsys):
+    out = run_json(capsys, "allocate", "--law", "data_constrained", "--flops", "1e22", "--unique-tokens", "25e9",
+                   "--json")
+    assert out["n_opt"] == pytest.approx(7.02e9, rel=2e-3) and out["d_opt"] == pytest.approx(2.37e11, rel=2e-3)
+    assert "Muennighoff" in out["law_source"]
+    out = run_json(capsys, "allocate", "--flops", "1e23", "--inference-tokens", "1e13", "--json")
+    inf = out["inference_aware"]
+    assert inf["without_inference"]["n_opt"] == pytest.approx(out["n_opt"], rel=1e-6)
+    assert inf["n_opt"] < out["n_opt"] and inf["d_opt"] > out["d_opt"]
+    assert cli.main(["allocate", "--law", "data_constrained", "--flops", "1e22"]) == 2
+    assert "needs --flops C and --unique-tokens U" in capsys.readouterr().err
+    assert cli.main(["allocate", "--inference-tokens", "1e12"]) == 2
+    assert "needs --target-loss" in capsys.readouterr().err
+    capsys.readouterr()
+    assert cli.main(["allocate", "--table"]) == 0
+    text = capsys.readouterr().out
+    assert "Table A3, Approach 3 (published)" in text and "+18.2%" in text

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 
+from chinchilla.cli.usage import strict
+
 LAW_FLAGS: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
 DATA_CONSTRAINED_FLAGS: tuple[str, ...] = ("R_D_star", "R_N_star")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = strict(subparsers.add_parser(
         "allocate",
         help="compute-optimal N and D for a FLOP budget (and the inverse) from L(N, D) = E + A/N^alpha + B/D^beta",
         description="Compute-optimal allocation (Hoffmann et al. 2022, Approach 3): N_opt(C) = G (C/6)^a, "
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "b = alpha/(alpha+beta). Without law flags it uses the paper's unrounded fit (for --law "
                     "data_constrained, Muennighoff et al. 2023's released fit). --unique-tokens gives the "
                     "data-constrained allocation; --inference-tokens the inference-aware one (Sardana et al. 2024).",
-    )
+    ))
     parser.add_argument("--flops", type=float, help="FLOP budget C")
     parser.add_argument("--params", type=float, help="inverse: the budget and tokens at which N parameters are "
                                                       "compute-optimal")
@@ -75,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if given and len(given) < len(names):
         missing = [f"--{name.replace('_', '-')}" for name in names if name not in given]
-        raise ValueError(f"give all {len(names)} law flags or none (for the published fit); missing "
-                         f"{', '.join(missing)}")
+        raise ValueError(f"give all {'five' if len(names) == 5 else 'seven'} law flags or none (for the published "
+                         "fit); missing "
+                         + ", ".join(missing))
     if constrained:
         dc = DataConstrainedParams(**given, source="given on the command line") if given else MUENNIGHOFF_FIT
         params = dc.chinchilla

@@ -6,21 +6,31 @@ Sub-verbs, one per approach, each added by a ``_register_<approach>(approaches)`
   (``chinchilla.fit.parametric``), with optional bootstrap intervals and a held-out extrapolation check.
 - ``approach1``: the lower envelope of a sweep directory's training curves (``chinchilla.fit.envelope``).
 - ``approach2``: IsoFLOP parabolas on a sweep directory or a results CSV (``chinchilla.fit.isoflop``).
+
+Every verb that reads a table takes the same flags (:func:`_add_table_args`): ``--n-col --tokens-col --flops-col
+--loss-col --unique-tokens-col --budget-col`` (default: the usual names, ``chinchilla.fit.table``) and ``--where``.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from chinchilla.cli.usage import StrictParser, strict
+
+COLUMN_HELP = ("Columns not named are found by their usual names: N / params / parameters / n_params; D / tokens / "
+               "n_tokens; C / flops / compute; loss / final_loss / eval_loss; U / unique_tokens; budget (exactly, "
+               "then ignoring case). The output says which were used.")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = strict(subparsers.add_parser(
         "fit",
         help="fit scaling laws: Approach 3 (parametric) to a CSV, Approaches 1 and 2 to a sweep directory",
         description="Fit scaling laws to training runs from a CSV file, or to the paper's points shipped with the "
                     "package (--reference epoch).",
-    )
-    approaches = parser.add_subparsers(dest="approach", metavar="<approach>", required=True)
+    ))
+    approaches = parser.add_subparsers(dest="approach", metavar="<approach>", required=True,
+                                       parser_class=StrictParser)
     _register_parametric(approaches)
     _register_approach1(approaches)
     _register_approach2(approaches)
@@ -37,14 +47,12 @@ def _register_parametric(approaches: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("path", nargs="?", help="CSV file with a header row (one run per row)")
     parser.add_argument("--reference", choices=("epoch",), help="fit the shipped reference points instead of PATH")
-    parser.add_argument("--n-col", help="column with the parameter count N")
-    columns = parser.add_mutually_exclusive_group()
-    columns.add_argument("--tokens-col", help="column with training tokens D")
-    columns.add_argument("--flops-col", help="column with training FLOPs C (then D = C / 6N)")
-    parser.add_argument("--loss-col", help="column with the final loss")
-    parser.add_argument("--unique-tokens-col", help="column with unique tokens U_D (for --law data_constrained)")
+    _add_table_args(parser)
     parser.add_argument("--law", choices=("chinchilla", "data_constrained"), default="chinchilla",
                         help="chinchilla (default) or data_constrained (Muennighoff et al. 2023)")
+    parser.add_argument("--unique-tokens", type=float, metavar="U",
+                        help="with --law data_constrained: the allocation at --budget with U unique tokens (without "
+                             "it, the printed allocation is the 6ND frontier for unlimited unique data, and says so)")
     parser.add_argument("--drop-highest-loss", type=int, metavar="K",
                         help="drop the K runs of highest loss first (default 5 for --reference epoch, else 0)")
     parser.add_argument("--reduction", choices=("sum", "mean"), default="sum",
@@ -71,7 +79,7 @@ def _register_parametric(approaches: argparse._SubParsersAction) -> None:
 def run_parametric(args: argparse.Namespace) -> int:
     from chinchilla.cli.output import print_json
     from chinchilla.fit import get_law
-    from chinchilla.fit.allocate import allocation
+    from chinchilla.fit.allocate import DataConstrainedParams, allocation, data_constrained_allocation
     from chinchilla.fit.parametric import fit_table
     from chinchilla.fit.table import REFERENCE_DROP_HIGHEST_LOSS
 
@@ -81,11 +89,21 @@ def run_parametric(args: argparse.Namespace) -> int:
         drop = REFERENCE_DROP_HIGHEST_LOSS if args.reference else 0
     table = table.drop_highest_loss(drop)
     law = get_law(args.law)
+    if args.unique_tokens is not None and args.law != "data_constrained":
+        raise ValueError("--unique-tokens is for --law data_constrained (the Chinchilla law has no unique-data term)")
     options = {"law": law, "reduction": args.reduction, "top_k": _top_k(args.top_k)}
     fit = fit_table(table, **options)
-    out = {**fit.to_dict(), "source": table.source, "drop_highest_loss": drop}
-    if fit.has_frontier:
+    out = {**fit.to_dict(), "source": table.source, "columns": _columns_used(table), "drop_highest_loss": drop}
+    constrained = "R_D_star" in fit.params
+    if fit.has_frontier and constrained and args.unique_tokens is not None:
+        params = DataConstrainedParams.from_mapping(fit.params, source="fit")
+        out["allocation"] = data_constrained_allocation(params, args.budget, args.unique_tokens)
+    elif fit.has_frontier:
         out["allocation"] = allocation(fit.frontier, args.budget)
+        if constrained:
+            out["allocation"]["warning"] = ("this is the 6ND frontier of the law's E, A, B, alpha, beta: it assumes "
+                                            "unlimited unique data; give --unique-tokens U for the data-constrained "
+                                            "allocation")
     else:
         out["allocation"] = None
         out["note"] = f"alpha={fit.alpha:.4g}, beta={fit.beta:.4g}: no compute-optimal frontier"
@@ -115,16 +133,40 @@ def _load_table(args: argparse.Namespace):
     if args.reference:
         if args.path:
             raise ValueError("give a CSV path or --reference, not both")
-        return reference_table(args.reference)
+        table = reference_table(args.reference)
+        return table.where(args.where) if args.where else table
     if not args.path:
-        raise ValueError("give a CSV path (with --n-col, --tokens-col or --flops-col, --loss-col) or --reference epoch")
-    missing = [flag for flag, value in (("--n-col", args.n_col), ("--loss-col", args.loss_col)) if value is None]
-    if args.tokens_col is None and args.flops_col is None:
-        missing.append("--tokens-col or --flops-col")
-    if missing:
-        raise ValueError(f"{args.path}: missing {', '.join(missing)}")
+        raise ValueError("give a CSV path or --reference epoch")
     return read_csv(args.path, n_col=args.n_col, loss_col=args.loss_col, tokens_col=args.tokens_col,
-                    flops_col=args.flops_col, unique_tokens_col=args.unique_tokens_col)
+                    flops_col=args.flops_col, unique_tokens_col=args.unique_tokens_col, budget_col=args.budget_col,
+                    where=args.where)
+
+
+def _add_table_args(parser: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """The one vocabulary for naming a table's columns and filtering its rows (every verb that reads runs)."""
+    where = " (CSV; for a sweep directory, the results column)" if sweep else ""
+    group = parser.add_argument_group("columns and rows", COLUMN_HELP)
+    group.add_argument("--n-col", help="column with the parameter count N")
+    group.add_argument("--tokens-col", help="column with training tokens D")
+    group.add_argument("--flops-col", help="column with training FLOPs C (D = C / 6N when there is no D column)")
+    group.add_argument("--loss-col", help=f"column with the final loss{where}"
+                                          + (" (default eval_loss)" if sweep else ""))
+    if not sweep:
+        group.add_argument("--unique-tokens-col", help="column with unique tokens U (for --law data_constrained)")
+    group.add_argument("--budget-col", help="column with the planned FLOP budget grouping IsoFLOP runs (default: "
+                                            "'budget' if present, else runs are grouped by C)")
+    group.add_argument("--where", metavar="EXPR",
+                       help="keep the rows for which EXPR holds, e.g. 'tokens_per_param <= 30 and N > 1e8': "
+                            "comparisons (<=, <, >=, >, ==, !=) of + - * / expressions over N, D, C, loss, U, "
+                            "tokens_per_param, epochs, budget and the file's numeric columns, joined by and/or/not")
+    # Earlier spellings, kept working but not advertised.
+    parser.add_argument("--loss", dest="loss_col", help=argparse.SUPPRESS)
+
+
+def _columns_used(table) -> dict[str, str]:
+    from chinchilla.fit.table import QUANTITY_NAMES
+
+    return {QUANTITY_NAMES[key]: column for key, column in table.columns}
 
 
 def _top_k(value: str) -> int | str | None:
@@ -139,7 +181,7 @@ def _top_k(value: str) -> int | str | None:
 def _print_fit(out: dict) -> None:
     print(f"{out['law']} law, {out['reduction']} reduction, {out['n_points']} runs ({out['source']})")
     skip = {"law", "reduction", "n_points", "source", "allocation", "bootstrap", "holdout", "stop_reasons",
-            "best_start", "note"}
+            "best_start", "note", "columns"}
     intervals = out.get("bootstrap", {}).get("intervals", {})
     for key, value in out.items():
         if key in skip:
@@ -153,8 +195,11 @@ def _print_fit(out: dict) -> None:
     if alloc is None:
         print(f"  {out['note']}")
     else:
-        print(f"  at C = {alloc['flops']:.3g} FLOPs: N_opt = {alloc['n_opt']:.4g}, D_opt = {alloc['d_opt']:.4g} "
-              f"({alloc['tokens_per_param']:.3g} tokens/param)")
+        print(f"  at C = {alloc['flops']:.3g} FLOPs, {alloc['kind']}: N_opt = {alloc['n_opt']:.4g}, "
+              f"D_opt = {alloc['d_opt']:.4g} ({alloc['tokens_per_param']:.3g} tokens/param)"
+              + (f", {alloc['epochs']:.3g} epochs of U = {alloc['unique_tokens']:.3g}" if "epochs" in alloc else ""))
+        if "warning" in alloc:
+            print(f"  warning: {alloc['warning']}")
     if "bootstrap" in out:
         boot = out["bootstrap"]
         low, high = boot["percentiles"]
@@ -213,13 +258,11 @@ def _register_approach2(approaches: argparse._SubParsersAction) -> None:
     parser.add_argument("path", help="a sweep directory, or a CSV file")
     parser.add_argument("--convention", choices=("non_embedding", "total"), default="non_embedding",
                         help="sweep directory: which parameters N counts (default non_embedding)")
-    parser.add_argument("--loss", default="eval_loss",
-                        help="sweep directory: final_train_loss or eval_loss (default); CSV: the loss column")
     parser.add_argument("--group", default="isoflop", help="sweep directory: the IsoFLOP plan group")
-    parser.add_argument("--budget-col", default="budget", help="CSV: column grouping runs by FLOP budget")
-    parser.add_argument("--n-col", default="n_params", help="CSV: parameter count column")
-    parser.add_argument("--tokens-col", default="tokens", help="CSV: training tokens column")
-    parser.add_argument("--flops-col", help="CSV: actual training FLOPs column (optional)")
+    _add_table_args(parser, sweep=True)
+    parser.add_argument("--holdout-flops", type=float, metavar="C",
+                        help="also fit the laws on the budgets below C and print their predicted N_opt, D_opt beside "
+                             "the larger budgets' own")
     parser.add_argument("--neighbours", type=int, help="fit each parabola to this many sizes either side of the "
                                                          "lowest loss (default: all sizes)")
     parser.add_argument("--resamples", type=int, default=100, help="bootstrap resamples (default 100)")
@@ -232,42 +275,64 @@ def run_approach2(args: argparse.Namespace) -> int:
     import os
 
     from chinchilla.cli.output import print_json
-    from chinchilla.fit.isoflop import fit_isoflop
-    from chinchilla.sweep import store
+    from chinchilla.fit.isoflop import fit_isoflop, group_by_flops, isoflop_holdout
 
     if os.path.isdir(args.path) or "://" in args.path:
-        from chinchilla.sweep.results import collect_results
-
-        rows = [r for r in collect_results(args.path) if r["status"] == "finished" and r["group"] == args.group
-                and r.get(args.loss) is not None]
-        n_col = {"total": "n_params", "non_embedding": "non_embedding_params"}[args.convention]
-        columns = ([r["budget"] for r in rows], [r[n_col] for r in rows], [r["tokens"] for r in rows],
-                   [r[args.loss] for r in rows], [r["flops"] for r in rows])
+        table = _sweep_table(args)
     else:
-        raw = store.read_csv(args.path)
-        wanted = [args.budget_col, args.n_col, args.tokens_col, args.loss] + ([args.flops_col] if args.flops_col
-                                                                                 else [])
-        missing = [c for c in wanted if raw and c not in raw[0]]
-        if missing:
-            raise ValueError(f"{args.path}: no column(s) {missing}; columns are {list(raw[0])}")
-        rows = [r for r in raw if all(r[c] not in ("", None) for c in wanted)]
-        columns = tuple([float(r[c]) for r in rows] for c in wanted[:4]) + (
-            [float(r[args.flops_col]) for r in rows] if args.flops_col else None,)
-    if not rows:
-        raise ValueError(f"{args.path}: no runs with a {args.loss!r} loss")
-    budget, n, d, loss, flops = columns
-    result = fit_isoflop(budget, n, d, loss, flops=flops, neighbours=args.neighbours, n_resamples=args.resamples,
+        from chinchilla.fit.table import read_csv
+
+        table = read_csv(args.path, n_col=args.n_col, loss_col=args.loss_col, tokens_col=args.tokens_col,
+                         flops_col=args.flops_col, budget_col=args.budget_col, where=args.where)
+    columns = dict(table.columns)
+    if table.budget is not None:  # planned budgets label the profiles; C is the runs' mean FLOPs if known
+        budget, flops, grouping = table.budget, (table.flops if "flops" in columns else None), "budget column"
+    else:
+        budget, flops = group_by_flops(table.flops), table.flops
+        grouping = "runs grouped by " + ("their C column" if "flops" in columns else "C = 6ND")
+    data = (budget, table.n, table.d, table.loss)
+    result = fit_isoflop(*data, flops=flops, neighbours=args.neighbours, n_resamples=args.resamples,
                          seed=args.seed)
-    out = result.to_dict()
+    out = {**result.to_dict(), "source": table.source, "columns": _columns_used(table), "grouping": grouping}
+    if args.holdout_flops is not None:
+        out["holdout"] = isoflop_holdout(*data, flops=flops, flops_threshold=args.holdout_flops,
+                                         neighbours=args.neighbours).to_dict()
     if args.json:
         print_json(out)
     else:
-        print(f"Approach 2 on {len(rows)} runs of {args.path}")
+        print(f"Approach 2 on {len(table)} runs of {table.source}; {grouping}")
         _print_laws(out)
         for b in out["budgets"]:
             print(f"  C = {b['flops']:.3g}: {b['n_runs']} runs, N_opt = {b['n_opt']:.4g}, D_opt = {b['d_opt']:.4g}, "
                   + ("interior" if b["interior"] else f"NOT interior ({b['reason']})"))
+        if "holdout" in out:
+            h = out["holdout"]
+            print(f"  held out C >= {h['flops_threshold']:.3g}: laws from the {h['n_train_budgets']} smaller budgets "
+                  f"(a = {h['a']:.4f}, b = {h['b']:.4f}) predict")
+            for r in h["budgets"]:
+                print(f"    C = {r['flops']:.3g}: N_opt predicted {r['n_opt_predicted']:.4g}, observed "
+                      f"{r['n_opt_observed']:.4g} ({r['n_opt_rel_error']:+.1%}); D_opt predicted "
+                      f"{r['d_opt_predicted']:.4g}, observed {r['d_opt_observed']:.4g} ({r['d_opt_rel_error']:+.1%})"
+                      + ("" if r["interior"] else f"  [observed is not interior: {r['reason']}]"))
     return 0
+
+
+def _sweep_table(args: argparse.Namespace):
+    """A sweep directory's finished IsoFLOP runs as a table (N by --convention, loss from --loss-col)."""
+    from chinchilla.fit.table import ScalingTable
+    from chinchilla.sweep.results import collect_results
+
+    loss_col = args.loss_col or "eval_loss"
+    rows = [r for r in collect_results(args.path) if r["status"] == "finished" and r["group"] == args.group
+            and r.get(loss_col) is not None]
+    if not rows:
+        raise ValueError(f"{args.path}: no finished runs of group {args.group!r} with a {loss_col!r} loss")
+    n_col = {"total": "n_params", "non_embedding": "non_embedding_params"}[args.convention]
+    table = ScalingTable.from_arrays(
+        [r[n_col] for r in rows], [r[loss_col] for r in rows], d=[r["tokens"] for r in rows],
+        flops=[r["flops"] for r in rows], budget=[r["budget"] for r in rows], source=str(args.path),
+        columns=(("n", n_col), ("d", "tokens"), ("flops", "flops"), ("loss", loss_col), ("budget", "budget")))
+    return table.where(args.where) if args.where else table
 
 
 def _print_laws(out: dict) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from chinchilla.cli.usage import strict
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = strict(subparsers.add_parser(
         "flops",
         help="parameters and Appendix F FLOPs of a decoder shape or of a zoo ladder",
         description="Parameters (total, embedding, non-embedding, per group) and FLOPs per sequence (Appendix F, "
                     "6ND, Kaplan, Table A4 convention) of one shape, or the shapes of a zoo ladder.",
-    )
+    ))
     shape = parser.add_argument_group("shape (all seven, unless --model or --zoo)")
     for flag in ("--n-layers", "--d-model", "--ffw-size", "--n-heads", "--kv-size"):
         shape.add_argument(flag, type=int)

@@ -16,6 +16,10 @@ At small scale a parabola over the whole profile fits badly (shallow left wall, 
 
 The Table 2 interval: ``n_resamples`` resamples keep 80% of each budget's runs, refit every parabola and the laws;
 the 10th and 90th percentiles of a and b.
+
+Extrapolation check (:func:`isoflop_holdout`): fit the laws on the budgets below a threshold, predict N_opt and D_opt
+of the larger budgets, and set the prediction beside each larger budget's own parabola vertex. Runs without a
+planned-budget label are grouped by their FLOPs (:func:`group_by_flops`).
 """
 
 from __future__ import annotations
@@ -158,6 +162,75 @@ def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float],
                          a_interval=percentile_interval(a_samples, percentiles),
                          b_interval=percentile_interval(b_samples, percentiles),
                          n_resamples=len(a_samples), require_interior=require_interior)
+
+
+# Runs whose FLOPs differ by less than this factor from their neighbour (sorted) belong to one IsoFLOP budget.
+GROUP_RATIO = 1.1
+
+
+def group_by_flops(flops: Sequence[float], ratio: float = GROUP_RATIO) -> np.ndarray:
+    """A budget label per run when the runs carry only their FLOPs: sorted by C, a new budget starts wherever C
+    grows by more than ``ratio`` over the previous run; each budget is labelled by the geometric mean of its runs'
+    FLOPs. (IsoFLOP ladders space budgets ~1.5x or more apart; runs of one budget differ by rounding.)"""
+    c = np.asarray(flops, dtype=np.float64).ravel()
+    if not (c.size and np.all(np.isfinite(c) & (c > 0))):
+        raise ValueError("flops must be a non-empty array of positive finite values")
+    if not ratio > 1:
+        raise ValueError(f"ratio={ratio!r} must exceed 1")
+    order = np.argsort(c, kind="stable")
+    group = np.concatenate([[0], np.cumsum(np.diff(np.log(c[order])) > np.log(ratio))])
+    labels = np.empty_like(c)
+    for g in np.unique(group):
+        rows = order[group == g]
+        labels[rows] = np.exp(np.mean(np.log(c[rows])))
+    return labels
+
+
+@dataclasses.dataclass(frozen=True)
+class IsoFlopHoldout:
+    """Laws fitted on the budgets below ``flops_threshold``; for each budget at or above it, the predicted N_opt and
+    D_opt beside the ones its own parabola gives (``rel_error`` = predicted / observed - 1)."""
+
+    flops_threshold: float
+    n_law: PowerLaw
+    d_law: PowerLaw
+    train: tuple[IsoFlopProfile, ...]
+    test: tuple[IsoFlopProfile, ...]
+
+    def rows(self) -> list[dict]:
+        out = []
+        for p in self.test:
+            n_hat, d_hat = float(self.n_law(p.flops)), float(self.d_law(p.flops))
+            out.append({"flops": p.flops, "n_opt_observed": p.n_opt, "n_opt_predicted": n_hat,
+                        "n_opt_rel_error": n_hat / p.n_opt - 1.0, "d_opt_observed": p.d_opt,
+                        "d_opt_predicted": d_hat, "d_opt_rel_error": d_hat / p.d_opt - 1.0,
+                        "interior": p.interior, "reason": p.reason})
+        return out
+
+    def to_dict(self) -> dict:
+        rows = self.rows()
+        interior = [abs(r["n_opt_rel_error"]) for r in rows if r["interior"]]
+        return {"flops_threshold": self.flops_threshold, "n_train_budgets": len(self.train),
+                "n_test_budgets": len(self.test), "a": self.n_law.exponent, "b": self.d_law.exponent,
+                "max_abs_n_opt_rel_error_interior": max(interior) if interior else None, "budgets": rows}
+
+
+def isoflop_holdout(budget: Sequence[float], n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
+                    flops_threshold: float, flops: Sequence[float] | None = None, neighbours: int | None = None,
+                    require_interior: bool = True) -> IsoFlopHoldout:
+    """Approach 2's extrapolation check: the power laws fitted on the budgets whose C is below ``flops_threshold``
+    predict N_opt and D_opt at the budgets at or above it (compare with their own vertices; a test budget whose
+    minimum is not interior is reported with its reason, since its observed N_opt is then a bound, not a vertex)."""
+    if not (np.isfinite(flops_threshold) and flops_threshold > 0):
+        raise ValueError(f"flops_threshold={flops_threshold!r} must be positive and finite")
+    profiles = isoflop_profiles(budget, n, d, loss, flops=flops, neighbours=neighbours)
+    train = tuple(p for p in profiles if p.flops < flops_threshold)
+    test = tuple(p for p in profiles if p.flops >= flops_threshold)
+    if not test:
+        raise ValueError(f"flops_threshold={flops_threshold:.3g} holds out no budget (the budgets span "
+                         f"{profiles[0].flops:.3g} to {profiles[-1].flops:.3g} FLOPs)")
+    n_law, d_law = _fit_laws(train, require_interior)
+    return IsoFlopHoldout(flops_threshold=float(flops_threshold), n_law=n_law, d_law=d_law, train=train, test=test)
 
 
 def _window(size: int, best: int, neighbours: int | None) -> np.ndarray:

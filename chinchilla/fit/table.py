@@ -1,9 +1,16 @@
 """A table of training runs for the fitters: parameters N, tokens D, FLOPs C, final loss L (and, for the
 data-constrained law, unique tokens U), from arrays, a CSV file or the shipped reference data.
 
-Give tokens or FLOPs: D = C / (6 N) when only C is known (the replication's processing of the paper's points), and
-C = 6 N D when only D is. Every column is validated (finite, positive, same length) with an error that names the
-column and the first bad row.
+Give tokens or FLOPs (or both): D = C / (6 N) when only C is known (the replication's processing of the paper's
+points), and C = 6 N D when only D is. Every column is validated (finite, positive, same length); a CSV's errors
+name the file, the line and the column the same way (``data.csv line 3, column 'loss': 'nan' is not a finite
+number``), arrays' errors the column and the index.
+
+Column names need not be given when the CSV uses a usual one (:data:`DEFAULT_COLUMN_NAMES`: N / params /
+parameters / n_params, D / tokens / n_tokens, C / flops / compute, loss / final_loss / eval_loss, U /
+unique_tokens, budget; matched exactly, then ignoring case); the table records which were used (``columns``).
+``where`` keeps the rows a filter expression (:mod:`chinchilla.fit.rowfilter`) holds for, over the CSV's numeric
+columns and the derived N, D, C, loss, U and tokens_per_param = D / N.
 
 The reference data ``epoch`` is the 245 runs read off the paper's Figure 4 by Besiroglu et al. 2024 (see
 ``reference/README.md``); :func:`reference_table` returns it with the replication's processing available as
@@ -26,12 +33,25 @@ REFERENCE_DATA: dict[str, dict[str, str]] = {
 }
 # The replication drops the 5 highest-loss runs of the reference data before fitting.
 REFERENCE_DROP_HIGHEST_LOSS = 5
+# Usual column names per quantity, in order of preference; the first found (exactly, then ignoring case) is used.
+DEFAULT_COLUMN_NAMES: dict[str, tuple[str, ...]] = {
+    "n": ("N", "params", "parameters", "n_params"),
+    "d": ("D", "tokens", "n_tokens"),
+    "flops": ("C", "flops", "compute"),
+    "loss": ("loss", "final_loss", "eval_loss"),
+    "unique_tokens": ("U", "unique_tokens", "U_D"),
+    "budget": ("budget",),
+}
+# How each quantity is called in filters and messages.
+QUANTITY_NAMES: dict[str, str] = {"n": "N", "d": "D", "flops": "C", "loss": "loss", "unique_tokens": "U",
+                                  "budget": "budget"}
 
 
 @dataclasses.dataclass(frozen=True)
 class ScalingTable:
     """Runs as float64 arrays of equal length: ``n`` parameters, ``d`` tokens, ``flops``, ``loss``, optional
-    ``unique_tokens``. ``source`` says where they came from and what was done to them."""
+    ``unique_tokens`` and ``budget`` (the planned FLOP budget grouping IsoFLOP runs). ``source`` says where they came
+    from and what was done to them; ``columns`` which file column gave each quantity (``(("n", "params"), ...)``)."""
 
     n: np.ndarray
     d: np.ndarray
@@ -39,11 +59,14 @@ class ScalingTable:
     loss: np.ndarray
     unique_tokens: np.ndarray | None = None
     source: str = "arrays"
+    budget: np.ndarray | None = None
+    columns: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         columns = {"n": self.n, "d": self.d, "flops": self.flops, "loss": self.loss}
-        if self.unique_tokens is not None:
-            columns["unique_tokens"] = self.unique_tokens
+        for optional in ("unique_tokens", "budget"):
+            if getattr(self, optional) is not None:
+                columns[optional] = getattr(self, optional)
         for name, values in validate_columns(columns).items():
             object.__setattr__(self, name, values)
         if self.unique_tokens is not None:
@@ -54,22 +77,24 @@ class ScalingTable:
                                  f"d[{i}]={float(self.d[i])!r}: a run cannot see more unique tokens than tokens")
 
     @classmethod
-    def from_arrays(cls, n, loss, *, d=None, flops=None, unique_tokens=None, source: str = "arrays"
-                    ) -> "ScalingTable":
-        """From N, loss and either tokens ``d`` or ``flops`` (the other is derived with C = 6 N D)."""
-        if (d is None) == (flops is None):
-            raise ValueError("give exactly one of d (tokens) or flops; the other follows from C = 6 N D")
-        given = {"n": n, "loss": loss, "d" if flops is None else "flops": d if flops is None else flops}
-        if unique_tokens is not None:
-            given["unique_tokens"] = unique_tokens
+    def from_arrays(cls, n, loss, *, d=None, flops=None, unique_tokens=None, budget=None, source: str = "arrays",
+                    columns: tuple[tuple[str, str], ...] = ()) -> "ScalingTable":
+        """From N, loss and tokens ``d`` or ``flops`` or both (a missing one is derived with C = 6 N D)."""
+        if d is None and flops is None:
+            raise ValueError("give d (tokens) or flops (or both); a missing one follows from C = 6 N D")
+        given = {"n": n, "loss": loss}
+        for name, values in (("d", d), ("flops", flops), ("unique_tokens", unique_tokens), ("budget", budget)):
+            if values is not None:
+                given[name] = values
         arrays = validate_columns(given)
         if flops is None:
             arrays["flops"] = 6.0 * arrays["n"] * arrays["d"]
-        else:
+        elif d is None:
             arrays["d"] = arrays["flops"] / (6.0 * arrays["n"])
             source += " (D = C / 6N)"
         return cls(n=arrays["n"], d=arrays["d"], flops=arrays["flops"], loss=arrays["loss"],
-                   unique_tokens=arrays.get("unique_tokens"), source=source)
+                   unique_tokens=arrays.get("unique_tokens"), budget=arrays.get("budget"), source=source,
+                   columns=columns)
 
     def __len__(self) -> int:
         return int(self.n.size)
@@ -84,8 +109,31 @@ class ScalingTable:
     def select(self, rows: np.ndarray, note: str) -> "ScalingTable":
         """The runs picked by an index array or boolean mask; ``note`` is appended to ``source``."""
         unique = None if self.unique_tokens is None else self.unique_tokens[rows]
+        budget = None if self.budget is None else self.budget[rows]
         return ScalingTable(n=self.n[rows], d=self.d[rows], flops=self.flops[rows], loss=self.loss[rows],
-                            unique_tokens=unique, source=f"{self.source}; {note}")
+                            unique_tokens=unique, budget=budget, source=f"{self.source}; {note}",
+                            columns=self.columns)
+
+    def filter_columns(self) -> dict[str, np.ndarray]:
+        """The quantities a ``where`` filter can name: N, D, C, loss, tokens_per_param = D / N, and U, epochs =
+        D / U, budget when present."""
+        out = {"N": self.n, "D": self.d, "C": self.flops, "loss": self.loss, "tokens_per_param": self.d / self.n}
+        if self.unique_tokens is not None:
+            out.update({"U": self.unique_tokens, "epochs": self.d / self.unique_tokens})
+        if self.budget is not None:
+            out["budget"] = self.budget
+        return out
+
+    def where(self, expression: str, extra: Mapping[str, np.ndarray] | None = None) -> "ScalingTable":
+        """The runs for which the filter ``expression`` holds (e.g. ``"tokens_per_param <= 30 and N > 1e8"``,
+        grammar in :mod:`chinchilla.fit.rowfilter`), over :meth:`filter_columns` and ``extra`` named columns; a
+        ValueError when it keeps no run."""
+        from chinchilla.fit.rowfilter import row_mask
+
+        mask = row_mask(expression, {**(extra or {}), **self.filter_columns()})
+        if not mask.any():
+            raise ValueError(f"--where {expression!r} keeps none of the {len(self)} runs ({self.source})")
+        return self.select(np.flatnonzero(mask), f"where {expression}: {int(mask.sum())} of {len(self)} runs")
 
     def drop_highest_loss(self, k: int) -> "ScalingTable":
         """Without the ``k`` runs of highest loss (ties broken by row order), the replication's outlier rule."""
@@ -99,14 +147,17 @@ class ScalingTable:
         return self.select(keep, f"dropped the {k} highest-loss runs")
 
 
-def read_csv(path: str | os.PathLike, *, n_col: str, loss_col: str, tokens_col: str | None = None,
-             flops_col: str | None = None, unique_tokens_col: str | None = None) -> ScalingTable:
-    """A :class:`ScalingTable` from a CSV file with a header row; name the columns holding N, the loss and either
-    tokens or FLOPs (and unique tokens for the data-constrained law)."""
+def read_csv(path: str | os.PathLike, *, n_col: str | None = None, loss_col: str | None = None,
+             tokens_col: str | None = None, flops_col: str | None = None, unique_tokens_col: str | None = None,
+             budget_col: str | None = None, where: str | None = None) -> ScalingTable:
+    """A :class:`ScalingTable` from a CSV file with a header row. Columns not named are looked up among
+    :data:`DEFAULT_COLUMN_NAMES` (N and loss are required, and tokens or FLOPs or both; unique tokens and budget are
+    read when present); ``where`` keeps the rows a filter expression holds for. Errors name file, line and column.
+    """
     with open(path, newline="") as handle:
         text = handle.read()
     return _parse_csv(text, str(path), n_col=n_col, loss_col=loss_col, tokens_col=tokens_col, flops_col=flops_col,
-                      unique_tokens_col=unique_tokens_col)
+                      unique_tokens_col=unique_tokens_col, budget_col=budget_col, where=where)
 
 
 def reference_table(name: str = "epoch") -> ScalingTable:
@@ -117,40 +168,99 @@ def reference_table(name: str = "epoch") -> ScalingTable:
     resource = importlib.resources.files("chinchilla.fit").joinpath("reference", spec["file"])
     text = resource.read_text(encoding="utf-8")
     return _parse_csv(text, f"reference:{name}", n_col=spec["n_col"], loss_col=spec["loss_col"],
-                      flops_col=spec["flops_col"])
+                      flops_col=spec["flops_col"], defaults=False)
 
 
-def _parse_csv(text: str, label: str, *, n_col: str, loss_col: str, tokens_col: str | None = None,
-               flops_col: str | None = None, unique_tokens_col: str | None = None) -> ScalingTable:
-    if (tokens_col is None) == (flops_col is None):
-        raise ValueError("give exactly one of a tokens column or a FLOPs column")
+def resolve_columns(header: Sequence[str], label: str, given: Mapping[str, str | None], *,
+                    defaults: bool = True) -> dict[str, str]:
+    """Which header column holds each quantity (``n``, ``d``, ``flops``, ``loss``, ``unique_tokens``, ``budget``):
+    the named ones (a ValueError if absent), else the first usual name found (:data:`DEFAULT_COLUMN_NAMES`, exactly,
+    then ignoring case). N, loss and one of D or C are required."""
+    absent = [col for col in given.values() if col is not None and col not in header]
+    if absent:
+        raise ValueError(f"{label}: column(s) {absent} not found; the columns are {list(header)}")
+    chosen = {key: col for key, col in given.items() if col is not None}
+    if defaults:
+        lower = {h.lower(): h for h in reversed(header)}
+        sized = any(given.get(k) for k in ("d", "flops"))  # D or C named: the other is derived, not looked up
+        for key, names in DEFAULT_COLUMN_NAMES.items():
+            if key in chosen or (sized and key in ("d", "flops")):
+                continue
+            found = next((n for n in names if n in header), None) or next(
+                (lower[n.lower()] for n in names if n.lower() in lower), None)
+            if found is not None and found not in chosen.values():
+                chosen[key] = found
+    missing = [QUANTITY_NAMES[k] for k in ("n", "loss") if k not in chosen]
+    if "d" not in chosen and "flops" not in chosen:
+        missing.append("D or C")
+    if missing:
+        flags = {"N": "--n-col", "loss": "--loss-col", "D or C": "--tokens-col or --flops-col"}
+        raise ValueError(f"{label}: no column for {', '.join(missing)} (name it with "
+                         f"{', '.join(flags[m] for m in missing)}, or call it "
+                         + "; ".join(" / ".join(DEFAULT_COLUMN_NAMES[k]) for k in ("n", "d", "flops", "loss")
+                                     if QUANTITY_NAMES[k] in missing or (k in ("d", "flops") and "D or C" in missing))
+                         + f"); the columns are {list(header)}")
+    return chosen
+
+
+def _parse_csv(text: str, label: str, *, n_col: str | None = None, loss_col: str | None = None,
+               tokens_col: str | None = None, flops_col: str | None = None, unique_tokens_col: str | None = None,
+               budget_col: str | None = None, where: str | None = None, defaults: bool = True) -> ScalingTable:
     reader = csv.reader(text.splitlines())
     header = next(reader, None)
     if not header or not any(cell.strip() for cell in header):
         raise ValueError(f"{label} is empty: expected a header row and at least one run")
     header = [cell.strip() for cell in header]
-    wanted = {"n": n_col, "loss": loss_col}
-    wanted.update({k: v for k, v in (("d", tokens_col), ("flops", flops_col), ("unique_tokens", unique_tokens_col))
-                   if v is not None})
-    missing = [col for col in wanted.values() if col not in header]
-    if missing:
-        raise ValueError(f"{label}: column(s) {missing} not found; the columns are {header}")
+    given = {"n": n_col, "d": tokens_col, "flops": flops_col, "loss": loss_col, "unique_tokens": unique_tokens_col,
+             "budget": budget_col}
+    wanted = resolve_columns(header, label, given, defaults=defaults)
     index = {key: header.index(col) for key, col in wanted.items()}
     values: dict[str, list[float]] = {key: [] for key in wanted}
+    raw_rows: list[list[str]] = []
     for line_no, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
             continue
         for key, i in index.items():
-            cell = row[i].strip() if i < len(row) else ""
-            try:
-                values[key].append(float(cell))
-            except ValueError:
-                raise ValueError(f"{label}, line {line_no}, column {wanted[key]!r}: {cell!r} is not a number"
-                                 ) from None
+            values[key].append(_cell(row, i, label, line_no, wanted[key]))
+        if "unique_tokens" in values and "d" in values and values["unique_tokens"][-1] > values["d"][-1] * (1 + 1e-12):
+            raise ValueError(f"{label} line {line_no}, column {wanted['unique_tokens']!r}: "
+                             f"{values['unique_tokens'][-1]:g} unique tokens exceed the {values['d'][-1]:g} tokens "
+                             f"of column {wanted['d']!r}")
+        raw_rows.append(row)
     if not values["n"]:
         raise ValueError(f"{label} has a header but no runs")
-    return ScalingTable.from_arrays(values["n"], values["loss"], d=values.get("d"), flops=values.get("flops"),
-                                    unique_tokens=values.get("unique_tokens"), source=label)
+    used = ", ".join(f"{QUANTITY_NAMES[k]}={c!r}" for k, c in wanted.items())
+    table = ScalingTable.from_arrays(values["n"], values["loss"], d=values.get("d"), flops=values.get("flops"),
+                                     unique_tokens=values.get("unique_tokens"), budget=values.get("budget"),
+                                     source=f"{label} (columns {used})", columns=tuple(wanted.items()))
+    if where is not None:
+        table = table.where(where, extra=_numeric_columns(header, raw_rows))
+    return table
+
+
+def _cell(row: Sequence[str], i: int, label: str, line_no: int, column: str) -> float:
+    """One cell as a positive finite float, or a ValueError naming file, line and column."""
+    cell = row[i].strip() if i < len(row) else ""
+    try:
+        value = float(cell)
+    except ValueError:
+        raise ValueError(f"{label} line {line_no}, column {column!r}: {cell!r} is not a number") from None
+    if not np.isfinite(value):
+        raise ValueError(f"{label} line {line_no}, column {column!r}: {cell!r} is not a finite number")
+    if value <= 0:
+        raise ValueError(f"{label} line {line_no}, column {column!r}: {cell!r} is not positive")
+    return value
+
+
+def _numeric_columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+    """The file's columns whose every cell is a number (so a filter can name them too)."""
+    out = {}
+    for i, name in enumerate(header):
+        try:
+            out[name] = np.array([float(row[i]) for row in rows], dtype=np.float64)
+        except (ValueError, IndexError):
+            continue
+    return out
 
 
 def validate_columns(columns: Mapping[str, Sequence[float] | np.ndarray]) -> dict[str, np.ndarray]:

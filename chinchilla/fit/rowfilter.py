@@ -1,0 +1,147 @@
+"""Row filters such as ``tokens_per_param<=30 and N>1e8``: a small expression grammar over named columns, parsed
+(never ``eval``-ed) and applied to numpy arrays.
+
+Grammar (keywords case-insensitive; ``,`` and ``&&`` also mean ``and``, ``||`` means ``or``)::
+
+    filter     := conjunction ("or" conjunction)*
+    conjunction:= comparison ("and" comparison)*
+    comparison := ["not"] sum OP sum [OP sum]   OP in <=, <, >=, >, ==, !=   (a chain: 1e8 <= N < 1e9)
+    sum        := product (("+" | "-") product)*
+    product    := unary (("*" | "/") unary)*
+    unary      := "-" unary | atom
+    atom       := NUMBER | NAME | "(" sum ")"
+
+NAME is a column (letters, digits, ``_``; quote a name with other characters in backticks: `` `final loss` ``).
+An unknown name, a stray character or a missing operand is a ValueError that names it and its position.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Mapping
+
+import numpy as np
+
+_TOKEN = re.compile(r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)"
+                    r"|`(?P<quoted>[^`]+)`|(?P<op><=|>=|==|!=|&&|\|\||[<>+\-*/(),]))")
+_COMPARE: dict[str, Callable] = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater,
+                                 "==": np.equal, "!=": np.not_equal}
+_ARITH: dict[str, Callable] = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
+
+
+def row_mask(expression: str, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The boolean mask of the rows for which ``expression`` holds, over ``columns`` (name -> 1-D array)."""
+    return _Parser(expression, columns).parse()
+
+
+def _tokenize(expression: str) -> list[tuple[str, str, int]]:
+    tokens, position = [], 0
+    text = expression.rstrip()
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if not match:
+            position += len(text[position:]) - len(text[position:].lstrip())
+            raise ValueError(f"--where {expression!r}: unexpected {text[position]!r} at character {position + 1}")
+        start = match.start(match.lastgroup)
+        kind, value = match.lastgroup, match.group(match.lastgroup)
+        if kind == "quoted":
+            kind = "name"
+        elif kind == "name" and value.lower() in ("and", "or", "not"):
+            kind, value = "op", value.lower()
+        elif kind == "op":
+            value = {",": "and", "&&": "and", "||": "or"}.get(value, value)
+        tokens.append((kind, value, start))
+        position = match.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, expression: str, columns: Mapping[str, np.ndarray]):
+        if not expression or not expression.strip():
+            raise ValueError("--where: empty filter expression")
+        self.expression, self.columns = expression, columns
+        self.tokens = _tokenize(expression)
+        self.i = 0
+
+    def _error(self, what: str) -> ValueError:
+        where = (f"at character {self.tokens[self.i][2] + 1}" if self.i < len(self.tokens) else "at the end")
+        return ValueError(f"--where {self.expression!r}: {what} {where}")
+
+    def _peek(self) -> tuple[str, str, int] | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def _take_op(self, *ops: str) -> str | None:
+        token = self._peek()
+        if token and token[0] == "op" and token[1] in ops:
+            self.i += 1
+            return token[1]
+        return None
+
+    def parse(self) -> np.ndarray:
+        mask = self._disjunction()
+        if self._peek() is not None:
+            raise self._error(f"unexpected {self._peek()[1]!r}")
+        return np.asarray(mask, dtype=bool)
+
+    def _disjunction(self):
+        mask = self._conjunction()
+        while self._take_op("or"):
+            mask = mask | self._conjunction()
+        return mask
+
+    def _conjunction(self):
+        mask = self._comparison()
+        while self._take_op("and"):
+            mask = mask & self._comparison()
+        return mask
+
+    def _comparison(self):
+        negate = bool(self._take_op("not"))
+        left = self._sum()
+        op = self._take_op(*_COMPARE)
+        if op is None:
+            raise self._error("expected a comparison (<=, <, >=, >, ==, !=)")
+        right = self._sum()
+        mask = _COMPARE[op](left, right)
+        second = self._take_op(*_COMPARE)
+        if second is not None:
+            mask = mask & _COMPARE[second](right, self._sum())
+        return ~mask if negate else mask
+
+    def _sum(self):
+        value = self._product()
+        while (op := self._take_op("+", "-")) is not None:
+            value = _ARITH[op](value, self._product())
+        return value
+
+    def _product(self):
+        value = self._unary()
+        while (op := self._take_op("*", "/")) is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                value = _ARITH[op](value, self._unary())
+        return value
+
+    def _unary(self):
+        if self._take_op("-"):
+            return -self._unary()
+        return self._atom()
+
+    def _atom(self):
+        token = self._peek()
+        if token is None:
+            raise self._error("expected a number, a column or '('")
+        kind, value, _ = token
+        if kind == "number":
+            self.i += 1
+            return float(value)
+        if kind == "name":
+            if value not in self.columns:
+                raise self._error(f"unknown column {value!r} (known: {sorted(self.columns)})")
+            self.i += 1
+            return np.asarray(self.columns[value], dtype=np.float64)
+        if self._take_op("("):
+            value = self._sum()
+            if not self._take_op(")"):
+                raise self._error("expected ')'")
+            return value
+        raise self._error(f"unexpected {value!r}")
