@@ -63,6 +63,10 @@ class TrainConfig:
             raise ValueError(f"model={self.model!r} must be a chinchilla.config.ModelConfig")
         if self.model.architecture != "rotary":
             raise ValueError(f"model.architecture={self.model.architecture!r}: only 'rotary' models can be trained")
+        if self.model.kv_heads != self.model.n_heads:
+            raise ValueError(f"model.n_kv_heads={self.model.n_kv_heads}: grouped/multi-query attention is counted by "
+                             "chinchilla.flops but not trained by chinchilla.model (one K/V head per query head); "
+                             "leave n_kv_heads unset to train")
         object.__setattr__(self, "mesh", tuple(self.mesh))
         _check_int("tokens", self.tokens, 1)
         for name in ("batch_size", "log_every", "eval_batches", "checkpoint_every", "keep_checkpoints",

@@ -73,3 +73,22 @@ def test_ci_script_fails_on_failed_or_empty_test_runs(tmp_path, pytest_exit, ci_
     (tmp_path / "scripts" / "test.sh").write_text(f"#!/usr/bin/env bash\nexit {pytest_exit}\n")
     result = subprocess.run(["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, timeout=60)
     assert (result.returncode != 0) == ci_fails
+
+
+def test_flops_convention_flag(capsys):
+    from chinchilla import flops as accounting
+    from chinchilla.cli import build_parser
+
+    shape = ["flops", "--n-layers", "2", "--d-model", "64", "--ffw-size", "256", "--n-heads", "4", "--kv-size",
+             "16", "--n-kv-heads", "2", "--vocab-size", "1000", "--seq-len", "128"]
+    assert main([*shape, "--convention", "maxtext", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["convention_flops_per_token"] == 1_022_976 and info["n_kv_heads"] == 2
+    assert info["convention_flops_per_sequence"] == 1_022_976 * 128
+    assert main(["flops", "--zoo", "tiny", "--convention", "deepseek", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(r["convention"] == "deepseek" for r in rows)
+    # The CLI offers exactly the library's conventions.
+    action = next(a for a in build_parser()._subparsers._group_actions[0].choices["flops"]._actions
+                  if a.dest == "convention")
+    assert set(action.choices) == set(accounting.CONVENTIONS)

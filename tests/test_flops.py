@@ -184,3 +184,85 @@ def test_unknown_names_raise():
         zoo.ladder("huge")
     with pytest.raises(ValueError, match="unknown model 'tiny-1'"):
         zoo.get_model("tiny-1")
+
+
+# ------------------------------------------------------------------------- conventions of modern ladders
+GQA = dict(n_layers=2, d_model=64, ffw_size=256, n_heads=4, kv_size=16, vocab_size=1000, seq_len=128)
+
+
+def per_token_matmuls(L, d, f, w, w_kv, V):
+    """Forward FLOPs per token of every weight matmul, listed one by one (2 per multiply-accumulate)."""
+    per_layer = {"q": 2 * d * w, "k": 2 * d * w_kv, "v": 2 * d * w_kv, "out": 2 * w * d, "ffw_in": 2 * d * f,
+                 "ffw_out": 2 * f * d}
+    return L * sum(per_layer.values()) + 2 * d * V  # + the logits; the embedding is a lookup
+
+
+def test_grouped_and_multi_query_attention_by_hand():
+    L, d, f, h, k, V, T = 2, 64, 256, 4, 16, 1000, 128
+    for kv_heads in (4, 2, 1):  # multi-head, grouped-query, multi-query
+        config = ModelConfig(**GQA, n_kv_heads=kv_heads)
+        w, w_kv = h * k, kv_heads * k
+        assert flops.param_count(config).groups["attention"] == L * (d * w + 2 * d * w_kv + w * d)
+        assert flops.forward_flops_components(config)["qkv"] == L * 2 * T * d * (w + 2 * w_kv)
+        paper = flops.param_count(config.replace(architecture="chinchilla")).groups["attention"]
+        assert paper == L * (d * w + w + 2 * (d * w_kv + w_kv) + w * d + d)  # Q, K, V, output with biases
+    assert flops.summary(ModelConfig(**GQA))["n_kv_heads"] == 4
+    assert ModelConfig(**GQA, n_kv_heads=4).to_dict()["n_kv_heads"] == 4
+    assert flops.forward_flops_per_sequence(ModelConfig(**GQA, n_kv_heads=4)) == \
+        flops.forward_flops_per_sequence(ModelConfig(**GQA))
+
+
+def test_n_kv_heads_leaves_existing_configs_unchanged_and_is_validated():
+    config = ModelConfig(**GQA)
+    assert "n_kv_heads" not in config.to_dict()  # existing JSON stays byte-for-byte the same
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    gqa = config.replace(n_kv_heads=2)
+    assert ModelConfig.from_dict(gqa.to_dict()) == gqa
+    for bad, message in ((3, "must divide n_heads=4"), (0, "positive int"), (2.0, "positive int")):
+        with pytest.raises(ValueError, match=message):
+            config.replace(n_kv_heads=bad)
+
+
+def test_training_rejects_grouped_query_attention():
+    from chinchilla.train_config import TrainConfig
+
+    with pytest.raises(ValueError, match="n_kv_heads=2: grouped/multi-query attention is counted"):
+        TrainConfig(model=ModelConfig(**GQA, n_kv_heads=2), tokens=1000)
+
+
+def test_maxtext_convention_by_hand():
+    L, d, f, h, k, V, T = 2, 64, 256, 4, 16, 1000, 128
+    config = ModelConfig(**GQA, n_kv_heads=2)
+    w, w_kv = h * k, 2 * k
+    causal_attention = L * (2 * T * w + 2 * T * w) / 2  # q.k over T keys and p.v, half the T x T is masked
+    expected = 3 * (per_token_matmuls(L, d, f, w, w_kv, V) + causal_attention)
+    assert flops.flops_per_token(config, "maxtext") == expected == 1_022_976
+
+
+def test_porian_convention_by_hand():
+    L, d, f, h, k, V, T = 2, 64, 256, 4, 16, 1000, 128
+    config = ModelConfig(**GQA)
+    w = h * k
+    non_embedding = L * (4 * d * w + 2 * d * f + 2 * d) + d  # rotary: Q,K,V,O, dense, 2 norms; final norm
+    assert flops.flops_per_token(config, "porian") == 6 * (non_embedding + d * V) + 6 * T * w * L
+
+
+@pytest.mark.parametrize("L, d, T", [(2, 64, 128), (30, 4096, 4096), (95, 8192, 4096)])
+def test_deepseek_convention_is_their_formula_when_width_is_d_model(L, d, T):
+    """DeepSeek LLM Section 3.1: M = 72 n_layer d_model^2 + 12 n_layer d_model l_seq (MHA, ffw = 4 d)."""
+    config = ModelConfig(n_layers=L, d_model=d, ffw_size=4 * d, n_heads=d // 64, kv_size=64, seq_len=T)
+    assert flops.flops_per_token(config, "deepseek") == 72 * L * d ** 2 + 12 * L * d * T
+    gqa = config.replace(n_kv_heads=1)  # K and V shrink to one head: 2 * 6 * L * d * (d - 64) fewer
+    assert flops.flops_per_token(gqa, "deepseek") == 72 * L * d ** 2 + 12 * L * d * T - 12 * L * d * (d - 64)
+
+
+def test_every_convention_is_named_and_unknown_ones_are_refused():
+    config = ModelConfig(**GQA)
+    assert set(flops.CONVENTIONS) == {"appendix_f", "six_nd", "kaplan", "table_a4", "maxtext", "porian",
+                                      "deepseek"}
+    assert flops.flops_per_token(config) == flops.training_flops_per_token(config)
+    assert flops.flops_per_token(config, "six_nd") == 6 * flops.param_count(config).total
+    assert flops.summary(config)["training_flops_per_token_by_convention"]["kaplan"] == \
+        6 * flops.param_count(config).non_embedding
+    with pytest.raises(ValueError, match="unknown FLOP convention 'palm'"):
+        flops.flops_per_token(config, "palm")

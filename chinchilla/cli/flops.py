@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shape = parser.add_argument_group("shape (all seven, unless --model or --zoo)")
     for flag in ("--n-layers", "--d-model", "--ffw-size", "--n-heads", "--kv-size"):
         shape.add_argument(flag, type=int)
+    shape.add_argument("--n-kv-heads", type=int,
+                       help="key/value heads for grouped- (fewer than --n-heads) or multi-query (1) attention; "
+                            "default --n-heads")
     shape.add_argument("--vocab-size", type=int, default=32_000)
     shape.add_argument("--seq-len", type=int, default=2048)
     shape.add_argument("--architecture", choices=("rotary", "chinchilla"), default="rotary",
@@ -24,6 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shape.add_argument("--tie-embeddings", action="store_true", help="share the input embedding and output head")
     parser.add_argument("--model", help="a zoo shape by name, e.g. tiny-00025k or chinchilla-00074M")
     parser.add_argument("--zoo", help="list a ladder: chinchilla (Table A9), tiny (CPU), gpu")
+    parser.add_argument("--convention", choices=("appendix_f", "six_nd", "kaplan", "table_a4", "maxtext", "porian",
+                                                 "deepseek"),
+                        help="also report training FLOPs per token and per sequence under this counting convention "
+                             "(appendix_f: the paper's; six_nd: 6N; kaplan: 6 N_non-embedding; table_a4; maxtext: "
+                             "every matmul, causal half of attention; porian: 6N + 6*seq*width*depth, N with the "
+                             "head; deepseek: M = 72 L d^2 + 12 L d seq, generalised); with --zoo, the ladder's "
+                             "FLOPs per token under it")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
 
@@ -34,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from chinchilla.config import ModelConfig
 
     if args.zoo:
-        rows = [_zoo_row(config) for config in zoo.ladder(args.zoo)]
+        rows = [_zoo_row(config, args.convention or "appendix_f") for config in zoo.ladder(args.zoo)]
         if args.json:
             print_json(rows)
         else:
@@ -52,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
         config = ModelConfig(n_layers=args.n_layers, d_model=args.d_model, ffw_size=args.ffw_size,
                              n_heads=args.n_heads, kv_size=args.kv_size, vocab_size=args.vocab_size,
                              seq_len=args.seq_len, architecture=args.architecture,
-                             tie_embeddings=args.tie_embeddings)
+                             tie_embeddings=args.tie_embeddings, n_kv_heads=args.n_kv_heads)
     info = flops.summary(config)
+    if args.convention:
+        per_token = flops.flops_per_token(config, args.convention)
+        info.update({"convention": args.convention, "convention_flops_per_token": per_token,
+                     "convention_flops_per_sequence": per_token * config.seq_len})
     if args.json:
         print_json(info)
     else:
@@ -72,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _zoo_row(config) -> dict:
+def _zoo_row(config, convention: str) -> dict:
     from chinchilla import flops
 
     params = flops.param_count(config)
@@ -81,7 +95,7 @@ def _zoo_row(config) -> dict:
         "n_heads": config.n_heads, "n_layers": config.n_layers, "vocab_size": config.vocab_size,
         "seq_len": config.seq_len, "architecture": config.architecture, "params": params.total,
         "non_embedding_params": params.non_embedding,
-        "training_flops_per_token": flops.training_flops_per_token(config),
+        "training_flops_per_token": flops.flops_per_token(config, convention), "convention": convention,
     }
 
 
