@@ -200,6 +200,9 @@ def _print_fit(out: dict) -> None:
               + (f", {alloc['epochs']:.3g} epochs of U = {alloc['unique_tokens']:.3g}" if "epochs" in alloc else ""))
         if "warning" in alloc:
             print(f"  warning: {alloc['warning']}")
+    if "R_D_star" in out and (out.get("bootstrap") or out.get("G") is not None):
+        print("  note: a, b, G (and bootstrap tokens_per_param) describe the 6ND frontier of E, A, B, alpha, beta, "
+              "i.e. unlimited unique data")
     if "bootstrap" in out:
         boot = out["bootstrap"]
         low, high = boot["percentiles"]
