@@ -29,7 +29,6 @@ import dataclasses
 from typing import Sequence
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 # Gopher's budget (Section 3.4, Figure 4): the paper's fit puts its compute-optimal size at ~40B parameters.
 GOPHER_FLOPS = 5.76e23
@@ -263,6 +262,7 @@ def inference_aware_allocation(params: ChinchillaParams, target_loss: float, inf
 def _scan_minimum(fun, low: float, high: float) -> float:
     """argmin on [low, high] of a numpy-vectorised scalar function: the best of a 4,001-point grid, refined by
     bounded Brent between its neighbours (so a function with several basins is not caught in a poor one)."""
+    from scipy.optimize import minimize_scalar  # ~1 s to import: only when an allocation needs it
     grid = np.linspace(low, high, _SCAN_POINTS)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         values = np.asarray(fun(grid), dtype=np.float64)
