@@ -211,6 +211,9 @@ def test_allocate_data_constrained_and_inference_aware(capsys):
     assert inf["n_opt"] < out["n_opt"] and inf["d_opt"] > out["d_opt"]
     assert cli.main(["allocate", "--law", "data_constrained", "--flops", "1e22"]) == 2
     assert "needs --flops C and --unique-tokens U" in capsys.readouterr().err
+    assert cli.main(["allocate", "--law", "data_constrained", "--flops", "1e22", "--unique-tokens", "25e9",
+                     "--table", "--inference-tokens", "1e12"]) == 2
+    assert "--table, --inference-tokens use(s) the 6ND frontier" in capsys.readouterr().err
     assert cli.main(["allocate", "--inference-tokens", "1e12"]) == 2
     assert "needs --target-loss" in capsys.readouterr().err
     capsys.readouterr()

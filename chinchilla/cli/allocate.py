@@ -65,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
     if constrained and (args.flops is None or args.unique_tokens is None):
         raise ValueError("--law data_constrained needs --flops C and --unique-tokens U (its allocation depends on "
                          "the unique data)")
+    frontier_only = [flag for flag, used in (("--params", args.params is not None), ("--table", args.table),
+                                             ("--ladder", bool(args.ladder)),
+                                             ("--inference-tokens", args.inference_tokens is not None)) if used]
+    if constrained and frontier_only:
+        raise ValueError(f"{', '.join(frontier_only)} use(s) the 6ND frontier (unlimited unique data), not the "
+                         "data-constrained law; drop --law data_constrained for them")
     if args.unique_tokens is not None and not constrained:
         raise ValueError("--unique-tokens needs --law data_constrained")
     if args.target_loss is not None and args.inference_tokens is None:
