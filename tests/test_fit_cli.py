@@ -157,6 +157,9 @@ def test_one_flag_vocabulary_and_old_spellings(tmp_path, capsys):
     old = run_json(capsys, "fit", "approach2", str(path), "--loss", "loss", "--resamples", "3", "--where",
                    "tokens_per_param <= 200", "--json")
     assert new["a"] == old["a"] and "where tokens_per_param <= 200" in new["source"]
+    parser = cli.build_parser()  # a FLOP budget is --flops in every verb; parametric's old --budget still parses
+    assert parser.parse_args(["fit", "parametric", "x.csv", "--budget", "1e22"]).budget == 1e22
+    assert parser.parse_args(["fit", "parametric", "x.csv", "--flops", "1e22"]).budget == 1e22
     for verb in (["fit", "parametric"], ["fit", "approach2"], ["fit", "approach1"], ["allocate"], ["flops"]):
         with pytest.raises(SystemExit) as exit_info:
             cli.main([*verb, *(["x"] if verb[-1] in ("approach1", "approach2") else []), "--no-such-flag"])
@@ -188,7 +191,7 @@ def test_data_constrained_fit_never_prints_an_unlabelled_frontier(tmp_path, caps
         writer = csv.writer(handle)
         writer.writerow(["N", "D", "U", "loss"])
         writer.writerows(zip(n, d, u, loss))
-    common = ["fit", "parametric", str(path), "--law", "data_constrained", "--top-k", "16", "--budget", "1e22"]
+    common = ["fit", "parametric", str(path), "--law", "data_constrained", "--top-k", "16", "--flops", "1e22"]
     out = run_json(capsys, *common, "--unique-tokens", "25e9", "--json")
     alloc = out["allocation"]
     assert alloc["kind"].startswith("data-constrained") and alloc["unique_tokens"] == 25e9

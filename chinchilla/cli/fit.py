@@ -25,7 +25,8 @@ COLUMN_HELP = ("Columns not named are found by their usual names: N / params / p
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = strict(subparsers.add_parser(
         "fit",
-        help="fit scaling laws: Approach 3 (parametric) to a CSV, Approaches 1 and 2 to a sweep directory",
+        help="fit scaling laws: Approach 3 (parametric) to a CSV, Approach 1 to a sweep directory, Approach 2 to "
+             "either",
         description="Fit scaling laws to training runs from a CSV file, or to the paper's points shipped with the "
                     "package (--reference epoch).",
     ))
@@ -42,7 +43,7 @@ def _register_parametric(approaches: argparse._SubParsersAction) -> None:
         help="Approach 3: fit L(N, D) = E + A/N^alpha + B/D^beta (summed Huber loss, 4,500-start L-BFGS grid)",
         description="Approach 3 of Hoffmann et al. 2022: fit L(N, D) = E + A/N^alpha + B/D^beta by minimising the "
                     "Huber loss (delta 1e-3) of log-loss residuals with L-BFGS from the paper's 4,500-start grid, in "
-                    "float64. Give a CSV and its columns, or --reference epoch for the 245 points of Figure 4 as "
+                    "float64. Give a CSV (usual column names are found without flags), or --reference epoch for the 245 points of Figure 4 as "
                     "extracted by Besiroglu et al. 2024 (5 highest-loss runs dropped by default, as they do).",
     )
     parser.add_argument("path", nargs="?", help="CSV file with a header row (one run per row)")
@@ -68,7 +69,7 @@ def _register_parametric(approaches: argparse._SubParsersAction) -> None:
     parser.add_argument("--percentiles", type=float, nargs=2, default=(2.5, 97.5), metavar=("LOW", "HIGH"),
                         help="bootstrap interval percentiles (default 2.5 97.5; Table 2 uses 10 90)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    parser.add_argument("--budget", type=float, default=5.76e23,
+    parser.add_argument("--flops", "--budget", dest="budget", type=float, default=5.76e23, metavar="C",
                         help="FLOP budget for the allocation and tokens-per-parameter (default Gopher's 5.76e23)")
     parser.add_argument("--holdout-flops", type=float, metavar="C",
                         help="also fit on runs below C FLOPs and report the error on the runs at or above it")
