@@ -52,7 +52,7 @@ def _register_parametric(approaches: argparse._SubParsersAction) -> None:
     parser.add_argument("--law", choices=("chinchilla", "data_constrained"), default="chinchilla",
                         help="chinchilla (default) or data_constrained (Muennighoff et al. 2023)")
     parser.add_argument("--unique-tokens", type=float, metavar="U",
-                        help="with --law data_constrained: the allocation at --budget with U unique tokens (without "
+                        help="with --law data_constrained: the allocation at --flops with U unique tokens (without "
                              "it, the printed allocation is the 6ND frontier for unlimited unique data, and says so)")
     parser.add_argument("--drop-highest-loss", type=int, metavar="K",
                         help="drop the K runs of highest loss first (default 5 for --reference epoch, else 0)")
