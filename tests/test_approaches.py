@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from chinchilla.fit.envelope import Curve, fit_envelope, lower_envelope, smooth_curve
-from chinchilla.fit.isoflop import fit_isoflop, fit_profile
+from chinchilla.fit.isoflop import fit_isoflop, fit_profile, group_by_flops, isoflop_holdout
 from chinchilla.fit.powerlaw import fit_power_law, percentile_interval
 from chinchilla.fit.allocate import ChinchillaParams
 from chinchilla.sweep.synthetic import synthetic_curve
@@ -195,3 +195,28 @@ def test_fit_modules_import_light():
             "print([m for m in ('flax', 'orbax', 'tensorflow_datasets', 'tensorflow') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_group_by_flops_labels_each_budget_by_its_geometric_mean():
+    flops = np.array([1.02e19, 0.98e19, 1.0e19, 3.05e19, 2.95e19, 1e20])
+    labels = group_by_flops(flops)
+    np.testing.assert_allclose(labels[:3], np.exp(np.mean(np.log(flops[:3]))))
+    np.testing.assert_allclose(labels[3:5], np.exp(np.mean(np.log(flops[3:5]))))
+    assert labels[5] == pytest.approx(1e20, rel=1e-15) and np.unique(labels).size == 3
+    with pytest.raises(ValueError, match="positive finite"):
+        group_by_flops([1e19, -1.0])
+
+
+def test_isoflop_holdout_extrapolates_an_exact_power_law():
+    budgets = np.geomspace(1e18, 1e21, 6)
+    table = isoflop_table(SURFACE, budgets, 1.5 ** np.arange(-4, 5))
+    result = isoflop_holdout(*table, flops_threshold=2e20)
+    assert [p.flops for p in result.test] == pytest.approx(budgets[4:])
+    for row in result.rows():
+        assert row["n_opt_rel_error"] == pytest.approx(0.0, abs=0.01)  # the surface's N_opt is a power law of C
+        assert row["n_opt_observed"] == pytest.approx(SURFACE.n_opt(row["flops"]), rel=0.02)
+    # A wrong law would show: flatten the larger budgets' losses so that their vertices move.
+    c, n, d, loss = table
+    bent = np.where(c > 2e20, loss + 0.02 * np.log(n / SURFACE.n_opt(c)), loss)
+    rows = isoflop_holdout(c, n, d, bent, flops_threshold=2e20).rows()
+    assert all(abs(r["n_opt_rel_error"]) > 0.05 for r in rows)
