@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chinchilla.cli.output import print_json
-    from chinchilla.fit.allocate import (MUENNIGHOFF_FIT, PAPER_FIT, ChinchillaParams, DataConstrainedParams,
+    from chinchilla.fit.allocate import (FRONTIER_KIND, MUENNIGHOFF_FIT, PAPER_FIT, ChinchillaParams, DataConstrainedParams,
                                          allocation, compare_table_a3, data_constrained_allocation,
                                          exact_flops_optimum, inference_aware_allocation, projections)
 
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         out = {"law": params.to_dict(), "law_source": params.source}
     if args.flops is not None:
         out.update(data_constrained_allocation(dc, args.flops, args.unique_tokens) if constrained
-                   else allocation(params, args.flops))
+                   else {"kind": FRONTIER_KIND, **allocation(params, args.flops)})
     if args.inference_tokens is not None:
         target = args.target_loss
         if target is None:

@@ -80,7 +80,8 @@ def _register_parametric(approaches: argparse._SubParsersAction) -> None:
 def run_parametric(args: argparse.Namespace) -> int:
     from chinchilla.cli.output import print_json
     from chinchilla.fit import get_law
-    from chinchilla.fit.allocate import DataConstrainedParams, allocation, data_constrained_allocation
+    from chinchilla.fit.allocate import (FRONTIER_KIND, DataConstrainedParams, allocation,
+                                         data_constrained_allocation)
     from chinchilla.fit.parametric import fit_table
     from chinchilla.fit.table import REFERENCE_DROP_HIGHEST_LOSS
 
@@ -100,7 +101,7 @@ def run_parametric(args: argparse.Namespace) -> int:
         params = DataConstrainedParams.from_mapping(fit.params, source="fit")
         out["allocation"] = data_constrained_allocation(params, args.budget, args.unique_tokens)
     elif fit.has_frontier:
-        out["allocation"] = allocation(fit.frontier, args.budget)
+        out["allocation"] = {"kind": FRONTIER_KIND, **allocation(fit.frontier, args.budget)}
         if constrained:
             out["allocation"]["warning"] = ("this is the 6ND frontier of the law's E, A, B, alpha, beta: it assumes "
                                             "unlimited unique data; give --unique-tokens U for the data-constrained "

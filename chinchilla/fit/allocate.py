@@ -116,8 +116,9 @@ PAPER_FIT = ChinchillaParams(E=1.69337, A=406.401, B=410.723, alpha=0.33917084, 
 
 
 def allocation(params: ChinchillaParams, flops: float) -> dict[str, float]:
-    """Everything about one budget on the 6ND frontier, as a JSON-ready dict (``kind`` says which allocation)."""
-    return {"kind": FRONTIER_KIND, "flops": float(flops), "n_opt": float(params.n_opt(flops)), "d_opt": float(params.d_opt(flops)),
+    """Everything about one budget on the 6ND frontier, as a JSON-ready dict of numbers (its kind is
+    :data:`FRONTIER_KIND`)."""
+    return {"flops": float(flops), "n_opt": float(params.n_opt(flops)), "d_opt": float(params.d_opt(flops)),
             "tokens_per_param": float(params.tokens_per_param(flops)), "loss_opt": float(params.loss_opt(flops)),
             "G": float(params.G), "a": float(params.a), "b": float(params.b)}
 
