@@ -116,3 +116,14 @@ def test_where_errors_name_the_problem(tmp_path, expression, message):
 def test_unique_tokens_above_tokens_names_the_line(tmp_path):
     with pytest.raises(ValueError, match=r"line 3, column 'U': 3e\+09 unique tokens exceed"):
         read_csv(write(tmp_path, "N,D,U,loss\n1e8,2e9,1e9,3\n1e8,2e9,3e9,3\n"))
+
+
+def test_rows_without_a_loss_are_skipped_and_said(tmp_path):
+    path = write(tmp_path, "N,D,loss\n1e8,2e9,3.1\n2e8,2e9,\n4e8,1e10,2.8\n")
+    table = read_csv(path)
+    np.testing.assert_array_equal(table.n, [1e8, 4e8])
+    assert "skipped 1 row(s) with an empty 'loss': line(s) 3" in table.source
+    with pytest.raises(ValueError, match="no runs with a loss"):
+        read_csv(write(tmp_path, "N,D,loss\n1e8,2e9,\n"))
+    with pytest.raises(ValueError, match="line 2, column 'D': '' is not a number"):
+        read_csv(write(tmp_path, "N,D,loss\n1e8,,3.1\n"))

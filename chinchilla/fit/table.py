@@ -152,8 +152,9 @@ def read_csv(path: str | os.PathLike, *, n_col: str | None = None, loss_col: str
              budget_col: str | None = None, where: str | None = None) -> ScalingTable:
     """A :class:`ScalingTable` from a CSV file with a header row. Columns not named are looked up among
     :data:`DEFAULT_COLUMN_NAMES` (N and loss are required, and tokens or FLOPs or both; unique tokens and budget are
-    read when present); ``where`` keeps the rows a filter expression holds for. Errors name file, line and column.
-    """
+    read when present); ``where`` keeps the rows a filter expression holds for. A row with an empty loss (a run
+    without a result) is skipped and the skip recorded in ``source``; any other bad cell is a ValueError naming
+    file, line and column."""
     with open(path, newline="") as handle:
         text = handle.read()
     return _parse_csv(text, str(path), n_col=n_col, loss_col=loss_col, tokens_col=tokens_col, flops_col=flops_col,
@@ -217,8 +218,12 @@ def _parse_csv(text: str, label: str, *, n_col: str | None = None, loss_col: str
     index = {key: header.index(col) for key, col in wanted.items()}
     values: dict[str, list[float]] = {key: [] for key in wanted}
     raw_rows: list[list[str]] = []
+    no_loss: list[int] = []  # runs without a result yet (e.g. failed or unfinished rows of a sweep's results.csv)
     for line_no, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
+            continue
+        if index["loss"] >= len(row) or not row[index["loss"]].strip():
+            no_loss.append(line_no)
             continue
         for key, i in index.items():
             values[key].append(_cell(row, i, label, line_no, wanted[key]))
@@ -228,8 +233,12 @@ def _parse_csv(text: str, label: str, *, n_col: str | None = None, loss_col: str
                              f"of column {wanted['d']!r}")
         raw_rows.append(row)
     if not values["n"]:
-        raise ValueError(f"{label} has a header but no runs")
+        raise ValueError(f"{label} has a header but no runs" + (f" with a loss ({len(no_loss)} rows have an empty "
+                                                                 f"{wanted['loss']!r})" if no_loss else ""))
     used = ", ".join(f"{QUANTITY_NAMES[k]}={c!r}" for k, c in wanted.items())
+    if no_loss:
+        shown = ", ".join(map(str, no_loss[:5])) + (", ..." if len(no_loss) > 5 else "")
+        used += f"; skipped {len(no_loss)} row(s) with an empty {wanted['loss']!r}: line(s) {shown}"
     table = ScalingTable.from_arrays(values["n"], values["loss"], d=values.get("d"), flops=values.get("flops"),
                                      unique_tokens=values.get("unique_tokens"), budget=values.get("budget"),
                                      source=f"{label} (columns {used})", columns=tuple(wanted.items()))
