@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from chinchilla.cli import checks
+
 LAW_FLAGS: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
 
 
@@ -15,16 +17,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "D_opt(C) = (C/6)^b / G with G = (alpha A / (beta B))^(1/(alpha+beta)), a = beta/(alpha+beta), "
                     "b = alpha/(alpha+beta). Without law flags it uses the paper's unrounded fit.",
     )
-    parser.add_argument("--flops", type=float, help="FLOP budget C (6ND frontier)")
-    parser.add_argument("--params", type=float, help="inverse: the budget and tokens at which N parameters are "
-                                                      "compute-optimal")
+    parser.add_argument("--flops", type=checks.number(1e3, 1e40, "below, N_opt and D_opt are a few units; above, "
+                                                      "1e14 times the paper's Gopher budget"),
+                        help="FLOP budget C (6ND frontier)")
+    parser.add_argument("--params", type=checks.number(1e3, 1e18, "below, the budget is a few FLOPs; above, "
+                                                       "its FLOPs approach float64 overflow"),
+                        help="inverse: the budget and tokens at which N parameters are compute-optimal")
     parser.add_argument("--table", action="store_true",
                         help="projections for the sizes of Table 3 / A3 (400M ... 10T parameters)")
     parser.add_argument("--ladder", help="with --flops: the best shape of a zoo ladder (e.g. chinchilla) under the "
                                          "exact Appendix F FLOP count")
     law = parser.add_argument_group("law (all five, or none for the paper's fit)")
     for name in LAW_FLAGS:
-        law.add_argument(f"--{name}", type=float)
+        law.add_argument(f"--{name}", type=checks.number(0.0 if name == "E" else 1e-12, 1e30,
+                                                         "a law coefficient: finite and positive"))
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
