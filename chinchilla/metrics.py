@@ -113,7 +113,7 @@ def _parse_jsonl(path: Any) -> list[tuple[int, Any, str | None]]:
     if not path.exists():
         return []
     parsed = []
-    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+    for number, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
             parsed.append((number, line, "blank line"))
             continue

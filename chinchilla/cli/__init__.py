@@ -21,6 +21,7 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import sys
 import traceback
 from typing import Sequence
@@ -80,7 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.remove(VERBOSE_FLAG)
     verbose = verbose or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # a usage error (one line, status 2) or --help (status 0): a status, in-process too
+        return exit_.code if isinstance(exit_.code, int) else 2
+    args.verbose = verbose
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # the reader went away (`chinchilla ... | head`): stop quietly, like other tools
@@ -101,7 +106,9 @@ def describe_error(error: BaseException) -> tuple[str, int]:
     """The one line for an exception (after ``chinchilla <verb>: ``) and the exit status: 2 for bad input and
     operating-system errors, 1 for anything else (a bug: asks for a rerun with --verbose)."""
     if isinstance(error, ValueError):
-        return f"error: {error}", 2
+        code = re.search(r"os_error_code='(\d+)'", str(error))  # tensorstore's (orbax's) report of an OSError
+        hint = OS_ERROR_HINTS.get(int(code.group(1))) if code else None
+        return f"error: {error}" + (f"; {hint}" if hint else ""), 2
     if isinstance(error, OSError):
         return f"error: {os_error_text(error)}", 2
     cause = error.__cause__ or error.__context__

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
+from typing import Iterator
 
 from chinchilla.cli import checks
 
 # Longer runs need --allow-long-run: 10x the ~1e6 steps of Chinchilla 70B itself (1.4T tokens at ~1.5M per step);
 # a count beyond it is almost always a unit slip (FLOPs typed as tokens, a missing batch size).
 MAX_STEPS = 10_000_000
+LOG_FILE = "train.log"  # the libraries' log lines (orbax, absl) of a run: kept out of the terminal unless --verbose
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,6 +79,36 @@ def run(args: argparse.Namespace) -> int:
     if config.steps > MAX_STEPS and not args.allow_long_run:
         raise ValueError(f"the budget is {config.steps:.3g} steps of {config.tokens_per_step:,} tokens, more than "
                          f"{MAX_STEPS:,}; check its unit, or pass --allow-long-run")
-    summary = train_run(config, args.out, progress=not args.quiet, break_lock=args.break_lock)
+    with _library_log_to(args.out, LOG_FILE, enabled=not getattr(args, "verbose", False)):
+        summary = train_run(config, args.out, progress=not args.quiet, break_lock=args.break_lock)
     print_json(summary)
     return 0 if summary["status"] == "finished" else 1
+
+
+@contextlib.contextmanager
+def _library_log_to(out: str, name: str, enabled: bool) -> Iterator[None]:
+    """While training: absl's log records (orbax reports a failed background save with pages of tracebacks there)
+    go to ``out/name`` instead of the terminal, so that an error ends in its one line (a local ``out`` only)."""
+    if not enabled or "://" in out:
+        yield
+        return
+    logger = logging.getLogger("absl")
+    handler = _QuietFileHandler(os.path.join(out, name), delay=True)  # opened at the first record
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        with contextlib.suppress(OSError):  # a full disk: the error being raised is the one to report
+            handler.close()
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that drops what it cannot write (a full disk) instead of printing pages about it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass

@@ -100,11 +100,14 @@ def load_curve(run_dir, convention: str = "total") -> Curve | None:
     """A run's raw training curve for Approach 1, N under ``convention`` (None with fewer than 2 logged points;
     the fit smooths it)."""
     run_dir = store.as_path(run_dir)
-    planned = store.read_json(run_dir / store.RUN_FILE)
+    planned = read_object(run_dir / store.RUN_FILE)[0]  # a damaged run.json: no curve (its row says why)
     metrics = load_metrics(run_dir)
     if planned is None or len(metrics) < 2:
         return None
-    run = PlannedRun.from_dict(planned)
+    try:
+        run = PlannedRun.from_dict(planned)
+    except (KeyError, TypeError, ValueError):
+        return None
     tokens = np.array([float(m["tokens"]) for m in metrics])
     flops = np.array([float(m["flops"]) for m in metrics])
     keep = np.concatenate([[True], np.diff(flops) > 0])
@@ -119,8 +122,8 @@ def load_curves(sweep_dir, *, convention: str = "total", groups: Sequence[str] |
     for run_dir in store.run_dirs(sweep_dir):
         if finished_only and run_status(run_dir) != "finished":
             continue
-        planned = store.read_json(run_dir / store.RUN_FILE)
-        if planned is None or (groups is not None and planned["group"] not in groups):
+        planned = read_object(run_dir / store.RUN_FILE)[0]
+        if planned is None or (groups is not None and planned.get("group") not in groups):
             continue
         curve = load_curve(run_dir, convention)
         if curve is not None:
