@@ -198,3 +198,43 @@ def test_failure_reasons_and_missing_runs_reach_the_results_and_the_report(tmp_p
     report = render_markdown(analysis, summary(analysis))
     assert "1 missing" in report and f"| {deleted} | missing |" in report
     assert f"| {nan_run} | failed | non-finite loss nan at step 20 |" in report
+
+
+# ---- 8: the right error is the one line; the detail goes to the run's log or behind --verbose ----
+
+def test_a_checkpoint_error_is_one_line_and_the_library_log_goes_to_the_runs_log(tmp_path, capfd, monkeypatch):
+    from absl import logging as absl_logging
+
+    from chinchilla import checkpoint
+
+    def full_disk(self, step, state, meta):  # what orbax does on a full disk: pages of logged tracebacks, then this
+        try:
+            raise ValueError("inner")
+        except ValueError:
+            absl_logging.error("Save Finalize thread failed (orbax detail)", exc_info=True)
+        raise ValueError("RESOURCE_EXHAUSTED: Failed writing: \"/x/ckpt\": No space left on device "
+                         "[os_error_code='28']")
+
+    monkeypatch.setattr(checkpoint.Checkpointer, "save", full_disk)
+    out = tmp_path / "run"
+    argv = ["train", "--model", "tiny-00004k", "--tokens", "2e4", "--batch-size", "4", "--seq-len", "64",
+            "--out", str(out), "--quiet"]
+    assert cli.main(argv) == 2
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "free some space" in lines[0], err
+    assert "orbax detail" in (out / "train.log").read_text()
+    assert cli.main(argv + ["--verbose"]) == 2  # --verbose: the traceback, and the library log stays where it was
+    assert "Traceback" in capfd.readouterr().err
+
+
+def test_an_unknown_dataset_is_one_line_and_leaves_no_lock_in_the_data_cache(tmp_path, capsys, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CHINCHILLA_DATA_DIR", str(cache))
+    argv = ["train", "--model", "tiny-00004k", "--tokens", "2e4", "--dataset", "no_such_dataset",
+            "--out", str(tmp_path / "run"), "--quiet"]
+    assert cli.main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "dataset='no_such_dataset' is not available" in lines[0], lines
+    assert len(lines[0]) < 600  # not TFDS's catalogue
+    assert not list(cache.rglob("*.lock")) and not list(cache.rglob("*.npy"))
