@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import fcntl
 import json
 import os
 import socket
@@ -94,8 +95,6 @@ def hold(run_dir: Any, *, break_lock: bool = False) -> Iterator[dict[str, Any]]:
     if "://" not in str(run_dir):
         handle = open(os.fspath(path), "a+")
         try:
-            import fcntl
-
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):

@@ -40,6 +40,7 @@ def workspace(tmp_path_factory):
     (root / "bad_plan").mkdir()
     (root / "bad_plan" / "plan.json").write_text("[1, 2, 3]")
     (root / "runs.csv").write_text("n,d,loss\n1e6,2e7,3.1\n")
+    (root / "broken_preset.py").write_text("PRESET = (\n")
     return root
 
 
@@ -93,6 +94,8 @@ CASES = [
     ("train-out-long", TRAIN + ["--tokens", "1e4", "--out", "{ws}/" + LONG], "longer than 255"),
     ("train-data-dir-file", TRAIN + ["--tokens", "1e4", "--data-dir", "{ws}/afile.txt", "--out", "{ws}/r"],
      "afile.txt"),
+    ("train-batch-size-zero", TRAIN + ["--tokens", "1e4", "--batch-size", "0", "--out", "{ws}/r"], "batch_size=0"),
+    ("train-bad-mesh", TRAIN + ["--tokens", "1e4", "--mesh", "a,b", "--out", "{ws}/r"], "--mesh='a,b'"),
     ("train-unknown-model", TRAIN[:2] + ["nosuch", "--tokens", "1e4", "--out", "{ws}/r"], "'nosuch'"),
     ("train-truncated-config", TRAIN + ["--tokens", "1e4", "--out", "{ws}/bad_config"], "config.json is damaged"),
     ("train-list-config", TRAIN + ["--tokens", "1e4", "--out", "{ws}/list_config"], "config.json holds a JSON list"),
@@ -105,6 +108,8 @@ CASES = [
     ("sweep-out-file", ["sweep", "--out", "{ws}/afile.txt"], "afile.txt"),
     ("sweep-budget-inf", ["sweep", "--next-budget", "inf", "--out", "{ws}/sweep"], "'inf' is not a finite"),
     ("sweep-negative-workers", ["sweep", "--num-workers", "0", "--out", "{ws}/s2"], "0 lies outside"),
+    ("sweep-broken-preset-file", ["sweep", "--preset", "{ws}/broken_preset.py", "--plan-only"],
+     "broken_preset.py' line 1 fails to load: SyntaxError"),
     ("reproduce-out-under-file", ["reproduce", "--out", "{ws}/afile.txt/x"], "afile.txt"),
     ("reproduce-preset-missing-file", ["reproduce", "--preset", "{ws}/nosuch.py", "--out", "{ws}/s3"], "nosuch.py"),
     # report: mistyped and wrong-type paths, damaged plan

@@ -237,4 +237,5 @@ def _print_lr_check(out: str, preset) -> None:
     print(f"{'run':<52}{'lr':>10}{loss:>18}")
     for row in collect_results(out):
         value = row.get(loss)
-        print(f"{row['run_id']:<52}{row['lr']:>10.4g}{(f'{value:.4f}' if value else row['status']):>18}")
+        print(f"{row['run_id']:<52}{row['lr'] or float('nan'):>10.4g}"
+              f"{(f'{value:.4f}' if value else row['status']):>18}")
