@@ -41,6 +41,9 @@ def workspace(tmp_path_factory):
     (root / "bad_plan" / "plan.json").write_text("[1, 2, 3]")
     (root / "runs.csv").write_text("n,d,loss\n1e6,2e7,3.1\n")
     (root / "broken_preset.py").write_text("PRESET = (\n")
+    (root / "bad_preset_json").mkdir()
+    (root / "bad_preset_json" / "plan.json").write_text((root / "sweep" / "plan.json").read_text())
+    (root / "bad_preset_json" / "preset.json").write_text("[]")
     return root
 
 
@@ -120,6 +123,7 @@ CASES = [
     ("report-compare-unreported", ["report", "{ws}/sweep", "--no-figures", "--compare", "{ws}/sweep"],
      "summary.json"),
     ("report-damaged-plan", ["report", "{ws}/bad_plan"], "plan.json"),
+    ("report-damaged-preset-json", ["report", "{ws}/bad_preset_json"], "preset.json holds a JSON list"),
     ("report-resamples-negative", ["report", "{ws}/sweep", "--resamples", "-1"], "-1 lies outside"),
 ]
 

@@ -161,7 +161,10 @@ def run_report_command(args: argparse.Namespace) -> int:
         if not (store.as_path(other) / "summary.json").exists():
             raise ValueError(f"{other} has no summary.json: run `chinchilla report {other}` first")
     settings = AnalysisSettings()
-    recorded = store.read_json(store.as_path(args.sweep_dir) / "preset.json") or {}
+    recorded, problem = read_object(store.as_path(args.sweep_dir) / "preset.json")
+    if problem and not args.preset:
+        raise ValueError(f"{args.sweep_dir}/{problem}; pass --preset NAME (or rerun the sweep command to rewrite it)")
+    recorded = recorded or {}
     preset_name = args.preset or recorded.get("name")
     if args.preset:
         settings = reproduce.load_preset(args.preset).analysis

@@ -218,15 +218,17 @@ def write_results_table(sweep_dir) -> list[dict[str, Any]]:
 def read_results_table(path) -> list[dict[str, Any]]:
     """A results CSV (ours, or any with at least n_params, tokens, flops and a loss column) with typed values."""
     rows = []
-    for raw in store.read_csv(path):
+    for line, raw in enumerate(store.read_csv(path), 2):
         row: dict[str, Any] = {}
         for key, value in raw.items():
             if value in ("", None):
                 row[key] = None
-            elif key in INT_COLUMNS:
-                row[key] = int(float(value))
-            elif key in FLOAT_COLUMNS:
-                row[key] = float(value)
+            elif key in INT_COLUMNS or key in FLOAT_COLUMNS:
+                try:
+                    number = float(value)
+                except ValueError:
+                    raise ValueError(f"{path}: line {line}, column {key!r}: {value!r} is not a number") from None
+                row[key] = int(number) if key in INT_COLUMNS and math.isfinite(number) else number
             elif key == "flags":
                 row[key] = [v for v in value.split(";") if v]
             else:
