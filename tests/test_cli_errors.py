@@ -166,6 +166,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_what_to_do(workspace, capsy
     assert cli.main(["report", str(workspace / "sweep"), "--no-figures", "--resamples", "0"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "No space left on device" in lines[0] and "free some space" in lines[0]
+    assert "summary.json" in lines[0]  # the file being written
 
 
 def test_an_internal_bug_is_one_line_asking_for_verbose_exit_1(capsys, monkeypatch):

@@ -80,7 +80,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"the budget is {config.steps:.3g} steps of {config.tokens_per_step:,} tokens, more than "
                          f"{MAX_STEPS:,}; check its unit, or pass --allow-long-run")
     with _library_log_to(args.out, LOG_FILE, enabled=not getattr(args, "verbose", False)):
-        summary = train_run(config, args.out, progress=not args.quiet, break_lock=args.break_lock)
+        try:
+            summary = train_run(config, args.out, progress=not args.quiet, break_lock=args.break_lock)
+        except OSError as error:
+            if error.filename is not None or error.errno is None:
+                raise
+            raise OSError(error.errno, error.strerror, args.out) from error  # at least name the run directory
     print_json(summary)
     return 0 if summary["status"] == "finished" else 1
 
