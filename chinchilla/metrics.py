@@ -102,18 +102,58 @@ def read_json(path: Any) -> Any:
 
 
 def read_jsonl(path: Any) -> list[dict]:
-    """All complete JSON lines of a file, [] if it does not exist (a torn last line, from a crash mid-write, is
-    skipped)."""
+    """The rows of a metrics file (JSON objects with an integer ``step``), [] if it does not exist. Any other line
+    (blank, torn by a crash mid-write, damaged, another JSON value) is skipped; the lines after it are still read."""
+    return [row for _, row, problem in _parse_jsonl(path) if problem is None]
+
+
+def _parse_jsonl(path: Any) -> list[tuple[int, Any, str | None]]:
+    """(line number from 1, parsed value or raw text, None or what is wrong) for every line of a JSON-lines file."""
     path = epath.Path(path)
-    rows = []
     if not path.exists():
-        return rows
-    for line in path.read_text().splitlines():
+        return []
+    parsed = []
+    for number, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            parsed.append((number, line, "blank line"))
+            continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            parsed.append((number, line, f"not JSON ({error.msg} at column {error.colno})"))
+            continue
+        if not isinstance(row, dict):
+            parsed.append((number, line, f"a JSON {type(row).__name__}, not an object"))
+        elif isinstance(row.get("step"), bool) or not isinstance(row.get("step"), int):
+            parsed.append((number, line, f"step={row.get('step')!r} is not an integer"))
+        else:
+            parsed.append((number, row, None))
+    return parsed
+
+
+def truncate_jsonl_after(path: Any, step: int, quarantine: Any) -> str | None:
+    """Before a resume from the checkpoint of ``step``: rewrite the metrics file ``path`` (atomically) without the
+    rows of later steps (they are logged again), keep every other row, and append each non-blank line that cannot be
+    parsed as a row to ``quarantine`` as ``{"line": n, "text": ..., "problem": ...}`` instead of losing it or the
+    lines around it. Returns one line saying what was done, or None when nothing but later rows was dropped."""
+    parsed = _parse_jsonl(path)
+    if not parsed:
+        return None
+    kept = [row for _, row, problem in parsed if problem is None and row["step"] <= step]
+    later = sum(problem is None and row["step"] > step for _, row, problem in parsed)
+    damaged = [{"line": number, "text": text, "problem": problem} for number, text, problem in parsed
+               if problem is not None and problem != "blank line"]
+    blank = sum(problem == "blank line" for _, _, problem in parsed)
+    if damaged:
+        with epath.Path(quarantine).open("a") as handle:
+            handle.write("".join(json.dumps(entry) + "\n" for entry in damaged))
+    rewrite_jsonl(path, kept)
+    if not damaged and not blank:
+        return None
+    lines = ", ".join(str(entry["line"]) for entry in damaged[:5]) + (", ..." if len(damaged) > 5 else "")
+    moved = f"moved {len(damaged)} unreadable line(s) ({lines}) to {epath.Path(quarantine).name}; " if damaged else ""
+    return (f"{epath.Path(path).name}: kept {len(kept)} rows up to step {step}, {moved}dropped {blank} blank "
+            f"line(s) and {later} row(s) after step {step} (logged again from the checkpoint)")
 
 
 def rewrite_jsonl(path: Any, rows: list[dict]) -> None:

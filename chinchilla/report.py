@@ -147,8 +147,10 @@ def analyze(sweep_dir, settings: AnalysisSettings | None = None, *, meta: dict[s
             results[convention]["approach2_profiles"] = _attempt(lambda: approach2_profiles(rows, convention,
                                                                                             settings))
     run_counts = {status: sum(r["status"] == status for r in all_rows) for status in ("finished", "failed",
-                                                                                        "pending")}
-    info = {"runs": run_counts, "total_flops": float(sum(r["flops"] for r in rows)),
+                                                                                        "pending", "missing")}
+    unfinished = [{"run_id": r["run_id"], "status": r["status"], "reason": r["error"]} for r in all_rows
+                  if r["status"] in ("failed", "missing")]
+    info = {"runs": run_counts, "unfinished_runs": unfinished, "total_flops": float(sum(r["flops"] for r in rows)),
             "train_time_s": float(sum(r["wall_time_s"] or 0.0 for r in all_rows)), **(meta or {})}
     return Analysis(settings=settings, rows=rows, results=results, curves=curves, sweep_dir=str(sweep_dir),
                     meta=info)
@@ -266,7 +268,8 @@ def render_markdown(analysis: Analysis, payload: dict[str, Any]) -> str:
     lines = [f"# Compute-optimal scaling: {analysis.meta.get('preset', 'sweep')}", ""]
     runs = analysis.meta.get("runs", {})
     lines += [f"Sweep `{analysis.sweep_dir}`: {runs.get('finished', 0)} finished runs "
-              f"({runs.get('failed', 0)} failed, {runs.get('pending', 0)} pending), "
+              f"({runs.get('failed', 0)} failed, {runs.get('pending', 0)} pending, "
+              f"{runs.get('missing', 0)} missing: planned, no run directory), "
               f"{analysis.meta.get('total_flops', 0):.3g} training FLOPs (exact, Appendix F)."]
     if "train_time_s" in analysis.meta:  # summed over the runs' own summaries: survives resumed invocations
         lines[-1] += f" Training time {analysis.meta['train_time_s'] / 60:.1f} min (all runs)."
@@ -371,8 +374,14 @@ def _projection_section(payload: dict[str, Any], convention: str) -> list[str]:
 
 
 def _runs_section(analysis: Analysis) -> list[str]:
-    lines = ["## Runs", "", f"| run | N (total) | N (non-emb.) | tokens | FLOPs | {analysis.settings.loss} |",
-             "|---|---|---|---|---|---|"]
+    unfinished = analysis.meta.get("unfinished_runs") or []
+    lines = ["## Runs", ""]
+    if unfinished:  # failed and missing runs, with the reason each one records
+        lines += ["Not in the fits:", "", "| run | status | reason |", "|---|---|---|"]
+        lines += [f"| {u['run_id']} | {u['status']} | {str(u['reason'] or '').replace('|', '/')} |"
+                  for u in unfinished] + [""]
+    lines += [f"| run | N (total) | N (non-emb.) | tokens | FLOPs | {analysis.settings.loss} |",
+              "|---|---|---|---|---|---|"]
     for r in sorted(analysis.rows, key=lambda r: (r["group"], r["budget"] or 0, r["n_params"])):
         lines.append(f"| {r['run_id']} | {r['n_params']:,} | {r['non_embedding_params']:,} | {r['tokens']:,} | "
                      f"{r['flops']:.3g} | {r[analysis.settings.loss]:.4f} |")

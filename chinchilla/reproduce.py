@@ -190,7 +190,11 @@ def load_preset(name_or_path: str) -> Preset:
         raise ValueError(f"preset file {str(path)!r} does not exist")
     spec = importlib.util.spec_from_file_location(f"chinchilla_preset_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # a preset file is input: name it and its error (--verbose shows the traceback)
+        where = f" line {error.lineno}" if isinstance(error, SyntaxError) and error.lineno else ""
+        raise ValueError(f"preset file {str(path)!r}{where} fails to load: {type(error).__name__}: {error}") from error
     preset = getattr(module, "PRESET", None)
     if not isinstance(preset, Preset):
         raise ValueError(f"{path} does not define PRESET = chinchilla.reproduce.Preset(...)")

@@ -35,7 +35,7 @@ import numpy as np
 from etils import epath
 
 from chinchilla import flops as flops_lib
-from chinchilla import metrics, sharding
+from chinchilla import metrics, runlock, sharding
 from chinchilla.checkpoint import Checkpointer
 from chinchilla.config import ModelConfig
 from chinchilla.step import Trainer
@@ -43,6 +43,7 @@ from chinchilla.train_config import TrainConfig
 
 FINAL_LOSS_WINDOW = 10  # final_train_loss = mean loss of the last this-many steps
 EVAL_SEED = 0  # every run evaluates on the same validation batches
+QUARANTINE_FILE = "metrics.quarantine.jsonl"  # metrics.jsonl lines a resume could not parse, with line numbers
 
 
 def enable_compilation_cache() -> None:
@@ -56,27 +57,50 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
-def train_run(config: TrainConfig, out_dir: Any, progress: bool = True) -> dict:
+def train_run(config: TrainConfig, out_dir: Any, progress: bool = True, *, break_lock: bool = False) -> dict:
     """Train ``config`` in ``out_dir`` (created if needed) and return its summary.
 
     Resumes from the latest checkpoint when ``out_dir`` holds one; when ``out_dir`` already holds a finished (or
     failed) run, does nothing and returns its summary. Raises ValueError when ``out_dir`` holds a run of another
-    config.
+    config or a damaged ``config.json``/``summary.json`` (naming the file), and ``runlock.RunLockedError`` (a
+    ValueError naming the holder) while another process trains in ``out_dir``; ``break_lock`` as in
+    ``runlock.hold``.
     """
     sharding.maybe_initialize_distributed()  # before any other JAX call
+    if jax.process_index() != 0:  # one lock per run: process 0 holds it for the whole (multi-host) job
+        return _train_run(config, out_dir, progress)
+    with runlock.hold(out_dir, break_lock=break_lock):
+        return _train_run(config, out_dir, progress)
+
+
+def _read_run_json(path: Any, fix: str) -> dict:
+    """A run's JSON object file, or ValueError naming the file and what is wrong with it."""
+    try:
+        value = metrics.read_json(path)
+    except ValueError as error:
+        raise ValueError(f"{path} is damaged ({error}); {fix}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} holds a JSON {type(value).__name__}, not an object; {fix}")
+    return value
+
+
+def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     out = epath.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config_path, summary_path = out / "config.json", out / "summary.json"
     if config_path.exists():
-        saved = metrics.read_json(config_path)
+        saved = _read_run_json(config_path, "restore it, or train in a new directory")
         mine = config.to_dict()
         differing = sorted(key for key in set(saved) | set(mine) if saved.get(key) != mine.get(key))
         if differing:
             raise ValueError(f"{out} holds a run with another config (fields {differing} differ); use a new "
                              "directory")
     if summary_path.exists():
-        summary = metrics.read_json(summary_path)
-        _say(True, f"{out}: run already {summary['status']} ({summary['steps']} steps); nothing to do")
+        summary = _read_run_json(summary_path, "delete it to resume the run from its last checkpoint")
+        if summary.get("status") not in ("finished", "failed"):
+            raise ValueError(f"{summary_path}: status={summary.get('status')!r} is not 'finished' or 'failed'; "
+                             "delete the file to resume the run from its last checkpoint")
+        _say(True, f"{out}: run already {summary['status']} ({summary.get('steps', '?')} steps); nothing to do")
         return summary
 
     from chinchilla import data  # the data pipeline: imported here so that importing train stays light
@@ -113,9 +137,10 @@ def train_run(config: TrainConfig, out_dir: Any, progress: bool = True) -> dict:
     else:
         state, meta = checkpointer.restore(latest, trainer.abstract_state)
         train_data.set_state(meta["data"])
-        if jax.process_index() == 0:
-            metrics.rewrite_jsonl(metrics_path, [row for row in metrics.read_jsonl(metrics_path)
-                                                 if row["step"] <= latest])
+        if jax.process_index() == 0:  # drop only the rows past the checkpoint; keep what cannot be parsed aside
+            note = metrics.truncate_jsonl_after(metrics_path, latest, out / QUARANTINE_FILE)
+            if note:
+                _say(True, f"{out}: {note}")
         _say(progress, f"{out}: resuming from step {latest} of {total_steps}")
     step = int(jax.device_get(state["step"]))
 

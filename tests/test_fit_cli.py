@@ -161,12 +161,10 @@ def test_one_flag_vocabulary_and_old_spellings(tmp_path, capsys):
     assert parser.parse_args(["fit", "parametric", "x.csv", "--budget", "1e22"]).budget == 1e22
     assert parser.parse_args(["fit", "parametric", "x.csv", "--flops", "1e22"]).budget == 1e22
     for verb in (["fit", "parametric"], ["fit", "approach2"], ["fit", "approach1"], ["allocate"], ["flops"]):
-        with pytest.raises(SystemExit) as exit_info:
-            cli.main([*verb, *(["x"] if verb[-1] in ("approach1", "approach2") else []), "--no-such-flag"])
-        assert exit_info.value.code == 2
+        assert cli.main([*verb, *(["x"] if verb[-1] in ("approach1", "approach2") else []), "--no-such-flag"]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"usage: chinchilla {' '.join(verb)} ")
-        assert f"chinchilla {' '.join(verb)}: error: unrecognized arguments: --no-such-flag" in err
+        assert err == (f"chinchilla {' '.join(verb)}: error: unrecognized arguments: --no-such-flag "
+                       f"(see `chinchilla {' '.join(verb)} --help`)\n")
 
 
 def test_bad_value_error_is_the_same_form_everywhere(tmp_path, capsys):

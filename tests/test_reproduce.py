@@ -134,7 +134,7 @@ def test_tiny_real_sweep_end_to_end(tmp_path):
         min_steps=40,
         analysis=AnalysisSettings(loss="eval_loss", window=20, n_resamples=10, approach3_resamples=5))
     summary = reproduce(preset, tmp_path, log=None)
-    assert summary["runs"] == {"finished": 9, "failed": 0, "pending": 0}
+    assert summary["runs"] == {"finished": 9, "failed": 0, "pending": 0, "missing": 0}
     for approach in ("approach1", "approach2", "approach3"):
         entry = summary[approach]
         assert SUMMARY_KEYS <= set(entry)

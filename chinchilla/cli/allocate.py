@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from chinchilla.cli import checks
 from chinchilla.cli.usage import strict
 
 LAW_FLAGS: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
@@ -25,9 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "data_constrained, Muennighoff et al. 2023's released fit). --unique-tokens gives the "
                     "data-constrained allocation; --inference-tokens the inference-aware one (Sardana et al. 2024).",
     ))
-    parser.add_argument("--flops", type=float, help="FLOP budget C")
-    parser.add_argument("--params", type=float, help="inverse: the budget and tokens at which N parameters are "
-                                                      "compute-optimal")
+    parser.add_argument("--flops", type=checks.number(1e3, 1e40, "below, N_opt and D_opt are a few units; above, "
+                                                      "1e14 times the paper's Gopher budget"),
+                        help="FLOP budget C")
+    parser.add_argument("--params", type=checks.number(1e3, 1e18, "below, the budget is a few FLOPs; above, "
+                                                       "its FLOPs approach float64 overflow"),
+                        help="inverse: the budget and tokens at which N parameters are compute-optimal")
     parser.add_argument("--table", action="store_true",
                         help="projections for the sizes of Table 3 / A3 (400M ... 10T parameters), beside Table "
                              "A3's published Approach 3 column")
@@ -36,17 +40,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--law", choices=("chinchilla", "data_constrained"), default="chinchilla",
                         help="chinchilla (default) or data_constrained (Muennighoff et al. 2023; needs "
                              "--unique-tokens)")
-    parser.add_argument("--unique-tokens", type=float, metavar="U",
+    parser.add_argument("--unique-tokens", type=checks.number(1.0, 1e30, "a token count"), metavar="U",
                         help="unique tokens available (--law data_constrained): N, D minimising the law at --flops")
-    parser.add_argument("--inference-tokens", type=float, metavar="D_INF",
+    parser.add_argument("--inference-tokens", type=checks.number(0.0, 1e30, "a token count"), metavar="D_INF",
                         help="tokens the model will serve: N, D minimising 6ND + 2N*D_INF at --target-loss (or at "
                              "the loss the 6ND frontier reaches at --flops)")
-    parser.add_argument("--target-loss", type=float, help="with --inference-tokens: the loss to reach")
+    parser.add_argument("--target-loss", type=checks.number(1e-12, 1e30, "a loss: finite and positive"), help="with --inference-tokens: the loss to reach")
     law = parser.add_argument_group("law (all five, or none for the paper's fit; data_constrained: all seven)")
     for name in LAW_FLAGS:
-        law.add_argument(f"--{name}", type=float)
+        law.add_argument(f"--{name}", type=checks.number(0.0 if name == "E" else 1e-12, 1e30,
+                                                         "a law coefficient: finite and positive"))
     for name in DATA_CONSTRAINED_FLAGS:
-        law.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float)
+        law.add_argument(f"--{name.replace('_', '-')}", dest=name,
+                         type=checks.number(1e-12, 1e30, "a law coefficient: finite and positive"))
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 

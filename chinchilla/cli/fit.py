@@ -238,8 +238,9 @@ def _register_approach1(approaches: argparse._SubParsersAction) -> None:
 def run_approach1(args: argparse.Namespace) -> int:
     from chinchilla.cli.output import print_json
     from chinchilla.fit.envelope import fit_envelope
-    from chinchilla.sweep.results import load_curves
+    from chinchilla.sweep.results import check_sweep_dir, load_curves
 
+    check_sweep_dir(args.sweep_dir)
     curves = load_curves(args.sweep_dir, convention=args.convention, groups=args.groups)
     result = fit_envelope(curves, n_points=args.points, window=args.window, n_resamples=args.resamples,
                           seed=args.seed)

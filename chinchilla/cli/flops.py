@@ -43,6 +43,13 @@ def run(args: argparse.Namespace) -> int:
     from chinchilla.cli.output import print_json
     from chinchilla.config import ModelConfig
 
+    shape_flags = [flag for flag, default in SHAPE_DEFAULTS.items() if getattr(args, flag) != default]
+    if args.zoo and (args.model or shape_flags):
+        raise ValueError(f"--zoo lists a ladder; {'--model' if args.model else _flags(shape_flags)} would be ignored: "
+                         "give one of --zoo, --model or a shape")
+    if args.model and shape_flags:
+        raise ValueError(f"--model {args.model} takes the zoo shape as it is; {_flags(shape_flags)} would be "
+                         "ignored: give --model, or the whole shape without it")
     if args.zoo:
         rows = [_zoo_row(config, args.convention or "appendix_f") for config in zoo.ladder(args.zoo)]
         if args.json:
@@ -84,6 +91,16 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(f"{key:<{width}}  {value!s:>24}")
     return 0
+
+
+# The shape flags and their defaults: any other value next to --model or --zoo would be silently ignored.
+SHAPE_DEFAULTS = {"n_layers": None, "d_model": None, "ffw_size": None, "n_heads": None, "kv_size": None,
+                  "vocab_size": 32_000, "seq_len": 2048, "architecture": "rotary", "tie_embeddings": False,
+                  "n_kv_heads": None}
+
+
+def _flags(names: list[str]) -> str:
+    return ", ".join("--" + name.replace("_", "-") for name in names)
 
 
 def _zoo_row(config, convention: str) -> dict:

@@ -6,6 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from chinchilla.cli import checks
+
+BUDGET = checks.number(1.0, 1e30, "a training budget in FLOPs; the paper's largest is 5.76e23")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     sweep = subparsers.add_parser(
@@ -15,14 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "--next-budget plans one more budget around the Approach 2 law of a finished sweep; "
                     "--lr-check trains a learning-rate scan around the preset's per-size rule.")
     sweep.add_argument("--preset", default="tiny_cpu", help="a preset name (experiments/NAME.py) or a .py path")
-    sweep.add_argument("--out", help="the sweep directory (local or gs://); required unless --plan-only")
+    sweep.add_argument("--out", type=checks.directory(),
+                       help="the sweep directory (local or gs://); required unless --plan-only")
     sweep.add_argument("--plan-only", action="store_true", help="print the plan and its cost, train nothing")
-    sweep.add_argument("--next-budget", type=float, metavar="FLOPS",
+    sweep.add_argument("--next-budget", type=BUDGET, metavar="FLOPS",
                        help="plan runs at this budget around the N_opt predicted by OUT's Approach 2 fit")
     sweep.add_argument("--lr-check", action="store_true",
                        help="train a learning-rate scan (the preset's rule x 1/4 ... 4) at the preset's lr_check "
                             "budget and sizes, into OUT/lr_check")
-    sweep.add_argument("--head-to-head", type=float, metavar="FLOPS",
+    sweep.add_argument("--head-to-head", type=BUDGET, metavar="FLOPS",
                        help="after OUT's sweep: train the sizes our law and Kaplan's rule call optimal at this "
                             "larger budget, into OUT/headtohead, and compare their losses")
     sweep.add_argument("--convention", choices=("non_embedding", "total"),
@@ -43,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--loss", choices=("final_train_loss", "eval_loss"))
     report.add_argument("--neighbours", type=int, help="IsoFLOP parabola: sizes each side of the minimum")
     report.add_argument("--convention", choices=("non_embedding", "total"), help="headline parameter convention")
-    report.add_argument("--resamples", type=int, help="bootstrap resamples for every approach's interval")
+    report.add_argument("--resamples", type=checks.count(0, 1e6, "bootstrap resamples"),
+                        help="bootstrap resamples for every approach's interval")
     report.add_argument("--no-figures", action="store_true")
     report.add_argument("--json", action="store_true", help="print summary.json instead of the table")
     report.add_argument("--compare", nargs="+", metavar="DIR",
@@ -56,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train the preset's sweep into OUT (resumably; split with --worker/--num-workers), then fit "
                     "Approaches 1-3 and write OUT/report.md, OUT/summary.json and OUT/figure{2,3,4}.png.")
     reproduce.add_argument("--preset", default="tiny_cpu", help="a preset name (experiments/NAME.py) or a .py path")
-    reproduce.add_argument("--out", required=True, help="the sweep directory (local or gs://)")
+    reproduce.add_argument("--out", required=True, type=checks.directory(),
+                           help="the sweep directory (local or gs://)")
     _preset_arguments(reproduce)
     _worker_arguments(reproduce)
     reproduce.add_argument("--progress", action="store_true", help="a progress bar per run")
@@ -77,8 +84,10 @@ def _load(args: argparse.Namespace):
 
 
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--worker", type=int, default=0, help="this worker's index (default 0)")
-    parser.add_argument("--num-workers", type=int, default=1, help="workers sharing the sweep directory")
+    parser.add_argument("--worker", type=checks.count(0, 1e6, "a worker index"), default=0,
+                        help="this worker's index (default 0)")
+    parser.add_argument("--num-workers", type=checks.count(1, 1e6, "a worker count"), default=1,
+                        help="workers sharing the sweep directory")
     parser.add_argument("--retry-failed", action="store_true", help="train failed runs again")
 
 
@@ -144,8 +153,18 @@ def run_report_command(args: argparse.Namespace) -> int:
     from chinchilla.report import AnalysisSettings
     from chinchilla.sweep import store
 
+    from chinchilla.sweep.results import check_sweep_dir, read_object
+
+    check_sweep_dir(args.sweep_dir)  # a mistyped path is an error, and nothing is created or written
+    for other in args.compare or ():
+        check_sweep_dir(other)
+        if not (store.as_path(other) / "summary.json").exists():
+            raise ValueError(f"{other} has no summary.json: run `chinchilla report {other}` first")
     settings = AnalysisSettings()
-    recorded = store.read_json(store.as_path(args.sweep_dir) / "preset.json") or {}
+    recorded, problem = read_object(store.as_path(args.sweep_dir) / "preset.json")
+    if problem and not args.preset:
+        raise ValueError(f"{args.sweep_dir}/{problem}; pass --preset NAME (or rerun the sweep command to rewrite it)")
+    recorded = recorded or {}
     preset_name = args.preset or recorded.get("name")
     if args.preset:
         settings = reproduce.load_preset(args.preset).analysis
@@ -168,9 +187,12 @@ def run_report_command(args: argparse.Namespace) -> int:
     if args.compare:
         summaries = {args.sweep_dir: payload}
         for other in args.compare:
-            loaded = store.read_json(store.as_path(other) / "summary.json")
-            if loaded is None:
-                raise ValueError(f"{other} has no summary.json: run `chinchilla report {other}` first")
+            loaded, problem = read_object(store.as_path(other) / "summary.json")
+            missing = [k for k in ("approach1", "approach2", "approach3") if not isinstance((loaded or {}).get(k),
+                                                                                           dict)]
+            if problem or missing:
+                raise ValueError(f"{other}/summary.json: {problem or 'no ' + ', '.join(missing)}; run "
+                                 f"`chinchilla report {other}` again")
             summaries[other] = loaded
         print(reproduce.compare_table(summaries))
     return 0
@@ -218,4 +240,5 @@ def _print_lr_check(out: str, preset) -> None:
     print(f"{'run':<52}{'lr':>10}{loss:>18}")
     for row in collect_results(out):
         value = row.get(loss)
-        print(f"{row['run_id']:<52}{row['lr']:>10.4g}{(f'{value:.4f}' if value else row['status']):>18}")
+        print(f"{row['run_id']:<52}{row['lr'] or float('nan'):>10.4g}"
+              f"{(f'{value:.4f}' if value else row['status']):>18}")

@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
+from typing import Iterator
+
+from chinchilla.cli import checks
+
+# Longer runs need --allow-long-run: 10x the ~1e6 steps of Chinchilla 70B itself (1.4T tokens at ~1.5M per step);
+# a count beyond it is almost always a unit slip (FLOPs typed as tokens, a missing batch size).
+MAX_STEPS = 10_000_000
+LOG_FILE = "train.log"  # the libraries' log lines (orbax, absl) of a run: kept out of the terminal unless --verbose
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,31 +27,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="zoo model name, e.g. tiny-00025k (see `chinchilla flops "
                                                        "--zoo tiny`)")
     budget = parser.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--tokens", type=_count, help="training tokens D, e.g. 2e6")
-    budget.add_argument("--flops", type=float, help="training FLOPs C (Appendix F), converted to tokens exactly")
-    parser.add_argument("--out", required=True, help="run directory")
+    budget.add_argument("--tokens", type=checks.count(1, 1e15, "1e15 tokens is more text than exists"),
+                        help="training tokens D, e.g. 2e6")
+    budget.add_argument("--flops", type=checks.number(1.0, 1e30, "a training budget; the paper's largest is "
+                                                                 "5.76e23"),
+                        help="training FLOPs C (Appendix F), converted to tokens exactly")
+    parser.add_argument("--out", required=True, type=checks.directory(), help="run directory")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=8, help="global sequences per step (default 8)")
     parser.add_argument("--seq-len", type=int, help="context length (default: the model's)")
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
-    parser.add_argument("--cycle-tokens", type=_count, help="cosine cycle length in tokens (default: the run's)")
+    parser.add_argument("--lr", type=checks.number(1e-12, 10.0, "a peak learning rate"), default=3e-3,
+                        help="peak learning rate (default 3e-3)")
+    parser.add_argument("--cycle-tokens", type=checks.count(1, 1e15, "a cycle length in tokens"),
+                        help="cosine cycle length in tokens (default: the run's)")
     parser.add_argument("--dataset", default="embedded", help="'embedded' (offline) or a prepared TFDS name")
     parser.add_argument("--tokenizer", default="byte", help="'byte', 'sentencepiece:<vocab>' or a .model path")
-    parser.add_argument("--data-dir", help="data cache / TFDS data directory")
+    parser.add_argument("--data-dir", type=checks.directory(), help="data cache / TFDS data directory")
     parser.add_argument("--log-every", type=int, default=10, help="steps between metrics.jsonl lines")
     parser.add_argument("--eval-every", type=int, help="steps between validation losses (default: at the end)")
     parser.add_argument("--steps-per-dispatch", type=int, default=16, help="optimizer steps per device call")
     parser.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor mesh sizes (one may be -1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--allow-long-run", action="store_true",
+                        help=f"train even when the budget is more than {MAX_STEPS:,} steps (refused otherwise)")
+    parser.add_argument("--break-lock", action="store_true",
+                        help="take over a run directory whose lock names a process that is gone but could not be "
+                             "checked (another host, a shared file system); see README 'When things go wrong'")
     parser.set_defaults(func=run)
-
-
-def _count(text: str) -> int:
-    """An integer count written as 2000000, 2e6 or 2_000_000."""
-    value = float(text.replace("_", ""))
-    if value != int(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
-    return int(value)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +76,44 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig.from_flops(model, args.flops, **options)
     else:
         config = TrainConfig(model=model, tokens=args.tokens, **options)
-    summary = train_run(config, args.out, progress=not args.quiet)
+    if config.steps > MAX_STEPS and not args.allow_long_run:
+        raise ValueError(f"the budget is {config.steps:.3g} steps of {config.tokens_per_step:,} tokens, more than "
+                         f"{MAX_STEPS:,}; check its unit, or pass --allow-long-run")
+    with _library_log_to(args.out, LOG_FILE, enabled=not getattr(args, "verbose", False)):
+        try:
+            summary = train_run(config, args.out, progress=not args.quiet, break_lock=args.break_lock)
+        except OSError as error:
+            if error.filename is not None or error.errno is None:
+                raise
+            raise OSError(error.errno, error.strerror, args.out) from error  # at least name the run directory
     print_json(summary)
     return 0 if summary["status"] == "finished" else 1
+
+
+@contextlib.contextmanager
+def _library_log_to(out: str, name: str, enabled: bool) -> Iterator[None]:
+    """While training: absl's log records (orbax reports a failed background save with pages of tracebacks there)
+    go to ``out/name`` instead of the terminal, so that an error ends in its one line (a local ``out`` only)."""
+    if not enabled or "://" in out:
+        yield
+        return
+    logger = logging.getLogger("absl")
+    handler = _QuietFileHandler(os.path.join(out, name), delay=True)  # opened at the first record
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        with contextlib.suppress(OSError):  # a full disk: the error being raised is the one to report
+            handler.close()
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that drops what it cannot write (a full disk) instead of printing pages about it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass

@@ -1,8 +1,8 @@
-"""Verb parsers that report their own usage for an unknown flag.
+"""The command line's parsers: a usage error is one line that names the verb and points to its own help.
 
-argparse hands the arguments a sub-command does not know back to the top-level parser, which then prints
-``usage: chinchilla [-h] <command> ...``: no help to someone who mistyped one of the verb's flags. A parser made
-strict by :func:`strict` rejects unknown arguments itself, so the error shows the verb's own usage.
+argparse hands the arguments a sub-command does not know back to the top-level parser, which then blames
+``chinchilla`` itself: no help to someone who mistyped one of the verb's flags. A parser made strict by
+:func:`strict` rejects unknown arguments itself, so the error names the verb and its ``--help``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,15 @@ from __future__ import annotations
 import argparse
 
 
-class StrictParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose unknown arguments are an error of this parser (its usage, exit status 2)."""
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (``chinchilla <verb>: error: ...``), exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class StrictParser(OneLineParser):
+    """A parser whose unknown arguments are an error of this parser (the verb named, exit status 2)."""
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)

@@ -42,8 +42,11 @@ def cache_root(data_dir: str | os.PathLike | None) -> Path:
 
 def _unavailable(dataset: str, data_dir, error: Exception) -> ValueError:
     where = f"data_dir={str(data_dir)!r}" if data_dir is not None else "TFDS's default data dir"
+    first_line = (str(error).strip().splitlines() or [""])[0]  # TFDS appends its whole catalogue: keep the gist
+    if len(first_line) > 160:
+        first_line = first_line[:157] + "..."
     return ValueError(
-        f"dataset={dataset!r} is not available in {where} ({type(error).__name__}: {error}). Use 'embedded', "
+        f"dataset={dataset!r} is not available in {where} ({type(error).__name__}: {first_line}). Use 'embedded', "
         f"'embedded/shakespeare' or 'embedded/kjv' offline, or prepare the TFDS data set first, where there is "
         f"network access: `tfds build {dataset} --data_dir DIR --file_format array_record`, then pass "
         f"data_dir=DIR")
@@ -142,6 +145,8 @@ def token_array(dataset: str, split: str, tokenizer, *, data_dir=None, text_key:
     if max_documents is not None:
         name += f"-first{max_documents}"
     path = cache_root(data_dir) / "tokens" / cache_name(dataset) / split.replace("/", "_") / f"{name}.npy"
+    if not path.exists() and dataset not in EMBEDDED:  # an unknown data set fails here, leaving nothing in the cache
+        documents(dataset, split, data_dir=data_dir, text_key=text_key)
     path.parent.mkdir(parents=True, exist_ok=True)
     cache.build_once(path, cache.save_npy(lambda: tokenize_split(
         dataset, split, tokenizer, data_dir=data_dir, text_key=text_key, max_documents=max_documents)))

@@ -10,6 +10,7 @@ Approaches 1 and 2: single-epoch training loss estimates the test loss); ``eval_
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Sequence
 
@@ -18,7 +19,7 @@ import numpy as np
 from chinchilla import flops as flops_lib
 from chinchilla.fit.envelope import PAPER_SMOOTHING_WINDOW, Curve, smooth_curve
 from chinchilla.sweep import store
-from chinchilla.sweep.plan import PlannedRun
+from chinchilla.sweep.plan import Plan, PlannedRun
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "run_id", "group", "status", "budget", "model", "n_layers", "d_model", "ffw_size", "n_heads", "kv_size",
@@ -31,15 +32,58 @@ INT_COLUMNS = frozenset({"n_layers", "d_model", "ffw_size", "n_heads", "kv_size"
                          "n_params", "non_embedding_params", "tokens", "seed", "batch_size"})
 
 
+MISSING = "missing"  # a planned run without a run directory (not started yet, or deleted)
+
+
 def run_status(run_dir) -> str:
     """``finished``, ``failed`` or ``pending`` (never started, or started and not finished: resumable)."""
+    return run_state(run_dir)[0]
+
+
+def run_state(run_dir) -> tuple[str, str | None]:
+    """A run's status (as ``run_status``) and, unless finished or pending, the reason: the trainer's (a non-finite
+    loss), the exception it raised, or what is wrong with a damaged ``summary.json`` (a damaged summary makes the
+    run failed: ``retry_failed`` removes it and resumes the run from its last checkpoint)."""
     run_dir = store.as_path(run_dir)
-    summary = store.read_json(run_dir / store.SUMMARY_FILE)
-    if summary is not None and summary.get("status") == "finished":
-        return "finished"
-    if (summary is not None and summary.get("status") == "failed") or (run_dir / store.FAILURE_FILE).exists():
-        return "failed"
-    return "pending"
+    summary, problem = read_object(run_dir / store.SUMMARY_FILE)
+    if problem is None and summary is not None:
+        problem = _summary_problem(summary)
+    if problem is not None:
+        return "failed", problem
+    if summary is not None and summary["status"] == "finished":
+        return "finished", None
+    if summary is not None:  # failed: the trainer's reason (e.g. a non-finite loss at step n)
+        return "failed", str(summary.get("reason") or summary.get("error") or "failed (no reason recorded)")
+    failure, failure_problem = read_object(run_dir / store.FAILURE_FILE)
+    if failure_problem is not None:
+        return "failed", failure_problem
+    if failure is not None:
+        return "failed", str(failure.get("error") or "failed (no reason recorded)")
+    return "pending", None
+
+
+def read_object(path) -> tuple[dict[str, Any] | None, str | None]:
+    """A run file that holds a JSON object: (the object, None), (None, None) when the file does not exist, or
+    (None, what is wrong with it, naming the file)."""
+    path = store.as_path(path)
+    if not path.exists():
+        return None, None
+    try:
+        value = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        return None, f"{path.name} is damaged ({error})"
+    if not isinstance(value, dict):
+        return None, f"{path.name} holds a JSON {type(value).__name__}, not an object"
+    return value, None
+
+
+def _summary_problem(summary: dict[str, Any]) -> str | None:
+    if summary.get("status") not in ("finished", "failed"):
+        return f"{store.SUMMARY_FILE}: status={summary.get('status')!r} is not 'finished' or 'failed'"
+    for key in ("tokens", "flops"):
+        if key in summary and not _finite(summary[key]):
+            return f"{store.SUMMARY_FILE}: {key}={summary[key]!r} is not a finite number"
+    return None
 
 
 def load_metrics(run_dir) -> list[dict[str, Any]]:
@@ -47,7 +91,7 @@ def load_metrics(run_dir) -> list[dict[str, Any]]:
     re-logs the steps after it, and the last record of a step wins."""
     by_step: dict[int, dict[str, Any]] = {}
     for record in store.read_jsonl(store.as_path(run_dir) / store.METRICS_FILE):
-        if "step" in record and _finite(record.get("loss")):
+        if isinstance(record.get("step"), int) and _finite(record.get("loss")):
             by_step[int(record["step"])] = record
     return [by_step[s] for s in sorted(by_step)]
 
@@ -56,11 +100,14 @@ def load_curve(run_dir, convention: str = "total") -> Curve | None:
     """A run's raw training curve for Approach 1, N under ``convention`` (None with fewer than 2 logged points;
     the fit smooths it)."""
     run_dir = store.as_path(run_dir)
-    planned = store.read_json(run_dir / store.RUN_FILE)
+    planned = read_object(run_dir / store.RUN_FILE)[0]  # a damaged run.json: no curve (its row says why)
     metrics = load_metrics(run_dir)
     if planned is None or len(metrics) < 2:
         return None
-    run = PlannedRun.from_dict(planned)
+    try:
+        run = PlannedRun.from_dict(planned)
+    except (KeyError, TypeError, ValueError):
+        return None
     tokens = np.array([float(m["tokens"]) for m in metrics])
     flops = np.array([float(m["flops"]) for m in metrics])
     keep = np.concatenate([[True], np.diff(flops) > 0])
@@ -75,8 +122,8 @@ def load_curves(sweep_dir, *, convention: str = "total", groups: Sequence[str] |
     for run_dir in store.run_dirs(sweep_dir):
         if finished_only and run_status(run_dir) != "finished":
             continue
-        planned = store.read_json(run_dir / store.RUN_FILE)
-        if planned is None or (groups is not None and planned["group"] not in groups):
+        planned = read_object(run_dir / store.RUN_FILE)[0]
+        if planned is None or (groups is not None and planned.get("group") not in groups):
             continue
         curve = load_curve(run_dir, convention)
         if curve is not None:
@@ -84,17 +131,28 @@ def load_curves(sweep_dir, *, convention: str = "total", groups: Sequence[str] |
     return curves
 
 
-def result_row(run_dir, window: int = PAPER_SMOOTHING_WINDOW) -> dict[str, Any] | None:
-    """The results-table row of one run directory (None if it holds no ``run.json``)."""
+def result_row(run_dir, window: int = PAPER_SMOOTHING_WINDOW, planned_run: PlannedRun | None = None
+               ) -> dict[str, Any] | None:
+    """The results-table row of one run directory (None if it holds no ``run.json`` and ``planned_run`` is not
+    given). A damaged run file makes the row's status "failed", with what is wrong in ``error``."""
     run_dir = store.as_path(run_dir)
-    planned = store.read_json(run_dir / store.RUN_FILE)
-    if planned is None:
-        return None
-    run = PlannedRun.from_dict(planned)
-    summary = store.read_json(run_dir / store.SUMMARY_FILE) or {}
-    failure = store.read_json(run_dir / store.FAILURE_FILE) or {}
-    metrics = load_metrics(run_dir)
-    status = run_status(run_dir)
+    planned, problem = read_object(run_dir / store.RUN_FILE)
+    run = planned_run
+    if planned is not None:
+        try:
+            run = PlannedRun.from_dict(planned)
+        except (KeyError, TypeError, ValueError) as error:
+            problem = f"{store.RUN_FILE} is not a planned run ({type(error).__name__}: {error})"
+    if run is None:
+        if problem is None:
+            return None
+        return {**{c: None for c in RESULT_COLUMNS}, "run_id": run_dir.name, "status": "failed", "flags": [],
+                "error": problem}
+    status, reason = run_state(run_dir)
+    if problem is not None:
+        status, reason = "failed", problem
+    summary = (read_object(run_dir / store.SUMMARY_FILE)[0] or {}) if status == "finished" else {}
+    metrics = load_metrics(run_dir) if status == "finished" else []
     counts = flops_lib.param_count(run.model)
     smoothed = smooth_curve([m["loss"] for m in metrics], window)[-1] if metrics else math.nan
     finished = status == "finished"
@@ -111,13 +169,43 @@ def result_row(run_dir, window: int = PAPER_SMOOTHING_WINDOW) -> dict[str, Any] 
         "seed": run.train.get("seed", 0), "lr": run.train.get("lr"), "batch_size": run.train.get("batch_size"),
         "flags": list(run.flags), "epochs": _float_or_none(summary.get("epochs")),
         "wall_time_s": _float_or_none(summary.get("wall_time_s")),
-        "error": failure.get("error") or summary.get("error"),
+        "error": reason,
     }
 
 
+def check_sweep_dir(sweep_dir) -> None:
+    """ValueError unless ``sweep_dir`` is a sweep directory: it exists, is a directory, and holds ``plan.json`` or
+    ``runs/`` (so that a mistyped path is an error, and nothing is created there)."""
+    path = store.as_path(sweep_dir)
+    if not path.exists():
+        raise ValueError(f"{sweep_dir}: no such directory; give the --out of a `chinchilla sweep`/`reproduce`")
+    if not path.is_dir():
+        raise ValueError(f"{sweep_dir} is a file, not a sweep directory")
+    if not (path / store.PLAN_FILE).exists() and not (path / store.RUNS_DIR).is_dir():
+        raise ValueError(f"{sweep_dir} is not a sweep directory (it has neither {store.PLAN_FILE} nor "
+                         f"{store.RUNS_DIR}/); give the --out of a `chinchilla sweep`/`reproduce`")
+
+
 def collect_results(sweep_dir) -> list[dict[str, Any]]:
-    """One row per run directory, sorted by run id."""
-    return [row for row in (result_row(d) for d in store.run_dirs(sweep_dir)) if row is not None]
+    """One row per run directory, and one with status "missing" per run of the sweep's ``plan.json`` that has no
+    directory (not started yet, or deleted), sorted by run id. Raises ValueError when ``plan.json`` is damaged."""
+    sweep_dir = store.as_path(sweep_dir)
+    plan_data, problem = read_object(sweep_dir / store.PLAN_FILE)
+    if problem is not None:
+        raise ValueError(f"{sweep_dir / store.PLAN_FILE}: {problem}; rerun the sweep command to rewrite it")
+    try:
+        planned = {r.run_id: r for r in Plan.from_dict(plan_data).runs} if plan_data is not None else {}
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{sweep_dir / store.PLAN_FILE} is not a plan ({type(error).__name__}: {error}); rerun "
+                         "the sweep command to rewrite it") from None
+    rows = [row for row in (result_row(d, planned_run=planned.get(d.name)) for d in store.run_dirs(sweep_dir))
+            if row is not None]
+    seen = {row["run_id"] for row in rows}
+    for run_id, run in planned.items():
+        if run_id not in seen:
+            row = result_row(sweep_dir / store.RUNS_DIR / run_id, planned_run=run)
+            rows.append({**row, "status": MISSING, "error": "no run directory (not started yet, or deleted)"})
+    return sorted(rows, key=lambda row: row["run_id"])
 
 
 def write_results_table(sweep_dir) -> list[dict[str, Any]]:
@@ -130,15 +218,17 @@ def write_results_table(sweep_dir) -> list[dict[str, Any]]:
 def read_results_table(path) -> list[dict[str, Any]]:
     """A results CSV (ours, or any with at least n_params, tokens, flops and a loss column) with typed values."""
     rows = []
-    for raw in store.read_csv(path):
+    for line, raw in enumerate(store.read_csv(path), 2):
         row: dict[str, Any] = {}
         for key, value in raw.items():
             if value in ("", None):
                 row[key] = None
-            elif key in INT_COLUMNS:
-                row[key] = int(float(value))
-            elif key in FLOAT_COLUMNS:
-                row[key] = float(value)
+            elif key in INT_COLUMNS or key in FLOAT_COLUMNS:
+                try:
+                    number = float(value)
+                except ValueError:
+                    raise ValueError(f"{path}: line {line}, column {key!r}: {value!r} is not a number") from None
+                row[key] = int(number) if key in INT_COLUMNS and math.isfinite(number) else number
             elif key == "flags":
                 row[key] = [v for v in value.split(";") if v]
             else:

@@ -6,7 +6,8 @@ workers that share one (possibly ``gs://``) sweep directory.
 - A trainer exception is written to the run's ``failure.json`` and the sweep goes on (so is a summary with status
   "failed", e.g. a non-finite loss); failed runs are retried only with ``retry_failed``, which removes those files
   so the trainer resumes from its last good checkpoint. KeyboardInterrupt and SystemExit stop the sweep (the run
-  stays resumable).
+  stays resumable). A run that another process holds (``chinchilla.runlock``, taken by ``train_run``) is skipped
+  with the holder's name, and neither recorded as failed nor counted as trained.
 - ``results.csv`` is rebuilt from all run directories after every run (``results.write_results_table``): no
   duplicate or torn row can appear.
 - ``worker``/``num_workers``: a deterministic split (longest-processing-time first on the planned FLOPs), so n
@@ -25,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 from etils import epath
 
+from chinchilla.runlock import RunLockedError
 from chinchilla.sweep import store
 from chinchilla.sweep.plan import Plan, PlannedRun
 from chinchilla.sweep.results import run_status, write_results_table
@@ -97,6 +99,10 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
         run_start = time.time()
         try:
             summary = train_fn(run, run_dir)
+        except RunLockedError as error:  # another worker trains it: not ours to record, nor a failure
+            skipped.append(run.run_id)
+            say(f"    skipped: {error}")
+            continue
         except Exception as error:  # recorded; the sweep continues
             store.write_json_atomic(run_dir / store.FAILURE_FILE, {
                 "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(),

@@ -1,0 +1,137 @@
+"""One writer per run directory: ``with hold(run_dir): ...`` around everything that writes a run.
+
+A second process that tries to hold the same directory gets ``RunLockedError`` (a ``ValueError``: the command line
+prints it as one line and exits 2), naming the holder: host, pid, and since when.
+
+What is guaranteed where:
+
+- **Local file systems** (ext4, xfs, APFS, tmpfs; also Colab's local disk): the lock is an ``fcntl.flock`` on
+  ``<run>/run.lock``. The kernel releases it when the holder exits, however it exits (SIGKILL, OOM kill, a crash),
+  so a killed owner never leaves it stuck; the file itself stays behind with the last holder's details, which is
+  harmless.
+- **NFS** (v4, or v3 with lockd): Linux maps ``flock`` onto NFS byte-range locks, which hold across clients; a
+  client that dies loses its lock when the server's lease expires (typically 90 s).
+- **FUSE mounts that do not support locks** (e.g. Google Drive in Colab) and **object stores** (``gs://``,
+  ``s3://``): no kernel lock exists, so the lock is the ``run.lock`` file itself, written by its holder and removed
+  when it finishes. A file left by a process that died is recognised as stale, and taken over, only when it names
+  this host and its pid is gone. A file naming another host cannot be checked from here: the run is refused with
+  the holder's details, and ``break_lock=True`` (``chinchilla train --break-lock``) takes it over once you know
+  that holder is gone. Two processes that start within the same moment may both get through on such storage (an
+  object store has no atomic create here); give concurrent workers disjoint runs (``--worker/--num-workers``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import fcntl
+import json
+import os
+import socket
+from typing import Any, Iterator
+
+from etils import epath
+
+LOCK_FILE = "run.lock"
+
+
+class RunLockedError(ValueError):
+    """The run directory is held by another process (``holder``: its host, pid and since, as far as known)."""
+
+    def __init__(self, message: str, holder: dict[str, Any]):
+        super().__init__(message)
+        self.holder = holder
+
+
+def holder_text(holder: dict[str, Any]) -> str:
+    """``pid 123 on host h since 2026-01-01T00:00:00Z`` (what is known of a holder)."""
+    return (f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} since {holder.get('since', '?')}")
+
+
+def _me() -> dict[str, Any]:
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"host": socket.gethostname(), "pid": os.getpid(), "since": now}
+
+
+def _read_holder(path: epath.Path) -> dict[str, Any]:
+    try:
+        holder = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _alive_here(holder: dict[str, Any]) -> bool | None:
+    """Whether the holder's process still runs: True/False on this host, None when it cannot be told."""
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return None
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _refuse(run_dir: Any, holder: dict[str, Any], extra: str = "") -> RunLockedError:
+    return RunLockedError(
+        f"{run_dir} is in use by {holder_text(holder)} ({LOCK_FILE}); wait for it to finish or stop it, then rerun "
+        f"(the run resumes from its last checkpoint){extra}", holder)
+
+
+@contextlib.contextmanager
+def hold(run_dir: Any, *, break_lock: bool = False) -> Iterator[dict[str, Any]]:
+    """Hold ``run_dir`` (created if needed) for this process until the block ends; yields this holder's details.
+
+    Raises RunLockedError when another process holds it (see the module docstring for what each kind of storage
+    guarantees); ``break_lock`` takes over a lock file that cannot be checked (shared or object storage only).
+    """
+    run_dir = epath.Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    me = _me()
+    if "://" not in str(run_dir):
+        handle = open(os.fspath(path), "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                handle.seek(0)
+                try:
+                    holder = json.loads(handle.read() or "{}")
+                except ValueError:
+                    holder = {}
+                handle.close()
+                raise _refuse(run_dir, holder if isinstance(holder, dict) else {}) from None
+            handle.close()  # no kernel locks here (ENOLCK, EOPNOTSUPP: some FUSE mounts): use the file alone
+        else:
+            try:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(json.dumps(me) + "\n")
+                handle.flush()
+                yield me
+            finally:
+                handle.close()  # releases the lock; the file stays with the last holder's details
+            return
+    with _file_lock(run_dir, path, me, break_lock):
+        yield me
+
+
+@contextlib.contextmanager
+def _file_lock(run_dir: epath.Path, path: epath.Path, me: dict[str, Any], break_lock: bool) -> Iterator[None]:
+    """The lock as a file only (object stores, FUSE mounts without locks): its presence is the lock."""
+    if path.exists():
+        holder = _read_holder(path)
+        alive = _alive_here(holder)
+        if alive or (alive is None and not break_lock):
+            raise _refuse(run_dir, holder, "" if alive else
+                          "; if that process is gone, pass --break-lock (break_lock=True) to take the run over")
+    path.write_text(json.dumps(me) + "\n")
+    try:
+        yield
+    finally:
+        if _read_holder(path) == me:  # still ours (not broken by another process): release it
+            path.unlink()
