@@ -187,7 +187,7 @@ def _cluster(environ: Mapping[str, str]) -> str | None:
     Only launches of more than one process count: a one-task SLURM job or a one-host TPU VM runs as one process
     without a coordinator."""
     def count(name: str) -> int:
-        value = environ[name]
+        value = environ.get(name, "1")
         try:
             return int(value)
         except ValueError:
@@ -273,6 +273,6 @@ def maybe_initialize_distributed(environ: Mapping[str, str] | None = None) -> bo
     if settings is None:
         return False
     if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") in (None, "none"):
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # JAX < 0.5 had no CPU collectives default
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # older JAX defaulted to "none"
     jax.distributed.initialize(**settings)
     return True
