@@ -167,10 +167,12 @@ WORKER = textwrap.dedent("""
 
     config = TrainConfig(model=zoo.get_model("tiny-00004k"), **json.loads(sys.argv[3]))
     summary = train_run(config, out, progress=False)
+    saw_summary = os.path.exists(os.path.join(out, "summary.json"))  # train_run returns once the file is there
     import jax
     with open(record, "w") as file:
         json.dump({"process": jax.process_index(), "processes": jax.process_count(), "devices": jax.device_count(),
-                   "local_devices": jax.local_device_count(), "writes": writes, "rows": rows, "summary": summary},
+                   "local_devices": jax.local_device_count(), "writes": writes, "rows": rows, "summary": summary,
+                   "saw_summary": saw_summary},
                   file)
 """)
 
@@ -278,6 +280,7 @@ def test_two_processes_train_like_one_and_checkpoints_resume_across_process_coun
     # process 0 wrote every run file; process 1 wrote none (and its checkpoint shards went through orbax)
     assert {name for _, name in pair[0]["writes"]} == {"config.json", "metrics.jsonl", "summary.json"}
     assert pair[1]["writes"] == []
+    assert all(record["saw_summary"] for record in pair)
     assert sorted(p.name for p in two.iterdir()) == ["checkpoints", "config.json", "metrics.jsonl", "summary.json"]
     assert sorted(p.name for p in (two / "checkpoints").iterdir()) == [str(HALF), str(STEPS)]
 
@@ -294,4 +297,4 @@ def test_two_processes_train_like_one_and_checkpoints_resume_across_process_coun
         summary = json.loads((run / "summary.json").read_text())
         assert summary["steps"] == STEPS
         assert abs(summary["final_train_loss"] - summaries[0]["final_train_loss"]) < LOSS_TOLERANCE
-    assert resumed_pair[1]["writes"] == []
+    assert resumed_pair[1]["writes"] == [] and all(record["saw_summary"] for record in resumed_pair)
