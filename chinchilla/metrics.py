@@ -52,7 +52,7 @@ def device_peak_flops(device: Any) -> float | None:
 def cpu_matmul_peak(sizes: tuple[int, ...] = CPU_MATMUL_SIZES, repeats: int = 3) -> float:
     """Best FLOP/s (2 n^3 per n x n float32 matmul) over square matmuls of ``sizes``, each timed ``repeats`` times
     after a warm-up, in this process on the default CPU device. Cached: measured once per process (~0.5 s)."""
-    device = jax.devices("cpu")[0]
+    device = jax.local_devices(backend="cpu")[0]  # not jax.devices(): on process k > 0 that device is not ours
     best = 0.0
     for n in sizes:
         a = jax.device_put(jnp.ones((n, n), jnp.float32), device)

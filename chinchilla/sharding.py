@@ -136,24 +136,143 @@ def batch_divisor(mesh: Mesh) -> int:
     return math.prod(mesh.shape[axis] for axis in BATCH_AXES)
 
 
+def process_batch_rows(sharding: NamedSharding, global_shape: tuple[int, ...], dim: int) -> np.ndarray:
+    """The indices along dimension ``dim`` of a global array of ``global_shape`` laid out by ``sharding`` that this
+    process's devices hold, sorted: the rows of the global batch that this process must supply to
+    ``global_batch`` (``jax.make_array_from_process_local_data`` maps its local rows onto them in this order)."""
+    held: set[int] = set()
+    for index in sharding.addressable_devices_indices_map(tuple(global_shape)).values():
+        held.update(range(*index[dim].indices(global_shape[dim])))
+    return np.array(sorted(held), dtype=np.int64)
+
+
+def check_process_rows(sharding: NamedSharding, global_shape: tuple[int, ...], dim: int,
+                       process_index: int, process_count: int) -> None:
+    """Raise ValueError unless this process's devices hold exactly rows ``[i*b, (i+1)*b)`` of dimension ``dim``
+    (i = process_index, b = size / process_count): the contiguous block that ``chinchilla.data`` gives process i.
+
+    That holds when the ``data`` x ``fsdp`` axes span the processes in order and ``tensor`` stays within a host
+    (``make_mesh``'s layout); a mesh that splits a host's batch rows, or replicates them across hosts, would
+    silently train on a different global batch, so it is refused here."""
+    size = global_shape[dim]
+    block = size // process_count
+    start, stop = process_index * block, (process_index + 1) * block
+    rows = process_batch_rows(sharding, global_shape, dim)
+    if size % process_count or not np.array_equal(rows, np.arange(start, stop)):
+        shown = rows.tolist() if len(rows) <= 16 else f"{len(rows)} rows from {rows[0]} to {rows[-1]}"
+        raise ValueError(f"process {process_index} of {process_count}: its devices hold batch rows {shown} of "
+                         f"{size}, but it reads rows [{start}, {stop}); use a mesh whose data x fsdp axes span the "
+                         "processes and whose tensor axis stays within one host")
+
+
 def global_batch(local_batch: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """A global array from this process's rows of the batch (its dimension after the leading ones).
 
-    Each process reads different rows (``chinchilla.data`` shards by process), so the ``data`` x ``fsdp`` axes must
-    span the processes and ``tensor`` must stay within one host, the usual layout.
+    Each process reads its own contiguous block of rows (``chinchilla.data`` shards by process; ``train_run``
+    checks the layout with ``check_process_rows``), so the ``data`` x ``fsdp`` axes must span the processes and
+    ``tensor`` must stay within one host, the usual layout.
     """
     return jax.make_array_from_process_local_data(sharding, local_batch)
 
 
-def maybe_initialize_distributed() -> bool:
-    """Call ``jax.distributed.initialize()`` when this process is one of several: on a multi-host TPU slice, or when
-    the coordinator is named in the environment (``JAX_COORDINATOR_ADDRESS``, SLURM, Open MPI). Idempotent. Returns
-    whether it initialised. Must run before any other JAX call."""
+# -- several processes (hosts) -----------------------------------------------------------------------------------
+
+ENV_ADDRESS, ENV_COUNT, ENV_ID = "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"
+ENV_MODE = "CHINCHILLA_DISTRIBUTED"
+
+
+def _cluster(environ: Mapping[str, str]) -> str | None:
+    """A launcher of several processes that ``jax.distributed.initialize()`` detects by itself, named, or None.
+
+    Only launches of more than one process count: a one-task SLURM job or a one-host TPU VM runs as one process
+    without a coordinator."""
+    def count(name: str) -> int:
+        value = environ.get(name, "1")
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"{name}={value!r} is not an integer") from None
+
+    # the variables JAX's own detectors (jax._src.clusters) require
+    if all(key in environ for key in ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID",
+                                      "SLURM_LOCALID")) and count("SLURM_NTASKS") > 1:
+        return f"SLURM (SLURM_NTASKS={environ['SLURM_NTASKS']})"
+    if "OMPI_MCA_orte_hnp_uri" in environ and count("OMPI_COMM_WORLD_SIZE") > 1:
+        return f"Open MPI (OMPI_COMM_WORLD_SIZE={environ['OMPI_COMM_WORLD_SIZE']})"
+    for key in ("TPU_PROCESS_ADDRESSES", "TPU_WORKER_HOSTNAMES"):
+        if "," in environ.get(key, ""):
+            return f"TPU pod slice ({key} lists {environ[key].count(',') + 1} hosts)"
+    return None
+
+
+def distributed_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """The arguments for ``jax.distributed.initialize`` that the environment asks for, or None for one process.
+
+    - ``JAX_COORDINATOR_ADDRESS`` (host:port of process 0, reachable from every host), ``JAX_NUM_PROCESSES`` and
+      ``JAX_PROCESS_ID`` (0 .. N-1, a different one per process): all three, or none. ``JAX_NUM_PROCESSES=1`` means
+      one process (no coordinator).
+    - Otherwise a launcher that JAX detects itself: SLURM (``srun`` with more than one task), Open MPI (``mpirun``
+      with more than one process), a TPU pod slice on GKE (``TPU_WORKER_HOSTNAMES`` listing several hosts). Any of
+      the three variables above, when set, overrides what JAX would detect.
+    - ``CHINCHILLA_DISTRIBUTED=auto``: call ``jax.distributed.initialize()`` and let JAX detect everything (a
+      multi-host TPU VM pod slice, whose hosts JAX finds through the GCE metadata server);
+      ``CHINCHILLA_DISTRIBUTED=off``: one process whatever the environment says (independent tasks of one job).
+
+    Raises ValueError with one line naming the variables when the setup is half-specified (some of the three set,
+    no launcher to supply the rest) or a value is malformed.
+    """
+    environ = os.environ if environ is None else environ
+    mode = environ.get(ENV_MODE, "").strip().lower()
+    if mode not in ("", "auto", "off"):
+        raise ValueError(f"{ENV_MODE}={environ[ENV_MODE]!r} must be 'auto', 'off' or unset")
+    if mode == "off":
+        return None
+    given = {key: environ[key].strip() for key in (ENV_ADDRESS, ENV_COUNT, ENV_ID) if environ.get(key, "").strip()}
+    settings: dict[str, Any] = {}
+    if ENV_ADDRESS in given:
+        address = given[ENV_ADDRESS]
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{ENV_ADDRESS}={address!r} must be host:port (the address of process 0 and a free "
+                             "port on it), e.g. 10.0.0.1:8476")
+        settings["coordinator_address"] = address
+    for key, name in ((ENV_COUNT, "num_processes"), (ENV_ID, "process_id")):
+        if key in given:
+            try:
+                settings[name] = int(given[key])
+            except ValueError:
+                raise ValueError(f"{key}={given[key]!r} is not an integer") from None
+    count, rank = settings.get("num_processes"), settings.get("process_id")
+    if count is not None and count < 1:
+        raise ValueError(f"{ENV_COUNT}={count} must be at least 1")
+    if count is not None and rank is not None and not 0 <= rank < count:
+        raise ValueError(f"{ENV_ID}={rank} must be in [0, {ENV_COUNT}={count})")
+    if rank is not None and rank < 0:
+        raise ValueError(f"{ENV_ID}={rank} must be >= 0")
+    if mode == "auto":
+        return settings
+    cluster = _cluster(environ)
+    if cluster is None and (not given or count == 1):
+        return None
+    if len(given) < 3 and cluster is None:
+        missing = [key for key in (ENV_ADDRESS, ENV_COUNT, ENV_ID) if key not in given]
+        shown = ", ".join(f"{key}={value}" for key, value in given.items())
+        raise ValueError(f"half-specified multi-process setup: {shown} set but {', '.join(missing)} not; set all "
+                         f"of {ENV_ADDRESS}, {ENV_COUNT}, {ENV_ID} (or none, for one process)")
+    return settings
+
+
+def maybe_initialize_distributed(environ: Mapping[str, str] | None = None) -> bool:
+    """Call ``jax.distributed.initialize(**distributed_settings())`` when this process is one of several (see
+    ``distributed_settings`` for the variables read). On CPU, cross-process collectives use gloo. Idempotent.
+    Returns whether it initialised. Must run before any other JAX computation (JAX raises otherwise).
+    Raises ValueError for a half-specified or malformed setup."""
     if jax.distributed.is_initialized():
         return False
-    launched = any(key in os.environ for key in ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"))
-    tpu_pod = "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
-    if not (launched or tpu_pod):
+    settings = distributed_settings(environ)
+    if settings is None:
         return False
-    jax.distributed.initialize()
+    if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") in (None, "none"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # older JAX defaulted to "none"
+    jax.distributed.initialize(**settings)
     return True

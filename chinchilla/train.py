@@ -108,6 +108,8 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     wall_start = time.perf_counter()
     enable_compilation_cache()
     trainer = Trainer(config)
+    sharding.check_process_rows(trainer.batch_sharding, (1, config.batch_size, config.model.seq_len + 1), 1,
+                                jax.process_index(), jax.process_count())
     train_data = data.batches(config.dataset, split="train", tokenizer=config.tokenizer,
                               seq_len=config.model.seq_len, batch_size=trainer.local_batch_size, seed=config.seed,
                               process_index=jax.process_index(), process_count=jax.process_count(),
@@ -239,11 +241,16 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         "peak_flops": peak,
         "peak_source": peak_source,
         "devices": jax.device_count(),
+        "processes": jax.process_count(),
         "device_kind": jax.devices()[0].device_kind,
         "compute_dtype": str(trainer.compute_dtype),
     }
-    if jax.process_index() == 0:
+    if jax.process_index() == 0:  # one writer of the run's files; the others wait until summary.json exists
         metrics.write_json_atomic(summary_path, summary)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("chinchilla.train_run: summary.json written")
     return summary
 
 

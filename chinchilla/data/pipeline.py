@@ -8,7 +8,8 @@ into non-overlapping windows of ``seq_len`` targets starting at a random offset 
 so inputs are ``row[:-1]`` and targets ``row[1:]`` and every token of the window is a target exactly once. The
 windows are permuted (permutation and offset drawn from ``SeedSequence([seed, e])``); global batch b of the
 epoch is windows ``perm[b*G : (b+1)*G]`` with G = batch_size * process_count, and process i takes rows
-``[i*batch_size, (i+1)*batch_size)`` of it, so the processes read disjoint rows of the same global batch. An epoch
+``[i*batch_size, (i+1)*batch_size)`` of it, so the processes read disjoint rows of the same global batch
+(``last_starts`` holds the token offsets of the rows the latest batch read). An epoch
 has ``n_e // G`` batches (the remainder is dropped); then the next epoch reshuffles, and the iterator warns once
 that data now repeats.
 
@@ -63,6 +64,7 @@ class PackedBatches:
         self._epoch, self._step = 0, 0
         self._plan_epoch, self._offset, self._order = -1, 0, np.zeros(0, np.int64)
         self._warned = False
+        self.last_starts = np.zeros(0, np.int64)  # token offsets of the latest batch's rows (which rows were read)
         if self._windows(self.seq_len - 1) < self.global_batch_size:
             raise ValueError(
                 f"{self._name()} has {self.tokens_per_epoch:,} tokens: too few for one global batch of "
@@ -106,7 +108,8 @@ class PackedBatches:
             warnings.warn(self._repeat_message(), DataRepeatWarning, stacklevel=2)
         start = self._step * self.global_batch_size + self.process_index * self.batch_size
         windows = self._order[start:start + self.batch_size]
-        rows = self._tokens[(self._offset + windows * self.seq_len)[:, None] + self._row]
+        self.last_starts = self._offset + windows * self.seq_len
+        rows = self._tokens[self.last_starts[:, None] + self._row]
         self._step += 1
         return rows.astype(np.int32)
 

@@ -1,0 +1,300 @@
+"""Several processes (hosts): the environment a launch reads (no second process needed), and a real two-process run
+on this machine (a local coordinator, gloo CPU collectives, 4 fake CPU devices per process) against one process with
+all 8 devices: the same losses, disjoint rows per process, one writer of the run's files, and checkpoints that resume
+across process counts in both directions."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from chinchilla import cli, data, sharding, zoo
+from chinchilla.train import TrainConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRIO = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+SLURM = {"SLURM_JOB_ID": "77", "SLURM_STEP_NODELIST": "node[001-004]", "SLURM_PROCID": "2", "SLURM_LOCALID": "0"}
+
+
+# -- what the environment asks for ------------------------------------------------------------------------------
+
+def test_no_variables_means_one_process():
+    assert sharding.distributed_settings({}) is None
+    assert sharding.distributed_settings({"PATH": "/bin", "SLURM_JOB_ID": "5"}) is None  # an allocation, one task
+
+
+def test_the_three_variables_become_initialize_arguments():
+    env = {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:8476", "JAX_NUM_PROCESSES": "4", "JAX_PROCESS_ID": "3"}
+    assert sharding.distributed_settings(env) == {"coordinator_address": "10.0.0.1:8476", "num_processes": 4,
+                                                  "process_id": 3}
+    assert sharding.distributed_settings({**env, "JAX_NUM_PROCESSES": "1", "JAX_PROCESS_ID": "0"}) is None
+    assert sharding.distributed_settings({"JAX_NUM_PROCESSES": "1"}) is None
+    assert sharding.distributed_settings({**env, "CHINCHILLA_DISTRIBUTED": "off"}) is None
+
+
+@pytest.mark.parametrize("given, missing", [
+    ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:8476"}, "JAX_NUM_PROCESSES, JAX_PROCESS_ID not"),
+    ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:8476", "JAX_NUM_PROCESSES": "2"}, "JAX_PROCESS_ID not"),
+    ({"JAX_PROCESS_ID": "1", "JAX_NUM_PROCESSES": "2"}, "JAX_COORDINATOR_ADDRESS not"),
+])
+def test_a_half_specified_setup_is_one_line_naming_what_is_missing(given, missing):
+    with pytest.raises(ValueError, match="half-specified multi-process setup") as error:
+        sharding.distributed_settings(given)
+    assert missing in str(error.value) and "\n" not in str(error.value)
+    for key, value in given.items():
+        assert f"{key}={value}" in str(error.value)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"}, "must be host:port"),
+    ({"JAX_COORDINATOR_ADDRESS": "h:99999", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"}, "must be host:port"),
+    ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"}, "not an integer"),
+    ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"}, r"must be in \[0, "),
+    ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "0", "JAX_PROCESS_ID": "0"}, "at least 1"),
+    ({"CHINCHILLA_DISTRIBUTED": "yes"}, "'auto', 'off' or unset"),
+    ({**SLURM, "SLURM_NTASKS": "many"}, "SLURM_NTASKS='many' is not an integer"),
+])
+def test_malformed_values_are_named(env, message):
+    with pytest.raises(ValueError, match=message):
+        sharding.distributed_settings(env)
+
+
+def test_launchers_jax_detects_itself_initialise_with_what_is_set():
+    assert sharding.distributed_settings({**SLURM, "SLURM_NTASKS": "4"}) == {}
+    assert sharding.distributed_settings({**SLURM, "SLURM_NTASKS": "1"}) is None  # one task: no coordinator
+    # with a launcher, one variable may override what JAX would detect (no half-specified error)
+    assert sharding.distributed_settings({**SLURM, "SLURM_NTASKS": "4", "JAX_COORDINATOR_ADDRESS": "n1:9000"}) == {
+        "coordinator_address": "n1:9000"}
+    mpi = {"OMPI_MCA_orte_hnp_uri": "123.0;tcp://10.0.0.1:5000", "OMPI_COMM_WORLD_SIZE": "2"}
+    assert sharding.distributed_settings(mpi) == {}
+    assert sharding.distributed_settings({**mpi, "OMPI_COMM_WORLD_SIZE": "1"}) is None
+    assert sharding.distributed_settings({"TPU_WORKER_HOSTNAMES": "t-0,t-1,t-2,t-3"}) == {}
+    assert sharding.distributed_settings({"TPU_WORKER_HOSTNAMES": "t-0"}) is None  # a one-host TPU VM
+    assert sharding.distributed_settings({"CHINCHILLA_DISTRIBUTED": "auto"}) == {}  # e.g. a GCE TPU VM pod slice
+
+
+def test_maybe_initialize_passes_the_settings_to_jax_once(monkeypatch):
+    import jax
+
+    calls = []
+    monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
+    env = {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:8476", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}
+    assert sharding.maybe_initialize_distributed(env) is True
+    assert calls == [{"coordinator_address": "127.0.0.1:8476", "num_processes": 2, "process_id": 1}]
+    assert sharding.maybe_initialize_distributed({}) is False and len(calls) == 1
+    monkeypatch.setattr(jax.distributed, "is_initialized", lambda: True)
+    assert sharding.maybe_initialize_distributed(env) is False and len(calls) == 1
+
+
+def test_the_train_command_refuses_a_half_specified_setup_in_one_line(tmp_path, monkeypatch, capsys):
+    for key in TRIO:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "10.0.0.1:8476")
+    code = cli.main(["train", "--model", "tiny-00004k", "--tokens", "2e4", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("chinchilla train: error: half-specified multi-process setup")
+    assert err.count("\n") == 1 and "JAX_NUM_PROCESSES, JAX_PROCESS_ID not" in err
+    assert not (tmp_path / "run").exists()  # refused before anything was created
+
+
+def test_in_one_process_every_batch_row_is_this_processes_and_a_split_layout_is_refused():
+    import jax
+
+    mesh = sharding.make_mesh()
+    batch = sharding.batch_sharding(mesh, leading_dims=1)
+    shape = (1, 2 * jax.device_count(), 5)
+    np.testing.assert_array_equal(sharding.process_batch_rows(batch, shape, 1), np.arange(shape[1]))
+    sharding.check_process_rows(batch, shape, 1, 0, 1)
+    # were this process one of two, its devices would hold rows that process 1 reads
+    with pytest.raises(ValueError, match=r"process 0 of 2: its devices hold batch rows .* but it reads rows \[0, "):
+        sharding.check_process_rows(batch, shape, 1, 0, 2)
+
+
+def test_last_starts_names_the_rows_each_process_read():
+    kwargs = dict(seq_len=32, seed=5)  # the default cache, as the training runs below use
+    whole = data.batches(batch_size=6, **kwargs)
+    shards = [data.batches(batch_size=3, process_index=i, process_count=2, **kwargs) for i in range(2)]
+    tokens = data.split_tokens()
+    for _ in range(3):
+        rows = [next(shard) for shard in shards]
+        expected = next(whole)
+        assert not set(shards[0].last_starts) & set(shards[1].last_starts)
+        np.testing.assert_array_equal(np.concatenate([s.last_starts for s in shards]), whole.last_starts)
+        for shard, part in zip(shards, rows):
+            np.testing.assert_array_equal(tokens[shard.last_starts[:, None] + np.arange(33)], part)
+        np.testing.assert_array_equal(np.concatenate(rows), expected)
+
+
+# -- two real processes -----------------------------------------------------------------------------------------
+
+STEPS, HALF = 48, 24  # a run of STEPS steps, checkpointed at HALF and at the end
+CONFIG = dict(tokens=STEPS * 8 * 128, batch_size=8, steps_per_dispatch=8, checkpoint_every=HALF, log_every=1,
+              eval_batches=2)
+LOSS_TOLERANCE = 1e-4  # absolute, on losses ~4 nats: float32 sums reduced in another order (gloo across processes)
+# measured: at most 9.5e-7 over 48 steps; a process reading another process's rows changes step 1's loss by ~1e-2.
+
+WORKER = textwrap.dedent("""
+    import functools, json, os, sys
+    from chinchilla import metrics, zoo
+    from chinchilla.data import pipeline
+    from chinchilla.train import TrainConfig, train_run
+
+    out, record = sys.argv[1], sys.argv[2]
+    metrics.cpu_matmul_peak = functools.partial(metrics.cpu_matmul_peak, sizes=(128,), repeats=2)  # quick
+    writes, rows = [], []
+    for name in ("write_json_atomic", "append_jsonl", "rewrite_jsonl"):  # every write of a run file, by name
+        def spy(path, *args, _write=getattr(metrics, name), _name=name, **kwargs):
+            writes.append([_name, os.path.basename(str(path))])
+            return _write(path, *args, **kwargs)
+        setattr(metrics, name, spy)
+    next_batch = pipeline.PackedBatches.__next__
+    def recording_next(self):
+        position = self.get_state()
+        batch = next_batch(self)
+        rows.append([self.description["split"], position["epoch"], position["step"], self.last_starts.tolist()])
+        return batch
+    pipeline.PackedBatches.__next__ = recording_next
+
+    config = TrainConfig(model=zoo.get_model("tiny-00004k"), **json.loads(sys.argv[3]))
+    summary = train_run(config, out, progress=False)
+    saw_summary = os.path.exists(os.path.join(out, "summary.json"))  # train_run returns once the file is there
+    import jax
+    with open(record, "w") as file:
+        json.dump({"process": jax.process_index(), "processes": jax.process_count(), "devices": jax.device_count(),
+                   "local_devices": jax.local_device_count(), "writes": writes, "rows": rows, "summary": summary,
+                   "saw_summary": saw_summary},
+                  file)
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _launch(out, processes: int, records) -> list[tuple[subprocess.Popen, str]]:
+    """Start one run in ``processes`` processes (8 CPU devices in all); each writes its record to records/<i>.json."""
+    port = _free_port()
+    launched = []
+    for index in range(processes):
+        env = {key: value for key, value in os.environ.items() if key not in TRIO}
+        env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={8 // processes}")
+        if processes > 1:
+            env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(processes),
+                       JAX_PROCESS_ID=str(index), JAX_ENABLE_COMPILATION_CACHE="false")
+            # Only process 0 writes JAX's persistent cache and on CPU the others miss it, so with a warm cache
+            # process 0 would reach the first cross-process collective a whole compile ahead of process 1; gloo
+            # waits 30 s for its peers there. Compiling cold in both keeps them in step on a loaded machine.
+        record = records / f"{out.name}-{index}"
+        command = [sys.executable, "-c", WORKER, str(out), f"{record}.json", json.dumps(CONFIG)]
+        with open(f"{record}.log", "w") as log:  # a file, not a pipe: nothing blocks on a full pipe
+            launched.append((subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
+                             str(record)))
+    return launched
+
+
+def _log(record: str) -> str:
+    with open(f"{record}.log") as log:
+        return log.read()[-3000:]
+
+
+def _finish(*runs) -> list[list[dict]]:
+    """Wait for every process of ``runs`` (stopping all of them if one fails); their records, per run."""
+    launched = [pair for run in runs for pair in run]
+    deadline = time.monotonic() + 400
+    try:
+        while any(proc.poll() is None for proc, _ in launched):  # one failed process fails the test at once
+            failed = [record for proc, record in launched if proc.returncode not in (None, 0)]
+            assert not failed, "\n".join(_log(record) for record in failed)
+            assert time.monotonic() < deadline, "timed out:\n" + "\n".join(_log(record) for _, record in launched)
+            time.sleep(0.2)
+        for proc, record in launched:
+            assert proc.returncode == 0, _log(record)
+    finally:
+        for proc, _ in launched:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return [[json.loads(open(f"{record}.json").read()) for _, record in run] for run in runs]
+
+
+def _losses(run) -> dict[int, float]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [row["step"] for row in rows]
+    assert steps == list(range(1, STEPS + 1)), steps  # each step logged once: one writer
+    return {row["step"]: row["loss"] for row in rows}
+
+
+def _cut_at_half(source, target) -> None:
+    """A copy of a finished run as it stood after its checkpoint at HALF (as if stopped there)."""
+    shutil.copytree(source, target)
+    (target / "summary.json").unlink()
+    shutil.rmtree(target / "checkpoints" / str(STEPS))
+
+
+def test_two_processes_train_like_one_and_checkpoints_resume_across_process_counts(tmp_path):
+    TrainConfig(model=zoo.get_model("tiny-00004k"), **CONFIG)  # the worker's config is valid
+    records = tmp_path / "records"
+    records.mkdir()
+    one, two = tmp_path / "one", tmp_path / "two"
+    [solo], pair = _finish(_launch(one, 1, records), _launch(two, 2, records))
+
+    # the launch: two processes of 4 devices each, one global mesh of 8
+    assert [r["process"] for r in pair] == [0, 1] and solo["process"] == 0
+    assert all(r["processes"] == 2 and r["devices"] == 8 and r["local_devices"] == 4 for r in pair)
+    assert solo["processes"] == 1 and solo["devices"] == solo["local_devices"] == 8
+
+    # the same losses, eval loss and summary as one process on the same global batch
+    expected, got = _losses(one), _losses(two)
+    assert max(abs(got[s] - expected[s]) for s in expected) < LOSS_TOLERANCE
+    summaries = [json.loads((run / "summary.json").read_text()) for run in (one, two)]
+    assert summaries[1]["processes"] == 2 and summaries[1]["steps"] == STEPS
+    assert abs(summaries[1]["eval_loss"] - summaries[0]["eval_loss"]) < LOSS_TOLERANCE
+    assert pair[1]["summary"]["eval_loss"] == pair[0]["summary"]["eval_loss"]  # every process returns one summary
+    # each process measures the CPU peak on a device of its own (on another process's device nothing runs: ~1e16)
+    assert pair[1]["summary"]["peak_flops"] < 20 * pair[0]["summary"]["peak_flops"]
+
+    # each process read its own half of every global batch: disjoint rows, together the single process's rows
+    def batches(record, split):
+        return {(epoch, step): starts for name, epoch, step, starts in record["rows"] if name == split}
+
+    for split in ("train", "validation"):
+        whole, halves = batches(solo, split), [batches(r, split) for r in pair]
+        assert halves[0].keys() == halves[1].keys() == whole.keys() and whole
+        for position, starts in whole.items():
+            assert len(halves[0][position]) == len(halves[1][position]) == 4
+            assert not set(halves[0][position]) & set(halves[1][position])
+            assert halves[0][position] + halves[1][position] == starts
+
+    # process 0 wrote every run file; process 1 wrote none (and its checkpoint shards went through orbax)
+    assert {name for _, name in pair[0]["writes"]} == {"config.json", "metrics.jsonl", "summary.json"}
+    assert pair[1]["writes"] == []
+    assert all(record["saw_summary"] for record in pair)
+    assert sorted(p.name for p in two.iterdir()) == ["checkpoints", "config.json", "metrics.jsonl", "summary.json"]
+    assert sorted(p.name for p in (two / "checkpoints").iterdir()) == [str(HALF), str(STEPS)]
+
+    # a checkpoint written by two processes resumes in one, and one written by one process resumes in two
+    two_to_one, one_to_two = tmp_path / "two_to_one", tmp_path / "one_to_two"
+    _cut_at_half(two, two_to_one)
+    _cut_at_half(one, one_to_two)
+    [resumed_solo], resumed_pair = _finish(_launch(two_to_one, 1, records), _launch(one_to_two, 2, records))
+    for run, record in ((two_to_one, resumed_solo), (one_to_two, resumed_pair[0])):
+        first = next(row for row in record["rows"] if row[0] == "train")
+        assert first[1:3] == [0, HALF]  # resumed at the checkpoint, not restarted
+        losses = _losses(run)
+        assert max(abs(losses[s] - expected[s]) for s in range(HALF + 1, STEPS + 1)) < LOSS_TOLERANCE
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["steps"] == STEPS
+        assert abs(summary["final_train_loss"] - summaries[0]["final_train_loss"]) < LOSS_TOLERANCE
+    assert resumed_pair[1]["writes"] == [] and all(record["saw_summary"] for record in resumed_pair)
