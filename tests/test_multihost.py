@@ -281,7 +281,8 @@ def test_two_processes_train_like_one_and_checkpoints_resume_across_process_coun
     assert {name for _, name in pair[0]["writes"]} == {"config.json", "metrics.jsonl", "summary.json"}
     assert pair[1]["writes"] == []
     assert all(record["saw_summary"] for record in pair)
-    assert sorted(p.name for p in two.iterdir()) == ["checkpoints", "config.json", "metrics.jsonl", "summary.json"]
+    assert sorted(p.name for p in two.iterdir()) == ["checkpoints", "config.json", "metrics.jsonl", "run.lock",
+                                                     "summary.json"]  # run.lock: process 0's (runlock.py)
     assert sorted(p.name for p in (two / "checkpoints").iterdir()) == [str(HALF), str(STEPS)]
 
     # a checkpoint written by two processes resumes in one, and one written by one process resumes in two
