@@ -24,7 +24,7 @@ from chinchilla.config import ModelConfig
 from chinchilla.report import AnalysisSettings, analyze, write_report
 from chinchilla.sweep import store
 from chinchilla.flops import tokens_for_flops
-from chinchilla.sweep.plan import (Plan, plan_isoflop, plan_lr_scan, plan_next_budget, plan_training_curves,
+from chinchilla.sweep.plan import (Plan, plan_hparam_scan, plan_isoflop, plan_lr_scan, plan_next_budget, plan_training_curves,
                                    power_law_center, resolve_run)
 from chinchilla.sweep.runner import plan_status, run_sweep, train_planned_run
 
@@ -71,6 +71,7 @@ class Preset:
     lr_check_budget: float | None = None
     lr_check_models: tuple[str, ...] = ()
     lr_check_factors: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    hparam_check_variants: tuple[Mapping[str, Any], ...] = ()
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -115,7 +116,9 @@ class Preset:
 
 def lr_check_plan(preset: Preset) -> Plan:
     """The preset's learning-rate check: each of ``lr_check_models`` at ``lr_check_budget`` with the per-size rule's
-    learning rate times each of ``lr_check_factors`` (the rule is right if factor 1 is at or near the lowest loss)."""
+    learning rate times each of ``lr_check_factors`` (the rule is right if factor 1 is at or near the lowest loss),
+    and at the rule's rate each of ``hparam_check_variants`` (TrainConfig overrides such as a warm-up fraction or
+    AdamW beta2: Porian et al. 2024 found both matter at small scale)."""
     if preset.lr_check_budget is None or not preset.lr_check_models:
         raise ValueError(f"preset {preset.name!r} defines no learning-rate check (lr_check_budget, "
                          "lr_check_models)")
@@ -129,6 +132,9 @@ def lr_check_plan(preset: Preset) -> Plan:
         rule = float(resolve_run(model, tokens_for_flops(model, preset.lr_check_budget), preset.hparams)[1]["lr"])
         plans.append(plan_lr_scan([model], [rule * f for f in preset.lr_check_factors], preset.lr_check_budget,
                                   hparams=preset.hparams))
+        if preset.hparam_check_variants:
+            plans.append(plan_hparam_scan([model], [{"lr": rule, **v} for v in preset.hparam_check_variants],
+                                          preset.lr_check_budget, hparams=preset.hparams))
     plan = plans[0]
     for extra in plans[1:]:
         plan = plan + extra

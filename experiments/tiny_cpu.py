@@ -73,5 +73,8 @@ PRESET = Preset(
     analysis=AnalysisSettings(loss="eval_loss", neighbours=2, window=100, n_resamples=100, approach3_resamples=30),
     extrapolation_ladder=zoo.ladder("tiny"),
     lr_check_budget=3e11,
-    lr_check_models=("tiny-00006k", "tiny-00025k", "tiny-00076k"),
+    lr_check_models=("tiny-00004k", "tiny-00025k", "tiny-00125k"),
+    lr_check_factors=(0.5, 1.0, 2.0),
+    hparam_check_variants=({"warmup_fraction": 0.02}, {"warmup_fraction": 0.3}, {"adam_b2": 0.99},
+                           {"adam_b2": 0.999}),
 )

@@ -289,6 +289,35 @@ def plan_lr_scan(models: Sequence[ModelConfig], lrs: Sequence[float], budget: fl
     return Plan(name=f"{group}-{budget:.3g}", runs=tuple(runs))
 
 
+def plan_hparam_scan(models: Sequence[ModelConfig], variants: Sequence[Mapping[str, Any]], budget: float, *,
+                     hparams: Hparams | None = None, seeds: Sequence[int] = (0,), group: str = "lr") -> Plan:
+    """A hyperparameter check beyond the learning rate: each of ``models`` trained at one ``budget`` once per
+    variant, a dict of ``TrainConfig`` overrides (e.g. ``{"warmup_fraction": 0.02}`` or ``{"adam_b2": 0.99}``)
+    applied on top of ``hparams``; ``{}`` is the rule itself. The run id names the overrides."""
+    _check_budgets([budget])
+    if not variants:
+        raise ValueError("variants is empty: give at least one dict of TrainConfig overrides ({} = the rule)")
+    runs = []
+    for model in models:
+        tokens, base = resolve_run(model, flops_lib.tokens_for_flops(model, budget), hparams)
+        for variant in variants:
+            if "batch_size" in variant:
+                raise ValueError("a variant may not change batch_size: the run's tokens were rounded to its batch")
+            train = {**base, **variant}
+            tag = "-".join(f"{_short(k)}{v:.3g}" for k, v in sorted(variant.items())) or "rule"
+            for seed in seeds:
+                name = model.name or f"L{model.n_layers}d{model.d_model}"
+                runs.append(PlannedRun(
+                    run_id=f"{group}-c{budget:.3g}-{name}-{tag}-s{seed}".replace("+", ""), group=group,
+                    model=model, tokens=tokens, flops=flops_lib.training_flops(model, tokens), budget=float(budget),
+                    train={**train, "seed": seed}))
+    return Plan(name=f"{group}-{budget:.3g}", runs=tuple(runs))
+
+
+def _short(key: str) -> str:
+    return {"warmup_fraction": "wu", "adam_b2": "b2", "lr": "lr", "weight_decay": "wd"}.get(key, key)
+
+
 def summarize(plan: Plan, convention: str = "non_embedding") -> list[dict[str, Any]]:
     """One printable row per run: id, model, N, tokens, tokens per parameter, FLOPs, steps, flags."""
     rows = []
