@@ -39,9 +39,11 @@ class Preset:
     guess N_opt(C) = N0 (C / C0)^exponent in ``convention`` around which ``sizes_per_budget`` sizes (and/or sizes
     within a factor ``span``) are planned, spread over a geometric grid of ratio ``spacing`` if given (see
     ``plan_isoflop``); None plans every size at every budget. ``min_steps``: shorter runs are left out.
-    ``max_tokens``: the corpus size in tokens (longer runs are flagged ``multi_epoch``). ``curves``:
-    keyword arguments of ``plan_training_curves`` for extra Approach 1 runs (None: Approach 1 uses the IsoFLOP runs'
-    curves, since each size is trained at several budgets, i.e. several cycle lengths). ``hparams(model, tokens)``:
+    ``max_tokens``: the corpus size in tokens (longer runs are flagged ``multi_epoch``). ``seeds``: the seeds of
+    each IsoFLOP run; ``seed_sizes``: only this many sizes per budget nearest the centre get all of them (see
+    ``plan_isoflop``). ``curves``: keyword arguments of ``plan_training_curves`` for dedicated Approach 1 runs
+    (group "curves"), plus ``center_shift`` (cycles centred on shift x the budget where ``center`` puts N) and
+    ``sizes`` ((low, high) N: the ladder's sizes that get curves); None: Approach 1 uses the IsoFLOP runs' curves. ``hparams(model, tokens)``:
     ``TrainConfig`` keyword arguments per run (lr, batch_size, warm-up, dataset, logging...). ``trainer``:
     "train" (``chinchilla.train``), or any ``train_fn(run, run_dir)`` such as
     ``chinchilla.sweep.synthetic.SyntheticTrainer`` (runs drawn from a known surface, for smoke tests).
@@ -63,6 +65,7 @@ class Preset:
     min_steps: int = 1
     max_tokens: float | None = None
     seeds: tuple[int, ...] = (0,)
+    seed_sizes: int | None = None
     curves: Mapping[str, Any] | None = None
     analysis: AnalysisSettings = dataclasses.field(default_factory=AnalysisSettings)
     trainer: str | Callable[..., dict] = "train"
@@ -86,11 +89,22 @@ class Preset:
                             sizes_per_budget=self.sizes_per_budget, span=self.span, spacing=self.spacing,
                             convention=self.convention,
                             min_steps=self.min_steps, max_tokens=self.max_tokens, seeds=self.seeds,
-                            name=self.name)
+                            seed_sizes=self.seed_sizes, name=self.name)
         if self.curves:
-            plan = plan + plan_training_curves(self.ladder, hparams=self.hparams, convention=self.convention,
+            curves = dict(self.curves)
+            if "center_shift" in curves:  # cycles centred on shift x the budget where the centre law puts N
+                if not self.center:
+                    raise ValueError(f"preset {self.name!r}: curves.center_shift needs center")
+                c0, n0, exponent = self.center
+                shift = float(curves.pop("center_shift"))
+                curves["flops_center"] = lambda n: shift * c0 * (n / n0) ** (1 / exponent)
+            ladder = self.ladder
+            if "sizes" in curves:  # (low, high) N in the preset's convention
+                ladder = select_models(self.ladder, *curves.pop("sizes"), self.convention)
+            seeds = self.seeds[:1] if self.seed_sizes is not None else self.seeds
+            plan = plan + plan_training_curves(ladder, hparams=self.hparams, convention=self.convention,
                                                min_steps=self.min_steps, max_tokens=self.max_tokens,
-                                               seeds=self.seeds, **dict(self.curves))
+                                               seeds=seeds, **curves)
         return plan
 
     @property
@@ -109,6 +123,7 @@ class Preset:
                 "sizes_per_budget": self.sizes_per_budget, "span": self.span, "spacing": self.spacing,
                 "convention": self.convention,
                 "min_steps": self.min_steps, "max_tokens": self.max_tokens, "seeds": list(self.seeds),
+                "seed_sizes": self.seed_sizes,
                 "curves": dict(self.curves) if self.curves else None,
                 "trainer": self.trainer if isinstance(self.trainer, str) else repr(self.trainer),
                 "analysis": self.analysis.to_dict(), "notes": self.notes}
@@ -239,10 +254,14 @@ def report(sweep_dir, settings: AnalysisSettings, *, meta: Mapping[str, Any] | N
 
 
 def format_table(payload: Mapping[str, Any]) -> str:
-    """A plain-text Table 2 from a summary: a and b with intervals per approach, under each convention."""
+    """A plain-text Table 2 from a summary: a and b with intervals per approach, the headline convention (by default
+    N = all parameters, exact FLOPs: the paper's) first, each column naming its convention."""
     lines = []
     conventions = list(payload["approach1"]["conventions"])
-    header = f"{'approach':<34}" + "".join(f"{'a (N ' + c + ')':>30}{'b':>24}" for c in conventions)
+    headline = payload.get("convention", conventions[0])
+    conventions = [headline] + [c for c in conventions if c != headline]
+    names = {"total": "all params", "non_embedding": "non-embedding"}
+    header = f"{'approach':<34}" + "".join(f"{'a (N = ' + names.get(c, c) + ')':>30}{'b':>24}" for c in conventions)
     lines.append(header)
     titles = {"approach1": "1. training-curve envelope", "approach2": "2. IsoFLOP profiles",
               "approach3": "3. parametric loss"}
@@ -252,8 +271,8 @@ def format_table(payload: Mapping[str, Any]) -> str:
             entry = payload[approach]["conventions"][convention]
             cells.append(f"{_cell(entry, 'a'):>30}{_cell(entry, 'b'):>24}")
         lines.append(f"{title:<34}" + "".join(cells))
-    lines.append(f"{'paper (1 / 2 / 3)':<34}{'0.50 / 0.49 / 0.46':>30}{'0.50 / 0.51 / 0.54':>24}")
-    lines.append(f"{'Kaplan et al. 2020':<34}{'0.73':>30}{'0.27':>24}")
+    lines.append(f"{'paper, all params (1 / 2 / 3)':<34}{'0.50 / 0.49 / 0.46':>30}{'0.50 / 0.51 / 0.54':>24}")
+    lines.append(f"{'Kaplan et al. 2020, non-embedding':<34}{'0.73':>30}{'0.27':>24}")
     return "\n".join(lines)
 
 

@@ -182,17 +182,33 @@ def fit_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
         a_samples.append(n_sample.exponent)
         b_samples.append(d_sample.exponent)
     valid = envelope.valid
-    late = float(np.mean(envelope.fraction_of_run[valid] >= PAPER_LATE_THRESHOLD))
-    finals = np.array([c.tokens[-1] for c in curves])[:, None]
-    with np.errstate(invalid="ignore"):
-        late_anywhere = np.any(np.nan_to_num(tokens / finals) >= PAPER_LATE_THRESHOLD, axis=0)
-    possible = float(np.mean(late_anywhere[valid]))
+    late, possible = _late_shares(curves, envelope, tokens)
     selected = tuple(sorted({curves[i].run for i in envelope.run_index[valid]}))
     return EnvelopeResult(envelope=envelope, n_law=n_law, d_law=d_law,
                           a_interval=percentile_interval(a_samples, percentiles),
                           b_interval=percentile_interval(b_samples, percentiles),
                           late_fraction=late, late_possible=possible, selected_runs=selected,
                           n_resamples=len(a_samples))
+
+
+def late_shares(curves: Sequence[Curve], envelope: Envelope, *, window: int = PAPER_SMOOTHING_WINDOW
+                ) -> tuple[float, float]:
+    """Of the envelope's valid grid points: the share whose selected run is in the last 15% of its tokens
+    (``fraction_of_run >= 0.85``; the paper: all), and the share where any run covering the point is (an upper
+    bound on the first, set by where the runs end). Returns (late, possible); nan where no point is valid."""
+    _, tokens = loss_matrix(curves, envelope.flops, window)
+    return _late_shares(curves, envelope, tokens)
+
+
+def _late_shares(curves: Sequence[Curve], envelope: Envelope, tokens: np.ndarray) -> tuple[float, float]:
+    valid = envelope.valid
+    if not valid.any():
+        return math.nan, math.nan
+    late = float(np.mean(envelope.fraction_of_run[valid] >= PAPER_LATE_THRESHOLD))
+    finals = np.array([c.tokens[-1] for c in curves])[:, None]
+    with np.errstate(invalid="ignore"):
+        late_anywhere = np.any(np.nan_to_num(tokens / finals) >= PAPER_LATE_THRESHOLD, axis=0)
+    return late, float(np.mean(late_anywhere[valid]))
 
 
 def _grid(curves: Sequence[Curve], n_points: int, flops_range: tuple[float, float] | None) -> np.ndarray:
