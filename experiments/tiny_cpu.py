@@ -84,6 +84,6 @@ PRESET = Preset(
     lr_check_budget=3e11,
     lr_check_models=("tiny-00004k", "tiny-00025k", "tiny-00125k"),
     lr_check_factors=(0.5, 1.0, 2.0),
-    hparam_check_variants=({"warmup_fraction": 0.02}, {"warmup_fraction": 0.3}, {"adam_b2": 0.99},
+    hparam_check_variants=({"warmup_fraction": 0.02}, {"warmup_fraction": 0.1}, {"adam_b2": 0.99},
                            {"adam_b2": 0.999}),
 )
