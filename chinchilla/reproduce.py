@@ -105,7 +105,9 @@ class Preset:
             plan = plan + plan_training_curves(ladder, hparams=self.hparams, convention=self.convention,
                                                min_steps=self.min_steps, max_tokens=self.max_tokens,
                                                seeds=seeds, **curves)
-        return plan
+        # Cheapest runs first (a stable sort): an interrupted sweep then holds every run below some cost, IsoFLOP
+        # and training-curve runs alike, which `chinchilla report` can analyse as a smaller sweep.
+        return dataclasses.replace(plan, runs=tuple(sorted(plan.runs, key=lambda r: r.flops)))
 
     @property
     def beyond_ladder(self) -> tuple[ModelConfig, ...]:

@@ -27,6 +27,8 @@ PRESET = Preset(
     min_steps=200,
     max_tokens=TINY.max_tokens,
     seeds=(0, 1),
+    seed_sizes=3,
+    curves=dict(TINY.curves, sizes=(3e4, 1e5)),
     analysis=dataclasses.replace(TINY.analysis, approach3_resamples=50),
     extrapolation_ladder=zoo.ladder("tiny"),
     lr_check_budget=2e12,
