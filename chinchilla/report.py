@@ -264,6 +264,7 @@ def summary(analysis: Analysis) -> dict[str, Any]:
         "paper": {k: {"a": v[0], "a_interval": list(v[1]), "b": v[2], "b_interval": list(v[3])}
                   for k, v in PAPER_TABLE2.items()},
         "kaplan": {"a": KAPLAN[0], "b": KAPLAN[1]},
+        "seed_noise": seed_noise(analysis.rows, analysis.settings.loss),
     }
     for approach in APPROACHES:
         by_convention = {c: _approach_dict(analysis.results[c][approach]) for c in analysis.settings.conventions}
@@ -276,6 +277,23 @@ def summary(analysis: Analysis) -> dict[str, Any]:
             entry["budgets"] = [p.to_dict() for p in profiles]
         out[approach] = entry
     return out
+
+
+def seed_noise(rows, loss: str) -> dict[str, Any]:
+    """How much the loss moves between seeds of the same run (same group, model, tokens): the number of such
+    groups, the mean and largest spread (max - min, nats) and the pooled standard deviation of one run's loss.
+    With no repeated run, ``groups`` is 0 and the rest None."""
+    by_run: dict[tuple, list[float]] = {}
+    for r in rows:
+        by_run.setdefault((r["group"], r["model"], r["tokens"]), []).append(float(r[loss]))
+    repeated = [v for v in by_run.values() if len(v) > 1]
+    if not repeated:
+        return {"groups": 0, "mean_spread": None, "max_spread": None, "std": None}
+    spreads = [max(v) - min(v) for v in repeated]
+    dof = sum(len(v) - 1 for v in repeated)
+    pooled = math.sqrt(sum(float(np.sum((np.array(v) - np.mean(v)) ** 2)) for v in repeated) / dof)
+    return {"groups": len(repeated), "mean_spread": float(np.mean(spreads)), "max_spread": float(max(spreads)),
+            "std": pooled}
 
 
 def projections(result: Any, settings: AnalysisSettings) -> dict[str, list[dict[str, float]]]:
@@ -326,7 +344,14 @@ def render_markdown(analysis: Analysis, payload: dict[str, Any]) -> str:
     if "wall_time_s" in analysis.meta:
         lines[-1] += f" This invocation: {analysis.meta['wall_time_s'] / 60:.1f} min."
     lines += [f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Loss: `{s.loss}`. "
-              f"Intervals: 10th-90th percentiles over bootstrap resamples of {s.fraction:.0%} of the runs.", ""]
+              f"Intervals: 10th-90th percentiles over bootstrap resamples of {s.fraction:.0%} of the runs."]
+    noise = payload.get("seed_noise") or {}
+    if noise.get("groups"):
+        lines[-1] += (f" {noise['groups']} runs were trained with several seeds; each seed enters the fits and the "
+                      "resampling as a run of its own, so the intervals include seed noise (between seeds the loss "
+                      f"moved by {noise['mean_spread']:.4f} nats on average, at most {noise['max_spread']:.4f}; "
+                      f"one run's standard deviation {noise['std']:.4f}).")
+    lines.append("")
     others = [c for c in s.conventions if c != analysis.headline]
     lines += ["## Table 2: N_opt ∝ C^a, D_opt ∝ C^b", "",
               f"Ours with N = {_convention_name(analysis.headline)} and C = exact training FLOPs (Appendix F), "

@@ -194,3 +194,16 @@ def test_approach3_identification_warnings():
     wide = identification_warnings(good, {**tight, "alpha": (0.15, 0.45)}, 1.8)
     assert len(wide) == 1 and "alpha's 10-90% bootstrap interval" in wide[0]
     assert identification_warnings(good, {**tight, "E": (0.0, 1.2)}, 1.8)  # an interval reaching zero
+
+
+def test_seed_noise_from_repeated_runs():
+    from chinchilla.report import seed_noise
+
+    rows = [{"group": "isoflop", "model": "m", "tokens": 10, "eval_loss": v} for v in (2.00, 2.02)]
+    rows += [{"group": "isoflop", "model": "n", "tokens": 10, "eval_loss": v} for v in (1.90, 1.96)]
+    rows += [{"group": "curves", "model": "m", "tokens": 20, "eval_loss": 1.8}]
+    noise = seed_noise(rows, "eval_loss")
+    assert noise["groups"] == 2 and noise["mean_spread"] == pytest.approx(0.04)
+    assert noise["max_spread"] == pytest.approx(0.06)
+    assert noise["std"] == pytest.approx(math.sqrt((2 * 0.01**2 + 2 * 0.03**2) / 2))
+    assert seed_noise(rows[-1:], "eval_loss")["groups"] == 0
