@@ -403,7 +403,12 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
                   f"[{one['flops_range'][0]:.3g}, {one['flops_range'][1]:.3g}] (the others are reached by fewer "
                   f"than 2 runs); {len(one['selected_runs'])} runs appear on the envelope. "
                   f"{one['late_fraction']:.0%} of the selected points lie in the last 15% of their run (the paper: "
-                  f"all), where {one['late_possible']:.0%} could: only there is any run in its last 15%.", ""]
+                  f"all), where {one['late_possible']:.0%} could: only there is any run in its last 15%."]
+        margin = one.get("late_margin") or [None, None]
+        if margin[0] is not None and math.isfinite(margin[0]):
+            lines[-1] += (f" Where a mid-run point was picked over a run in its last 15%, the late run's loss was "
+                          f"higher by {margin[0]:.4f} nats (median; 90th percentile {margin[1]:.4f}).")
+        lines.append("")
     lines += ["## Approach 2: IsoFLOP profiles", ""]
     two = payload["approach2"]
     if two.get("error"):

@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from chinchilla.fit.envelope import Curve, fit_envelope, late_shares, lower_envelope, smooth_curve
+from chinchilla.fit.envelope import (Curve, fit_envelope, late_margins, late_shares, loss_matrix, lower_envelope,
+                                     smooth_curve)
 from chinchilla.fit.isoflop import fit_isoflop, fit_profile
 from chinchilla.fit.powerlaw import fit_power_law, percentile_interval
 from chinchilla.fit.allocate import ChinchillaParams
@@ -232,3 +233,15 @@ def test_fit_envelope_reports_the_same_late_share():
     result = fit_envelope(curves, n_points=500, window=1, n_resamples=0)
     assert (result.late_fraction, result.late_possible) == late_shares(curves, result.envelope, window=1)
     assert 0 < result.late_fraction <= result.late_possible <= 1
+
+
+def test_late_margin_measures_how_far_the_late_run_lost():
+    # Run "mid" (ends at 1000) wins everywhere by 0.05 nats over run "end" (ends at 100): on [85, 100] a late run
+    # existed and lost by exactly 0.05.
+    curves = [_flat_curve("end", 10.0, 100.0, 1.05), _flat_curve("mid", 20.0, 1000.0, 1.0)]
+    envelope = lower_envelope(curves, n_points=2000, window=1, flops_range=(10.0, 100.0))
+    losses, tokens = loss_matrix(curves, envelope.flops, 1)
+    margin = late_margins(curves, envelope, losses, tokens)
+    finite = margin[np.isfinite(margin)]
+    assert finite.size and np.allclose(finite, 0.05)
+    assert np.isfinite(margin).mean() == pytest.approx(math.log(100 / 85) / math.log(10), abs=0.003)
