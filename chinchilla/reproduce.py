@@ -189,7 +189,10 @@ def with_dataset(preset: Preset, dataset: str) -> Preset:
 
 def compare_table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
     """a and b of each approach for several reported sweeps side by side (markdown)."""
-    lines = ["| sweep | preset | " + " | ".join(f"{t}: a, b" for t in ("approach 1", "approach 2", "approach 3"))
+    convention = next(iter(summaries.values()), {}).get("convention", "total")
+    n_name = {"total": "N = all params", "non_embedding": "N = non-embedding"}.get(convention, convention)
+    lines = ["| sweep | preset | " + " | ".join(f"{t}: a, b ({n_name})" for t in ("approach 1", "approach 2",
+                                                                                   "approach 3"))
              + " |", "|---|---|---|---|---|"]
     for name, payload in summaries.items():
         cells = [f"{_cell(payload[k], 'a')}, {_cell(payload[k], 'b')}" for k in ("approach1", "approach2",

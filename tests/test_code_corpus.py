@@ -75,3 +75,17 @@ def test_stdlib_corpus_builds_offline_and_deterministically(tmp_path):
             "print('tensorflow_datasets' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_table_a2_puts_data_sets_side_by_side():
+    from chinchilla.data_compare import dataset_dir, table_a2
+
+    def summary(a):
+        entry = {"a": a, "b": 1 - a, "a_interval": [a - 0.05, a + 0.05], "b_interval": [0.4, 0.6], "error": None}
+        return {"convention": "total", "approach1": entry, "approach2": entry, "approach3": entry}
+
+    table = table_a2({"embedded": summary(0.5), "embedded/code": summary(0.53)})
+    assert "N = all parameters" in table.splitlines()[0]
+    assert "| embedded | 0.500 (0.45, 0.55) | 0.500 (0.40, 0.60) |" in table
+    assert "| embedded/code | 0.530 (0.48, 0.58) | 0.470 (0.40, 0.60) |" in table
+    assert "paper: GitHub" in table and dataset_dir("embedded/code") == "embedded__code"
