@@ -52,7 +52,8 @@ class AnalysisSettings:
     """How the three approaches are fitted to a sweep.
 
     ``loss``: the results column used as a run's final loss ("final_train_loss": smoothed training loss, the
-    paper's; or "eval_loss"). ``conventions``: parameter conventions, the first is the headline.
+    paper's; or "eval_loss"). ``conventions``: parameter conventions, the first is the headline: by default all
+    parameters ("total", the paper's, with its exact FLOP count), then non-embedding (Kaplan's) beside it.
     ``approach1_groups``: run groups whose curves enter Approach 1 (None: all). ``approach2_group``: the IsoFLOP
     group. ``neighbours``: IsoFLOP parabolas fitted to this many sizes each side of the minimum (None: all).
     ``window``: smoothing window in logged steps. ``n_resamples``: bootstrap resamples (80% of the runs) for the
@@ -60,7 +61,7 @@ class AnalysisSettings:
     """
 
     loss: str = "final_train_loss"
-    conventions: tuple[str, ...] = ("non_embedding", "total")
+    conventions: tuple[str, ...] = ("total", "non_embedding")
     approach1_groups: tuple[str, ...] | None = None
     approach2_group: str = "isoflop"
     neighbours: int | None = None
@@ -103,11 +104,57 @@ class ParametricResult(ChinchillaParams):
     b_interval: tuple[float, float]
     n_runs: int
     n_resamples: int
+    parameter_intervals: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def identified(self) -> bool:
+        """No identification warning (see ``identification_warnings``)."""
+        return not self.warnings
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "a_interval": list(self.a_interval), "b_interval": list(self.b_interval),
                 "E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta,
-                "objective": self.objective, "n_runs": self.n_runs, "n_resamples": self.n_resamples}
+                "objective": self.objective, "n_runs": self.n_runs, "n_resamples": self.n_resamples,
+                "parameter_intervals": {k: list(v) for k, v in self.parameter_intervals.items()},
+                "identified": self.identified, "warnings": list(self.warnings)}
+
+
+# Where Approach 3's fit counts as not identified by the data (the report's check; Hoffmann et al. start alpha and
+# beta on a grid over [0, 2]): an exponent at the edge of that range or outside (0.1, 1.0), E at zero or at the
+# lowest measured loss (the power-law terms then carry nothing), or a 10th-90th percentile bootstrap interval wider
+# than a factor of 2.
+EXPONENT_EDGES = (0.01, 2.0)
+EXPONENT_PLAUSIBLE = (0.1, 1.0)
+MAX_INTERVAL_RATIO = 2.0
+
+
+def identification_warnings(values: dict[str, float], intervals: dict[str, tuple[float, float]],
+                            min_loss: float) -> tuple[str, ...]:
+    """Warnings that Approach 3's fitted ``values`` (``E``, ``alpha``, ``beta``) are not pinned down by the data.
+
+    ``intervals``: each parameter's 10th-90th percentile bootstrap interval (missing or nan: not checked);
+    ``min_loss``: the lowest final loss fitted (nats). One line per problem: a parameter at a bound (alpha or beta
+    <= 0.01 or >= 2, E <= 0.01 or >= 0.99 x min_loss), an exponent outside (0.1, 1.0), an interval spanning more
+    than 2x (or reaching zero). An empty tuple means identified."""
+    out = []
+    for name in ("alpha", "beta"):
+        value = values[name]
+        if not EXPONENT_EDGES[0] < value < EXPONENT_EDGES[1]:
+            out.append(f"{name} = {value:.3g} sits at a bound of [{EXPONENT_EDGES[0]}, {EXPONENT_EDGES[1]}]")
+        elif not EXPONENT_PLAUSIBLE[0] < value < EXPONENT_PLAUSIBLE[1]:
+            out.append(f"{name} = {value:.3g} is outside ({EXPONENT_PLAUSIBLE[0]}, {EXPONENT_PLAUSIBLE[1]})")
+    if values["E"] <= 0.01 or values["E"] >= 0.99 * min_loss:
+        out.append(f"E = {values['E']:.3g} sits at a bound (0 or the lowest loss, {min_loss:.3g}): the power-law "
+                   "terms are not separated from the irreducible loss")
+    for name in ("E", "alpha", "beta"):
+        low, high = intervals.get(name, (math.nan, math.nan))
+        if not (math.isfinite(low) and math.isfinite(high)):
+            continue
+        if low <= 0 or high / low > MAX_INTERVAL_RATIO:
+            out.append(f"{name}'s 10-90% bootstrap interval ({low:.3g}, {high:.3g}) spans more than "
+                       f"{MAX_INTERVAL_RATIO:g}x")
+    return tuple(out)
 
 
 @dataclasses.dataclass
@@ -195,14 +242,20 @@ def fit_approach3(rows, convention: str, settings: AnalysisSettings) -> Parametr
     fit = fit_parametric(n, d, loss, reduction="sum")
     a_interval = b_interval = (math.nan, math.nan)
     n_resamples = 0
+    parameter_intervals: dict[str, tuple[float, float]] = {}
     if settings.approach3_resamples:
         boot = bootstrap_parametric(n, d, loss, fit=fit, n_resamples=settings.approach3_resamples,
                                     scheme="subsample", fraction=settings.fraction, seed=settings.seed)
         a_interval, b_interval = boot.interval("a", TABLE2_PERCENTILES), boot.interval("b", TABLE2_PERCENTILES)
         n_resamples = int(boot.objective.size)
+        parameter_intervals = {name: tuple(float(v) for v in boot.interval(name, TABLE2_PERCENTILES))
+                               for name in ("E", "A", "B", "alpha", "beta") if name in boot.samples}
+    values = {"E": float(fit.E), "alpha": float(fit.alpha), "beta": float(fit.beta)}
     return ParametricResult(E=float(fit.E), A=float(fit.A), B=float(fit.B), alpha=float(fit.alpha),
                             beta=float(fit.beta), objective=float(fit.objective), a_interval=a_interval,
-                            b_interval=b_interval, n_runs=int(n.size), n_resamples=n_resamples)
+                            b_interval=b_interval, n_runs=int(n.size), n_resamples=n_resamples,
+                            parameter_intervals=parameter_intervals,
+                            warnings=identification_warnings(values, parameter_intervals, float(loss.min())))
 
 
 def summary(analysis: Analysis) -> dict[str, Any]:
@@ -213,6 +266,7 @@ def summary(analysis: Analysis) -> dict[str, Any]:
         "paper": {k: {"a": v[0], "a_interval": list(v[1]), "b": v[2], "b_interval": list(v[3])}
                   for k, v in PAPER_TABLE2.items()},
         "kaplan": {"a": KAPLAN[0], "b": KAPLAN[1]},
+        "seed_noise": seed_noise(analysis.rows, analysis.settings.loss),
     }
     for approach in APPROACHES:
         by_convention = {c: _approach_dict(analysis.results[c][approach]) for c in analysis.settings.conventions}
@@ -225,6 +279,23 @@ def summary(analysis: Analysis) -> dict[str, Any]:
             entry["budgets"] = [p.to_dict() for p in profiles]
         out[approach] = entry
     return out
+
+
+def seed_noise(rows, loss: str) -> dict[str, Any]:
+    """How much the loss moves between seeds of the same run (same group, model, tokens): the number of such
+    groups, the mean and largest spread (max - min, nats) and the pooled standard deviation of one run's loss.
+    With no repeated run, ``groups`` is 0 and the rest None."""
+    by_run: dict[tuple, list[float]] = {}
+    for r in rows:
+        by_run.setdefault((r["group"], r["model"], r["tokens"]), []).append(float(r[loss]))
+    repeated = [v for v in by_run.values() if len(v) > 1]
+    if not repeated:
+        return {"groups": 0, "mean_spread": None, "max_spread": None, "std": None}
+    spreads = [max(v) - min(v) for v in repeated]
+    dof = sum(len(v) - 1 for v in repeated)
+    pooled = math.sqrt(sum(float(np.sum((np.array(v) - np.mean(v)) ** 2)) for v in repeated) / dof)
+    return {"groups": len(repeated), "mean_spread": float(np.mean(spreads)), "max_spread": float(max(spreads)),
+            "std": pooled}
 
 
 def projections(result: Any, settings: AnalysisSettings) -> dict[str, list[dict[str, float]]]:
@@ -276,17 +347,35 @@ def render_markdown(analysis: Analysis, payload: dict[str, Any]) -> str:
     if "wall_time_s" in analysis.meta:
         lines[-1] += f" This invocation: {analysis.meta['wall_time_s'] / 60:.1f} min."
     lines += [f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Loss: `{s.loss}`. "
-              f"Intervals: 10th-90th percentiles over bootstrap resamples of {s.fraction:.0%} of the runs.", ""]
+              f"Intervals: 10th-90th percentiles over bootstrap resamples of {s.fraction:.0%} of the runs."]
+    noise = payload.get("seed_noise") or {}
+    if noise.get("groups"):
+        lines[-1] += (f" {noise['groups']} runs were trained with several seeds; each seed enters the fits and the "
+                      "resampling as a run of its own, so the intervals include seed noise (between seeds the loss "
+                      f"moved by {noise['mean_spread']:.4f} nats on average, at most {noise['max_spread']:.4f}; "
+                      f"one run's standard deviation {noise['std']:.4f}).")
+    lines.append("")
+    others = [c for c in s.conventions if c != analysis.headline]
     lines += ["## Table 2: N_opt ∝ C^a, D_opt ∝ C^b", "",
-              f"Ours with N = {_convention_name(analysis.headline)}; the paper's and Kaplan's for comparison.", "",
-              "| approach | a (ours) | b (ours) | a (paper) | b (paper) |", "|---|---|---|---|---|"]
+              f"Ours with N = {_convention_name(analysis.headline)} and C = exact training FLOPs (Appendix F), "
+              + ("the paper's convention" if analysis.headline == "total" else "not the paper's convention")
+              + (", then " + ", ".join(f"N = {_convention_name(c)}" for c in others) + " beside it" if others
+                 else "") + "; the paper's and Kaplan's for comparison.", "",
+              f"| approach | a (N = {_convention_name(analysis.headline)}) | "
+              f"b (N = {_convention_name(analysis.headline)}) | "
+              + "".join(f"a (N = {_convention_name(c)}) | b (N = {_convention_name(c)}) | " for c in others)
+              + "a (paper, all parameters) | b (paper, all parameters) |",
+              "|---|---|---|" + "---|---|" * len(others) + "---|---|"]
     for approach in APPROACHES:
         ours = payload[approach]
         paper = PAPER_TABLE2[approach]
-        lines.append(f"| {APPROACH_TITLES[approach]} | {_value(ours, 'a')} | {_value(ours, 'b')} | "
+        beside = "".join(f"{_value(ours['conventions'][c], 'a')} | {_value(ours['conventions'][c], 'b')} | "
+                         for c in others)
+        lines.append(f"| {APPROACH_TITLES[approach]} | {_value(ours, 'a')} | {_value(ours, 'b')} | {beside}"
                      f"{paper[0]:.2f} ({paper[1][0]:.3f}, {paper[1][1]:.3f}) | "
                      f"{paper[2]:.2f} ({paper[3][0]:.3f}, {paper[3][1]:.3f}) |")
-    lines += [f"| Kaplan et al. 2020 | | | {KAPLAN[0]:.2f} | {KAPLAN[1]:.2f} |", ""]
+    lines += [f"| Kaplan et al. 2020 (non-embedding) | | | " + "| | " * len(others) + f"{KAPLAN[0]:.2f} | "
+              f"{KAPLAN[1]:.2f} |", ""]
     lines += ["## The parameter convention", "",
               "At small scale the embedding and output head are a large share of the parameters, so which N is "
               "counted moves a (Kaplan et al. 2020 count non-embedding parameters; Hoffmann et al. all).", "",
@@ -317,7 +406,12 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
                   f"[{one['flops_range'][0]:.3g}, {one['flops_range'][1]:.3g}] (the others are reached by fewer "
                   f"than 2 runs); {len(one['selected_runs'])} runs appear on the envelope. "
                   f"{one['late_fraction']:.0%} of the selected points lie in the last 15% of their run (the paper: "
-                  f"all), where {one['late_possible']:.0%} could: only there is any run in its last 15%.", ""]
+                  f"all), where {one['late_possible']:.0%} could: only there is any run in its last 15%."]
+        margin = one.get("late_margin") or [None, None]
+        if margin[0] is not None and math.isfinite(margin[0]):
+            lines[-1] += (f" Where a mid-run point was picked over a run in its last 15%, the late run's loss was "
+                          f"higher by {margin[0]:.4f} nats (median; 90th percentile {margin[1]:.4f}).")
+        lines.append("")
     lines += ["## Approach 2: IsoFLOP profiles", ""]
     two = payload["approach2"]
     if two.get("error"):
@@ -341,6 +435,23 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
                   f"{three['B']:.4g} / D^{three['beta']:.4f}, fitted to {three['n_runs']} runs (Huber δ = 1e-3 on "
                   f"log loss, summed; objective {three['objective']:.4g}). The paper: E = 1.69, A = 406.4, "
                   "B = 410.7, α = 0.34, β = 0.28.", ""]
+        intervals = three.get("parameter_intervals") or {}
+        if intervals:
+            lines += ["Is the fit identified? 10th-90th percentiles over "
+                      f"{three['n_resamples']} bootstrap refits of {s.fraction:.0%} of the runs:", "",
+                      "| parameter | fit | 10% | 90% | 90% / 10% |", "|---|---|---|---|---|"]
+            for name in ("E", "alpha", "beta", "A", "B"):
+                if name in intervals:
+                    low, high = intervals[name]
+                    ratio = f"{high / low:.2f}" if low and low > 0 else "-"
+                    lines.append(f"| {name} | {three[name]:.4g} | {low:.4g} | {high:.4g} | {ratio} |")
+            lines.append("")
+        if three.get("warnings"):
+            lines += ["**Warning: Approach 3 is not identified by these runs:**", ""]
+            lines += [f"- {w}" for w in three["warnings"]] + [""]
+        elif intervals:
+            lines += ["Identified: no parameter at a bound, α and β inside (0.1, 1.0), E, α and β each within a "
+                      "factor of 2 across the bootstrap refits.", ""]
     return lines
 
 

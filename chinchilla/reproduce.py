@@ -24,7 +24,7 @@ from chinchilla.config import ModelConfig
 from chinchilla.report import AnalysisSettings, analyze, write_report
 from chinchilla.sweep import store
 from chinchilla.flops import tokens_for_flops
-from chinchilla.sweep.plan import (Plan, plan_isoflop, plan_lr_scan, plan_next_budget, plan_training_curves,
+from chinchilla.sweep.plan import (Plan, plan_hparam_scan, plan_isoflop, plan_lr_scan, plan_next_budget, plan_training_curves,
                                    power_law_center, resolve_run)
 from chinchilla.sweep.runner import plan_status, run_sweep, train_planned_run
 
@@ -39,9 +39,11 @@ class Preset:
     guess N_opt(C) = N0 (C / C0)^exponent in ``convention`` around which ``sizes_per_budget`` sizes (and/or sizes
     within a factor ``span``) are planned, spread over a geometric grid of ratio ``spacing`` if given (see
     ``plan_isoflop``); None plans every size at every budget. ``min_steps``: shorter runs are left out.
-    ``max_tokens``: the corpus size in tokens (longer runs are flagged ``multi_epoch``). ``curves``:
-    keyword arguments of ``plan_training_curves`` for extra Approach 1 runs (None: Approach 1 uses the IsoFLOP runs'
-    curves, since each size is trained at several budgets, i.e. several cycle lengths). ``hparams(model, tokens)``:
+    ``max_tokens``: the corpus size in tokens (longer runs are flagged ``multi_epoch``). ``seeds``: the seeds of
+    each IsoFLOP run; ``seed_sizes``: only this many sizes per budget nearest the centre get all of them (see
+    ``plan_isoflop``). ``curves``: keyword arguments of ``plan_training_curves`` for dedicated Approach 1 runs
+    (group "curves"), plus ``center_shift`` (cycles centred on shift x the budget where ``center`` puts N) and
+    ``sizes`` ((low, high) N: the ladder's sizes that get curves); None: Approach 1 uses the IsoFLOP runs' curves. ``hparams(model, tokens)``:
     ``TrainConfig`` keyword arguments per run (lr, batch_size, warm-up, dataset, logging...). ``trainer``:
     "train" (``chinchilla.train``), or any ``train_fn(run, run_dir)`` such as
     ``chinchilla.sweep.synthetic.SyntheticTrainer`` (runs drawn from a known surface, for smoke tests).
@@ -63,6 +65,7 @@ class Preset:
     min_steps: int = 1
     max_tokens: float | None = None
     seeds: tuple[int, ...] = (0,)
+    seed_sizes: int | None = None
     curves: Mapping[str, Any] | None = None
     analysis: AnalysisSettings = dataclasses.field(default_factory=AnalysisSettings)
     trainer: str | Callable[..., dict] = "train"
@@ -71,6 +74,7 @@ class Preset:
     lr_check_budget: float | None = None
     lr_check_models: tuple[str, ...] = ()
     lr_check_factors: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    hparam_check_variants: tuple[Mapping[str, Any], ...] = ()
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -85,12 +89,25 @@ class Preset:
                             sizes_per_budget=self.sizes_per_budget, span=self.span, spacing=self.spacing,
                             convention=self.convention,
                             min_steps=self.min_steps, max_tokens=self.max_tokens, seeds=self.seeds,
-                            name=self.name)
+                            seed_sizes=self.seed_sizes, name=self.name)
         if self.curves:
-            plan = plan + plan_training_curves(self.ladder, hparams=self.hparams, convention=self.convention,
+            curves = dict(self.curves)
+            if "center_shift" in curves:  # cycles centred on shift x the budget where the centre law puts N
+                if not self.center:
+                    raise ValueError(f"preset {self.name!r}: curves.center_shift needs center")
+                c0, n0, exponent = self.center
+                shift = float(curves.pop("center_shift"))
+                curves["flops_center"] = lambda n: shift * c0 * (n / n0) ** (1 / exponent)
+            ladder = self.ladder
+            if "sizes" in curves:  # (low, high) N in the preset's convention
+                ladder = select_models(self.ladder, *curves.pop("sizes"), self.convention)
+            seeds = self.seeds[:1] if self.seed_sizes is not None else self.seeds
+            plan = plan + plan_training_curves(ladder, hparams=self.hparams, convention=self.convention,
                                                min_steps=self.min_steps, max_tokens=self.max_tokens,
-                                               seeds=self.seeds, **dict(self.curves))
-        return plan
+                                               seeds=seeds, **curves)
+        # Cheapest runs first (a stable sort): an interrupted sweep then holds every run below some cost, IsoFLOP
+        # and training-curve runs alike, which `chinchilla report` can analyse as a smaller sweep.
+        return dataclasses.replace(plan, runs=tuple(sorted(plan.runs, key=lambda r: r.flops)))
 
     @property
     def beyond_ladder(self) -> tuple[ModelConfig, ...]:
@@ -108,6 +125,7 @@ class Preset:
                 "sizes_per_budget": self.sizes_per_budget, "span": self.span, "spacing": self.spacing,
                 "convention": self.convention,
                 "min_steps": self.min_steps, "max_tokens": self.max_tokens, "seeds": list(self.seeds),
+                "seed_sizes": self.seed_sizes,
                 "curves": dict(self.curves) if self.curves else None,
                 "trainer": self.trainer if isinstance(self.trainer, str) else repr(self.trainer),
                 "analysis": self.analysis.to_dict(), "notes": self.notes}
@@ -115,7 +133,9 @@ class Preset:
 
 def lr_check_plan(preset: Preset) -> Plan:
     """The preset's learning-rate check: each of ``lr_check_models`` at ``lr_check_budget`` with the per-size rule's
-    learning rate times each of ``lr_check_factors`` (the rule is right if factor 1 is at or near the lowest loss)."""
+    learning rate times each of ``lr_check_factors`` (the rule is right if factor 1 is at or near the lowest loss),
+    and at the rule's rate each of ``hparam_check_variants`` (TrainConfig overrides such as a warm-up fraction or
+    AdamW beta2: Porian et al. 2024 found both matter at small scale)."""
     if preset.lr_check_budget is None or not preset.lr_check_models:
         raise ValueError(f"preset {preset.name!r} defines no learning-rate check (lr_check_budget, "
                          "lr_check_models)")
@@ -129,6 +149,9 @@ def lr_check_plan(preset: Preset) -> Plan:
         rule = float(resolve_run(model, tokens_for_flops(model, preset.lr_check_budget), preset.hparams)[1]["lr"])
         plans.append(plan_lr_scan([model], [rule * f for f in preset.lr_check_factors], preset.lr_check_budget,
                                   hparams=preset.hparams))
+        if preset.hparam_check_variants:
+            plans.append(plan_hparam_scan([model], [{"lr": rule, **v} for v in preset.hparam_check_variants],
+                                          preset.lr_check_budget, hparams=preset.hparams))
     plan = plans[0]
     for extra in plans[1:]:
         plan = plan + extra
@@ -166,7 +189,10 @@ def with_dataset(preset: Preset, dataset: str) -> Preset:
 
 def compare_table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
     """a and b of each approach for several reported sweeps side by side (markdown)."""
-    lines = ["| sweep | preset | " + " | ".join(f"{t}: a, b" for t in ("approach 1", "approach 2", "approach 3"))
+    convention = next(iter(summaries.values()), {}).get("convention", "total")
+    n_name = {"total": "N = all params", "non_embedding": "N = non-embedding"}.get(convention, convention)
+    lines = ["| sweep | preset | " + " | ".join(f"{t}: a, b ({n_name})" for t in ("approach 1", "approach 2",
+                                                                                   "approach 3"))
              + " |", "|---|---|---|---|---|"]
     for name, payload in summaries.items():
         cells = [f"{_cell(payload[k], 'a')}, {_cell(payload[k], 'b')}" for k in ("approach1", "approach2",
@@ -237,10 +263,14 @@ def report(sweep_dir, settings: AnalysisSettings, *, meta: Mapping[str, Any] | N
 
 
 def format_table(payload: Mapping[str, Any]) -> str:
-    """A plain-text Table 2 from a summary: a and b with intervals per approach, under each convention."""
+    """A plain-text Table 2 from a summary: a and b with intervals per approach, the headline convention (by default
+    N = all parameters, exact FLOPs: the paper's) first, each column naming its convention."""
     lines = []
     conventions = list(payload["approach1"]["conventions"])
-    header = f"{'approach':<34}" + "".join(f"{'a (N ' + c + ')':>30}{'b':>24}" for c in conventions)
+    headline = payload.get("convention", conventions[0])
+    conventions = [headline] + [c for c in conventions if c != headline]
+    names = {"total": "all params", "non_embedding": "non-embedding"}
+    header = f"{'approach':<34}" + "".join(f"{'a (N = ' + names.get(c, c) + ')':>30}{'b':>24}" for c in conventions)
     lines.append(header)
     titles = {"approach1": "1. training-curve envelope", "approach2": "2. IsoFLOP profiles",
               "approach3": "3. parametric loss"}
@@ -250,8 +280,8 @@ def format_table(payload: Mapping[str, Any]) -> str:
             entry = payload[approach]["conventions"][convention]
             cells.append(f"{_cell(entry, 'a'):>30}{_cell(entry, 'b'):>24}")
         lines.append(f"{title:<34}" + "".join(cells))
-    lines.append(f"{'paper (1 / 2 / 3)':<34}{'0.50 / 0.49 / 0.46':>30}{'0.50 / 0.51 / 0.54':>24}")
-    lines.append(f"{'Kaplan et al. 2020':<34}{'0.73':>30}{'0.27':>24}")
+    lines.append(f"{'paper, all params (1 / 2 / 3)':<34}{'0.50 / 0.49 / 0.46':>30}{'0.50 / 0.51 / 0.54':>24}")
+    lines.append(f"{'Kaplan et al. 2020, non-embedding':<34}{'0.73':>30}{'0.27':>24}")
     return "\n".join(lines)
 
 

@@ -1,10 +1,13 @@
-"""cpu_long: a meaningful exponent on 2 CPU cores in about half an hour (measured: 40 runs, 27.5 min wall).
+"""cpu_long: a meaningful exponent on 2 CPU cores in about half an hour (an estimate: see below).
 
-The ``tiny_cpu`` setup (same data, learning-rate rule, held-out loss and analysis; the ladder up to 400k non-embedding
-parameters) at budgets 1e12 ... 8e12 FLOPs (x2, spanning 8x), five sizes x1.6 apart per budget around the same guess
-of N_opt(C), each trained with 2 seeds (the final losses of both seeds enter every fit; seed noise in the held-out
-loss is ~0.01 nats, comparable to the depth of an IsoFLOP valley at this scale). About 1.5e14 FLOPs. Some runs at 8e12 read up to 2 epochs of the embedded corpus and
-are flagged ``multi_epoch``. Resumable: run the same command again after an interruption.
+The ``tiny_cpu`` design (same data, hyperparameter rule, held-out loss and analysis; the ladder up to 400k
+non-embedding parameters) at budgets 1e12 ... 8e12 FLOPs (x2, spanning 8x), five sizes x1.6 apart per budget around
+the same guess of N_opt(C), the 3 nearest the guess trained with 2 seeds (seed noise in the held-out loss is ~0.01
+nats, comparable to the depth of an IsoFLOP valley at this scale), plus dedicated Approach 1 runs: sizes 31k ... 99k,
+each for 4 staggered cosine cycle lengths spanning 16x. 56 runs, 1.73e14 FLOPs; some read up to 1.65 epochs of the
+embedded corpus and are flagged ``multi_epoch``. Not yet measured in this form; the previous form (40 IsoFLOP runs,
+2 seeds everywhere, 1.5e14 FLOPs) took 27.5 min on an idle 2-core machine, so about 32 min is expected.
+Resumable: run the same command again after an interruption.
 """
 
 import dataclasses
@@ -27,6 +30,8 @@ PRESET = Preset(
     min_steps=200,
     max_tokens=TINY.max_tokens,
     seeds=(0, 1),
+    seed_sizes=3,
+    curves=dict(TINY.curves, sizes=(3e4, 1e5)),
     analysis=dataclasses.replace(TINY.analysis, approach3_resamples=50),
     extrapolation_ladder=zoo.ladder("tiny"),
     lr_check_budget=2e12,

@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from chinchilla.fit.envelope import Curve, fit_envelope, lower_envelope, smooth_curve
+from chinchilla.fit.envelope import (Curve, fit_envelope, late_margins, late_shares, loss_matrix, lower_envelope,
+                                     smooth_curve)
 from chinchilla.fit.isoflop import fit_isoflop, fit_profile, group_by_flops, isoflop_holdout
 from chinchilla.fit.powerlaw import fit_power_law, percentile_interval
 from chinchilla.fit.allocate import ChinchillaParams
@@ -220,3 +221,52 @@ def test_isoflop_holdout_extrapolates_an_exact_power_law():
     bent = np.where(c > 2e20, loss + 0.02 * np.log(n / SURFACE.n_opt(c)), loss)
     rows = isoflop_holdout(c, n, d, bent, flops_threshold=2e20).rows()
     assert all(abs(r["n_opt_rel_error"]) > 0.05 for r in rows)
+
+
+def _flat_curve(name: str, n: float, final_flops: float, loss, points: int = 4000) -> Curve:
+    flops = np.geomspace(1.0, final_flops, points)
+    values = loss(flops) if callable(loss) else np.full(points, float(loss))
+    return Curve(name, n, flops / (6 * n), flops, values)
+
+
+def _late(curves, flops_range, n_points=3000):
+    envelope = lower_envelope(curves, n_points=n_points, window=1, flops_range=flops_range)
+    return late_shares(curves, envelope, window=1)
+
+
+def test_late_fraction_on_a_sweep_with_a_known_answer():
+    """Approach 1's check that selected points lie in the last 15% of their run (Hoffmann et al.: all of them),
+    where the answer is known in closed form: on a log grid over [10, 100], a run ending at 100 that wins everywhere
+    is late only on [85, 100], a share ln(100/85) / ln(10) = 0.0706; a winner ending at 1000 never is."""
+    share = math.log(100 / 85) / math.log(10)
+    late, possible = _late([_flat_curve("ends-100", 10.0, 100.0, 1.0), _flat_curve("ends-1000", 20.0, 1000.0, 2.0)],
+                           (10.0, 100.0))
+    assert late == pytest.approx(share, abs=0.003)
+    assert possible == pytest.approx(share, abs=0.003)  # only the run ending at 100 is ever late
+    late, possible = _late([_flat_curve("ends-100", 10.0, 100.0, 2.0), _flat_curve("ends-1000", 20.0, 1000.0, 1.0)],
+                           (10.0, 100.0))
+    assert late == 0.0 and possible == pytest.approx(share, abs=0.003)
+    # The winner switches at C = 50: below it a run ending at 60 (late only on [51, 60], where it no longer wins),
+    # above it a run ending at 55 (late on [50, 55] since 50 / 55 >= 0.85): share ln(55/50) / ln(55/10).
+    late, _ = _late([_flat_curve("a", 10.0, 60.0, lambda c: np.where(c < 50, 1.0, 3.0)),
+                     _flat_curve("b", 20.0, 55.0, lambda c: np.where(c < 50, 2.0, 1.0))], (10.0, 55.0), 4000)
+    assert late == pytest.approx(math.log(55 / 50) / math.log(55 / 10), abs=0.003)
+
+
+def test_fit_envelope_reports_the_same_late_share():
+    curves = ratio_curves(SURFACE, [1e7, 2e7, 4e7, 8e7], tokens_per_param=5, kappa=0.3)
+    result = fit_envelope(curves, n_points=500, window=1, n_resamples=0)
+    assert (result.late_fraction, result.late_possible) == late_shares(curves, result.envelope, window=1)
+    assert 0 < result.late_fraction <= result.late_possible <= 1
+
+
+def test_late_margin_measures_how_far_the_late_run_lost():
+    # Run "mid" (ends at 1000) wins everywhere by 0.05 nats over run "end" (ends at 100): on [85, 100] a late run
+    # existed and lost by exactly 0.05.
+    curves = [_flat_curve("end", 10.0, 100.0, 1.05), _flat_curve("mid", 20.0, 1000.0, 1.0)]
+    envelope = lower_envelope(curves, n_points=2000, window=1, flops_range=(10.0, 100.0))
+    losses, tokens = loss_matrix(curves, envelope.flops, 1)
+    margin = late_margins(curves, envelope, losses, tokens)
+    finite = margin[np.isfinite(margin)]
+    assert finite.size and np.allclose(finite, 0.05)
+    assert np.isfinite(margin).mean() == pytest.approx(math.log(100 / 85) / math.log(10), abs=0.003)

@@ -38,9 +38,14 @@ def test_every_preset_loads_and_plans():
         plan = preset.plan()
         assert plan.runs, name
         for run in plan.runs:
-            assert abs(run.flops / run.budget - 1) < 0.01
+            if run.budget is not None:
+                assert abs(run.flops / run.budget - 1) < 0.01
     tiny = load_preset("tiny_cpu")
-    assert tiny.plan().total_flops < 2e13  # the 15-minute preset stays small
+    assert tiny.plan().total_flops < 3.5e13  # the 15-minute preset stays small (2.2x the 4.7-minute 1.55e13)
+    curves = [r for r in tiny.plan().runs if r.group == "curves"]
+    for name in {r.model.name for r in curves}:  # Approach 1 as in the paper: 4 cycle lengths spanning 16x
+        tokens = sorted(r.tokens for r in curves if r.model.name == name)
+        assert len(tokens) == 4 and tokens[-1] / tokens[0] == pytest.approx(16, rel=0.05)
     assert not load_preset("paper").runnable
     with pytest.raises(ValueError, match="unknown preset"):
         load_preset("no_such_preset")
@@ -55,6 +60,9 @@ def test_lr_check_plan_brackets_the_rule():
         rule = preset.hparams(model, plan.runs[0].tokens if plan.runs[0].model == model else
                               next(r.tokens for r in plan.runs if r.model == model))["lr"]
         assert rates[0] < rule < rates[-1] and rule in rates
+        variants = [r.train for r in plan.runs if r.model == model and r.train["lr"] == rule]
+        for key, value in (("warmup_fraction", 0.02), ("warmup_fraction", 0.1), ("adam_b2", 0.99)):
+            assert any(v.get(key) == value for v in variants), (name, key, value)
 
 
 def test_plan_only_commands(capsys):
@@ -80,7 +88,8 @@ def test_reproduce_synthetic_preset_end_to_end(tmp_path, capsys):
     truth = load_preset("synthetic").trainer.surface.a
     # Runs drawn from a known surface: every approach recovers its exponent (N non-embedding, as the surface).
     for approach in ("approach1", "approach2", "approach3"):
-        assert summary[approach]["a"] == pytest.approx(truth, abs=0.05), approach
+        ours = summary[approach]["conventions"]["non_embedding"]["a"]
+        assert ours == pytest.approx(truth, abs=0.05), approach
     assert all(b["interior"] for b in summary["approach2"]["budgets"])
     report = (out / "report.md").read_text()
     assert "Table 2" in report and "![figure3.png](figure3.png)" in report
@@ -145,3 +154,56 @@ def test_tiny_real_sweep_end_to_end(tmp_path):
     assert "## Approach 1" in report and "## Approach 2" in report and "## Approach 3" in report
     for name in ("figure2.png", "figure3.png", "figure4.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_report_headline_is_the_all_parameter_convention(tmp_path):
+    """Table 2, summary.json's a / b and the printed table lead with N = all parameters (the paper's), the
+    non-embedding convention beside it, each header naming its convention."""
+    import dataclasses
+
+    from chinchilla.reproduce import format_table
+
+    preset = load_preset("synthetic")
+    preset = dataclasses.replace(preset, analysis=dataclasses.replace(preset.analysis, n_resamples=3,
+                                                                      approach3_resamples=0))
+    summary = reproduce(preset, tmp_path, log=None)
+    assert summary["convention"] == "total"
+    for approach in ("approach1", "approach2", "approach3"):
+        assert summary[approach]["a"] == summary[approach]["conventions"]["total"]["a"]
+        assert summary[approach]["a"] != summary[approach]["conventions"]["non_embedding"]["a"]
+    table = format_table(summary).splitlines()
+    assert table[0].index("a (N = all params)") < table[0].index("a (N = non-embedding)")
+    report = (tmp_path / "report.md").read_text()
+    table2 = report[report.index("## Table 2"):]
+    header = next(line for line in table2.splitlines() if line.startswith("| approach |"))
+    assert header.index("a (N = all parameters)") < header.index("a (N = non-embedding parameters)")
+    assert "the paper's convention" in table2.splitlines()[2]
+
+
+def test_approach3_identification_warnings():
+    from chinchilla.report import identification_warnings
+
+    good = {"E": 1.2, "alpha": 0.35, "beta": 0.3}
+    tight = {"E": (1.1, 1.3), "alpha": (0.3, 0.4), "beta": (0.25, 0.36)}
+    assert identification_warnings(good, tight, min_loss=1.8) == ()
+    assert identification_warnings(good, {}, min_loss=1.8) == ()  # no bootstrap: only the point checks
+    warnings = identification_warnings({"E": 0.56, "alpha": 0.10, "beta": 0.3}, tight, min_loss=1.8)
+    assert len(warnings) == 1 and "alpha = 0.1 is outside (0.1, 1.0)" in warnings[0]  # issue 11's fit
+    assert any("sits at a bound" in w for w in identification_warnings({**good, "beta": 2.0}, tight, 1.8))
+    assert any("E = 1.8" in w for w in identification_warnings({**good, "E": 1.8}, tight, 1.8))
+    wide = identification_warnings(good, {**tight, "alpha": (0.15, 0.45)}, 1.8)
+    assert len(wide) == 1 and "alpha's 10-90% bootstrap interval" in wide[0]
+    assert identification_warnings(good, {**tight, "E": (0.0, 1.2)}, 1.8)  # an interval reaching zero
+
+
+def test_seed_noise_from_repeated_runs():
+    from chinchilla.report import seed_noise
+
+    rows = [{"group": "isoflop", "model": "m", "tokens": 10, "eval_loss": v} for v in (2.00, 2.02)]
+    rows += [{"group": "isoflop", "model": "n", "tokens": 10, "eval_loss": v} for v in (1.90, 1.96)]
+    rows += [{"group": "curves", "model": "m", "tokens": 20, "eval_loss": 1.8}]
+    noise = seed_noise(rows, "eval_loss")
+    assert noise["groups"] == 2 and noise["mean_spread"] == pytest.approx(0.04)
+    assert noise["max_spread"] == pytest.approx(0.06)
+    assert noise["std"] == pytest.approx(math.sqrt((2 * 0.01**2 + 2 * 0.03**2) / 2))
+    assert seed_noise(rows[-1:], "eval_loss")["groups"] == 0

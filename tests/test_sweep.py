@@ -122,3 +122,58 @@ def test_power_law_center():
     center = power_law_center(1e12, 3e4, 0.5)
     assert center(4e12) == pytest.approx(6e4)
     assert math.isclose(center(1e12), 3e4)
+
+
+def test_training_curves_centred_staggered_and_lifted():
+    """Approach 1's dedicated runs: per size 4 cycles spanning 16x, centred on a given budget, their ends spread
+    evenly over log FLOPs modulo the cycle ratio (stagger), short sets lengthened by whole ratios (lift)."""
+    ladder = TINY[1:7]
+    center = lambda n: 3e11 * (n / 13e3) ** (1 / 0.7)  # noqa: E731
+    plain = plan_training_curves(ladder, flops_center=center, hparams=hparams)
+    staggered = plan_training_curves(ladder, flops_center=center, hparams=hparams, stagger=True)
+    ratio = 16 ** (1 / 3)
+    for plan in (plain, staggered):
+        assert len(plan.runs) == 4 * len(ladder)
+        for model in ladder:
+            tokens = sorted(r.tokens for r in plan.runs if r.model == model)
+            assert tokens[-1] / tokens[0] == pytest.approx(16, rel=0.05)
+    for model in ladder:  # without stagger: centred on center(N) (geometric mean of the 4 cycles' FLOPs)
+        runs = [r for r in plain.runs if r.model == model]
+        mean = math.exp(sum(math.log(r.flops) for r in runs) / 4)
+        assert mean == pytest.approx(center(n_params(model, "non_embedding")), rel=0.05)
+        moved = [r for r in staggered.runs if r.model == model]
+        assert 1 / math.sqrt(ratio) * 0.95 <= min(r.flops for r in moved) / min(r.flops for r in runs) \
+            <= math.sqrt(ratio) * 1.05
+    # Stagger: the ends' phases log(C_end) / log(ratio) mod 1 follow frac(j * 0.618) over the sizes j.
+    for j, model in enumerate(ladder):
+        shortest = min(r.flops for r in staggered.runs if r.model == model)
+        phase = (math.log(shortest) / math.log(ratio)) % 1
+        expected = (j * (math.sqrt(5) - 1) / 2) % 1
+        assert min(abs(phase - expected), 1 - abs(phase - expected)) < 0.03
+    lifted = plan_training_curves(ladder, flops_center=center, hparams=hparams, stagger=True, min_steps=400,
+                                  lift_short=True)
+    skipped = plan_training_curves(ladder, flops_center=center, hparams=hparams, stagger=True, min_steps=400)
+    assert skipped.skipped and not lifted.skipped and len(lifted.runs) == 4 * len(ladder)
+    for model in ladder:
+        tokens = sorted(r.tokens for r in lifted.runs if r.model == model)
+        step = hparams(model, tokens[0])["batch_size"] * model.seq_len
+        assert tokens[0] // step >= 400 and tokens[-1] / tokens[0] == pytest.approx(16, rel=0.05)
+    with pytest.raises(ValueError, match="exactly one"):
+        plan_training_curves(ladder, hparams=hparams)
+
+
+def test_isoflop_seeds_only_at_the_sizes_nearest_the_centre():
+    center = power_law_center(3e11, 13e3, 0.7)
+    plan = plan_isoflop((1e11, 4e11), TINY[:12], center=center, sizes_per_budget=5, spacing=1.6, seeds=(0, 1),
+                        seed_sizes=3, min_steps=100)
+    for budget in (1e11, 4e11):
+        runs = [r for r in plan.runs if r.budget == budget]
+        sizes = {r.model.name for r in runs}
+        assert len(sizes) == 5 and len(runs) == 8
+        seeded = sorted({r.model.name for r in runs if r.train["seed"] == 1},
+                        key=lambda name: next(r.n_params("non_embedding") for r in runs if r.model.name == name))
+        by_distance = sorted(sizes, key=lambda name: abs(math.log(next(
+            r.n_params("non_embedding") for r in runs if r.model.name == name) / center(budget))))
+        assert set(seeded) == set(by_distance[:3])
+    with pytest.raises(ValueError, match="seed_sizes"):
+        plan_isoflop((1e11,), TINY, seed_sizes=2)

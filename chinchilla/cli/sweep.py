@@ -68,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _worker_arguments(reproduce)
     reproduce.add_argument("--progress", action="store_true", help="a progress bar per run")
     reproduce.add_argument("--json", action="store_true", help="print summary.json at the end")
+    reproduce.add_argument("--compare-datasets", nargs="+", metavar="DATASET",
+                           help="the paper's Table A2: the preset on each data set (e.g. embedded embedded/code) "
+                                "into OUT/<data set>, then their a and b side by side in OUT/table_a2.md")
     reproduce.set_defaults(func=run_reproduce_command)
 
 
@@ -209,6 +212,13 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
 
     preset = _load(args)
     log = _log(args)
+    if args.compare_datasets:
+        from chinchilla.data_compare import compare_datasets
+
+        outcome = compare_datasets(preset, args.compare_datasets, args.out, progress=args.progress, log=log)
+        if outcome is not None and args.json:
+            print_json({d: s for d, s in outcome["summaries"].items()})
+        return 0
     payload = reproduce.reproduce(preset, args.out, worker=args.worker, num_workers=args.num_workers,
                                   retry_failed=args.retry_failed, progress=args.progress, log=log)
     if payload is None:

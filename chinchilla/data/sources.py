@@ -30,6 +30,10 @@ def cache_name(dataset: str) -> str:
     """A directory name for a data set ("embedded" -> "embedded-1.0.0", "c4/en" -> "c4__en")."""
     if dataset in EMBEDDED:
         return f"{dataset.replace('/', '__')}-{cache.EMBEDDED_VERSION}"
+    if dataset == "embedded/code":  # Python's standard library: the name carries the Python version
+        from chinchilla.data import code_corpus
+
+        return code_corpus.cache_name()
     return dataset.replace("/", "__").replace(":", "_")
 
 
@@ -61,6 +65,10 @@ def documents(dataset: str, split: str, *, data_dir=None, text_key: str = "text"
 
         source = corpus.builder(EMBEDDED[dataset], data_dir).as_data_source(split=split)
         return _TextColumn(source, "text")
+    if dataset == "embedded/code":
+        from chinchilla.data import code_corpus
+
+        return code_corpus.documents(split)
     if dataset.startswith("embedded"):
         raise ValueError(f"dataset={dataset!r}: the embedded corpus comes as {tuple(EMBEDDED)}")
     import tensorflow_datasets as tfds

@@ -87,11 +87,13 @@ class EnvelopeResult(AllocationLaws):
     late_fraction: float
     late_possible: float
     selected_runs: tuple[str, ...]
+    late_margin: tuple[float, float] = (math.nan, math.nan)
 
     def to_dict(self) -> dict:
         return {
             **super().to_dict(),
             "late_fraction": self.late_fraction, "late_possible": self.late_possible,
+            "late_margin": list(self.late_margin),
             "late_threshold": PAPER_LATE_THRESHOLD, "selected_runs": list(self.selected_runs),
             "n_points": int(self.envelope.valid.sum()),
             "flops_range": [float(self.envelope.flops[0]), float(self.envelope.flops[-1])],
@@ -182,17 +184,52 @@ def fit_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
         a_samples.append(n_sample.exponent)
         b_samples.append(d_sample.exponent)
     valid = envelope.valid
-    late = float(np.mean(envelope.fraction_of_run[valid] >= PAPER_LATE_THRESHOLD))
-    finals = np.array([c.tokens[-1] for c in curves])[:, None]
-    with np.errstate(invalid="ignore"):
-        late_anywhere = np.any(np.nan_to_num(tokens / finals) >= PAPER_LATE_THRESHOLD, axis=0)
-    possible = float(np.mean(late_anywhere[valid]))
+    late, possible = _late_shares(curves, envelope, tokens)
+    margin = late_margins(curves, envelope, losses, tokens)
+    finite = margin[np.isfinite(margin)]
+    late_margin = (float(np.median(finite)), float(np.percentile(finite, 90))) if finite.size else (math.nan,
+                                                                                                    math.nan)
     selected = tuple(sorted({curves[i].run for i in envelope.run_index[valid]}))
     return EnvelopeResult(envelope=envelope, n_law=n_law, d_law=d_law,
                           a_interval=percentile_interval(a_samples, percentiles),
                           b_interval=percentile_interval(b_samples, percentiles),
                           late_fraction=late, late_possible=possible, selected_runs=selected,
+                          late_margin=late_margin,
                           n_resamples=len(a_samples))
+
+
+def late_shares(curves: Sequence[Curve], envelope: Envelope, *, window: int = PAPER_SMOOTHING_WINDOW
+                ) -> tuple[float, float]:
+    """Of the envelope's valid grid points: the share whose selected run is in the last 15% of its tokens
+    (``fraction_of_run >= 0.85``; the paper: all), and the share where any run covering the point is (an upper
+    bound on the first, set by where the runs end). Returns (late, possible); nan where no point is valid."""
+    _, tokens = loss_matrix(curves, envelope.flops, window)
+    return _late_shares(curves, envelope, tokens)
+
+
+def late_margins(curves: Sequence[Curve], envelope: Envelope, losses: np.ndarray, tokens: np.ndarray
+                 ) -> np.ndarray:
+    """At each grid point where the envelope picked a run that is not in its last 15% but some other run is: how
+    much higher (nats, smoothed) the best such late run's loss is than the envelope's. nan elsewhere. Margins below
+    the seed noise mean the envelope chose a mid-cycle point over an end-of-run one on noise. ``losses`` and
+    ``tokens``: the (runs, grid) matrices of ``loss_matrix``."""
+    finals = np.array([c.tokens[-1] for c in curves])[:, None]
+    with np.errstate(invalid="ignore"):
+        is_late = np.nan_to_num(tokens / finals) >= PAPER_LATE_THRESHOLD
+    late_loss = np.where(is_late, losses, np.inf).min(axis=0)
+    early = envelope.valid & (envelope.fraction_of_run < PAPER_LATE_THRESHOLD) & np.isfinite(late_loss)
+    return np.where(early, late_loss - envelope.loss, np.nan)
+
+
+def _late_shares(curves: Sequence[Curve], envelope: Envelope, tokens: np.ndarray) -> tuple[float, float]:
+    valid = envelope.valid
+    if not valid.any():
+        return math.nan, math.nan
+    late = float(np.mean(envelope.fraction_of_run[valid] >= PAPER_LATE_THRESHOLD))
+    finals = np.array([c.tokens[-1] for c in curves])[:, None]
+    with np.errstate(invalid="ignore"):
+        late_anywhere = np.any(np.nan_to_num(tokens / finals) >= PAPER_LATE_THRESHOLD, axis=0)
+    return late, float(np.mean(late_anywhere[valid]))
 
 
 def _grid(curves: Sequence[Curve], n_points: int, flops_range: tuple[float, float] | None) -> np.ndarray:

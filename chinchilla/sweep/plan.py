@@ -163,8 +163,8 @@ def plan_isoflop(budgets: Sequence[float], ladder: Sequence[ModelConfig], *, hpa
                  center: Callable[[float], float] | None = None, sizes_per_budget: int | None = None,
                  span: float | None = None, spacing: float | None = None, convention: str = "non_embedding",
                  min_steps: int = 1,
-                 max_tokens: float | None = None, seeds: Sequence[int] = (0,), group: str = "isoflop",
-                 name: str = "isoflop") -> Plan:
+                 max_tokens: float | None = None, seeds: Sequence[int] = (0,), seed_sizes: int | None = None,
+                 group: str = "isoflop", name: str = "isoflop") -> Plan:
     """IsoFLOP profiles: for each budget, sizes of ``ladder`` with tokens from the exact FLOP count.
 
     Without ``center`` every size of the ladder is planned at every budget. With ``center(C)`` (a guess of N_opt
@@ -173,7 +173,9 @@ def plan_isoflop(budgets: Sequence[float], ladder: Sequence[ModelConfig], *, hpa
     nearest to a geometric grid centre * spacing^k, k = -(m-1)/2 ... (m-1)/2, each used once: a wider window
     than adjacent ladder rungs, which pins a parabola's curvature better when losses are noisy. Eligible: at
     least ``min_steps`` optimizer steps. ``max_tokens`` (the corpus
-    size) flags longer runs ``multi_epoch``.
+    size) flags longer runs ``multi_epoch``. ``seed_sizes``: only the sizes nearest (in log N) to ``center(C)``, this
+    many per budget, are trained with every seed of ``seeds``, the others with ``seeds[0]`` alone (seeds where the
+    minimum is expected, at a fraction of the cost); None: every size with every seed.
     """
     _check_budgets(budgets)
     if not ladder:
@@ -184,6 +186,10 @@ def plan_isoflop(budgets: Sequence[float], ladder: Sequence[ModelConfig], *, hpa
         raise ValueError(f"sizes_per_budget={sizes_per_budget} must be at least 1")
     if span is not None and not span > 1:
         raise ValueError(f"span={span} must be greater than 1")
+    if seed_sizes is not None and (center is None or seed_sizes < 1):
+        raise ValueError(f"seed_sizes={seed_sizes} needs center and must be at least 1")
+    if not seeds:
+        raise ValueError("seeds is empty")
     if spacing is not None and (sizes_per_budget is None or not spacing > 1):
         raise ValueError(f"spacing={spacing} needs sizes_per_budget and must be greater than 1")
     n_params(ladder[0], convention)  # validates the convention
@@ -199,9 +205,14 @@ def plan_isoflop(budgets: Sequence[float], ladder: Sequence[ModelConfig], *, hpa
                 continue
             eligible.append((model, tokens, train))
         chosen = _select_sizes(eligible, budget, center, sizes_per_budget, span, spacing, convention)
+        seeded = {id(e[0]) for e in chosen}
+        if seed_sizes is not None:
+            target = math.log(center(budget))
+            nearest = sorted(chosen, key=lambda e: abs(math.log(n_params(e[0], convention)) - target))
+            seeded = {id(e[0]) for e in nearest[:seed_sizes]}
         for model, tokens, train in chosen:
             flags = ("multi_epoch",) if max_tokens is not None and tokens > max_tokens else ()
-            for seed in seeds:
+            for seed in (seeds if id(model) in seeded else seeds[:1]):
                 runs.append(PlannedRun(
                     run_id=run_id_for(group, model, tokens, seed, budget), group=group, model=model, tokens=tokens,
                     flops=flops_lib.training_flops(model, tokens), budget=float(budget),
@@ -209,24 +220,64 @@ def plan_isoflop(budgets: Sequence[float], ladder: Sequence[ModelConfig], *, hpa
     return Plan(name=name, runs=tuple(runs), skipped=tuple(skipped))
 
 
-def plan_training_curves(ladder: Sequence[ModelConfig], *, tokens_per_param: float, n_cycles: int = 4,
-                         span: float = 16.0, convention: str = "non_embedding", hparams: Hparams | None = None,
-                         min_steps: int = 1, max_tokens: float | None = None, seeds: Sequence[int] = (0,),
+GOLDEN = (math.sqrt(5) - 1) / 2  # the most evenly spread sequence of phases: frac(j * GOLDEN)
+
+
+def plan_training_curves(ladder: Sequence[ModelConfig], *, tokens_per_param: float | None = None,
+                         flops_center: Callable[[float], float] | None = None, n_cycles: int = 4,
+                         span: float = 16.0, stagger: bool = False, convention: str = "non_embedding",
+                         hparams: Hparams | None = None, min_steps: int = 1, lift_short: bool = False,
+                         max_tokens: float | None = None, seeds: Sequence[int] = (0,),
                          group: str = "curves", name: str = "curves") -> Plan:
-    """Approach 1's grid: each size trained for ``n_cycles`` cycle lengths, geometrically spaced over ``span``x, the
-    shortest ``tokens_per_param`` x N tokens (N in ``convention``); each run is exactly one cosine cycle long."""
+    """Approach 1's grid (Hoffmann et al. 2022, Section 3.1): each size trained for ``n_cycles`` cycle lengths,
+    geometrically spaced over ``span``x in tokens; each run is exactly one cosine cycle long.
+
+    Where a size's cycles lie: ``tokens_per_param`` (the shortest is that many tokens per parameter, N in
+    ``convention``), or ``flops_center(N)`` (FLOPs): the cycles' geometric centre, e.g. a guess of the budget at
+    which N is compute-optimal, so that each size is trained from too short to too long for it.
+
+    ``stagger``: shift each size's cycles by less than one cycle ratio r = span^(1/(n_cycles-1)) (up or down) so
+    that the runs' end points, in log FLOPs modulo log r, follow the evenly spread sequence frac(j * 0.618...) over
+    the ladder's sizes j. Without it, neighbouring sizes' runs can end at nearly the same FLOPs, and at the FLOP
+    values in between no run is in its last 15%; Approach 1's envelope can then only pick mid-cycle points.
+
+    Runs shorter than ``min_steps`` optimizer steps are left out (``Plan.skipped``), or with ``lift_short`` the
+    size's whole set of cycles is lengthened by whole cycle ratios r (which keeps the stagger) until its shortest
+    has ``min_steps`` steps, so that every size still gets ``n_cycles`` runs spanning ``span``x.
+    Errors: ValueError for n_cycles < 1, span <= 1 with several cycles, neither or both of tokens_per_param and
+    flops_center, or a non-positive value.
+    """
     if n_cycles < 1:
         raise ValueError(f"n_cycles={n_cycles} must be at least 1")
     if not span >= 1 or (n_cycles > 1 and span == 1):
         raise ValueError(f"span={span} must be > 1 (>= 1 with a single cycle)")
-    if not tokens_per_param > 0:
+    if (tokens_per_param is None) == (flops_center is None):
+        raise ValueError("give exactly one of tokens_per_param and flops_center")
+    if tokens_per_param is not None and not tokens_per_param > 0:
         raise ValueError(f"tokens_per_param={tokens_per_param} must be positive")
+    ratio = span ** (1 / (n_cycles - 1)) if n_cycles > 1 else 1.0
     runs, skipped = [], []
-    for model in ladder:
-        shortest = tokens_per_param * n_params(model, convention)
-        for i in range(n_cycles):
-            ratio = span ** (i / (n_cycles - 1)) if n_cycles > 1 else 1.0
-            tokens, train = resolve_run(model, shortest * ratio, hparams)
+    for j, model in enumerate(ladder):
+        n = n_params(model, convention)
+        if flops_center is not None:
+            center = float(flops_center(n))
+            if not (math.isfinite(center) and center > 0):
+                raise ValueError(f"flops_center({n}) = {center} for {model.name}: must be positive FLOPs")
+            shortest = flops_lib.tokens_for_flops(model, center) / math.sqrt(span)
+        else:
+            shortest = tokens_per_param * n
+        if stagger and ratio > 1:
+            per_token = flops_lib.training_flops_per_token(model)
+            phase = math.log(shortest * per_token) / math.log(ratio)
+            shift = (j * GOLDEN - phase) % 1.0
+            shortest *= ratio ** (shift - 1.0 if shift >= 0.5 else shift)
+        lengths = [shortest * ratio**i for i in range(n_cycles)]
+        if lift_short and ratio > 1:
+            batch = int(resolve_run(model, lengths[0], hparams)[1].get("batch_size", DEFAULT_BATCH_SIZE))
+            while lengths[0] < min_steps * batch * model.seq_len:
+                lengths = [t * ratio for t in lengths]
+        for length in lengths:
+            tokens, train = resolve_run(model, length, hparams)
             steps = tokens // (int(train.get("batch_size", DEFAULT_BATCH_SIZE)) * model.seq_len)
             if steps < min_steps:
                 skipped.append({"model": model.name, "tokens": tokens, "steps": steps,
@@ -238,6 +289,14 @@ def plan_training_curves(ladder: Sequence[ModelConfig], *, tokens_per_param: flo
                     run_id=run_id_for(group, model, tokens, seed), group=group, model=model, tokens=tokens,
                     flops=flops_lib.training_flops(model, tokens), train={**train, "seed": seed}, flags=flags))
     return Plan(name=name, runs=tuple(runs), skipped=tuple(skipped))
+
+
+def cycle_span(plan: Plan, model_name: str) -> float:
+    """The ratio of the longest to the shortest cycle (tokens) among a plan's runs of one size."""
+    tokens = [r.tokens for r in plan.runs if r.model.name == model_name]
+    if not tokens:
+        raise ValueError(f"plan {plan.name!r} has no run of {model_name!r}")
+    return max(tokens) / min(tokens)
 
 
 def paper_hparams(model: ModelConfig, tokens: int | None = None) -> dict[str, Any]:
@@ -287,6 +346,35 @@ def plan_lr_scan(models: Sequence[ModelConfig], lrs: Sequence[float], budget: fl
                     model=model, tokens=tokens, flops=flops_lib.training_flops(model, tokens), budget=float(budget),
                     train={**base, "lr": float(lr), "seed": seed}))
     return Plan(name=f"{group}-{budget:.3g}", runs=tuple(runs))
+
+
+def plan_hparam_scan(models: Sequence[ModelConfig], variants: Sequence[Mapping[str, Any]], budget: float, *,
+                     hparams: Hparams | None = None, seeds: Sequence[int] = (0,), group: str = "lr") -> Plan:
+    """A hyperparameter check beyond the learning rate: each of ``models`` trained at one ``budget`` once per
+    variant, a dict of ``TrainConfig`` overrides (e.g. ``{"warmup_fraction": 0.02}`` or ``{"adam_b2": 0.99}``)
+    applied on top of ``hparams``; ``{}`` is the rule itself. The run id names the overrides."""
+    _check_budgets([budget])
+    if not variants:
+        raise ValueError("variants is empty: give at least one dict of TrainConfig overrides ({} = the rule)")
+    runs = []
+    for model in models:
+        tokens, base = resolve_run(model, flops_lib.tokens_for_flops(model, budget), hparams)
+        for variant in variants:
+            if "batch_size" in variant:
+                raise ValueError("a variant may not change batch_size: the run's tokens were rounded to its batch")
+            train = {**base, **variant}
+            tag = "-".join(f"{_short(k)}{v:.3g}" for k, v in sorted(variant.items())) or "rule"
+            for seed in seeds:
+                name = model.name or f"L{model.n_layers}d{model.d_model}"
+                runs.append(PlannedRun(
+                    run_id=f"{group}-c{budget:.3g}-{name}-{tag}-s{seed}".replace("+", ""), group=group,
+                    model=model, tokens=tokens, flops=flops_lib.training_flops(model, tokens), budget=float(budget),
+                    train={**train, "seed": seed}))
+    return Plan(name=f"{group}-{budget:.3g}", runs=tuple(runs))
+
+
+def _short(key: str) -> str:
+    return {"warmup_fraction": "wu", "adam_b2": "b2", "lr": "lr", "weight_decay": "wd"}.get(key, key)
 
 
 def summarize(plan: Plan, convention: str = "non_embedding") -> list[dict[str, Any]]:

@@ -1,0 +1,82 @@
+"""The paper's Table A2: do the scaling exponents depend on the data? One preset's sweep on several data sets (the
+paper: MassiveText vs GitHub code, a = 0.50 / 0.53 and b = 0.50 / 0.47 by Approach 2 on C4 and GitHub), each
+reported on its own, then their a and b side by side with intervals.
+
+    chinchilla reproduce --preset code_vs_text --compare-datasets embedded embedded/code --out DIR
+
+trains ``DIR/<data set>/`` for each data set (``/`` in a name becomes ``__``; resumable like any sweep) and writes
+``DIR/table_a2.md`` and ``DIR/table_a2.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+from chinchilla.reproduce import Preset, reproduce, with_dataset
+from chinchilla.sweep import store
+
+APPROACHES = ("approach1", "approach2", "approach3")
+TITLES = {"approach1": "1. training curves", "approach2": "2. IsoFLOP profiles", "approach3": "3. parametric loss"}
+# Table A2 of Hoffmann et al. 2022 (Approach 2, N = all parameters).
+PAPER_TABLE_A2 = {"C4": (0.50, 0.50), "GitHub": (0.53, 0.47)}
+
+
+def dataset_dir(dataset: str) -> str:
+    """The sub-directory of a comparison holding one data set's sweep."""
+    return dataset.replace("/", "__")
+
+
+def compare_datasets(preset: Preset, datasets: Sequence[str], out_dir, *, progress: bool = False,
+                     log: Callable[[str], None] | None = print) -> dict[str, Any] | None:
+    """Train and report ``preset`` on each of ``datasets`` into ``out_dir/<data set>``, then write Table A2.
+    Returns {data set: summary} and the table, or None while some sweep's runs are pending (other workers)."""
+    if len(datasets) < 2 or len(set(datasets)) != len(datasets):
+        raise ValueError(f"--compare-datasets needs at least two different data sets; got {list(datasets)}")
+    out = store.as_path(out_dir)
+    summaries = {}
+    for dataset in datasets:
+        summary = reproduce(with_dataset(preset, dataset), out / dataset_dir(dataset), progress=progress, log=log)
+        if summary is None:
+            return None
+        summaries[dataset] = summary
+    table = table_a2(summaries)
+    store.write_text_atomic(out / "table_a2.md", table + "\n")
+    store.write_json_atomic(out / "table_a2.json", {
+        "preset": preset.name, "datasets": list(datasets),
+        "rows": {d: {a: {k: s[a].get(k) for k in ("a", "a_interval", "b", "b_interval", "error")}
+                     for a in APPROACHES} for d, s in summaries.items()},
+        "convention": next(iter(summaries.values())).get("convention"), "paper": PAPER_TABLE_A2})
+    if log:
+        log(table)
+    return {"summaries": summaries, "table": table}
+
+
+def table_a2(summaries: Mapping[str, Mapping[str, Any]]) -> str:
+    """Markdown: one row per data set, a and b (10th-90th percentile intervals) per approach, the headline parameter
+    convention named; the paper's Table A2 below."""
+    convention = next(iter(summaries.values())).get("convention", "total")
+    n_name = {"total": "all parameters", "non_embedding": "non-embedding parameters"}.get(convention, convention)
+    lines = [f"Table A2: N_opt ∝ C^a, D_opt ∝ C^b per data set (N = {n_name}, C = exact FLOPs; intervals: 10th-90th "
+             "percentiles over bootstrap resamples of the runs)", "",
+             "| data set | " + " | ".join(f"{TITLES[a]}: a | {TITLES[a]}: b" for a in APPROACHES) + " |",
+             "|---|" + "---|---|" * len(APPROACHES)]
+    for dataset, summary in summaries.items():
+        cells = []
+        for approach in APPROACHES:
+            entry = summary[approach]
+            cells += [_cell(entry, "a"), _cell(entry, "b")]
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    for name, (a, b) in PAPER_TABLE_A2.items():
+        lines.append(f"| paper: {name} (Approach 2, all parameters) | | | {a:.2f} | {b:.2f} | | |")
+    return "\n".join(lines)
+
+
+def _cell(entry: Mapping[str, Any], key: str) -> str:
+    value = entry.get(key)
+    if value is None:
+        return "not fitted"
+    low, high = entry.get(f"{key}_interval") or (None, None)
+    if low is None or (isinstance(low, float) and math.isnan(low)):
+        return f"{value:.3f}"
+    return f"{value:.3f} ({low:.2f}, {high:.2f})"
