@@ -106,14 +106,15 @@ def train_run(config: TrainConfig, out_dir: Any, progress: bool = True) -> dict:
 
     checkpointer = Checkpointer(out / "checkpoints", keep=config.keep_checkpoints)
     metrics_path = out / "metrics.jsonl"
-    latest = checkpointer.latest_step()
+    restored = checkpointer.restore_latest(trainer.abstract_state)  # skips (and warns about) incomplete steps
+    latest = None if restored is None else restored[0]
     if latest is None:
         state = trainer.init_state()
         meta = {"wall_time_s": 0.0, "recent_losses": [], "eval_loss": None}
         if jax.process_index() == 0:
             metrics.rewrite_jsonl(metrics_path, [])
     else:
-        state, meta = checkpointer.restore(latest, trainer.abstract_state)
+        _, state, meta = restored
         train_data.set_state(meta["data"])
         if jax.process_index() == 0:
             metrics.rewrite_jsonl(metrics_path, [row for row in metrics.read_jsonl(metrics_path)
