@@ -28,6 +28,7 @@ from etils import epath
 from chinchilla import accelerators
 
 CPU_MATMUL_SIZES = (512, 1024, 2048)
+ENV_PEAK_FLOPS = "CHINCHILLA_PEAK_FLOPS"
 
 
 class UnknownAcceleratorWarning(UserWarning):
@@ -66,13 +67,22 @@ def peak_flops(devices: list | None = None, compute_dtype: Any = "bfloat16",
                override: float | None = None) -> tuple[float | None, str]:
     """Peak FLOP/s of ``devices`` (default: all) and where the number comes from.
 
-    ``override`` (FLOP/s of one jax device, e.g. ``TrainConfig.peak_flops``) wins: times the device count ("user").
+    ``override`` (FLOP/s of one jax device, e.g. ``TrainConfig.peak_flops``; else ``$CHINCHILLA_PEAK_FLOPS``, which
+    reaches the runs of ``chinchilla sweep``/``reproduce`` too) wins: times the device count ("user").
     Accelerators: the chip table's per-device peak for ``compute_dtype`` times the device count ("datasheet").
     CPU: the measured matmul peak of this process ("measured_cpu_matmul"); fake CPU devices share the same cores,
     so it is not multiplied. An accelerator the table does not know: (None, "unknown"), after a one-time
     ``UnknownAcceleratorWarning`` per device kind saying how to give a peak; training goes on, MFU is null.
     """
     devices = list(jax.devices() if devices is None else devices)
+    if override is None and os.environ.get(ENV_PEAK_FLOPS):
+        text = os.environ[ENV_PEAK_FLOPS]
+        try:
+            override = float(text)
+        except ValueError:
+            raise ValueError(f"{ENV_PEAK_FLOPS}={text!r} must be a number of FLOP/s per device") from None
+        if not 0 < override < float("inf"):
+            raise ValueError(f"{ENV_PEAK_FLOPS}={text!r} must be a positive number of FLOP/s per device")
     if override is not None:
         return float(override) * len(devices), "user"
     if devices[0].platform == "cpu":
@@ -84,7 +94,7 @@ def peak_flops(devices: list | None = None, compute_dtype: Any = "bfloat16",
             _WARNED_KINDS.add(kind)
             warnings.warn(f"no peak FLOP/s known for device_kind={kind!r} with {jnp.dtype(compute_dtype)} compute: "
                           "MFU is reported as null; give the dense peak FLOP/s of one device with "
-                          "`chinchilla train --peak-flops F` or TrainConfig(peak_flops=F)",
+                          f"`chinchilla train --peak-flops F`, TrainConfig(peak_flops=F) or {ENV_PEAK_FLOPS}=F",
                           UnknownAcceleratorWarning, stacklevel=2)
         return None, "unknown"
     return per_device * len(devices), "datasheet"

@@ -75,6 +75,16 @@ def test_an_unknown_accelerator_has_no_peak_and_warns_once_naming_it_and_the_fla
     assert metrics.peak_flops([FakeDevice("NVIDIA H100 PCIe")] * 8) == (8 * 756e12, "datasheet")
 
 
+def test_the_environment_gives_a_peak_to_sweeps_and_a_bad_one_is_named(monkeypatch):
+    monkeypatch.setenv("CHINCHILLA_PEAK_FLOPS", "65e12")
+    assert metrics.peak_flops([FakeDevice("Tesla T4")]) == (65e12, "user")
+    assert metrics.peak_flops([FakeDevice("Tesla T4")], override=1e12) == (1e12, "user")  # the config wins
+    for bad in ("fast", "-1", "inf"):
+        monkeypatch.setenv("CHINCHILLA_PEAK_FLOPS", bad)
+        with pytest.raises(ValueError, match=f"CHINCHILLA_PEAK_FLOPS='{bad}'"):
+            metrics.peak_flops([FakeDevice("Tesla T4")])
+
+
 def _on(monkeypatch, kind):
     """train_run as if its devices were ``kind`` accelerators (the peak lookup sees fake devices)."""
     real = metrics.peak_flops
