@@ -60,7 +60,7 @@ def test_every_chip_cites_its_data_sheet_and_is_reachable_by_its_own_name():
     for chip in accelerators.CHIPS:
         assert chip.source and (chip.bfloat16 or chip.float32)
         # no earlier, more general pattern shadows this chip
-        assert accelerators.find_chip(f"X {chip.name} Y") is chip or chip.name.endswith(("SXM", "SXM2")), chip
+        assert accelerators.find_chip(f"X {chip.name} Y") is chip, chip
 
 
 def test_an_unknown_accelerator_has_no_peak_and_warns_once_naming_it_and_the_flag():
@@ -99,6 +99,7 @@ def test_a_run_on_an_unknown_accelerator_trains_with_null_mfu_and_the_user_peak_
     rows = [json.loads(line) for line in (tmp_path / "unknown" / "metrics.jsonl").read_text().splitlines()]
     assert summary["status"] == "finished" and summary["peak_flops"] is None and summary["peak_source"] == "unknown"
     assert [row["mfu"] for row in rows] == [None] * 4 and all(row["tokens_per_s"] > 0 for row in rows)
+    assert summary["compute_dtype"] == "float32" and "CPU" in summary["compute_dtype_reason"]
     given = train_run(dataclasses.replace(config, peak_flops=1e9), tmp_path / "given", progress=False)
     assert given["peak_source"] == "user" and given["peak_flops"] == 1e9
     rows = [json.loads(line) for line in (tmp_path / "given" / "metrics.jsonl").read_text().splitlines()]
@@ -136,3 +137,18 @@ def test_auto_compute_dtype_is_bf16_only_where_the_chip_has_it(device, dtype, wh
 def test_an_explicit_compute_dtype_is_used_as_given():
     assert choose_compute_dtype("bfloat16", FakeDevice("Tesla T4", compute_capability="7.5"))[0] == jnp.bfloat16
     assert choose_compute_dtype("float32", FakeDevice("TPU v4", platform="tpu"))[0] == jnp.float32
+
+
+def test_the_train_command_passes_peak_flops_to_the_run(monkeypatch, tmp_path):
+    from chinchilla import cli, train
+
+    seen = {}
+
+    def fake_train_run(config, out, progress=True):
+        seen["config"] = config
+        return {"status": "finished"}
+
+    monkeypatch.setattr(train, "train_run", fake_train_run)
+    assert cli.main(["train", "--model", "tiny-00004k", "--tokens", "1e4", "--out", str(tmp_path),
+                     "--peak-flops", "65e12", "--quiet"]) == 0
+    assert seen["config"].peak_flops == 65e12
