@@ -64,31 +64,48 @@ class Checkpointer:
 
         Newer steps that lack a required file (``REQUIRED_FILES``) or fail to restore (missing or truncated arrays)
         are skipped with an ``IncompleteCheckpointWarning`` naming their directory, and moved aside to
-        ``<checkpoints>.incomplete/`` so that training can save those steps again.
+        ``<checkpoints>.incomplete/`` so that training can save those steps again. When no step restores and some
+        had all their files (so the failure may be something else, such as a changed model), raises ValueError
+        naming the first failure and moves nothing.
         """
+        skipped: list[tuple[int, str, bool]] = []  # (step, problem, had all required files)
         for step in sorted(self._manager.all_steps(), reverse=True):
             step_dir = self.directory / str(step)
             missing = [name for name in REQUIRED_FILES if not (step_dir / name).exists()]
-            if not missing:
-                try:
-                    state, meta = self.restore(step, abstract_state)
-                    return step, state, meta
-                except Exception as error:  # noqa: BLE001 - any unreadable step is skipped, the reason is warned
-                    problem = f"it does not restore ({type(error).__name__}: {str(error)[:200]})"
-            else:
-                problem = f"it lacks {', '.join(missing)}"
-            self._set_aside(step, step_dir, problem)
+            if missing:
+                skipped.append((step, f"it lacks {', '.join(missing)}", False))
+                continue
+            try:
+                state, meta = self.restore(step, abstract_state)
+            except Exception as error:  # noqa: BLE001 - an unreadable step is skipped below, with its reason
+                skipped.append((step, f"it does not restore ({type(error).__name__}: {str(error)[:300]})", True))
+                continue
+            self._set_aside(skipped)
+            return step, state, meta
+        if any(complete for _, _, complete in skipped):
+            step, problem, _ = next(item for item in skipped if item[2])
+            self.close()  # the run stops here: release orbax's background threads
+            raise ValueError(f"no checkpoint in {self.directory} restores: step {step}: {problem}")
+        self._set_aside(skipped)
         return None
 
-    def _set_aside(self, step: int, step_dir: epath.Path, problem: str) -> None:
-        aside = self.directory.parent / f"{self.directory.name}.incomplete" / f"{step}-{int(time.time())}"
-        warnings.warn(f"checkpoint {step_dir} is incomplete ({problem}), e.g. from a copy that stopped half-way; "
-                      f"resuming from an earlier step; moved it to {aside}", IncompleteCheckpointWarning,
-                      stacklevel=3)
-        if jax.process_index() == 0:
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            step_dir.rename(aside)
-        self._manager.reload()
+    def _set_aside(self, skipped: list[tuple[int, str, bool]]) -> None:
+        """Warn about each skipped step and move its directory to ``<checkpoints>.incomplete/<step>-<time>``."""
+        for step, problem, _ in skipped:
+            step_dir = self.directory / str(step)
+            aside = self.directory.parent / f"{self.directory.name}.incomplete" / f"{step}-{int(time.time())}"
+            warnings.warn(f"checkpoint {step_dir} is incomplete ({problem}), e.g. from a copy that stopped "
+                          f"half-way; resuming from an earlier step; moved it to {aside}",
+                          IncompleteCheckpointWarning, stacklevel=3)
+            if jax.process_index() == 0:
+                try:
+                    aside.parent.mkdir(parents=True, exist_ok=True)
+                    step_dir.rename(aside)
+                except OSError as error:  # e.g. an object store that cannot rename directories
+                    raise ValueError(f"checkpoint {step_dir} is incomplete ({problem}) and could not be moved "
+                                     f"aside ({error}); move or delete it, then resume") from error
+        if skipped:
+            self._manager.reload()
 
     def wait(self) -> None:
         """Block until pending saves are on disk."""

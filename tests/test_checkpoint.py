@@ -72,3 +72,14 @@ def test_orbax_temporary_directories_are_still_ignored(uninterrupted, tmp_path):
     summary = train_run(CONFIG, out, progress=False)
     assert summary["steps"] == 40 and not (out / "checkpoints.incomplete").exists()
     assert [r["loss"] for r in _rows(out)] == [r["loss"] for r in _rows(uninterrupted)]
+
+
+def test_when_no_step_restores_the_error_names_it_and_nothing_is_moved(uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(uninterrupted, out)
+    (out / "summary.json").unlink()
+    for step_dir in (out / "checkpoints").iterdir():
+        _drop_arrays(step_dir)
+    with pytest.raises(ValueError, match=r"no checkpoint in .*checkpoints restores: step 40: it does not restore"):
+        train_run(CONFIG, out, progress=False)
+    assert not (out / "checkpoints.incomplete").exists()
