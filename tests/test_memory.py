@@ -27,6 +27,7 @@ def _one_device():
     return sharding.make_mesh(devices=jax.devices()[:1])
 
 
+@pytest.mark.slow
 def test_the_layer_extrapolation_matches_full_compiles():
     base = zoo.get_model("gpu-0014M").replace(seq_len=256)
     for layers in (3,):
@@ -37,6 +38,7 @@ def test_the_layer_extrapolation_matches_full_compiles():
         assert estimate["peak_bytes"] == pytest.approx(full, rel=0.01), layers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset_name", sorted(TARGETS))
 def test_the_largest_run_of_each_accelerator_preset_fits_its_chip(preset_name):
     chip, capacity, usable, devices = TARGETS[preset_name]
