@@ -13,7 +13,7 @@ on a shared machine affects numerator and denominator alike; the table reports m
 - each as a fraction of the paired matmul peak.
 
 On an accelerator the same script reports MFU against the data-sheet bf16 peak
-(``chinchilla.metrics.PEAK_FLOPS_PER_CHIP``), with bf16 compute. Usage::
+(``chinchilla.accelerators.CHIPS``) of the dtype the step computes in. Usage::
 
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/bench_train_step.py            # a spread of the tiny ladder
     .venv/bin/python benchmarks/bench_train_step.py --models gpu-0436M --batch-size 8   # one GPU, bf16
@@ -63,7 +63,7 @@ def bench_model(name: str, batch_size: int, steps_per_dispatch: int, rounds: int
     step_times, peaks = [], []
     for _ in range(rounds):
         peaks.append(metrics.cpu_matmul_peak.__wrapped__(sizes=(1024,), repeats=2) if on_cpu
-                     else metrics.peak_flops()[0])
+                     else metrics.peak_flops(compute_dtype=trainer.compute_dtype)[0])
         start = time.perf_counter()
         state, out = trainer.train(state, batches)
         jax.block_until_ready(out)

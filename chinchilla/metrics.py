@@ -4,9 +4,12 @@ MFU (model FLOPs utilisation, Chowdhery et al. 2022) = achieved model FLOP/s / p
 are the exact Appendix F training FLOPs of the tokens processed (``chinchilla.flops``), whatever the implementation
 actually executes.
 
-Peaks: dense bf16 FLOP/s per chip from the vendors' data sheets (``PEAK_FLOPS_PER_CHIP``) on GPUs and TPUs; on CPU
-there is no meaningful data-sheet number, so the peak is the best FLOP/s of large float32 matmuls measured in this
-process (``cpu_matmul_peak``). Such a CPU "MFU" is the fraction of the machine's own matmul speed the step reaches.
+Peaks: on GPUs and TPUs the dense data-sheet FLOP/s of the arithmetic the step runs (bf16, or float32 at JAX's
+default precision), from ``chinchilla.accelerators.CHIPS``; a chip the table does not know gets no peak (MFU null
+and one warning naming its device kind) unless the user gives one (``TrainConfig.peak_flops`` / ``--peak-flops``).
+On CPU there is no meaningful data-sheet number, so the peak is the best FLOP/s of large float32 matmuls measured in
+this process (``cpu_matmul_peak``). Such a CPU "MFU" is the fraction of the machine's own matmul speed the step
+reaches.
 """
 
 from __future__ import annotations
@@ -15,37 +18,31 @@ import functools
 import json
 import os
 import time
+import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from etils import epath
 
-# (substring of jax's device_kind, dense bf16 FLOP/s per chip, jax devices per chip). First match wins, so more
-# specific names come first. v2/v3 chips show up as two jax devices (one per TensorCore).
-PEAK_FLOPS_PER_CHIP: tuple[tuple[str, float, int], ...] = (
-    ("H200", 989e12, 1),
-    ("H100", 989e12, 1),
-    ("A100", 312e12, 1),
-    ("TPU v6 lite", 918e12, 1),
-    ("TPU v6e", 918e12, 1),
-    ("TPU v5 lite", 197e12, 1),
-    ("TPU v5e", 197e12, 1),
-    ("TPU v5p", 459e12, 1),
-    ("TPU v5", 459e12, 1),
-    ("TPU v4", 275e12, 1),
-    ("TPU v3", 123e12, 2),
-)
+from chinchilla import accelerators
+
 CPU_MATMUL_SIZES = (512, 1024, 2048)
+ENV_PEAK_FLOPS = "CHINCHILLA_PEAK_FLOPS"
 
 
-def device_peak_flops(device: Any) -> float | None:
-    """Data-sheet dense bf16 FLOP/s of one jax device, or None when the table does not know its kind."""
-    kind = getattr(device, "device_kind", "")
-    for name, per_chip, devices_per_chip in PEAK_FLOPS_PER_CHIP:
-        if name.lower() in kind.lower():
-            return per_chip / devices_per_chip
-    return None
+class UnknownAcceleratorWarning(UserWarning):
+    """An accelerator without a known peak FLOP/s: the run trains, with MFU reported as missing."""
+
+
+_WARNED_KINDS: set[str] = set()
+
+
+def device_peak_flops(device: Any, compute_dtype: Any = "bfloat16") -> float | None:
+    """Dense data-sheet FLOP/s of one jax device for ``compute_dtype`` ('bfloat16' or 'float32') compute, or None
+    when the chip table does not know its kind (or the data sheet has no figure for that dtype)."""
+    chip = accelerators.find_chip(getattr(device, "device_kind", ""))
+    return None if chip is None else chip.peak(str(jnp.dtype(compute_dtype)))
 
 
 @functools.cache
@@ -66,26 +63,46 @@ def cpu_matmul_peak(sizes: tuple[int, ...] = CPU_MATMUL_SIZES, repeats: int = 3)
     return best
 
 
-def peak_flops(devices: list | None = None) -> tuple[float, str]:
+def peak_flops(devices: list | None = None, compute_dtype: Any = "bfloat16",
+               override: float | None = None) -> tuple[float | None, str]:
     """Peak FLOP/s of ``devices`` (default: all) and where the number comes from.
 
-    Accelerators: the table's per-device peak times the device count ("datasheet"). CPU: the measured matmul peak
-    of this process ("measured_cpu_matmul"); fake CPU devices share the same cores, so it is not multiplied.
-    Unknown accelerators: the measured CPU number would be meaningless, so this raises ValueError.
+    ``override`` (FLOP/s of one jax device, e.g. ``TrainConfig.peak_flops``; else ``$CHINCHILLA_PEAK_FLOPS``, which
+    reaches the runs of ``chinchilla sweep``/``reproduce`` too) wins: times the device count ("user").
+    Accelerators: the chip table's per-device peak for ``compute_dtype`` times the device count ("datasheet").
+    CPU: the measured matmul peak of this process ("measured_cpu_matmul"); fake CPU devices share the same cores,
+    so it is not multiplied. An accelerator the table does not know: (None, "unknown"), after a one-time
+    ``UnknownAcceleratorWarning`` per device kind saying how to give a peak; training goes on, MFU is null.
     """
     devices = list(jax.devices() if devices is None else devices)
+    if override is None and os.environ.get(ENV_PEAK_FLOPS):
+        text = os.environ[ENV_PEAK_FLOPS]
+        try:
+            override = float(text)
+        except ValueError:
+            raise ValueError(f"{ENV_PEAK_FLOPS}={text!r} must be a number of FLOP/s per device") from None
+        if not 0 < override < float("inf"):
+            raise ValueError(f"{ENV_PEAK_FLOPS}={text!r} must be a positive number of FLOP/s per device")
+    if override is not None:
+        return float(override) * len(devices), "user"
     if devices[0].platform == "cpu":
         return cpu_matmul_peak(), "measured_cpu_matmul"
-    per_device = device_peak_flops(devices[0])
+    per_device = device_peak_flops(devices[0], compute_dtype)
     if per_device is None:
-        raise ValueError(f"no peak FLOP/s known for device_kind={devices[0].device_kind!r}; add it to "
-                         "chinchilla.metrics.PEAK_FLOPS_PER_CHIP")
+        kind = devices[0].device_kind
+        if kind not in _WARNED_KINDS:
+            _WARNED_KINDS.add(kind)
+            warnings.warn(f"no peak FLOP/s known for device_kind={kind!r} with {jnp.dtype(compute_dtype)} compute: "
+                          "MFU is reported as null; give the dense peak FLOP/s of one device with "
+                          f"`chinchilla train --peak-flops F`, TrainConfig(peak_flops=F) or {ENV_PEAK_FLOPS}=F",
+                          UnknownAcceleratorWarning, stacklevel=2)
+        return None, "unknown"
     return per_device * len(devices), "datasheet"
 
 
-def mfu(model_flops: float, seconds: float, peak: float) -> float:
-    """Model FLOPs utilisation: (model_flops / seconds) / peak."""
-    return model_flops / seconds / peak
+def mfu(model_flops: float, seconds: float, peak: float | None) -> float | None:
+    """Model FLOPs utilisation: (model_flops / seconds) / peak; None when the peak is unknown."""
+    return None if peak is None else model_flops / seconds / peak
 
 
 def write_json_atomic(path: Any, payload: Any) -> None:

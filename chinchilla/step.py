@@ -13,6 +13,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from chinchilla import accelerators
 from chinchilla import flops as flops_lib
 from chinchilla import sharding
 from chinchilla.model import Decoder, loss_fn
@@ -21,11 +22,21 @@ from chinchilla.schedule import learning_rate
 from chinchilla.train_config import TrainConfig
 
 
-def resolve_compute_dtype(name: str) -> jnp.dtype:
-    """"auto": bfloat16 on GPU/TPU, float32 on CPU (where bf16 matmuls are slow and gain nothing)."""
-    if name == "auto":
-        return jnp.dtype(jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16)
-    return jnp.dtype(name)
+def choose_compute_dtype(name: str, device: Any = None) -> tuple[jnp.dtype, str]:
+    """The matmul dtype for ``compute_dtype=name`` on ``device`` (default: the first jax device), and why.
+
+    "auto": bfloat16 where the chip multiplies bf16 in hardware (TPUs, NVIDIA compute capability >= 8.0, AMD MI200
+    and newer: ``chinchilla.accelerators.supports_bfloat16``), float32 elsewhere: on CPU (bf16 matmuls are slow
+    there and gain nothing) and on GPUs without bf16 (T4, V100; float16 would need loss scaling, which the step
+    does not do). An explicit "float32" or "bfloat16" is used as given.
+    """
+    if name != "auto":
+        return jnp.dtype(name), f"compute_dtype={name!r} given"
+    device = jax.devices()[0] if device is None else device
+    if device.platform == "cpu":
+        return jnp.dtype(jnp.float32), "auto: CPU (bf16 matmuls are not faster there)"
+    bf16, why = accelerators.supports_bfloat16(device)
+    return jnp.dtype(jnp.bfloat16 if bf16 else jnp.float32), f"auto: {why}"
 
 
 def hyperparameters(config: TrainConfig) -> dict[str, np.ndarray]:
@@ -78,7 +89,8 @@ class Trainer:
         if config.batch_size % jax.process_count():
             raise ValueError(f"batch_size={config.batch_size} must be a multiple of the process count "
                              f"{jax.process_count()}")
-        self.compute_dtype = resolve_compute_dtype(config.compute_dtype)
+        self.compute_dtype, self.compute_dtype_reason = choose_compute_dtype(config.compute_dtype,
+                                                                             self.mesh.devices.flat[0])
         self.adam = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
         self.hp = hyperparameters(config)
         self.steps_per_dispatch = config.steps_per_dispatch

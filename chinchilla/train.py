@@ -6,7 +6,8 @@ The same entry point runs on one CPU, on 8 fake CPU devices, on a GPU and on a T
   batch split over ``data`` x ``fsdp``, one jitted step with explicit in/out shardings and donated state;
 - AdamW (decoupled weight decay on matrices only) after global-norm gradient clipping, with a linear warm-up and a
   10x cosine decay whose cycle length is a parameter (``chinchilla.schedule``);
-- float32 master weights; bfloat16 matmuls on accelerators, float32 on CPU (``compute_dtype="auto"``);
+- float32 master weights; bfloat16 matmuls on accelerators that have bf16 units, float32 on CPU and on older GPUs
+  (``compute_dtype="auto"``; the choice and its reason are in ``summary.json``);
 - ``steps_per_dispatch`` optimizer steps per call (a ``lax.fori_loop`` on the device) and one host sync per call:
   the per-step losses come back together, so every step's loss can be logged without slowing the step;
 - orbax checkpoints of parameters, optimizer state, step and data-iterator state at dispatch boundaries. A run
@@ -39,7 +40,7 @@ from chinchilla import metrics, runlock, sharding
 from chinchilla.checkpoint import Checkpointer
 from chinchilla.config import ModelConfig
 from chinchilla.step import Trainer
-from chinchilla.train_config import TrainConfig
+from chinchilla.train_config import REPORTING_FIELDS, TrainConfig
 
 FINAL_LOSS_WINDOW = 10  # final_train_loss = mean loss of the last this-many steps
 EVAL_SEED = 0  # every run evaluates on the same validation batches
@@ -91,7 +92,8 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     if config_path.exists():
         saved = _read_run_json(config_path, "restore it, or train in a new directory")
         mine = config.to_dict()
-        differing = sorted(key for key in set(saved) | set(mine) if saved.get(key) != mine.get(key))
+        differing = sorted(key for key in set(saved) | set(mine)
+                           if saved.get(key) != mine.get(key) and key not in REPORTING_FIELDS)
         if differing:
             raise ValueError(f"{out} holds a run with another config (fields {differing} differ); use a new "
                              "directory")
@@ -130,14 +132,15 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
 
     checkpointer = Checkpointer(out / "checkpoints", keep=config.keep_checkpoints)
     metrics_path = out / "metrics.jsonl"
-    latest = checkpointer.latest_step()
+    restored = checkpointer.restore_latest(trainer.abstract_state)  # skips (and warns about) incomplete steps
+    latest = None if restored is None else restored[0]
     if latest is None:
         state = trainer.init_state()
         meta = {"wall_time_s": 0.0, "recent_losses": [], "eval_loss": None}
         if jax.process_index() == 0:
             metrics.rewrite_jsonl(metrics_path, [])
     else:
-        state, meta = checkpointer.restore(latest, trainer.abstract_state)
+        _, state, meta = restored
         train_data.set_state(meta["data"])
         if jax.process_index() == 0:  # drop only the rows past the checkpoint; keep what cannot be parsed aside
             note = metrics.truncate_jsonl_after(metrics_path, latest, out / QUARANTINE_FILE)
@@ -146,7 +149,7 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         _say(progress, f"{out}: resuming from step {latest} of {total_steps}")
     step = int(jax.device_get(state["step"]))
 
-    peak, peak_source = metrics.peak_flops()
+    peak, peak_source = metrics.peak_flops(compute_dtype=trainer.compute_dtype, override=config.peak_flops)
     flops_per_step = trainer.flops_per_step()
     recent = collections.deque(meta["recent_losses"], maxlen=FINAL_LOSS_WINDOW)
     eval_loss = meta["eval_loss"]
@@ -244,6 +247,7 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         "processes": jax.process_count(),
         "device_kind": jax.devices()[0].device_kind,
         "compute_dtype": str(trainer.compute_dtype),
+        "compute_dtype_reason": trainer.compute_dtype_reason,
     }
     if jax.process_index() == 0:  # one writer of the run's files; the others wait until summary.json exists
         metrics.write_json_atomic(summary_path, summary)

@@ -16,6 +16,8 @@ from chinchilla import flops as flops_lib
 from chinchilla.config import ModelConfig, check_known_fields
 
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
+# Fields that only change what is reported, not what is trained: a run resumes when only these differ.
+REPORTING_FIELDS = ("peak_flops",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +30,10 @@ class TrainConfig:
     / peak (0.1 = the paper's 10x decay); ``log_every``/``eval_every``/``checkpoint_every`` in steps (eval and
     checkpoints happen at the first dispatch boundary at or after each multiple, and always at the end;
     ``eval_every=None`` evaluates only at the end) on ``eval_batches`` fixed batches of ``eval_split``; ``mesh``:
-    (data, fsdp, tensor) sizes, one may be -1.
+    (data, fsdp, tensor) sizes, one may be -1; ``compute_dtype``: "auto" (from the chip, see
+    ``chinchilla.step.choose_compute_dtype``), "float32" or "bfloat16" (matmuls; master weights stay float32);
+    ``peak_flops``: dense peak FLOP/s of one jax device for MFU (None = from ``chinchilla.accelerators``' data-sheet
+    table; needed for MFU on chips the table does not know).
     """
 
     model: ModelConfig
@@ -57,6 +62,7 @@ class TrainConfig:
     mesh: tuple[int, int, int] = (-1, 1, 1)
     compute_dtype: str = "auto"
     attention_impl: str = "xla"
+    peak_flops: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
@@ -93,6 +99,10 @@ class TrainConfig:
             raise ValueError(f"mesh={self.mesh!r} must be three sizes (data, fsdp, tensor)")
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"compute_dtype={self.compute_dtype!r} is not one of {COMPUTE_DTYPES}")
+        if self.peak_flops is not None and not (isinstance(self.peak_flops, (int, float))
+                                                and not isinstance(self.peak_flops, bool)
+                                                and 0 < self.peak_flops < math.inf):
+            raise ValueError(f"peak_flops={self.peak_flops!r} must be a positive number of FLOP/s per device")
         if self.attention_impl not in ("xla", "cudnn"):
             raise ValueError(f"attention_impl={self.attention_impl!r} is not one of ('xla', 'cudnn')")
 

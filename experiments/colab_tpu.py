@@ -10,8 +10,9 @@ about 1.4e18 FLOPs, i.e. several Colab sessions. Every command is resumable: a d
 since the last checkpoint. Put the sweep directory on Drive (/content/drive/MyDrive/...) or gs://; split the
 sweep over sessions or machines with --worker i --num-workers n on the same directory.
 
-Hyperparameters as in the ``gpu`` preset (batch 64 x 1024 tokens, lr(N) = 2e-3 (N / 20M)^(-1/3) capped at 3e-3,
-2% warm-up, cosine to 0.1x); like it, not yet checked on this hardware: run `--lr-check` first.
+Hyperparameters as in the ``gpu`` preset (lr(N) = 2e-3 (N / 20M)^(-1/3) capped at 3e-3, 2% warm-up, cosine to
+0.1x) but batch 4 x 1024 tokens, what one v5e chip's 16 GiB holds (tests/test_memory.py checks the largest run,
+gpu-0090M, by XLA's memory analysis); like it, not yet checked on this hardware: run `--lr-check` first.
 """
 
 import dataclasses
@@ -22,10 +23,11 @@ from chinchilla.reproduce import load_preset
 GPU = load_preset("gpu")
 DATASET = "lm1b"
 DATA_DIR = os.environ.get("CHINCHILLA_DATA_DIR")
+BATCH_SIZE = 4  # the largest power of two whose train step fits one TPU v5e chip (16 GiB; tests/test_memory.py)
 
 
 def hparams(model, tokens):
-    return {**GPU.hparams(model, tokens), "dataset": DATASET, "data_dir": DATA_DIR}
+    return {**GPU.hparams(model, tokens), "dataset": DATASET, "data_dir": DATA_DIR, "batch_size": BATCH_SIZE}
 
 
 # The gpu preset's ladder, size-window centre, parameter convention, run-length floor and analysis; smaller budgets.

@@ -8,10 +8,13 @@ DATA_DIR below. Tokenizer: a 32,000-piece SentencePiece BPE trained on the first
 Budgets: 6e16, 1.5e17, 4e17, 1e18 FLOPs, six sizes each around the paper's own optimum (Table A3: 400M total
 parameters at 1.84e19 FLOPs, a = 0.49), total parameters. About 1e19 FLOPs: ~8 hours at 350 TFLOP/s achieved.
 
-Hyperparameters: batch 64 x 1024 tokens; AdamW, warm-up 2% of the run, cosine to 0.1x; peak lr(N) =
-2e-3 (N / 20M)^(-1/3), capped at 3e-3 (the Chinchilla-style decrease with size; the paper's 2e-4 ... 1.25e-4 are for
-batches of ~0.5-1.5M tokens and 70M+ models). NOT yet checked on a GPU: run the learning-rate check first
-(`chinchilla sweep --preset gpu --lr-check --out DIR`, 2 sizes x 5 rates at 1.5e17 FLOPs) and adjust the rule.
+Hyperparameters: batch 8 x 1024 tokens (what fits: the largest run, gpu-0267M, needs ~43 GiB per XLA's memory
+analysis on CPU, ~317 GiB at batch 64: its activations grow by ~0.29 GiB per sequence and layer; JAX's default
+preallocation leaves 60 of an H100's 80 GiB; tests/test_memory.py checks it); AdamW, warm-up 2% of the run, cosine
+to 0.1x; peak lr(N) = 2e-3 (N / 20M)^(-1/3), capped at 3e-3 (the Chinchilla-style decrease with size; the paper's
+2e-4 ... 1.25e-4 are for batches of ~0.5-1.5M tokens and 70M+ models; the rule was first written for batch 64). NOT
+yet checked on a GPU: run the learning-rate check first (`chinchilla sweep --preset gpu --lr-check --out DIR`, 2
+sizes x 5 rates at 1.5e17 FLOPs) and adjust the rule.
 """
 
 import os
@@ -23,12 +26,13 @@ from chinchilla.sweep.plan import PAPER_APPROACH2_ANCHOR, n_params
 
 DATASET = "c4/en"
 DATA_DIR = os.environ.get("CHINCHILLA_DATA_DIR")
+BATCH_SIZE = 8  # sequences per step: the largest power of two whose train step fits an 80 GiB H100 (test_memory.py)
 
 
 def hparams(model, tokens):
     n = n_params(model, "total")
     return {
-        "batch_size": 64,
+        "batch_size": BATCH_SIZE,
         "lr": round(min(3e-3, 2e-3 * (n / 20e6) ** (-1 / 3)), 6),
         "warmup_fraction": 0.02,
         "final_lr_fraction": 0.1,

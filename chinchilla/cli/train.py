@@ -47,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-every", type=int, help="steps between validation losses (default: at the end)")
     parser.add_argument("--steps-per-dispatch", type=int, default=16, help="optimizer steps per device call")
     parser.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor mesh sizes (one may be -1)")
+    parser.add_argument("--peak-flops", type=float, help="dense peak FLOP/s of one device, for MFU on a chip "
+                                                         "the data-sheet table does not know (e.g. 65e12)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--allow-long-run", action="store_true",
                         help=f"train even when the budget is more than {MAX_STEPS:,} steps (refused otherwise)")
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     options = dict(batch_size=args.batch_size, lr=args.lr, seed=args.seed, cycle_tokens=args.cycle_tokens,
                    dataset=args.dataset, tokenizer=args.tokenizer, data_dir=args.data_dir,
                    log_every=args.log_every, eval_every=args.eval_every,
-                   steps_per_dispatch=args.steps_per_dispatch, mesh=mesh)
+                   steps_per_dispatch=args.steps_per_dispatch, mesh=mesh, peak_flops=args.peak_flops)
     if args.flops is not None:
         config = TrainConfig.from_flops(model, args.flops, **options)
     else:
