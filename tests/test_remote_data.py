@@ -65,3 +65,10 @@ def test_an_interrupted_copy_is_redone(bucket):
 def test_a_missing_bucket_directory_is_a_one_line_error_naming_it(bucket):
     with pytest.raises(ValueError, match=r"gs://bucket/tfds/lm1b.*tfds build lm1b --data_dir gs://bucket/tfds"):
         remote.local_data_dir("lm1b", BUCKET)
+
+
+def test_a_bucket_as_the_cache_root_is_a_one_line_error(monkeypatch):
+    """CHINCHILLA_DATA_DIR is the local cache; a gs:// value used to become a local directory named "gs:"."""
+    monkeypatch.setenv("CHINCHILLA_DATA_DIR", "gs://bucket/tfds")
+    with pytest.raises(ValueError, match=r"CHINCHILLA_DATA_DIR='gs://bucket/tfds'.*local directory"):
+        sources.cache_root(None)
