@@ -3,8 +3,10 @@
 Why copy: TFDS reads ``array_record`` files through the ``array_record`` module, which opens ``gs://`` paths only
 from version 0.8.3 on (its wheels before that have no GCS reader: "open() failed: No such file or directory;
 opening gs://...", google/array_record#120); and each random read from GCS fetches from its offset to the end of
-the file. The token arrays are built once by one sequential pass over a split, so a local copy costs no extra
-network traffic, works with every array_record version this project allows, and is read at disk speed.
+the file. (No release up to 0.8.6 has a GCS *writer*, so ``tfds build --data_dir gs://... --file_format array_record`` fails,
+tensorflow/datasets#10981: build on local disk and copy the directory to the bucket, e.g. ``gsutil -m cp -r``.)
+The token arrays are built once by one sequential pass over a split, so a local copy costs no extra network
+traffic, works with every array_record version this project allows, and is read at disk speed.
 
 ``local_data_dir(dataset, "gs://BUCKET/tfds")`` copies ``gs://BUCKET/tfds/<dataset path>`` (every version and
 config there, e.g. ``lm1b/1.1.0/...``) once to ``<cache root>/tfds-remote/gs/BUCKET/tfds/<dataset path>`` and
@@ -84,10 +86,12 @@ def local_data_dir(dataset: str, data_dir: str | os.PathLike | None, *,
                 raise FileNotFoundError("no such directory")
             files = _listing(source)
         except Exception as error:  # epath raises ImportError (no gcsfs), auth and not-found errors of many kinds
+            name = dataset.partition(":")[0]
             raise ValueError(f"dataset={dataset!r}: cannot list {source_url} ({type(error).__name__}: {error}); "
-                             f"prepare it there with `tfds build {dataset.partition(':')[0]} --data_dir {url} --file_format "
-                             f"array_record` (needs TensorFlow, as on Colab), or copy it to a local directory and "
-                             f"pass that as data_dir") from error
+                             f"build it on local disk with `tfds build {name} --data_dir /tmp/tfds --file_format "
+                             f"array_record` (needs TensorFlow, as on Colab; array_record cannot write to gs://), "
+                             f"then copy /tmp/tfds/{name.split('/')[0]} to {url}/, or pass the local directory as "
+                             f"data_dir") from error
         if not files:
             raise ValueError(f"dataset={dataset!r}: {source_url} holds no files")
         if target.exists():
