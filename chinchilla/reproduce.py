@@ -28,7 +28,10 @@ from chinchilla.sweep.plan import (Plan, plan_hparam_scan, plan_isoflop, plan_lr
                                    power_law_center, resolve_run)
 from chinchilla.sweep.runner import plan_status, run_sweep, train_planned_run
 
-PRESET_DIR = Path(__file__).resolve().parents[1] / "experiments"
+# Installed from a wheel, the presets are chinchilla/presets (pyproject.toml maps experiments/ there); in a source
+# checkout or an editable install, experiments/ beside the package.
+_INSTALLED_PRESETS = Path(__file__).resolve().parent / "presets"
+PRESET_DIR = _INSTALLED_PRESETS if _INSTALLED_PRESETS.is_dir() else Path(__file__).resolve().parents[1] / "experiments"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """colab_tpu: the reproduction on a Colab TPU runtime, over several sessions, results on Google Drive or GCS.
 
-Data: lm1b from TFDS in array_record format, prepared once (`tfds build lm1b --data_dir gs://BUCKET/tfds
---file_format array_record`); set CHINCHILLA_DATA_DIR to that directory. Tokenizer: 32,000-piece SentencePiece BPE
-trained on its train split (cached). Models: the ``gpu`` ladder (rotary, context 1024, 14M ... 1.1B parameters);
-the train step shards the batch over the TPU's cores (``chinchilla.train``'s data x fsdp mesh).
+Data: lm1b from TFDS in array_record format, built once where TensorFlow is installed (Colab) on local disk, since
+array_record cannot write to gs:// (`tfds build lm1b --data_dir /content/tfds --file_format array_record`), then
+copied to a bucket (`gsutil -m cp -r /content/tfds/lm1b gs://BUCKET/tfds/`); set CHINCHILLA_TFDS_DIR to
+gs://BUCKET/tfds (copied back to local disk on first use: chinchilla/data/remote.py) or to a local directory.
+CHINCHILLA_DATA_DIR stays the local cache root. Tokenizer: 32,000-piece SentencePiece BPE trained on its train split
+(cached). Models: the ``gpu`` ladder (rotary, context 1024, 14M ... 1.1B parameters); the train step shards the
+batch over the TPU's cores (``chinchilla.train``'s data x fsdp mesh).
 
 Budgets: 2e16, 6e16, 2e17 FLOPs, five sizes each around the paper's own optimum (Table A3), total parameters:
 about 1.4e18 FLOPs, i.e. several Colab sessions. Every command is resumable: a disconnect loses at most the steps
@@ -22,7 +25,7 @@ from chinchilla.reproduce import load_preset
 
 GPU = load_preset("gpu")
 DATASET = "lm1b"
-DATA_DIR = os.environ.get("CHINCHILLA_DATA_DIR")
+DATA_DIR = os.environ.get("CHINCHILLA_TFDS_DIR")  # where lm1b is prepared: local or gs://BUCKET/tfds
 BATCH_SIZE = 4  # the largest power of two whose train step fits one TPU v5e chip (16 GiB; tests/test_memory.py)
 
 

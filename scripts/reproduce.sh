@@ -4,6 +4,6 @@
 # interruption. Extra arguments go to `chinchilla reproduce` (e.g. --out DIR, --preset synthetic).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$root/scripts/bootstrap.sh"
+venv="$(bash "$root/scripts/bootstrap.sh")"
 cd "$root"
-exec .venv/bin/chinchilla reproduce --preset tiny_cpu --out runs/tiny_cpu "$@"
+exec "$venv/bin/chinchilla" reproduce --preset tiny_cpu --out runs/tiny_cpu "$@"

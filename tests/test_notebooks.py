@@ -1,7 +1,12 @@
-"""The Colab notebooks run top to bottom on the CPU in smoke mode (CHINCHILLA_SMOKE=1: nothing downloaded)."""
+"""The Colab notebooks run top to bottom on the CPU: every notebook in smoke mode (CHINCHILLA_SMOKE=1: nothing
+downloaded, runs drawn from a known surface), and notebook 01 in CPU mode (CHINCHILLA_CPU=1: its own cells train
+three real runs of the tiny_cpu ladder on the embedded corpus and build the report)."""
 
 from __future__ import annotations
 
+import csv
+import json
+import math
 from pathlib import Path
 
 import nbformat
@@ -11,9 +16,33 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "colab").glob("*.ipynb"))
 
 
+def run_notebook(path: Path, cwd: Path) -> list[dict]:
+    """Execute every cell (kernel: this interpreter's python3); return the code cells' outputs, no error among them."""
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    return outputs
+
+
+def printed(outputs: list[dict]) -> str:
+    return "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+
+
 def test_there_are_three_notebooks():
     assert [p.name for p in NOTEBOOKS] == ["01_reproduce_on_tpu.ipynb", "02_fit_a_scaling_law.ipynb",
                                            "03_plan_compute_optimal_models.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_setup_cell_is_a_plain_pip_install_of_the_repo(path):
+    """The install cell pip-installs the project from its git URL (no clone, no editable install, no sys.path edit)
+    and only when it is not importable already (the test suite's kernel has it installed)."""
+    setup = nbformat.read(path, as_version=4).cells[1].source
+    assert 'packages = [f"chinchilla-scaling @ git+{REPO_URL}"]' in setup
+    assert 'importlib.util.find_spec("chinchilla") is None' in setup
+    assert "git clone" not in setup and '"-e"' not in setup and "sys.path" not in setup
 
 
 @pytest.mark.slow
@@ -21,11 +50,30 @@ def test_there_are_three_notebooks():
 def test_notebook_runs_in_smoke_mode(path, tmp_path, monkeypatch):
     monkeypatch.setenv("CHINCHILLA_SMOKE", "1")
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
-    notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
+    outputs = run_notebook(path, tmp_path)
     # Every notebook ends in pictures: the report's figures, the fit's quality and frontier, the planning curves.
     assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+@pytest.mark.slow
+def test_notebook_01_trains_for_real_in_cpu_mode(tmp_path, monkeypatch):
+    """CPU mode: the notebook's own cells plan, train (real steps on the embedded corpus), resume and report."""
+    monkeypatch.setenv("CHINCHILLA_CPU", "1")
+    monkeypatch.delenv("CHINCHILLA_SMOKE", raising=False)
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.setenv("CHINCHILLA_DATA_DIR", str(tmp_path / "cache"))
+    outputs = run_notebook(NOTEBOOKS[0], tmp_path)
+    text = printed(outputs)
+    assert "CPU mode" in text and "3 runs, 3e+11 FLOPs in total" in text
+    out = Path(text.split("results in ", 1)[1].split("\n", 1)[0].strip())
+    with open(out / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3
+    for row in rows:
+        run = out / "runs" / row["run_id"]
+        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        steps = [line for line in lines if "loss" in line and "step" in line]
+        assert len(steps) >= 200, row["run_id"]  # tiny_cpu's min_steps: these are real training runs
+        first, last = steps[0]["loss"], steps[-1]["loss"]
+        assert math.isfinite(last) and last < first - 1.0, (row["run_id"], first, last)  # bytes: ln 256 = 5.5 -> < 4.5
+    assert (out / "report.md").is_file() and any("image/png" in o.get("data", {}) for o in outputs)

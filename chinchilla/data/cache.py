@@ -22,8 +22,12 @@ EMBEDDED_VERSION = "1.0.0"  # the embedded corpus's TFDS version: its cache dire
 
 
 def default_root() -> Path:
-    """The cache root: ``$CHINCHILLA_DATA_DIR`` or ``~/.cache/chinchilla``."""
-    return Path(os.environ.get(ENV_DATA_DIR) or Path.home() / ".cache" / "chinchilla").expanduser()
+    """The cache root: ``$CHINCHILLA_DATA_DIR`` or ``~/.cache/chinchilla``; a URL there is a ``ValueError``."""
+    value = os.environ.get(ENV_DATA_DIR)
+    if value and "://" in value:
+        raise ValueError(f"{ENV_DATA_DIR}={value!r}: the cache root must be a local directory (a TFDS data set in a "
+                         f"bucket is passed as data_dir, e.g. the colab_tpu preset's CHINCHILLA_TFDS_DIR)")
+    return Path(value or Path.home() / ".cache" / "chinchilla").expanduser()
 
 
 def resolve_root(data_dir: str | os.PathLike | None) -> Path:

