@@ -144,7 +144,7 @@ def test_the_train_command_passes_peak_flops_to_the_run(monkeypatch, tmp_path):
 
     seen = {}
 
-    def fake_train_run(config, out, progress=True):
+    def fake_train_run(config, out, progress=True, **options):
         seen["config"] = config
         return {"status": "finished"}
 
