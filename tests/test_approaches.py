@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from chinchilla.fit.envelope import (Curve, fit_envelope, late_margins, late_shares, loss_matrix, lower_envelope,
-                                     smooth_curve)
+from chinchilla.fit.envelope import (Curve, default_flops_range, fit_envelope, late_margins, late_shares,
+                                     loss_matrix, lower_envelope, smooth_curve, subset_envelope)
 from chinchilla.fit.isoflop import fit_isoflop, fit_profile, group_by_flops, isoflop_holdout
 from chinchilla.fit.powerlaw import fit_power_law, percentile_interval
 from chinchilla.fit.allocate import ChinchillaParams
@@ -320,3 +320,22 @@ def test_profile_window_counts_positions_on_the_full_ladder():
     assert set(keep[fit_profile(1e19, n[keep], d[keep], loss[keep], neighbours=2).used]) == {3, 5, 6, 7, 9}
     with pytest.raises(ValueError, match="distinct sizes"):
         fit_profile(1e19, n[[0, 6, 12]], d[[0, 6, 12]], loss[[0, 6, 12]], neighbours=2, ladder=n)
+
+
+def test_approach1_resample_uses_the_point_estimates_flops_range_rule():
+    # fit_envelope's point estimate spans the FLOPs from the first run's end to the last's; a resample must apply
+    # that rule to its own runs. Before, a resample without the run ending first kept the full grid and read its
+    # envelope there off runs still mid-cycle (kappa: un-annealed excess), which the point estimate never does.
+    curves = ratio_curves(SURFACE, np.geomspace(1e6, 1e8, 4), 5, kappa=0.3, points=60)
+    grid = np.geomspace(*default_flops_range(curves), 400)
+    losses, tokens = loss_matrix(curves, grid, window=1)
+    rows = np.flatnonzero(np.arange(len(curves)) != np.argmin([c.flops[-1] for c in curves]))
+    low, high = default_flops_range([curves[i] for i in rows])
+    sample = subset_envelope(curves, grid, losses, tokens, rows)
+    inside = (grid >= low * (1 - 1e-12)) & (grid <= high * (1 + 1e-12))
+    assert low > grid[0] and not inside.all()
+    competed = np.isfinite(losses[rows]).sum(axis=0) >= 2
+    assert (competed & ~inside).any()  # the points the old resample wrongly used
+    np.testing.assert_array_equal(sample.valid, inside & competed)
+    full = subset_envelope(curves, grid, losses, tokens, np.arange(len(curves)))
+    np.testing.assert_array_equal(full.run_index, lower_envelope(curves, n_points=400, window=1).run_index)
