@@ -339,3 +339,13 @@ def test_approach1_resample_uses_the_point_estimates_flops_range_rule():
     np.testing.assert_array_equal(sample.valid, inside & competed)
     full = subset_envelope(curves, grid, losses, tokens, np.arange(len(curves)))
     np.testing.assert_array_equal(full.run_index, lower_envelope(curves, n_points=400, window=1).run_index)
+
+
+def test_approach2_counts_the_resamples_its_procedure_cannot_fit():
+    # neighbours=1 fits a 3-size window; an 80% subsample that drops one of the 3 cannot be fitted by the same rule,
+    # so it is left out, counted and explained, rather than silently refitted over a wider window.
+    table = drifting_isoflop_table(np.geomspace(1e18, 1e21, 5), 1.6 ** np.arange(-4, 5), drift=0.1, noise=0.001)
+    result = fit_isoflop(*table, neighbours=1, n_resamples=50)
+    assert result.resamples_skipped + result.n_resamples == 50 and result.resamples_skipped > 40
+    assert "distinct sizes" in result.skip_reason
+    assert fit_isoflop(*table, neighbours=3, n_resamples=50).resamples_skipped == 0

@@ -345,6 +345,9 @@ def run_approach2(args: argparse.Namespace) -> int:
     else:
         print(f"Approach 2 on {len(table)} runs of {table.source}; {grouping}")
         _print_laws(out)
+        if out["resamples_skipped"]:
+            print(f"  note: {out['resamples_skipped']} of {args.resamples} resamples could not be fitted by the same "
+                  f"procedure and are left out of the interval (first: {out['skip_reason']})")
         for b in out["budgets"]:
             print(f"  C = {b['flops']:.3g}: {b['n_runs']} runs, N_opt = {b['n_opt']:.4g}, D_opt = {b['d_opt']:.4g}, "
                   + ("interior" if b["interior"] else f"NOT interior ({b['reason']})"))

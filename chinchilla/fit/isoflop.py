@@ -74,14 +74,20 @@ class IsoFlopProfile:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class IsoFlopResult(AllocationLaws):
-    """Approach 2: the profiles, the laws fitted to the minima of the budgets used, and bootstrap intervals."""
+    """Approach 2: the profiles, the laws fitted to the minima of the budgets used, and bootstrap intervals.
+    ``resamples_skipped``: resamples the procedure could not fit (a window left with fewer than 3 sizes, e.g.
+    ``neighbours=1`` after dropping a point of its 3; or fewer than 2 interior budgets); ``skip_reason``: the
+    first such resample's error."""
 
     profiles: tuple[IsoFlopProfile, ...]
     require_interior: bool
+    resamples_skipped: int = 0
+    skip_reason: str = ""
 
     def to_dict(self) -> dict:
         return {
             **super().to_dict(),
+            "resamples_skipped": self.resamples_skipped, "skip_reason": self.skip_reason,
             "require_interior": self.require_interior,
             "budgets": [p.to_dict() for p in self.profiles],
         }
@@ -156,7 +162,7 @@ def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float],
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(columns["budget"] == p.budget) for p in profiles]
     ladders = {p.budget: p.n for p in profiles}  # each resample's window counts positions on its budget's full ladder
-    a_samples, b_samples = [], []
+    a_samples, b_samples, skipped = [], [], []
     for _ in range(n_resamples):
         rows = np.concatenate([g[subsample_indices(rng, g.size, fraction)] for g in groups])
         try:
@@ -165,14 +171,16 @@ def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float],
                                       flops=None if columns["flops"] is None else columns["flops"][rows],
                                       neighbours=neighbours, ladders=ladders)
             n_sample, d_sample = _fit_laws(sample, require_interior)
-        except ValueError:  # a resample left a budget with too few sizes, or too few interior budgets
+        except ValueError as error:  # a resample left a window with too few sizes, or too few interior budgets
+            skipped.append(str(error))
             continue
         a_samples.append(n_sample.exponent)
         b_samples.append(d_sample.exponent)
     return IsoFlopResult(profiles=profiles, n_law=n_law, d_law=d_law,
                          a_interval=percentile_interval(a_samples, percentiles),
                          b_interval=percentile_interval(b_samples, percentiles),
-                         n_resamples=len(a_samples), require_interior=require_interior)
+                         n_resamples=len(a_samples), require_interior=require_interior,
+                         resamples_skipped=len(skipped), skip_reason=skipped[0] if skipped else "")
 
 
 # Runs whose FLOPs differ by less than this factor from their neighbour (sorted) belong to one IsoFLOP budget.
