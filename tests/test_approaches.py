@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from chinchilla.fit.envelope import (Curve, fit_envelope, late_margins, late_shares, loss_matrix, lower_envelope,
-                                     smooth_curve)
+from chinchilla.fit.envelope import (Curve, default_flops_range, fit_envelope, late_margins, late_shares,
+                                     loss_matrix, lower_envelope, smooth_curve, subset_envelope)
 from chinchilla.fit.isoflop import fit_isoflop, fit_profile, group_by_flops, isoflop_holdout
 from chinchilla.fit.powerlaw import fit_power_law, percentile_interval
 from chinchilla.fit.allocate import ChinchillaParams
@@ -270,3 +270,82 @@ def test_late_margin_measures_how_far_the_late_run_lost():
     finite = margin[np.isfinite(margin)]
     assert finite.size and np.allclose(finite, 0.05)
     assert np.isfinite(margin).mean() == pytest.approx(math.log(100 / 85) / math.log(10), abs=0.003)
+
+
+def drifting_isoflop_table(budgets, ratios, drift: float, noise: float = 0.0, seed: int = 0):
+    """Like ``isoflop_table``, but each larger budget's ladder sits further right of its optimum (by (C/C0)^drift),
+    as a real sweep's fixed sizes do: the parabola's misfit then differs between budgets and between windows."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in budgets:
+        for ratio in ratios:
+            n = SURFACE.n_opt(c) * ratio * (c / budgets[0]) ** drift
+            d = c / (6 * n)
+            rows.append((c, n, d, SURFACE.loss(n, d) + noise * rng.standard_normal()))
+    return [np.array(column) for column in zip(*rows)]
+
+
+@pytest.mark.parametrize("neighbours", [3, None])
+@pytest.mark.parametrize("noise", [0.0, 0.001])
+def test_approach2_interval_contains_its_point_estimate(neighbours, noise):
+    # 9 sizes; 80% subsamples keep 7. Before the fix, a resample's "3 neighbours" were 3 of the sizes it kept, i.e.
+    # all 7 of them, so with --neighbours 3 the resamples fitted the whole profile while the point estimate fitted
+    # 7 adjacent sizes: a = 0.4514 with interval [0.4491, 0.4510] at noise 0.
+    table = drifting_isoflop_table(np.geomspace(1e18, 1e21, 5), 1.6 ** np.arange(-4, 5), drift=0.1, noise=noise)
+    result = fit_isoflop(*table, neighbours=neighbours, n_resamples=100)
+    for estimate, (low, high) in ((result.a, result.a_interval), (result.b, result.b_interval)):
+        assert low < estimate < high
+    assert result.n_resamples > 90
+
+
+def test_approach2_interval_shrinks_with_less_noise():
+    budgets, ratios = np.geomspace(1e18, 1e21, 5), 1.6 ** np.arange(-4, 5)
+    widths = []
+    for noise in (0.004, 0.0005):
+        result = fit_isoflop(*drifting_isoflop_table(budgets, ratios, 0.1, noise=noise), neighbours=3,
+                             n_resamples=100)
+        widths.append(result.a_interval[1] - result.a_interval[0])
+    assert widths[1] < 0.5 * widths[0]
+
+
+def test_profile_window_counts_positions_on_the_full_ladder():
+    c, n, d, loss = isoflop_table(SURFACE, [1e19], 1.4 ** np.arange(-6, 7))  # 13 sizes, optimum in the middle
+    keep = np.array([0, 2, 3, 5, 6, 7, 9, 10, 12])  # a resample that dropped 4 of them
+    full = fit_profile(1e19, n, d, loss, neighbours=2)
+    sample = fit_profile(1e19, n[keep], d[keep], loss[keep], neighbours=2, ladder=n)
+    # The same 5 ladder positions around the minimum (4..8); the resample fits the ones it kept among them.
+    assert set(np.flatnonzero(full.used)) == {4, 5, 6, 7, 8}
+    assert set(keep[sample.used]) == {5, 6, 7}
+    # Without the ladder, "2 neighbours" would reach out to ladder positions 3..9.
+    assert set(keep[fit_profile(1e19, n[keep], d[keep], loss[keep], neighbours=2).used]) == {3, 5, 6, 7, 9}
+    with pytest.raises(ValueError, match="distinct sizes"):
+        fit_profile(1e19, n[[0, 6, 12]], d[[0, 6, 12]], loss[[0, 6, 12]], neighbours=2, ladder=n)
+
+
+def test_approach1_resample_uses_the_point_estimates_flops_range_rule():
+    # fit_envelope's point estimate spans the FLOPs from the first run's end to the last's; a resample must apply
+    # that rule to its own runs. Before, a resample without the run ending first kept the full grid and read its
+    # envelope there off runs still mid-cycle (kappa: un-annealed excess), which the point estimate never does.
+    curves = ratio_curves(SURFACE, np.geomspace(1e6, 1e8, 4), 5, kappa=0.3, points=60)
+    grid = np.geomspace(*default_flops_range(curves), 400)
+    losses, tokens = loss_matrix(curves, grid, window=1)
+    rows = np.flatnonzero(np.arange(len(curves)) != np.argmin([c.flops[-1] for c in curves]))
+    low, high = default_flops_range([curves[i] for i in rows])
+    sample = subset_envelope(curves, grid, losses, tokens, rows)
+    inside = (grid >= low * (1 - 1e-12)) & (grid <= high * (1 + 1e-12))
+    assert low > grid[0] and not inside.all()
+    competed = np.isfinite(losses[rows]).sum(axis=0) >= 2
+    assert (competed & ~inside).any()  # the points the old resample wrongly used
+    np.testing.assert_array_equal(sample.valid, inside & competed)
+    full = subset_envelope(curves, grid, losses, tokens, np.arange(len(curves)))
+    np.testing.assert_array_equal(full.run_index, lower_envelope(curves, n_points=400, window=1).run_index)
+
+
+def test_approach2_counts_the_resamples_its_procedure_cannot_fit():
+    # neighbours=1 fits a 3-size window; an 80% subsample that drops one of the 3 cannot be fitted by the same rule,
+    # so it is left out, counted and explained, rather than silently refitted over a wider window.
+    table = drifting_isoflop_table(np.geomspace(1e18, 1e21, 5), 1.6 ** np.arange(-4, 5), drift=0.1, noise=0.001)
+    result = fit_isoflop(*table, neighbours=1, n_resamples=50)
+    assert result.resamples_skipped + result.n_resamples == 50 and result.resamples_skipped > 40
+    assert "distinct sizes" in result.skip_reason
+    assert fit_isoflop(*table, neighbours=3, n_resamples=50).resamples_skipped == 0

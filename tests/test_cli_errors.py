@@ -84,6 +84,34 @@ CASES = [
     ("fit-approach1-typo", ["fit", "approach1", "{ws}/sweep-typo"], "sweep-typo"),
     ("fit-approach1-not-sweep", ["fit", "approach1", "{ws}/emptydir"], "not a sweep directory"),
     ("fit-approach2-missing", ["fit", "approach2", "{ws}/missing.csv"], "missing.csv"),
+    # fit: a flag the chosen mode does not read is an error naming both flags; --fraction's range
+    ("fit-fraction-resample-scheme", ["fit", "parametric", "--reference", "epoch", "--bootstrap", "5", "--fraction",
+                                      "0.5"], "--fraction would be ignored: --bootstrap-scheme resample"),
+    ("fit-fraction-no-bootstrap", ["fit", "parametric", "--reference", "epoch", "--fraction", "0.5"],
+     "--fraction would be ignored: there is no bootstrap without --bootstrap"),
+    ("fit-fraction-above-1", ["fit", "parametric", "--reference", "epoch", "--bootstrap", "5", "--bootstrap-scheme",
+                              "subsample", "--fraction", "2"], "argument --fraction: 2 lies outside"),
+    ("fit-fraction-zero", ["fit", "parametric", "--reference", "epoch", "--bootstrap", "5", "--bootstrap-scheme",
+                           "subsample", "--fraction", "0"], "argument --fraction: 0 lies outside"),
+    ("fit-scheme-no-bootstrap", ["fit", "parametric", "--reference", "epoch", "--bootstrap-scheme", "subsample"],
+     "--bootstrap-scheme would be ignored: there is no bootstrap without --bootstrap"),
+    ("fit-seed-no-bootstrap", ["fit", "parametric", "--reference", "epoch", "--seed", "3"],
+     "--seed would be ignored: there is no bootstrap without --bootstrap"),
+    ("fit-percentiles-no-bootstrap", ["fit", "parametric", "--reference", "epoch", "--percentiles", "10", "90"],
+     "--percentiles would be ignored: there is no bootstrap without --bootstrap"),
+    ("fit-bootstrap-negative", ["fit", "parametric", "--reference", "epoch", "--bootstrap", "-1"], "-1 lies outside"),
+    ("fit-approach1-seed-no-resamples", ["fit", "approach1", "{ws}/sweep", "--resamples", "0", "--seed", "3"],
+     "--seed would be ignored: --resamples 0"),
+    ("fit-approach2-seed-no-resamples", ["fit", "approach2", "{ws}/sweep", "--resamples", "0", "--seed", "3"],
+     "--seed would be ignored: --resamples 0"),
+    ("fit-approach2-csv-group", ["fit", "approach2", "{ws}/runs.csv", "--group", "isoflop"],
+     "--group would be ignored: "),
+    ("fit-approach2-csv-convention", ["fit", "approach2", "{ws}/runs.csv", "--convention", "total"],
+     "--convention would be ignored: "),
+    ("fit-approach2-sweep-n-col", ["fit", "approach2", "{ws}/sweep", "--n-col", "N"],
+     "--n-col would be ignored: "),
+    ("fit-approach2-sweep-budget-col", ["fit", "approach2", "{ws}/sweep", "--budget-col", "b"],
+     "--budget-col would be ignored: "),
     # train: numbers, paths, damaged run files
     ("train-tokens-inf", TRAIN + ["--tokens", "inf", "--out", "{ws}/r"], "'inf' is not a finite number"),
     ("train-tokens-negative", TRAIN + ["--tokens", "-5", "--out", "{ws}/r"], "-5 lies outside"),
@@ -113,6 +141,21 @@ CASES = [
     ("sweep-negative-workers", ["sweep", "--num-workers", "0", "--out", "{ws}/s2"], "0 lies outside"),
     ("sweep-broken-preset-file", ["sweep", "--preset", "{ws}/broken_preset.py", "--plan-only"],
      "broken_preset.py' line 1 fails to load: SyntaxError"),
+    ("sweep-plan-only-worker", ["sweep", "--plan-only", "--worker", "1", "--num-workers", "2"],
+     "--worker would be ignored: --plan-only"),
+    ("sweep-plan-only-retry", ["sweep", "--plan-only", "--retry-failed"], "--retry-failed would be ignored: --plan"),
+    ("sweep-two-modes", ["sweep", "--lr-check", "--next-budget", "1e12", "--out", "{ws}/sweep"],
+     "--next-budget would be ignored: --lr-check"),
+    ("sweep-head-to-head-and-lr-check", ["sweep", "--head-to-head", "1e13", "--lr-check", "--out", "{ws}/sweep"],
+     "--lr-check would be ignored: --head-to-head"),
+    ("sweep-head-to-head-worker", ["sweep", "--head-to-head", "1e13", "--out", "{ws}/sweep", "--worker", "1",
+                                   "--num-workers", "2"], "--worker would be ignored: --head-to-head"),
+    ("reproduce-compare-datasets-worker", ["reproduce", "--out", "{ws}/s4", "--compare-datasets", "embedded",
+                                           "embedded/code", "--num-workers", "2"],
+     "--num-workers would be ignored: --compare-datasets"),
+    ("reproduce-compare-datasets-dataset", ["reproduce", "--out", "{ws}/s4", "--compare-datasets", "embedded",
+                                            "embedded/code", "--dataset", "embedded/kjv"],
+     "--dataset would be ignored: --compare-datasets"),
     ("reproduce-out-under-file", ["reproduce", "--out", "{ws}/afile.txt/x"], "afile.txt"),
     ("reproduce-preset-missing-file", ["reproduce", "--preset", "{ws}/nosuch.py", "--out", "{ws}/s3"], "nosuch.py"),
     # report: mistyped and wrong-type paths, damaged plan
@@ -139,7 +182,8 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(workspace, capsys, mon
     lines = err.strip().splitlines()
     assert status == 2, err
     assert len(lines) == 1, err
-    assert lines[0].startswith(f"chinchilla {argv[0]}: error: ") or lines[0].startswith("chinchilla: error:"), err
+    verb = f"chinchilla {' '.join(argv[:2]) if argv[0] == 'fit' else argv[0]}"  # argparse names `fit <approach>`
+    assert lines[0].startswith((f"chinchilla {argv[0]}: error: ", f"{verb}: error: ", "chinchilla: error:")), err
     assert culprit in lines[0], err
     assert "Traceback" not in err
     after = _tree(workspace)

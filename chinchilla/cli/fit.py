@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+from chinchilla.cli import checks
 from chinchilla.cli.usage import StrictParser, strict
 
 COLUMN_HELP = ("Columns not named are found by their usual names: N / params / parameters / n_params; D / tokens / "
@@ -62,13 +63,17 @@ def _register_parametric(approaches: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", default="auto", metavar="K|all|auto",
                         help="run L-BFGS from the K best-ranked starts of the grid; 'all' runs every start; 'auto' "
                              "(default) = 128 for sum, all for mean")
-    parser.add_argument("--bootstrap", type=int, default=0, metavar="R", help="add intervals from R resamples")
-    parser.add_argument("--bootstrap-scheme", choices=("resample", "subsample"), default="resample",
+    parser.add_argument("--bootstrap", type=checks.count(0, 1e7, "bootstrap resamples"), default=0, metavar="R",
+                        help="add intervals from R resamples")
+    # The bootstrap's options default to None so that giving one without --bootstrap (or --fraction without the
+    # subsample scheme) is an error rather than silently ignored (_check_bootstrap_flags).
+    parser.add_argument("--bootstrap-scheme", choices=("resample", "subsample"),
                         help="resample runs with replacement (default) or subsample --fraction without")
-    parser.add_argument("--fraction", type=float, default=0.8, help="subsample fraction (default 0.8, Table 2)")
-    parser.add_argument("--percentiles", type=float, nargs=2, default=(2.5, 97.5), metavar=("LOW", "HIGH"),
+    parser.add_argument("--fraction", type=checks.number(1e-6, 1.0, "the share of runs a subsample keeps"),
+                        help="with --bootstrap-scheme subsample: the share of runs kept (default 0.8, Table 2)")
+    parser.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="bootstrap interval percentiles (default 2.5 97.5; Table 2 uses 10 90)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
     parser.add_argument("--flops", "--budget", dest="budget", type=float, default=5.76e23, metavar="C",
                         help="FLOP budget for the allocation and tokens-per-parameter (default Gopher's 5.76e23)")
     parser.add_argument("--holdout-flops", type=float, metavar="C",
@@ -85,6 +90,7 @@ def run_parametric(args: argparse.Namespace) -> int:
     from chinchilla.fit.parametric import fit_table
     from chinchilla.fit.table import REFERENCE_DROP_HIGHEST_LOSS
 
+    _check_bootstrap_flags(args)
     table = _load_table(args)
     drop = args.drop_highest_loss
     if drop is None:
@@ -112,10 +118,11 @@ def run_parametric(args: argparse.Namespace) -> int:
     if args.bootstrap:
         from chinchilla.fit.bootstrap import bootstrap_table
 
-        boot = bootstrap_table(table, n_resamples=args.bootstrap, seed=args.seed, scheme=args.bootstrap_scheme,
-                               fraction=args.fraction, budget_flops=args.budget, fit=fit, law=law,
-                               reduction=args.reduction)
-        out["bootstrap"] = boot.to_dict(percentiles=tuple(args.percentiles))
+        boot = bootstrap_table(table, n_resamples=args.bootstrap, seed=args.seed or 0,
+                               scheme=args.bootstrap_scheme or "resample",
+                               fraction=0.8 if args.fraction is None else args.fraction, budget_flops=args.budget,
+                               fit=fit, law=law, reduction=args.reduction)
+        out["bootstrap"] = boot.to_dict(percentiles=tuple(args.percentiles or (2.5, 97.5)))
     if args.holdout_flops is not None:
         from chinchilla.fit.holdout import holdout_check
 
@@ -127,6 +134,24 @@ def run_parametric(args: argparse.Namespace) -> int:
     else:
         _print_fit(out)
     return 0
+
+
+def _check_bootstrap_flags(args: argparse.Namespace) -> None:
+    """A bootstrap option given where it has no effect is an error naming both flags (issue 10: no flag is
+    silently ignored)."""
+    if not args.bootstrap:
+        for flag, value in (("--bootstrap-scheme", args.bootstrap_scheme), ("--fraction", args.fraction),
+                            ("--percentiles", args.percentiles), ("--seed", args.seed)):
+            if value is not None:
+                raise ValueError(f"{flag} would be ignored: there is no bootstrap without --bootstrap R (R > 0)")
+    if args.fraction is not None and args.bootstrap_scheme != "subsample":
+        raise ValueError(f"--fraction would be ignored: --bootstrap-scheme {args.bootstrap_scheme or 'resample'} "
+                         "draws every run with replacement; add --bootstrap-scheme subsample")
+
+
+def _check_seed(args: argparse.Namespace) -> None:
+    if args.seed is not None and args.resamples == 0:
+        raise ValueError("--seed would be ignored: --resamples 0 draws no bootstrap resample")
 
 
 def _load_table(args: argparse.Namespace):
@@ -229,8 +254,9 @@ def _register_approach1(approaches: argparse._SubParsersAction) -> None:
     parser.add_argument("--groups", nargs="+", help="only runs of these plan groups (default: all)")
     parser.add_argument("--window", type=int, default=10, help="Gaussian smoothing window in logged steps")
     parser.add_argument("--points", type=int, default=1500, help="log-spaced FLOP values (default 1500)")
-    parser.add_argument("--resamples", type=int, default=100, help="bootstrap resamples (default 100)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resamples", type=checks.count(0, 1e6, "bootstrap resamples"), default=100,
+                        help="bootstrap resamples (default 100)")
+    parser.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run_approach1)
 
@@ -240,10 +266,11 @@ def run_approach1(args: argparse.Namespace) -> int:
     from chinchilla.fit.envelope import fit_envelope
     from chinchilla.sweep.results import check_sweep_dir, load_curves
 
+    _check_seed(args)
     check_sweep_dir(args.sweep_dir)
     curves = load_curves(args.sweep_dir, convention=args.convention, groups=args.groups)
     result = fit_envelope(curves, n_points=args.points, window=args.window, n_resamples=args.resamples,
-                          seed=args.seed)
+                          seed=args.seed or 0)
     out = {**result.to_dict(), "convention": args.convention, "n_curves": len(curves)}
     if args.json:
         print_json(out)
@@ -262,17 +289,18 @@ def _register_approach2(approaches: argparse._SubParsersAction) -> None:
                     "vertex is that budget's N_opt; power laws over the budgets whose minimum is interior. PATH is "
                     "a sweep directory (its IsoFLOP runs) or a CSV with one run per row.")
     parser.add_argument("path", help="a sweep directory, or a CSV file")
-    parser.add_argument("--convention", choices=("non_embedding", "total"), default="non_embedding",
+    parser.add_argument("--convention", choices=("non_embedding", "total"),
                         help="sweep directory: which parameters N counts (default non_embedding)")
-    parser.add_argument("--group", default="isoflop", help="sweep directory: the IsoFLOP plan group")
+    parser.add_argument("--group", help="sweep directory: the IsoFLOP plan group (default isoflop)")
     _add_table_args(parser, sweep=True)
     parser.add_argument("--holdout-flops", type=float, metavar="C",
                         help="also fit the laws on the budgets below C and print their predicted N_opt, D_opt beside "
                              "the larger budgets' own")
     parser.add_argument("--neighbours", type=int, help="fit each parabola to this many sizes either side of the "
                                                          "lowest loss (default: all sizes)")
-    parser.add_argument("--resamples", type=int, default=100, help="bootstrap resamples (default 100)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resamples", type=checks.count(0, 1e6, "bootstrap resamples"), default=100,
+                        help="bootstrap resamples (default 100)")
+    parser.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run_approach2)
 
@@ -283,7 +311,16 @@ def run_approach2(args: argparse.Namespace) -> int:
     from chinchilla.cli.output import print_json
     from chinchilla.fit.isoflop import fit_isoflop, group_by_flops, isoflop_holdout
 
-    if os.path.isdir(args.path) or "://" in args.path:
+    _check_seed(args)
+    sweep = os.path.isdir(args.path) or "://" in args.path
+    for flag, value in ((("--n-col", args.n_col), ("--tokens-col", args.tokens_col), ("--flops-col", args.flops_col),
+                         ("--budget-col", args.budget_col)) if sweep else
+                        (("--convention", args.convention), ("--group", args.group))):
+        if value is not None:
+            raise ValueError(f"{flag} would be ignored: {args.path} is "
+                             + ("a sweep directory (its results name their columns)" if sweep else
+                                "a CSV file, not a sweep directory"))
+    if sweep:
         table = _sweep_table(args)
     else:
         from chinchilla.fit.table import read_csv
@@ -298,7 +335,7 @@ def run_approach2(args: argparse.Namespace) -> int:
         grouping = "runs grouped by " + ("their C column" if "flops" in columns else "C = 6ND")
     data = (budget, table.n, table.d, table.loss)
     result = fit_isoflop(*data, flops=flops, neighbours=args.neighbours, n_resamples=args.resamples,
-                         seed=args.seed)
+                         seed=args.seed or 0)
     out = {**result.to_dict(), "source": table.source, "columns": _columns_used(table), "grouping": grouping}
     if args.holdout_flops is not None:
         out["holdout"] = isoflop_holdout(*data, flops=flops, flops_threshold=args.holdout_flops,
@@ -308,6 +345,9 @@ def run_approach2(args: argparse.Namespace) -> int:
     else:
         print(f"Approach 2 on {len(table)} runs of {table.source}; {grouping}")
         _print_laws(out)
+        if out["resamples_skipped"]:
+            print(f"  note: {out['resamples_skipped']} of {args.resamples} resamples could not be fitted by the same "
+                  f"procedure and are left out of the interval (first: {out['skip_reason']})")
         for b in out["budgets"]:
             print(f"  C = {b['flops']:.3g}: {b['n_runs']} runs, N_opt = {b['n_opt']:.4g}, D_opt = {b['d_opt']:.4g}, "
                   + ("interior" if b["interior"] else f"NOT interior ({b['reason']})"))
@@ -329,11 +369,12 @@ def _sweep_table(args: argparse.Namespace):
     from chinchilla.sweep.results import collect_results
 
     loss_col = args.loss_col or "eval_loss"
-    rows = [r for r in collect_results(args.path) if r["status"] == "finished" and r["group"] == args.group
+    group = args.group or "isoflop"
+    rows = [r for r in collect_results(args.path) if r["status"] == "finished" and r["group"] == group
             and r.get(loss_col) is not None]
     if not rows:
-        raise ValueError(f"{args.path}: no finished runs of group {args.group!r} with a {loss_col!r} loss")
-    n_col = {"total": "n_params", "non_embedding": "non_embedding_params"}[args.convention]
+        raise ValueError(f"{args.path}: no finished runs of group {group!r} with a {loss_col!r} loss")
+    n_col = {"total": "n_params", "non_embedding": "non_embedding_params"}[args.convention or "non_embedding"]
     table = ScalingTable.from_arrays(
         [r[n_col] for r in rows], [r[loss_col] for r in rows], d=[r["tokens"] for r in rows],
         flops=[r["flops"] for r in rows], budget=[r["budget"] for r in rows], source=str(args.path),

@@ -100,6 +100,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from chinchilla.sweep import plan as plan_lib
     from chinchilla.sweep import run_sweep
 
+    _check_sweep_flags(args)
     preset = _load(args)
     if args.convention:
         import dataclasses
@@ -146,6 +147,25 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.json:
         print_json(outcome.to_dict())
     return 1 if outcome.failed else 0
+
+
+def _worker_flags(args: argparse.Namespace) -> list[str]:
+    """The worker flags given with a value other than their default (those that change what is trained)."""
+    return [flag for flag, given in (("--worker", args.worker != 0), ("--num-workers", args.num_workers != 1),
+                                     ("--retry-failed", args.retry_failed)) if given]
+
+
+def _check_sweep_flags(args: argparse.Namespace) -> None:
+    """One mode per ``sweep`` call; a flag the chosen mode does not read is an error naming both (issue 10)."""
+    modes = [flag for flag, given in (("--head-to-head", args.head_to_head), ("--lr-check", args.lr_check),
+                                      ("--next-budget", args.next_budget)) if given]
+    if len(modes) > 1:
+        raise ValueError(f"{modes[1]} would be ignored: {modes[0]} is a different sweep; give one of them")
+    if args.plan_only and _worker_flags(args):
+        raise ValueError(f"{_worker_flags(args)[0]} would be ignored: --plan-only trains nothing")
+    if args.head_to_head and not args.plan_only and (_worker_flags(args) or args.json):
+        raise ValueError(f"{(_worker_flags(args) or ['--json'])[0]} would be ignored: --head-to-head trains its "
+                         "runs in one process and prints its comparison")
 
 
 def run_report_command(args: argparse.Namespace) -> int:
@@ -210,6 +230,9 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
     from chinchilla import reproduce
     from chinchilla.cli.output import print_json
 
+    if args.compare_datasets and (args.dataset or _worker_flags(args)):
+        raise ValueError(f"{(['--dataset'] if args.dataset else _worker_flags(args))[0]} would be ignored: "
+                         "--compare-datasets trains each of its data sets in this one process")
     preset = _load(args)
     log = _log(args)
     if args.compare_datasets:

@@ -13,7 +13,7 @@ selected points lay in the last 15% of their run; ``EnvelopeResult.late_fraction
 budgets bound it: with budgets x2.5 apart, ln(1/0.85) / ln(2.5) = 18%).
 
 The Table 2 interval resamples runs: ``n_resamples`` subsets of 80% of the curves, each with its own envelope and
-fit; the 10th and 90th percentiles of a and b.
+fit (on the same grid, over the FLOP range the resample's own runs span); the 10th and 90th percentiles of a and b.
 
 This module knows nothing of training: a curve is an array of (tokens, FLOPs, loss) and the N it was trained with,
 whatever parameter convention the caller chose.
@@ -176,7 +176,7 @@ def fit_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
     a_samples, b_samples = [], []
     for _ in range(n_resamples):
         rows = subsample_indices(rng, len(curves), fraction)
-        sample = _envelope_from_matrix(curves, grid, losses, tokens, rows, min_runs)
+        sample = subset_envelope(curves, grid, losses, tokens, rows, min_runs=min_runs, flops_range=flops_range)
         try:
             n_sample, d_sample = _fit_laws(sample)
         except ValueError:  # the subset selected a single size everywhere: no slope to fit
@@ -243,12 +243,26 @@ def _grid(curves: Sequence[Curve], n_points: int, flops_range: tuple[float, floa
     return np.geomspace(low, high, n_points)
 
 
+def subset_envelope(curves: Sequence[Curve], grid: np.ndarray, losses: np.ndarray, tokens: np.ndarray,
+                    rows: np.ndarray, *, min_runs: int = 2,
+                    flops_range: tuple[float, float] | None = None) -> Envelope:
+    """The envelope of the runs ``rows`` (indices into ``curves``) on the full set's ``grid`` and ``loss_matrix``,
+    by the point estimate's rule: with ``flops_range`` None, only the grid values inside the *subset's*
+    ``default_flops_range`` count (a resample without the run that ends first must not read its envelope off
+    runs still mid-cycle there). One bootstrap resample of ``fit_envelope``."""
+    low, high = flops_range if flops_range is not None else default_flops_range([curves[i] for i in rows])
+    in_range = (grid >= low * (1 - 1e-12)) & (grid <= high * (1 + 1e-12))
+    return _envelope_from_matrix(curves, grid, losses, tokens, np.asarray(rows), min_runs, in_range)
+
+
 def _envelope_from_matrix(curves: Sequence[Curve], grid: np.ndarray, losses: np.ndarray, tokens: np.ndarray,
-                          rows: np.ndarray, min_runs: int) -> Envelope:
+                          rows: np.ndarray, min_runs: int, in_range: np.ndarray | None = None) -> Envelope:
     sub = losses[rows]
     best_local = np.argmin(sub, axis=0)
     best_loss = sub[best_local, np.arange(grid.size)]
     covered = np.isfinite(best_loss) & (np.isfinite(sub).sum(axis=0) >= min_runs)
+    if in_range is not None:
+        covered &= in_range
     run_index = np.where(covered, rows[best_local], -1)
     n_params = np.array([curves[i].n_params if i >= 0 else np.nan for i in run_index])
     seen = np.where(covered, tokens[np.clip(run_index, 0, None), np.arange(grid.size)], np.nan)

@@ -15,7 +15,9 @@ At small scale a parabola over the whole profile fits badly (shallow left wall, 
 ``neighbours=k`` fits only the k sizes on each side of the lowest measured loss.
 
 The Table 2 interval: ``n_resamples`` resamples keep 80% of each budget's runs, refit every parabola and the laws;
-the 10th and 90th percentiles of a and b.
+the 10th and 90th percentiles of a and b. A resample repeats the point estimate's procedure exactly: its window is
+the same k positions either side of its lowest loss on the budget's full ladder of sizes (not k of the sizes it
+happened to keep, which would span a wider range of ln N and so estimate a different, more biased vertex).
 
 Extrapolation check (:func:`isoflop_holdout`): fit the laws on the budgets below a threshold, predict N_opt and D_opt
 of the larger budgets, and set the prediction beside each larger budget's own parabola vertex. Runs without a
@@ -72,23 +74,32 @@ class IsoFlopProfile:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class IsoFlopResult(AllocationLaws):
-    """Approach 2: the profiles, the laws fitted to the minima of the budgets used, and bootstrap intervals."""
+    """Approach 2: the profiles, the laws fitted to the minima of the budgets used, and bootstrap intervals.
+    ``resamples_skipped``: resamples the procedure could not fit (a window left with fewer than 3 sizes, e.g.
+    ``neighbours=1`` after dropping a point of its 3; or fewer than 2 interior budgets); ``skip_reason``: the
+    first such resample's error."""
 
     profiles: tuple[IsoFlopProfile, ...]
     require_interior: bool
+    resamples_skipped: int = 0
+    skip_reason: str = ""
 
     def to_dict(self) -> dict:
         return {
             **super().to_dict(),
+            "resamples_skipped": self.resamples_skipped, "skip_reason": self.skip_reason,
             "require_interior": self.require_interior,
             "budgets": [p.to_dict() for p in self.profiles],
         }
 
 
 def fit_profile(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray, *, flops: np.ndarray | None = None,
-                neighbours: int | None = None) -> IsoFlopProfile:
-    """The parabola in ln N through one budget's runs (all of them, or ``neighbours`` on each side of the lowest
-    loss, widened on one side where the lowest loss is near an end so that at least 3 points are fitted)."""
+                neighbours: int | None = None, ladder: np.ndarray | None = None) -> IsoFlopProfile:
+    """The parabola in ln N through one budget's runs (all of them, or the sizes within ``neighbours`` positions on
+    each side of the lowest loss, widened on one side where the lowest loss is near an end so that the window spans
+    at least 3 positions). Positions are ranks on ``ladder`` (default: the distinct sizes in ``n``; a bootstrap
+    resample passes the full budget's sizes so its window spans the same sizes as the full fit's would).
+    Raises ValueError if fewer than 3 distinct sizes fall in the window, or a size is not on ``ladder``."""
     n, d, loss = (np.asarray(v, dtype=np.float64).ravel() for v in (n, d, loss))
     if not n.size == d.size == loss.size:
         raise ValueError(f"budget {budget:g}: n, d and loss lengths differ ({n.size}, {d.size}, {loss.size})")
@@ -101,7 +112,10 @@ def fit_profile(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray, *
     n, d, loss = n[order], d[order], loss[order]
     c = float(np.exp(np.mean(np.log(np.asarray(flops, dtype=np.float64))))) if flops is not None else float(budget)
     best = int(np.argmin(loss))
-    used = _window(n.size, best, neighbours)
+    used = _window(n, best, neighbours, ladder)
+    if np.unique(n[used]).size < MIN_PROFILE_POINTS:
+        raise ValueError(f"budget {budget:g}: the window of {neighbours} neighbours holds "
+                         f"{np.unique(n[used]).size} distinct sizes; a parabola needs {MIN_PROFILE_POINTS}")
     x = np.log(n)
     c2, c1, c0 = (float(v) for v in np.polyfit(x[used], loss[used], 2))
     x_lo, x_hi = x[used].min(), x[used].max()
@@ -121,15 +135,17 @@ def fit_profile(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray, *
 
 
 def isoflop_profiles(budget: Sequence[float], n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
-                     flops: Sequence[float] | None = None, neighbours: int | None = None
-                     ) -> tuple[IsoFlopProfile, ...]:
+                     flops: Sequence[float] | None = None, neighbours: int | None = None,
+                     ladders: dict[float, np.ndarray] | None = None) -> tuple[IsoFlopProfile, ...]:
     """One profile per distinct budget label, smallest budget first. ``budget`` groups the runs (the planned
-    budget); ``flops`` (optional) are the runs' actual FLOPs, whose geometric mean becomes the profile's C."""
+    budget); ``flops`` (optional) are the runs' actual FLOPs, whose geometric mean becomes the profile's C.
+    ``ladders`` (optional): per budget label, the sizes the window positions count on (see ``fit_profile``)."""
     columns = _columns(budget, n, d, loss, flops)
     labels = np.unique(columns["budget"])
     return tuple(
         fit_profile(label, columns["n"][mask], columns["d"][mask], columns["loss"][mask],
-                    flops=None if columns["flops"] is None else columns["flops"][mask], neighbours=neighbours)
+                    flops=None if columns["flops"] is None else columns["flops"][mask], neighbours=neighbours,
+                    ladder=None if ladders is None else ladders[label])
         for label in labels for mask in [columns["budget"] == label]
     )
 
@@ -145,23 +161,26 @@ def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float],
     n_law, d_law = _fit_laws(profiles, require_interior)
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(columns["budget"] == p.budget) for p in profiles]
-    a_samples, b_samples = [], []
+    ladders = {p.budget: p.n for p in profiles}  # each resample's window counts positions on its budget's full ladder
+    a_samples, b_samples, skipped = [], [], []
     for _ in range(n_resamples):
         rows = np.concatenate([g[subsample_indices(rng, g.size, fraction)] for g in groups])
         try:
             sample = isoflop_profiles(columns["budget"][rows], columns["n"][rows], columns["d"][rows],
                                       columns["loss"][rows],
                                       flops=None if columns["flops"] is None else columns["flops"][rows],
-                                      neighbours=neighbours)
+                                      neighbours=neighbours, ladders=ladders)
             n_sample, d_sample = _fit_laws(sample, require_interior)
-        except ValueError:  # a resample left a budget with too few sizes, or too few interior budgets
+        except ValueError as error:  # a resample left a window with too few sizes, or too few interior budgets
+            skipped.append(str(error))
             continue
         a_samples.append(n_sample.exponent)
         b_samples.append(d_sample.exponent)
     return IsoFlopResult(profiles=profiles, n_law=n_law, d_law=d_law,
                          a_interval=percentile_interval(a_samples, percentiles),
                          b_interval=percentile_interval(b_samples, percentiles),
-                         n_resamples=len(a_samples), require_interior=require_interior)
+                         n_resamples=len(a_samples), require_interior=require_interior,
+                         resamples_skipped=len(skipped), skip_reason=skipped[0] if skipped else "")
 
 
 # Runs whose FLOPs differ by less than this factor from their neighbour (sorted) belong to one IsoFLOP budget.
@@ -233,15 +252,18 @@ def isoflop_holdout(budget: Sequence[float], n: Sequence[float], d: Sequence[flo
     return IsoFlopHoldout(flops_threshold=float(flops_threshold), n_law=n_law, d_law=d_law, train=train, test=test)
 
 
-def _window(size: int, best: int, neighbours: int | None) -> np.ndarray:
-    used = np.zeros(size, dtype=bool)
+def _window(n: np.ndarray, best: int, neighbours: int | None, ladder: np.ndarray | None) -> np.ndarray:
+    """The runs (of sizes ``n``, sorted) whose rank on ``ladder`` lies within ``neighbours`` positions of run
+    ``best``'s, the window shifted inwards near an end to keep its width 2k+1 (at least 3) positions."""
     if neighbours is None:
-        used[:] = True
-        return used
+        return np.ones(n.size, dtype=bool)
+    sizes = np.unique(n if ladder is None else np.asarray(ladder, dtype=np.float64))
+    rank = np.searchsorted(sizes, n)
+    if np.any(rank >= sizes.size) or np.any(sizes[np.minimum(rank, sizes.size - 1)] != n):
+        raise ValueError("every size must lie on the budget's ladder of sizes")
     width = max(2 * neighbours + 1, MIN_PROFILE_POINTS)
-    start = min(max(0, best - neighbours), max(0, size - width))
-    used[start:start + width] = True
-    return used
+    start = min(max(0, rank[best] - neighbours), max(0, sizes.size - width))
+    return (rank >= start) & (rank < start + width)
 
 
 def _fit_laws(profiles: Sequence[IsoFlopProfile], require_interior: bool) -> tuple[PowerLaw, PowerLaw]:

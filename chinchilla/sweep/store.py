@@ -37,12 +37,20 @@ def as_path(path: str | os.PathLike | epath.Path) -> epath.Path:
 
 
 def write_text_atomic(path: epath.Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``. If the write or the rename
+    fails (e.g. ENOSPC), the temporary is removed and the error re-raised: the previous ``path`` is left intact."""
     path = as_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    temporary.write_text(text)
-    temporary.replace(path)
+    try:
+        temporary.write_text(text)
+        temporary.replace(path)
+    except BaseException:
+        try:
+            temporary.unlink()
+        except OSError:
+            pass  # never created, or already gone: nothing left behind
+        raise
 
 
 def write_json_atomic(path: epath.Path, payload: Any) -> None:

@@ -1,0 +1,55 @@
+"""Every temp-then-rename writer leaves nothing behind when the disk is full: the write or the rename raises
+OSError(ENOSPC), the temporary file is removed, the error reaches the caller, and the previous file is intact."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+from etils import epath
+
+from chinchilla import metrics
+from chinchilla.sweep import store
+
+WRITERS = {
+    "metrics.write_json_atomic": lambda path: metrics.write_json_atomic(path, {"new": 1}),
+    "metrics.rewrite_jsonl": lambda path: metrics.rewrite_jsonl(path, [{"step": 1}]),
+    "store.write_json_atomic": lambda path: store.write_json_atomic(path, {"new": 1}),
+    "store.write_text_atomic": lambda path: store.write_text_atomic(epath.Path(path), "new\n"),
+}
+
+
+def _full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _write_then_full_disk(self, data, *args, **kwargs):
+    with open(os.fspath(self), "w"):  # the temporary is created (empty), then the disk fills up
+        pass
+    _full_disk()
+
+
+@pytest.mark.parametrize("failing", ["write", "rename"])
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_failed_atomic_write_leaves_no_temporary_and_the_old_file(tmp_path, monkeypatch, writer, failing):
+    target = tmp_path / "summary.json"
+    target.write_text('{"old": 0}\n')
+    if failing == "write":
+        monkeypatch.setattr(type(epath.Path(tmp_path)), "write_text", _write_then_full_disk)
+    else:
+        monkeypatch.setattr(os, "replace", _full_disk)
+    with pytest.raises(OSError) as raised:
+        WRITERS[writer](target)
+    assert raised.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+    assert target.read_text() == '{"old": 0}\n'
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_atomic_write_replaces_the_file(tmp_path, writer):
+    target = tmp_path / "summary.json"
+    target.write_text('{"old": 0}\n')
+    WRITERS[writer](target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+    assert "old" not in target.read_text()
