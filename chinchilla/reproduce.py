@@ -15,6 +15,7 @@ writes ``DIR/report.md``, ``DIR/summary.json`` and ``DIR/figure{2,3,4}.png``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import time
 from pathlib import Path
@@ -120,7 +121,7 @@ class Preset:
     def train_fn(self, progress: bool = False):
         if callable(self.trainer):
             return self.trainer
-        return lambda run, run_dir: train_planned_run(run, run_dir, progress=progress)
+        return functools.partial(train_planned_run, progress=progress)  # picklable, for sweep worker processes
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "budgets": list(self.budgets),
@@ -231,10 +232,11 @@ def load_preset(name_or_path: str) -> Preset:
 
 
 def reproduce(preset: Preset, out_dir, *, worker: int = 0, num_workers: int = 1, retry_failed: bool = False,
-              analysis: AnalysisSettings | None = None, progress: bool = False,
+              analysis: AnalysisSettings | None = None, progress: bool = False, jobs: int | str | None = None,
               log: Callable[[str], None] | None = print) -> dict[str, Any] | None:
-    """Train the preset's sweep into ``out_dir`` (this worker's share) and, when no run is pending any more, write
-    the report. Returns the summary, or None while other workers' runs are still pending."""
+    """Train the preset's sweep into ``out_dir`` (this worker's share; ``jobs`` runs at once, see
+    ``chinchilla.sweep.run_sweep``) and, when no run is pending any more, write the report. Returns the summary, or
+    None while other workers' runs are still pending."""
     if not preset.runnable:
         raise ValueError(f"preset {preset.name!r} is a plan only (runnable=False): print it with "
                          f"`chinchilla sweep --preset {preset.name} --plan-only`")
@@ -245,7 +247,7 @@ def reproduce(preset: Preset, out_dir, *, worker: int = 0, num_workers: int = 1,
     say = log or (lambda _: None)
     say(f"{preset.name}: {len(plan.runs)} runs, {plan.total_flops:.3g} FLOPs -> {out}")
     outcome = run_sweep(plan, out, train_fn=preset.train_fn(progress), worker=worker, num_workers=num_workers,
-                        retry_failed=retry_failed, log=log)
+                        retry_failed=retry_failed, jobs=jobs, log=log)
     status = plan_status(plan, out)
     if status["pending"]:
         say(f"{len(status['pending'])} runs of other workers still pending; the report waits for them "

@@ -92,6 +92,10 @@ def _worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-workers", type=checks.count(1, 1e6, "a worker count"), default=1,
                         help="workers sharing the sweep directory")
     parser.add_argument("--retry-failed", action="store_true", help="train failed runs again")
+    parser.add_argument("--jobs", default="auto", metavar="N",
+                        help="runs trained at once, each in a worker process with one XLA thread (the losses are the "
+                             "same for every N); 'auto' (default): the number of usable cores on CPU, one at a "
+                             "time on an accelerator")
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
@@ -141,7 +145,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
         store.write_json_atomic(store.as_path(out) / "preset.json", preset.describe())
     outcome = run_sweep(plan, out, train_fn=preset.train_fn(), worker=args.worker, num_workers=args.num_workers,
-                        retry_failed=args.retry_failed, log=_log(args))
+                        retry_failed=args.retry_failed, jobs=args.jobs, log=_log(args))
     if args.lr_check:
         _print_lr_check(out, preset)
     if args.json:
@@ -243,7 +247,8 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
             print_json({d: s for d, s in outcome["summaries"].items()})
         return 0
     payload = reproduce.reproduce(preset, args.out, worker=args.worker, num_workers=args.num_workers,
-                                  retry_failed=args.retry_failed, progress=args.progress, log=log)
+                                  retry_failed=args.retry_failed, progress=args.progress, jobs=args.jobs,
+                                  log=log)
     if payload is None:
         return 0
     if args.json:

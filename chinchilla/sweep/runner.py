@@ -10,6 +10,9 @@ workers that share one (possibly ``gs://``) sweep directory.
   with the holder's name, and neither recorded as failed nor counted as trained.
 - ``results.csv`` is rebuilt from all run directories after every run (``results.write_results_table``): no
   duplicate or torn row can appear.
+- ``jobs``: several runs at once, in worker processes of one XLA thread each (``chinchilla.sweep.pool``): the same
+  losses, bitwise, for every number of jobs; each run is trained and recorded by ``run_one``, in a worker or (with
+  ``jobs=None``) in this process; only this process rewrites ``results.csv``.
 - ``worker``/``num_workers``: a deterministic split (longest-processing-time first on the planned FLOPs), so n
   processes given the same plan and their own index train disjoint runs that together cover the plan.
 
@@ -22,12 +25,14 @@ from __future__ import annotations
 import dataclasses
 import time
 import traceback
+from concurrent.futures import as_completed
 from typing import Any, Callable, Sequence
 
 from etils import epath
 
 from chinchilla.runlock import RunLockedError
 from chinchilla.sweep import store
+from chinchilla.sweep.pool import make_pool, resolve_jobs, stop_pool
 from chinchilla.sweep.plan import Plan, PlannedRun
 from chinchilla.sweep.results import run_status, write_results_table
 
@@ -72,10 +77,18 @@ def assign_runs(runs: Sequence[PlannedRun], num_workers: int) -> list[list[Plann
 
 
 def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker: int = 0, num_workers: int = 1,
-              retry_failed: bool = False, log: Callable[[str], None] | None = print) -> SweepOutcome:
-    """Train this worker's share of ``plan`` under ``sweep_dir/runs/<run_id>``, skipping finished runs."""
+              retry_failed: bool = False, jobs: int | str | None = None,
+              log: Callable[[str], None] | None = print) -> SweepOutcome:
+    """Train this worker's share of ``plan`` under ``sweep_dir/runs/<run_id>``, skipping finished runs.
+
+    ``jobs``: None trains the runs one after another in this process (JAX's default threads); an int trains them
+    in that many worker processes at once, each with a one-thread XLA backend (``chinchilla.sweep.pool``), so the
+    losses are bitwise the same for every int; ``"auto"`` is the number of usable cores on CPU (None on an
+    accelerator). With workers, ``train_fn`` must be picklable (a module-level function, ``functools.partial`` or
+    dataclass instance)."""
     if not 0 <= worker < num_workers:
         raise ValueError(f"worker={worker} must lie in [0, num_workers={num_workers})")
+    jobs = resolve_jobs(jobs)
     train_fn = train_fn or train_planned_run
     sweep_dir = store.as_path(sweep_dir)
     store.write_text_atomic(sweep_dir / store.PLAN_FILE, plan.to_json() + "\n")
@@ -83,45 +96,81 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
     start = time.time()
     trained, skipped, failed = [], [], []
     say = log or (lambda _: None)
+    todo = []
     for index, run in enumerate(mine, 1):
         run_dir = sweep_dir / store.RUNS_DIR / run.run_id
         status = run_status(run_dir)
         if status == "finished" or (status == "failed" and not retry_failed):
             skipped.append(run.run_id)
             say(f"[{index}/{len(mine)}] {run.run_id}: {status}, skipped")
-            continue
-        if status == "failed":  # retried: the trainer resumes from its last good checkpoint
-            for name in (store.FAILURE_FILE, store.SUMMARY_FILE):
-                if (run_dir / name).exists():
-                    (run_dir / name).unlink()
-        store.write_json_atomic(run_dir / store.RUN_FILE, run.to_dict())
-        say(f"[{index}/{len(mine)}] {run.run_id}: {run.model.name} {run.tokens:,} tokens {run.flops:.3g} FLOPs")
-        run_start = time.time()
-        try:
-            summary = train_fn(run, run_dir)
-        except RunLockedError as error:  # another worker trains it: not ours to record, nor a failure
-            skipped.append(run.run_id)
-            say(f"    skipped: {error}")
-            continue
-        except Exception as error:  # recorded; the sweep continues
-            store.write_json_atomic(run_dir / store.FAILURE_FILE, {
-                "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(),
-                "time": time.time()})
-            failed.append(run.run_id)
-            say(f"    failed: {type(error).__name__}: {error}")
         else:
-            if run_status(run_dir) == "finished":
-                trained.append(run.run_id)
-                loss = (summary or {}).get("final_train_loss")
-                say(f"    finished in {time.time() - run_start:.1f}s"
-                    + (f", final train loss {loss:.4f}" if isinstance(loss, float) else ""))
-            else:
-                failed.append(run.run_id)
-                say(f"    not finished: status {(summary or {}).get('status')!r}")
+            todo.append((index, run))
+
+    def record(index: int, run: PlannedRun, result: RunResult) -> None:
+        (skipped if result.locked else trained if result.trained else failed).append(run.run_id)
+        say(f"[{index}/{len(mine)}] {run.run_id}: {result.message}")
         write_results_table(sweep_dir)
+
+    if jobs is None:
+        for index, run in todo:
+            say(f"[{index}/{len(mine)}] {run.run_id}: {run.model.name} {run.tokens:,} tokens {run.flops:.3g} FLOPs")
+            record(index, run, run_one(train_fn, run, sweep_dir, retry_failed))
+    elif todo:
+        say(f"{len(todo)} runs on {min(jobs, len(todo))} worker processes (one XLA thread each)")
+        with make_pool(min(jobs, len(todo))) as pool:
+            futures = {pool.submit(run_one, train_fn, run, str(sweep_dir), retry_failed): (index, run)
+                       for index, run in todo}
+            try:
+                for future in as_completed(futures):
+                    record(*futures[future], future.result())
+            except BaseException:  # e.g. KeyboardInterrupt or a dead worker: stop, the runs stay resumable
+                stop_pool(pool)
+                write_results_table(sweep_dir)
+                raise
+    order = {run.run_id: i for i, run in enumerate(mine)}
+    trained.sort(key=order.get)
+    failed.sort(key=order.get)
     write_results_table(sweep_dir)
     return SweepOutcome(trained=tuple(trained), skipped=tuple(skipped), failed=tuple(failed), assigned=len(mine),
                         total=len(plan.runs), wall_time_s=time.time() - start)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What ``run_one`` did: ``trained`` (the run finished), ``locked`` (another process holds the run: skipped,
+    neither failed nor trained) and a one-line message for the log."""
+
+    trained: bool
+    message: str
+    locked: bool = False
+
+
+def run_one(train_fn: TrainFn, run: PlannedRun, sweep_dir, retry_failed: bool = False) -> RunResult:
+    """Train one run of a sweep under ``sweep_dir/runs/<run_id>`` and record the outcome there: its ``run.json``
+    first, then the trainer's files, or ``failure.json`` when the trainer raises (the sweep goes on). A failed run
+    is only handed here again with ``retry_failed``: its failure records are removed so that the trainer resumes
+    from its last good checkpoint. The same function runs in this process (``jobs=None``) and in worker processes."""
+    run_dir = store.as_path(sweep_dir) / store.RUNS_DIR / run.run_id
+    if retry_failed and run_status(run_dir) == "failed":
+        for name in (store.FAILURE_FILE, store.SUMMARY_FILE):
+            if (run_dir / name).exists():
+                (run_dir / name).unlink()
+    store.write_json_atomic(run_dir / store.RUN_FILE, run.to_dict())
+    run_start = time.time()
+    try:
+        summary = train_fn(run, run_dir)
+    except RunLockedError as error:  # another worker trains it: not ours to record, nor a failure
+        return RunResult(False, f"skipped: {error}", locked=True)
+    except Exception as error:  # recorded; the sweep continues
+        store.write_json_atomic(run_dir / store.FAILURE_FILE, {
+            "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(), "time": time.time()})
+        return RunResult(False, f"failed: {type(error).__name__}: {error}")
+    if run_status(run_dir) != "finished":
+        return RunResult(False, f"not finished: status {(summary or {}).get('status')!r}")
+    loss = (summary or {}).get("final_train_loss")
+    return RunResult(True, f"{run.model.name} {run.tokens:,} tokens {run.flops:.3g} FLOPs finished in "
+                           f"{time.time() - run_start:.1f}s"
+                     + (f", final train loss {loss:.4f}" if isinstance(loss, float) else ""))
 
 
 def plan_status(plan: Plan, sweep_dir) -> dict[str, list[str]]:

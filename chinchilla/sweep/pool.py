@@ -1,0 +1,99 @@
+"""Worker processes for concurrent sweeps: each trains one run at a time with XLA's CPU thread pool of size one.
+
+Why one thread per worker: runs of a sweep are independent, and the tiny models of a CPU sweep keep barely more than
+one core busy each, so ``jobs`` single-threaded processes use a machine's cores better than one multi-threaded one.
+Why the *same* thread count whatever ``jobs`` is: XLA's CPU matmuls split their work by the size of the thread pool,
+which changes the float32 rounding (measured, jax 0.10.2: tiny-02975k's losses differ in the last bit between the
+default pool and a one-thread pool; tiny-00099k's do not). With one thread in every worker, a sweep's losses are
+bitwise the same for every ``jobs``.
+
+How: XLA sizes its pool from the CPUs the process may run on when the backend starts, so a worker pins itself to one
+CPU, starts the backend, then widens its affinity again (the pool keeps its size; the OS may move its one thread to
+any free core). ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` was not used: it changes the numbers again (another
+code path) and, per jax-ml/jax#1539, does not bound every pool. Workers are started with ``spawn`` (forking a
+process that already runs JAX threads is unsafe) and, on Linux, die with their parent (``PR_SET_PDEATHSIG``), so a
+killed sweep leaves no orphan training a run that the next invocation resumes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+JOBS_AUTO = "auto"
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def resolve_jobs(jobs: int | str | None) -> int | None:
+    """``"auto"`` -> on the CPU backend, the number of usable cores (measured best on the 2-core machine,
+    BENCHMARKS.md); on an accelerator None (its runs share the device: one at a time, in this process). An int >= 1
+    as given; None stays None (train in the calling process). Raises ValueError otherwise."""
+    if jobs is None:
+        return None
+    if jobs == JOBS_AUTO:
+        import jax
+
+        return usable_cores() if jax.default_backend() == "cpu" else None
+    if isinstance(jobs, str) and jobs.isdigit():
+        jobs = int(jobs)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r} must be a positive integer or {JOBS_AUTO!r}")
+    return jobs
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    PR_SET_PDEATHSIG = 1
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def init_worker(parent_pid: int) -> None:
+    """Process-pool initializer: die with the parent, then start JAX's CPU backend with a one-thread pool."""
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+    one_thread_backend()
+
+
+def one_thread_backend() -> None:
+    """Start JAX's backend in this process with XLA's CPU thread pool of size one (see the module docstring).
+    Must run before anything else in the process uses JAX."""
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        import jax
+
+        jax.devices()
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
+def make_pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` spawned worker processes, each with a one-thread XLA backend, that die with this process."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=init_worker, initargs=(os.getpid(),))
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and kill the workers now (a killed run resumes from its last checkpoint)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()
