@@ -25,7 +25,8 @@ import re
 from typing import Any
 
 _NV = "NVIDIA {} data sheet"
-_TPU = "Google Cloud TPU docs, 'TPU {}' system architecture page (peak compute per chip, bf16)"
+_NV_SPARSE = "NVIDIA {} data sheet ({}; * = with sparsity, the dense figure is half)"
+_TPU = "Google Cloud TPU docs, 'TPU {}' system architecture page (peak compute per chip (bf16): {} TFLOPs)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,32 +49,37 @@ class Chip:
 
 
 # More specific patterns come first: the first chip whose pattern matches wins (GH200 before H200, H100 PCIe/NVL
-# before H100, L40S before L4, TPU v5 lite before TPU v5). Numbers are the data sheets' dense figures; where a sheet
-# prints "X | 2X*" or "2X*" with "* with sparsity", the dense figure is X.
+# before H100, L40S before L4, TPU v5 lite before TPU v5; "GB200" does not match B200's pattern). Numbers are the
+# data sheets' dense figures; where a sheet prints "X | 2X*" or "2X*" with "* with sparsity", the dense figure is X.
 CHIPS: tuple[Chip, ...] = (
     # NVIDIA Blackwell / Hopper
-    Chip("B200", r"\bB200\b", 2.25e15, 1.125e15,
-         source="NVIDIA HGX B200 specifications (8 GPUs: BF16 36 PFLOPS, TF32 18 PFLOPS, with sparsity)"),
+    Chip("GB200", r"\bGB200\b", 2.5e15, 1.25e15,
+         source=_NV_SPARSE.format("GB200 NVL72 / HGX B200", "individual GPU, GB200 column: FP16/BF16 Tensor Core "
+                                                             "5* PFLOPS, TF32 Tensor Core 2.5* PFLOPS")),
+    Chip("B200", r"\bB200\b", 2.25e15, 1.1e15,
+         source=_NV_SPARSE.format("GB200 NVL72 / HGX B200", "individual GPU, HGX B200 column: FP16/BF16 Tensor "
+                                                             "Core 4.5* PFLOPS, TF32 Tensor Core 2.2* PFLOPS")),
     Chip("GH200", r"\bGH200\b", 989e12, 494.5e12,
-         source=_NV.format("GH200 Grace Hopper Superchip") + " (BF16 1,979*, TF32 989* TFLOPS)"),
+         source=_NV_SPARSE.format("GH200 Grace Hopper Superchip", "BF16 1,979*, TF32 989* TFLOPS")),
     Chip("H200 NVL", r"\bH200\b.*\bNVL\b", 835e12, 417.5e12,
-         source=_NV.format("H200 Tensor Core GPU") + " (H200 NVL: BF16 1,671*, TF32 835* TFLOPS)"),
+         source=_NV_SPARSE.format("H200 Tensor Core GPU", "H200 NVL: BF16 1,671*, TF32 835* TFLOPS")),
     Chip("H200 SXM", r"\bH200\b", 989e12, 494.5e12,
-         source=_NV.format("H200 Tensor Core GPU") + " (H200 SXM: BF16 1,979*, TF32 989* TFLOPS)"),
+         source=_NV_SPARSE.format("H200 Tensor Core GPU", "H200 SXM: BF16 1,979*, TF32 989* TFLOPS")),
     Chip("H100 NVL", r"\bH100\b.*\bNVL\b", 835e12, 417.5e12,
-         source=_NV.format("H100 Tensor Core GPU") + " (H100 NVL: BF16 1,671*, TF32 835* TFLOPS)"),
+         source=_NV_SPARSE.format("H100 Tensor Core GPU", "H100 NVL: BF16 1,671*, TF32 835* TFLOPS")),
     Chip("H100 PCIe", r"\bH100\b.*\bPCIe\b", 756e12, 378e12,
-         source=_NV.format("H100 Tensor Core GPU") + " (H100 PCIe: BF16 1,513*, TF32 756* TFLOPS)"),
+         source=_NV_SPARSE.format("H100 Tensor Core GPU", "H100 PCIe: BF16 1,513*, TF32 756* TFLOPS")),
     Chip("H100 SXM", r"\bH100\b", 989e12, 494.5e12,
-         source=_NV.format("H100 Tensor Core GPU") + " (H100 SXM: BF16 1,979*, TF32 989* TFLOPS)"),
+         source=_NV_SPARSE.format("H100 Tensor Core GPU", "H100 SXM: BF16 1,979*, TF32 989* TFLOPS")),
     # NVIDIA Ada / Ampere
     Chip("L40S", r"\bL40S\b", 362.05e12, 183e12,
          source=_NV.format("L40S") + " (BF16 362.05 | 733*, TF32 183 | 366* TFLOPS)"),
     Chip("RTX 4090", r"\bRTX 4090\b", 165.2e12, 82.6e12,
-         source="NVIDIA Ada Lovelace GPU architecture whitepaper, GeForce RTX 4090 (BF16 with FP32 accumulate "
-                "165.2, TF32 82.6 TFLOPS dense)"),
+         source="NVIDIA Ada Lovelace GPU architecture whitepaper, GeForce RTX 4090 column (dense | sparse): "
+                "Peak BF16 Tensor TFLOPS with FP32 Accumulate 165.2 | 330.4, Peak TF32 Tensor TFLOPS 82.6 | 165.2 "
+                "(FP16 with FP16 accumulate runs twice as fast; our step accumulates in float32)"),
     Chip("L4", r"\bL4\b", 121e12, 60e12,
-         source=_NV.format("L4 Tensor Core GPU") + " (BF16 242*, TF32 120* TFLOPS)"),
+         source=_NV_SPARSE.format("L4 Tensor Core GPU", "BF16 242*, TF32 120* TFLOPS")),
     Chip("A100", r"\bA100\b", 312e12, 156e12,
          source=_NV.format("A100 Tensor Core GPU") + " (40/80 GB, SXM and PCIe alike: BF16 312 | 624*, "
                                                     "TF32 156 | 312* TFLOPS)"),
@@ -90,16 +96,18 @@ CHIPS: tuple[Chip, ...] = (
          source=_NV.format("T4 Tensor Core GPU") + " (single precision 8.1 TFLOPS)"),
     # AMD Instinct (no sparsity on these figures); MI250X is two GCDs = two JAX devices
     Chip("MI300X", r"\bMI300X\b", 1307.4e12, 163.4e12,
-         source="AMD Instinct MI300X data sheet (BF16 1,307.4 TFLOPS dense, FP32 matrix 163.4 TFLOPS)"),
+         source="AMD Instinct MI300X data sheet (peak BF16 1,307.4 TFLOPS dense, 2,614.9 with sparsity; "
+                "peak FP32 matrix 163.4 TFLOPS)"),
     Chip("MI250X", r"\bMI250X\b", 383e12, 95.7e12, devices_per_chip=2,
-         source="AMD Instinct MI250X data sheet (BF16 383 TFLOPS, FP32 matrix 95.7 TFLOPS; two GCDs)"),
+         source="AMD Instinct MI250X data sheet (peak BF16 383.0 TFLOPS, peak FP32 matrix 95.7 TFLOPS, per "
+                "OAM module of two GCDs; ROCm shows each GCD as one device)"),
     # Google TPUs (float32 at default precision runs as one bf16 pass); v2 and v3 chips are two TensorCores
-    Chip("TPU v6e", r"\bTPU v6( lite|e)\b", 918e12, 918e12, source=_TPU.format("v6e")),
-    Chip("TPU v5e", r"\bTPU v5( lite|e)\b", 197e12, 197e12, source=_TPU.format("v5e")),
-    Chip("TPU v5p", r"\bTPU v5p?\b", 459e12, 459e12, source=_TPU.format("v5p")),
-    Chip("TPU v4", r"\bTPU v4\b", 275e12, 275e12, source=_TPU.format("v4")),
-    Chip("TPU v3", r"\bTPU v3\b", 123e12, 123e12, devices_per_chip=2, source=_TPU.format("v3")),
-    Chip("TPU v2", r"\bTPU v2\b", 45e12, 45e12, devices_per_chip=2, source=_TPU.format("v2")),
+    Chip("TPU v6e", r"\bTPU v6( lite|e)\b", 918e12, 918e12, source=_TPU.format("v6e", "918")),
+    Chip("TPU v5e", r"\bTPU v5( lite|e)\b", 197e12, 197e12, source=_TPU.format("v5e", "197")),
+    Chip("TPU v5p", r"\bTPU v5p?\b", 459e12, 459e12, source=_TPU.format("v5p", "459")),
+    Chip("TPU v4", r"\bTPU v4\b", 275e12, 275e12, source=_TPU.format("v4", "275")),
+    Chip("TPU v3", r"\bTPU v3\b", 123e12, 123e12, devices_per_chip=2, source=_TPU.format("v3", "123")),
+    Chip("TPU v2", r"\bTPU v2\b", 45e12, 45e12, devices_per_chip=2, source=_TPU.format("v2", "45")),
 )
 
 # AMD GPU architectures (``compute_capability`` of a ROCm device is its gfx name) with bf16 matrix cores: CDNA2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import warnings
 
 import jax.numpy as jnp
@@ -29,6 +30,7 @@ class FakeDevice:
 BF16_PEAKS = [
     ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12), ("NVIDIA H100 NVL", 835e12),
     ("NVIDIA H200", 989e12), ("NVIDIA H200 NVL", 835e12), ("NVIDIA GH200 480GB", 989e12), ("NVIDIA B200", 2.25e15),
+    ("NVIDIA GB200", 2.5e15),
     ("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA A100-SXM4-40GB", 312e12), ("NVIDIA A100-PCIE-40GB", 312e12),
     ("NVIDIA A100 80GB PCIe", 312e12), ("NVIDIA A10", 125e12), ("NVIDIA L4", 121e12), ("NVIDIA L40S", 362.05e12),
     ("NVIDIA GeForce RTX 4090", 165.2e12), ("AMD Instinct MI300X", 1307.4e12),
@@ -50,7 +52,11 @@ def test_bf16_peaks_match_the_data_sheets_dense_figures_with_specific_names_firs
     ("Tesla T4", 8.1e12), ("Tesla V100-SXM2-16GB", 15.7e12), ("Tesla V100-PCIE-32GB", 14e12),
     ("Tesla V100S-PCIE-32GB", 16.4e12),  # CUDA-core FP32: no TF32 before Ampere
     ("NVIDIA A100-SXM4-80GB", 156e12), ("NVIDIA H100 PCIe", 378e12),  # TF32, JAX's default f32 matmul on Ampere+
-    ("TPU v4", 275e12),  # default precision: one bf16 pass
+    ("NVIDIA H100 80GB HBM3", 494.5e12), ("NVIDIA H100 NVL", 417.5e12), ("NVIDIA H200 NVL", 417.5e12),
+    ("NVIDIA GH200 480GB", 494.5e12), ("NVIDIA B200", 1.1e15), ("NVIDIA GB200", 1.25e15), ("NVIDIA L4", 60e12),
+    ("NVIDIA L40S", 183e12), ("NVIDIA A10", 62.5e12), ("NVIDIA GeForce RTX 4090", 82.6e12),
+    ("AMD Instinct MI300X", 163.4e12), ("AMD Instinct MI250X", 95.7e12 / 2),  # FP32 matrix cores
+    ("TPU v4", 275e12), ("TPU v6 lite", 918e12), ("TPU v2", 45e12 / 2),  # default precision: one bf16 pass
 ])
 def test_float32_peaks_are_those_of_the_arithmetic_jax_runs_for_float32(kind, peak):
     assert metrics.device_peak_flops(FakeDevice(kind), jnp.float32) == peak
@@ -61,6 +67,29 @@ def test_every_chip_cites_its_data_sheet_and_is_reachable_by_its_own_name():
         assert chip.source and (chip.bfloat16 or chip.float32)
         # no earlier, more general pattern shadows this chip
         assert accelerators.find_chip(f"X {chip.name} Y") is chip, chip
+
+
+def _printed(source: str, labels: tuple[str, ...]) -> float:
+    """The dense FLOP/s a chip's ``source`` string quotes after the first of ``labels`` found: a figure marked ``*``
+    is the data sheet's "with sparsity" one, halved; PFLOPS where the source says so, else TFLOPS."""
+    for label in labels:
+        found = re.search(re.escape(label) + r".*?(?<![\w.,])(\d[\d,.]*\d|\d)(\*?)", source)
+        if found:
+            value = float(found[1].replace(",", "")) * (1e15 if "PFLOPS" in source else 1e12)
+            return value / 2 if found[2] else value
+    raise AssertionError(f"no {labels} figure in {source!r}")
+
+
+@pytest.mark.parametrize("chip", accelerators.CHIPS, ids=lambda chip: chip.name)
+def test_each_peak_is_the_figure_its_cited_source_prints(chip):
+    """The table and its citations cannot drift apart: every figure equals the one its source string quotes (to the
+    sheets' rounding: NVIDIA prints the sparse H100 BF16 figure as 1,979 for 2 x 989.4)."""
+    if chip.name.startswith("TPU"):
+        assert chip.bfloat16 == chip.float32 == _printed(chip.source, ("(bf16):",))
+        return
+    if chip.bfloat16 is not None:
+        assert chip.bfloat16 == pytest.approx(_printed(chip.source, ("BF16",)), rel=1e-3)
+    assert chip.float32 == pytest.approx(_printed(chip.source, ("TF32", "single precision", "FP32 matrix")), rel=1e-3)
 
 
 def test_an_unknown_accelerator_has_no_peak_and_warns_once_naming_it_and_the_flag():
