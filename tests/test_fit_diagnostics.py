@@ -125,3 +125,16 @@ def test_cli_prints_a_warning_per_problem(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["parameter_status"]["E"] == "at_lower_bound" and out["status"] == "converged"
     assert any("lower bound 0" in w for w in out["warnings"])
+
+
+def test_bootstrap_flags_an_undetermined_interval():
+    """E -> 0 in every resample: its interval spans many decades and is flagged (JSON and CLI), not reported as a
+    plain interval; the determined exponents are not flagged."""
+    from chinchilla.fit.bootstrap import bootstrap_table
+
+    table = grid_table(E=0.0, noise=0.003, seed=1)
+    fit = fit_table(table, starts=STARTS)
+    boot = bootstrap_table(table, n_resamples=8, seed=0, fit=fit)
+    flags = boot.to_dict()["interval_flags"]
+    assert "E" in flags and "alpha" not in flags and "beta" not in flags
+    assert boot.n_not_converged == 0

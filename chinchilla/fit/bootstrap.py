@@ -158,8 +158,16 @@ class BootstrapResult:
         return {name: self.interval(name, percentiles) for name in self.samples}
 
     def flags(self, percentiles: tuple[float, float] = (2.5, 97.5)) -> dict[str, str]:
-        """Intervals that are not determined, with why (:func:`chinchilla.fit.diagnostics.interval_flags`)."""
-        return interval_flags(self.intervals(percentiles))
+        """Intervals that are not determined, with why: too wide or reaching a bound
+        (:func:`chinchilla.fit.diagnostics.interval_flags`), or of a parameter the full-data fit already found not
+        determined (e.g. E at its lower bound 0: its resamples stay there, and a narrow interval would mislead)."""
+        flags = interval_flags(self.intervals(percentiles))
+        for name, info in self.fit.parameters.items():
+            if info["status"] in ("at_lower_bound", "unbounded_above") and name in self.samples:
+                low, high = self.interval(name, percentiles)
+                flags[name] = (f"{name} interval [{low:.4g}, {high:.4g}] is not determined: the full-data fit has "
+                               f"{name} {info['status'].replace('_', ' ')}")
+        return flags
 
     def to_dict(self, percentiles: tuple[float, float] = (2.5, 97.5)) -> dict[str, object]:
         """JSON-ready: intervals, flags for unbounded ones, standard deviations, and how the resamples went.
