@@ -121,14 +121,16 @@ def bootstrap_timing(table, fit, n_resamples: int, seed: int):
     import jax.numpy as jnp
 
     from chinchilla.fit.bootstrap import DEFAULT_GRID_STARTS, _bootstrap_core_jit, bootstrap_weights
+    from chinchilla.fit.parametric import pad_runs
     from chinchilla.fit.solver import SolverConfig, resolve_strategy
 
     weights = bootstrap_weights(len(table), n_resamples, seed=seed)
     ranked = np.argsort(fit.diagnostics.initial_objective, kind="stable")[:DEFAULT_GRID_STARTS]
     starts = np.concatenate([fit.theta[None, :], fit.diagnostics.initial_params[ranked]], axis=0)
+    covariates, loss, padded_weights = pad_runs({"n": table.n, "d": table.d}, table.loss, weights)
     with jax.enable_x64(True):
-        args = (jnp.asarray(starts), {"n": jnp.asarray(table.n), "d": jnp.asarray(table.d)},
-                jnp.asarray(table.loss), jnp.asarray(weights))
+        args = (jnp.asarray(starts), {k: jnp.asarray(v) for k, v in covariates.items()}, jnp.asarray(loss),
+                jnp.asarray(padded_weights))
         static = {"config": SolverConfig(), "strategy": resolve_strategy("auto")}
         start = time.perf_counter()
         compiled = _bootstrap_core_jit.lower(*args, **static).compile()

@@ -25,7 +25,6 @@ records the tokens and FLOPs actually trained.
 from __future__ import annotations
 
 import collections
-import os
 import sys
 import time
 import warnings
@@ -39,23 +38,13 @@ from chinchilla import flops as flops_lib
 from chinchilla import metrics, runlock, sharding
 from chinchilla.checkpoint import Checkpointer
 from chinchilla.config import ModelConfig
+from chinchilla.jax_cache import enable_compilation_cache
 from chinchilla.step import Trainer
 from chinchilla.train_config import REPORTING_FIELDS, TrainConfig
 
 FINAL_LOSS_WINDOW = 10  # final_train_loss = mean loss of the last this-many steps
 EVAL_SEED = 0  # every run evaluates on the same validation batches
 QUARANTINE_FILE = "metrics.quarantine.jsonl"  # metrics.jsonl lines a resume could not parse, with line numbers
-
-
-def enable_compilation_cache() -> None:
-    """Keep compiled programs on disk (``$CHINCHILLA_JAX_CACHE`` or ~/.cache/chinchilla/jax-compilation-cache) so
-    that every run of an already-seen model shape skips XLA compilation, unless the user configured JAX's cache."""
-    if jax.config.jax_compilation_cache_dir:
-        return
-    directory = (os.environ.get("CHINCHILLA_JAX_CACHE")
-                 or os.path.expanduser("~/.cache/chinchilla/jax-compilation-cache"))
-    jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
 def train_run(config: TrainConfig, out_dir: Any, progress: bool = True, *, break_lock: bool = False) -> dict:

@@ -208,7 +208,7 @@ def _top_k(value: str) -> int | str | None:
 def _print_fit(out: dict) -> None:
     print(f"{out['law']} law, {out['reduction']} reduction, {out['n_points']} runs ({out['source']})")
     skip = {"law", "reduction", "n_points", "source", "allocation", "bootstrap", "holdout", "stop_reasons",
-            "best_start", "note", "columns"}
+            "best_start", "note", "columns", "warnings", "parameter_status", "best_start_on_grid_edge"}
     intervals = out.get("bootstrap", {}).get("intervals", {})
     for key, value in out.items():
         if key in skip:
@@ -217,7 +217,11 @@ def _print_fit(out: dict) -> None:
         if key in intervals:
             low, high = intervals[key]
             text += f"   [{low:.4g}, {high:.4g}]"
+        if key in out.get("parameter_status", {}) and out["parameter_status"][key] != "ok":
+            text += f"   ({out['parameter_status'][key]})"
         print(f"  {key:<18} {text}")
+    for line in out.get("warnings", []) + list(out.get("bootstrap", {}).get("interval_flags", {}).values()):
+        print(f"  warning: {line}")
     alloc = out["allocation"]
     if alloc is None:
         print(f"  {out['note']}")

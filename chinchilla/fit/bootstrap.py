@@ -16,6 +16,11 @@ compare this with a screened-grid fit of the same resample (``benchmarks/bench_f
 Reported per resample: E, A, B, alpha, beta, a = beta / (alpha + beta), b = alpha / (alpha + beta), and the
 compute-optimal tokens per parameter D_opt / N_opt = G^-2 (C / 6)^(b - a) at ``budget_flops``; intervals are
 percentiles of those samples. Seeds are explicit (``numpy.random.default_rng(seed)``).
+
+Each resample's best start is refined like the full fit (:func:`chinchilla.fit.solver.refine`; not for the mean
+reduction, which stops early by design) and counted in ``n_not_converged`` when the check fails. Intervals that are
+not determined (spanning more than 3 decades, or an exponent reaching 0) are flagged in ``flags``
+(:func:`chinchilla.fit.diagnostics.interval_flags`). Runs are padded to the fit's size buckets.
 """
 
 from __future__ import annotations
@@ -28,12 +33,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from chinchilla.fit.allocate import GOPHER_FLOPS
+from chinchilla.fit.diagnostics import check_data, interval_flags
 from chinchilla.fit.laws import CHINCHILLA
-from chinchilla.fit.objective import PAPER_HUBER_DELTA, check_reduction, objective
-from chinchilla.fit.parametric import ParametricFit, fit_table, law_covariates, prepare_weights
+from chinchilla.fit.objective import PAPER_HUBER_DELTA, objective
+from chinchilla.fit.parametric import (ParametricFit, fit_table, law_covariates, pad_runs, prepare_weights,
+                                       solver_config)
 from chinchilla.fit.powerlaw import percentile_interval
-from chinchilla.fit.solver import STOP_REASONS, SolverConfig, StartResult, minimize_many, resolve_strategy
+from chinchilla.fit.solver import (REFINE_RTOL, STOP_REASONS, SolverConfig, StartResult, minimize_many, refine,
+                                   resolve_strategy)
 from chinchilla.fit.table import ScalingTable
+from chinchilla.jax_cache import enable_compilation_cache
 
 SCHEMES: tuple[str, ...] = ("resample", "subsample")
 DEFAULT_GRID_STARTS = 2
@@ -43,10 +52,12 @@ _DEFAULTS = SolverConfig()
 class BootstrapState(NamedTuple):
     """What :func:`bootstrap_core` returns: R resamples x K starts."""
 
-    params: jnp.ndarray      # (R, P) best raw parameters per resample
+    params: jnp.ndarray      # (R, P) best raw parameters per resample (after refinement)
     objective: jnp.ndarray   # (R,) best objective per resample (inf if all its starts failed)
     best: jnp.ndarray        # (R,) index of the winning start
     starts: StartResult      # (R, K, ...) every start of every resample
+    final: StartResult       # (R, ...) the winning start after refinement
+    converged: jnp.ndarray   # (R,) the refinement check passed (False for an early stop by design)
 
 
 def bootstrap_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], loss: jnp.ndarray,
@@ -54,7 +65,8 @@ def bootstrap_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], l
                    config: SolverConfig = SolverConfig(), strategy: str = "auto") -> BootstrapState:
     """Refit ``law`` for every row of ``weights`` (R, n) from every row of ``starts`` (K, P); pure and jittable.
 
-    The R x K solves are flattened into one batch for :func:`chinchilla.fit.solver.minimize_many`.
+    The R x K solves are flattened into one batch for :func:`chinchilla.fit.solver.minimize_many`; each resample's
+    best is then refined (unless ``config.gtol_abs`` is set: the paper's early stop).
     """
     log_loss = jnp.log(loss)
     features = law.features(covariates)
@@ -70,7 +82,21 @@ def bootstrap_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], l
     score = jnp.where(jnp.isfinite(runs.objective), runs.objective, jnp.inf)
     best = jnp.argmin(score, axis=1)
     rows = jnp.arange(n_resamples)
-    return BootstrapState(runs.params[rows, best], score[rows, best], best, runs)
+    winners = jax.tree.map(lambda x: x[rows, best], runs)
+    if config.gtol_abs > 0:
+        final, converged = winners, jnp.zeros(n_resamples, dtype=bool)
+    else:
+        def polish(args):
+            start, resample = args
+            return refine(lambda theta: fun(theta, resample), start, config)
+
+        if resolve_strategy(strategy) == "map":
+            refined = jax.lax.map(polish, (winners, rows))
+        else:
+            refined = jax.vmap(polish)((winners, rows))
+        final, converged = refined.result, refined.last_gain <= REFINE_RTOL
+    value = jnp.where(jnp.isfinite(final.objective), final.objective, jnp.inf)
+    return BootstrapState(final.params, value, best, runs, final, converged)
 
 
 _bootstrap_core_jit = jax.jit(bootstrap_core, static_argnames=("law", "delta", "reduction", "config", "strategy"))
@@ -116,6 +142,7 @@ class BootstrapResult:
     winner: np.ndarray
     stop_reason: tuple[str, ...]
     n_failed: int
+    n_not_converged: int = 0
 
     @property
     def n_resamples(self) -> int:
@@ -130,14 +157,28 @@ class BootstrapResult:
     def intervals(self, percentiles: tuple[float, float] = (2.5, 97.5)) -> dict[str, tuple[float, float]]:
         return {name: self.interval(name, percentiles) for name in self.samples}
 
+    def flags(self, percentiles: tuple[float, float] = (2.5, 97.5)) -> dict[str, str]:
+        """Intervals that are not determined, with why: too wide or reaching a bound
+        (:func:`chinchilla.fit.diagnostics.interval_flags`), or of a parameter the full-data fit already found not
+        determined (e.g. E at its lower bound 0: its resamples stay there, and a narrow interval would mislead)."""
+        flags = interval_flags(self.intervals(percentiles))
+        for name, info in self.fit.parameters.items():
+            if info["status"] in ("at_lower_bound", "unbounded_above") and name in self.samples:
+                low, high = self.interval(name, percentiles)
+                flags[name] = (f"{name} interval [{low:.4g}, {high:.4g}] is not determined: the full-data fit has "
+                               f"{name} {info['status'].replace('_', ' ')}")
+        return flags
+
     def to_dict(self, percentiles: tuple[float, float] = (2.5, 97.5)) -> dict[str, object]:
-        """JSON-ready: intervals, standard deviations, and how the resamples went. ``n_undefined`` counts samples of
-        a quantity that are not finite (e.g. tokens per parameter of a resample with alpha <= 0); intervals and
-        standard deviations use the finite ones."""
+        """JSON-ready: intervals, flags for unbounded ones, standard deviations, and how the resamples went.
+        ``n_undefined`` counts samples of a quantity that are not finite (e.g. tokens per parameter of a resample
+        with alpha <= 0); intervals and standard deviations use the finite ones."""
         return {
-            "scheme": self.scheme, "n_resamples": self.n_resamples, "n_failed": self.n_failed, "seed": self.seed,
+            "scheme": self.scheme, "n_resamples": self.n_resamples, "n_failed": self.n_failed,
+            "n_not_converged": self.n_not_converged, "seed": self.seed,
             "fraction": self.fraction, "percentiles": list(percentiles), "budget_flops": self.budget_flops,
             "intervals": {k: list(v) for k, v in self.intervals(percentiles).items()},
+            "interval_flags": self.flags(percentiles),
             "std": {k: _std(v) for k, v in self.samples.items()},
             "winner_counts": {str(int(k)): int(c) for k, c in zip(*np.unique(self.winner, return_counts=True))},
             "stop_reasons": {r: self.stop_reason.count(r) for r in sorted(set(self.stop_reason))},
@@ -162,7 +203,7 @@ def bootstrap_table(table: ScalingTable, *, n_resamples: int = 4000, seed: int =
                     fraction: float = 0.8, budget_flops: float = GOPHER_FLOPS, fit: ParametricFit | None = None,
                     n_grid_starts: int = DEFAULT_GRID_STARTS, law=CHINCHILLA, reduction: str = "sum",
                     delta: float = PAPER_HUBER_DELTA, max_iter: int = _DEFAULTS.max_iter,
-                    ftol: float = _DEFAULTS.ftol, gtol: float = _DEFAULTS.gtol,
+                    ftol: float = _DEFAULTS.ftol, gtol: float = _DEFAULTS.gtol, gtol_abs: float | None = None,
                     strategy: str = "auto") -> BootstrapResult:
     """Refit ``n_resamples`` bootstrap resamples of ``table`` and collect the parameters.
 
@@ -170,11 +211,10 @@ def bootstrap_table(table: ScalingTable, *, n_resamples: int = 4000, seed: int =
     how many of the full-data best-ranked grid starts each resample also tries (0 = the warm start only).
     ``budget_flops``: the budget for the tokens-per-parameter samples (default Gopher's 5.76e23).
     """
-    check_reduction(reduction)
-    config = SolverConfig(max_iter=max_iter, ftol=ftol, gtol=gtol).validate()
+    config = solver_config(reduction, max_iter=max_iter, ftol=ftol, gtol=gtol, gtol_abs=gtol_abs)
     if fit is None:
         fit = fit_table(table, law=law, reduction=reduction, delta=delta, max_iter=max_iter, ftol=ftol, gtol=gtol,
-                        strategy=strategy)
+                        gtol_abs=gtol_abs, strategy=strategy)
     elif fit.law != law or fit.n_points != len(table):
         raise ValueError(f"fit was made with law {fit.law.name!r} on {fit.n_points} runs; this bootstrap uses law "
                          f"{law.name!r} on {len(table)} runs")
@@ -187,20 +227,24 @@ def bootstrap_table(table: ScalingTable, *, n_resamples: int = 4000, seed: int =
     ranked = np.argsort(fit.diagnostics.initial_objective, kind="stable")[:n_grid_starts]
     starts = np.concatenate([fit.theta[None, :], fit.diagnostics.initial_params[ranked]], axis=0)
     covariates = law_covariates(law, table)
+    check_data(law.param_names, covariates, table.loss, np.ones(len(table)))
+    padded, loss, padded_weights = pad_runs(covariates, table.loss, weights)
+    enable_compilation_cache()
     with jax.enable_x64(True):
-        state = _bootstrap_core_jit(jnp.asarray(starts), {c: jnp.asarray(v) for c, v in covariates.items()},
-                                    jnp.asarray(table.loss), jnp.asarray(weights), law=law, delta=float(delta),
+        state = _bootstrap_core_jit(jnp.asarray(starts), {c: jnp.asarray(v) for c, v in padded.items()},
+                                    jnp.asarray(loss), jnp.asarray(padded_weights), law=law, delta=float(delta),
                                     reduction=reduction, config=config, strategy=resolve_strategy(strategy))
         state = jax.device_get(state)
     objective_r = np.asarray(state.objective, dtype=np.float64)
     ok = np.isfinite(objective_r)
     theta = np.asarray(state.params, dtype=np.float64)[ok]
     best = np.asarray(state.best)[ok]
-    reasons = np.asarray(state.starts.stop_reason)[ok, best]
+    reasons = np.asarray(state.final.stop_reason)[ok]
     return BootstrapResult(fit=fit, scheme=scheme, seed=int(seed), fraction=fraction if scheme == "subsample" else None,
                            budget_flops=float(budget_flops), samples=derived_samples(law, theta, budget_flops),
                            objective=objective_r[ok], winner=best,
-                           stop_reason=tuple(STOP_REASONS[int(r)] for r in reasons), n_failed=int((~ok).sum()))
+                           stop_reason=tuple(STOP_REASONS[int(r)] for r in reasons), n_failed=int((~ok).sum()),
+                           n_not_converged=int((~np.asarray(state.converged)[ok]).sum()) if config.gtol_abs == 0 else 0)
 
 
 def derived_samples(law, theta: np.ndarray, budget_flops: float) -> dict[str, np.ndarray]:

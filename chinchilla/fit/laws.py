@@ -17,6 +17,13 @@ with those two methods, a tuple of raw parameter names, the covariates it needs,
   R_D*, R_N* fitted on top of a Chinchilla fit, as Muennighoff et al. do).
 
 Laws are frozen dataclasses, hashable, so they can be static arguments of ``jax.jit``.
+
+Loss scale: the paper's grid (E in [e^-1, e^1], A and B in [1, e^25]) was built for losses of 2-4 nats. The fitting
+objective compares *log* losses, so multiplying every loss by s is exactly undone by adding log s to log A, log B and
+log E (:data:`LOSS_SCALE_PARAMS`); :func:`data_starts` shifts those grid columns by
+:func:`loss_scale_shift`, a whole number k = round(log(min loss) - 1), which is 0 for a smallest loss in
+[e^0.5, e^1.5) = [1.65, 4.48) nats (the paper's data: 2.08), so paper-scale data keep the paper's grid exactly and
+losses of ~1,000 get E starts around their scale. The fit is then invariant to the loss scale in steps of e.
 """
 
 from __future__ import annotations
@@ -37,6 +44,11 @@ PAPER_GRID_B: tuple[float, ...] = PAPER_GRID_A
 PAPER_GRID_E: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.5, 1.0)
 PAPER_GRID_ALPHA: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
 PAPER_GRID_BETA: tuple[float, ...] = PAPER_GRID_ALPHA
+
+# Raw parameters that move with the loss scale (log L -> log L + log s), and the natural name of every raw one.
+LOSS_SCALE_PARAMS: tuple[str, ...] = ("log_A", "log_B", "log_E")
+NATURAL_NAMES: dict[str, str] = {"log_A": "A", "log_B": "B", "log_E": "E", "alpha": "alpha", "beta": "beta",
+                                 "log_R_D": "R_D_star", "log_R_N": "R_N_star"}
 
 
 class Law(Protocol):
@@ -80,6 +92,23 @@ def paper_grid() -> np.ndarray:
     """The paper's 4,500 starts as rows (a, b, e, alpha, beta) = (log A, log B, log E, alpha, beta)."""
     rows = itertools.product(PAPER_GRID_ALPHA, PAPER_GRID_BETA, PAPER_GRID_E, PAPER_GRID_A, PAPER_GRID_B)
     return np.array([(a, b, e, alpha, beta) for alpha, beta, e, a, b in rows], dtype=np.float64)
+
+
+def loss_scale_shift(loss) -> float:
+    """k = round(log(min loss) - 1): 0 for paper-scale losses (smallest in [1.65, 4.48) nats), ~5 for ~1,000."""
+    return float(np.round(np.log(np.min(np.asarray(loss, dtype=np.float64))) - 1.0))
+
+
+def data_starts(law, loss) -> np.ndarray:
+    """``law.default_starts()`` with its log A, log B, log E columns moved by :func:`loss_scale_shift` ``(loss)``
+    (unchanged for paper-scale losses)."""
+    grid = np.array(law.default_starts(), dtype=np.float64)
+    shift = loss_scale_shift(loss)
+    if shift:
+        for i, name in enumerate(law.param_names):
+            if name in LOSS_SCALE_PARAMS:
+                grid[:, i] += shift
+    return grid
 
 
 def _check_positive_params(name: str, values: Mapping[str, float], keys: tuple[str, ...]) -> None:
@@ -126,9 +155,12 @@ class ChinchillaLaw:
         return paper_grid()
 
 
-# Muennighoff et al. 2023 start R_D* and R_N* (raw: their logs) from these values crossed with the Chinchilla grid.
-DATA_CONSTRAINED_R_D_STARTS: tuple[float, ...] = (5.0, 15.0, 50.0)
-DATA_CONSTRAINED_R_N_STARTS: tuple[float, ...] = (2.0, 5.0, 20.0)
+# R_D* and R_N* starts (raw: their logs), crossed with each other and with the Chinchilla grid: half-decade steps
+# from 1 to 1000, in the spirit of the paper's grid (evenly spaced in the raw, log, parameters). The R_D*, R_N*
+# objective has several local minima (the Huber loss is nearly L1, so each group of runs that prefers its own R*
+# makes a basin), and Muennighoff et al.'s three values each (5, 15, 50 and 2, 5, 20) can all lie in a higher one.
+DATA_CONSTRAINED_R_D_STARTS: tuple[float, ...] = tuple(float(x) for x in np.round(np.geomspace(1.0, 1000.0, 7), 4))
+DATA_CONSTRAINED_R_N_STARTS: tuple[float, ...] = DATA_CONSTRAINED_R_D_STARTS
 
 
 @dataclasses.dataclass(frozen=True)

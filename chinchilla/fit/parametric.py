@@ -22,6 +22,23 @@ synthetic data and bootstrap resamples (tests and ``benchmarks/bench_fit.py``). 
 A mean-reduced fit stops early, and where depends on each start's path, so screening would change its answer:
 ``top_k="auto"`` (the default) means 128 for ``reduction="sum"`` and the whole grid for ``reduction="mean"``.
 
+Stopping and convergence (:mod:`chinchilla.fit.solver`): every start stops on scale-free tests (relative gradient,
+relative decrease), so a fit of 20 runs with objective 1e-6 reaches its optimum as closely as one of 240 runs; then
+the best start is refined (L-BFGS restarted from its end point until a restart gains <= 1e-10, relative), and
+``status`` is ``"converged"`` only when that check passed. ``reduction="mean"`` adds scipy's absolute gradient test
+(1e-5) to reproduce the paper's early stop; its status says ``"stopped_early_by_design"``.
+
+Loss scale: the default grid's log A, log B, log E columns follow the data (:func:`chinchilla.fit.laws.data_starts`;
+unchanged for paper-scale losses), and a best start on the edge of its grid is flagged.
+
+Diagnostics (:mod:`chinchilla.fit.diagnostics`): data that cannot determine the law raise ``ValueError`` before any
+fitting; every result carries ``parameters`` (per named parameter: value and status, e.g. E ``at_lower_bound``) and
+``warnings`` (one line per problem).
+
+Shapes: the runs are padded with zero-weight copies of the first run to a size bucket (16, 32, 64, ...; see
+:func:`bucket_size`), so data sets of different sizes within a bucket reuse one compiled program, and JAX's
+persistent compilation cache (:mod:`chinchilla.jax_cache`) keeps compiled programs across processes.
+
 Strategy: on CPU the starts run one after another (``lax.map``); on GPU/TPU they run as one batch (``vmap``); see
 :mod:`chinchilla.fit.solver`.
 """
@@ -29,22 +46,48 @@ Strategy: on CPU the starts run one after another (``lax.map``); on GPU/TPU they
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from chinchilla.fit import diagnostics as diagnostics_mod
 from chinchilla.fit.allocate import ChinchillaParams
-from chinchilla.fit.laws import CHINCHILLA
+from chinchilla.fit.laws import CHINCHILLA, NATURAL_NAMES, data_starts, loss_scale_shift
 from chinchilla.fit.objective import PAPER_HUBER_DELTA, check_reduction, objective
-from chinchilla.fit.solver import (FTOL, GTOL, STOP_REASONS, SolverConfig, StartResult, minimize_many,
+from chinchilla.fit.solver import (REFINE_RTOL, STOP_REASONS, SolverConfig, StartResult, minimize_many, refine,
                                    resolve_strategy)
 from chinchilla.fit.table import ScalingTable, validate_columns
+from chinchilla.jax_cache import enable_compilation_cache
 
 DEFAULT_TOP_K = 128
+# scipy L-BFGS-B's default (absolute) pgtol: what stopped the paper's mean-reduced fit early.
+PAPER_MEAN_GTOL_ABS = 1e-5
+STATUSES: tuple[str, ...] = ("converged", "stopped_early_by_design", "not_converged")
 _SOLVER_DEFAULTS = SolverConfig()
 _RANK_BATCH = 512  # starts per vectorised pass when ranking (bounds memory at 512 x n_points)
+_MIN_BUCKET = 16
+
+
+def bucket_size(n_points: int) -> int:
+    """Padded number of runs: the next power of two, at least 16 (so 17-32 runs share one compiled program)."""
+    return max(_MIN_BUCKET, 1 << max(0, int(n_points) - 1).bit_length())
+
+
+def pad_runs(covariates: Mapping[str, np.ndarray], loss: np.ndarray, weights: np.ndarray
+             ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Pad runs (last axis) to :func:`bucket_size` with copies of the first run at weight 0 (so they add nothing
+    to the objective or its gradient). ``weights`` may carry leading axes (bootstrap resamples)."""
+    n = loss.shape[-1]
+    extra = bucket_size(n) - n
+    if extra == 0:
+        return dict(covariates), loss, weights
+    index = np.concatenate([np.arange(n), np.zeros(extra, dtype=int)])
+    pad_w = np.zeros(weights.shape[:-1] + (extra,))
+    return ({k: np.asarray(v)[index] for k, v in covariates.items()}, np.asarray(loss)[index],
+            np.concatenate([weights, pad_w], axis=-1))
 
 
 class FitState(NamedTuple):
@@ -56,6 +99,9 @@ class FitState(NamedTuple):
     initial_objective: jnp.ndarray  # (S,) objective at every start of the grid (inf where not finite)
     start_index: jnp.ndarray        # (K,) rows of the grid that were run (best-ranked first when screened)
     starts: StartResult             # (K, ...) where each run start ended
+    final: StartResult              # the best start after refinement (:func:`chinchilla.fit.solver.refine`)
+    restarts: jnp.ndarray           # () restarts the refinement ran (0 when not refined)
+    restart_gain: jnp.ndarray       # () relative decrease by the last restart (inf when not refined)
 
 
 def fit_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], loss: jnp.ndarray, weights: jnp.ndarray,
@@ -65,7 +111,9 @@ def fit_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], loss: j
     """Fit ``law`` to ``loss`` from the (S, P) ``starts``; pure and jittable (static: everything after ``*``).
 
     ``covariates`` holds the law's per-run arrays (``n``, ``d``, ...), ``weights`` the per-run multiplicities.
-    Ranks all starts by their initial objective and runs L-BFGS from the ``top_k`` best (all when None).
+    Ranks all starts by their initial objective and runs L-BFGS from the ``top_k`` best (all when None), then
+    refines the best end point (restarts until one gains <= 1e-10 relative), unless ``config.gtol_abs`` is set
+    (the paper's early stop, which refinement would undo).
     """
     log_loss = jnp.log(loss)
     features = law.features(covariates)
@@ -83,7 +131,13 @@ def fit_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], loss: j
     result = minimize_many(fun, starts[index], None, config=config, strategy=strategy)
     score = jnp.where(jnp.isfinite(result.objective), result.objective, jnp.inf)
     best = jnp.argmin(score)
-    return FitState(result.params[best], score[best], best, initial, index, result)
+    best_result = jax.tree.map(lambda x: x[best], result)
+    if config.gtol_abs > 0:
+        final, restarts, gain = best_result, jnp.asarray(0), jnp.asarray(jnp.inf, score.dtype)
+    else:
+        final, restarts, gain = refine(lambda theta: fun(theta, None), best_result, config)
+    value = jnp.where(jnp.isfinite(final.objective), final.objective, jnp.inf)
+    return FitState(final.params, value, best, initial, index, result, final, restarts, gain)
 
 
 _fit_core_jit = jax.jit(fit_core, static_argnames=("law", "delta", "reduction", "config", "top_k", "strategy"))
@@ -103,6 +157,7 @@ class StartDiagnostics:
     iterations: np.ndarray
     n_evals: np.ndarray
     grad_norm: np.ndarray
+    rel_grad: np.ndarray
     stop_reason: tuple[str, ...]
 
     def counts(self) -> dict[str, int]:
@@ -113,7 +168,12 @@ class StartDiagnostics:
 @dataclasses.dataclass(frozen=True)
 class ParametricFit:
     """A fitted law. Named parameters are attributes (``.E .A .B .alpha .beta``, and ``.R_D_star .R_N_star`` for
-    the data-constrained law); ``.a .b .G`` and ``.frontier`` give the compute-optimal allocation."""
+    the data-constrained law); ``.a .b .G`` and ``.frontier`` give the compute-optimal allocation.
+
+    ``status``: "converged" (restarts from the optimum gain <= 1e-10 relative), "stopped_early_by_design" (mean
+    reduction) or "not_converged"; ``parameters``: per named parameter ``{"value", "status", "note"}`` (status
+    "ok", "at_lower_bound", "unbounded_above" or "fixed"); ``warnings``: one line per problem (data the law cannot
+    describe, parameters not determined, a best start on the grid's edge, no convergence)."""
 
     law: Any
     theta: np.ndarray
@@ -127,6 +187,14 @@ class ParametricFit:
     best: int
     best_start: np.ndarray
     diagnostics: StartDiagnostics
+    stop_reason: str
+    status: str
+    restarts: int
+    restart_gain: float
+    grid_shift: float
+    best_start_on_grid_edge: tuple[str, ...]
+    parameters: dict[str, dict[str, object]]
+    warnings: tuple[str, ...]
 
     def __getattr__(self, name: str):
         params = self.__dict__.get("params", {})
@@ -135,14 +203,14 @@ class ParametricFit:
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     @property
-    def stop_reason(self) -> str:
-        """Why the best start stopped."""
-        return self.diagnostics.stop_reason[self.best]
+    def converged(self) -> bool:
+        """``status == "converged"``: the fit's point is checked to be a minimum (restarts gain <= 1e-10)."""
+        return self.status == "converged"
 
     @property
-    def converged(self) -> bool:
-        """The best start stopped on a tolerance (gtol or ftol), not at the iteration cap or a non-finite value."""
-        return self.stop_reason in (STOP_REASONS[GTOL], STOP_REASONS[FTOL])
+    def identified(self) -> bool:
+        """Every free parameter has status "ok" (none at a bound or running off)."""
+        return all(p["status"] in ("ok", "fixed") for p in self.parameters.values())
 
     @property
     def frontier(self) -> ChinchillaParams:
@@ -189,21 +257,34 @@ class ParametricFit:
                     "G": self.G if self.has_frontier else None, "law": self.law.name,
                     "reduction": self.reduction, "huber_delta": self.delta, "n_points": self.n_points,
                     "n_grid_starts": self.n_grid, "n_starts_run": int(self.diagnostics.grid_index.size),
-                    "best_start": [float(x) for x in self.best_start], "stop_reason": self.stop_reason,
-                    "converged": self.converged, "iterations": int(self.diagnostics.iterations[self.best]),
-                    "stop_reasons": self.diagnostics.counts()})
+                    "best_start": [float(x) for x in self.best_start], "grid_shift": self.grid_shift,
+                    "best_start_on_grid_edge": list(self.best_start_on_grid_edge),
+                    "status": self.status, "converged": self.converged, "stop_reason": self.stop_reason,
+                    "restarts": self.restarts, "restart_gain": _finite_or_none(self.restart_gain),
+                    "iterations": int(self.diagnostics.iterations[self.best]),
+                    "stop_reasons": self.diagnostics.counts(),
+                    "parameter_status": {k: v["status"] for k, v in self.parameters.items()},
+                    "identified": self.identified, "warnings": list(self.warnings)})
         return out
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
 
 
 def fit_parametric(n, d, loss, *, unique_tokens=None, law=CHINCHILLA, reduction: str = "sum",
                    delta: float = PAPER_HUBER_DELTA, weights=None, starts=None, top_k: int | None | str = "auto",
                    drop_highest_loss: int = 0, max_iter: int = _SOLVER_DEFAULTS.max_iter,
                    ftol: float = _SOLVER_DEFAULTS.ftol, gtol: float = _SOLVER_DEFAULTS.gtol,
-                   strategy: str = "auto") -> ParametricFit:
+                   gtol_abs: float | None = None, strategy: str = "auto") -> ParametricFit:
     """Fit ``law`` (Chinchilla's by default) to runs of ``n`` parameters trained on ``d`` tokens to ``loss``.
 
     ``reduction``: "sum" (the paper's equation) or "mean" (the paper's loss scale, which stops L-BFGS early).
-    ``starts``: (S, P) raw starting points, default the law's grid (the paper's 4,500 for Chinchilla).
+    ``starts``: (S, P) raw starting points, default the law's grid (the paper's 4,500 for Chinchilla) with its
+    log A, log B, log E columns moved to the data's loss scale (unchanged for paper-scale losses).
+    ``ftol``, ``gtol``: relative stopping tolerances; ``gtol_abs``: scipy's absolute gradient test (None = 1e-5 for
+    "mean", the paper's early stop, and off for "sum"). Raises ``ValueError`` for data that cannot determine the
+    law (see :func:`chinchilla.fit.diagnostics.check_data`).
     ``top_k``: run L-BFGS from the ``top_k`` best-ranked starts only; None for all; "auto" = 128 for "sum", all
     for "mean". ``weights``: per-run multiplicities (default ones). ``drop_highest_loss``: drop the k runs of highest
     loss first (the replication drops 5). ``unique_tokens``: for the data-constrained law.
@@ -211,28 +292,54 @@ def fit_parametric(n, d, loss, *, unique_tokens=None, law=CHINCHILLA, reduction:
     table = ScalingTable.from_arrays(n, loss, d=d, unique_tokens=unique_tokens)
     return fit_table(table.drop_highest_loss(drop_highest_loss) if drop_highest_loss else table, law=law,
                      reduction=reduction, delta=delta, weights=weights, starts=starts, top_k=top_k,
-                     max_iter=max_iter, ftol=ftol, gtol=gtol, strategy=strategy)
+                     max_iter=max_iter, ftol=ftol, gtol=gtol, gtol_abs=gtol_abs, strategy=strategy)
+
+
+def solver_config(reduction: str, *, max_iter: int = _SOLVER_DEFAULTS.max_iter, ftol: float = _SOLVER_DEFAULTS.ftol,
+                  gtol: float = _SOLVER_DEFAULTS.gtol, gtol_abs: float | None = None) -> SolverConfig:
+    """The solver settings of a fit: scale-free tolerances, plus scipy's absolute 1e-5 gradient test for the mean
+    reduction when ``gtol_abs`` is None."""
+    check_reduction(reduction)
+    if gtol_abs is None:
+        gtol_abs = PAPER_MEAN_GTOL_ABS if reduction == "mean" else 0.0
+    return SolverConfig(max_iter=max_iter, ftol=ftol, gtol=gtol, gtol_abs=gtol_abs).validate()
 
 
 def fit_table(table: ScalingTable, *, law=CHINCHILLA, reduction: str = "sum", delta: float = PAPER_HUBER_DELTA,
               weights=None, starts=None, top_k: int | None | str = "auto", max_iter: int = _SOLVER_DEFAULTS.max_iter,
               ftol: float = _SOLVER_DEFAULTS.ftol, gtol: float = _SOLVER_DEFAULTS.gtol,
-              strategy: str = "auto") -> ParametricFit:
+              gtol_abs: float | None = None, strategy: str = "auto") -> ParametricFit:
     """:func:`fit_parametric` on a :class:`ScalingTable` (see there for the options)."""
-    check_reduction(reduction)
     if not delta > 0:
         raise ValueError(f"delta={delta!r} must be positive")
-    config = SolverConfig(max_iter=max_iter, ftol=ftol, gtol=gtol).validate()
+    config = solver_config(reduction, max_iter=max_iter, ftol=ftol, gtol=gtol, gtol_abs=gtol_abs)
     covariates = law_covariates(law, table)
-    grid = prepare_starts(law, starts)
+    grid = prepare_starts(law, starts, table.loss)
     w = prepare_weights(weights, len(table), n_params=len(law.param_names))
+    data_warnings = diagnostics_mod.check_data(law.param_names, covariates, table.loss, w)
     k = resolve_top_k(top_k, reduction, grid.shape[0])
+    padded, loss, pw = pad_runs(covariates, table.loss, w)
+    enable_compilation_cache()
     with jax.enable_x64(True):
-        state = _fit_core_jit(jnp.asarray(grid), {c: jnp.asarray(v) for c, v in covariates.items()},
-                              jnp.asarray(table.loss), jnp.asarray(w), law=law, delta=float(delta),
-                              reduction=reduction, config=config, top_k=k, strategy=resolve_strategy(strategy))
+        arrays = ({c: jnp.asarray(v) for c, v in padded.items()}, jnp.asarray(loss), jnp.asarray(pw))
+        state = _fit_core_jit(jnp.asarray(grid), *arrays, law=law, delta=float(delta), reduction=reduction,
+                              config=config, top_k=k, strategy=resolve_strategy(strategy))
         state = jax.device_get(state)
-    return _result(state, law, grid, reduction=reduction, delta=float(delta), n_points=len(table), top_k=k)
+
+        def objective_at(thetas: np.ndarray) -> np.ndarray:
+            return np.asarray(_objective_batch(jnp.asarray(thetas), *arrays, law=law, delta=float(delta),
+                                               reduction=reduction))
+
+        return _result(state, law, grid, reduction=reduction, delta=float(delta), n_points=len(table), top_k=k,
+                       config=config, grid_shift=loss_scale_shift(table.loss) + 0.0 if starts is None else 0.0,
+                       data_warnings=data_warnings, objective_at=objective_at)
+
+
+@functools.partial(jax.jit, static_argnames=("law", "delta", "reduction"))
+def _objective_batch(thetas, covariates, loss, weights, *, law, delta, reduction):
+    features = law.features(covariates)
+    return jax.vmap(lambda t: objective(t, law, features, jnp.log(loss), weights, delta=delta,
+                                        reduction=reduction))(thetas)
 
 
 def evaluate_objective(table: ScalingTable, theta, *, law=CHINCHILLA, reduction: str = "sum",
@@ -241,11 +348,12 @@ def evaluate_objective(table: ScalingTable, theta, *, law=CHINCHILLA, reduction:
     check_reduction(reduction)
     covariates = law_covariates(law, table)
     w = prepare_weights(weights, len(table), n_params=len(law.param_names))
+    padded, loss, pw = pad_runs(covariates, table.loss, w)
     with jax.enable_x64(True):
-        features = law.features({c: jnp.asarray(v) for c, v in covariates.items()})
-        value = objective(jnp.asarray(theta, dtype=jnp.float64), law, features, jnp.log(jnp.asarray(table.loss)),
-                          jnp.asarray(w), delta=float(delta), reduction=reduction)
-        return float(value)
+        values = _objective_batch(jnp.asarray(theta, dtype=jnp.float64)[None, :],
+                                  {c: jnp.asarray(v) for c, v in padded.items()}, jnp.asarray(loss), jnp.asarray(pw),
+                                  law=law, delta=float(delta), reduction=reduction)
+        return float(values[0])
 
 
 def law_covariates(law, table: ScalingTable) -> dict[str, np.ndarray]:
@@ -258,9 +366,10 @@ def law_covariates(law, table: ScalingTable) -> dict[str, np.ndarray]:
     return {c: available[c] for c in law.covariates}
 
 
-def prepare_starts(law, starts) -> np.ndarray:
-    """(S, P) float64 starting points: the law's grid by default; validated shape and finiteness."""
-    grid = law.default_starts() if starts is None else np.array(starts, dtype=np.float64)
+def prepare_starts(law, starts, loss) -> np.ndarray:
+    """(S, P) float64 starting points: the law's grid moved to the scale of ``loss`` by default
+    (:func:`chinchilla.fit.laws.data_starts`); validated shape and finiteness."""
+    grid = data_starts(law, loss) if starts is None else np.array(starts, dtype=np.float64)
     n_params = len(law.param_names)
     if grid.ndim == 1:
         grid = grid[None, :]
@@ -297,7 +406,8 @@ def resolve_top_k(top_k: int | None | str, reduction: str, n_starts: int) -> int
 
 
 def _result(state: FitState, law, grid: np.ndarray, *, reduction: str, delta: float, n_points: int,
-            top_k: int | None) -> ParametricFit:
+            top_k: int | None, config: SolverConfig, grid_shift: float, data_warnings: list[str],
+            objective_at) -> ParametricFit:
     runs = state.starts
     objectives = np.asarray(runs.objective, dtype=np.float64)
     if not np.isfinite(state.objective):
@@ -309,10 +419,35 @@ def _result(state: FitState, law, grid: np.ndarray, *, reduction: str, delta: fl
         grid_index=index, initial_params=grid[index], initial_objective=np.asarray(state.initial_objective)[index],
         objective=objectives,
         params=np.asarray(runs.params), iterations=np.asarray(runs.iterations), n_evals=np.asarray(runs.n_evals),
-        grad_norm=np.asarray(runs.grad_norm), stop_reason=tuple(STOP_REASONS[int(r)] for r in runs.stop_reason))
+        grad_norm=np.asarray(runs.grad_norm), rel_grad=np.asarray(runs.rel_grad),
+        stop_reason=tuple(STOP_REASONS[int(r)] for r in runs.stop_reason))
     theta = np.asarray(state.params, dtype=np.float64)
     params = {k: float(v) for k, v in law.natural(theta).items()}
-    return ParametricFit(law=law, theta=theta, params=params, objective=float(state.objective), reduction=reduction,
-                        delta=delta, n_points=n_points, n_grid=int(grid.shape[0]), top_k=top_k,
-                        best=int(state.best), best_start=diagnostics.initial_params[int(state.best)],
-                         diagnostics=diagnostics)
+    value = float(state.objective)
+    best = int(state.best)
+    stop_reason = STOP_REASONS[int(state.final.stop_reason)]
+    gain = float(state.restart_gain)
+    notes = list(data_warnings)
+    if config.gtol_abs > 0:
+        status = "stopped_early_by_design"
+        notes.append(f"stopped early by design: scipy's absolute gradient test (max |g| <= {config.gtol_abs:g}) "
+                     f"is on ({reduction} reduction, as in the paper's fit), so this is not the optimum")
+    elif gain <= REFINE_RTOL:
+        status = "converged"
+    else:
+        status = "not_converged"
+        notes.append(f"not converged: {int(state.restarts)} restarts from the best point still lowered the "
+                     f"objective (the last by {gain:.2g}, relative; best start stopped: {stop_reason}); raise max_iter")
+    parameters = diagnostics_mod.parameter_status(law, theta, value, objective_at)
+    notes += [p["note"] for p in parameters.values() if p["note"]]
+    at_bound = tuple(raw for raw, name in NATURAL_NAMES.items()
+                     if parameters.get(name, {}).get("status") not in (None, "ok", "fixed"))
+    on_edge, edge_warnings = diagnostics_mod.grid_edges(law.param_names, grid, diagnostics.initial_params[best],
+                                                        theta, skip=at_bound)
+    notes += edge_warnings
+    return ParametricFit(law=law, theta=theta, params=params, objective=value, reduction=reduction,
+                         delta=delta, n_points=n_points, n_grid=int(grid.shape[0]), top_k=top_k,
+                         best=best, best_start=diagnostics.initial_params[best], diagnostics=diagnostics,
+                         stop_reason=stop_reason, status=status, restarts=int(state.restarts), restart_gain=gain,
+                         grid_shift=grid_shift, best_start_on_grid_edge=tuple(on_edge), parameters=parameters,
+                         warnings=tuple(notes))

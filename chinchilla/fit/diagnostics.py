@@ -1,0 +1,149 @@
+"""Is a parametric fit determined by its data? Checks before a fit, per-parameter checks after it, and flags for
+bootstrap intervals (issue 9, fault 3).
+
+Before: :func:`check_data` raises ``ValueError`` for data that cannot determine the law at all (every run the same;
+a constant loss) and returns warnings for data that determine only part of it (one model size; one token count) or
+that the law cannot describe (loss not falling with N or with D).
+
+After: :func:`parameter_status` asks the objective itself. A raw parameter fitted on a log scale (log E, log A,
+log R_N*, ...) is moved :data:`FAR` = 30 (a factor e^30 ~ 1e13) towards 0 and towards infinity; if the objective
+changes by at most :data:`FLAT_RTOL` (1e-6, relative) in a direction, the data do not pin the parameter there: it is
+``at_lower_bound`` (-> 0, e.g. E when the fit wants no irreducible loss) or ``unbounded_above`` (-> infinity, e.g.
+R_N* when no run has excess parameters). An exponent (alpha, beta) at or below :data:`EXPONENT_FLOOR` is
+``at_lower_bound`` (loss does not fall with N or D in this fit). :func:`grid_edges` flags a best start on the
+edge of its start grid, with a warning when the fit ended beyond that edge. :func:`interval_flags` marks bootstrap intervals that
+are not determined (spanning more than :data:`MAX_DECADES` decades, or reaching an exponent's bound 0).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping
+
+import numpy as np
+
+from chinchilla.fit.laws import NATURAL_NAMES
+
+FAR = 30.0
+FLAT_RTOL = 1e-6
+EXPONENT_FLOOR = 1e-3
+EXPONENTS: tuple[str, ...] = ("alpha", "beta")
+MAX_DECADES = 3.0
+PARAMETER_STATUSES: tuple[str, ...] = ("ok", "at_lower_bound", "unbounded_above", "fixed")
+
+
+def check_data(param_names: tuple[str, ...], covariates: Mapping[str, np.ndarray], loss: np.ndarray,
+               weights: np.ndarray) -> list[str]:
+    """Raise ``ValueError`` when the runs with positive weight cannot determine the law's free parameters
+    ``param_names``; return warnings (strings) for data the law cannot describe. ``covariates`` holds ``n`` and
+    ``d`` (and possibly more) as arrays like ``loss``."""
+    used = np.asarray(weights) > 0
+    n, d, loss = (np.asarray(x, dtype=np.float64)[used] for x in (covariates["n"], covariates["d"], loss))
+    free = set(param_names)
+    count = int(used.sum())
+    if np.unique(np.stack([n, d, loss]), axis=1).shape[1] == 1:
+        raise ValueError(f"all {count} runs are the same run (N={n[0]:.4g}, D={d[0]:.4g}, loss={loss[0]:.6g}): "
+                         "there is nothing to fit")
+    if free & {"log_A", "log_B", "alpha", "beta"} and np.ptp(loss) == 0:
+        raise ValueError(f"every run has the same loss {loss[0]:.6g}: a constant loss determines E only, not how "
+                         "loss falls with N and D")
+    warnings = []
+    if free & {"log_A", "alpha"} and np.unique(n).size == 1:
+        warnings.append(f"all {count} runs have the same model size N={n[0]:.4g}: the law's A / N^alpha term cannot "
+                        "be told apart from E (A, alpha and E are not determined); fit runs of several sizes")
+    if free & {"log_B", "beta"} and np.unique(d).size == 1:
+        warnings.append(f"all {count} runs have the same token count D={d[0]:.4g}: the law's B / D^beta term cannot "
+                        "be told apart from E (B, beta and E are not determined); fit runs of several token counts")
+    design = np.column_stack([np.ones(count), np.log(n), np.log(d)])
+    if np.linalg.matrix_rank(design) == 3:
+        slopes = np.linalg.lstsq(design, np.log(loss), rcond=None)[0]
+        for name, exponent, slope in (("N", "alpha", slopes[1]), ("D", "beta", slopes[2])):
+            if exponent in free and slope >= 0:
+                warnings.append(f"loss does not fall with {name}: the least-squares slope of log loss on log {name} "
+                                f"(at fixed {'D' if name == 'N' else 'N'}) is {slope:+.3g}, but the law needs it "
+                                f"negative; expect {exponent} at its bound 0")
+    return warnings
+
+
+def parameter_status(law, theta: np.ndarray, value: float, objective_at: Callable[[np.ndarray], np.ndarray]
+                     ) -> dict[str, dict[str, object]]:
+    """Per named parameter of ``law`` (fixed ones too): ``{"value", "status", "note"}``, status one of
+    :data:`PARAMETER_STATUSES`. ``objective_at`` maps (K, P) raw thetas to their K objective values; ``value`` is
+    the objective at ``theta``."""
+    natural = {k: float(v) for k, v in law.natural(np.asarray(theta)).items()}
+    free = law.param_names
+    probes, labels = [], []
+    for i, raw in enumerate(free):
+        if raw.startswith("log_"):
+            for sign, label in ((-1.0, "at_lower_bound"), (1.0, "unbounded_above")):
+                probe = np.array(theta, dtype=np.float64)
+                probe[i] += sign * FAR
+                probes.append(probe)
+                labels.append((raw, label))
+    changes = {}
+    if probes:
+        values = np.asarray(objective_at(np.stack(probes)), dtype=np.float64)
+        scale = abs(value) if value else 1.0
+        for (raw, label), moved in zip(labels, values):
+            if np.isfinite(moved) and (moved - value) <= FLAT_RTOL * scale:
+                changes.setdefault(raw, label)
+    out: dict[str, dict[str, object]] = {}
+    for raw, name in NATURAL_NAMES.items():
+        if name not in natural:
+            continue
+        v = natural[name]
+        if raw not in free:
+            out[name] = {"value": v, "status": "fixed", "note": ""}
+        elif raw in changes:
+            status = changes[raw]
+            where = "0" if status == "at_lower_bound" else "infinity"
+            out[name] = {"value": v, "status": status,
+                         "note": f"{name}={v:.4g} {'sits at its lower bound 0' if where == '0' else 'runs off to infinity'}"
+                                 f": the objective changes by less than {FLAT_RTOL:g} (relative) as {name} -> "
+                                 f"{where}, so the data do not determine it"}
+        elif name in EXPONENTS and v <= EXPONENT_FLOOR:
+            out[name] = {"value": v, "status": "at_lower_bound",
+                         "note": f"{name}={v:.4g} is at (or below) its bound 0: loss does not fall with "
+                                 f"{'N' if name == 'alpha' else 'D'} in this fit"}
+        else:
+            out[name] = {"value": v, "status": "ok", "note": ""}
+    return out
+
+
+def grid_edges(param_names: tuple[str, ...], grid: np.ndarray, best_start: np.ndarray, theta: np.ndarray,
+               skip: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """Coordinates of ``best_start`` on the edge of their column of ``grid`` (columns with at least 3 distinct
+    values), and a warning for each such coordinate whose fitted value ``theta`` lies outside the column's range:
+    the grid did not bracket the optimum, which may then be a poor local one (widen the grid, or run every start).
+    Names in ``skip`` (parameters already reported at a bound) get no warning."""
+    on_edge, warnings = [], []
+    for i, name in enumerate(param_names):
+        column = np.unique(grid[:, i])
+        if column.size < 3 or best_start[i] not in (column[0], column[-1]):
+            continue
+        on_edge.append(name)
+        if name not in skip and not column[0] <= theta[i] <= column[-1]:
+            label = "lower" if best_start[i] == column[0] else "upper"
+            warnings.append(f"the best start has {name}={best_start[i]:g} on the {label} edge of the start grid "
+                            f"[{column[0]:g}, {column[-1]:g}] and the fit ended outside it ({name}={theta[i]:.4g}): "
+                            "the grid does not bracket the optimum (widen it with starts=..., or run every start "
+                            "with top_k=None)")
+    return on_edge, warnings
+
+
+def interval_flags(intervals: Mapping[str, tuple[float, float]]) -> dict[str, str]:
+    """Bootstrap intervals that are not determined, with why: a positive quantity whose interval spans more than
+    :data:`MAX_DECADES` decades (or is not finite), an exponent whose interval reaches its bound 0."""
+    flags = {}
+    for name, (low, high) in intervals.items():
+        if name in ("a", "b"):
+            continue
+        if not (math.isfinite(low) and math.isfinite(high)):
+            flags[name] = f"{name} interval [{low:.4g}, {high:.4g}] is not finite: unbounded"
+        elif name in EXPONENTS:
+            if low <= EXPONENT_FLOOR:
+                flags[name] = f"{name} interval [{low:.4g}, {high:.4g}] reaches the bound 0: not determined"
+        elif low <= 0 or math.log10(high / low) > MAX_DECADES:
+            flags[name] = (f"{name} interval [{low:.4g}, {high:.4g}] spans more than {MAX_DECADES:g} decades: "
+                           "unbounded")
+    return flags
