@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.prepare_data:
         prepare_data(args.prepare_data)
         return {}
-    from chinchilla.train import enable_compilation_cache
+    from chinchilla.jax_cache import enable_compilation_cache
 
     enable_compilation_cache()  # a rerun (or the suite's next dry run) skips the compiles already done
     report = Report(Path(args.out), args.dry)
