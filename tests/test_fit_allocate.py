@@ -159,3 +159,16 @@ def test_inference_aware_allocation():
         inference_aware_allocation(PAPER_FIT, 1.5, 1e12)
     with pytest.raises(ValueError, match="non-negative"):
         inference_aware_allocation(PAPER_FIT, 2.0, -1.0)
+
+
+def test_a_law_whose_E_ran_to_zero_is_still_a_law():
+    """A fit can end with E at its lower bound (exp underflows to 0.0): its frontier and losses must still work
+    (the tiny real sweep of tests/test_reproduce.py once failed its report on exactly this)."""
+    law = ChinchillaParams(E=0.0, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    reference = ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    assert law.n_opt(1e21) == pytest.approx(reference.n_opt(1e21), rel=1e-12)  # E does not move the frontier
+    assert law.loss(1e9, 2e10) == pytest.approx(reference.loss(1e9, 2e10) - 1.69, rel=1e-12)
+    with pytest.raises(ValueError, match="E=-0.1 must be finite and non-negative"):
+        ChinchillaParams(E=-0.1, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    with pytest.raises(ValueError, match="alpha=0.0 must be finite and positive"):
+        ChinchillaParams(E=1.0, A=406.4, B=410.7, alpha=0.0, beta=0.28)

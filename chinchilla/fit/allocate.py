@@ -54,10 +54,11 @@ class ChinchillaParams:
     source: str = ""
 
     def __post_init__(self):
-        for name in ("E", "A", "B", "alpha", "beta"):
+        for name in ("E", "A", "B", "alpha", "beta"):  # E = 0 is a law (a fit whose E ran to its bound gives it)
             value = np.asarray(getattr(self, name), dtype=np.float64)
-            if not (np.all(np.isfinite(value)) and np.all(value > 0)):
-                raise ValueError(f"{name}={getattr(self, name)!r} must be positive and finite")
+            if not (np.all(np.isfinite(value)) and np.all(value >= 0 if name == "E" else value > 0)):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be finite and "
+                                 f"{'non-negative' if name == 'E' else 'positive'}")
 
     @property
     def a(self):
@@ -150,8 +151,8 @@ class DataConstrainedParams:
     def __post_init__(self):
         for name in ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star"):
             value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name}={value!r} must be positive and finite")
+            if not (np.isfinite(value) and (value >= 0 if name == "E" else value > 0)):
+                raise ValueError(f"{name}={value!r} must be finite and {'non-negative' if name == 'E' else 'positive'}")
 
     @classmethod
     def from_mapping(cls, values, source: str = "") -> "DataConstrainedParams":
