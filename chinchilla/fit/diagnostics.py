@@ -113,16 +113,24 @@ def parameter_status(law, theta: np.ndarray, value: float, objective_at: Callabl
 def grid_edges(param_names: tuple[str, ...], grid: np.ndarray, best_start: np.ndarray, theta: np.ndarray,
                skip: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
     """Coordinates of ``best_start`` on the edge of their column of ``grid`` (columns with at least 3 distinct
-    values), and a warning for each such coordinate whose fitted value ``theta`` lies outside the column's range:
-    the grid did not bracket the optimum, which may then be a poor local one (widen the grid, or run every start).
+    values), and a warning for each coordinate whose fitted value ``theta`` lies outside the column's range (saying
+    whether the best start sat on that edge): the grid did not bracket the optimum, which may then be a poor local
+    one (widen the grid, or run every start).
     Names in ``skip`` (parameters already reported at a bound) get no warning."""
     on_edge, warnings = [], []
     for i, name in enumerate(param_names):
         column = np.unique(grid[:, i])
-        if column.size < 3 or best_start[i] not in (column[0], column[-1]):
+        if column.size < 3:
+            continue
+        outside = name not in skip and not column[0] <= theta[i] <= column[-1]
+        if best_start[i] not in (column[0], column[-1]):
+            if outside:  # reached from inside: still, no start lay near the optimum in this coordinate
+                warnings.append(f"the fit ended with {name}={theta[i]:.4g}, outside the start grid's range "
+                                f"[{column[0]:g}, {column[-1]:g}]: the grid does not bracket the optimum (widen it "
+                                "with starts=..., or run every start with top_k=None)")
             continue
         on_edge.append(name)
-        if name not in skip and not column[0] <= theta[i] <= column[-1]:
+        if outside:
             label = "lower" if best_start[i] == column[0] else "upper"
             warnings.append(f"the best start has {name}={best_start[i]:g} on the {label} edge of the start grid "
                             f"[{column[0]:g}, {column[-1]:g}] and the fit ended outside it ({name}={theta[i]:.4g}): "
