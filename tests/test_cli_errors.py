@@ -236,3 +236,13 @@ def test_an_unwritable_directory_is_one_line(tmp_path, capsys):
         locked.chmod(0o700)
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "Permission denied" in lines[0] and "locked" in lines[0]
+
+
+@pytest.mark.parametrize("verb", [["train", "--model", "tiny-00004k", "--tokens", "1e4", "--out", "x"],
+                                  ["sweep", "--preset", "synthetic"], ["report", "x"],
+                                  ["reproduce", "--preset", "synthetic", "--out", "x"]])
+def test_an_unknown_flag_names_the_verb(verb, capsys):
+    """`chinchilla reproduce ... --plan-only` (a sweep flag) blamed `chinchilla` and its --help, not the verb."""
+    assert cli.main([*verb, "--no-such-flag"]) == 2
+    assert capsys.readouterr().err == (f"chinchilla {verb[0]}: error: unrecognized arguments: --no-such-flag "
+                                       f"(see `chinchilla {verb[0]} --help`)\n")

@@ -26,7 +26,7 @@ import sys
 import traceback
 from typing import Sequence
 
-from chinchilla.cli.usage import OneLineParser
+from chinchilla.cli.usage import OneLineParser, StrictParser
 
 # Modules that each add one or more verbs through ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(VERBOSE_FLAG, action="store_true",
                         help="show the traceback of an error (also: CHINCHILLA_DEBUG=1); may follow the verb")
-    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True,
+                                       parser_class=StrictParser)  # every verb names itself in a usage error
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
