@@ -243,6 +243,10 @@ def reproduce(preset: Preset, out_dir, *, worker: int = 0, num_workers: int = 1,
     start = time.time()
     out = store.as_path(out_dir)
     plan = preset.plan()
+    held = store.read_json(out / "preset.json")
+    if isinstance(held, dict) and held.get("name") not in (None, preset.name):
+        raise ValueError(f"{out} holds a sweep of preset {held['name']!r}, not {preset.name!r}; give a new --out "
+                         f"(or --preset {held['name']} to resume it)")
     store.write_json_atomic(out / "preset.json", preset.describe())
     say = log or (lambda _: None)
     say(f"{preset.name}: {len(plan.runs)} runs, {plan.total_flops:.3g} FLOPs -> {out}")

@@ -53,3 +53,11 @@ def test_atomic_write_replaces_the_file(tmp_path, writer):
     WRITERS[writer](target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
     assert "old" not in target.read_text()
+
+
+def test_read_jsonl_skips_a_garbled_binary_line(tmp_path):
+    """A line of non-UTF-8 bytes (a disk error, a stray write) raised a UnicodeDecodeError naming no file and lost
+    every other line; it now costs only itself, like a torn JSON line."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1}\n\xff\xfe\x00\x81\n{"step": 2}\n')
+    assert [r["step"] for r in store.read_jsonl(path)] == [1, 2]

@@ -236,3 +236,31 @@ def test_an_unwritable_directory_is_one_line(tmp_path, capsys):
         locked.chmod(0o700)
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "Permission denied" in lines[0] and "locked" in lines[0]
+
+
+@pytest.mark.parametrize("verb", [["train", "--model", "tiny-00004k", "--tokens", "1e4", "--out", "x"],
+                                  ["sweep", "--preset", "synthetic"], ["report", "x"],
+                                  ["reproduce", "--preset", "synthetic", "--out", "x"]])
+def test_an_unknown_flag_names_the_verb(verb, capsys):
+    """`chinchilla reproduce ... --plan-only` (a sweep flag) blamed `chinchilla` and its --help, not the verb."""
+    assert cli.main([*verb, "--no-such-flag"]) == 2
+    assert capsys.readouterr().err == (f"chinchilla {verb[0]}: error: unrecognized arguments: --no-such-flag "
+                                       f"(see `chinchilla {verb[0]} --help`)\n")
+
+
+def test_a_warning_is_one_line_naming_the_verb():
+    """A DataRepeatWarning printed two lines, the second a line of train.py's source; now one line (in a fresh
+    process: pytest records warnings itself), and the process's warning format is restored after the verb."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, warnings\n"
+        "from chinchilla import cli\n"
+        "from chinchilla.cli import flops\n"
+        "flops.run = lambda args: warnings.warn('data will repeat', UserWarning, stacklevel=1)\n"
+        "before = warnings.formatwarning\n"
+        "status = cli.main(['flops', '--model', 'tiny-00004k'])\n"
+        "sys.exit(status if warnings.formatwarning is before else 3)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (0, "chinchilla flops: warning: data will repeat (UserWarning)\n")

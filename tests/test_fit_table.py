@@ -127,3 +127,14 @@ def test_rows_without_a_loss_are_skipped_and_said(tmp_path):
         read_csv(write(tmp_path, "N,D,loss\n1e8,2e9,\n"))
     with pytest.raises(ValueError, match="line 2, column 'D': '' is not a number"):
         read_csv(write(tmp_path, "N,D,loss\n1e8,,3.1\n"))
+
+
+def test_a_binary_or_bom_file_is_named(tmp_path):
+    """A non-UTF-8 file gave a bare 'utf-8 codec can't decode byte 0xff' naming no file; a BOM (Excel's CSV)
+    must not hide the first column."""
+    path = tmp_path / "runs.csv"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match=r"runs\.csv: not a UTF-8 text file"):
+        read_csv(path)
+    path.write_bytes("\ufeffparams,tokens,loss\n1e8,2e9,3.0\n".encode("utf-8"))
+    assert read_csv(path).n.tolist() == [1e8]

@@ -207,3 +207,15 @@ def test_seed_noise_from_repeated_runs():
     assert noise["max_spread"] == pytest.approx(0.06)
     assert noise["std"] == pytest.approx(math.sqrt((2 * 0.01**2 + 2 * 0.03**2) / 2))
     assert seed_noise(rows[-1:], "eval_loss")["groups"] == 0
+
+
+def test_a_directory_of_another_preset_is_refused(tmp_path):
+    """`reproduce --preset tiny_cpu --out DIR` on a synthetic sweep's DIR trained tiny_cpu's runs into it (81
+    runs, preset.json overwritten); now a one-line error before anything is written."""
+    from chinchilla.reproduce import load_preset, reproduce
+
+    (tmp_path / "preset.json").write_text('{"name": "tiny_cpu"}\n')
+    with pytest.raises(ValueError, match=r"holds a sweep of preset 'tiny_cpu', not 'synthetic'; give a new --out"):
+        reproduce(load_preset("synthetic"), tmp_path, log=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preset.json"]
+    assert (tmp_path / "preset.json").read_text() == '{"name": "tiny_cpu"}\n'

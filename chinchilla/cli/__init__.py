@@ -24,9 +24,10 @@ import os
 import re
 import sys
 import traceback
+import warnings
 from typing import Sequence
 
-from chinchilla.cli.usage import OneLineParser
+from chinchilla.cli.usage import OneLineParser, StrictParser
 
 # Modules that each add one or more verbs through ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(VERBOSE_FLAG, action="store_true",
                         help="show the traceback of an error (also: CHINCHILLA_DEBUG=1); may follow the verb")
-    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True,
+                                       parser_class=StrictParser)  # every verb names itself in a usage error
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
@@ -81,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # a usage error (one line, status 2) or --help (status 0): a status, in-process too
         return exit_.code if isinstance(exit_.code, int) else 2
     args.verbose = verbose
+    format_warning = warnings.formatwarning
+    if not verbose:  # a warning is one line naming the verb, not two with a line of our source
+        warnings.formatwarning = lambda message, category, *_, **__: (
+            f"chinchilla {args.command}: warning: {message} ({category.__name__})\n")
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # the reader went away (`chinchilla ... | head`): stop quietly, like other tools
@@ -95,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
         print(f"chinchilla {args.command}: {message}", file=sys.stderr)
         return status
+    finally:
+        warnings.formatwarning = format_warning
 
 
 def describe_error(error: BaseException) -> tuple[str, int]:

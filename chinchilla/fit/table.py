@@ -155,8 +155,12 @@ def read_csv(path: str | os.PathLike, *, n_col: str | None = None, loss_col: str
     read when present); ``where`` keeps the rows a filter expression holds for. A row with an empty loss (a run
     without a result) is skipped and the skip recorded in ``source``; any other bad cell is a ValueError naming
     file, line and column."""
-    with open(path, newline="") as handle:
-        text = handle.read()
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {error.start}: {error.reason}); give a CSV file "
+                         "with a header row") from None
     return _parse_csv(text, str(path), n_col=n_col, loss_col=loss_col, tokens_col=tokens_col, flops_col=flops_col,
                       unique_tokens_col=unique_tokens_col, budget_col=budget_col, where=where)
 

@@ -74,13 +74,13 @@ def read_jsonl(path: epath.Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     records = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_bytes().splitlines():
+        line = raw.strip()
         if not line:
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):  # a torn or garbled line costs only itself
             continue
         if isinstance(record, dict):
             records.append(record)
