@@ -35,8 +35,8 @@ def usable_cores() -> int:
 
 
 def resolve_jobs(jobs: int | str | None) -> int | None:
-    """``"auto"`` -> on the CPU backend, the number of usable cores (measured best on the 2-core machine,
-    BENCHMARKS.md); on an accelerator None (its runs share the device: one at a time, in this process). An int >= 1
+    """``"auto"`` -> on the CPU backend, the number of usable cores (not yet shown faster than one in-process run on
+    an idle machine: BENCHMARKS.md has only loaded-machine ratios); on an accelerator None (its runs share the device: one at a time, in this process). An int >= 1
     as given; None stays None (train in the calling process). Raises ValueError otherwise."""
     if jobs is None:
         return None
