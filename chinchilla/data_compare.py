@@ -10,10 +10,9 @@ trains ``DIR/<data set>/`` for each data set (``/`` in a name becomes ``__``; re
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Mapping, Sequence
 
-from chinchilla.reproduce import Preset, reproduce, with_dataset
+from chinchilla.reproduce import Preset, interval_cell, reproduce, with_dataset
 from chinchilla.sweep import store
 
 APPROACHES = ("approach1", "approach2", "approach3")
@@ -65,18 +64,8 @@ def table_a2(summaries: Mapping[str, Mapping[str, Any]]) -> str:
         cells = []
         for approach in APPROACHES:
             entry = summary[approach]
-            cells += [_cell(entry, "a"), _cell(entry, "b")]
+            cells += [interval_cell(entry, "a"), interval_cell(entry, "b")]
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     for name, (a, b) in PAPER_TABLE_A2.items():
         lines.append(f"| paper: {name} (Approach 2, all parameters) | | | {a:.2f} | {b:.2f} | | |")
     return "\n".join(lines)
-
-
-def _cell(entry: Mapping[str, Any], key: str) -> str:
-    value = entry.get(key)
-    if value is None:
-        return "not fitted"
-    low, high = entry.get(f"{key}_interval") or (None, None)
-    if low is None or (isinstance(low, float) and math.isnan(low)):
-        return f"{value:.3f}"
-    return f"{value:.3f} ({low:.2f}, {high:.2f})"

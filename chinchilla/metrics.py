@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from etils import epath
 
-from chinchilla import accelerators
+from chinchilla import accelerators, atomic
 
 CPU_MATMUL_SIZES = (512, 1024, 2048)
 ENV_PEAK_FLOPS = "CHINCHILLA_PEAK_FLOPS"
@@ -108,22 +108,7 @@ def mfu(model_flops: float, seconds: float, peak: float | None) -> float | None:
 def write_json_atomic(path: Any, payload: Any) -> None:
     """Write ``payload`` as JSON to ``path`` so that a crash leaves either the old file or the new one: write a
     temporary file beside it, then rename it over the target."""
-    _replace_atomic(epath.Path(path), json.dumps(payload, indent=2) + "\n")
-
-
-def _replace_atomic(path: epath.Path, text: str) -> None:
-    """Write ``text`` to a temporary beside ``path`` and rename it over ``path``; if either step fails (a full
-    disk), remove the temporary and re-raise, leaving the previous ``path`` as it was."""
-    temporary = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        temporary.write_text(text)
-        temporary.replace(path)
-    except BaseException:
-        try:
-            temporary.unlink()
-        except OSError:
-            pass  # never created, or already gone: nothing left behind
-        raise
+    atomic.write_text(epath.Path(path), json.dumps(payload, indent=2) + "\n")
 
 
 def read_json(path: Any) -> Any:
@@ -187,7 +172,7 @@ def truncate_jsonl_after(path: Any, step: int, quarantine: Any) -> str | None:
 
 def rewrite_jsonl(path: Any, rows: list[dict]) -> None:
     """Replace a JSON-lines file by ``rows``, atomically."""
-    _replace_atomic(epath.Path(path), "".join(json.dumps(row) + "\n" for row in rows))
+    atomic.write_text(epath.Path(path), "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def append_jsonl(path: Any, rows: list[dict]) -> None:

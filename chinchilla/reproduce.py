@@ -199,7 +199,7 @@ def compare_table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
                                                                                    "approach 3"))
              + " |", "|---|---|---|---|---|"]
     for name, payload in summaries.items():
-        cells = [f"{_cell(payload[k], 'a')}, {_cell(payload[k], 'b')}" for k in ("approach1", "approach2",
+        cells = [f"{interval_cell(payload[k], 'a')}, {interval_cell(payload[k], 'b')}" for k in ("approach1", "approach2",
                                                                                  "approach3")]
         lines.append(f"| {name} | {payload.get('preset', '')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -287,14 +287,15 @@ def format_table(payload: Mapping[str, Any]) -> str:
         cells = []
         for convention in conventions:
             entry = payload[approach]["conventions"][convention]
-            cells.append(f"{_cell(entry, 'a'):>30}{_cell(entry, 'b'):>24}")
+            cells.append(f"{interval_cell(entry, 'a'):>30}{interval_cell(entry, 'b'):>24}")
         lines.append(f"{title:<34}" + "".join(cells))
     lines.append(f"{'paper, all params (1 / 2 / 3)':<34}{'0.50 / 0.49 / 0.46':>30}{'0.50 / 0.51 / 0.54':>24}")
     lines.append(f"{'Kaplan et al. 2020, non-embedding':<34}{'0.73':>30}{'0.27':>24}")
     return "\n".join(lines)
 
 
-def _cell(entry: Mapping[str, Any], key: str) -> str:
+def interval_cell(entry: Mapping[str, Any], key: str) -> str:
+    """``entry[key]`` with its interval, ``0.524 (0.50, 0.53)``; "not fitted" when missing."""
     value = entry.get(key)
     if value is None:
         return "not fitted"

@@ -18,10 +18,11 @@ import csv
 import io
 import json
 import os
-import uuid
 from typing import Any, Iterable, Sequence
 
 from etils import epath
+
+from chinchilla import atomic
 
 PLAN_FILE = "plan.json"
 RESULTS_FILE = "results.csv"
@@ -37,20 +38,10 @@ def as_path(path: str | os.PathLike | epath.Path) -> epath.Path:
 
 
 def write_text_atomic(path: epath.Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``. If the write or the rename
-    fails (e.g. ENOSPC), the temporary is removed and the error re-raised: the previous ``path`` is left intact."""
+    """Write ``text`` to ``path`` crash-safely (``chinchilla.atomic.write_text``), creating its directory."""
     path = as_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        temporary.write_text(text)
-        temporary.replace(path)
-    except BaseException:
-        try:
-            temporary.unlink()
-        except OSError:
-            pass  # never created, or already gone: nothing left behind
-        raise
+    atomic.write_text(path, text)
 
 
 def write_json_atomic(path: epath.Path, payload: Any) -> None:
