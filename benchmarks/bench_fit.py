@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+import scipy_reference_fits  # beside this file (benchmarks/ is on sys.path when run as a script)
+
 
 class Clock:
     """Wall and process-CPU seconds of a block (CPU time is what other jobs on a shared machine disturb least)."""
@@ -45,22 +47,8 @@ def scipy_loop(table, grid: np.ndarray, finite_differences: bool) -> tuple[float
     from scipy.optimize import minimize
 
     log_n, log_d, log_l = np.log(table.n), np.log(table.d), np.log(table.loss)
-    delta = 1e-3
-
-    def value_and_grad(theta):
-        a, b, e, alpha, beta = theta
-        terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
-        top = terms.max(axis=0)
-        weights = np.exp(terms - top)
-        total = weights.sum(axis=0)
-        r = top + np.log(total) - log_l
-        abs_r = np.abs(r)
-        value = np.where(abs_r <= delta, 0.5 * r * r, delta * (abs_r - 0.5 * delta)).sum()
-        slope = np.where(abs_r <= delta, r, delta * np.sign(r))
-        p = weights / total
-        grad = np.array([(slope * p[0]).sum(), (slope * p[1]).sum(), (slope * p[2]).sum(),
-                         -(slope * p[0] * log_n).sum(), -(slope * p[1] * log_d).sum()])
-        return value, grad
+    def value_and_grad(theta):  # the independent numpy objective and gradient, shared with the reference fits
+        return scipy_reference_fits.value_and_grad(theta, log_n, log_d, log_l)
 
     best = (np.inf, None)
     with Clock() as clock:
