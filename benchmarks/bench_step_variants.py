@@ -14,16 +14,27 @@ from chinchilla.train_config import TrainConfig
 orig_attn_call = M.Attention.__call__
 orig_ce = M.cross_entropy
 
-def attn_fused(self, x_btd):
-    d = x_btd.shape[-1]
-    qkv = self.qkv[...].astype(self.compute_dtype)
-    three, _, h, k = qkv.shape
-    w = jnp.transpose(qkv, (1, 0, 2, 3)).reshape(d, 3 * h * k)
-    y = (x_btd @ w).reshape(*x_btd.shape[:2], 3, h, k)
-    q, kk, v = y[:, :, 0], y[:, :, 1], y[:, :, 2]
-    q, kk = M.rotary(q), M.rotary(kk)
-    o = M.causal_attention(q, kk, v)
-    return jnp.einsum("bthk,hkd->btd", o, self.out[...].astype(self.compute_dtype))
+def fused_qkv(attention):
+    """An Attention.__call__ with Q, K and V from one (d, 3hk) matmul, then ``attention(q, k, v)``."""
+
+    def call(self, x_btd):
+        d = x_btd.shape[-1]
+        qkv = self.qkv[...].astype(self.compute_dtype)
+        three, _, h, k = qkv.shape
+        w = jnp.transpose(qkv, (1, 0, 2, 3)).reshape(d, 3 * h * k)
+        y = (x_btd @ w).reshape(*x_btd.shape[:2], 3, h, k)
+        q, kk, v = y[:, :, 0], y[:, :, 1], y[:, :, 2]
+        q, kk = M.rotary(q), M.rotary(kk)
+        o = attention(q, kk, v)
+        return jnp.einsum("bthk,hkd->btd", o, self.out[...].astype(self.compute_dtype))
+
+    return call
+
+
+attn_fused = fused_qkv(M.causal_attention)
+attn_fused_dpa = fused_qkv(lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=True,
+                                                                        implementation="xla"))
+
 
 def attn_dpa(self, x_btd):
     qkv = self.qkv[...].astype(self.compute_dtype)
@@ -32,16 +43,6 @@ def attn_dpa(self, x_btd):
     y = jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation="xla")
     return jnp.einsum("bthk,hkd->btd", y, self.out[...].astype(self.compute_dtype))
 
-def attn_fused_dpa(self, x_btd):
-    d = x_btd.shape[-1]
-    qkv = self.qkv[...].astype(self.compute_dtype)
-    three, _, h, k = qkv.shape
-    w = jnp.transpose(qkv, (1, 0, 2, 3)).reshape(d, 3 * h * k)
-    y = (x_btd @ w).reshape(*x_btd.shape[:2], 3, h, k)
-    q, kk, v = y[:, :, 0], y[:, :, 1], y[:, :, 2]
-    q, kk = M.rotary(q), M.rotary(kk)
-    o = jax.nn.dot_product_attention(q, kk, v, is_causal=True, implementation="xla")
-    return jnp.einsum("bthk,hkd->btd", o, self.out[...].astype(self.compute_dtype))
 
 def ce_onehot(logits, targets):
     log_z = jax.nn.logsumexp(logits, axis=-1)

@@ -258,11 +258,16 @@ def _register_approach1(approaches: argparse._SubParsersAction) -> None:
     parser.add_argument("--groups", nargs="+", help="only runs of these plan groups (default: all)")
     parser.add_argument("--window", type=int, default=10, help="Gaussian smoothing window in logged steps")
     parser.add_argument("--points", type=int, default=1500, help="log-spaced FLOP values (default 1500)")
+    _add_bootstrap_args(parser)
+    parser.set_defaults(func=run_approach1)
+
+
+def _add_bootstrap_args(parser: argparse.ArgumentParser) -> None:
+    """Approaches 1 and 2 share these: the bootstrap's resamples and seed, and --json."""
     parser.add_argument("--resamples", type=checks.count(0, 1e6, "bootstrap resamples"), default=100,
                         help="bootstrap resamples (default 100)")
     parser.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run_approach1)
 
 
 def run_approach1(args: argparse.Namespace) -> int:
@@ -302,10 +307,7 @@ def _register_approach2(approaches: argparse._SubParsersAction) -> None:
                              "the larger budgets' own")
     parser.add_argument("--neighbours", type=int, help="fit each parabola to this many sizes either side of the "
                                                          "lowest loss (default: all sizes)")
-    parser.add_argument("--resamples", type=checks.count(0, 1e6, "bootstrap resamples"), default=100,
-                        help="bootstrap resamples (default 100)")
-    parser.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_bootstrap_args(parser)
     parser.set_defaults(func=run_approach2)
 
 
