@@ -36,7 +36,8 @@ def subset(budgets: list[float]):
     from chinchilla.sweep import Plan
 
     plan = load_preset("tiny_cpu").plan()
-    runs = tuple(r for r in plan.runs if any(abs(r.budget - b) <= 1e-6 * b for b in budgets))
+    runs = tuple(r for r in plan.runs  # IsoFLOP runs only: the training-curve runs have no budget
+                 if r.budget is not None and any(abs(r.budget - b) <= 1e-6 * b for b in budgets))
     if not runs:
         raise ValueError(f"no run of tiny_cpu at budgets {budgets}")
     return Plan(name="tiny_cpu-subset", runs=runs)
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--budgets", type=float, nargs="+", default=[1e11, 8e11])
     parser.add_argument("--jobs", type=int, nargs="+", default=[2], help="concurrent modes to time")
     parser.add_argument("--rounds", type=int, default=1, help="times each mode runs (alternating)")
+    parser.add_argument("--save", help="write every mode's results (incl. each run's eval loss) to this JSON file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -100,6 +102,9 @@ def main() -> None:
         busy = sorted(r["cpu_s"] / r["wall_s"] for r in results[mode])
         print(f"{mode:>10} {rates[len(rates) // 2] / 1e9:>17.2f} {ratios[len(ratios) // 2]:>12.2f}x "
               f"{busy[len(busy) // 2]:>11.2f}")
+    if args.save:
+        Path(args.save).write_text(json.dumps({"xla_flags": os.environ.get("XLA_FLAGS", ""), "results": results},
+                                              indent=1))
     seq_losses = results["sequential"][0]["losses"]
     for mode in modes[1:]:
         worst = max(abs(results[mode][0]["losses"][k] - v) for k, v in seq_losses.items())

@@ -26,7 +26,7 @@ import numpy as np
 
 from chinchilla.config import check_known_fields
 from chinchilla.fit.allocate import ChinchillaParams
-from chinchilla.fit.envelope import EnvelopeResult, fit_envelope
+from chinchilla.fit.envelope import PAPER_LATE_THRESHOLD, EnvelopeResult, fit_envelope
 from chinchilla.fit.isoflop import IsoFlopProfile, IsoFlopResult, fit_isoflop, isoflop_profiles
 from chinchilla.fit.powerlaw import TABLE2_PERCENTILES
 from chinchilla.sweep import results as results_lib
@@ -411,6 +411,11 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
         if margin[0] is not None and math.isfinite(margin[0]):
             lines[-1] += (f" Where a mid-run point was picked over a run in its last 15%, the late run's loss was "
                           f"higher by {margin[0]:.4f} nats (median; 90th percentile {margin[1]:.4f}).")
+        shares = one.get("late_by_threshold") or {}
+        looser = [f"{share:.0%} in the last {1 - float(t):.0%}" for t, share in shares.items()
+                  if float(t) != PAPER_LATE_THRESHOLD and share == share]
+        if looser:
+            lines[-1] += f" Of the selected points, {', '.join(looser)} of their run."
         lines.append("")
     lines += ["## Approach 2: IsoFLOP profiles", ""]
     two = payload["approach2"]

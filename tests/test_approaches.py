@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from chinchilla.fit.envelope import (Curve, default_flops_range, fit_envelope, late_margins, late_shares,
-                                     loss_matrix, lower_envelope, smooth_curve, subset_envelope)
+from chinchilla.fit.envelope import (Curve, default_flops_range, fit_envelope, late_by_threshold, late_margins,
+                                     late_shares, loss_matrix, lower_envelope, smooth_curve, subset_envelope)
 from chinchilla.fit.isoflop import fit_isoflop, fit_profile, group_by_flops, isoflop_holdout
 from chinchilla.fit.powerlaw import fit_power_law, percentile_interval
 from chinchilla.fit.allocate import ChinchillaParams
@@ -258,6 +258,18 @@ def test_fit_envelope_reports_the_same_late_share():
     result = fit_envelope(curves, n_points=500, window=1, n_resamples=0)
     assert (result.late_fraction, result.late_possible) == late_shares(curves, result.envelope, window=1)
     assert 0 < result.late_fraction <= result.late_possible <= 1
+
+
+def test_late_shares_at_looser_thresholds_have_closed_forms():
+    """A run ending at 100 that wins everywhere on a log grid over [10, 100] has seen >= t of its tokens on
+    [100 t, 100]: shares ln(1/t) / ln(10) for t = 0.85, 0.8, 0.7 (tokens are proportional to FLOPs here)."""
+    curves = [_flat_curve("ends-100", 10.0, 100.0, 1.0), _flat_curve("ends-1000", 20.0, 1000.0, 2.0)]
+    envelope = lower_envelope(curves, n_points=3000, window=1, flops_range=(10.0, 100.0))
+    shares = late_by_threshold(envelope)
+    assert set(shares) == {"0.85", "0.8", "0.7"}
+    for t, share in shares.items():
+        assert share == pytest.approx(math.log(1 / float(t)) / math.log(10), abs=0.003)
+    assert shares["0.85"] == late_shares(curves, envelope, window=1)[0]
 
 
 def test_late_margin_measures_how_far_the_late_run_lost():

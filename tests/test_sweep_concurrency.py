@@ -161,3 +161,23 @@ def test_jobs_values():
     for bad in (0, -1, "many", 1.5, True):
         with pytest.raises(ValueError, match="jobs="):
             resolve_jobs(bad)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or usable_cores() < 2 or not Path("/proc/self/task").is_dir(),
+                    reason="needs per-thread CPU affinity (Linux) and at least 2 CPUs")
+def test_worker_threads_may_use_every_cpu():
+    """A worker pins itself to one CPU to start XLA with a one-thread pool; afterwards every one of its threads
+    (XLA's included) must be free to run on any CPU again, or all workers compete for the same core. Before the fix
+    XLA's threads kept the single CPU: 2 workers kept 1.06 of 2 cores busy."""
+    script = textwrap.dedent("""
+        import os
+        from chinchilla.sweep.pool import one_thread_backend
+        allowed = os.sched_getaffinity(0)
+        one_thread_backend()
+        masks = [os.sched_getaffinity(int(t)) for t in os.listdir("/proc/self/task")]
+        print(len(masks), sum(m == allowed for m in masks))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu"}).stdout.split()
+    threads, free = map(int, out)
+    assert threads > 1 and free == threads

@@ -33,6 +33,7 @@ from chinchilla.fit.powerlaw import (TABLE2_PERCENTILES, AllocationLaws, PowerLa
 PAPER_GRID_POINTS = 1500
 PAPER_SMOOTHING_WINDOW = 10
 PAPER_LATE_THRESHOLD = 0.85  # "all selected points lie in the last 15% of their run"
+REPORTED_THRESHOLDS = (0.85, 0.8, 0.7)  # the paper's, and two looser ones: how far from their ends the points are
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +94,7 @@ class EnvelopeResult(AllocationLaws):
         return {
             **super().to_dict(),
             "late_fraction": self.late_fraction, "late_possible": self.late_possible,
-            "late_margin": list(self.late_margin),
+            "late_margin": list(self.late_margin), "late_by_threshold": late_by_threshold(self.envelope),
             "late_threshold": PAPER_LATE_THRESHOLD, "selected_runs": list(self.selected_runs),
             "n_points": int(self.envelope.valid.sum()),
             "flops_range": [float(self.envelope.flops[0]), float(self.envelope.flops[-1])],
@@ -205,6 +206,14 @@ def late_shares(curves: Sequence[Curve], envelope: Envelope, *, window: int = PA
     bound on the first, set by where the runs end). Returns (late, possible); nan where no point is valid."""
     _, tokens = loss_matrix(curves, envelope.flops, window)
     return _late_shares(curves, envelope, tokens)
+
+
+def late_by_threshold(envelope: Envelope) -> dict[str, float]:
+    """The share of the envelope's valid grid points whose selected run has seen at least t of its tokens, for each
+    t of ``REPORTED_THRESHOLDS`` (keys "0.85", "0.8", "0.7"; "0.85" is ``late_fraction``); nan where no point is
+    valid. The looser thresholds say how far from their runs' ends the selected points are."""
+    fractions = envelope.fraction_of_run[envelope.valid]
+    return {f"{t:g}": float(np.mean(fractions >= t)) if fractions.size else math.nan for t in REPORTED_THRESHOLDS}
 
 
 def late_margins(curves: Sequence[Curve], envelope: Envelope, losses: np.ndarray, tokens: np.ndarray

@@ -8,8 +8,9 @@ default pool and a one-thread pool; tiny-00099k's do not). With one thread in ev
 bitwise the same for every ``jobs``.
 
 How: XLA sizes its pool from the CPUs the process may run on when the backend starts, so a worker pins itself to one
-CPU, starts the backend, then widens its affinity again (the pool keeps its size; the OS may move its one thread to
-any free core). ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` was not used: it changes the numbers again (another
+CPU, starts the backend, then widens the affinity of every one of its threads again (the pool keeps its size; the OS may move its one
+thread to any free core; widening only the calling thread, as before, left XLA's threads on the first CPU, so all
+workers shared one core). ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` was not used: it changes the numbers again (another
 code path) and, per jax-ml/jax#1539, does not bound every pool. Workers are started with ``spawn`` (forking a
 process that already runs JAX threads is unsafe) and, on Linux, die with their parent (``PR_SET_PDEATHSIG``), so a
 killed sweep leaves no orphan training a run that the next invocation resumes.
@@ -82,7 +83,22 @@ def one_thread_backend() -> None:
 
         jax.devices()
     finally:
-        os.sched_setaffinity(0, allowed)
+        widen_all_threads(allowed)
+
+
+def widen_all_threads(allowed: set[int]) -> None:
+    """Give every thread of this process the affinity ``allowed``. ``sched_setaffinity(0, ...)`` sets the calling
+    thread's mask only; the threads XLA started while the process was pinned keep the one CPU they were born with,
+    so without this every worker's compute ran on the same CPU (measured: 2 workers kept 1.06 cores busy)."""
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: only this thread can be reached
+        threads = [0]
+    for tid in threads:
+        try:
+            os.sched_setaffinity(tid, allowed)
+        except OSError:  # the thread ended meanwhile
+            pass
 
 
 def make_pool(jobs: int) -> ProcessPoolExecutor:
