@@ -27,15 +27,18 @@ def dataset_dir(dataset: str) -> str:
 
 
 def compare_datasets(preset: Preset, datasets: Sequence[str], out_dir, *, progress: bool = False,
+                     jobs: int | str | None = None, retry_failed: bool = False,
                      log: Callable[[str], None] | None = print) -> dict[str, Any] | None:
     """Train and report ``preset`` on each of ``datasets`` into ``out_dir/<data set>``, then write Table A2.
+    ``jobs`` and ``retry_failed`` as in ``chinchilla.reproduce.reproduce`` (each data set's runs ``jobs`` at a time).
     Returns {data set: summary} and the table, or None while some sweep's runs are pending (other workers)."""
     if len(datasets) < 2 or len(set(datasets)) != len(datasets):
         raise ValueError(f"--compare-datasets needs at least two different data sets; got {list(datasets)}")
     out = store.as_path(out_dir)
     summaries = {}
     for dataset in datasets:
-        summary = reproduce(with_dataset(preset, dataset), out / dataset_dir(dataset), progress=progress, log=log)
+        summary = reproduce(with_dataset(preset, dataset), out / dataset_dir(dataset), progress=progress,
+                            jobs=jobs, retry_failed=retry_failed, log=log)
         if summary is None:
             return None
         summaries[dataset] = summary

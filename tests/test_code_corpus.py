@@ -89,3 +89,22 @@ def test_table_a2_puts_data_sets_side_by_side():
     assert "| embedded | 0.500 (0.45, 0.55) | 0.500 (0.40, 0.60) |" in table
     assert "| embedded/code | 0.530 (0.48, 0.58) | 0.470 (0.40, 0.60) |" in table
     assert "paper: GitHub" in table and dataset_dir("embedded/code") == "embedded__code"
+
+
+def test_compare_datasets_passes_jobs_and_retry_to_each_sweep(monkeypatch, tmp_path):
+    """`reproduce --compare-datasets ... --jobs N` trains each data set's runs N at a time (before the fix the flag
+    was dropped and every run trained in the calling process)."""
+    from chinchilla import cli, data_compare
+
+    calls = []
+
+    def fake_reproduce(preset, out_dir, **kwargs):
+        calls.append((preset.name, kwargs))
+        return None  # "runs pending": compare_datasets stops after the first data set
+
+    monkeypatch.setattr(data_compare, "reproduce", fake_reproduce)
+    status = cli.main(["reproduce", "--preset", "synthetic", "--compare-datasets", "embedded", "embedded/code",
+                       "--out", str(tmp_path), "--jobs", "2", "--retry-failed"])
+    assert status == 0
+    assert calls == [("synthetic@embedded", {"progress": False, "jobs": "2", "retry_failed": True,
+                                             "log": calls[0][1]["log"]})]

@@ -234,15 +234,17 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
     from chinchilla import reproduce
     from chinchilla.cli.output import print_json
 
-    if args.compare_datasets and (args.dataset or _worker_flags(args)):
-        raise ValueError(f"{(['--dataset'] if args.dataset else _worker_flags(args))[0]} would be ignored: "
-                         "--compare-datasets trains each of its data sets in this one process")
+    ignored = (["--dataset"] if args.dataset else []) + [f for f in _worker_flags(args) if f != "--retry-failed"]
+    if args.compare_datasets and ignored:
+        raise ValueError(f"{ignored[0]} would be ignored: --compare-datasets trains each of its data sets on this "
+                         "one host (--jobs runs at a time)")
     preset = _load(args)
     log = _log(args)
     if args.compare_datasets:
         from chinchilla.data_compare import compare_datasets
 
-        outcome = compare_datasets(preset, args.compare_datasets, args.out, progress=args.progress, log=log)
+        outcome = compare_datasets(preset, args.compare_datasets, args.out, progress=args.progress, jobs=args.jobs,
+                                   retry_failed=args.retry_failed, log=log)
         if outcome is not None and args.json:
             print_json({d: s for d, s in outcome["summaries"].items()})
         return 0
