@@ -61,3 +61,28 @@ def test_read_jsonl_skips_a_garbled_binary_line(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_bytes(b'{"step": 1}\n\xff\xfe\x00\x81\n{"step": 2}\n')
     assert [r["step"] for r in store.read_jsonl(path)] == [1, 2]
+
+
+def test_dead_writers_temporaries_are_removed_and_live_or_foreign_ones_kept(tmp_path):
+    """A writer SIGKILLed between write and rename leaves its temporary; the next sweep on the host removes it, but
+    never a live writer's or another host's (a sweep directory shared between hosts)."""
+    import subprocess
+    import sys
+
+    from chinchilla import atomic
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    host = atomic._host()
+    names = {"dead": f".results.csv.{host}-{dead}-0123abcd.tmp",
+             "live": f".results.csv.{host}-{os.getpid()}-0123abcd.tmp",
+             "foreign": f".results.csv.elsewhere-{dead}-0123abcd.tmp",
+             "file": "results.csv"}
+    for name in names.values():
+        (tmp_path / name).write_text("x")
+    removed = atomic.remove_dead_temporaries(epath.Path(tmp_path))
+    assert removed == [names["dead"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(v for k, v in names.items() if k != "dead")
+    assert atomic.remove_dead_temporaries(epath.Path(tmp_path / "missing")) == []
+    atomic.write_text(epath.Path(tmp_path / "results.csv"), "y")  # its own temporary carries host and pid
+    assert (tmp_path / "results.csv").read_text() == "y"

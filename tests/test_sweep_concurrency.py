@@ -75,6 +75,7 @@ KILLED_SWEEP = textwrap.dedent("""
 """)
 PID_TRAINER = textwrap.dedent("""
     import os
+    import time
     from test_sweep_runner import CountingTrainer
 
     class PidTrainer(CountingTrainer):
@@ -82,6 +83,7 @@ PID_TRAINER = textwrap.dedent("""
             run_dir.mkdir(parents=True, exist_ok=True)
             with open(os.path.join(str(run_dir), "pids.log"), "a") as handle:
                 handle.write(f"{{os.getpid()}}\\n")
+            time.sleep(0.25)  # a run takes a while, so that the kill lands mid-sweep (the synthetic one is instant)
             return super().__call__(run, run_dir)
 """)
 

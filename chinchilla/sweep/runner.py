@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 from etils import epath
 
+from chinchilla import atomic
 from chinchilla.runlock import RunLockedError
 from chinchilla.sweep import store
 from chinchilla.sweep.pool import make_pool, resolve_jobs, stop_pool
@@ -76,6 +77,17 @@ def assign_runs(runs: Sequence[PlannedRun], num_workers: int) -> list[list[Plann
     return [[r for r in runs if owner[r.run_id] == w] for w in range(num_workers)]
 
 
+def _remove_dead_temporaries(sweep_dir) -> None:
+    """A killed sweep can leave half-written temporaries (never the files themselves: writes are atomic) in the sweep
+    directory and its run directories; clear this host's dead writers' ones before going on."""
+    atomic.remove_dead_temporaries(sweep_dir)
+    runs = sweep_dir / store.RUNS_DIR
+    if runs.is_dir():
+        for run_dir in runs.iterdir():
+            if run_dir.is_dir():
+                atomic.remove_dead_temporaries(run_dir)
+
+
 def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker: int = 0, num_workers: int = 1,
               retry_failed: bool = False, jobs: int | str | None = None,
               log: Callable[[str], None] | None = print) -> SweepOutcome:
@@ -91,6 +103,7 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
     jobs = resolve_jobs(jobs)
     train_fn = train_fn or train_planned_run
     sweep_dir = store.as_path(sweep_dir)
+    _remove_dead_temporaries(sweep_dir)
     store.write_text_atomic(sweep_dir / store.PLAN_FILE, plan.to_json() + "\n")
     mine = assign_runs(plan.runs, num_workers)[worker]
     start = time.time()
