@@ -10,12 +10,14 @@ import uuid
 from etils import epath
 
 # ".<name>.<host>-<pid>-<8 hex>.tmp": who wrote a temporary, so that a later process on the same host can tell a
-# dead writer's leftover (SIGKILL between write and rename) from a live writer's file.
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^/]+)-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+# dead writer's leftover (SIGKILL between write and rename) from a live writer's file. The host is written without
+# dots or dashes, so the last dot before it and the dash after it parse unambiguously.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>[0-9]{1,10})-[0-9a-f]{8}\.tmp")
+_MAX_PID = 2**31 - 1  # pid_t; a larger number in a name is not a pid this host can have
 
 
 def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
 
 
 def write_text(path: epath.Path, text: str) -> None:
@@ -36,6 +38,7 @@ def write_text(path: epath.Path, text: str) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` (1 <= pid <= 2**31 - 1) exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -54,8 +57,10 @@ def remove_dead_temporaries(directory: epath.Path) -> list[str]:
         return removed
     host = _host()
     for entry in directory.iterdir():
-        match = _TEMPORARY.match(entry.name)
-        if match and match["host"] == host and not _alive(int(match["pid"])):
+        match = _TEMPORARY.fullmatch(entry.name)
+        if not match or match["host"] != host or not 1 <= int(match["pid"]) <= _MAX_PID:
+            continue  # not a temporary of this host's writers
+        if not _alive(int(match["pid"])) and not entry.is_dir():
             try:
                 entry.unlink()
             except OSError:  # removed meanwhile by another process

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from chinchilla.reproduce import Preset, interval_cell, reproduce, with_dataset
 from chinchilla.sweep import store
+from chinchilla.sweep.pool import resolve_jobs
 
 APPROACHES = ("approach1", "approach2", "approach3")
 TITLES = {"approach1": "1. training curves", "approach2": "2. IsoFLOP profiles", "approach3": "3. parametric loss"}
@@ -34,10 +35,12 @@ def compare_datasets(preset: Preset, datasets: Sequence[str], out_dir, *, progre
     Returns {data set: summary} and the table, or None while some sweep's runs are pending (other workers)."""
     if len(datasets) < 2 or len(set(datasets)) != len(datasets):
         raise ValueError(f"--compare-datasets needs at least two different data sets; got {list(datasets)}")
+    resolve_jobs(jobs)  # a bad value is an error before anything is built or written
     out = store.as_path(out_dir)
+    presets = {dataset: with_dataset(preset, dataset) for dataset in datasets}  # a bad name fails before training
     summaries = {}
     for dataset in datasets:
-        summary = reproduce(with_dataset(preset, dataset), out / dataset_dir(dataset), progress=progress,
+        summary = reproduce(presets[dataset], out / dataset_dir(dataset), progress=progress,
                             jobs=jobs, retry_failed=retry_failed, log=log)
         if summary is None:
             return None

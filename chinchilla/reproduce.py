@@ -27,6 +27,7 @@ from chinchilla.sweep import store
 from chinchilla.flops import tokens_for_flops
 from chinchilla.sweep.plan import (Plan, plan_hparam_scan, plan_isoflop, plan_lr_scan, plan_next_budget, plan_training_curves,
                                    power_law_center, resolve_run)
+from chinchilla.sweep.pool import resolve_jobs
 from chinchilla.sweep.runner import plan_status, run_sweep, train_planned_run
 
 # Installed from a wheel, the presets are chinchilla/presets (pyproject.toml maps experiments/ there); in a source
@@ -240,6 +241,7 @@ def reproduce(preset: Preset, out_dir, *, worker: int = 0, num_workers: int = 1,
     if not preset.runnable:
         raise ValueError(f"preset {preset.name!r} is a plan only (runnable=False): print it with "
                          f"`chinchilla sweep --preset {preset.name} --plan-only`")
+    resolve_jobs(jobs)  # a bad value is an error before anything is written
     start = time.time()
     out = store.as_path(out_dir)
     plan = preset.plan()

@@ -86,3 +86,27 @@ def test_dead_writers_temporaries_are_removed_and_live_or_foreign_ones_kept(tmp_
     assert atomic.remove_dead_temporaries(epath.Path(tmp_path / "missing")) == []
     atomic.write_text(epath.Path(tmp_path / "results.csv"), "y")  # its own temporary carries host and pid
     assert (tmp_path / "results.csv").read_text() == "y"
+
+
+def test_temporaries_of_dotted_hosts_and_impossible_pids(tmp_path, monkeypatch):
+    """A fully qualified host name (dots) still parses back to the writer's host; a pid no process can have (>= 2**31)
+    is left alone instead of crashing every later sweep (os.kill raised OverflowError)."""
+    import socket
+    import subprocess
+    import sys
+
+    from chinchilla import atomic
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "node1.cluster.local")
+    host = atomic._host()
+    assert "." not in host and "-" not in host
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    mine = f".results.csv.{host}-{dead}-0123abcd.tmp"
+    huge = f".results.csv.{host}-99999999999999999999-0123abcd.tmp"
+    too_big = f".results.csv.{host}-{2**31}-0123abcd.tmp"
+    newline = f".results.csv.{host}-{dead}-0123abcd.tmp\n"
+    for name in (mine, huge, too_big, newline):
+        (tmp_path / name).write_text("x")
+    assert atomic.remove_dead_temporaries(epath.Path(tmp_path)) == [mine]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([huge, too_big, newline])

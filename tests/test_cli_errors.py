@@ -156,6 +156,10 @@ CASES = [
     ("reproduce-compare-datasets-dataset", ["reproduce", "--out", "{ws}/s4", "--compare-datasets", "embedded",
                                             "embedded/code", "--dataset", "embedded/kjv"],
      "--dataset would be ignored: --compare-datasets"),
+    ("reproduce-jobs-zero", ["reproduce", "--preset", "synthetic", "--out", "{ws}/s5", "--jobs", "0"], "jobs=0"),
+    ("reproduce-compare-datasets-jobs-zero", ["reproduce", "--preset", "synthetic", "--out", "{ws}/s5",
+                                              "--compare-datasets", "embedded", "embedded/code", "--jobs", "0"],
+     "jobs=0"),
     ("reproduce-out-under-file", ["reproduce", "--out", "{ws}/afile.txt/x"], "afile.txt"),
     ("reproduce-preset-missing-file", ["reproduce", "--preset", "{ws}/nosuch.py", "--out", "{ws}/s3"], "nosuch.py"),
     # report: mistyped and wrong-type paths, damaged plan

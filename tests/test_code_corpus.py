@@ -108,3 +108,23 @@ def test_compare_datasets_passes_jobs_and_retry_to_each_sweep(monkeypatch, tmp_p
     assert status == 0
     assert calls == [("synthetic@embedded", {"progress": False, "jobs": "2", "retry_failed": True,
                                              "log": calls[0][1]["log"]})]
+
+
+def test_compare_datasets_checks_every_data_set_before_training(monkeypatch, tmp_path):
+    """A typo in the second data set is reported before the first one's sweep trains (it used to come after)."""
+    from chinchilla import data_compare
+    from chinchilla.reproduce import load_preset
+
+    trained = []
+    real = data_compare.with_dataset
+
+    def with_dataset(preset, dataset):
+        if dataset == "nosuch/ds":
+            raise ValueError("unknown data set 'nosuch/ds'")
+        return real(preset, dataset)
+
+    monkeypatch.setattr(data_compare, "with_dataset", with_dataset)
+    monkeypatch.setattr(data_compare, "reproduce", lambda *args, **kwargs: trained.append(args))
+    with pytest.raises(ValueError, match="nosuch"):
+        data_compare.compare_datasets(load_preset("synthetic"), ["embedded", "nosuch/ds"], tmp_path, log=None)
+    assert trained == []

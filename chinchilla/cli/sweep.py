@@ -234,7 +234,9 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
     from chinchilla import reproduce
     from chinchilla.cli.output import print_json
 
-    ignored = (["--dataset"] if args.dataset else []) + [f for f in _worker_flags(args) if f != "--retry-failed"]
+    if args.compare_datasets and args.dataset:
+        raise ValueError("--dataset would be ignored: --compare-datasets names the data sets to train on")
+    ignored = [flag for flag in _worker_flags(args) if flag != "--retry-failed"]
     if args.compare_datasets and ignored:
         raise ValueError(f"{ignored[0]} would be ignored: --compare-datasets trains each of its data sets on this "
                          "one host (--jobs runs at a time)")
