@@ -83,6 +83,7 @@ CASES = [
                                 "--tokens-col", "d"], "'N'"),
     ("fit-approach1-typo", ["fit", "approach1", "{ws}/sweep-typo"], "sweep-typo"),
     ("fit-approach1-not-sweep", ["fit", "approach1", "{ws}/emptydir"], "not a sweep directory"),
+    ("fit-approach1-negative-window", ["fit", "approach1", "{ws}/sweep", "--window", "-3"], "-3"),
     ("fit-approach2-missing", ["fit", "approach2", "{ws}/missing.csv"], "missing.csv"),
     # fit: a flag the chosen mode does not read is an error naming both flags; --fraction's range
     ("fit-fraction-resample-scheme", ["fit", "parametric", "--reference", "epoch", "--bootstrap", "5", "--fraction",

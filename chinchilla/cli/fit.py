@@ -256,7 +256,8 @@ def _register_approach1(approaches: argparse._SubParsersAction) -> None:
     parser.add_argument("--convention", choices=("non_embedding", "total"), default="non_embedding",
                         help="which parameters N counts (default non_embedding)")
     parser.add_argument("--groups", nargs="+", help="only runs of these plan groups (default: all)")
-    parser.add_argument("--window", type=int, default=10, help="Gaussian smoothing window in logged steps")
+    parser.add_argument("--window", type=checks.count(0, 1e6, "a smoothing window in logged steps (0 or 1: none)"),
+                        default=10, help="Gaussian smoothing window in logged steps")
     parser.add_argument("--points", type=int, default=1500, help="log-spaced FLOP values (default 1500)")
     _add_bootstrap_args(parser)
     parser.set_defaults(func=run_approach1)

@@ -97,7 +97,8 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
     in that many worker processes at once, each with a one-thread XLA backend (``chinchilla.sweep.pool``), so the
     losses are bitwise the same for every int; ``"auto"`` is the number of usable cores on CPU (None on an
     accelerator). With workers, ``train_fn`` must be picklable (a module-level function, ``functools.partial`` or
-    dataclass instance)."""
+    dataclass instance), and a script that calls this must guard its top level with ``if __name__ == "__main__":``
+    (workers are spawned: each imports the main module again)."""
     if not 0 <= worker < num_workers:
         raise ValueError(f"worker={worker} must lie in [0, num_workers={num_workers})")
     jobs = resolve_jobs(jobs)
