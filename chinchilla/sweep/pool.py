@@ -36,8 +36,9 @@ def usable_cores() -> int:
 
 
 def resolve_jobs(jobs: int | str | None) -> int | None:
-    """``"auto"`` -> on the CPU backend, the number of usable cores (not yet shown faster than one in-process run on
-    an idle machine: BENCHMARKS.md has only loaded-machine ratios); on an accelerator None (its runs share the device: one at a time, in this process). An int >= 1
+    """``"auto"`` -> on the CPU backend, the number of usable cores (2 workers on the idle 2-core machine: 1.28x the
+    in-process runner's FLOPs per wall-second, BENCHMARKS.md); on an accelerator None (its runs share the device:
+    one at a time, in this process). An int >= 1
     as given; None stays None (train in the calling process). Raises ValueError otherwise."""
     if jobs is None:
         return None
