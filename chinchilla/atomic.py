@@ -9,11 +9,12 @@ import uuid
 
 from etils import epath
 
+from chinchilla.runlock import process_alive
+
 # ".<name>.<host>-<pid>-<8 hex>.tmp": who wrote a temporary, so that a later process on the same host can tell a
 # dead writer's leftover (SIGKILL between write and rename) from a live writer's file. The host is written without
 # dots or dashes, so the last dot before it and the dash after it parse unambiguously.
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>[0-9]{1,10})-[0-9a-f]{8}\.tmp")
-_MAX_PID = 2**31 - 1  # pid_t; a larger number in a name is not a pid this host can have
 
 
 def _host() -> str:
@@ -37,17 +38,6 @@ def write_text(path: epath.Path, text: str) -> None:
         raise
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` (1 <= pid <= 2**31 - 1) exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def remove_dead_temporaries(directory: epath.Path) -> list[str]:
     """Delete the temporaries of ``write_text`` in ``directory`` that were written on this host by a process that
     no longer runs (killed between write and rename); a live writer's, or another host's (a shared sweep directory),
@@ -58,9 +48,9 @@ def remove_dead_temporaries(directory: epath.Path) -> list[str]:
     host = _host()
     for entry in directory.iterdir():
         match = _TEMPORARY.fullmatch(entry.name)
-        if not match or match["host"] != host or not 1 <= int(match["pid"]) <= _MAX_PID:
+        if not match or match["host"] != host:
             continue  # not a temporary of this host's writers
-        if not _alive(int(match["pid"])) and not entry.is_dir():
+        if process_alive(int(match["pid"])) is False and not entry.is_dir():  # None: not a pid at all, left alone
             try:
                 entry.unlink()
             except OSError:  # removed meanwhile by another process

@@ -62,17 +62,28 @@ def _read_holder(path: epath.Path) -> dict[str, Any]:
     return holder if isinstance(holder, dict) else {}
 
 
-def _alive_here(holder: dict[str, Any]) -> bool | None:
-    """Whether the holder's process still runs: True/False on this host, None when it cannot be told."""
-    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+MAX_PID = 2**31 - 1  # pid_t: no process on this host has a larger pid
+
+
+def process_alive(pid: Any) -> bool | None:
+    """Whether process ``pid`` exists on this host: True/False, or None when ``pid`` is not a pid at all (not an int
+    in 1 ... 2**31 - 1; ``os.kill`` would signal a process group or raise OverflowError)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 1 <= pid <= MAX_PID:
         return None
     try:
-        os.kill(holder["pid"], 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def _alive_here(holder: dict[str, Any]) -> bool | None:
+    """Whether the holder's process still runs: True/False on this host, None when it cannot be told."""
+    if holder.get("host") != socket.gethostname():
+        return None
+    return process_alive(holder.get("pid"))
 
 
 def _refuse(run_dir: Any, holder: dict[str, Any], extra: str = "") -> RunLockedError:

@@ -119,6 +119,12 @@ def test_without_kernel_locks_a_stale_lock_of_this_host_is_taken_over_and_anothe
             pass
     with runlock.hold(out, break_lock=True) as me:
         assert json.loads((out / runlock.LOCK_FILE).read_text()) == me
+    # A damaged lock naming this host with an impossible pid cannot be checked: refused, not an OverflowError.
+    for pid in (2**40, 0, -5):
+        (out / runlock.LOCK_FILE).write_text(json.dumps({"host": socket.gethostname(), "pid": pid}))
+        with pytest.raises(runlock.RunLockedError, match="--break-lock"):
+            with runlock.hold(out):
+                pass
 
 
 def test_a_sweep_worker_skips_a_run_another_process_holds_and_goes_on(tmp_path):
