@@ -150,7 +150,20 @@ WORKER = textwrap.dedent("""
     from chinchilla.train import TrainConfig, train_run
 
     out, record = sys.argv[1], sys.argv[2]
-    metrics.cpu_matmul_peak = functools.partial(metrics.cpu_matmul_peak, sizes=(128,), repeats=2)  # quick
+    import jax
+    measure_peak = functools.partial(metrics.cpu_matmul_peak, sizes=(128,), repeats=2)  # quick
+    peak_devices = []  # (process_index, id) of every device the CPU peak measurement put an array on
+    def recording_peak():
+        put = jax.device_put
+        def recording_put(x, device=None, *args, **kwargs):
+            peak_devices.append([device.process_index, device.id])
+            return put(x, device, *args, **kwargs)
+        jax.device_put = recording_put
+        try:
+            return measure_peak()
+        finally:
+            jax.device_put = put
+    metrics.cpu_matmul_peak = recording_peak
     writes, rows = [], []
     for name in ("write_json_atomic", "append_jsonl", "rewrite_jsonl"):  # every write of a run file, by name
         def spy(path, *args, _write=getattr(metrics, name), _name=name, **kwargs):
@@ -168,11 +181,10 @@ WORKER = textwrap.dedent("""
     config = TrainConfig(model=zoo.get_model("tiny-00004k"), **json.loads(sys.argv[3]))
     summary = train_run(config, out, progress=False)
     saw_summary = os.path.exists(os.path.join(out, "summary.json"))  # train_run returns once the file is there
-    import jax
     with open(record, "w") as file:
         json.dump({"process": jax.process_index(), "processes": jax.process_count(), "devices": jax.device_count(),
                    "local_devices": jax.local_device_count(), "writes": writes, "rows": rows, "summary": summary,
-                   "saw_summary": saw_summary},
+                   "saw_summary": saw_summary, "peak_devices": peak_devices},
                   file)
 """)
 
@@ -262,8 +274,11 @@ def test_two_processes_train_like_one_and_checkpoints_resume_across_process_coun
     assert summaries[1]["processes"] == 2 and summaries[1]["steps"] == STEPS
     assert abs(summaries[1]["eval_loss"] - summaries[0]["eval_loss"]) < LOSS_TOLERANCE
     assert pair[1]["summary"]["eval_loss"] == pair[0]["summary"]["eval_loss"]  # every process returns one summary
-    # each process measures the CPU peak on a device of its own (on another process's device nothing runs: ~1e16)
-    assert pair[1]["summary"]["peak_flops"] < 20 * pair[0]["summary"]["peak_flops"]
+    # each process measures the CPU peak on a device of its own (on another process's device nothing runs: ~1e16).
+    # Checked by where the measurement put its arrays, never by comparing timings (a loaded machine skews those).
+    for record in pair:
+        assert record["peak_devices"], "the CPU peak was not measured"
+        assert {process for process, _ in record["peak_devices"]} == {record["process"]}, record["peak_devices"]
 
     # each process read its own half of every global batch: disjoint rows, together the single process's rows
     def batches(record, split):
