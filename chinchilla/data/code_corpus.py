@@ -93,6 +93,13 @@ class CodeDocuments(Sequence):
         data = (self.root / self.paths[index]).read_bytes()
         return b"" if b"\0" in data else data
 
+    def read(self, start: int, stop: int) -> Iterator[bytes]:
+        """Documents ``[start, stop)`` in path order; files with a NUL byte are left out."""
+        for index in range(start, min(stop, len(self))):
+            document = self[index]
+            if document:
+                yield document
+
     def chunks(self, limit: int | None = None) -> Iterator[list[bytes]]:
         """Documents in path order, ``READ_CHUNK`` at a time; files with a NUL byte are left out."""
         count = len(self) if limit is None else min(limit, len(self))

@@ -13,6 +13,11 @@ epoch is windows ``perm[b*G : (b+1)*G]`` with G = batch_size * process_count, an
 has ``n_e // G`` batches (the remainder is dropped); then the next epoch reshuffles, and the iterator warns once
 that data now repeats.
 
+``tokens`` may be a ``token_cache.ShardedTokens`` (the cache's unit files seen as one array): a window that
+crosses two units is read from both. ``batches(min_tokens=N)`` packs the smallest prefix of the data's units with
+at least N tokens instead of the whole split (``tokens_needed`` gives N for a run), so a run tokenises only what it
+trains on.
+
 The whole position is ``(epoch, step)``: ``get_state()`` is a small JSON dict and ``set_state()`` jumps there, so a
 resumed run sees exactly the batches an uninterrupted one would. The state does not depend on the process index
 or count, only on the global batch, so every host stores the same state.
@@ -36,8 +41,21 @@ class DataRepeatWarning(UserWarning):
     """Training has gone past one pass over its data: later tokens are repeats, not fresh data."""
 
 
-def _tokenizer(tokenizer, dataset: str, data_dir):
-    return get_tokenizer(tokenizer, dataset=dataset, data_dir=data_dir) if isinstance(tokenizer, str) else tokenizer
+def _tokenizer(tokenizer, dataset: str, data_dir, text_key: str = "text", process_index: int = 0,
+               process_count: int = 1):
+    if not isinstance(tokenizer, str):
+        return tokenizer
+    return get_tokenizer(tokenizer, dataset=dataset, data_dir=data_dir, text_key=text_key,
+                         process_index=process_index, process_count=process_count)
+
+
+def tokens_needed(steps: int, global_batch_size: int, seq_len: int) -> int:
+    """Tokens a split must hold so that ``steps`` global batches of ``seq_len``-token windows come from one epoch
+    whatever its random offset: an epoch with offset o has (L - 1 - o) // T windows, o < T."""
+    for name, value in (("steps", steps), ("global_batch_size", global_batch_size), ("seq_len", seq_len)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}={value!r} must be an integer >= 1")
+    return int(steps) * int(global_batch_size) * int(seq_len) + int(seq_len)
 
 
 class PackedBatches:
@@ -65,6 +83,8 @@ class PackedBatches:
         self._plan_epoch, self._offset, self._order = -1, 0, np.zeros(0, np.int64)
         self._warned = False
         self.last_starts = np.zeros(0, np.int64)  # token offsets of the latest batch's rows (which rows were read)
+        self.split_used = self.description.get("split")  # what the split read ("test" for a missing validation)
+        self.split_note = None  # why, when it differs from the split asked for
         if self._windows(self.seq_len - 1) < self.global_batch_size:
             raise ValueError(
                 f"{self._name()} has {self.tokens_per_epoch:,} tokens: too few for one global batch of "
@@ -158,40 +178,54 @@ class PackedBatches:
 def batches(dataset: str = "embedded", *, split: str = "train", tokenizer="byte", seq_len: int = 128,
             batch_size: int = 8, seed: int = 0, process_index: int = 0, process_count: int = 1,
             data_dir: str | os.PathLike | None = None, text_key: str = "text", max_documents: int | None = None,
+            min_tokens: int | None = None, workers: int | None = None,
             warn_repeats: bool = True) -> PackedBatches:
     """Infinite packed batches ``int32[batch_size, seq_len + 1]`` of a data set split for one process.
 
-    ``batch_size`` is per process (global batch / process_count). ``tokenizer``: "byte", "sentencepiece:<vocab>",
-    a .model path, or a tokenizer object. ``data_dir``: the cache root for the embedded corpus and token arrays,
-    or the TFDS data dir holding an external data set (prepared as array_record). ``max_documents`` caps the
-    documents read from a large external data set (its first ones, in TFDS record order).
+    ``batch_size`` is per process (global batch / process_count). ``dataset``: see ``sources`` ("embedded...",
+    ``files:GLOB``, a prepared TFDS name). ``tokenizer``: "byte", "sentencepiece:<vocab>", a .model path, or a
+    tokenizer object. ``data_dir``: the cache root for the embedded corpus and token arrays, or the TFDS data dir
+    holding an external data set (prepared as array_record; ``gs://...`` is copied to the local cache first).
+    ``split="validation"`` of a data set without one reads its "test" split or a held-out slice of "train" (the
+    iterator's ``split_used`` names which, ``split_note`` says why). ``min_tokens``: pack only the smallest prefix
+    of the data holding that many tokens (None: the whole split), tokenised on ``workers`` processes (default:
+    every usable core). ``max_documents`` caps the documents read from a TFDS data set (its first ones).
     """
-    tok = _tokenizer(tokenizer, dataset, data_dir)
+    tok = _tokenizer(tokenizer, dataset, data_dir, text_key, process_index, process_count)
+    choice = sources.resolve_split(dataset, split, data_dir=data_dir)
     tokens = sources.token_array(dataset, split, tok, data_dir=data_dir, text_key=text_key,
-                                 max_documents=max_documents)
+                                 max_documents=max_documents, need=min_tokens, workers=workers,
+                                 process_index=process_index, process_count=process_count)
     description = {"dataset": dataset, "split": split,
                    "tokenizer": tokenizer if isinstance(tokenizer, str) else tok.fingerprint,
                    "text_key": text_key, "max_documents": max_documents}
-    return PackedBatches(tokens, tokenizer=tok, seq_len=seq_len, batch_size=batch_size, seed=seed,
-                         process_index=process_index, process_count=process_count, description=description,
-                         warn_repeats=warn_repeats)
+    iterator = PackedBatches(tokens, tokenizer=tok, seq_len=seq_len, batch_size=batch_size, seed=seed,
+                             process_index=process_index, process_count=process_count, description=description,
+                             warn_repeats=warn_repeats)
+    iterator.split_used, iterator.split_note = choice.name, choice.note
+    return iterator
 
 
 def split_tokens(dataset: str = "embedded", *, tokenizer="byte", split: str = "train", data_dir=None,
-                 text_key: str = "text", max_documents: int | None = None) -> np.ndarray:
-    """The split's whole token array (memory-mapped), documents followed by the separator."""
-    tok = _tokenizer(tokenizer, dataset, data_dir)
+                 text_key: str = "text", max_documents: int | None = None, min_tokens: int | None = None):
+    """The split's token array (memory-mapped shards seen as one array, see ``token_cache.ShardedTokens``),
+    documents followed by the separator: the whole split, or its smallest prefix of units with ``min_tokens``."""
+    tok = _tokenizer(tokenizer, dataset, data_dir, text_key)
     return sources.token_array(dataset, split, tok, data_dir=data_dir, text_key=text_key,
-                               max_documents=max_documents)
+                               max_documents=max_documents, need=min_tokens)
 
 
 def epochs_needed(tokens: float, dataset: str = "embedded", *, tokenizer="byte", split: str = "train",
                   data_dir=None, text_key: str = "text", max_documents: int | None = None) -> float:
-    """Passes over the split that ``tokens`` training tokens take: tokens / tokens_per_epoch (> 1 means repeats)."""
+    """Passes over the split that ``tokens`` training tokens take: tokens / tokens in the split (> 1 means
+    repeats). Exact for a split of a few units (the embedded corpora) or one already tokenised; for a larger one
+    estimated from its first units by source size (``sources.split_tokens_estimate``): planning a sweep never
+    tokenises a whole large split."""
     if not tokens >= 0:
         raise ValueError(f"tokens={tokens!r} must be >= 0")
-    count = len(split_tokens(dataset, tokenizer=tokenizer, split=split, data_dir=data_dir, text_key=text_key,
-                             max_documents=max_documents))
+    tok = _tokenizer(tokenizer, dataset, data_dir, text_key)
+    count, _ = sources.split_tokens_estimate(dataset, split, tok, data_dir=data_dir, text_key=text_key,
+                                             max_documents=max_documents)
     return float(tokens) / count
 
 
@@ -199,12 +233,15 @@ def unigram_entropy(dataset: str = "embedded", tokenizer="byte", split: str = "t
                     text_key: str = "text", max_documents: int | None = None) -> float:
     """H = -sum_v p_v ln p_v (nats/token) of the split's token frequencies: the loss of the best model that
     ignores context, so a trained model's loss should fall well below it."""
-    tok = _tokenizer(tokenizer, dataset, data_dir)
+    tok = _tokenizer(tokenizer, dataset, data_dir, text_key)
     array = sources.token_array(dataset, split, tok, data_dir=data_dir, text_key=text_key,
                                 max_documents=max_documents)
-    counts = np.bincount(np.asarray(array), minlength=tok.vocab_size).astype(np.float64)
+    counts = np.zeros(tok.vocab_size, np.float64)
+    for shard in array.shards():  # one unit at a time: the split is never in memory at once
+        counts += np.bincount(np.asarray(shard), minlength=tok.vocab_size)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
 
 
-__all__ = ["DataRepeatWarning", "PackedBatches", "batches", "epochs_needed", "split_tokens", "unigram_entropy"]
+__all__ = ["DataRepeatWarning", "PackedBatches", "batches", "epochs_needed", "split_tokens", "tokens_needed",
+           "unigram_entropy"]

@@ -10,7 +10,14 @@ what it computes, used as a cache key for token arrays).
   default NFKC normalisation and whitespace folding are lossy; this uses the identity rule, keeps every space,
   makes "\\n" a user-defined symbol and falls back to bytes for unseen characters, so ``decode(encode(s)) == s``
   for every string. Documents are separated by ``</s>``.
-* a path to a SentencePiece ``.model`` file: used as it is (its round trip is only as exact as its training).
+* a path to a SentencePiece ``.model`` file: used as it is (its round trip is only as exact as its training); the
+  way to share one tokenizer across machines through a shared path.
+
+A trained tokenizer lives under ``<cache root>/tokenizers/<data set>/`` (the cache root is local even when the data
+set is read from ``gs://``). Trained once: concurrent processes serialise on a file lock; with several JAX
+processes (``process_count`` > 1) only process 0 trains (or reads its cached model) and sends the model's bytes
+to the others (``jax.experimental.multihost_utils.broadcast_one_to_all``), which store them in their own cache, so
+every host tokenises with the very same model whether or not the hosts share a file system.
 """
 
 from __future__ import annotations
@@ -66,6 +73,10 @@ class SentencePieceTokenizer:
     def encode(self, text: str) -> np.ndarray:
         return np.asarray(self._processor.encode(text), dtype=np.int32)
 
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of several texts in one call, on this thread only (the caller's processes parallelise)."""
+        return self._processor.encode(texts, num_threads=1)
+
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         return self._processor.decode(np.asarray(ids, dtype=np.int64).tolist())
 
@@ -74,6 +85,12 @@ class SentencePieceTokenizer:
 
 
 Tokenizer = ByteTokenizer | SentencePieceTokenizer
+
+
+def _replace_bytes(path: Path, payload: bytes) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(payload)
+    os.replace(tmp, path)
 
 
 def train_sentencepiece(lines: Iterable[str], vocab_size: int, model_file: Path) -> None:
@@ -103,10 +120,23 @@ def train_sentencepiece(lines: Iterable[str], vocab_size: int, model_file: Path)
         )
 
 
+def _broadcast_bytes(payload: bytes, process_index: int) -> bytes:
+    """Process 0's ``payload`` on every JAX process (a collective: every process calls it)."""
+    from jax.experimental import multihost_utils
+
+    length = int(multihost_utils.broadcast_one_to_all(np.array([len(payload)], dtype=np.int32))[0])
+    buffer = np.zeros(length, dtype=np.uint8)
+    if process_index == 0:
+        buffer[:] = np.frombuffer(payload, dtype=np.uint8)
+    return np.asarray(multihost_utils.broadcast_one_to_all(buffer), dtype=np.uint8).tobytes()
+
+
 def get_tokenizer(name_or_path: str = "byte", *, dataset: str = "embedded",
-                  data_dir: str | os.PathLike | None = None) -> Tokenizer:
+                  data_dir: str | os.PathLike | None = None, text_key: str = "text", process_index: int = 0,
+                  process_count: int = 1) -> Tokenizer:
     """A tokenizer by name: "byte", "sentencepiece:<vocab>" (trained on ``dataset``'s train split, cached under
-    ``<data_dir or cache root>/tokenizers``) or a path to a SentencePiece ``.model`` file."""
+    ``<local cache root>/tokenizers``; with ``process_count`` > 1 trained by process 0 only and broadcast, see the
+    module docstring) or a path to a SentencePiece ``.model`` file."""
     if name_or_path == "byte":
         return ByteTokenizer()
     if name_or_path.startswith("sentencepiece:"):
@@ -117,11 +147,16 @@ def get_tokenizer(name_or_path: str = "byte", *, dataset: str = "embedded",
         vocab_size = int(vocab_text)
         from chinchilla.data import sources
 
-        path = (cache.resolve_root(data_dir) / "tokenizers" / sources.cache_name(dataset)
-                / f"sentencepiece-bpe-{vocab_size}.model")
+        name = sources.cache_name(dataset) + ("" if text_key == "text" else f"-{text_key}")
+        path = sources.cache_root(data_dir) / "tokenizers" / name / f"sentencepiece-bpe-{vocab_size}.model"
         path.parent.mkdir(parents=True, exist_ok=True)
-        cache.build_once(path, lambda tmp: train_sentencepiece(
-            sources.training_lines(dataset, data_dir=data_dir), vocab_size, tmp))
+        if process_index == 0:
+            cache.build_once(path, lambda tmp: train_sentencepiece(
+                sources.training_lines(dataset, data_dir=data_dir, text_key=text_key), vocab_size, tmp))
+        if process_count > 1:
+            model = _broadcast_bytes(path.read_bytes() if process_index == 0 else b"", process_index)
+            if process_index != 0 and not (path.is_file() and path.read_bytes() == model):
+                _replace_bytes(path, model)  # this host's copy of process 0's model
         return SentencePieceTokenizer(path)
     if name_or_path.endswith(".model") or os.path.sep in name_or_path:
         return SentencePieceTokenizer(name_or_path)
