@@ -12,6 +12,8 @@ deleted, and out of orbax's way, so that step can be saved again) and warns nami
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import time
 import warnings
@@ -75,6 +77,10 @@ class Checkpointer:
             if missing:
                 skipped.append((step, f"it lacks {', '.join(missing)}", False))
                 continue
+            problem = layout_problem(step_dir, abstract_state)
+            if problem:  # a complete step of another layout: nothing to skip to, nothing to move aside
+                self.close()
+                raise ValueError(f"checkpoint {step_dir} cannot resume here: {problem}")
             try:
                 state, meta = self.restore(step, abstract_state)
             except Exception as error:  # noqa: BLE001 - an unreadable step is skipped below, with its reason
@@ -113,3 +119,37 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def _key_name(key: Any) -> str:
+    for attribute in ("key", "name", "idx"):
+        if hasattr(key, attribute):
+            return str(getattr(key, attribute))
+    return str(key)
+
+
+def layout_problem(step_dir: Any, abstract_state: Any) -> str | None:
+    """Why the arrays saved in ``step_dir`` cannot be laid out as ``abstract_state`` (other array paths), in one
+    line, or None when the paths agree (or the step's metadata cannot be read: the restore then says what is wrong).
+
+    The case this is for: checkpoints written before ``chinchilla.model`` stacked its layers (``params.blocks.0...``,
+    one parameter set per layer) do not restore into the stacked layout (``params.blocks.qkv`` with a leading
+    layers axis).
+    """
+    try:
+        tree = json.loads((epath.Path(step_dir) / "state" / "_METADATA").read_text())["tree_metadata"]
+        saved = {".".join(ast.literal_eval(key)) for key in tree}
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError):
+        return None
+    wanted = {".".join(_key_name(key) for key in path)
+              for path, _ in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+    if saved == wanted:
+        return None
+    only_saved, only_wanted = sorted(saved - wanted), sorted(wanted - saved)
+    per_layer = any(part.isdigit() for name in only_saved for part in name.split(".")[:4])
+    why = ("it was written by a chinchilla version that kept one parameter set per layer (params.blocks.0...); "
+           "this version stacks the layers (params.blocks.qkv [n_layers, ...]) and cannot read it: train the run "
+           "again in a new directory, or finish it with a chinchilla version from before the stacking"
+           if per_layer else "its arrays are not this model's")
+    return (f"{why} (the checkpoint has {len(only_saved)} arrays this run lacks, e.g. {only_saved[:2]}, and lacks "
+            f"{len(only_wanted)} it needs, e.g. {only_wanted[:2]})")

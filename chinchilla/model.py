@@ -14,10 +14,13 @@ positions (Su et al. 2021) have no parameters. Matrices and scales are stored in
 forward pass casts them to ``compute_dtype`` (bfloat16 on accelerators) and returns float32 logits.
 
 Every parameter is an ``nnx.Param`` carrying ``logical_axes`` metadata (one name per dimension, from
-``LOGICAL_AXES``), which ``chinchilla.sharding`` maps to mesh axes by a rules table.
+``LOGICAL_AXES``), which ``chinchilla.sharding`` maps to mesh axes by a rules table. The layers' parameters are
+stacked on a leading ``layers`` axis (``Blocks``) and the forward pass is one ``lax.scan`` over them, each layer
+optionally rematerialised (``remat_policy``); attention is one of ``chinchilla.attention``'s implementations and the
+loss is computed over chunks of tokens (``chinchilla.chunked_loss``), never on the whole [B, T, vocab] logits.
 
-FLOPs compared with Appendix F (``chinchilla.flops``): the attention is computed in full (a T x T logit matrix per
-head, then masked), so XLA counts the masked half exactly as Appendix F does. The input embedding is a gather
+FLOPs compared with Appendix F (``chinchilla.flops``): the "xla" attention is computed in full (a T x T logit matrix
+per head, then masked), so XLA counts the masked half exactly as Appendix F does. The input embedding is a gather
 (XLA counts 0 FLOPs, Appendix F counts it as a matmul of 2*T*V*d): ``xla_comparable_training_flops_per_sequence``
 leaves that term out. XLA also counts elementwise work (norms, rotary, GELU, softmax, loss, optimizer) that
 Appendix F ignores; ``elementwise_training_flops_per_sequence`` adds it as a separate, model-specific term, and
@@ -27,21 +30,21 @@ always use the exact Appendix F count (``chinchilla.flops``), the paper's conven
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from chinchilla import flops
+from chinchilla import attention, chunked_loss, flops
 from chinchilla.config import ModelConfig
 
 # Logical axis names that parameters carry: one per dimension.
-LOGICAL_AXES: tuple[str, ...] = ("vocab", "embed", "heads", "kv", "qkv", "mlp", "norm")
+LOGICAL_AXES: tuple[str, ...] = ("layers", "vocab", "embed", "heads", "kv", "qkv", "mlp", "norm")
 ROTARY_BASE = 10_000.0
 RMS_EPS = 1e-6
-AttentionImpl = Literal["xla", "cudnn"]
 
 
 def _param(rngs: nnx.Rngs, shape: tuple[int, ...], stddev: float, axes: tuple[str | None, ...]) -> nnx.Param:
@@ -58,9 +61,7 @@ class RMSNorm(nnx.Module):
         self.scale = nnx.Param(jnp.ones((d_model,), jnp.float32), logical_axes=("norm",))
 
     def __call__(self, x_btd: jax.Array) -> jax.Array:
-        x32 = x_btd.astype(jnp.float32)
-        normed = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + RMS_EPS)
-        return (normed * self.scale[...]).astype(x_btd.dtype)
+        return rms_norm(x_btd, self.scale[...])
 
 
 def rotary(x_bthk: jax.Array, base: float = ROTARY_BASE) -> jax.Array:
@@ -75,96 +76,100 @@ def rotary(x_bthk: jax.Array, base: float = ROTARY_BASE) -> jax.Array:
     return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
 
-def causal_attention(q_bthk: jax.Array, k_bthk: jax.Array, v_bthk: jax.Array) -> jax.Array:
-    """softmax(q k^T / sqrt(kv_size) + causal mask) v per head, logits and softmax in float32.
+REMAT_POLICIES: tuple[str, ...] = ("none", "full", "dots", "offload")
 
-    The full T x T logit matrix is computed and then masked (as Appendix F counts it). Written out rather than
-    ``jax.nn.dot_product_attention(implementation="xla")``, which ran this model's CPU train step 1.2-1.7x slower
-    at d_model <= 64 (same speed at 192).
+
+def remat_policy(name: str) -> Any:
+    """The ``jax.checkpoint`` policy of ``TrainConfig.remat=name`` applied to each layer (None: no remat).
+
+    "none": every activation of the backward pass is kept (fastest, most memory). "full": nothing inside a layer is
+    saved; the backward pass recomputes the layer's forward (about +1/3 of the forward FLOPs, i.e. ~+25% of a step;
+    only the residual stream between layers is kept). "dots": matmul outputs without batch dimensions (the weight
+    projections) are saved, attention scores and elementwise work recomputed (+2-5% FLOPs). "offload": as "dots", but
+    the saved projections go to pinned host memory (GPU/TPU backends that have it; refused elsewhere by
+    ``chinchilla.step.Trainer``). Policies are JAX's ``jax.checkpoint_policies``.
     """
-    seq_len, kv_size = q_bthk.shape[1], q_bthk.shape[-1]
-    logits_bhts = jnp.einsum("bthk,bshk->bhts", q_bthk, k_bthk, preferred_element_type=jnp.float32)
-    logits_bhts = logits_bhts * (1.0 / math.sqrt(kv_size))
-    causal_ts = jnp.tril(jnp.ones((seq_len, seq_len), dtype=bool))
-    logits_bhts = jnp.where(causal_ts, logits_bhts, jnp.finfo(jnp.float32).min)
-    weights_bhts = jax.nn.softmax(logits_bhts, axis=-1).astype(v_bthk.dtype)
-    return jnp.einsum("bhts,bshk->bthk", weights_bhts, v_bthk)
+    if name not in REMAT_POLICIES:
+        raise ValueError(f"remat={name!r} is not one of {REMAT_POLICIES}")
+    policies = jax.checkpoint_policies
+    return {"none": None, "full": policies.nothing_saveable, "dots": policies.dots_with_no_batch_dims_saveable,
+            "offload": policies.offload_dot_with_no_batch_dims("device", "pinned_host")}[name]
 
 
-class Attention(nnx.Module):
-    """Causal multi-head attention with rotary positions and bias-free projections (4 * d_model * n_heads *
-    kv_size parameters)."""
+class Blocks(nnx.Module):
+    """The ``n_layers`` identical pre-norm layers with their parameters stacked on a leading ``layers`` axis (so the
+    forward pass is one ``lax.scan`` over layers: one compiled layer, and remat policies XLA honours):
 
-    def __init__(self, config: ModelConfig, *, compute_dtype: jnp.dtype, attention_impl: AttentionImpl,
-                 rngs: nnx.Rngs):
-        d, h, k = config.d_model, config.n_heads, config.kv_size
-        self.compute_dtype = compute_dtype
-        self.attention_impl = attention_impl
-        self.qkv = _param(rngs, (3, d, h, k), 1.0 / math.sqrt(d), ("qkv", "embed", "heads", "kv"))
+        a_l = h_l + Attn_l(RMSNorm(h_l)),   h_l+1 = a_l + W2_l GELU(W1_l RMSNorm(a_l))
+
+    Per layer: bias-free Q, K, V (``qkv``: 3 x d_model x n_heads x kv_size) and output (``out``: n_heads x kv_size x
+    d_model), ``w_in`` (d_model x ffw_size), ``w_out`` (ffw_size x d_model) and two RMSNorm scales (d_model each);
+    the same parameters, counted the same way, as one module per layer.
+    """
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        L, d, h, k, f = config.n_layers, config.d_model, config.n_heads, config.kv_size, config.ffw_size
+        self.attention_norm = nnx.Param(jnp.ones((L, d), jnp.float32), logical_axes=("layers", "norm"))
+        self.qkv = _param(rngs, (L, 3, d, h, k), 1.0 / math.sqrt(d), ("layers", "qkv", "embed", "heads", "kv"))
         # Residual-branch outputs start smaller with depth (GPT-2's 1/sqrt(2 * n_layers)).
-        self.out = _param(rngs, (h, k, d), 1.0 / math.sqrt(h * k * 2 * config.n_layers), ("heads", "kv", "embed"))
+        self.out = _param(rngs, (L, h, k, d), 1.0 / math.sqrt(h * k * 2 * L), ("layers", "heads", "kv", "embed"))
+        self.dense_norm = nnx.Param(jnp.ones((L, d), jnp.float32), logical_axes=("layers", "norm"))
+        self.w_in = _param(rngs, (L, d, f), 1.0 / math.sqrt(d), ("layers", "embed", "mlp"))
+        self.w_out = _param(rngs, (L, f, d), 1.0 / math.sqrt(f * 2 * L), ("layers", "mlp", "embed"))
 
-    def __call__(self, x_btd: jax.Array) -> jax.Array:
-        qkv = self.qkv[...].astype(self.compute_dtype)
-        q_bthk, k_bthk, v_bthk = (jnp.einsum("btd,dhk->bthk", x_btd, qkv[i]) for i in range(3))
-        q_bthk, k_bthk = rotary(q_bthk), rotary(k_bthk)
-        if self.attention_impl == "xla":
-            y_bthk = causal_attention(q_bthk, k_bthk, v_bthk)
-        else:
-            y_bthk = jax.nn.dot_product_attention(q_bthk, k_bthk, v_bthk, is_causal=True,
-                                                  implementation=self.attention_impl)
-        return jnp.einsum("bthk,hkd->btd", y_bthk, self.out[...].astype(self.compute_dtype))
+    def stacked(self) -> dict[str, jax.Array]:
+        """The parameters as arrays [n_layers, ...], keyed by name (what ``block`` takes one slice of)."""
+        return {name: getattr(self, name)[...] for name in ("attention_norm", "qkv", "out", "dense_norm", "w_in",
+                                                             "w_out")}
 
 
-class Dense(nnx.Module):
-    """GELU feed-forward d_model -> ffw_size -> d_model, bias-free (2 * d_model * ffw_size parameters)."""
-
-    def __init__(self, config: ModelConfig, *, compute_dtype: jnp.dtype, rngs: nnx.Rngs):
-        d, f = config.d_model, config.ffw_size
-        self.compute_dtype = compute_dtype
-        self.w_in = _param(rngs, (d, f), 1.0 / math.sqrt(d), ("embed", "mlp"))
-        self.w_out = _param(rngs, (f, d), 1.0 / math.sqrt(f * 2 * config.n_layers), ("mlp", "embed"))
-
-    def __call__(self, x_btd: jax.Array) -> jax.Array:
-        h_btf = jax.nn.gelu(x_btd @ self.w_in[...].astype(self.compute_dtype))
-        return h_btf @ self.w_out[...].astype(self.compute_dtype)
+def rms_norm(x_btd: jax.Array, scale_d: jax.Array) -> jax.Array:
+    """y = x / sqrt(mean(x^2) + eps) * scale, computed in float32 (Zhang & Sennrich 2019), returned in x's dtype."""
+    x32 = x_btd.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + RMS_EPS)
+    return (normed * scale_d).astype(x_btd.dtype)
 
 
-class Block(nnx.Module):
-    """One pre-norm layer: x + Attn(RMSNorm(x)), then + Dense(RMSNorm(.))."""
-
-    def __init__(self, config: ModelConfig, *, compute_dtype: jnp.dtype, attention_impl: AttentionImpl,
-                 rngs: nnx.Rngs):
-        self.attention_norm = RMSNorm(config.d_model)
-        self.attention = Attention(config, compute_dtype=compute_dtype, attention_impl=attention_impl, rngs=rngs)
-        self.dense_norm = RMSNorm(config.d_model)
-        self.dense = Dense(config, compute_dtype=compute_dtype, rngs=rngs)
-
-    def __call__(self, x_btd: jax.Array) -> jax.Array:
-        x_btd = x_btd + self.attention(self.attention_norm(x_btd))
-        return x_btd + self.dense(self.dense_norm(x_btd))
+def block(layer: dict[str, jax.Array], x_btd: jax.Array, *, compute_dtype: jnp.dtype,
+          attention_impl: str) -> jax.Array:
+    """One pre-norm layer on x [B, T, d_model]: x + Attn(RMSNorm(x)), then + Dense(RMSNorm(.)). ``layer``: one slice
+    of ``Blocks.stacked()`` (float32 master weights, cast to ``compute_dtype`` for the matmuls)."""
+    qkv = layer["qkv"].astype(compute_dtype)
+    h_btd = rms_norm(x_btd, layer["attention_norm"])
+    q_bthk, k_bthk, v_bthk = (jnp.einsum("btd,dhk->bthk", h_btd, qkv[i]) for i in range(3))
+    q_bthk, k_bthk = rotary(q_bthk), rotary(k_bthk)
+    y_bthk = attention.causal_attention(q_bthk, k_bthk, v_bthk, attention_impl)
+    x_btd = x_btd + jnp.einsum("bthk,hkd->btd", y_bthk, layer["out"].astype(compute_dtype))
+    h_btd = rms_norm(x_btd, layer["dense_norm"])
+    h_btf = jax.nn.gelu(h_btd @ layer["w_in"].astype(compute_dtype))
+    return x_btd + h_btf @ layer["w_out"].astype(compute_dtype)
 
 
 class Decoder(nnx.Module):
     """The whole model: ``Decoder(config, rngs=nnx.Rngs(seed))(tokens_bt) -> logits_btv`` (float32).
 
     ``compute_dtype``: dtype of activations and of the weights as used in matmuls (weights are stored in float32).
-    ``attention_impl``: "xla" (``causal_attention``, everywhere) or "cudnn" (``jax.nn.dot_product_attention``'s fused
-    flash attention, NVIDIA GPUs in bfloat16).
+    ``attention_impl``: one of ``chinchilla.attention.IMPLS`` or "auto" (resolved for the default backend by
+    ``chinchilla.attention.resolve_impl``: splash on TPU, cuDNN on GPUs in bf16, XLA elsewhere); the choice is
+    ``self.attention_impl``. ``remat``: a ``REMAT_POLICIES`` name, applied to each layer. ``scan_layers``: the
+    layers as one ``lax.scan`` (True: one compiled layer, remat honoured by every backend's scheduler) or unrolled
+    (False: the same program as a Python loop; XLA's ``cost_analysis`` then counts every layer).
     """
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs, compute_dtype: jnp.dtype = jnp.float32,
-                 attention_impl: AttentionImpl = "xla"):
+                 attention_impl: str = "xla", remat: str = "none", scan_layers: bool = True):
         if config.architecture != "rotary":
             raise ValueError(f"architecture={config.architecture!r}: chinchilla.model implements only 'rotary' "
                              "(the paper's relative-position architecture is an accounting convention here)")
-        if attention_impl not in ("xla", "cudnn"):
-            raise ValueError(f"attention_impl={attention_impl!r} is not one of ('xla', 'cudnn')")
+        remat_policy(remat)  # checks the name
         self.config = config
         self.compute_dtype = jnp.dtype(compute_dtype)
+        self.attention_impl, self.attention_reason = attention.resolve_impl(
+            attention_impl, platform=jax.default_backend(), compute_dtype=self.compute_dtype)
+        self.remat = remat
+        self.scan_layers = bool(scan_layers)
         self.embedding = _param(rngs, (config.vocab_size, config.d_model), 1.0, ("vocab", "embed"))
-        self.blocks = nnx.List([Block(config, compute_dtype=self.compute_dtype, attention_impl=attention_impl,
-                                      rngs=rngs) for _ in range(config.n_layers)])
+        self.blocks = Blocks(config, rngs=rngs)
         self.final_norm = RMSNorm(config.d_model)
         if not config.tie_embeddings:
             self.head = _param(rngs, (config.d_model, config.vocab_size), 1.0 / math.sqrt(config.d_model),
@@ -177,16 +182,31 @@ class Decoder(nnx.Module):
         """Token ids [B, T] -> input vectors [B, T, d_model] (a row lookup)."""
         return self.embedding[...].astype(self.compute_dtype)[tokens_bt]
 
-    def decode(self, x_btd: jax.Array) -> jax.Array:
-        """Input vectors [B, T, d_model] -> next-token logits [B, T, vocab] in float32."""
-        for block in self.blocks:
-            x_btd = block(x_btd)
-        x_btd = self.final_norm(x_btd)
+    def hidden(self, x_btd: jax.Array) -> jax.Array:
+        """Input vectors [B, T, d_model] -> the final-normed last hidden state [B, T, d_model] (compute dtype)."""
+        one_layer = functools.partial(block, compute_dtype=self.compute_dtype, attention_impl=self.attention_impl)
+        policy = remat_policy(self.remat)
+        if self.remat != "none":
+            one_layer = jax.checkpoint(one_layer, policy=policy, prevent_cse=not self.scan_layers)
+
+        def body(x_btd: jax.Array, layer: dict) -> tuple[jax.Array, None]:
+            return one_layer(layer, x_btd), None
+
+        unroll = 1 if self.scan_layers else max(1, self.config.n_layers)
+        x_btd, _ = jax.lax.scan(body, x_btd, self.blocks.stacked(), unroll=unroll)
+        return self.final_norm(x_btd)
+
+    def head_matrix(self) -> jax.Array:
+        """The output head [d_model, vocab] in the compute dtype (E^T / sqrt(d_model) when tied)."""
         if self.config.tie_embeddings:
             head_dv = self.embedding[...].T * (1.0 / math.sqrt(self.config.d_model))
         else:
             head_dv = self.head[...]
-        return jnp.dot(x_btd, head_dv.astype(self.compute_dtype), preferred_element_type=jnp.float32)
+        return head_dv.astype(self.compute_dtype)
+
+    def decode(self, x_btd: jax.Array) -> jax.Array:
+        """Input vectors [B, T, d_model] -> next-token logits [B, T, vocab] in float32."""
+        return jnp.dot(self.hidden(x_btd), self.head_matrix(), preferred_element_type=jnp.float32)
 
 
 def cross_entropy(logits_btv: jax.Array, targets_bt: jax.Array) -> jax.Array:
@@ -197,9 +217,11 @@ def cross_entropy(logits_btv: jax.Array, targets_bt: jax.Array) -> jax.Array:
 
 
 def loss_fn(model: Decoder, batch_bt1: jax.Array) -> jax.Array:
-    """Language-model loss of a packed batch [B, T+1]: inputs batch[:, :-1], targets batch[:, 1:]."""
-    logits_btv = model(batch_bt1[:, :-1])
-    return cross_entropy(logits_btv, batch_bt1[:, 1:])
+    """Language-model loss of a packed batch [B, T+1] (inputs batch[:, :-1], targets batch[:, 1:]): the mean
+    next-token cross-entropy in nats, computed over chunks of tokens (``chinchilla.chunked_loss``) so that the whole
+    [B, T, vocab] float32 logits never exist at once; equal to ``cross_entropy(model(inputs), targets)``."""
+    hidden_btd = model.hidden(model.embed(batch_bt1[:, :-1]))
+    return chunked_loss.chunked_cross_entropy(hidden_btd, model.head_matrix(), batch_bt1[:, 1:])
 
 
 def count_params(model: Decoder) -> int:

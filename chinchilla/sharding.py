@@ -31,6 +31,7 @@ BATCH_AXES: tuple[str, ...] = ("data", "fsdp")
 # logical axis name -> mesh axis (or axes, or None = replicated)
 LOGICAL_RULES: Mapping[str, str | tuple[str, ...] | None] = {
     "batch": BATCH_AXES,
+    "layers": None,  # the stacked layers' axis (chinchilla.model.Blocks): every device holds every layer's slice
     "vocab": "tensor",
     "embed": "fsdp",
     "heads": "tensor",

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from chinchilla import accelerators
+from chinchilla import accelerators, attention
 from chinchilla import flops as flops_lib
 from chinchilla import sharding
 from chinchilla.model import Decoder, loss_fn
@@ -89,15 +89,25 @@ class Trainer:
         if config.batch_size % jax.process_count():
             raise ValueError(f"batch_size={config.batch_size} must be a multiple of the process count "
                              f"{jax.process_count()}")
+        self.micro_batch_size = config.batch_size if config.micro_batch_size is None else config.micro_batch_size
+        if self.micro_batch_size % divisor:
+            raise ValueError(f"micro_batch_size={self.micro_batch_size} must be a multiple of the data x fsdp mesh "
+                             f"size {divisor} (each micro-batch is spread over every device)")
         self.compute_dtype, self.compute_dtype_reason = choose_compute_dtype(config.compute_dtype,
                                                                              self.mesh.devices.flat[0])
+        platform = self.mesh.devices.flat[0].platform
+        if config.remat == "offload" and platform not in ("gpu", "cuda", "rocm", "tpu"):
+            raise ValueError(f"remat='offload' moves saved activations to pinned host memory, which the {platform} "
+                             "backend does not have; use remat='dots' or 'full'")
+        self.attention_impl, self.attention_reason = attention.resolve_impl(
+            config.attention_impl, platform=platform, compute_dtype=self.compute_dtype)
         self.adam = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
         self.hp = hyperparameters(config)
         self.steps_per_dispatch = config.steps_per_dispatch
 
         def build() -> Decoder:
             return Decoder(config.model, rngs=nnx.Rngs(config.seed), compute_dtype=self.compute_dtype,
-                           attention_impl=config.attention_impl)
+                           attention_impl=self.attention_impl, remat=config.remat, scan_layers=config.scan_layers)
 
         abstract_model = nnx.eval_shape(build)
         self.graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
@@ -133,6 +143,32 @@ class Trainer:
     def _loss(self, params: Any, batch_bt1: jax.Array) -> jax.Array:
         return loss_fn(nnx.merge(self.graphdef, params), batch_bt1)
 
+    def _micro_batches(self, batch_bt1: jax.Array) -> jax.Array:
+        """A global batch [B, T+1] -> micro-batches [B / b, b, T+1] (b = micro_batch_size): micro-batch j holds rows
+        j, j + B/b, j + 2B/b, ..., so that each is spread over every device of the batch axes like the batch was."""
+        n = batch_bt1.shape[0] // self.micro_batch_size
+        micro_nbt1 = batch_bt1.reshape(self.micro_batch_size, n, -1).swapaxes(0, 1)
+        return jax.lax.with_sharding_constraint(micro_nbt1, self.batch_sharding)  # [n, b, T+1]: b over the batch axes
+
+    def _loss_and_grads(self, params: Any, batch_bt1: jax.Array) -> tuple[jax.Array, Any]:
+        """Mean loss over the batch's B x T target tokens and its gradient, by gradient accumulation: a ``lax.scan``
+        over the micro-batches, each contributing (its mean loss) x b / B, with float32 accumulators; the same value
+        as one pass over the whole batch up to round-off."""
+        if self.micro_batch_size == batch_bt1.shape[0]:
+            return jax.value_and_grad(self._loss)(params, batch_bt1)
+        micro_nbt1 = self._micro_batches(batch_bt1)
+        weight = 1.0 / micro_nbt1.shape[0]  # every sequence has T target tokens: b / B of the batch's tokens
+
+        def accumulate(carry: tuple, micro_bt1: jax.Array) -> tuple[tuple, None]:
+            loss_sum, grad_sum = carry
+            loss, grads = jax.value_and_grad(self._loss)(params, micro_bt1)
+            grad_sum = jax.tree.map(lambda total, g: total + g.astype(jnp.float32) * weight, grad_sum, grads)
+            return (loss_sum + loss * weight, grad_sum), None
+
+        zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+        (loss, grads), _ = jax.lax.scan(accumulate, (jnp.zeros((), jnp.float32), zeros), micro_nbt1)
+        return loss, grads
+
     def _multi_step(self, state: dict, batches_kbt1: jax.Array, n_steps: jax.Array, hp: dict) -> tuple[dict, dict]:
         """The first ``n_steps`` (<= k, a traced int) optimizer steps on batches [k, B, T+1], in one loop on the
         device; returns the new state and per-step metrics [k] (zero after n_steps). One compiled program serves
@@ -141,7 +177,7 @@ class Trainer:
 
         def body(i: jax.Array, carry: tuple) -> tuple:
             params, opt_state, step, out = carry
-            loss, grads = jax.value_and_grad(self._loss)(params, batches_kbt1[i])
+            loss, grads = self._loss_and_grads(params, batches_kbt1[i])
             params, opt_state, info = adamw_step(params, grads, opt_state, step, hp, self.adam)
             values = {"loss": loss, **info}
             out = {name: out[name].at[i].set(values[name]) for name in out}
@@ -153,7 +189,13 @@ class Trainer:
         return {"params": params, "opt_state": opt_state, "step": step}, out
 
     def _eval_loss(self, params: Any, batches_nbt1: jax.Array) -> jax.Array:
-        return jnp.mean(jax.lax.map(lambda batch: self._loss(params, batch), batches_nbt1))
+        """Mean loss over batches [n, B, T+1], each evaluated in micro-batches (the training step's memory plan)."""
+        def batch_loss(batch_bt1: jax.Array) -> jax.Array:
+            if self.micro_batch_size == batch_bt1.shape[0]:
+                return self._loss(params, batch_bt1)
+            return jnp.mean(jax.lax.map(lambda micro: self._loss(params, micro), self._micro_batches(batch_bt1)))
+
+        return jnp.mean(jax.lax.map(batch_loss, batches_nbt1))
 
     # -- host-side API -------------------------------------------------------------------------------------------
     def init_state(self) -> dict:

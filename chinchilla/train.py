@@ -25,6 +25,7 @@ records the tokens and FLOPs actually trained.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import sys
 import time
 import warnings
@@ -40,7 +41,7 @@ from chinchilla.checkpoint import Checkpointer
 from chinchilla.config import ModelConfig
 from chinchilla.jax_cache import enable_compilation_cache
 from chinchilla.step import Trainer
-from chinchilla.train_config import REPORTING_FIELDS, TrainConfig
+from chinchilla.train_config import EXECUTION_FIELDS, REPORTING_FIELDS, TrainConfig
 
 FINAL_LOSS_WINDOW = 10  # final_train_loss = mean loss of the last this-many steps
 EVAL_SEED = 0  # every run evaluates on the same validation batches
@@ -81,8 +82,11 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     if config_path.exists():
         saved = _read_run_json(config_path, "restore it, or train in a new directory")
         mine = config.to_dict()
+        defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+        # a field the saved config lacks (written before the field existed) counts as its default
         differing = sorted(key for key in set(saved) | set(mine)
-                           if saved.get(key) != mine.get(key) and key not in REPORTING_FIELDS)
+                           if saved.get(key, defaults.get(key)) != mine.get(key)
+                           and key not in REPORTING_FIELDS + EXECUTION_FIELDS)
         if differing:
             raise ValueError(f"{out} holds a run with another config (fields {differing} differ); use a new "
                              "directory")
@@ -237,6 +241,10 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         "device_kind": jax.devices()[0].device_kind,
         "compute_dtype": str(trainer.compute_dtype),
         "compute_dtype_reason": trainer.compute_dtype_reason,
+        "attention": trainer.attention_impl,
+        "attention_reason": trainer.attention_reason,
+        "micro_batch_size": trainer.micro_batch_size,
+        "remat": config.remat,
     }
     if jax.process_index() == 0:  # one writer of the run's files; the others wait until summary.json exists
         metrics.write_json_atomic(summary_path, summary)

@@ -16,8 +16,13 @@ from chinchilla import flops as flops_lib
 from chinchilla.config import ModelConfig, check_known_fields
 
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
+ATTENTION_IMPLS = ("auto", "xla", "cudnn", "splash", "blocked")  # chinchilla.attention's, and "auto"
+REMAT_POLICIES = ("none", "full", "dots", "offload")  # chinchilla.model.remat_policy's
 # Fields that only change what is reported, not what is trained: a run resumes when only these differ.
 REPORTING_FIELDS = ("peak_flops",)
+# Fields that change how a step is executed (memory, speed, float round-off), not what it computes: a run may resume
+# with other values (e.g. on another chip, with the plan `chinchilla memory` gives there).
+EXECUTION_FIELDS = ("micro_batch_size", "remat", "scan_layers", "attention_impl", "steps_per_dispatch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +39,14 @@ class TrainConfig:
     ``chinchilla.step.choose_compute_dtype``), "float32" or "bfloat16" (matmuls; master weights stay float32);
     ``peak_flops``: dense peak FLOP/s of one jax device for MFU (None = from ``chinchilla.accelerators``' data-sheet
     table; needed for MFU on chips the table does not know).
+
+    Memory (``chinchilla memory`` plans these for a chip): ``micro_batch_size``: global sequences per forward/backward
+    pass (None = the whole batch); the batch is folded by a ``lax.scan`` of batch_size / micro_batch_size micro-steps
+    inside the compiled step with float32 gradient accumulators and one optimizer update, so a run's maths does not
+    depend on it (round-off aside). ``remat``: per-layer rematerialisation (``chinchilla.model.remat_policy``: "none",
+    "full", "dots", "offload"). ``scan_layers``: the layers as one ``lax.scan`` (True) or unrolled (False).
+    ``attention_impl``: "auto" (splash on TPU, cuDNN on bf16 GPUs, XLA elsewhere; the choice is written to
+    ``summary.json``), "xla", "cudnn", "splash" or "blocked" (``chinchilla.attention``).
     """
 
     model: ModelConfig
@@ -61,8 +74,11 @@ class TrainConfig:
     steps_per_dispatch: int = 16
     mesh: tuple[int, int, int] = (-1, 1, 1)
     compute_dtype: str = "auto"
-    attention_impl: str = "xla"
+    attention_impl: str = "auto"
     peak_flops: float | None = None
+    micro_batch_size: int | None = None
+    remat: str = "none"
+    scan_layers: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
@@ -103,8 +119,16 @@ class TrainConfig:
                                                 and not isinstance(self.peak_flops, bool)
                                                 and 0 < self.peak_flops < math.inf):
             raise ValueError(f"peak_flops={self.peak_flops!r} must be a positive number of FLOP/s per device")
-        if self.attention_impl not in ("xla", "cudnn"):
-            raise ValueError(f"attention_impl={self.attention_impl!r} is not one of ('xla', 'cudnn')")
+        if self.attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention_impl={self.attention_impl!r} is not one of {ATTENTION_IMPLS}")
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f"remat={self.remat!r} is not one of {REMAT_POLICIES}")
+        if not isinstance(self.scan_layers, bool):
+            raise ValueError(f"scan_layers={self.scan_layers!r} must be true or false")
+        if self.micro_batch_size is not None:
+            _check_int("micro_batch_size", self.micro_batch_size, 1)
+            if self.batch_size % self.micro_batch_size:
+                raise ValueError(f"micro_batch_size={self.micro_batch_size} must divide batch_size={self.batch_size}")
 
     @classmethod
     def from_flops(cls, model: ModelConfig, flops: float, **kwargs: Any) -> "TrainConfig":
@@ -123,6 +147,11 @@ class TrainConfig:
     @property
     def cycle_steps(self) -> int:
         return self.steps if self.cycle_tokens is None else max(1, round(self.cycle_tokens / self.tokens_per_step))
+
+    @property
+    def micro_steps(self) -> int:
+        """Forward/backward passes per optimizer step (batch_size / micro_batch_size)."""
+        return 1 if self.micro_batch_size is None else self.batch_size // self.micro_batch_size
 
     @property
     def warmup_steps(self) -> int:

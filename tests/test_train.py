@@ -270,9 +270,9 @@ SHARDED_SCRIPT = textwrap.dedent("""
         trainer = Trainer(config, mesh=mesh)
         state = trainer.init_state()
         init = jax.device_get(state["params"])
-        specs = {"qkv": str(tuple(state["params"]["blocks"][0]["attention"]["qkv"].sharding.spec)),
+        specs = {"qkv": str(tuple(state["params"]["blocks"]["qkv"].sharding.spec)),
                  "embedding": str(tuple(state["params"]["embedding"].sharding.spec)),
-                 "mu_w_in": str(tuple(state["opt_state"].mu["blocks"][1]["dense"]["w_in"].sharding.spec))}
+                 "mu_w_in": str(tuple(state["opt_state"].mu["blocks"]["w_in"].sharding.spec))}
         state, out = trainer.train(state, batches)
         return init, jax.device_get(state["params"]), jax.device_get(out), specs
     ref_init, ref_params, ref_out, _ = run(sharding.make_mesh(1, 1, 1, devices=jax.devices()[:1]))
@@ -297,7 +297,7 @@ def test_sharded_steps_on_8_devices_agree_with_the_unsharded_step():
     data_tensor, fsdp = result["(4, 1, 2)"], result["(2, 2, 2)"]
     assert "tensor" in data_tensor["specs"]["qkv"] and "fsdp" not in data_tensor["specs"]["qkv"]
     assert "fsdp" in fsdp["specs"]["qkv"] and "tensor" in fsdp["specs"]["embedding"]
-    assert fsdp["specs"]["mu_w_in"] == "('fsdp', 'tensor')"  # optimizer state sharded like params (str(P) varies)
+    assert fsdp["specs"]["mu_w_in"] == "(None, 'fsdp', 'tensor')"  # like params; layers axis whole (str(P) varies)
     for run in (data_tensor, fsdp):
         assert run["init"] == 0.0  # the same initial parameters on any mesh
         np.testing.assert_allclose(run["loss"], result["ref_loss"], rtol=1e-5)

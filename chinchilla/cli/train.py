@@ -49,6 +49,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor mesh sizes (one may be -1)")
     parser.add_argument("--peak-flops", type=float, help="dense peak FLOP/s of one device, for MFU on a chip "
                                                          "the data-sheet table does not know (e.g. 65e12)")
+    parser.add_argument("--micro-batch-size", type=checks.count(1, 1e9, "sequences per micro-step"),
+                        help="global sequences per forward/backward pass; the batch is accumulated over "
+                             "batch-size / micro-batch-size micro-steps in one optimizer step (default: the whole "
+                             "batch; `chinchilla memory` plans it for a chip)")
+    parser.add_argument("--remat", choices=("none", "full", "dots", "offload"), default="none",
+                        help="per-layer rematerialisation: none (default), full (recompute each layer), dots "
+                             "(keep weight matmuls), offload (as dots, kept in host memory; GPU/TPU)")
+    parser.add_argument("--attention", dest="attention_impl", default="auto",
+                        choices=("auto", "xla", "cudnn", "splash", "blocked"),
+                        help="attention kernel: auto (splash on TPU, cuDNN on bf16 GPUs, XLA elsewhere; written "
+                             "to summary.json), xla, cudnn, splash or blocked")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--allow-long-run", action="store_true",
                         help=f"train even when the budget is more than {MAX_STEPS:,} steps (refused otherwise)")
@@ -73,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     options = dict(batch_size=args.batch_size, lr=args.lr, seed=args.seed, cycle_tokens=args.cycle_tokens,
                    dataset=args.dataset, tokenizer=args.tokenizer, data_dir=args.data_dir,
                    log_every=args.log_every, eval_every=args.eval_every,
-                   steps_per_dispatch=args.steps_per_dispatch, mesh=mesh, peak_flops=args.peak_flops)
+                   steps_per_dispatch=args.steps_per_dispatch, mesh=mesh, peak_flops=args.peak_flops,
+                   micro_batch_size=args.micro_batch_size, remat=args.remat, attention_impl=args.attention_impl)
     if args.flops is not None:
         config = TrainConfig.from_flops(model, args.flops, **options)
     else:
