@@ -108,11 +108,12 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     train_data = data.batches(config.dataset, split="train", tokenizer=config.tokenizer,
                               seq_len=config.model.seq_len, batch_size=trainer.local_batch_size, seed=config.seed,
                               process_index=jax.process_index(), process_count=jax.process_count(),
-                              data_dir=config.data_dir)
+                              data_dir=config.data_dir,
+                              min_tokens=data.tokens_needed(config.steps, config.batch_size, config.model.seq_len))
     if train_data.vocab_size > config.model.vocab_size:
         raise ValueError(f"tokenizer={config.tokenizer!r} has {train_data.vocab_size} tokens but "
                          f"model.vocab_size={config.model.vocab_size}")
-    eval_data = _eval_batches(data, config, trainer)  # now, so that a missing split fails before training
+    eval_data, eval_split = _eval_batches(data, config, trainer)  # now, so that a missing split fails before training
     if not config_path.exists() and jax.process_index() == 0:
         metrics.write_json_atomic(config_path, config.to_dict())
     total_steps = config.steps
@@ -241,6 +242,7 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         "device_kind": jax.devices()[0].device_kind,
         "compute_dtype": str(trainer.compute_dtype),
         "compute_dtype_reason": trainer.compute_dtype_reason,
+        "eval_split": eval_split,
         "attention": trainer.attention_impl,
         "attention_reason": trainer.attention_reason,
         "micro_batch_size": trainer.micro_batch_size,
@@ -279,12 +281,16 @@ def _row(step: int, config: TrainConfig, flops_per_step: float, loss: float, hos
     }
 
 
-def _eval_batches(data: Any, config: TrainConfig, trainer: Trainer) -> np.ndarray:
+def _eval_batches(data: Any, config: TrainConfig, trainer: Trainer) -> tuple[np.ndarray, str]:
+    """The fixed evaluation batches and the split they come from (``eval_split``, or "test" / a held-out slice
+    of train when the data set has no such split: ``data.resolve_split``)."""
     iterator = data.batches(config.dataset, split=config.eval_split, tokenizer=config.tokenizer,
                             seq_len=config.model.seq_len, batch_size=trainer.local_batch_size, seed=EVAL_SEED,
                             process_index=jax.process_index(), process_count=jax.process_count(),
-                            data_dir=config.data_dir, warn_repeats=False)
-    return _take(iterator, config.eval_batches)
+                            data_dir=config.data_dir, warn_repeats=False,
+                            min_tokens=data.tokens_needed(config.eval_batches, config.batch_size,
+                                                          config.model.seq_len))
+    return _take(iterator, config.eval_batches), iterator.split_used
 
 
 def _say(enabled: bool, message: str) -> None:
