@@ -251,3 +251,36 @@ def test_bad_names_and_files_are_one_line_errors(tmp_path, cache_dir):
         files.parse(f"files:{tmp_path}/*.jsonl?text_key=a", "b")
     with pytest.raises(ValueError, match="local files only"):
         files.parse("files:gs://bucket/*.jsonl")
+
+
+def test_a_run_on_files_trains_offline_on_only_its_tokens_and_a_second_run_reuses_them(shards, cache_dir, tmp_path,
+                                                                                      monkeypatch):
+    import dataclasses
+
+    from chinchilla import zoo
+    from chinchilla.train import TrainConfig, train_run
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("files: must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setenv(token_cache.ENV_WORKERS, "1")  # units built in this process, where they are counted
+    built = []
+    real = token_cache._tokenize_unit
+
+    def counting(reader, unit, *args):
+        built.append(unit)
+        return real(reader, unit, *args)
+
+    monkeypatch.setattr(token_cache, "_tokenize_unit", counting)
+    name = names(shards)["parquet"]
+    model = zoo.get_model("tiny-00004k").replace(seq_len=64)
+    config = TrainConfig(model=model, tokens=10 * 8 * 64, batch_size=8, dataset=name, eval_batches=2,
+                         steps_per_dispatch=5, log_every=5)
+    first = train_run(config, tmp_path / "a", progress=False)
+    assert first["status"] == "finished" and first["eval_split"] == "validation"
+    units = files.units(files.parse(name))
+    assert 0 < len(built) < len(units)  # only the row groups holding the run's tokens (and its eval batches)
+    count = len(built)
+    second = train_run(dataclasses.replace(config, seed=1), tmp_path / "b", progress=False)
+    assert second["status"] == "finished" and len(built) == count  # the second run tokenised nothing

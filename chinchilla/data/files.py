@@ -22,7 +22,7 @@ document from one split to the other.
 
 Units: the files are cut into units of work, read independently (by worker processes, see ``token_cache``): a
 ``.txt``/``.jsonl`` file into byte ranges of ``UNIT_BYTES`` (a range owns the lines/paragraphs that *start* in it),
-a ``.parquet`` file into its row groups. Units are ordered by (file, position): a prefix of the units is a prefix of
+a ``.parquet`` file into its row groups (a row group larger than ``UNIT_BYTES`` into slices of its rows). Units are ordered by (file, position): a prefix of the units is a prefix of
 the data.
 
 Bad input is a one-line ``ValueError`` naming the file (and the line, row and field): a pattern that matches no
@@ -129,8 +129,9 @@ def list_files(spec: FilesSpec) -> tuple[str, ...]:
 
 
 def units(spec: FilesSpec) -> tuple[tuple, ...]:
-    """Units of work ``(path, kind, start, stop, size)`` in data order: kind "bytes" (a byte range [start, stop))
-    or "row_group" (row group ``start``; ``stop`` = its first row's index in the file); size = its source bytes."""
+    """Units of work in data order, each a tuple ending in its size in source bytes: ``(path, "bytes", start,
+    stop, size)`` (a byte range) or ``(path, "rows", group, lo, hi, first_row, size)`` (rows [lo, hi) of a parquet
+    row group whose first row is row ``first_row`` of the file)."""
     out = []
     for path in list_files(spec):
         kind = file_format(path)
@@ -144,9 +145,13 @@ def units(spec: FilesSpec) -> tuple[tuple, ...]:
                                  f"{_first_line(error)})") from None
             first_row = 0
             for group in range(metadata.num_row_groups):
-                rows = metadata.row_group(group)
-                out.append((path, "row_group", group, first_row, rows.total_byte_size))
-                first_row += rows.num_rows
+                info = metadata.row_group(group)
+                pieces = max(1, min(info.num_rows, -(-info.total_byte_size // UNIT_BYTES)))
+                bounds = [info.num_rows * k // pieces for k in range(pieces + 1)]
+                for lo, hi in zip(bounds, bounds[1:]):  # a large row group in slices of about UNIT_BYTES
+                    out.append((path, "rows", group, lo, hi, first_row,
+                                info.total_byte_size * (hi - lo) // max(1, info.num_rows)))
+                first_row += info.num_rows
         elif kind.endswith(".gz") or size == 0:
             out.append((path, "bytes", 0, max(size, 1), size))
         else:
@@ -167,10 +172,14 @@ def split_of(document: bytes, fraction: float) -> str:
 
 def unit_documents(spec: FilesSpec, unit: tuple) -> Iterator[bytes]:
     """The documents (UTF-8 bytes, non-empty) of one unit, in file order, streamed."""
-    path, kind, start, stop, _ = unit
+    path, kind = unit[0], unit[1]
     form = file_format(path)
+    if kind == "rows":
+        yield from _parquet_documents(path, spec.text_key, *unit[2:6])
+        return
+    start, stop = unit[2], unit[3]
     if form == ".parquet":
-        yield from _parquet_documents(path, spec.text_key, start, stop)
+        raise ValueError(f"{path}: a parquet file is read by row groups")
     elif form.startswith(".jsonl"):
         yield from _jsonl_documents(path, spec.text_key, start, stop, gz=form.endswith(".gz"))
     else:
@@ -308,21 +317,28 @@ def _pyarrow_parquet():
     return parquet
 
 
-def _parquet_documents(path: str, text_key: str, group: int, first_row: int) -> Iterator[bytes]:
+def _parquet_documents(path: str, text_key: str, group: int, lo: int, hi: int, first_row: int) -> Iterator[bytes]:
+    """Rows [lo, hi) of row group ``group`` (row ``first_row + lo`` of the file onwards)."""
     parquet = _pyarrow_parquet()
     reader = parquet.ParquetFile(path)
     if text_key not in reader.schema_arrow.names:
         raise ValueError(f"{path}: no column {text_key!r} (columns: {reader.schema_arrow.names[:10]}); set the "
                          f"text column with files:GLOB?text_key=NAME")
-    row = first_row
+    index = 0
     for batch in reader.iter_batches(batch_size=1024, row_groups=[group], columns=[text_key]):
+        if index + len(batch) <= lo:
+            index += len(batch)
+            continue
         for value in batch.column(0).to_pylist():
-            if not isinstance(value, str):
-                raise ValueError(f"{path}, row {row}: column {text_key!r} holds a {type(value).__name__}, not a "
-                                 f"string")
-            if value:
-                yield value.encode("utf-8")
-            row += 1
+            if lo <= index < hi:
+                if not isinstance(value, str):
+                    raise ValueError(f"{path}, row {first_row + index}: column {text_key!r} holds a "
+                                     f"{type(value).__name__}, not a string")
+                if value:
+                    yield value.encode("utf-8")
+            index += 1
+        if index >= hi:
+            return
 
 
 def _first_line(error: Exception) -> str:

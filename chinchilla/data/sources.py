@@ -215,7 +215,7 @@ def source(dataset: str, split: str, *, data_dir=None, text_key: str = "text",
         key = (f"{files.cache_name(spec)}/all-"
                f"{token_cache.layout_key(units, spec.validation_fraction, spec.document, spec.text_key)}")
         return token_cache.Source(dataset, reader, units, files.SPLITS, spec.validation_fraction, key,
-                                  tuple(u[4] for u in units)), choice
+                                  tuple(u[-1] for u in units)), choice
     from chinchilla.data import remote
 
     local = remote.local_data_dir(dataset, data_dir) if dataset not in EMBEDDED else data_dir
