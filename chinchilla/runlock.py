@@ -16,8 +16,13 @@ What is guaranteed where:
   when it finishes. A file left by a process that died is recognised as stale, and taken over, only when it names
   this host and its pid is gone. A file naming another host cannot be checked from here: the run is refused with
   the holder's details, and ``break_lock=True`` (``chinchilla train --break-lock``) takes it over once you know
-  that holder is gone. Two processes that start within the same moment may both get through on such storage (an
-  object store has no atomic create here); give concurrent workers disjoint runs (``--worker/--num-workers``).
+  that holder is gone. An object store has no atomic create here, so a holder writes its file, waits
+  ``SETTLE_S`` and reads it back: of two processes that start within the same moment only the last writer goes on
+  (both could still get through if one's read-then-write took longer than ``SETTLE_S``).
+
+Sweep workers claim runs through this lock (``chinchilla.sweep.runner``) with ``nested=True``: the trainer that the
+worker then calls in the same process (``train_run`` holds its run directory too) passes through the claim instead
+of refusing its own process. A plain ``hold`` registers nothing, so it never lets a nested holder through.
 """
 
 from __future__ import annotations
@@ -29,11 +34,15 @@ import fcntl
 import json
 import os
 import socket
+import time
 from typing import Any, Iterator
 
 from etils import epath
 
 LOCK_FILE = "run.lock"
+SETTLE_S = 0.5  # lock files without kernel locks: wait this long after writing one before reading it back
+
+_NESTED: dict[str, dict[str, Any]] = {}  # run directories this process holds with nested=True -> holder
 
 
 class RunLockedError(ValueError):
@@ -92,17 +101,39 @@ def _refuse(run_dir: Any, holder: dict[str, Any], extra: str = "") -> RunLockedE
         f"(the run resumes from its last checkpoint){extra}", holder)
 
 
+def _key(run_dir: epath.Path) -> str:
+    text = str(run_dir)
+    return text.rstrip("/") if "://" in text else os.path.realpath(text)
+
+
 @contextlib.contextmanager
-def hold(run_dir: Any, *, break_lock: bool = False) -> Iterator[dict[str, Any]]:
+def hold(run_dir: Any, *, break_lock: bool = False, nested: bool = False) -> Iterator[dict[str, Any]]:
     """Hold ``run_dir`` (created if needed) for this process until the block ends; yields this holder's details.
 
     Raises RunLockedError when another process holds it (see the module docstring for what each kind of storage
     guarantees); ``break_lock`` takes over a lock file that cannot be checked (shared or object storage only).
+    ``nested``: holds taken inside this block by this process on the same directory pass through (a sweep worker's
+    claim around the trainer, which holds the directory itself); without it they are refused like any other.
     """
     run_dir = epath.Path(run_dir)
+    key = _key(run_dir)
+    if key in _NESTED:  # this process claimed it for nested holders: already ours
+        yield _NESTED[key]
+        return
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_FILE
     me = _me()
+    with _lock(run_dir, path, me, break_lock):
+        if nested:
+            _NESTED[key] = me
+        try:
+            yield me
+        finally:
+            _NESTED.pop(key, None)
+
+
+@contextlib.contextmanager
+def _lock(run_dir: epath.Path, path: epath.Path, me: dict[str, Any], break_lock: bool) -> Iterator[None]:
     if "://" not in str(run_dir):
         handle = open(os.fspath(path), "a+")
         try:
@@ -123,12 +154,12 @@ def hold(run_dir: Any, *, break_lock: bool = False) -> Iterator[dict[str, Any]]:
                 handle.truncate()
                 handle.write(json.dumps(me) + "\n")
                 handle.flush()
-                yield me
+                yield
             finally:
                 handle.close()  # releases the lock; the file stays with the last holder's details
             return
     with _file_lock(run_dir, path, me, break_lock):
-        yield me
+        yield
 
 
 @contextlib.contextmanager
@@ -141,6 +172,11 @@ def _file_lock(run_dir: epath.Path, path: epath.Path, me: dict[str, Any], break_
             raise _refuse(run_dir, holder, "" if alive else
                           "; if that process is gone, pass --break-lock (break_lock=True) to take the run over")
     path.write_text(json.dumps(me) + "\n")
+    if SETTLE_S:  # no atomic create: of two processes that wrote at once, the last writer goes on
+        time.sleep(SETTLE_S)
+        holder = _read_holder(path)
+        if holder != me:
+            raise _refuse(run_dir, holder)
     try:
         yield
     finally:

@@ -14,8 +14,9 @@ BUDGET = checks.number(1.0, 1e30, "a training budget in FLOPs; the paper's large
 def register(subparsers: argparse._SubParsersAction) -> None:
     sweep = subparsers.add_parser(
         "sweep", help="plan (and train) a preset's IsoFLOP / training-curve sweep, resumably",
-        description="Plan a preset's sweep and train this worker's share of it under OUT/runs/<run_id> (finished "
-                    "runs are skipped, so running it again resumes). --plan-only prints the plan instead; "
+        description="Plan a preset's sweep and train the runs no other worker holds under OUT/runs/<run_id> (finished "
+                    "runs are skipped, so running it again resumes; any number of workers may share OUT: each "
+                    "claims the next unclaimed run). --plan-only prints the plan instead; "
                     "--next-budget plans one more budget around the Approach 2 law of a finished sweep; "
                     "--lr-check trains a learning-rate scan around the preset's per-size rule.")
     sweep.add_argument("--preset", default="tiny_cpu", help="a preset name (experiments/NAME.py) or a .py path")
@@ -59,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     reproduce = subparsers.add_parser(
         "reproduce", help="the main job: a preset's sweep, the three approaches, report and figures",
-        description="Train the preset's sweep into OUT (resumably; split with --worker/--num-workers), then fit "
+        description="Train the preset's sweep into OUT (resumably; any number of workers may share OUT, each "
+                    "claiming the next unclaimed run), then fit "
                     "Approaches 1-3 and write OUT/report.md, OUT/summary.json and OUT/figure{2,3,4}.png.")
     reproduce.add_argument("--preset", default="tiny_cpu", help="a preset name (experiments/NAME.py) or a .py path")
     reproduce.add_argument("--out", required=True, type=checks.directory(),
@@ -87,10 +89,12 @@ def _load(args: argparse.Namespace):
 
 
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--worker", type=checks.count(0, 1e6, "a worker index"), default=0,
-                        help="this worker's index (default 0)")
-    parser.add_argument("--num-workers", type=checks.count(1, 1e6, "a worker count"), default=1,
-                        help="workers sharing the sweep directory")
+    parser.add_argument("--worker", type=checks.count(0, 1e6, "a worker index"),
+                        help="this worker's index, for its log lines (default: SLURM_ARRAY_TASK_ID, "
+                             "JOB_COMPLETION_INDEX, else 0); workers sharing OUT claim runs one at a time, so any "
+                             "number of them, started whenever, trains every run once")
+    parser.add_argument("--num-workers", type=checks.count(1, 1e6, "a worker count"),
+                        help="how many workers share OUT, for the log lines (default: SLURM_ARRAY_TASK_COUNT, else 1)")
     parser.add_argument("--retry-failed", action="store_true", help="train failed runs again")
     parser.add_argument("--jobs", default="auto", metavar="N",
                         help="runs trained at once, each in a worker process with one XLA thread (the losses are the "
@@ -140,11 +144,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if not preset.runnable:
         raise ValueError(f"preset {preset.name!r} is a plan only; use --plan-only")
     out = args.out.rstrip("/") + "/lr_check" if args.lr_check else args.out
+    worker, num_workers = _worker_identity(args)
     if not args.lr_check:
         from chinchilla.sweep import store
 
         store.write_json_atomic(store.as_path(out) / "preset.json", preset.describe())
-    outcome = run_sweep(plan, out, train_fn=preset.train_fn(), worker=args.worker, num_workers=args.num_workers,
+    outcome = run_sweep(plan, out, train_fn=preset.train_fn(), worker=worker, num_workers=num_workers,
                         retry_failed=args.retry_failed, jobs=args.jobs, log=_log(args))
     if args.lr_check:
         _print_lr_check(out, preset)
@@ -154,9 +159,20 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
 
 def _worker_flags(args: argparse.Namespace) -> list[str]:
-    """The worker flags given with a value other than their default (those that change what is trained)."""
-    return [flag for flag, given in (("--worker", args.worker != 0), ("--num-workers", args.num_workers != 1),
+    """The worker flags given (those that only a training sweep reads)."""
+    return [flag for flag, given in (("--worker", args.worker is not None),
+                                     ("--num-workers", args.num_workers is not None),
                                      ("--retry-failed", args.retry_failed)) if given]
+
+
+def _worker_identity(args: argparse.Namespace) -> tuple[int, int]:
+    """The flags, else a SLURM array's or a Kubernetes indexed job's variables (``chinchilla.sweep.workers``)."""
+    from chinchilla.sweep.workers import worker_identity
+
+    worker, num_workers, source = worker_identity(args.worker, args.num_workers)
+    if source not in ("default", "--worker/--num-workers"):
+        _log(args)(f"worker {worker + 1} of {num_workers} ({source})")
+    return worker, num_workers
 
 
 def _check_sweep_flags(args: argparse.Namespace) -> None:
@@ -250,7 +266,8 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
         if outcome is not None and args.json:
             print_json({d: s for d, s in outcome["summaries"].items()})
         return 0
-    payload = reproduce.reproduce(preset, args.out, worker=args.worker, num_workers=args.num_workers,
+    worker, num_workers = _worker_identity(args)
+    payload = reproduce.reproduce(preset, args.out, worker=worker, num_workers=num_workers,
                                   retry_failed=args.retry_failed, progress=args.progress, jobs=args.jobs,
                                   log=log)
     if payload is None:

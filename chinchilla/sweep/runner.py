@@ -1,20 +1,31 @@
-"""The resumable sweep runner: one directory per run, finished runs skipped, failures recorded, work split over
-workers that share one (possibly ``gs://``) sweep directory.
+"""The resumable sweep runner: one directory per run, finished runs skipped, failures recorded, and runs claimed one
+at a time by however many workers share one (possibly ``gs://``) sweep directory.
 
 - A run is *finished* when its ``summary.json`` says so; it is never trained again. A run that was killed has no
   finished summary and is handed to the trainer again, which resumes from its last checkpoint.
 - A trainer exception is written to the run's ``failure.json`` and the sweep goes on (so is a summary with status
   "failed", e.g. a non-finite loss); failed runs are retried only with ``retry_failed``, which removes those files
-  so the trainer resumes from its last good checkpoint. KeyboardInterrupt and SystemExit stop the sweep (the run
-  stays resumable). A run that another process holds (``chinchilla.runlock``, taken by ``train_run``) is skipped
-  with the holder's name, and neither recorded as failed nor counted as trained.
-- ``results.csv`` is rebuilt from all run directories after every run (``results.write_results_table``): no
-  duplicate or torn row can appear.
+  so the trainer resumes from its last good checkpoint (a run is retried once per worker, and not at all when
+  another worker retried it meanwhile). KeyboardInterrupt and SystemExit stop the sweep (the run stays resumable).
+- **Claims**: every worker walks the plan in its order (the presets plan cheapest first) and claims each run it
+  trains through the run lock (``chinchilla.runlock``, the same lock ``train_run`` takes), so a worker that finishes
+  a run takes the next unclaimed one, however many workers there are and whenever they started; none trains a run
+  another holds, and a run finished by another worker between the scan and the claim is seen under the claim and
+  skipped. A claim is released when its worker exits, however it exits (SIGKILL included; see ``runlock`` for
+  object stores), so a dead worker's run is claimed again by the next worker that reaches it. After its walk, a
+  worker tries once more the runs it found held; when every run left is held by other live workers, it stops
+  (it does not wait for them): the last worker to finish leaves the complete ``results.csv``.
+- ``worker``/``num_workers`` only name the worker in its log lines (``--worker``/``--num-workers``, or a SLURM
+  array or Kubernetes indexed job); they no longer split the plan, so any mix of counts trains every run once.
+- ``results.csv`` is rebuilt from all run directories after every run (``results.write_results_table``), by one
+  writer at a time on a local or NFS directory: no duplicate or torn row can appear, and the last rewrite sees
+  every finished run.
 - ``jobs``: several runs at once, in worker processes of one XLA thread each (``chinchilla.sweep.pool``): the same
-  losses, bitwise, for every number of jobs; each run is trained and recorded by ``run_one``, in a worker or (with
-  ``jobs=None``) in this process; only this process rewrites ``results.csv``.
-- ``worker``/``num_workers``: a deterministic split (longest-processing-time first on the planned FLOPs), so n
-  processes given the same plan and their own index train disjoint runs that together cover the plan.
+  losses, bitwise, for every number of jobs; each run is claimed, trained and recorded by ``run_one``, in a worker
+  or (with ``jobs=None``) in this process; only this process rewrites ``results.csv``.
+- Several JAX processes that train each run together (a multi-host slice: ``JAX_NUM_PROCESSES`` and the like, see
+  ``chinchilla.sharding``) form one worker: process 0 claims the next run and tells the others which, one run at a
+  time.
 
 A trainer is any ``train_fn(run: PlannedRun, run_dir: epath.Path) -> dict`` (the run's summary);
 ``train_planned_run`` is the real one, ``chinchilla.sweep.synthetic.SyntheticTrainer`` a fake for tests.
@@ -23,17 +34,20 @@ A trainer is any ``train_fn(run: PlannedRun, run_dir: epath.Path) -> dict`` (the
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import os
+import sys
 import time
 import traceback
 from concurrent.futures import as_completed
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from etils import epath
 
-from chinchilla import atomic
+from chinchilla import atomic, runlock
 from chinchilla.runlock import RunLockedError
 from chinchilla.sweep import store
-from chinchilla.sweep.pool import make_pool, resolve_jobs, stop_pool
+from chinchilla.sweep.pool import JOBS_AUTO, make_pool, resolve_jobs, stop_pool
 from chinchilla.sweep.plan import Plan, PlannedRun
 from chinchilla.sweep.results import run_status, write_results_table
 
@@ -42,14 +56,15 @@ TrainFn = Callable[[PlannedRun, epath.Path], dict]
 
 @dataclasses.dataclass(frozen=True)
 class SweepOutcome:
-    """What one ``run_sweep`` call did with the runs assigned to its worker."""
+    """What one ``run_sweep`` call (one worker) did."""
 
     trained: tuple[str, ...]
-    skipped: tuple[str, ...]
+    skipped: tuple[str, ...]  # finished or failed before, by another worker meanwhile, or held by another worker
     failed: tuple[str, ...]
-    assigned: int
+    claimed: int  # runs this worker claimed: trained or failed
     total: int
     wall_time_s: float
+    held_elsewhere: tuple[str, ...] = ()  # runs other workers were training when this one stopped
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -64,8 +79,9 @@ def train_planned_run(run: PlannedRun, run_dir: epath.Path, *, progress: bool = 
 
 
 def assign_runs(runs: Sequence[PlannedRun], num_workers: int) -> list[list[PlannedRun]]:
-    """Deterministic split of ``runs`` over ``num_workers``: largest planned FLOPs first, each to the worker with the
-    least work so far (ties to the lowest index); each worker's list keeps the plan's order."""
+    """A deterministic split of ``runs`` over ``num_workers`` (largest planned FLOPs first, each to the worker with
+    the least work so far; each list keeps the plan's order). ``run_sweep`` no longer uses it (workers claim runs
+    as they go); kept for planning who would do what."""
     if num_workers < 1:
         raise ValueError(f"num_workers={num_workers} must be at least 1")
     load = [0.0] * num_workers
@@ -88,10 +104,55 @@ def _remove_dead_temporaries(sweep_dir) -> None:
                 atomic.remove_dead_temporaries(run_dir)
 
 
+RESULTS_LOCK = "results.lock"
+
+
+def _write_results(sweep_dir: epath.Path) -> None:
+    """``write_results_table`` by one writer at a time (a blocking ``flock`` on ``results.lock``, local and NFS
+    directories), so that of several workers' rewrites the last one read every run finished before it."""
+    if "://" in str(sweep_dir):  # no kernel locks on object stores: each rewrite is whole, the last one wins
+        write_results_table(sweep_dir)
+        return
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with open(os.fspath(sweep_dir / RESULTS_LOCK), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks: write unserialised, as before
+            pass
+        write_results_table(sweep_dir)
+
+
+def _failure_mark(run_dir: epath.Path) -> str:
+    """What a failed run's record files hold now: a retry that failed again (under another worker) changes it."""
+    return "".join((run_dir / name).read_text() if (run_dir / name).exists() else "-"
+                   for name in (store.FAILURE_FILE, store.SUMMARY_FILE))
+
+
+_GROUP_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "CHINCHILLA_DISTRIBUTED",
+                    "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES", "TPU_PROCESS_ADDRESSES")
+
+
+def process_group() -> tuple[int, int]:
+    """(this process's index, the number of processes) of the JAX job this sweep runs in: (0, 1) for one process.
+    Starts ``jax.distributed`` where the environment asks for several processes (``chinchilla.sharding``); does not
+    import JAX when no variable that could ask for it is set."""
+    if "jax" not in sys.modules and not any(os.environ.get(name) for name in _GROUP_VARIABLES):
+        return 0, 1
+    from chinchilla import sharding
+
+    sharding.maybe_initialize_distributed()
+    import jax
+
+    if not jax.distributed.is_initialized():
+        return 0, 1
+    return jax.process_index(), jax.process_count()
+
+
 def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker: int = 0, num_workers: int = 1,
               retry_failed: bool = False, jobs: int | str | None = None,
               log: Callable[[str], None] | None = print) -> SweepOutcome:
-    """Train this worker's share of ``plan`` under ``sweep_dir/runs/<run_id>``, skipping finished runs.
+    """Train the runs of ``plan`` that no other worker has claimed, under ``sweep_dir/runs/<run_id>``, skipping
+    finished runs (see the module docstring for claims; ``worker``/``num_workers`` name this worker in the log).
 
     ``jobs``: None trains the runs one after another in this process (JAX's default threads); an int trains them
     in that many worker processes at once, each with a one-thread XLA backend (``chinchilla.sweep.pool``), so the
@@ -101,83 +162,165 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
     (workers are spawned: each imports the main module again)."""
     if not 0 <= worker < num_workers:
         raise ValueError(f"worker={worker} must lie in [0, num_workers={num_workers})")
+    explicit_jobs = jobs not in (None, JOBS_AUTO)
     jobs = resolve_jobs(jobs)
     train_fn = train_fn or train_planned_run
     sweep_dir = store.as_path(sweep_dir)
-    _remove_dead_temporaries(sweep_dir)
-    store.write_text_atomic(sweep_dir / store.PLAN_FILE, plan.to_json() + "\n")
-    mine = assign_runs(plan.runs, num_workers)[worker]
+    rank, processes = process_group()
+    if processes > 1:
+        if explicit_jobs and jobs != 1:
+            raise ValueError(f"jobs={jobs}: this process is one of {processes} JAX processes that train each run "
+                             "together, one run at a time; leave --jobs out")
+        jobs = None
+    writer = rank == 0
+    if writer:
+        _remove_dead_temporaries(sweep_dir)
+        store.write_text_atomic(sweep_dir / store.PLAN_FILE, plan.to_json() + "\n")
+    runs = list(plan.runs)
+    number = {run.run_id: index for index, run in enumerate(runs, 1)}
     start = time.time()
-    trained, skipped, failed = [], [], []
-    say = log or (lambda _: None)
-    todo = []
-    for index, run in enumerate(mine, 1):
+    trained: list[str] = []
+    skipped: list[str] = []
+    failed: list[str] = []
+    say = (log or (lambda _: None)) if writer else (lambda _: None)
+    me = f"worker {worker + 1} of {num_workers}: " if num_workers > 1 else ""
+
+    def tell(run: PlannedRun, message: str) -> None:
+        say(f"{me}[{number[run.run_id]}/{len(runs)}] {run.run_id}: {message}")
+
+    todo, marks = [], {}
+    for run in runs:
         run_dir = sweep_dir / store.RUNS_DIR / run.run_id
         status = run_status(run_dir)
         if status == "finished" or (status == "failed" and not retry_failed):
             skipped.append(run.run_id)
-            say(f"[{index}/{len(mine)}] {run.run_id}: {status}, skipped")
+            tell(run, f"{status}, skipped")
         else:
-            todo.append((index, run))
+            todo.append(run)
+            if status == "failed":
+                marks[run.run_id] = _failure_mark(run_dir)
 
-    def record(index: int, run: PlannedRun, result: RunResult) -> None:
-        (skipped if result.locked else trained if result.trained else failed).append(run.run_id)
-        say(f"[{index}/{len(mine)}] {run.run_id}: {result.message}")
-        write_results_table(sweep_dir)
+    def record(run: PlannedRun, result: RunResult) -> bool:
+        """Note a result; whether the run is held by another worker."""
+        if result.held:
+            tell(run, f"held by another worker ({result.message})")
+            return True
+        (trained if result.trained else failed if result.claimed else skipped).append(run.run_id)
+        tell(run, result.message)
+        if writer:
+            _write_results(sweep_dir)
+        return False
 
-    if jobs is None:
-        for index, run in todo:
-            say(f"[{index}/{len(mine)}] {run.run_id}: {run.model.name} {run.tokens:,} tokens {run.flops:.3g} FLOPs")
-            record(index, run, run_one(train_fn, run, sweep_dir, retry_failed))
-    elif todo:
-        say(f"{len(todo)} runs on {min(jobs, len(todo))} worker processes (one XLA thread each)")
-        with make_pool(min(jobs, len(todo))) as pool:
-            futures = {pool.submit(run_one, train_fn, run, str(sweep_dir), retry_failed): (index, run)
-                       for index, run in todo}
-            try:
-                for future in as_completed(futures):
-                    record(*futures[future], future.result())
-            except BaseException:  # e.g. KeyboardInterrupt or a dead worker: stop, the runs stay resumable
-                stop_pool(pool)
-                write_results_table(sweep_dir)
-                raise
-    order = {run.run_id: i for i, run in enumerate(mine)}
-    trained.sort(key=order.get)
-    failed.sort(key=order.get)
-    write_results_table(sweep_dir)
-    return SweepOutcome(trained=tuple(trained), skipped=tuple(skipped), failed=tuple(failed), assigned=len(mine),
-                        total=len(plan.runs), wall_time_s=time.time() - start)
+    held: list[PlannedRun] = []
+    pool = None
+    try:
+        while todo:
+            held = []
+            if processes > 1:
+                results = _lockstep_pass(train_fn, todo, sweep_dir, retry_failed, marks, rank)
+            elif jobs is None:
+                results = _sequential_pass(train_fn, todo, sweep_dir, retry_failed, marks, tell)
+            else:
+                if pool is None:
+                    say(f"{me}{len(todo)} runs on {min(jobs, len(todo))} worker processes (one XLA thread each)")
+                    pool = make_pool(min(jobs, len(todo)))
+                futures = {pool.submit(run_one, train_fn, run, str(sweep_dir), retry_failed,
+                                       marks.get(run.run_id)): run for run in todo}
+                results = ((futures[future], future.result()) for future in as_completed(futures))
+            for run, result in results:
+                if record(run, result):
+                    held.append(run)
+            if len(held) == len(todo):  # every run left is held by another live worker: stop, do not wait
+                break
+            todo = [run for run in runs if run in held]  # claims released meanwhile (a worker died) are taken now
+    except BaseException:  # e.g. KeyboardInterrupt or a dead pool worker: stop, the runs stay resumable
+        if pool is not None:
+            stop_pool(pool)
+            pool = None
+        if writer:
+            _write_results(sweep_dir)
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    skipped.extend(run.run_id for run in held)
+    if held:
+        say(f"{me}nothing left to claim: {len(held)} run(s) held by other workers "
+            f"({', '.join(run.run_id for run in held)}); this worker stops, they finish them")
+    order = {run.run_id: i for i, run in enumerate(runs)}
+    for names in (trained, failed, skipped):
+        names.sort(key=order.get)
+    if writer:
+        _write_results(sweep_dir)
+    return SweepOutcome(trained=tuple(trained), skipped=tuple(skipped), failed=tuple(failed),
+                        claimed=len(trained) + len(failed), total=len(runs), wall_time_s=time.time() - start,
+                        held_elsewhere=tuple(run.run_id for run in held))
 
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-    """What ``run_one`` did: ``trained`` (the run finished), ``locked`` (another process holds the run: skipped,
-    neither failed nor trained) and a one-line message for the log."""
+    """What ``run_one`` did: ``claimed`` the run (and ``trained`` it to the end, or it failed), found it ``held`` by
+    another worker, or neither (another worker finished it, or failed it again, before the claim); and a one-line
+    message for the log."""
 
     trained: bool
     message: str
-    locked: bool = False
+    held: bool = False
+    claimed: bool = True
 
 
-def run_one(train_fn: TrainFn, run: PlannedRun, sweep_dir, retry_failed: bool = False) -> RunResult:
-    """Train one run of a sweep under ``sweep_dir/runs/<run_id>`` and record the outcome there: its ``run.json``
-    first, then the trainer's files, or ``failure.json`` when the trainer raises (the sweep goes on). A failed run
-    is only handed here again with ``retry_failed``: its failure records are removed so that the trainer resumes
-    from its last good checkpoint. The same function runs in this process (``jobs=None``) and in worker processes."""
+def _settled(run_dir: epath.Path, retry_failed: bool, mark: str | None) -> str | None:
+    """Under the claim: why the run needs no training any more (another worker finished or failed it since this
+    worker's scan), or None."""
+    status = run_status(run_dir)
+    if status == "finished":
+        return "finished by another worker, skipped"
+    if status == "failed" and not (retry_failed and mark is not None and _failure_mark(run_dir) == mark):
+        return "failed under another worker, skipped"
+    return None
+
+
+def run_one(train_fn: TrainFn, run: PlannedRun, sweep_dir, retry_failed: bool = False,
+            failure_mark: str | None = None) -> RunResult:
+    """Claim one run of a sweep (``runlock.hold`` on ``sweep_dir/runs/<run_id>``), train it and record the outcome
+    there: its ``run.json`` first, then the trainer's files, or ``failure.json`` when the trainer raises (the sweep
+    goes on). A run another process holds is left alone (``held``); one that another worker finished or failed
+    since this worker looked is skipped. A failed run is retried only with ``retry_failed`` and the failure it had
+    when this worker looked (``failure_mark``): its failure records are removed so that the trainer resumes from
+    its last good checkpoint. The same function runs in this process (``jobs=None``) and in worker processes."""
     run_dir = store.as_path(sweep_dir) / store.RUNS_DIR / run.run_id
-    if retry_failed and run_status(run_dir) == "failed":
+    try:
+        claim = runlock.hold(run_dir, nested=True)
+        claim.__enter__()
+    except RunLockedError as error:
+        return RunResult(False, runlock.holder_text(error.holder), held=True, claimed=False)
+    try:
+        done = _settled(run_dir, retry_failed, failure_mark)
+        if done:
+            return RunResult(False, done, claimed=False)
+        return _train_claimed(train_fn, run, run_dir, retry_failed)
+    finally:
+        claim.__exit__(None, None, None)
+
+
+def _train_claimed(train_fn: TrainFn, run: PlannedRun, run_dir: epath.Path, retry_failed: bool,
+                   writer: bool = True) -> RunResult:
+    if writer and retry_failed and run_status(run_dir) == "failed":
         for name in (store.FAILURE_FILE, store.SUMMARY_FILE):
             if (run_dir / name).exists():
                 (run_dir / name).unlink()
-    store.write_json_atomic(run_dir / store.RUN_FILE, run.to_dict())
+    if writer:
+        store.write_json_atomic(run_dir / store.RUN_FILE, run.to_dict())
     run_start = time.time()
     try:
         summary = train_fn(run, run_dir)
-    except RunLockedError as error:  # another worker trains it: not ours to record, nor a failure
-        return RunResult(False, f"skipped: {error}", locked=True)
+    except RunLockedError as error:  # held after all (a trainer's own lock): not ours to record, nor a failure
+        return RunResult(False, runlock.holder_text(error.holder), held=True, claimed=False)
     except Exception as error:  # recorded; the sweep continues
-        store.write_json_atomic(run_dir / store.FAILURE_FILE, {
-            "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(), "time": time.time()})
+        if writer:
+            store.write_json_atomic(run_dir / store.FAILURE_FILE, {
+                "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(),
+                "time": time.time()})
         return RunResult(False, f"failed: {type(error).__name__}: {error}")
     if run_status(run_dir) != "finished":
         return RunResult(False, f"not finished: status {(summary or {}).get('status')!r}")
@@ -185,6 +328,60 @@ def run_one(train_fn: TrainFn, run: PlannedRun, sweep_dir, retry_failed: bool = 
     return RunResult(True, f"{run.model.name} {run.tokens:,} tokens {run.flops:.3g} FLOPs finished in "
                            f"{time.time() - run_start:.1f}s"
                      + (f", final train loss {loss:.4f}" if isinstance(loss, float) else ""))
+
+
+def _sequential_pass(train_fn: TrainFn, todo: Sequence[PlannedRun], sweep_dir: epath.Path, retry_failed: bool,
+                     marks: dict[str, str], tell: Callable[[PlannedRun, str], None]
+                     ) -> Iterator[tuple[PlannedRun, RunResult]]:
+    for run in todo:
+        tell(run, f"{run.model.name} {run.tokens:,} tokens {run.flops:.3g} FLOPs")
+        yield run, run_one(train_fn, run, sweep_dir, retry_failed, marks.get(run.run_id))
+
+
+def _lockstep_pass(train_fn: TrainFn, todo: Sequence[PlannedRun], sweep_dir: epath.Path, retry_failed: bool,
+                   marks: dict[str, str], rank: int) -> Iterator[tuple[PlannedRun, RunResult]]:
+    """One walk over ``todo`` by the processes of one JAX job: process 0 claims the next run it can and broadcasts
+    its position (-1: none left); every process then trains it (``train_fn`` runs its collectives in all of them),
+    process 0 under the claim and as the one writer of the sweep's files."""
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    position = 0
+    while True:
+        claim, chosen, passed = None, -1, []
+        if rank == 0:
+            while position < len(todo):
+                run = todo[position]
+                position += 1
+                run_dir = sweep_dir / store.RUNS_DIR / run.run_id
+                try:
+                    claim = runlock.hold(run_dir, nested=True)
+                    claim.__enter__()
+                except RunLockedError as error:
+                    claim = None
+                    passed.append((run, RunResult(False, runlock.holder_text(error.holder), held=True,
+                                                  claimed=False)))
+                    continue
+                done = _settled(run_dir, retry_failed, marks.get(run.run_id))
+                if done:
+                    claim.__exit__(None, None, None)
+                    claim = None
+                    passed.append((run, RunResult(False, done, claimed=False)))
+                    continue
+                chosen = position - 1
+                break
+        yield from passed
+        chosen = int(multihost_utils.broadcast_one_to_all(np.int32(chosen)))
+        if chosen < 0:
+            return
+        run = todo[chosen]
+        try:
+            result = _train_claimed(train_fn, run, sweep_dir / store.RUNS_DIR / run.run_id, retry_failed,
+                                    writer=rank == 0)
+        finally:
+            if claim is not None:
+                claim.__exit__(None, None, None)
+        yield run, result
 
 
 def plan_status(plan: Plan, sweep_dir) -> dict[str, list[str]]:
