@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import math
 import os
+import socket
+import sys
+import threading
+import time
 from typing import Any, Mapping
 
 import jax
@@ -263,11 +267,108 @@ def distributed_settings(environ: Mapping[str, str] | None = None) -> dict[str, 
     return settings
 
 
+ENV_TIMEOUT = "CHINCHILLA_DISTRIBUTED_TIMEOUT"
+DEFAULT_TIMEOUT_S = 300.0  # jax.distributed.initialize's own default
+TIMEOUT_GRACE_S = 60  # JAX's own limit lies this far past ours, so that ours (one line) ends the wait, not its abort
+
+
+def distributed_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds to wait for every process (and the coordinator) to join: ``CHINCHILLA_DISTRIBUTED_TIMEOUT``, else
+    300. Raises ValueError in one line for a value that is not a positive number of seconds."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(ENV_TIMEOUT, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{ENV_TIMEOUT}={environ[ENV_TIMEOUT]!r} must be a positive number of seconds (default "
+                         f"{DEFAULT_TIMEOUT_S:g})")
+    return value
+
+
+class _JoinWatch:
+    """While ``jax.distributed.initialize`` waits for the other processes (it releases the GIL), say every
+    ``interval`` seconds what is awaited; at ``timeout`` print one error line and exit with status 2, before JAX's
+    own limit would abort the process with a native stack trace ("another task died")."""
+
+    def __init__(self, settings: Mapping[str, Any], timeout: float, environ: Mapping[str, str],
+                 stream: Any = None, interval: float | None = None):
+        self.address = settings.get("coordinator_address") or environ.get(ENV_ADDRESS) or "the launcher's coordinator"
+        self.count, self.rank = settings.get("num_processes"), settings.get("process_id")
+        self.timeout = timeout
+        self.interval = interval or min(10.0, max(timeout / 3, 0.5))
+        self.stream = stream
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="chinchilla-distributed-join", daemon=True)
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.stream or sys.stderr, flush=True)
+
+    @property
+    def who(self) -> str:
+        rank = "?" if self.rank is None else self.rank
+        return f"process {rank} of {'?' if self.count is None else self.count}"
+
+    def _coordinator_answers(self) -> bool | None:
+        host, _, port = str(self.address).rpartition(":")
+        if not host or not port.isdigit():
+            return None
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                return True
+        except OSError:
+            return False
+
+    def _awaited(self) -> tuple[str, str]:
+        """(what this process waits for, the error if it never comes)."""
+        others = f"{self.count - 1} other process{'es' if self.count != 2 else ''}" if self.count else "the others"
+        fix = (f"start all {self.count or 'N'} processes with the same {ENV_ADDRESS} and {ENV_COUNT} and each its "
+               f"own {ENV_ID}, or set {ENV_COUNT}=1 for one process")
+        if self.rank == 0:
+            return (f"waiting for the {others} to join at {self.address}",
+                    f"the {others} did not join at {self.address}; {fix}")
+        if self._coordinator_answers() is False:
+            return (f"waiting for the coordinator (process 0) at {self.address}",
+                    f"the coordinator (process 0) at {self.address} did not answer; start process 0 there (or fix "
+                    f"{ENV_ADDRESS}: host and port reachable from this host)")
+        return (f"connected to {self.address}, waiting for every process to join",
+                f"not every process joined at {self.address}; {fix}")
+
+    def _watch(self) -> None:
+        start = time.monotonic()
+        self._say(f"{self.who}: joining the JAX distributed service at {self.address} (waiting up to "
+                  f"{self.timeout:g} s: {ENV_TIMEOUT})")
+        while not self.done.wait(min(self.interval, max(self.timeout - (time.monotonic() - start), 0))):
+            elapsed = time.monotonic() - start
+            waiting, error = self._awaited()
+            if elapsed >= self.timeout:
+                self._say(f"chinchilla: error: {self.who}: {error} (waited {self.timeout:g} s, {ENV_TIMEOUT})")
+                os._exit(2)
+            self._say(f"{self.who}: {waiting} ({elapsed:.0f} s of {self.timeout:g})")
+
+    def __enter__(self) -> "_JoinWatch":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.done.set()
+        self.thread.join()
+
+
 def maybe_initialize_distributed(environ: Mapping[str, str] | None = None) -> bool:
     """Call ``jax.distributed.initialize(**distributed_settings())`` when this process is one of several (see
     ``distributed_settings`` for the variables read). On CPU, cross-process collectives use gloo. Idempotent.
     Returns whether it initialised. Must run before any other JAX computation (JAX raises otherwise).
+
+    While it waits for the other processes it says so on stderr, every 10 s (a third of the limit if shorter); a
+    process or coordinator still missing after ``CHINCHILLA_DISTRIBUTED_TIMEOUT`` seconds (default 300) ends this
+    process with one error line and exit status 2 (JAX alone would abort with a native stack trace).
     Raises ValueError for a half-specified or malformed setup."""
+    environ = os.environ if environ is None else environ
+    timeout = distributed_timeout(environ)
     if jax.distributed.is_initialized():
         return False
     settings = distributed_settings(environ)
@@ -275,5 +376,6 @@ def maybe_initialize_distributed(environ: Mapping[str, str] | None = None) -> bo
         return False
     if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") in (None, "none"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # older JAX defaulted to "none"
-    jax.distributed.initialize(**settings)
+    with _JoinWatch(settings, timeout, environ):
+        jax.distributed.initialize(**settings, initialization_timeout=math.ceil(timeout) + TIMEOUT_GRACE_S)
     return True

@@ -90,7 +90,8 @@ def test_maybe_initialize_passes_the_settings_to_jax_once(monkeypatch):
     monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
     env = {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:8476", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}
     assert sharding.maybe_initialize_distributed(env) is True
-    assert calls == [{"coordinator_address": "127.0.0.1:8476", "num_processes": 2, "process_id": 1}]
+    assert calls == [{"coordinator_address": "127.0.0.1:8476", "num_processes": 2, "process_id": 1,
+                      "initialization_timeout": 300 + sharding.TIMEOUT_GRACE_S}]
     assert sharding.maybe_initialize_distributed({}) is False and len(calls) == 1
     monkeypatch.setattr(jax.distributed, "is_initialized", lambda: True)
     assert sharding.maybe_initialize_distributed(env) is False and len(calls) == 1
@@ -105,6 +106,47 @@ def test_the_train_command_refuses_a_half_specified_setup_in_one_line(tmp_path, 
     assert code == 2 and err.startswith("chinchilla train: error: half-specified multi-process setup")
     assert err.count("\n") == 1 and "JAX_NUM_PROCESSES, JAX_PROCESS_ID not" in err
     assert not (tmp_path / "run").exists()  # refused before anything was created
+
+
+@pytest.mark.parametrize("process_id, awaited, error", [
+    ("0", "waiting for the 1 other process to join at 127.0.0.1:{port}",
+     "the 1 other process did not join at 127.0.0.1:{port}; start all 2 processes with the same"),
+    ("1", "waiting for the coordinator (process 0) at 127.0.0.1:{port}",
+     "the coordinator (process 0) at 127.0.0.1:{port} did not answer; start process 0 there"),
+])
+def test_a_missing_peer_or_coordinator_is_one_line_after_the_stated_wait(tmp_path, process_id, awaited, error):
+    """Before: `train` printed nothing for 5 minutes (JAX's default), then aborted with a native stack trace and
+    "another task died". Now it says what it waits for, and ends with one line after CHINCHILLA_DISTRIBUTED_TIMEOUT."""
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if key not in TRIO}
+    env.update(JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
+               JAX_PROCESS_ID=process_id, CHINCHILLA_DISTRIBUTED_TIMEOUT="3")
+    done = subprocess.run([sys.executable, "-m", "chinchilla.cli", "train", "--model", "tiny-00004k", "--tokens", "2e4",
+                           "--out", str(tmp_path / "run"), "--quiet"], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert lines[0] == (f"process {process_id} of 2: joining the JAX distributed service at 127.0.0.1:{port} "
+                        "(waiting up to 3 s: CHINCHILLA_DISTRIBUTED_TIMEOUT)"), done.stderr
+    assert f"process {process_id} of 2: {awaited.format(port=port)} (1 s of 3)" in lines, done.stderr
+    assert lines[-1].startswith(f"chinchilla: error: process {process_id} of 2: {error.format(port=port)}")
+    assert lines[-1].endswith("(waited 3 s, CHINCHILLA_DISTRIBUTED_TIMEOUT)")
+    assert "Check failure" not in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()  # nothing was written
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "inf"])
+def test_a_bad_distributed_timeout_is_one_line(tmp_path, monkeypatch, capsys, value):
+    for key in TRIO:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CHINCHILLA_DISTRIBUTED_TIMEOUT", value)
+    with pytest.raises(ValueError, match=f"CHINCHILLA_DISTRIBUTED_TIMEOUT='{value}' must be a positive number"):
+        sharding.maybe_initialize_distributed()
+    code = cli.main(["train", "--model", "tiny-00004k", "--tokens", "2e4", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "CHINCHILLA_DISTRIBUTED_TIMEOUT=" in err
+    assert sharding.distributed_timeout({"CHINCHILLA_DISTRIBUTED_TIMEOUT": " 45 "}) == 45.0
+    assert sharding.distributed_timeout({}) == sharding.DEFAULT_TIMEOUT_S == 300
 
 
 def test_in_one_process_every_batch_row_is_this_processes_and_a_split_layout_is_refused():
