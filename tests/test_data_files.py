@@ -284,3 +284,22 @@ def test_a_run_on_files_trains_offline_on_only_its_tokens_and_a_second_run_reuse
     count = len(built)
     second = train_run(dataclasses.replace(config, seed=1), tmp_path / "b", progress=False)
     assert second["status"] == "finished" and len(built) == count  # the second run tokenised nothing
+
+
+def test_prepare_builds_what_a_sweep_needs_ahead_of_it(shards, cache_dir, monkeypatch, capsys):
+    from chinchilla.data.__main__ import main
+
+    monkeypatch.setattr(files, "UNIT_BYTES", 20_000)
+    name = names(shards)["txt"]
+    assert main(["prepare", "--dataset", name, "--tokens", "30000", "--eval-tokens", "2000", "--workers", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["train"]["tokens"] >= 30_000 and report["train"]["units"] < len(files.units(files.parse(name)))
+    assert report["eval"]["split"] == "validation" and report["eval"]["tokens"] >= 2_000
+    stats = token_cache.BuildStats()
+    sources.token_array(name, "train", tokenizers.ByteTokenizer(), need=30_000, stats=stats)
+    assert stats.units_built == 0  # the run finds it ready
+    assert main(["prepare", "--preset", "tiny_cpu", "--workers", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["dataset"] == "embedded" and report["train"]["tokens"] > 1e6
+    assert main(["prepare", "--dataset", f"files:{shards}/none/*.txt", "--tokens", "10"]) == 2
+    assert "matches no file" in capsys.readouterr().err
