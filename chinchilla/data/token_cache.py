@@ -37,6 +37,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -296,10 +297,12 @@ class Workers:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         env.setdefault("JAX_PLATFORMS", "cpu")  # workers never use JAX; never let one grab an accelerator
+        # stderr to a file, not a pipe: a worker logging more than a pipe holds (TFDS warnings) would block
+        self.logs = [tempfile.TemporaryFile(mode="w+") for _ in range(n)]
         self.processes = [subprocess.Popen([sys.executable, "-m", "chinchilla.data.tokenize_worker"], env=env,
-                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                           text=True, bufsize=1)
-                          for _ in range(n)]
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                                           bufsize=1)
+                          for log in self.logs]
 
     def run(self, tasks: list[dict]) -> list[dict]:
         n = len(self.processes)
@@ -313,12 +316,14 @@ class Workers:
                 line = process.stdout.readline()
                 if not line:
                     process.wait()
-                    tail = (process.stderr.read() or "").strip().splitlines()[-1:] or [""]
+                    self.logs[w].seek(0)
+                    tail = self.logs[w].read().strip().splitlines()[-1:] or [""]
+                    self.close(kill=True)
                     raise RuntimeError(f"a tokenizer worker (pid {process.pid}) exited with code "
                                        f"{process.returncode}: {tail[0]}")
                 answer = json.loads(line)
                 if "error" in answer:
-                    self.close()
+                    self.close(kill=True)  # the others' units are not needed any more
                     raise ValueError(answer["error"])
                 results[i] = answer["record"]
         return results
@@ -327,20 +332,26 @@ class Workers:
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes]
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """End the workers: they finish their current unit and exit, or with ``kill`` are killed (a unit cut
+        short leaves no marker and is rebuilt by whoever needs it)."""
         for process in self.processes:
+            if kill and process.poll() is None:
+                process.kill()
             try:
                 process.stdin.close()
             except OSError:
                 pass
         for process in self.processes:
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=None if kill else 600)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            for stream in (process.stdout, process.stderr):
-                stream.close()
+            process.stdout.close()
+        for log in self.logs:
+            log.close()
+        self.processes, self.logs = [], []
 
     def __enter__(self) -> Workers:
         return self
