@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="peak learning rate (default 3e-3)")
     parser.add_argument("--cycle-tokens", type=checks.count(1, 1e15, "a cycle length in tokens"),
                         help="cosine cycle length in tokens (default: the run's)")
-    parser.add_argument("--dataset", default="embedded", help="'embedded' (offline) or a prepared TFDS name")
+    parser.add_argument("--dataset", default="embedded",
+                        help="'embedded' (offline), 'files:GLOB[?text_key=NAME]' (your .txt/.jsonl/.parquet shards, "
+                             "docs/data.md) or a prepared TFDS name")
     parser.add_argument("--tokenizer", default="byte", help="'byte', 'sentencepiece:<vocab>' or a .model path")
     parser.add_argument("--data-dir", type=checks.directory(), help="data cache / TFDS data directory")
     parser.add_argument("--log-every", type=int, default=10, help="steps between metrics.jsonl lines")
