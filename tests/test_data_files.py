@@ -177,7 +177,7 @@ def test_sharded_tokens_index_like_their_concatenation():
              np.arange(10, 30, dtype=np.uint16)]
     whole = np.concatenate(parts)
     sharded = token_cache.ShardedTokens(parts)
-    assert len(sharded) == 30 and sharded.dtype == np.uint16 and sharded[8] == 8 and sharded[-1] == 29
+    assert len(sharded) == sharded.size == 30 and sharded.dtype == np.uint16 and sharded[8] == 8 and sharded[-1] == 29
     index = np.array([[0, 5, 6], [6, 7, 8], [9, 10, 29]])
     np.testing.assert_array_equal(sharded[index], whole[index])
     np.testing.assert_array_equal(sharded[5:12], whole[5:12])

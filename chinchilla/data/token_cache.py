@@ -109,6 +109,12 @@ class ShardedTokens(Sequence):
     def shape(self) -> tuple[int]:
         return (len(self),)
 
+    @property
+    def size(self) -> int:
+        return len(self)
+
+    ndim = 1
+
     def shards(self) -> list[np.ndarray]:
         return list(self._arrays)
 
