@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import time
 import warnings
@@ -180,3 +181,71 @@ def append_jsonl(path: Any, rows: list[dict]) -> None:
     if rows:
         with epath.Path(path).open("a") as handle:
             handle.write("".join(json.dumps(row) + "\n" for row in rows))
+
+
+# -- live metrics: TensorBoard event files ------------------------------------------------------------------------
+
+ENV_TENSORBOARD = "CHINCHILLA_TENSORBOARD"
+TENSORBOARD_DIR = "tensorboard"  # under the run directory
+TENSORBOARD_SCALARS = ("loss", "eval_loss", "lr", "grad_norm", "tokens_per_s", "mfu", "step_time")
+TENSORBOARD_INSTALL = "pip install 'chinchilla-scaling[tensorboard]' (or: pip install tensorboardX)"
+_OFF = ("", "0", "off", "false", "no")
+_ON = ("1", "on", "true", "yes")
+
+
+def tensorboard_dir(run_dir: Any, environ: Any = None) -> epath.Path | None:
+    """Where a run's TensorBoard event files go, from ``CHINCHILLA_TENSORBOARD``: unset, ``0`` or ``off``: nowhere
+    (None); ``1`` or ``on``: ``<run_dir>/tensorboard``; any other value is a directory: ``<it>/<run name>``, so that
+    one ``tensorboard --logdir`` shows every run of a sweep side by side."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(ENV_TENSORBOARD, "").strip()
+    if value.lower() in _OFF:
+        return None
+    run_dir = epath.Path(run_dir)
+    if value.lower() in _ON:
+        return run_dir / TENSORBOARD_DIR
+    return epath.Path(value) / run_dir.name
+
+
+def require_tensorboard(what: str = f"{ENV_TENSORBOARD}") -> None:
+    """ValueError in one line, naming the pip command, when ``tensorboardX`` cannot be imported."""
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        raise ValueError(f"{what} writes TensorBoard event files, which needs tensorboardX: "
+                         f"{TENSORBOARD_INSTALL}") from None
+
+
+class ScalarWriter:
+    """Each metrics.jsonl row's numbers as TensorBoard scalars of the same names (``TENSORBOARD_SCALARS``), at the
+    row's step: loss, eval_loss, lr, grad_norm, tokens_per_s, mfu, step_time. Missing or non-finite values are left
+    out. Flushed after every batch of rows, so a running job's curves are live."""
+
+    def __init__(self, logdir: epath.Path, purge_step: int | None = None):
+        require_tensorboard(f"{ENV_TENSORBOARD}={os.environ.get(ENV_TENSORBOARD, '')!r}")
+        from tensorboardX import SummaryWriter
+
+        self.logdir = logdir
+        self.writer = SummaryWriter(logdir=os.fspath(logdir), purge_step=purge_step)
+
+    def write(self, rows: list[dict]) -> None:
+        for row in rows:
+            for name in TENSORBOARD_SCALARS:
+                value = row.get(name)
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    self.writer.add_scalar(name, value, global_step=row["step"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def tensorboard_writer(run_dir: Any, resumed_from: int | None = None) -> ScalarWriter | None:
+    """A ``ScalarWriter`` for the run in ``run_dir`` when ``CHINCHILLA_TENSORBOARD`` asks for one and this is
+    process 0 (the one writer of a run's files), else None. ``resumed_from``: the checkpoint step a resumed run
+    starts after; the events of later steps, which the run logs again, are purged from view. Raises ValueError (one
+    line, naming the pip command) when asked for without tensorboardX installed."""
+    logdir = tensorboard_dir(run_dir)
+    if logdir is None or jax.process_index() != 0:
+        return None
+    return ScalarWriter(logdir, purge_step=None if resumed_from is None else resumed_from + 1)
