@@ -128,6 +128,7 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     metrics_path = out / "metrics.jsonl"
     restored = checkpointer.restore_latest(trainer.abstract_state)  # skips (and warns about) incomplete steps
     latest = None if restored is None else restored[0]
+    live = metrics.tensorboard_writer(out, resumed_from=latest)  # CHINCHILLA_TENSORBOARD: process 0's event files
     if latest is None:
         state = trainer.init_state()
         meta = {"wall_time_s": 0.0, "recent_losses": [], "eval_loss": None}
@@ -186,6 +187,8 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
                 reason = f"non-finite loss {losses[good]} at step {step + good + 1}"
                 if jax.process_index() == 0:
                     metrics.append_jsonl(metrics_path, rows)
+                if live:
+                    live.write(rows)
                 break
             previous, step = step, step + k
             if step == total_steps or _crossed(previous, step, config.eval_every):
@@ -197,6 +200,8 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
                                  "eval_loss": eval_loss})
             if jax.process_index() == 0:
                 metrics.append_jsonl(metrics_path, rows)
+            if live:
+                live.write(rows)
             if step == total_steps or _crossed(previous, step, config.checkpoint_every):
                 meta = {"data": dispatch_data_state, "recent_losses": list(recent), "eval_loss": eval_loss,
                         "wall_time_s": elapsed_before + time.perf_counter() - session_start}
@@ -206,6 +211,8 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
             bar.set_postfix(loss=f"{float(np.mean(losses)):.4f}")
     finally:
         bar.close()
+        if live:
+            live.close()
         checkpointer.wait()
         checkpointer.close()
 
