@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "preset's)")
     _preset_arguments(sweep)
     _worker_arguments(sweep)
+    _live_arguments(sweep)
     sweep.add_argument("--json", action="store_true", help="print the plan or outcome as JSON")
     sweep.set_defaults(func=run_sweep_command)
 
@@ -68,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="the sweep directory (local or gs://)")
     _preset_arguments(reproduce)
     _worker_arguments(reproduce)
+    _live_arguments(reproduce)
     reproduce.add_argument("--progress", action="store_true", help="a progress bar per run")
     reproduce.add_argument("--json", action="store_true", help="print summary.json at the end")
     reproduce.add_argument("--compare-datasets", nargs="+", metavar="DATASET",
@@ -102,6 +104,26 @@ def _worker_arguments(parser: argparse.ArgumentParser) -> None:
                              "time on an accelerator")
 
 
+def _live_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tensorboard", nargs="?", const="1", metavar="DIR",
+                        help="also write each run's per-step metrics as TensorBoard event files: under "
+                             "OUT/runs/<run_id>/tensorboard, or DIR/<run_id> when DIR is given (sets "
+                             "CHINCHILLA_TENSORBOARD; needs the tensorboard extra: pip install "
+                             "'chinchilla-scaling[tensorboard]')")
+
+
+def _start_live_metrics(args: argparse.Namespace) -> None:
+    """--tensorboard: check that tensorboardX imports, then ask every run (in worker processes too) for events."""
+    if not args.tensorboard:
+        return
+    import os
+
+    from chinchilla.metrics import ENV_TENSORBOARD, require_tensorboard
+
+    require_tensorboard("--tensorboard")
+    os.environ[ENV_TENSORBOARD] = args.tensorboard
+
+
 def run_sweep_command(args: argparse.Namespace) -> int:
     from chinchilla import reproduce
     from chinchilla.cli.output import print_json
@@ -120,6 +142,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         if not args.out:
             raise ValueError("--head-to-head needs --out, a finished sweep of the preset")
         if not args.plan_only:
+            _start_live_metrics(args)
             run_head_to_head(preset, args.out, args.head_to_head)
             return 0
         plan = plan_head_to_head(preset, args.out, args.head_to_head)[0]
@@ -145,6 +168,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         raise ValueError(f"preset {preset.name!r} is a plan only; use --plan-only")
     out = args.out.rstrip("/") + "/lr_check" if args.lr_check else args.out
     worker, num_workers = _worker_identity(args)
+    _start_live_metrics(args)
     if not args.lr_check:
         from chinchilla.sweep import store
 
@@ -181,8 +205,9 @@ def _check_sweep_flags(args: argparse.Namespace) -> None:
                                       ("--next-budget", args.next_budget)) if given]
     if len(modes) > 1:
         raise ValueError(f"{modes[1]} would be ignored: {modes[0]} is a different sweep; give one of them")
-    if args.plan_only and _worker_flags(args):
-        raise ValueError(f"{_worker_flags(args)[0]} would be ignored: --plan-only trains nothing")
+    if args.plan_only and (_worker_flags(args) or args.tensorboard):
+        raise ValueError(f"{(_worker_flags(args) or ['--tensorboard'])[0]} would be ignored: --plan-only trains "
+                         "nothing")
     if args.head_to_head and not args.plan_only and (_worker_flags(args) or args.json):
         raise ValueError(f"{(_worker_flags(args) or ['--json'])[0]} would be ignored: --head-to-head trains its "
                          "runs in one process and prints its comparison")
@@ -258,6 +283,7 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
                          "one host (--jobs runs at a time)")
     preset = _load(args)
     log = _log(args)
+    _start_live_metrics(args)
     if args.compare_datasets:
         from chinchilla.data_compare import compare_datasets
 
