@@ -140,3 +140,44 @@ def test_the_full_appendix_f_count_differs_from_xla_by_exactly_the_embedding_mat
     appendix_f = 2 * flops.training_flops_per_sequence(config)
     assert appendix_f - embedding_training_flops == pytest.approx(xla, rel=0.01)
     assert appendix_f > 1.5 * xla
+
+
+@pytest.mark.parametrize("impl", ["splash", "blocked"])
+def test_the_decoder_runs_every_attention_implementation_on_cpu_with_the_reference_loss_and_gradients(impl):
+    """splash runs its Pallas TPU kernel in interpret mode off TPU; blocked is the pure-JAX query-blocked form."""
+    tokens = jax.random.randint(jax.random.key(2), (2, SMALL.seq_len + 1), 0, SMALL.vocab_size)
+    reference = model.Decoder(SMALL, rngs=nnx.Rngs(0), attention_impl="xla")
+    other = model.Decoder(SMALL, rngs=nnx.Rngs(0), attention_impl=impl)
+    assert other.attention_impl == impl
+    graphdef, params = nnx.split(reference, nnx.Param)
+    other_graphdef, _ = nnx.split(other, nnx.Param)
+
+    def loss(graph, p):
+        return model.loss_fn(nnx.merge(graph, p), tokens)
+
+    ref_loss, ref_grads = jax.value_and_grad(lambda p: loss(graphdef, p))(params)
+    got_loss, got_grads = jax.value_and_grad(lambda p: loss(other_graphdef, p))(params)
+    assert abs(float(got_loss) - float(ref_loss)) < 1e-5
+    for a, b in zip(jax.tree.leaves(got_grads), jax.tree.leaves(ref_grads)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
+def test_the_chunked_loss_equals_the_cross_entropy_of_the_whole_logits():
+    decoder = model.Decoder(SMALL, rngs=nnx.Rngs(0))
+    tokens = jax.random.randint(jax.random.key(4), (3, SMALL.seq_len + 1), 0, SMALL.vocab_size)
+    whole = model.cross_entropy(decoder(tokens[:, :-1]), tokens[:, 1:])
+    assert float(model.loss_fn(decoder, tokens)) == pytest.approx(float(whole), abs=1e-6)
+
+
+@pytest.mark.parametrize("remat", ["none", "full", "dots"])
+def test_remat_policies_and_unrolled_layers_leave_the_loss_and_gradients_unchanged(remat):
+    tokens = jax.random.randint(jax.random.key(5), (2, SMALL.seq_len + 1), 0, SMALL.vocab_size)
+    graphdef, params = nnx.split(model.Decoder(SMALL, rngs=nnx.Rngs(0)), nnx.Param)
+    ref = jax.jit(jax.value_and_grad(lambda p: model.loss_fn(nnx.merge(graphdef, p), tokens)))(params)
+    for scan in (True, False):
+        other, _ = nnx.split(model.Decoder(SMALL, rngs=nnx.Rngs(0), remat=remat, scan_layers=scan), nnx.Param)
+        got = jax.jit(jax.value_and_grad(lambda p: model.loss_fn(nnx.merge(other, p), tokens)))(params)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-6)
+    with pytest.raises(ValueError, match="remat='some' is not one of"):
+        model.Decoder(SMALL, rngs=nnx.Rngs(0), remat="some")
