@@ -177,3 +177,50 @@ def test_colab_tpu_recipe_trains_and_evaluates_with_tiny_stand_ins(bucket, cache
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "eval_loss" in r] == [10, 20]
     assert np.isfinite([r["loss"] for r in rows]).all()
+
+
+def test_two_real_processes_share_process_zeros_tokenizer_without_a_shared_cache(tmp_path):
+    """Two JAX processes (local coordinator, CPU), each with its own cache root: process 0 trains, process 1 gets
+    the same model through the broadcast and never trains."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import textwrap
+
+    shard = tmp_path / "d" / "a.jsonl"
+    shard.parent.mkdir()
+    shard.write_text("".join(json.dumps(d) + "\n" for _, d in _verses(0, 3000)))
+    script = tmp_path / "host.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, sys
+        from chinchilla import sharding
+        sharding.maybe_initialize_distributed()
+        import jax
+        from chinchilla import data
+        from chinchilla.data import tokenizers
+        if jax.process_index() == 1:
+            def no_training(*args, **kwargs):
+                raise AssertionError("process 1 trained a tokenizer")
+            tokenizers.train_sentencepiece = no_training
+        tok = data.get_tokenizer("sentencepiece:400", dataset="files:{shard.parent}/*.jsonl",
+                                 process_index=jax.process_index(), process_count=jax.process_count())
+        print(json.dumps({{"process": jax.process_index(), "fingerprint": tok.fingerprint,
+                          "file": str(tok.model_file)}}))
+    """))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    runs = []
+    for process in range(2):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+               "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(process),
+               "CHINCHILLA_DATA_DIR": str(tmp_path / f"cache{process}")}
+        runs.append(subprocess.Popen([sys.executable, str(script)], env=env, cwd=root, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True))
+    outputs = [run.communicate(timeout=180) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert reports[0]["fingerprint"] == reports[1]["fingerprint"]
+    assert reports[1]["file"].startswith(str(tmp_path / "cache1"))  # its own copy, in its own cache
