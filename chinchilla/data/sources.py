@@ -62,9 +62,9 @@ def _unavailable(dataset: str, data_dir, error: Exception) -> ValueError:
         first_line = first_line[:157] + "..."
     return ValueError(
         f"dataset={dataset!r} is not available in {where} ({type(error).__name__}: {first_line}). Use 'embedded', "
-        f"'embedded/shakespeare' or 'embedded/kjv' offline, or prepare the TFDS data set first, where there is "
-        f"network access: `tfds build {dataset} --data_dir DIR --file_format array_record`, then pass "
-        f"data_dir=DIR")
+        f"'embedded/shakespeare' or 'embedded/kjv' offline, files:GLOB for your own .txt/.jsonl/.parquet shards "
+        f"(docs/data.md), or prepare the TFDS data set first, where there is network access: `tfds build "
+        f"{dataset} --data_dir DIR --file_format array_record`, then pass data_dir=DIR")
 
 
 def documents(dataset: str, split: str, *, data_dir=None, text_key: str = "text") -> Sequence[bytes]:
