@@ -47,11 +47,15 @@ ROTARY_BASE = 10_000.0
 RMS_EPS = 1e-6
 
 
-def _param(rngs: nnx.Rngs, shape: tuple[int, ...], stddev: float, axes: tuple[str | None, ...]) -> nnx.Param:
-    """A float32 matrix drawn from a normal truncated at 2 standard deviations, with its logical axis names."""
+def _normal(rngs: nnx.Rngs, shape: tuple[int, ...], stddev: float) -> jax.Array:
+    """A float32 array drawn from a normal truncated at 2 standard deviations, with standard deviation ``stddev``."""
     # truncated_normal(-2, 2) has variance 0.7737; rescale so the stddev is the one asked for.
-    value = jax.random.truncated_normal(rngs.params(), -2.0, 2.0, shape, jnp.float32) * (stddev / 0.87962566)
-    return nnx.Param(value, logical_axes=axes)
+    return jax.random.truncated_normal(rngs.params(), -2.0, 2.0, shape, jnp.float32) * (stddev / 0.87962566)
+
+
+def _param(rngs: nnx.Rngs, shape: tuple[int, ...], stddev: float, axes: tuple[str | None, ...]) -> nnx.Param:
+    """A float32 matrix drawn by ``_normal``, with its logical axis names."""
+    return nnx.Param(_normal(rngs, shape, stddev), logical_axes=axes)
 
 
 class RMSNorm(nnx.Module):
@@ -109,13 +113,21 @@ class Blocks(nnx.Module):
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         L, d, h, k, f = config.n_layers, config.d_model, config.n_heads, config.kv_size, config.ffw_size
+        # (shape, stddev, logical axes) of each layer's matrices; residual-branch outputs start smaller with depth
+        # (GPT-2's 1/sqrt(2 * n_layers))
+        matrices = {"qkv": ((3, d, h, k), 1.0 / math.sqrt(d), ("qkv", "embed", "heads", "kv")),
+                    "out": ((h, k, d), 1.0 / math.sqrt(h * k * 2 * L), ("heads", "kv", "embed")),
+                    "w_in": ((d, f), 1.0 / math.sqrt(d), ("embed", "mlp")),
+                    "w_out": ((f, d), 1.0 / math.sqrt(f * 2 * L), ("mlp", "embed"))}
+        # drawn layer by layer, in this order, then stacked: the same initial values as one module per layer had
+        drawn = {name: [] for name in matrices}
+        for _ in range(L):
+            for name, (shape, stddev, _) in matrices.items():
+                drawn[name].append(_normal(rngs, shape, stddev))
+        for name, (_, _, axes) in matrices.items():
+            setattr(self, name, nnx.Param(jnp.stack(drawn[name]), logical_axes=("layers", *axes)))
         self.attention_norm = nnx.Param(jnp.ones((L, d), jnp.float32), logical_axes=("layers", "norm"))
-        self.qkv = _param(rngs, (L, 3, d, h, k), 1.0 / math.sqrt(d), ("layers", "qkv", "embed", "heads", "kv"))
-        # Residual-branch outputs start smaller with depth (GPT-2's 1/sqrt(2 * n_layers)).
-        self.out = _param(rngs, (L, h, k, d), 1.0 / math.sqrt(h * k * 2 * L), ("layers", "heads", "kv", "embed"))
         self.dense_norm = nnx.Param(jnp.ones((L, d), jnp.float32), logical_axes=("layers", "norm"))
-        self.w_in = _param(rngs, (L, d, f), 1.0 / math.sqrt(d), ("layers", "embed", "mlp"))
-        self.w_out = _param(rngs, (L, f, d), 1.0 / math.sqrt(f * 2 * L), ("layers", "mlp", "embed"))
 
     def stacked(self) -> dict[str, jax.Array]:
         """The parameters as arrays [n_layers, ...], keyed by name (what ``block`` takes one slice of)."""
