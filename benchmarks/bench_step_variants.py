@@ -1,70 +1,76 @@
-"""A/B of train-step variants of the model (issue 11: fused QKV, jax.nn.dot_product_attention, one-hot cross-entropy)
-against the model as it is: each variant patched in, compiled into the real ``Trainer`` program (16 steps per
-dispatch, batch 8 x 128), then timed in interleaved rounds in one process; the speed-up is the median of paired
-ratios (so load from other processes hits both alike). None of these variants was kept (BENCHMARKS.md).
+"""A/B of train-step variants of the model (issue 11: fused QKV, jax.nn.dot_product_attention) against the model as
+it is: each variant patched in, compiled into the real ``Trainer`` program (16 steps per dispatch, batch 8 x 128,
+layers scanned), then timed in interleaved rounds in one process; the speed-up is the median of paired ratios (so
+load from other processes hits both alike). None of these variants was kept (BENCHMARKS.md).
 
-    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/bench_step_variants.py tiny-00025k base,fused,dpa,fused_dpa,onehot 15
+Variants: ``base`` (the model as it is), ``fused`` (Q, K, V from one (d, 3hk) matmul: ``chinchilla.model.block``
+replaced), ``dpa`` (the "xla" attention replaced by ``jax.nn.dot_product_attention(implementation="xla")``),
+``fused_dpa`` (both), ``blocked`` (``attention_impl="blocked"``, the query-chunked attention of
+``chinchilla.attention``, a config setting rather than a patch). Since the stacked-layer change (issue 15) the
+attention is the function ``chinchilla.attention.causal_attention`` called from ``chinchilla.model.block``, so the
+patches replace those two names; the former ``onehot`` variant (a one-hot cross-entropy over the whole logits) was
+removed: the loss is now ``chinchilla.chunked_loss`` and never forms the whole logits.
+
+    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/bench_step_variants.py tiny-00025k base,fused,dpa,fused_dpa,blocked 15
 """
-import sys, time, statistics, math, contextlib
-import jax, jax.numpy as jnp, numpy as np
-from chinchilla import model as M, zoo
+import contextlib
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from chinchilla import attention as A
+from chinchilla import model as M
+from chinchilla import zoo
 from chinchilla.step import Trainer
 from chinchilla.train_config import TrainConfig
 
-orig_attn_call = M.Attention.__call__
-orig_ce = M.cross_entropy
-
-def fused_qkv(attention):
-    """An Attention.__call__ with Q, K and V from one (d, 3hk) matmul, then ``attention(q, k, v)``."""
-
-    def call(self, x_btd):
-        d = x_btd.shape[-1]
-        qkv = self.qkv[...].astype(self.compute_dtype)
-        three, _, h, k = qkv.shape
-        w = jnp.transpose(qkv, (1, 0, 2, 3)).reshape(d, 3 * h * k)
-        y = (x_btd @ w).reshape(*x_btd.shape[:2], 3, h, k)
-        q, kk, v = y[:, :, 0], y[:, :, 1], y[:, :, 2]
-        q, kk = M.rotary(q), M.rotary(kk)
-        o = attention(q, kk, v)
-        return jnp.einsum("bthk,hkd->btd", o, self.out[...].astype(self.compute_dtype))
-
-    return call
+orig_block = M.block
+orig_attention = A.causal_attention
 
 
-attn_fused = fused_qkv(M.causal_attention)
-attn_fused_dpa = fused_qkv(lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=True,
-                                                                        implementation="xla"))
+def block_fused(layer, x_btd, *, compute_dtype, attention_impl):
+    """``chinchilla.model.block`` with Q, K and V from one (d, 3hk) matmul."""
+    qkv = layer["qkv"].astype(compute_dtype)
+    three, d, h, k = qkv.shape
+    w = jnp.transpose(qkv, (1, 0, 2, 3)).reshape(d, three * h * k)
+    h_btd = M.rms_norm(x_btd, layer["attention_norm"])
+    y = (h_btd @ w).reshape(*x_btd.shape[:2], three, h, k)
+    q, kk, v = y[:, :, 0], y[:, :, 1], y[:, :, 2]
+    q, kk = M.rotary(q), M.rotary(kk)
+    o = A.causal_attention(q, kk, v, attention_impl)
+    x_btd = x_btd + jnp.einsum("bthk,hkd->btd", o, layer["out"].astype(compute_dtype))
+    h_btd = M.rms_norm(x_btd, layer["dense_norm"])
+    return x_btd + jax.nn.gelu(h_btd @ layer["w_in"].astype(compute_dtype)) @ layer["w_out"].astype(compute_dtype)
 
 
-def attn_dpa(self, x_btd):
-    qkv = self.qkv[...].astype(self.compute_dtype)
-    q, k, v = (jnp.einsum("btd,dhk->bthk", x_btd, qkv[i]) for i in range(3))
-    q, k = M.rotary(q), M.rotary(k)
-    y = jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation="xla")
-    return jnp.einsum("bthk,hkd->btd", y, self.out[...].astype(self.compute_dtype))
+def attention_dpa(q, k, v, impl="xla", **kwargs):
+    if impl != "xla":
+        return orig_attention(q, k, v, impl, **kwargs)
+    return jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation="xla")
 
-
-def ce_onehot(logits, targets):
-    log_z = jax.nn.logsumexp(logits, axis=-1)
-    tgt = jnp.sum(logits * jax.nn.one_hot(targets, logits.shape[-1], dtype=logits.dtype), axis=-1)
-    return jnp.mean(log_z - tgt)
 
 VARIANTS = {
     "base": {},
-    "fused": {"attn": attn_fused},
-    "dpa": {"attn": attn_dpa},
-    "fused_dpa": {"attn": attn_fused_dpa},
-    "onehot": {"ce": ce_onehot},
+    "fused": {"block": block_fused},
+    "dpa": {"attention": attention_dpa},
+    "fused_dpa": {"block": block_fused, "attention": attention_dpa},
+    "blocked": {"config": {"attention_impl": "blocked"}},
 }
 
+
 @contextlib.contextmanager
-def patched(v):
-    M.Attention.__call__ = v.get("attn", orig_attn_call)
-    M.cross_entropy = v.get("ce", orig_ce)
+def patched(variant):
+    M.block = variant.get("block", orig_block)
+    A.causal_attention = variant.get("attention", orig_attention)
     try:
         yield
     finally:
-        M.Attention.__call__ = orig_attn_call; M.cross_entropy = orig_ce
+        M.block, A.causal_attention = orig_block, orig_attention
+
 
 def main():
     name = sys.argv[1]; names = sys.argv[2].split(","); rounds = int(sys.argv[3])
@@ -73,8 +79,11 @@ def main():
     rng = np.random.default_rng(0)
     batches = rng.integers(0, 256, (k, 8, 129)).astype(np.int32)
     for vn in names:
-        with patched(VARIANTS[vn]):
-            cfg = TrainConfig(model=zoo.get_model(name), tokens=10**9, batch_size=8, steps_per_dispatch=k)
+        variant = VARIANTS[vn]
+        with patched(variant):
+            settings = {"attention_impl": "xla", **variant.get("config", {})}
+            cfg = TrainConfig(model=zoo.get_model(name), tokens=10**9, batch_size=8, steps_per_dispatch=k,
+                              **settings)
             tr = Trainer(cfg); tr.compiled_step(); st = tr.init_state()
             st, out = tr.train(st, batches); l = np.asarray(out["loss"])
             progs[vn] = [tr, st, l]
@@ -90,4 +99,7 @@ def main():
         ratios = sorted(x / y for x, y in zip(b, times[vn]))
         print(f"{name} {vn:>10}: {8*128*k/statistics.median(times[vn]):>9,.0f} tok/s  speedup vs {names[0]} {statistics.median(ratios):.3f} "
               f"(IQR {ratios[len(ratios)//4]:.2f}-{ratios[3*len(ratios)//4]:.2f})  maxlossdiff {np.max(np.abs(progs[vn][2]-base_l)):.2g}", flush=True)
-main()
+
+
+if __name__ == "__main__":
+    main()

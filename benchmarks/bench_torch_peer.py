@@ -4,10 +4,12 @@ The peer (issue 11): the same decoder written in PyTorch (pre-norm RMSNorm, fuse
 softmax attention through ``F.scaled_dot_product_attention(is_causal=True)``, tanh-GELU MLP, untied head, mean
 cross-entropy), ``torch.compile``d, trained with global-norm clipping and fused AdamW (decoupled weight decay on
 matrices only, the same schedule values), ``torch.set_num_threads(2)``. It starts from *our* initial parameters
-(copied from ``chinchilla.step.Trainer.init_state``), and the script checks that both compute the same loss on the
-same batch (``--loss-tolerance``, default 1e-6 relative) and the same losses over the first training steps, before
+(copied from ``chinchilla.step.Trainer.init_state``; our layers' parameters are stacked on a leading layer axis,
+``params["blocks"][name][i]``, and sliced per layer for the peer), and the script checks that both compute the
+same loss on the same batch (``--loss-tolerance``, default 1e-6 relative) and the same losses over the first training steps, before
 timing anything.
 
+Ours is the default step (layers scanned, remat "none", the whole batch in one pass, chunked loss).
 Timing: per model, ``--rounds`` rounds of [one dispatch of ours (``steps_per_dispatch`` = 16 optimizer steps, the
 program ``train_run`` uses); the same number of peer steps], back to back, after warm-up; medians; the ratio is
 peer tokens/s / our tokens/s (below 1.0: we are faster). Both train batch 8 x 128 random tokens. The machine is
@@ -49,16 +51,17 @@ def build_peer(config, params: dict, torch):
             self.embedding = t(params["embedding"])
             self.head = t(params["head"])
             self.final_norm = t(params["final_norm"]["scale"])
-            blocks = [params["blocks"][i] for i in range(m.n_layers)]
-            # Fused QKV as one (d, 3*h*k) matrix: ours is (3, d, h, k).
+            blocks = params["blocks"]  # stacked: each [n_layers, ...] (chinchilla.model.Blocks)
+            layers = range(m.n_layers)
+            # Fused QKV as one (d, 3*h*k) matrix: ours is (3, d, h, k) per layer.
             self.qkv = torch.nn.ParameterList(
-                [t(np.asarray(b["attention"]["qkv"]).transpose(1, 0, 2, 3).reshape(m.d_model, -1)) for b in blocks])
-            self.out = torch.nn.ParameterList(
-                [t(np.asarray(b["attention"]["out"]).reshape(-1, m.d_model)) for b in blocks])
-            self.norm1 = torch.nn.ParameterList([t(b["attention_norm"]["scale"]) for b in blocks])
-            self.norm2 = torch.nn.ParameterList([t(b["dense_norm"]["scale"]) for b in blocks])
-            self.w_in = torch.nn.ParameterList([t(b["dense"]["w_in"]) for b in blocks])
-            self.w_out = torch.nn.ParameterList([t(b["dense"]["w_out"]) for b in blocks])
+                [t(np.asarray(blocks["qkv"][i]).transpose(1, 0, 2, 3).reshape(m.d_model, -1)) for i in layers])
+            self.out = torch.nn.ParameterList([t(np.asarray(blocks["out"][i]).reshape(-1, m.d_model))
+                                               for i in layers])
+            self.norm1 = torch.nn.ParameterList([t(blocks["attention_norm"][i]) for i in layers])
+            self.norm2 = torch.nn.ParameterList([t(blocks["dense_norm"][i]) for i in layers])
+            self.w_in = torch.nn.ParameterList([t(blocks["w_in"][i]) for i in layers])
+            self.w_out = torch.nn.ParameterList([t(blocks["w_out"][i]) for i in layers])
             half = m.kv_size // 2
             inv_freq = ROTARY_BASE ** (-torch.arange(half, dtype=torch.float32) / half)
             angle = torch.arange(m.seq_len, dtype=torch.float32)[:, None] * inv_freq[None, :]

@@ -9,45 +9,86 @@ on a shared machine affects numerator and denominator alike; the table reports m
 - ``Appendix F``: exact Appendix F training FLOP/s (the convention of metrics.jsonl's ``mfu``; it counts the
   embedding lookup as a matmul, which the model does as a gather);
 - ``XLA-counted``: FLOP/s of what XLA's cost model says one step executes (matmuls without the embedding, plus
-  elementwise work, plus the optimizer);
+  elementwise work, plus rematerialised recomputation, plus the optimizer), counted on a lowering of the same step
+  with the layers unrolled, no accumulation and the loss in one chunk (``hardware_step_flops``): XLA's
+  ``cost_analysis`` counts a ``lax.scan`` body once, so the scanned layers, the accumulation scan and the chunked
+  loss's scan would otherwise each be counted once;
 - each as a fraction of the paired matmul peak.
 
 On an accelerator the same script reports MFU against the data-sheet bf16 peak
 (``chinchilla.accelerators.CHIPS``) of the dtype the step computes in. Usage::
 
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/bench_train_step.py            # a spread of the tiny ladder
+    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/bench_train_step.py --models tiny-00099k --remat full \
+        --micro-batch-size 2                                                     # the memory-saving step forms
     .venv/bin/python benchmarks/bench_train_step.py --models gpu-0436M --batch-size 8   # one GPU, bf16
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import statistics
 import time
+from typing import Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from chinchilla import flops, metrics, zoo
+from chinchilla import chunked_loss, flops, metrics, zoo
 from chinchilla.step import Trainer
 from chinchilla.train import TrainConfig
+from chinchilla.train_config import ATTENTION_IMPLS, REMAT_POLICIES
 
 DEFAULT_MODELS = ("tiny-00004k", "tiny-00025k", "tiny-00099k", "tiny-00394k", "tiny-00886k", "tiny-01574k",
                   "tiny-02459k", "tiny-02975k")
 
 
-def xla_step_flops(trainer: Trainer) -> float:
-    """XLA's cost-analysis FLOPs of one optimizer step (the compiled loop's body, which XLA counts once)."""
-    cost = trainer.compiled_step().cost_analysis()
+@contextlib.contextmanager
+def one_loss_chunk() -> Iterator[None]:
+    """While active, ``chinchilla.chunked_loss`` puts every token of a batch in one chunk (same FLOPs as the chunked
+    loss, recompute included; only the scan over chunks, which ``cost_analysis`` would count once, is gone)."""
+    saved = chunked_loss.DEFAULT_CHUNK_LOGIT_BYTES
+    chunked_loss.DEFAULT_CHUNK_LOGIT_BYTES = 2**62
+    try:
+        yield
+    finally:
+        chunked_loss.DEFAULT_CHUNK_LOGIT_BYTES = saved
+
+
+def cost_flops(compiled) -> float:
+    cost = compiled.cost_analysis()
     return float((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
 
 
+def hardware_step_flops(config: TrainConfig, trainer: Trainer | None = None) -> float:
+    """XLA's compiled FLOPs of one optimizer step of ``config``'s program, every FLOP counted: the step lowered with
+    the layers unrolled (``scan_layers=False``), the whole batch in one pass (``micro_batch_size=None``; accumulation
+    adds only one float32 add per parameter and micro-step) and the loss in one chunk (``one_loss_chunk``), one step
+    per dispatch (the step loop's body is one step). Remat recomputation is included (the unrolled layers keep their
+    recompute: ``prevent_cse``). ``trainer``: reuse its compiled program when it already has that form."""
+    counted = dataclasses.replace(config, scan_layers=False, micro_batch_size=None)
+    if trainer is not None and trainer.config == counted and _one_chunk(config):
+        return cost_flops(trainer.compiled_step())
+    with one_loss_chunk():
+        return cost_flops(Trainer(dataclasses.replace(counted, steps_per_dispatch=1)).compiled_step())
+
+
+def _one_chunk(config: TrainConfig) -> bool:
+    """Whether the chunked loss already runs in one chunk at this batch (then no count is missed)."""
+    tokens = config.batch_size * config.model.seq_len
+    return chunked_loss.default_chunk_tokens(config.model.vocab_size, tokens) >= tokens
+
+
 def bench_model(name: str, batch_size: int, steps_per_dispatch: int, rounds: int, warmup: int,
-                on_cpu: bool, attention_impl: str) -> dict:
+                on_cpu: bool, attention_impl: str, remat: str = "none", micro_batch_size: int | None = None,
+                scan_layers: bool = True) -> dict:
     config = TrainConfig(model=zoo.get_model(name), tokens=10**9, batch_size=batch_size,
-                         steps_per_dispatch=steps_per_dispatch, attention_impl=attention_impl)
+                         steps_per_dispatch=steps_per_dispatch, attention_impl=attention_impl, remat=remat,
+                         micro_batch_size=micro_batch_size, scan_layers=scan_layers)
     trainer = Trainer(config)
     start = time.perf_counter()
     trainer.compiled_step()
@@ -59,7 +100,7 @@ def bench_model(name: str, batch_size: int, steps_per_dispatch: int, rounds: int
     for _ in range(warmup):
         state, out = trainer.train(state, batches)
         jax.block_until_ready(out)
-    xla_flops = xla_step_flops(trainer)
+    xla_flops = hardware_step_flops(config, trainer)
     step_times, peaks = [], []
     for _ in range(rounds):
         peaks.append(metrics.cpu_matmul_peak.__wrapped__(sizes=(1024,), repeats=2) if on_cpu
@@ -93,21 +134,27 @@ def main() -> None:
     parser.add_argument("--steps-per-dispatch", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--attention-impl", default="xla", choices=("xla", "cudnn"),
-                        help="jax.nn.dot_product_attention implementation (cudnn: NVIDIA GPUs, bf16)")
+    parser.add_argument("--attention-impl", default="xla", choices=ATTENTION_IMPLS,
+                        help="chinchilla.attention implementation (cudnn: NVIDIA GPUs, bf16; splash: TPU)")
+    parser.add_argument("--remat", default="none", choices=REMAT_POLICIES)
+    parser.add_argument("--micro-batch-size", type=int, help="gradient accumulation (default: the whole batch)")
+    parser.add_argument("--unrolled", action="store_true", help="scan_layers=False (the layers unrolled)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
 
     on_cpu = jax.default_backend() == "cpu"
     rows = [bench_model(name, args.batch_size, args.steps_per_dispatch, args.rounds, args.warmup, on_cpu,
-                        args.attention_impl) for name in args.models]
+                        args.attention_impl, args.remat, args.micro_batch_size, not args.unrolled)
+            for name in args.models]
     peak = statistics.median(row["peak_flops_median"] for row in rows)
 
     device = jax.devices()[0]
     source = "measured float32 matmul" if on_cpu else "data-sheet bf16 peak"
     print(f"device: {device.device_kind} x {jax.device_count()} ({jax.default_backend()}); peak ({source}): "
           f"median {peak / 1e9:.1f} GFLOP/s, measured beside every timed dispatch; "
-          f"batch {args.batch_size} x seq_len, {args.steps_per_dispatch} steps per dispatch; jax {jax.__version__}")
+          f"batch {args.batch_size} x seq_len, {args.steps_per_dispatch} steps per dispatch; remat {args.remat}, "
+          f"micro-batch {args.micro_batch_size or args.batch_size}, layers {'unrolled' if args.unrolled else 'scanned'}, "
+          f"attention {args.attention_impl}; jax {jax.__version__}")
     print()
     print("| model | d_model | params | step (ms) | tokens/s | Appendix F GFLOP/s | fraction of peak | "
           "XLA-counted GFLOP/s | fraction of peak | matmul peak GFLOP/s | compile (s) |")
