@@ -27,12 +27,15 @@ Implementations (``IMPLS``; ``AUTO`` picks one per platform and dtype, see ``res
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from chinchilla import sharding
 
 IMPLS: tuple[str, ...] = ("xla", "cudnn", "splash", "blocked")
 AUTO = "auto"
@@ -100,7 +103,8 @@ def resolve_impl(requested: str, *, platform: str, compute_dtype) -> tuple[str, 
 
 
 def causal_attention(q_bthk: jax.Array, k_bthk: jax.Array, v_bthk: jax.Array, impl: str = "xla", *,
-                     interpret: bool | None = None, block_size: int | None = None) -> jax.Array:
+                     interpret: bool | None = None, block_size: int | None = None,
+                     mesh: jax.sharding.Mesh | None = None) -> jax.Array:
     """Causal softmax attention, [B, T, H, K] x 3 -> [B, T, H, K] in ``v``'s dtype, scale 1/sqrt(K).
 
     ``impl``: "auto" or one of ``IMPLS`` (resolved by ``resolve_impl`` against ``jax.default_backend()`` and
@@ -109,6 +113,9 @@ def causal_attention(q_bthk: jax.Array, k_bthk: jax.Array, v_bthk: jax.Array, im
     not TPU. ``block_size``: query block of "blocked" (default min(T, 128); T need not be a multiple: the queries
     are padded and the padding sliced off) or the q/kv block of "splash" (default the largest of 512, 256, 128
     dividing T rounded up to a multiple of 128; must be a multiple of 128 dividing that padded T).
+    ``mesh`` ("splash" only): the device mesh the arrays are laid out on. A Pallas kernel is not partitioned by
+    XLA's GSPMD, so on a mesh of several devices the kernel runs under ``jax.shard_map``: each device attends over
+    its own batch rows (the ``data`` x ``fsdp`` axes) and heads (the ``tensor`` axis), as MaxText runs it.
 
     Raises ValueError for an unknown ``impl``, mismatched shapes or an unusable ``block_size``.
     """
@@ -124,7 +131,11 @@ def causal_attention(q_bthk: jax.Array, k_bthk: jax.Array, v_bthk: jax.Array, im
     if resolved == "splash":
         if interpret is None:
             interpret = jax.default_backend() != "tpu"
-        return _splash_attention(q_bthk, k_bthk, v_bthk, interpret=bool(interpret), block_size=block_size)
+        splash = functools.partial(_splash_attention, interpret=bool(interpret), block_size=block_size)
+        if mesh is not None and mesh.size > 1:
+            spec = sharding.logical_to_spec(("batch", None, "heads", None), q_bthk.shape, mesh)
+            splash = jax.shard_map(splash, mesh=mesh, in_specs=(spec, spec, spec), out_specs=spec, check_vma=False)
+        return splash(q_bthk, k_bthk, v_bthk)
     return _blocked_attention(q_bthk, k_bthk, v_bthk, block_size=block_size)
 
 

@@ -142,15 +142,16 @@ def rms_norm(x_btd: jax.Array, scale_d: jax.Array) -> jax.Array:
     return (normed * scale_d).astype(x_btd.dtype)
 
 
-def block(layer: dict[str, jax.Array], x_btd: jax.Array, *, compute_dtype: jnp.dtype,
-          attention_impl: str) -> jax.Array:
+def block(layer: dict[str, jax.Array], x_btd: jax.Array, *, compute_dtype: jnp.dtype, attention_impl: str,
+          mesh: jax.sharding.Mesh | None = None) -> jax.Array:
     """One pre-norm layer on x [B, T, d_model]: x + Attn(RMSNorm(x)), then + Dense(RMSNorm(.)). ``layer``: one slice
-    of ``Blocks.stacked()`` (float32 master weights, cast to ``compute_dtype`` for the matmuls)."""
+    of ``Blocks.stacked()`` (float32 master weights, cast to ``compute_dtype`` for the matmuls); ``mesh``: the
+    devices the batch is laid out on (for attention kernels that run per device, see ``chinchilla.attention``)."""
     qkv = layer["qkv"].astype(compute_dtype)
     h_btd = rms_norm(x_btd, layer["attention_norm"])
     q_bthk, k_bthk, v_bthk = (jnp.einsum("btd,dhk->bthk", h_btd, qkv[i]) for i in range(3))
     q_bthk, k_bthk = rotary(q_bthk), rotary(k_bthk)
-    y_bthk = attention.causal_attention(q_bthk, k_bthk, v_bthk, attention_impl)
+    y_bthk = attention.causal_attention(q_bthk, k_bthk, v_bthk, attention_impl, mesh=mesh)
     x_btd = x_btd + jnp.einsum("bthk,hkd->btd", y_bthk, layer["out"].astype(compute_dtype))
     h_btd = rms_norm(x_btd, layer["dense_norm"])
     h_btf = jax.nn.gelu(h_btd @ layer["w_in"].astype(compute_dtype))
@@ -165,11 +166,13 @@ class Decoder(nnx.Module):
     ``chinchilla.attention.resolve_impl``: splash on TPU, cuDNN on GPUs in bf16, XLA elsewhere); the choice is
     ``self.attention_impl``. ``remat``: a ``REMAT_POLICIES`` name, applied to each layer. ``scan_layers``: the
     layers as one ``lax.scan`` (True: one compiled layer, remat honoured by every backend's scheduler) or unrolled
-    (False: the same program as a Python loop; XLA's ``cost_analysis`` then counts every layer).
+    (False: the same program as a Python loop; XLA's ``cost_analysis`` then counts every layer). ``mesh``: the
+    device mesh of the batch (``chinchilla.step.Trainer`` passes its own), for the splash kernel's ``shard_map``.
     """
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs, compute_dtype: jnp.dtype = jnp.float32,
-                 attention_impl: str = "xla", remat: str = "none", scan_layers: bool = True):
+                 attention_impl: str = "xla", remat: str = "none", scan_layers: bool = True,
+                 mesh: jax.sharding.Mesh | None = None):
         if config.architecture != "rotary":
             raise ValueError(f"architecture={config.architecture!r}: chinchilla.model implements only 'rotary' "
                              "(the paper's relative-position architecture is an accounting convention here)")
@@ -180,6 +183,7 @@ class Decoder(nnx.Module):
             attention_impl, platform=jax.default_backend(), compute_dtype=self.compute_dtype)
         self.remat = remat
         self.scan_layers = bool(scan_layers)
+        self.mesh = mesh
         self.embedding = _param(rngs, (config.vocab_size, config.d_model), 1.0, ("vocab", "embed"))
         self.blocks = Blocks(config, rngs=rngs)
         self.final_norm = RMSNorm(config.d_model)
@@ -196,7 +200,8 @@ class Decoder(nnx.Module):
 
     def hidden(self, x_btd: jax.Array) -> jax.Array:
         """Input vectors [B, T, d_model] -> the final-normed last hidden state [B, T, d_model] (compute dtype)."""
-        one_layer = functools.partial(block, compute_dtype=self.compute_dtype, attention_impl=self.attention_impl)
+        one_layer = functools.partial(block, compute_dtype=self.compute_dtype, attention_impl=self.attention_impl,
+                                      mesh=self.mesh)
         policy = remat_policy(self.remat)
         if self.remat != "none":
             one_layer = jax.checkpoint(one_layer, policy=policy, prevent_cse=not self.scan_layers)

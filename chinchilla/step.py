@@ -107,7 +107,8 @@ class Trainer:
 
         def build() -> Decoder:
             return Decoder(config.model, rngs=nnx.Rngs(config.seed), compute_dtype=self.compute_dtype,
-                           attention_impl=self.attention_impl, remat=config.remat, scan_layers=config.scan_layers)
+                           attention_impl=self.attention_impl, remat=config.remat, scan_layers=config.scan_layers,
+                           mesh=self.mesh)
 
         abstract_model = nnx.eval_shape(build)
         self.graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)

@@ -5,8 +5,11 @@ before the layers were stacked is refused in one line."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -135,3 +138,40 @@ def test_the_stacked_scanned_model_trains_the_per_layer_models_losses(tmp_path):
     assert before.keys() == now.keys() and len(before) >= 4
     for step in before:
         assert now[step] == pytest.approx(before[step], abs=1e-3)  # another seed: 3e-2 at step 2
+
+
+SPLASH_ON_A_MESH = """
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+import json, jax, numpy as np
+from chinchilla import sharding, zoo
+from chinchilla.step import Trainer
+from chinchilla.train import TrainConfig
+model = zoo.get_model("tiny-00025k")
+batches = np.random.default_rng(0).integers(0, 256, (2, 8, model.seq_len + 1)).astype(np.int32)
+def run(impl, mesh):
+    config = TrainConfig(model=model, tokens=10**5, batch_size=8, steps_per_dispatch=2, attention_impl=impl)
+    trainer = Trainer(config, mesh=mesh)
+    state, out = trainer.train(trainer.init_state(), batches)
+    shapes = jax.ShapeDtypeStruct(batches.shape, batches.dtype, sharding=trainer.batch_sharding)
+    hp = {name: jax.ShapeDtypeStruct((), np.float32) for name in trainer.hp}
+    hlo = trainer._train.lower(trainer.abstract_state, shapes, jax.ShapeDtypeStruct((), np.int32), hp).as_text()
+    return [float(x) for x in out["loss"]], jax.device_get(state["params"]), hlo
+ref_loss, ref_params, _ = run("xla", sharding.make_mesh(1, 1, 1, devices=jax.devices()[:1]))
+loss, params, hlo = run("splash", sharding.make_mesh(4, 1, 2))
+diff = max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)))
+# shard_map lowers to a manual computation (each device runs the kernel on its own rows and heads)
+print(json.dumps({"ref": ref_loss, "splash": loss, "params": diff, "per_device": "manual_computation" in hlo}))
+"""
+
+
+def test_splash_attention_on_a_mesh_of_8_devices_runs_per_device_and_trains_the_single_device_losses():
+    """A Pallas kernel is not partitioned by GSPMD: on a (data 4, tensor 2) mesh it runs under shard_map over the
+    batch rows and heads (interpret mode here; the kernel itself on TPU)."""
+    done = subprocess.run([sys.executable, "-c", SPLASH_ON_A_MESH], env={**os.environ, "JAX_PLATFORMS": "cpu"},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(result["splash"], result["ref"], atol=2e-6)
+    assert result["params"] < 2e-6
+    assert result["per_device"]  # the kernel runs inside a manual (per-device) computation
