@@ -84,6 +84,9 @@ def resolve_impl(requested: str, *, platform: str, compute_dtype) -> tuple[str, 
         if is_tpu:
             return "splash", "auto on TPU: the Pallas splash attention kernel"
         if is_gpu and half:
+            works, why = cudnn_works(platform)
+            if not works:
+                return "xla", f"auto on GPU with {dtype.name} compute: cuDNN attention does not run here ({why})"
             return "cudnn", f"auto on GPU with {dtype.name} compute: cuDNN fused attention"
         if is_gpu:
             return "xla", f"auto on GPU with {dtype.name} compute: cuDNN attention needs bfloat16/float16"
@@ -93,6 +96,8 @@ def resolve_impl(requested: str, *, platform: str, compute_dtype) -> tuple[str, 
             reason = f"cuDNN attention needs a GPU, the backend is {platform}: using 'xla'"
         elif not half:
             reason = f"cuDNN attention needs bfloat16/float16 inputs, got {dtype.name}: using 'xla'"
+        elif not cudnn_works(platform)[0]:
+            reason = f"cuDNN attention does not run here ({cudnn_works(platform)[1]}): using 'xla'"
         else:
             return "cudnn", f"requested; GPU with {dtype.name} compute"
         _warn_once(reason)
@@ -100,6 +105,23 @@ def resolve_impl(requested: str, *, platform: str, compute_dtype) -> tuple[str, 
     if requested == "splash" and not is_tpu:
         return "splash", f"requested; on {platform} the Pallas kernel runs in interpret mode (slow)"
     return requested, "requested"
+
+
+@functools.cache
+def cudnn_works(platform: str) -> tuple[bool, str]:
+    """Whether cuDNN's fused attention compiles and runs on this process's first GPU, and if not why (the error's
+    first line). Checked once per process on a small bfloat16 causal attention, since cuDNN builds and CUDA
+    versions differ in what they support (e.g. jax-ml/jax#32430: failures under CUDA 13). True without a check for a
+    ``platform`` that is not this process's backend (``resolve_impl`` called to plan for another machine)."""
+    if platform.lower() not in _GPU_PLATFORMS or jax.default_backend() not in _GPU_PLATFORMS:
+        return True, "not checked here"
+    try:
+        q = jnp.ones((1, 128, 1, 64), jnp.bfloat16)
+        jax.block_until_ready(jax.jit(lambda x: jax.nn.dot_product_attention(
+            x, x, x, is_causal=True, implementation="cudnn"))(q))
+    except Exception as error:  # noqa: BLE001 - any failure means: do not use it; the reason is reported
+        return False, f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}"
+    return True, "checked"
 
 
 def causal_attention(q_bthk: jax.Array, k_bthk: jax.Array, v_bthk: jax.Array, impl: str = "xla", *,

@@ -153,3 +153,24 @@ def test_blocked_gradient_memory_is_a_fraction_of_xla():
     xla_bytes, blocked_bytes = _grad_temp_bytes("xla", shape), _grad_temp_bytes("blocked", shape)
     assert xla_bytes > 2 * 4 * 1024 * 1024 * 4  # the reference holds at least one whole score matrix
     assert blocked_bytes < 0.5 * xla_bytes, (blocked_bytes, xla_bytes)
+
+
+def test_auto_on_a_gpu_where_cudnn_fails_falls_back_to_xla_with_the_reason(monkeypatch):
+    """cuDNN attention is probed once per process on the real GPU (builds differ: jax-ml/jax#32430); a failure
+    makes "auto" choose xla and an explicit "cudnn" fall back with its one warning, both naming the error."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("cuDNN Frontend error: no valid engine configs\nmore lines")
+
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(jax.nn, "dot_product_attention", broken)
+    attention.cudnn_works.cache_clear()
+    try:
+        impl, why = attention.resolve_impl("auto", platform="gpu", compute_dtype=jnp.bfloat16)
+        assert impl == "xla" and "no valid engine configs" in why and "\n" not in why
+        with pytest.warns(attention.AttentionFallbackWarning, match="no valid engine configs"):
+            assert attention.resolve_impl("cudnn", platform="gpu", compute_dtype=jnp.bfloat16)[0] == "xla"
+        monkeypatch.setattr(jax.nn, "dot_product_attention", lambda q, k, v, **kwargs: q)
+        attention.cudnn_works.cache_clear()
+        assert attention.resolve_impl("auto", platform="gpu", compute_dtype=jnp.bfloat16)[0] == "cudnn"
+    finally:
+        attention.cudnn_works.cache_clear()
