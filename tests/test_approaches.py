@@ -361,3 +361,40 @@ def test_approach2_counts_the_resamples_its_procedure_cannot_fit():
     assert result.resamples_skipped + result.n_resamples == 50 and result.resamples_skipped > 40
     assert "distinct sizes" in result.skip_reason
     assert fit_isoflop(*table, neighbours=3, n_resamples=50).resamples_skipped == 0
+
+
+# ------------------------------------------------------------------------------------- issue 20: trustworthy Approach 2
+TIE_BUDGETS = (1e18, 1e19, 1e20, 1e21)
+
+
+def tie_table(offset: float = 0.0):
+    """Four IsoFLOP budgets on the paper's surface; the largest sampled lopsidedly and digitised to 0.05 nats, so
+    that its smallest size and interior sizes share the lowest loss (as on a digitisation of Figure 3) while the
+    parabola's vertex sits well inside. ``offset`` is added to the smallest size's loss (1e-9 breaks the tie)."""
+    rows = []
+    for c in TIE_BUDGETS:
+        ratios = np.array([0.4, 0.6, 1.0, 1.6, 3, 6, 12]) if c == TIE_BUDGETS[-1] else np.geomspace(1 / 8, 8, 7)
+        for i, ratio in enumerate(ratios):
+            n = SURFACE.n_opt(c) * ratio
+            loss = SURFACE.loss(n, c / (6 * n))
+            if c == TIE_BUDGETS[-1]:
+                loss = round(loss / 0.05) * 0.05 + (offset if i == 0 else 0.0)
+            rows.append((c, n, c / (6 * n), loss))
+    return [np.array(column) for column in zip(*rows)]
+
+
+def test_approach2_a_tie_at_an_end_is_not_an_edge_minimum():
+    tied, untied = fit_isoflop(*tie_table(), n_resamples=0), fit_isoflop(*tie_table(1e-9), n_resamples=0)
+    last = tied.profiles[-1]
+    assert last.loss[0] == last.loss.min() and np.sum(last.loss == last.loss.min()) >= 3  # the tie is there
+    assert last.interior, last.reason
+    assert tied.a == pytest.approx(untied.a, abs=1e-6)
+    assert tied.n_law.n_points == 4
+
+
+def test_approach2_a_clear_end_minimum_is_still_flagged():
+    c, n, d, loss = tie_table()
+    last = c == TIE_BUDGETS[-1]
+    loss = np.where(last & (n == n[last].min()), loss - 0.1, loss)  # the smallest size is now clearly the lowest
+    profile = fit_isoflop(c, n, d, loss, n_resamples=0).profiles[-1]
+    assert not profile.interior and "smallest size" in profile.reason

@@ -130,10 +130,26 @@ def run_parametric(args: argparse.Namespace) -> int:
         holdout["fit"] = {k: holdout["fit"][k] for k in (*law.natural(fit.theta), "objective", "a", "b")}
         out["holdout"] = holdout
     if args.json:
-        print_json(out)
+        print_json(json_safe(out))
     else:
         _print_fit(out)
     return 0
+
+
+def json_safe(value):
+    """``value`` with every non-finite float (nan, inf) as None, recursively: ``--json`` output is strict JSON
+    (no bare NaN or Infinity, which most JSON parsers reject)."""
+    import math
+
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _check_bootstrap_flags(args: argparse.Namespace) -> None:
@@ -283,7 +299,7 @@ def run_approach1(args: argparse.Namespace) -> int:
                           seed=args.seed or 0)
     out = {**result.to_dict(), "convention": args.convention, "n_curves": len(curves)}
     if args.json:
-        print_json(out)
+        print_json(json_safe(out))
     else:
         print(f"Approach 1 on {len(curves)} curves of {args.sweep_dir} (N = {args.convention} parameters)")
         _print_laws(out)
@@ -349,7 +365,7 @@ def run_approach2(args: argparse.Namespace) -> int:
         out["holdout"] = isoflop_holdout(*data, flops=flops, flops_threshold=args.holdout_flops,
                                          neighbours=args.neighbours).to_dict()
     if args.json:
-        print_json(out)
+        print_json(json_safe(out))
     else:
         print(f"Approach 2 on {len(table)} runs of {table.source}; {grouping}")
         _print_laws(out)

@@ -9,8 +9,11 @@ whose vertex is that budget's compute-optimal size; D_opt(C) is read off the sam
 against ln N through the fitted points: at fixed C it is nearly linear, D ~ C / (6 N)). Then N_opt = k_N * C^a and
 D_opt = k_D * C^b are fitted in log-log space over the budgets. The paper's a = 0.49, b = 0.51.
 
-A budget's minimum is *interior* when the parabola opens upwards, its vertex lies inside the sampled sizes and the
-lowest measured loss is not at either end of the profile; by default only interior budgets enter the power laws.
+A budget's minimum is *interior* when the fitted parabola says so: it opens upwards, its vertex lies inside the
+sampled sizes, and no end of the profile has a loss below every other size's by more than the parabola's own
+residual scatter (an end that merely ties interior sizes, as digitised values do, is no evidence of an edge
+minimum). By default only interior budgets enter the power laws. With ``neighbours``, the window is centred on the
+lowest loss, the middle one of tied lowest losses.
 At small scale a parabola over the whole profile fits badly (shallow left wall, steep right wall), so
 ``neighbours=k`` fits only the k sizes on each side of the lowest measured loss.
 
@@ -35,6 +38,8 @@ from chinchilla.fit.powerlaw import (TABLE2_PERCENTILES, AllocationLaws, PowerLa
                                      percentile_interval, subsample_indices)
 
 MIN_PROFILE_POINTS = 3
+# Losses equal to this relative tolerance are tied (digitised figures repeat values).
+TIE_RTOL = 1e-12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +116,7 @@ def fit_profile(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray, *
     order = np.argsort(n, kind="stable")
     n, d, loss = n[order], d[order], loss[order]
     c = float(np.exp(np.mean(np.log(np.asarray(flops, dtype=np.float64))))) if flops is not None else float(budget)
-    best = int(np.argmin(loss))
+    best = lowest_loss_index(loss)
     used = _window(n, best, neighbours, ladder)
     if np.unique(n[used]).size < MIN_PROFILE_POINTS:
         raise ValueError(f"budget {budget:g}: the window of {neighbours} neighbours holds "
@@ -122,16 +127,49 @@ def fit_profile(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray, *
     reasons = []
     if c2 <= 0:
         reasons.append("the parabola opens downwards")
-    if best == 0 or best == n.size - 1:
-        reasons.append("the lowest loss is at the " + ("smallest" if best == 0 else "largest") + " size")
     x_opt = -c1 / (2 * c2) if c2 > 0 else x[best]
     if c2 > 0 and not (x_lo <= x_opt <= x_hi):
         reasons.append("the vertex lies outside the fitted sizes")
+    end = _clear_end_minimum(loss, used, residual_scale(x[used], loss[used], (c2, c1, c0)))
+    if end:
+        reasons.append(f"the lowest loss is at the {end} size, below every other size's by more than the "
+                       "parabola's residual scatter")
     log_d = np.polyfit(x[used], np.log(d[used]), 1)
     return IsoFlopProfile(
         budget=float(budget), flops=c, n=n, d=d, loss=loss, used=used, coefficients=(c2, c1, c0),
         n_opt=float(np.exp(x_opt)), d_opt=float(np.exp(np.polyval(log_d, x_opt))),
         loss_opt=float(c2 * x_opt**2 + c1 * x_opt + c0), interior=not reasons, reason="; ".join(reasons))
+
+
+def lowest_loss_index(loss: np.ndarray) -> int:
+    """The run with the lowest loss; among runs tied for it (equal to :data:`TIE_RTOL`, e.g. digitised values), the
+    middle one, so that a tie between an end and interior sizes does not pin the minimum to the end."""
+    loss = np.asarray(loss, dtype=np.float64)
+    low = float(loss.min())
+    tied = np.flatnonzero(loss <= low + TIE_RTOL * abs(low))
+    return int(tied[(tied.size - 1) // 2])
+
+
+def residual_scale(x: np.ndarray, loss: np.ndarray, coefficients: tuple[float, float, float]) -> float:
+    """The parabola's residual standard deviation (sum of squares over m - 3 degrees of freedom; 0 for 3 points)."""
+    dof = x.size - 3
+    if dof <= 0:
+        return 0.0
+    residuals = loss - np.polyval(coefficients, x)
+    return float(np.sqrt(np.sum(residuals**2) / dof))
+
+
+def _clear_end_minimum(loss: np.ndarray, used: np.ndarray, scatter: float) -> str:
+    """'smallest' or 'largest' when that end of the profile has a lower loss than every other run by more than the
+    parabola's residual ``scatter`` (and more than a tie): the data themselves then say the minimum lies at or
+    beyond that end, whatever the parabola's vertex. '' otherwise (a tie with interior sizes is no evidence)."""
+    if loss.size < 2:
+        return ""
+    margin = max(scatter, TIE_RTOL * abs(float(loss.min())))
+    for name, i, others in (("smallest", 0, loss[1:]), ("largest", loss.size - 1, loss[:-1])):
+        if used[i] and float(others.min()) - float(loss[i]) > margin:
+            return name
+    return ""
 
 
 def isoflop_profiles(budget: Sequence[float], n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
