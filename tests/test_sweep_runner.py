@@ -1,5 +1,5 @@
 """The resumable runner, with a fast synthetic trainer: finished runs skipped, failures recorded, a SIGKILLed sweep
-resumed with no duplicate or torn rows, and a deterministic split over workers sharing one directory."""
+resumed with no duplicate or torn rows (workers sharing one directory: tests/test_sweep_workers.py)."""
 
 from __future__ import annotations
 
@@ -118,7 +118,8 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_workers_split_the_plan_deterministically(tmp_path):
+def test_assign_runs_splits_the_plan_deterministically(tmp_path):
+    """A planning aid only: workers sharing a directory claim runs as they go (tests/test_sweep_workers.py)."""
     plan = small_plan()
     shares = assign_runs(plan.runs, 3)
     assert shares == assign_runs(plan.runs, 3)
@@ -126,10 +127,5 @@ def test_workers_split_the_plan_deterministically(tmp_path):
     assert sorted(ids) == sorted(r.run_id for r in plan.runs)
     loads = [sum(r.flops for r in share) for share in shares]
     assert max(loads) <= 2.5 * min(loads)
-    outcomes = [run_sweep(plan, tmp_path, train_fn=CountingTrainer(), worker=w, num_workers=3, log=None)
-                for w in range(3)]
-    trained = [run_id for o in outcomes for run_id in o.trained]
-    assert sorted(trained) == sorted(r.run_id for r in plan.runs)
-    assert len(read_results_table(tmp_path / "results.csv")) == len(plan.runs)
     with pytest.raises(ValueError, match="worker=3"):
         run_sweep(plan, tmp_path, worker=3, num_workers=3)

@@ -189,3 +189,69 @@ def test_the_sweep_command_names_the_worker_from_a_slurm_array(tmp_path, monkeyp
     assert cli.main(["sweep", "--preset", "synthetic", "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip().endswith("must lie in [0, 3): the worker count is --num-workers, else "
                                                     "SLURM_ARRAY_TASK_COUNT")
+
+
+GROUP_WORKER = textwrap.dedent("""
+    import json, os, sys
+    sys.path.insert(0, {tests!r})
+    from test_sweep_runner import CountingTrainer, small_plan
+    from chinchilla.sweep import run_sweep
+
+    class GroupTrainer(CountingTrainer):
+        '''Every process of the job meets per run (as train_run's collectives do); process 0 writes the run.'''
+        def __call__(self, run, run_dir):
+            import jax
+            from jax.experimental import multihost_utils
+            multihost_utils.sync_global_devices("start " + run.run_id)
+            with open(os.path.join({out!r}, f"group-{{jax.process_index()}}.log"), "a") as handle:
+                handle.write(run.run_id + "\\n")
+            summary = super().__call__(run, run_dir) if jax.process_index() == 0 else {{}}
+            multihost_utils.sync_global_devices("end " + run.run_id)  # train_run: the others wait for summary.json
+            return summary
+
+    outcome = run_sweep(small_plan(), {out!r}, train_fn=GroupTrainer(delay_s=0.01), log=print)
+    print(json.dumps(outcome.to_dict()))
+""")
+
+
+def test_the_processes_of_one_multi_host_job_claim_as_one_worker_beside_another_worker(tmp_path):
+    """Two JAX processes (one job: a slice's hosts) walk the plan together, process 0 claiming and telling the other
+    which run; a single-process worker shares the directory. Every run is trained once; both processes of the job
+    trained the same runs in the same order."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_multihost import TRIO, _free_port
+
+    plan = small_plan()
+    out = tmp_path / "shared"
+    out.mkdir()
+    port = _free_port()
+    base = {key: value for key, value in os.environ.items() if key not in TRIO}
+    base.update(PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", JAX_ENABLE_COMPILATION_CACHE="false")
+    group = GROUP_WORKER.format(tests=str(ROOT / "tests"), out=str(out))
+    processes = []
+    try:
+        for rank in range(2):
+            env = {**base, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
+                   "JAX_PROCESS_ID": str(rank)}
+            processes.append(subprocess.Popen([sys.executable, "-c", group], env=env, text=True,
+                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        deadline = time.time() + 120
+        while _finished(out, plan) < 1 and time.time() < deadline and processes[0].poll() is None:
+            time.sleep(0.01)
+        processes.append(subprocess.Popen([sys.executable, "-c", WORKER.format(tests=str(ROOT / "tests"),
+                                                                               out=str(out)), "1"],
+                                          env=base, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        logs = [process.communicate(timeout=300)[0] for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    assert [p.returncode for p in processes] == [0, 0, 0], logs
+    outcomes = [json.loads(log.strip().splitlines()[-1]) for log in logs]
+    assert outcomes[0]["trained"] == outcomes[1]["trained"] and outcomes[0]["trained"]  # one worker, two processes
+    trained = outcomes[0]["trained"] + outcomes[2]["trained"]
+    assert sorted(trained) == sorted(r.run_id for r in plan.runs)
+    assert calls(out) == {r.run_id: 1 for r in plan.runs}
+    order = [(out / f"group-{rank}.log").read_text().split() for rank in range(2)]
+    assert order[0] == order[1] and sorted(order[0]) == sorted(outcomes[0]["trained"])
+    assert "[1/8]" not in logs[1]  # process 1 says nothing: process 0 speaks for the job

@@ -216,8 +216,8 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
     try:
         while todo:
             held = []
-            if processes > 1:
-                results = _lockstep_pass(train_fn, todo, sweep_dir, retry_failed, marks, rank)
+            if processes > 1:  # one walk, with its own second try of held runs: every process must agree
+                results = _lockstep_pass(train_fn, runs, todo, sweep_dir, retry_failed, marks, rank)
             elif jobs is None:
                 results = _sequential_pass(train_fn, todo, sweep_dir, retry_failed, marks, tell)
             else:
@@ -230,7 +230,9 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
             for run, result in results:
                 if record(run, result):
                     held.append(run)
-            if len(held) == len(todo):  # every run left is held by another live worker: stop, do not wait
+                elif run in held:  # claimed on a later walk (lockstep): no longer held
+                    held.remove(run)
+            if processes > 1 or len(held) == len(todo):  # every run left is held by another live worker: stop, do not wait
                 break
             todo = [run for run in runs if run in held]  # claims released meanwhile (a worker died) are taken now
     except BaseException:  # e.g. KeyboardInterrupt or a dead pool worker: stop, the runs stay resumable
@@ -338,43 +340,49 @@ def _sequential_pass(train_fn: TrainFn, todo: Sequence[PlannedRun], sweep_dir: e
         yield run, run_one(train_fn, run, sweep_dir, retry_failed, marks.get(run.run_id))
 
 
-def _lockstep_pass(train_fn: TrainFn, todo: Sequence[PlannedRun], sweep_dir: epath.Path, retry_failed: bool,
-                   marks: dict[str, str], rank: int) -> Iterator[tuple[PlannedRun, RunResult]]:
-    """One walk over ``todo`` by the processes of one JAX job: process 0 claims the next run it can and broadcasts
-    its position (-1: none left); every process then trains it (``train_fn`` runs its collectives in all of them),
-    process 0 under the claim and as the one writer of the sweep's files."""
+def _lockstep_pass(train_fn: TrainFn, runs: Sequence[PlannedRun], todo: Sequence[PlannedRun],
+                   sweep_dir: epath.Path, retry_failed: bool, marks: dict[str, str], rank: int
+                   ) -> Iterator[tuple[PlannedRun, RunResult]]:
+    """The whole sweep of the processes of one JAX job: process 0 claims the next run it can (walking ``todo``, then
+    once more the runs it found held, as ``run_sweep`` does) and broadcasts its position in the plan (-1: none
+    left); every process then trains it (``train_fn`` runs its collectives in all of them), process 0 under the
+    claim and as the one writer of the sweep's files. Only process 0's ``todo`` matters: the others follow."""
     import numpy as np
     from jax.experimental import multihost_utils
 
-    position = 0
+    position = {run.run_id: index for index, run in enumerate(runs)}
+    queue, held, progress = list(todo), [], False
     while True:
         claim, chosen, passed = None, -1, []
-        if rank == 0:
-            while position < len(todo):
-                run = todo[position]
-                position += 1
-                run_dir = sweep_dir / store.RUNS_DIR / run.run_id
-                try:
-                    claim = runlock.hold(run_dir, nested=True)
-                    claim.__enter__()
-                except RunLockedError as error:
-                    claim = None
-                    passed.append((run, RunResult(False, runlock.holder_text(error.holder), held=True,
-                                                  claimed=False)))
-                    continue
-                done = _settled(run_dir, retry_failed, marks.get(run.run_id))
-                if done:
-                    claim.__exit__(None, None, None)
-                    claim = None
-                    passed.append((run, RunResult(False, done, claimed=False)))
-                    continue
-                chosen = position - 1
-                break
-        yield from passed
+        while rank == 0 and chosen < 0:
+            if not queue:
+                if not held or not progress:  # every run left is held by other live workers
+                    break
+                queue, held, progress = held, [], False  # claims released meanwhile (a worker died) are taken now
+            run = queue.pop(0)
+            run_dir = sweep_dir / store.RUNS_DIR / run.run_id
+            try:
+                claim = runlock.hold(run_dir, nested=True)
+                claim.__enter__()
+            except RunLockedError as error:
+                claim = None
+                held.append(run)
+                passed.append((run, RunResult(False, runlock.holder_text(error.holder), held=True, claimed=False)))
+                continue
+            done = _settled(run_dir, retry_failed, marks.get(run.run_id))
+            if done:
+                claim.__exit__(None, None, None)
+                claim = None
+                passed.append((run, RunResult(False, done, claimed=False)))
+                continue
+            chosen = position[run.run_id]
+        for run, result in passed:  # held runs that a later walk claims are reported again then
+            yield run, result
         chosen = int(multihost_utils.broadcast_one_to_all(np.int32(chosen)))
         if chosen < 0:
             return
-        run = todo[chosen]
+        run = runs[chosen]
+        progress = True
         try:
             result = _train_claimed(train_fn, run, sweep_dir / store.RUNS_DIR / run.run_id, retry_failed,
                                     writer=rank == 0)
