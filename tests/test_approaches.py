@@ -398,3 +398,28 @@ def test_approach2_a_clear_end_minimum_is_still_flagged():
     loss = np.where(last & (n == n[last].min()), loss - 0.1, loss)  # the smallest size is now clearly the lowest
     profile = fit_isoflop(c, n, d, loss, n_resamples=0).profiles[-1]
     assert not profile.interior and "smallest size" in profile.reason
+
+
+def budgets_with_a_small_one(small_ratios, small_budget=3e17):
+    """Four good budgets of 9 runs on the paper's surface, plus one of the few sizes ``small_ratios`` x N_opt."""
+    c, n, d, loss = isoflop_table(SURFACE, np.geomspace(1e18, 1e21, 4), 1.5 ** np.arange(-4, 5), noise=0.002)
+    sc, sn, sd, sl = isoflop_table(SURFACE, [small_budget], small_ratios, noise=0.002, seed=5)
+    return [np.concatenate(pair) for pair in ((c, sc), (n, sn), (d, sd), (loss, sl))]
+
+
+def test_approach2_a_3_run_budget_outside_the_laws_leaves_the_interval_intact():
+    table = budgets_with_a_small_one([0.05, 0.1, 0.2])  # all left of the optimum: not interior, never in the laws
+    result = fit_isoflop(*table, n_resamples=100)
+    assert not result.profiles[0].interior and result.n_law.n_points == 4
+    assert result.n_resamples == 100 and result.resamples_skipped == 0
+    low, high = result.a_interval
+    assert low <= result.a <= high and high - low < 0.05
+
+
+def test_approach2_a_3_run_budget_in_the_laws_is_kept_whole_and_said():
+    table = budgets_with_a_small_one([0.5, 1.0, 2.0])  # interior: it enters the laws
+    result = fit_isoflop(*table, n_resamples=100)
+    assert result.profiles[0].interior and result.n_law.n_points == 5
+    assert result.n_resamples == 100 and math.isfinite(result.a_interval[0])
+    assert len(result.resample_notes) == 1 and "kept whole" in result.resample_notes[0]
+    assert any("kept whole" in w for w in result.warnings)

@@ -44,3 +44,16 @@ def test_cli_tie_case_gives_the_untied_answer(tmp_path, capsys):
     tied, untied = answers
     assert all(b["interior"] for b in tied["budgets"])
     assert tied["a"] == pytest.approx(untied["a"], abs=1e-6)
+
+
+# ------------------------------------------------------------------------------ fault 2: intervals and 3-run budgets
+def test_cli_interval_survives_a_3_run_budget_and_says_what_it_did(tmp_path, capsys):
+    from tests.test_approaches import budgets_with_a_small_one
+
+    c, n, d, loss = budgets_with_a_small_one([0.5, 1.0, 2.0])
+    path = write_csv(tmp_path / "small.csv", ["budget", "N", "D", "loss"], zip(c, n, d, loss))
+    out = run_json(capsys, "fit", "approach2", path, "--resamples", "50", "--json")
+    assert out["n_resamples"] == 50 and None not in out["a_interval"]
+    assert any("kept whole" in w for w in out["warnings"])
+    assert cli.main(["fit", "approach2", path, "--resamples", "50"]) == 0
+    assert "warning: budget C = 3e+17 has 3 runs" in capsys.readouterr().out

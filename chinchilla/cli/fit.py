@@ -360,7 +360,8 @@ def run_approach2(args: argparse.Namespace) -> int:
     data = (budget, table.n, table.d, table.loss)
     result = fit_isoflop(*data, flops=flops, neighbours=args.neighbours, n_resamples=args.resamples,
                          seed=args.seed or 0)
-    out = {**result.to_dict(), "source": table.source, "columns": _columns_used(table), "grouping": grouping}
+    out = {**result.to_dict(), "source": table.source, "columns": _columns_used(table), "grouping": grouping,
+           "warnings": result.warnings}
     if args.holdout_flops is not None:
         out["holdout"] = isoflop_holdout(*data, flops=flops, flops_threshold=args.holdout_flops,
                                          neighbours=args.neighbours).to_dict()
@@ -369,12 +370,13 @@ def run_approach2(args: argparse.Namespace) -> int:
     else:
         print(f"Approach 2 on {len(table)} runs of {table.source}; {grouping}")
         _print_laws(out)
-        if out["resamples_skipped"]:
-            print(f"  note: {out['resamples_skipped']} of {args.resamples} resamples could not be fitted by the same "
-                  f"procedure and are left out of the interval (first: {out['skip_reason']})")
         for b in out["budgets"]:
             print(f"  C = {b['flops']:.3g}: {b['n_runs']} runs, N_opt = {b['n_opt']:.4g}, D_opt = {b['d_opt']:.4g}, "
                   + ("interior" if b["interior"] else f"NOT interior ({b['reason']})"))
+        for b in out["budgets_left_out"]:
+            print(f"  C = {b['flops']:.3g}: {b['n_runs']} runs, not fitted ({b['reason']})")
+        for line in out["warnings"]:
+            print(f"  warning: {line}")
         if "holdout" in out:
             h = out["holdout"]
             print(f"  held out C >= {h['flops_threshold']:.3g}: laws from the {h['n_train_budgets']} smaller budgets "

@@ -88,6 +88,21 @@ class IsoFlopResult(AllocationLaws):
     require_interior: bool
     resamples_skipped: int = 0
     skip_reason: str = ""
+    left_out: tuple[dict, ...] = ()
+    resample_notes: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per thing the fit did not use or could not do as asked (what the CLI prints as warnings)."""
+        lines = [f"budget C = {b['flops']:.3g} ({b['n_runs']} runs) left out: {b['reason']}" for b in self.left_out]
+        lines += [f"budget C = {p.flops:.3g} not used in the laws: {p.reason}" for p in self.profiles
+                  if not p.interior and self.require_interior]
+        lines += list(self.resample_notes)
+        if self.resamples_skipped:
+            lines.append(f"{self.resamples_skipped} of {self.resamples_skipped + self.n_resamples} resamples could "
+                         f"not be fitted by the same procedure and are left out of the interval (first: "
+                         f"{self.skip_reason})")
+        return lines
 
     def to_dict(self) -> dict:
         return {
@@ -95,6 +110,8 @@ class IsoFlopResult(AllocationLaws):
             "resamples_skipped": self.resamples_skipped, "skip_reason": self.skip_reason,
             "require_interior": self.require_interior,
             "budgets": [p.to_dict() for p in self.profiles],
+            "budgets_left_out": [dict(b) for b in self.left_out],
+            "resample_notes": list(self.resample_notes),
         }
 
 
@@ -174,42 +191,74 @@ def _clear_end_minimum(loss: np.ndarray, used: np.ndarray, scatter: float) -> st
 
 def isoflop_profiles(budget: Sequence[float], n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
                      flops: Sequence[float] | None = None, neighbours: int | None = None,
-                     ladders: dict[float, np.ndarray] | None = None) -> tuple[IsoFlopProfile, ...]:
+                     ladders: dict[float, np.ndarray] | None = None,
+                     left_out: list[dict] | None = None) -> tuple[IsoFlopProfile, ...]:
     """One profile per distinct budget label, smallest budget first. ``budget`` groups the runs (the planned
     budget); ``flops`` (optional) are the runs' actual FLOPs, whose geometric mean becomes the profile's C.
-    ``ladders`` (optional): per budget label, the sizes the window positions count on (see ``fit_profile``)."""
+    ``ladders`` (optional): per budget label, the sizes the window positions count on (see ``fit_profile``).
+    A budget whose parabola cannot be fitted (fewer than 3 sizes) raises ValueError, unless ``left_out`` is a
+    list: then it is appended there (``{"budget", "flops", "n_runs", "n_sizes", "reason"}``) and the other budgets
+    are fitted."""
     columns = _columns(budget, n, d, loss, flops)
-    labels = np.unique(columns["budget"])
-    return tuple(
-        fit_profile(label, columns["n"][mask], columns["d"][mask], columns["loss"][mask],
-                    flops=None if columns["flops"] is None else columns["flops"][mask], neighbours=neighbours,
-                    ladder=None if ladders is None else ladders[label])
-        for label in labels for mask in [columns["budget"] == label]
-    )
+    profiles = []
+    for label in np.unique(columns["budget"]):
+        mask = columns["budget"] == label
+        run_flops = None if columns["flops"] is None else columns["flops"][mask]
+        try:
+            profiles.append(fit_profile(label, columns["n"][mask], columns["d"][mask], columns["loss"][mask],
+                                        flops=run_flops, neighbours=neighbours,
+                                        ladder=None if ladders is None else ladders[label]))
+        except ValueError as error:
+            if left_out is None:
+                raise
+            c = float(np.exp(np.mean(np.log(run_flops)))) if run_flops is not None else float(label)
+            left_out.append({"budget": float(label), "flops": c, "n_runs": int(mask.sum()),
+                             "n_sizes": int(np.unique(columns["n"][mask]).size),
+                             "reason": str(error).split(": ", 1)[-1]})
+    return tuple(profiles)
 
 
 def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
                 flops: Sequence[float] | None = None, neighbours: int | None = None, require_interior: bool = True,
                 n_resamples: int = 100, fraction: float = 0.8,
                 percentiles: tuple[float, float] = TABLE2_PERCENTILES, seed: int = 0) -> IsoFlopResult:
-    """Approach 2 end to end: profiles, power laws over the (interior) minima, bootstrap intervals."""
+    """Approach 2 end to end: profiles, power laws over the (interior) minima, bootstrap intervals.
+
+    A budget whose parabola cannot be fitted (fewer than 3 sizes) is left out and named (``left_out``); the others
+    are fitted. Resamples keep ``fraction`` of each budget's runs, except a budget whose subsample could not hold 3
+    sizes: its runs are kept whole in every resample and ``resample_notes`` says so (its sampling variation is then
+    missing from the interval). A budget outside the point estimate's laws that a resample cannot fit cannot
+    matter: it is treated as not interior in that resample. A resample that cannot refit a budget of the point
+    estimate's laws (e.g. a ``neighbours`` window left with 2 sizes), or is left with fewer than 2 interior budgets,
+    is skipped and counted (``resamples_skipped``, ``skip_reason``)."""
     columns = _columns(budget, n, d, loss, flops)
+    left_out: list[dict] = []
     profiles = isoflop_profiles(columns["budget"], columns["n"], columns["d"], columns["loss"],
-                                flops=columns["flops"], neighbours=neighbours)
-    n_law, d_law = _fit_laws(profiles, require_interior)
+                                flops=columns["flops"], neighbours=neighbours, left_out=left_out)
+    n_law, d_law = _fit_laws(profiles, require_interior, left_out)
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(columns["budget"] == p.budget) for p in profiles]
     ladders = {p.budget: p.n for p in profiles}  # each resample's window counts positions on its budget's full ladder
+    whole = [_too_few_to_subsample(columns["n"][g], fraction) for g in groups]
+    notes = [f"budget C = {p.flops:.3g} has {g.size} runs of {np.unique(p.n).size} sizes: a {fraction:.0%} "
+             f"subsample keeps {max(1, int(round(fraction * g.size)))}, too few for a parabola, so its runs are kept "
+             "whole in every resample (the interval omits its sampling variation)"
+             for p, g, w in zip(profiles, groups, whole) if w and n_resamples and (p.interior or not require_interior)]
+    entering = {p.budget for p in profiles if p.interior or not require_interior}
     a_samples, b_samples, skipped = [], [], []
     for _ in range(n_resamples):
-        rows = np.concatenate([g[subsample_indices(rng, g.size, fraction)] for g in groups])
+        rows = np.concatenate([g if w else g[subsample_indices(rng, g.size, fraction)] for g, w in zip(groups, whole)])
         try:
+            dropped: list[dict] = []
             sample = isoflop_profiles(columns["budget"][rows], columns["n"][rows], columns["d"][rows],
                                       columns["loss"][rows],
                                       flops=None if columns["flops"] is None else columns["flops"][rows],
-                                      neighbours=neighbours, ladders=ladders)
+                                      neighbours=neighbours, ladders=ladders, left_out=dropped)
+            lost = [b for b in dropped if b["budget"] in entering]
+            if lost:  # a budget of the point estimate's laws could not be refitted: not the same procedure
+                raise ValueError(f"budget {lost[0]['budget']:g}: {lost[0]['reason']}")
             n_sample, d_sample = _fit_laws(sample, require_interior)
-        except ValueError as error:  # a resample left a window with too few sizes, or too few interior budgets
+        except ValueError as error:  # fewer than 2 usable budgets in this resample
             skipped.append(str(error))
             continue
         a_samples.append(n_sample.exponent)
@@ -218,7 +267,18 @@ def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float],
                          a_interval=percentile_interval(a_samples, percentiles),
                          b_interval=percentile_interval(b_samples, percentiles),
                          n_resamples=len(a_samples), require_interior=require_interior,
-                         resamples_skipped=len(skipped), skip_reason=skipped[0] if skipped else "")
+                         resamples_skipped=len(skipped), skip_reason=skipped[0] if skipped else "",
+                         left_out=tuple(left_out), resample_notes=tuple(notes))
+
+
+def _too_few_to_subsample(n: np.ndarray, fraction: float) -> bool:
+    """Whether a subsample of ``fraction`` of these runs could hold fewer than 3 distinct sizes."""
+    keep = max(1, int(round(fraction * n.size)))
+    _, counts = np.unique(n, return_counts=True)
+    # the worst case: the runs dropped take out whole sizes, the least repeated first
+    dropped = n.size - keep
+    remaining = counts.size - int(np.searchsorted(np.cumsum(np.sort(counts)), dropped, side="right"))
+    return remaining < MIN_PROFILE_POINTS
 
 
 # Runs whose FLOPs differ by less than this factor from their neighbour (sorted) belong to one IsoFLOP budget.
@@ -304,12 +364,14 @@ def _window(n: np.ndarray, best: int, neighbours: int | None, ladder: np.ndarray
     return (rank >= start) & (rank < start + width)
 
 
-def _fit_laws(profiles: Sequence[IsoFlopProfile], require_interior: bool) -> tuple[PowerLaw, PowerLaw]:
+def _fit_laws(profiles: Sequence[IsoFlopProfile], require_interior: bool,
+              left_out: Sequence[dict] = ()) -> tuple[PowerLaw, PowerLaw]:
     chosen = [p for p in profiles if p.interior or not require_interior]
     if len(chosen) < 2:
-        rejected = "; ".join(f"{p.budget:g}: {p.reason}" for p in profiles if not p.interior)
+        rejected = [f"C = {p.flops:.3g}: {p.reason}" for p in profiles if not p.interior]
+        rejected += [f"C = {b['flops']:.3g}: not fitted, {b['reason']}" for b in left_out]
         raise ValueError(f"Approach 2 needs at least 2 budgets with an interior minimum; got {len(chosen)} "
-                         f"of {len(profiles)} ({rejected})")
+                         f"of {len(profiles) + len(left_out)} ({'; '.join(rejected)})")
     c = np.array([p.flops for p in chosen])
     return (fit_power_law(c, [p.n_opt for p in chosen]), fit_power_law(c, [p.d_opt for p in chosen]))
 
