@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--megabytes", type=float, default=24.0)
     parser.add_argument("--tokenizer", default="sentencepiece:8000")
     parser.add_argument("--workers", type=int, default=token_cache.default_workers())
-    parser.add_argument("--unit-megabytes", type=float, default=2.0, help="source bytes per unit of work")
+    parser.add_argument("--unit-megabytes", type=float, default=1.0, help="source bytes per unit of work")
     args = parser.parse_args()
     files.UNIT_BYTES = int(args.unit_megabytes * 2**20)
     with tempfile.TemporaryDirectory() as tmp:
