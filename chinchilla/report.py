@@ -217,7 +217,7 @@ def fit_approach2(rows, convention: str, settings: AnalysisSettings) -> IsoFlopR
 def approach2_profiles(rows, convention: str, settings: AnalysisSettings) -> tuple[IsoFlopProfile, ...]:
     """The IsoFLOP profiles alone (what is left to report when too few budgets have an interior minimum)."""
     budget, n, d, loss, flops = _isoflop_columns(rows, convention, settings)
-    return isoflop_profiles(budget, n, d, loss, flops=flops, neighbours=settings.neighbours)
+    return isoflop_profiles(budget, n, d, loss, flops=flops, neighbours=settings.neighbours, left_out=[])
 
 
 def _isoflop_columns(rows, convention: str, settings: AnalysisSettings):
@@ -430,6 +430,12 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
             lines.append(f"| {b['budget']:.3g} | {b['flops']:.3g} | {b['n_runs']} | {b['n_opt']:.4g} | "
                          f"{b['d_opt']:.4g} | {b['loss_opt']:.4f} | "
                          f"{'yes' if b['interior'] else 'no: ' + b['reason']} |")
+        for b in two.get("budgets_left_out") or []:
+            lines.append(f"| {b['budget']:.3g} | {b['flops']:.3g} | {b['n_runs']} | | | | not fitted: {b['reason']} |")
+        lines.append("")
+    for line in two.get("warnings") or []:
+        lines.append(f"- warning: {line}")
+    if two.get("warnings"):
         lines.append("")
     lines += ["## Approach 3: parametric loss", ""]
     three = payload["approach3"]
