@@ -57,3 +57,39 @@ def test_cli_interval_survives_a_3_run_budget_and_says_what_it_did(tmp_path, cap
     assert any("kept whole" in w for w in out["warnings"])
     assert cli.main(["fit", "approach2", path, "--resamples", "50"]) == 0
     assert "warning: budget C = 3e+17 has 3 runs" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------- fault 8: one thin budget
+def thin_budget_rows():
+    """30 good runs in 4 budgets (7 or 8 sizes each) and a smallest budget down to 2 sizes."""
+    rows = []
+    for c, count in ((1e18, 7), (1e19, 7), (1e20, 8), (1e21, 8)):
+        for r in np.geomspace(1 / 5, 5, count):
+            n = SURFACE.n_opt(c) * r
+            rows.append((c, n, c / (6 * n), SURFACE.loss(n, c / (6 * n))))
+    for r in (0.7, 1.4):
+        n = SURFACE.n_opt(3e17) * r
+        rows.append((3e17, n, 3e17 / (6 * n), SURFACE.loss(n, 3e17 / (6 * n))))
+    return rows
+
+
+def test_cli_one_thin_budget_does_not_sink_the_fit(tmp_path, capsys):
+    path = write_csv(tmp_path / "thin.csv", ["budget", "N", "D", "loss"], thin_budget_rows())
+    out = run_json(capsys, "fit", "approach2", path, "--resamples", "20", "--json")
+    assert len(out["budgets"]) == 4 and out["a"] == pytest.approx(SURFACE.a, abs=0.003)
+    [left] = out["budgets_left_out"]
+    assert left["budget"] == 3e17 and left["n_sizes"] == 2 and "needs at least 3" in left["reason"]
+    assert any("left out" in w and "3e+17" in w for w in out["warnings"])
+    assert cli.main(["fit", "approach2", path, "--resamples", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "C = 3e+17: 2 runs, not fitted" in text and "warning: budget C = 3e+17 (2 runs) left out" in text
+
+
+def test_report_fits_approach2_beside_a_thin_budget_and_names_it():
+    from chinchilla.report import AnalysisSettings, _approach_dict, fit_approach2
+
+    rows = [{"group": "isoflop", "budget": c, "n_params": n, "non_embedding_params": n, "tokens": d,
+             "final_train_loss": loss, "flops": c} for c, n, d, loss in thin_budget_rows()]
+    entry = _approach_dict(fit_approach2(rows, "total", AnalysisSettings(n_resamples=5)))
+    assert entry["error"] is None and entry["a"] == pytest.approx(SURFACE.a, abs=0.003)
+    assert entry["budgets_left_out"][0]["budget"] == 3e17 and entry["warnings"]

@@ -360,8 +360,7 @@ def run_approach2(args: argparse.Namespace) -> int:
     data = (budget, table.n, table.d, table.loss)
     result = fit_isoflop(*data, flops=flops, neighbours=args.neighbours, n_resamples=args.resamples,
                          seed=args.seed or 0)
-    out = {**result.to_dict(), "source": table.source, "columns": _columns_used(table), "grouping": grouping,
-           "warnings": result.warnings}
+    out = {**result.to_dict(), "source": table.source, "columns": _columns_used(table), "grouping": grouping}
     if args.holdout_flops is not None:
         out["holdout"] = isoflop_holdout(*data, flops=flops, flops_threshold=args.holdout_flops,
                                          neighbours=args.neighbours).to_dict()

@@ -112,6 +112,7 @@ class IsoFlopResult(AllocationLaws):
             "budgets": [p.to_dict() for p in self.profiles],
             "budgets_left_out": [dict(b) for b in self.left_out],
             "resample_notes": list(self.resample_notes),
+            "warnings": self.warnings,
         }
 
 
