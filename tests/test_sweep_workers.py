@@ -255,3 +255,12 @@ def test_the_processes_of_one_multi_host_job_claim_as_one_worker_beside_another_
     order = [(out / f"group-{rank}.log").read_text().split() for rank in range(2)]
     assert order[0] == order[1] and sorted(order[0]) == sorted(outcomes[0]["trained"])
     assert "[1/8]" not in logs[1]  # process 1 says nothing: process 0 speaks for the job
+
+
+def test_jobs_is_refused_in_one_line_when_several_jax_processes_train_each_run(tmp_path, monkeypatch):
+    from chinchilla.sweep import runner
+
+    monkeypatch.setattr(runner, "process_group", lambda: (0, 2))
+    with pytest.raises(ValueError, match="jobs=2: this process is one of 2 JAX processes") as error:
+        run_sweep(small_plan(), tmp_path, train_fn=CountingTrainer(), jobs=2, log=None)
+    assert "\n" not in str(error.value) and not calls(tmp_path)

@@ -232,7 +232,7 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
                     held.append(run)
                 elif run in held:  # claimed on a later walk (lockstep): no longer held
                     held.remove(run)
-            if processes > 1 or len(held) == len(todo):  # every run left is held by another live worker: stop, do not wait
+            if processes > 1 or len(held) == len(todo):  # every run left is held by a live worker: stop, no wait
                 break
             todo = [run for run in runs if run in held]  # claims released meanwhile (a worker died) are taken now
     except BaseException:  # e.g. KeyboardInterrupt or a dead pool worker: stop, the runs stay resumable
