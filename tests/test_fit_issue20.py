@@ -93,3 +93,51 @@ def test_report_fits_approach2_beside_a_thin_budget_and_names_it():
     entry = _approach_dict(fit_approach2(rows, "total", AnalysisSettings(n_resamples=5)))
     assert entry["error"] is None and entry["a"] == pytest.approx(SURFACE.a, abs=0.003)
     assert entry["budgets_left_out"][0]["budget"] == 3e17 and entry["warnings"]
+
+
+# ---------------------------------------------------------------------------- fault 5: identification from curvature
+def undetermined_grid(seed: int = 0):
+    """17 runs on a small published-style grid (6 sizes x 3 token counts, one missing), 2% noise: the bootstrap
+    puts E, B and a almost anywhere."""
+    rng = np.random.default_rng(seed)
+    n = np.repeat([1e7, 3e7, 1e8, 3e8, 1e9, 3e9], 3)[:17]
+    d = np.tile([2e8, 6e8, 2e9], 6)[:17]
+    return n, d, SURFACE.loss(n, d) * np.exp(0.02 * rng.standard_normal(17))
+
+
+def test_an_undetermined_grid_is_not_identified_and_says_so_first(tmp_path, capsys):
+    from chinchilla.fit import fit_parametric
+
+    fit = fit_parametric(*undetermined_grid())
+    assert not fit.identified and fit.warnings[0].startswith("NOT IDENTIFIED")
+    assert fit.identification["a_se"] > 0.1
+    path = write_csv(tmp_path / "grid.csv", ["N", "D", "loss"], zip(*undetermined_grid()))
+    out = run_json(capsys, "fit", "parametric", path, "--json")
+    assert out["identified"] is False and out["allocation"]["identified"] is False
+    assert cli.main(["fit", "parametric", path]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].strip().startswith("NOT IDENTIFIED")
+    assert any(line.strip().startswith("[NOT IDENTIFIED] at C =") for line in lines)
+
+
+@pytest.mark.parametrize("column", ["n", "d"])
+def test_identified_agrees_with_every_data_warning(column):
+    from chinchilla.fit import fit_parametric
+
+    n, d, _ = undetermined_grid()
+    n, d = np.geomspace(1e7, 1e9, 17), np.geomspace(1e9, 1e11, 17)[::-1]
+    if column == "n":
+        n = np.full(17, 3e8)
+    else:
+        d = np.full(17, 0.5)  # every run has D = 0.5 tokens
+    fit = fit_parametric(n, d, SURFACE.loss(n, d))
+    assert any("not determined" in w for w in fit.warnings)
+    assert not fit.identified and fit.warnings[0].startswith("NOT IDENTIFIED")
+
+
+def test_a_well_determined_fit_stays_identified():
+    from chinchilla.fit import reference_table, fit_table
+
+    fit = fit_table(reference_table().drop_highest_loss(5))
+    assert fit.identified and fit.identification["a_se"] < 0.02
+    assert fit.identification["condition_number"] < 1e10

@@ -115,6 +115,10 @@ def run_parametric(args: argparse.Namespace) -> int:
     else:
         out["allocation"] = None
         out["note"] = f"alpha={fit.alpha:.4g}, beta={fit.beta:.4g}: no compute-optimal frontier"
+    if out["allocation"] is not None and not fit.identified:
+        out["allocation"]["identified"] = False
+        out["allocation"]["identification_warning"] = (
+            "this allocation comes from a fit that is NOT IDENTIFIED by these runs: it is not determined")
     if args.bootstrap:
         from chinchilla.fit.bootstrap import bootstrap_table
 
@@ -223,8 +227,12 @@ def _top_k(value: str) -> int | str | None:
 
 def _print_fit(out: dict) -> None:
     print(f"{out['law']} law, {out['reduction']} reduction, {out['n_points']} runs ({out['source']})")
+    warnings = list(out.get("warnings", []))
+    if not out.get("identified", True):  # said first: nothing below is determined by these runs
+        print(f"  {warnings.pop(0)}")
     skip = {"law", "reduction", "n_points", "source", "allocation", "bootstrap", "holdout", "stop_reasons",
-            "best_start", "note", "columns", "warnings", "parameter_status", "best_start_on_grid_edge"}
+            "best_start", "note", "columns", "warnings", "parameter_status", "best_start_on_grid_edge",
+            "identification"}
     intervals = out.get("bootstrap", {}).get("intervals", {})
     for key, value in out.items():
         if key in skip:
@@ -236,17 +244,20 @@ def _print_fit(out: dict) -> None:
         if key in out.get("parameter_status", {}) and out["parameter_status"][key] != "ok":
             text += f"   ({out['parameter_status'][key]})"
         print(f"  {key:<18} {text}")
-    for line in out.get("warnings", []) + list(out.get("bootstrap", {}).get("interval_flags", {}).values()):
+    for line in warnings + list(out.get("bootstrap", {}).get("interval_flags", {}).values()):
         print(f"  warning: {line}")
     alloc = out["allocation"]
     if alloc is None:
         print(f"  {out['note']}")
     else:
-        print(f"  at C = {alloc['flops']:.3g} FLOPs, {alloc['kind']}: N_opt = {alloc['n_opt']:.4g}, "
+        mark = "[NOT IDENTIFIED] " if alloc.get("identified") is False else ""
+        print(f"  {mark}at C = {alloc['flops']:.3g} FLOPs, {alloc['kind']}: N_opt = {alloc['n_opt']:.4g}, "
               f"D_opt = {alloc['d_opt']:.4g} ({alloc['tokens_per_param']:.3g} tokens/param)"
               + (f", {alloc['epochs']:.3g} epochs of U = {alloc['unique_tokens']:.3g}" if "epochs" in alloc else ""))
         if "warning" in alloc:
             print(f"  warning: {alloc['warning']}")
+        if "identification_warning" in alloc:
+            print(f"  warning: {alloc['identification_warning']}")
     if "R_D_star" in out and (out.get("bootstrap") or out.get("G") is not None):
         print("  note: a, b, G (and bootstrap tokens_per_param) describe the 6ND frontier of E, A, B, alpha, beta, "
               "i.e. unlimited unique data")

@@ -155,3 +155,71 @@ def interval_flags(intervals: Mapping[str, tuple[float, float]]) -> dict[str, st
             flags[name] = (f"{name} interval [{low:.4g}, {high:.4g}] spans more than {MAX_DECADES:g} decades: "
                            "unbounded")
     return flags
+
+
+# The identification rule (issue 20, fault 5). From the curvature at the optimum (:class:`~chinchilla.fit.parametric.
+# Curvature`): the Gauss-Newton matrix of the log-loss residuals in correlation form (unit-free) must be
+# well conditioned, and the standard errors it implies, s^2 (J^T W J)^-1 with s^2 the residual variance, must pin
+# every parameter: log A, log B, log E to within a factor e (one standard error <= 1), alpha and beta to a quarter
+# of their value, and a = beta / (alpha + beta) to 0.1.
+MAX_CONDITION = 1e10
+MAX_LOG_SE = 1.0
+MAX_EXPONENT_RSE = 0.25
+MAX_A_SE = 0.1
+
+
+def identification(law, theta: np.ndarray, curvature, parameters: Mapping[str, Mapping[str, object]],
+                   data_warnings: list[str]) -> dict[str, object]:
+    """Whether the fit is identified, and why not: ``{"identified", "reasons", "standard_errors",
+    "condition_number", "a_se", "hessian_min_eigenvalue"}``. Not identified when any free parameter has a status
+    other than "ok", when the data checks warned (one size, one token count, loss not falling: the law is then
+    not determined by these runs), or when the curvature does not pin the parameters (see the constants above)."""
+    reasons = [f"{name} {p['status'].replace('_', ' ')}" for name, p in parameters.items()
+               if p["status"] not in ("ok", "fixed")]
+    reasons += [w.split(":")[0] for w in data_warnings]
+    out: dict[str, object] = {"standard_errors": {}, "condition_number": None, "a_se": None,
+                              "hessian_min_eigenvalue": None}
+    names = law.param_names
+    if curvature is not None:
+        gn = np.asarray(curvature.gauss_newton, dtype=np.float64)
+        hessian = np.asarray(curvature.hessian, dtype=np.float64)
+        s2 = float(curvature.residual_var)
+        if np.all(np.isfinite(hessian)):
+            out["hessian_min_eigenvalue"] = float(np.linalg.eigvalsh((hessian + hessian.T) / 2).min())
+        scale = np.sqrt(np.clip(np.diag(gn), 0.0, None))
+        if not np.all(np.isfinite(gn)) or np.any(scale == 0):
+            condition = math.inf
+        else:
+            eig = np.linalg.eigvalsh(gn / np.outer(scale, scale))
+            condition = math.inf if eig.min() <= 0 else float(eig.max() / eig.min())
+        out["condition_number"] = condition if math.isfinite(condition) else None
+        if not condition <= MAX_CONDITION:
+            reasons.append(f"the objective's curvature is singular in some direction (condition number "
+                           f"{condition:.3g} > {MAX_CONDITION:g}): the runs cannot tell parameters apart")
+        else:
+            cov = s2 * np.linalg.inv(gn)
+            se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+            natural = {k: float(v) for k, v in law.natural(np.asarray(theta)).items()}
+            for i, raw in enumerate(names):
+                name = NATURAL_NAMES.get(raw, raw)
+                out["standard_errors"][name if not raw.startswith("log_") else raw] = float(se[i])
+                if raw in ("log_A", "log_B", "log_E") and se[i] > MAX_LOG_SE:
+                    reasons.append(f"{name} not determined (standard error of log {name} {se[i]:.3g} > "
+                                   f"{MAX_LOG_SE:g}: one standard error is a factor {math.exp(min(se[i], 700)):.3g})")
+                elif raw in EXPONENTS and se[i] > MAX_EXPONENT_RSE * abs(natural[name]):
+                    reasons.append(f"{name} not determined (standard error {se[i]:.3g} > {MAX_EXPONENT_RSE:g} x "
+                                   f"{name} = {natural[name]:.3g})")
+            if "alpha" in names and "beta" in names:
+                i, j = names.index("alpha"), names.index("beta")
+                alpha, beta = float(theta[i]), float(theta[j])
+                if alpha + beta > 0:
+                    grad = np.zeros(len(names))
+                    grad[i], grad[j] = -beta / (alpha + beta) ** 2, alpha / (alpha + beta) ** 2
+                    a_se = float(np.sqrt(max(grad @ cov @ grad, 0.0)))
+                    out["a_se"] = a_se
+                    if a_se > MAX_A_SE:
+                        reasons.append(f"a = beta / (alpha + beta) not determined (standard error {a_se:.3g} > "
+                                       f"{MAX_A_SE:g})")
+    out["identified"] = not reasons
+    out["reasons"] = reasons
+    return {"identified": out.pop("identified"), "reasons": out.pop("reasons"), **out}

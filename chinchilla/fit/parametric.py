@@ -143,6 +143,40 @@ def fit_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], loss: j
 _fit_core_jit = jax.jit(fit_core, static_argnames=("law", "delta", "reduction", "config", "top_k", "strategy"))
 
 
+class Curvature(NamedTuple):
+    """The objective's curvature at a point (what :func:`curvature` returns; P = number of raw parameters).
+
+    ``hessian``: (P, P) Hessian of the fitting objective (Huber, as reduced); ``gauss_newton``: (P, P)
+    sum_i w_i grad r_i grad r_i^T of the log-loss residuals r_i, the curvature of the least-squares objective the
+    Huber one approximates near the optimum; ``residual_var``: sum_i w_i r_i^2 / (sum_i w_i - P), the residuals'
+    variance; ``n_weighted``: sum_i w_i."""
+
+    hessian: jnp.ndarray
+    gauss_newton: jnp.ndarray
+    residual_var: jnp.ndarray
+    n_weighted: jnp.ndarray
+
+
+def curvature(theta: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], loss: jnp.ndarray, weights: jnp.ndarray,
+              *, law=CHINCHILLA, delta: float = PAPER_HUBER_DELTA, reduction: str = "sum") -> Curvature:
+    """The curvature of the fit at raw parameters ``theta`` (pure and jittable, like :func:`fit_core`; vmap it over
+    bootstrap weights). The identification rule (:func:`chinchilla.fit.diagnostics.identification`) reads it."""
+    features = law.features(covariates)
+    log_loss = jnp.log(loss)
+    hessian = jax.hessian(lambda t: objective(t, law, features, log_loss, weights, delta=delta,
+                                              reduction=reduction))(theta)
+    residual = lambda t: law.log_predict(t, features) - log_loss  # noqa: E731
+    jac = jax.jacfwd(residual)(theta)  # (runs, P)
+    gauss_newton = jnp.einsum("i,ij,ik->jk", weights, jac, jac)
+    r = residual(theta)
+    n_weighted = jnp.sum(weights)
+    dof = jnp.maximum(n_weighted - theta.shape[0], 1.0)
+    return Curvature(hessian, gauss_newton, jnp.sum(weights * r * r) / dof, n_weighted)
+
+
+_curvature_jit = jax.jit(curvature, static_argnames=("law", "delta", "reduction"))
+
+
 @dataclasses.dataclass(frozen=True)
 class StartDiagnostics:
     """Per run start, as numpy (best-ranked start first when screened): grid row, starting point and its
@@ -195,6 +229,7 @@ class ParametricFit:
     best_start_on_grid_edge: tuple[str, ...]
     parameters: dict[str, dict[str, object]]
     warnings: tuple[str, ...]
+    identification: dict[str, object] = dataclasses.field(default_factory=dict)
 
     def __getattr__(self, name: str):
         params = self.__dict__.get("params", {})
@@ -209,7 +244,11 @@ class ParametricFit:
 
     @property
     def identified(self) -> bool:
-        """Every free parameter has status "ok" (none at a bound or running off)."""
+        """Whether the data determine the fit (:func:`chinchilla.fit.diagnostics.identification`): every free
+        parameter "ok", no warning that the data cannot determine part of the law, and the objective's curvature at
+        the optimum pins every parameter and a = beta / (alpha + beta)."""
+        if "identified" in self.identification:
+            return bool(self.identification["identified"])
         return all(p["status"] in ("ok", "fixed") for p in self.parameters.values())
 
     @property
@@ -264,7 +303,8 @@ class ParametricFit:
                     "iterations": int(self.diagnostics.iterations[self.best]),
                     "stop_reasons": self.diagnostics.counts(),
                     "parameter_status": {k: v["status"] for k, v in self.parameters.items()},
-                    "identified": self.identified, "warnings": list(self.warnings)})
+                    "identified": self.identified, "identification": self.identification,
+                    "warnings": list(self.warnings)})
         return out
 
 
@@ -330,9 +370,11 @@ def fit_table(table: ScalingTable, *, law=CHINCHILLA, reduction: str = "sum", de
             return np.asarray(_objective_batch(jnp.asarray(thetas), *arrays, law=law, delta=float(delta),
                                                reduction=reduction))
 
+        curv = jax.device_get(_curvature_jit(jnp.asarray(state.params), *arrays, law=law, delta=float(delta),
+                                             reduction=reduction))
         return _result(state, law, grid, reduction=reduction, delta=float(delta), n_points=len(table), top_k=k,
                        config=config, grid_shift=loss_scale_shift(table.loss) + 0.0 if starts is None else 0.0,
-                       data_warnings=data_warnings, objective_at=objective_at)
+                       data_warnings=data_warnings, objective_at=objective_at, curvature=curv)
 
 
 @functools.partial(jax.jit, static_argnames=("law", "delta", "reduction"))
@@ -407,7 +449,7 @@ def resolve_top_k(top_k: int | None | str, reduction: str, n_starts: int) -> int
 
 def _result(state: FitState, law, grid: np.ndarray, *, reduction: str, delta: float, n_points: int,
             top_k: int | None, config: SolverConfig, grid_shift: float, data_warnings: list[str],
-            objective_at) -> ParametricFit:
+            objective_at, curvature: Curvature | None = None) -> ParametricFit:
     runs = state.starts
     objectives = np.asarray(runs.objective, dtype=np.float64)
     if not np.isfinite(state.objective):
@@ -445,9 +487,12 @@ def _result(state: FitState, law, grid: np.ndarray, *, reduction: str, delta: fl
     on_edge, edge_warnings = diagnostics_mod.grid_edges(law.param_names, grid, diagnostics.initial_params[best],
                                                         theta, skip=at_bound)
     notes += edge_warnings
+    identification = diagnostics_mod.identification(law, theta, curvature, parameters, data_warnings)
+    if not identification["identified"]:
+        notes.insert(0, "NOT IDENTIFIED: " + "; ".join(identification["reasons"]))
     return ParametricFit(law=law, theta=theta, params=params, objective=value, reduction=reduction,
                          delta=delta, n_points=n_points, n_grid=int(grid.shape[0]), top_k=top_k,
                          best=best, best_start=diagnostics.initial_params[best], diagnostics=diagnostics,
                          stop_reason=stop_reason, status=status, restarts=int(state.restarts), restart_gain=gain,
                          grid_shift=grid_shift, best_start_on_grid_edge=tuple(on_edge), parameters=parameters,
-                         warnings=tuple(notes))
+                         warnings=tuple(notes), identification=identification)
