@@ -141,3 +141,38 @@ def test_a_well_determined_fit_stays_identified():
     fit = fit_table(reference_table().drop_highest_loss(5))
     assert fit.identified and fit.identification["a_se"] < 0.02
     assert fit.identification["condition_number"] < 1e10
+
+
+# -------------------------------------------------------------------------------- fault 9: one sweep, one answer
+@pytest.fixture(scope="module")
+def synthetic_sweep(tmp_path_factory):
+    from chinchilla import zoo
+    from chinchilla.sweep import plan_isoflop, run_sweep
+    from chinchilla.sweep.results import write_results_table
+    from chinchilla.sweep.synthetic import SyntheticTrainer
+
+    root = tmp_path_factory.mktemp("issue20-sweep") / "sweep"
+    plan = plan_isoflop((3e10, 1e11, 3e11), zoo.ladder("tiny")[1:15:2], hparams=lambda m, tokens: {"batch_size": 8})
+    run_sweep(plan, root, train_fn=SyntheticTrainer(), log=None)
+    write_results_table(root)
+    return root
+
+
+def test_a_sweep_directory_and_its_results_csv_give_one_answer(synthetic_sweep, capsys):
+    from chinchilla.fit.isoflop import fit_isoflop
+    from chinchilla.report import AnalysisSettings, fit_approach2
+    from chinchilla.sweep.results import collect_results
+
+    by_dir = run_json(capsys, "fit", "approach2", str(synthetic_sweep), "--resamples", "5", "--json")
+    by_csv = run_json(capsys, "fit", "approach2", str(synthetic_sweep / "results.csv"), "--resamples", "5", "--json")
+    assert by_dir["a"] == pytest.approx(by_csv["a"], rel=1e-12) and by_dir["b"] == pytest.approx(by_csv["b"], rel=1e-12)
+    for out in (by_dir, by_csv):
+        assert out["n_convention"] == "all parameters" and out["loss_column"] == "final_train_loss"
+    settings = AnalysisSettings(n_resamples=5)
+    rows = [r for r in collect_results(synthetic_sweep) if r["status"] == "finished"]
+    assert by_dir["a"] == pytest.approx(fit_approach2(rows, settings.conventions[0], settings).a, rel=1e-12)
+    other = run_json(capsys, "fit", "approach2", str(synthetic_sweep / "results.csv"), "--convention",
+                     "non_embedding", "--loss-col", "eval_loss", "--resamples", "0", "--json")
+    assert other["n_convention"] == "non-embedding parameters" and other["columns"]["N"] == "non_embedding_params"
+    assert cli.main(["fit", "approach2", str(synthetic_sweep / "results.csv"), "--resamples", "0"]) == 0
+    assert "N = all parameters, loss = column 'final_train_loss'" in capsys.readouterr().out

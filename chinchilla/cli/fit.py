@@ -197,7 +197,7 @@ def _add_table_args(parser: argparse.ArgumentParser, *, sweep: bool = False) -> 
     group.add_argument("--tokens-col", help="column with training tokens D")
     group.add_argument("--flops-col", help="column with training FLOPs C (D = C / 6N when there is no D column)")
     group.add_argument("--loss-col", help=f"column with the final loss{where}"
-                                          + (" (default eval_loss)" if sweep else ""))
+                                          + (" (default final_train_loss, the report's)" if sweep else ""))
     if not sweep:
         group.add_argument("--unique-tokens-col", help="column with unique tokens U (for --law data_constrained)")
     group.add_argument("--budget-col", help="column with the planned FLOP budget grouping IsoFLOP runs (default: "
@@ -328,8 +328,10 @@ def _register_approach2(approaches: argparse._SubParsersAction) -> None:
                     "a sweep directory (its IsoFLOP runs) or a CSV with one run per row.")
     parser.add_argument("path", help="a sweep directory, or a CSV file")
     parser.add_argument("--convention", choices=("non_embedding", "total"),
-                        help="sweep directory: which parameters N counts (default non_embedding)")
-    parser.add_argument("--group", help="sweep directory: the IsoFLOP plan group (default isoflop)")
+                        help="a sweep directory or its results.csv: which parameters N counts (default total, as "
+                             "the report's headline)")
+    parser.add_argument("--group", help="a sweep directory or its results.csv: the IsoFLOP plan group (default "
+                                        "isoflop)")
     _add_table_args(parser, sweep=True)
     parser.add_argument("--holdout-flops", type=float, metavar="C",
                         help="also fit the laws on the budgets below C and print their predicted N_opt, D_opt beside "
@@ -340,6 +342,27 @@ def _register_approach2(approaches: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_approach2)
 
 
+# A sweep's data (its directory, or the results.csv it writes) are read the same way whichever is given, with the
+# report's headline defaults (chinchilla.report.AnalysisSettings: N = all parameters, the paper's convention; loss =
+# the smoothed final training loss, the paper's), so that one sweep gives one answer.
+SWEEP_CONVENTION = "total"
+SWEEP_LOSS = "final_train_loss"
+SWEEP_RESULT_KEYS = frozenset({"run_id", "group", "status", "n_params", "non_embedding_params", "tokens", "flops"})
+N_CONVENTION_NAMES = {"total": "all parameters", "non_embedding": "non-embedding parameters"}
+
+
+def _is_sweep_results_csv(path: str) -> bool:
+    """Whether a CSV file's header is a sweep's results table (``chinchilla sweep`` writes results.csv)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError):
+        return False  # read_csv gives the one-line error
+    return SWEEP_RESULT_KEYS <= {cell.strip() for cell in header}
+
+
 def run_approach2(args: argparse.Namespace) -> int:
     import os
 
@@ -348,20 +371,24 @@ def run_approach2(args: argparse.Namespace) -> int:
 
     _check_seed(args)
     sweep = os.path.isdir(args.path) or "://" in args.path
+    results_csv = not sweep and _is_sweep_results_csv(args.path)
     for flag, value in ((("--n-col", args.n_col), ("--tokens-col", args.tokens_col), ("--flops-col", args.flops_col),
-                         ("--budget-col", args.budget_col)) if sweep else
+                         ("--budget-col", args.budget_col)) if sweep or results_csv else
                         (("--convention", args.convention), ("--group", args.group))):
         if value is not None:
             raise ValueError(f"{flag} would be ignored: {args.path} is "
                              + ("a sweep directory (its results name their columns)" if sweep else
-                                "a CSV file, not a sweep directory"))
-    if sweep:
+                                "a sweep's results table (its columns are named by --convention and --loss-col)"
+                                if results_csv else "a CSV file, not a sweep directory or its results.csv"))
+    if sweep or results_csv:
         table = _sweep_table(args)
+        n_convention = N_CONVENTION_NAMES[args.convention or SWEEP_CONVENTION]
     else:
         from chinchilla.fit.table import read_csv
 
         table = read_csv(args.path, n_col=args.n_col, loss_col=args.loss_col, tokens_col=args.tokens_col,
                          flops_col=args.flops_col, budget_col=args.budget_col, where=args.where)
+        n_convention = f"as in column {dict(table.columns)['n']!r}"
     columns = dict(table.columns)
     if table.budget is not None:  # planned budgets label the profiles; C is the runs' mean FLOPs if known
         budget, flops, grouping = table.budget, (table.flops if "flops" in columns else None), "budget column"
@@ -371,14 +398,16 @@ def run_approach2(args: argparse.Namespace) -> int:
     data = (budget, table.n, table.d, table.loss)
     result = fit_isoflop(*data, flops=flops, neighbours=args.neighbours, n_resamples=args.resamples,
                          seed=args.seed or 0)
-    out = {**result.to_dict(), "source": table.source, "columns": _columns_used(table), "grouping": grouping}
+    out = {**result.to_dict(), "source": table.source, "columns": _columns_used(table), "grouping": grouping,
+           "n_convention": n_convention, "loss_column": columns["loss"]}
     if args.holdout_flops is not None:
         out["holdout"] = isoflop_holdout(*data, flops=flops, flops_threshold=args.holdout_flops,
                                          neighbours=args.neighbours).to_dict()
     if args.json:
         print_json(json_safe(out))
     else:
-        print(f"Approach 2 on {len(table)} runs of {table.source}; {grouping}")
+        print(f"Approach 2 on {len(table)} runs of {table.source}; N = {n_convention}, loss = column "
+              f"{columns['loss']!r}; {grouping}")
         _print_laws(out)
         for b in out["budgets"]:
             print(f"  C = {b['flops']:.3g}: {b['n_runs']} runs, N_opt = {b['n_opt']:.4g}, D_opt = {b['d_opt']:.4g}, "
@@ -400,17 +429,24 @@ def run_approach2(args: argparse.Namespace) -> int:
 
 
 def _sweep_table(args: argparse.Namespace):
-    """A sweep directory's finished IsoFLOP runs as a table (N by --convention, loss from --loss-col)."""
-    from chinchilla.fit.table import ScalingTable
-    from chinchilla.sweep.results import collect_results
+    """A sweep's finished IsoFLOP runs as a table (N by --convention, loss from --loss-col), read from its directory
+    or from its results.csv: the same rows and columns either way."""
+    import os
 
-    loss_col = args.loss_col or "eval_loss"
+    from chinchilla.fit.table import ScalingTable
+    from chinchilla.sweep.results import collect_results, read_results_table
+
+    loss_col = args.loss_col or SWEEP_LOSS
     group = args.group or "isoflop"
-    rows = [r for r in collect_results(args.path) if r["status"] == "finished" and r["group"] == group
+    directory = os.path.isdir(args.path) or "://" in args.path
+    all_rows = collect_results(args.path) if directory else read_results_table(args.path)
+    if all_rows and loss_col not in all_rows[0]:
+        raise ValueError(f"{args.path}: no loss column {loss_col!r}; --loss-col takes final_train_loss or eval_loss")
+    rows = [r for r in all_rows if r.get("status") == "finished" and r.get("group") == group
             and r.get(loss_col) is not None]
     if not rows:
         raise ValueError(f"{args.path}: no finished runs of group {group!r} with a {loss_col!r} loss")
-    n_col = {"total": "n_params", "non_embedding": "non_embedding_params"}[args.convention or "non_embedding"]
+    n_col = {"total": "n_params", "non_embedding": "non_embedding_params"}[args.convention or SWEEP_CONVENTION]
     table = ScalingTable.from_arrays(
         [r[n_col] for r in rows], [r[loss_col] for r in rows], d=[r["tokens"] for r in rows],
         flops=[r["flops"] for r in rows], budget=[r["budget"] for r in rows], source=str(args.path),
