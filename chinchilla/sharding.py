@@ -151,32 +151,31 @@ def process_batch_rows(sharding: NamedSharding, global_shape: tuple[int, ...], d
     return np.array(sorted(held), dtype=np.int64)
 
 
-def check_process_rows(sharding: NamedSharding, global_shape: tuple[int, ...], dim: int,
-                       process_index: int, process_count: int) -> None:
-    """Raise ValueError unless this process's devices hold exactly rows ``[i*b, (i+1)*b)`` of dimension ``dim``
-    (i = process_index, b = size / process_count): the contiguous block that ``chinchilla.data`` gives process i.
+def process_rows(sharding: NamedSharding, global_shape: tuple[int, ...], dim: int,
+                 process_count: int) -> np.ndarray:
+    """The rows of dimension ``dim`` that this process must read for a global batch of ``global_shape`` laid out by
+    ``sharding``: ``process_batch_rows``, checked to be this process's share (size / process_count rows).
 
-    That holds when the ``data`` x ``fsdp`` axes span the processes in order and ``tensor`` stays within a host
-    (``make_mesh``'s layout); a mesh that splits a host's batch rows, or replicates them across hosts, would
-    silently train on a different global batch, so it is refused here."""
+    Any device order works: ``jax.make_mesh`` on a multi-host TPU slice may interleave the hosts' devices (e.g.
+    ``[0, 4, 2, 6, 1, 5, 3, 7]``), so a process may hold rows ``[0, 1, 4, 5, ...]``; it reads exactly those
+    (``chinchilla.data.batches(rows=...)``). Refused with ValueError: a mesh under which processes hold more
+    than their share (batch rows replicated across hosts, e.g. a ``tensor`` axis that spans hosts), since every
+    process would then have to read rows another also reads.
+    """
     size = global_shape[dim]
-    block = size // process_count
-    start, stop = process_index * block, (process_index + 1) * block
     rows = process_batch_rows(sharding, global_shape, dim)
-    if size % process_count or not np.array_equal(rows, np.arange(start, stop)):
+    if size % process_count or len(rows) != size // process_count:
         shown = rows.tolist() if len(rows) <= 16 else f"{len(rows)} rows from {rows[0]} to {rows[-1]}"
-        raise ValueError(f"process {process_index} of {process_count}: its devices hold batch rows {shown} of "
-                         f"{size}, but it reads rows [{start}, {stop}); use a mesh whose data x fsdp axes span the "
-                         "processes and whose tensor axis stays within one host")
+        raise ValueError(f"this process's devices hold batch rows {shown} of {size}, not a 1/{process_count} share: "
+                         "the batch is replicated across processes (a tensor axis spanning hosts?); use a mesh "
+                         "whose data x fsdp axes span the processes and whose tensor axis stays within one host")
+    return rows
 
 
 def global_batch(local_batch: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    """A global array from this process's rows of the batch (its dimension after the leading ones).
-
-    Each process reads its own contiguous block of rows (``chinchilla.data`` shards by process; ``train_run``
-    checks the layout with ``check_process_rows``), so the ``data`` x ``fsdp`` axes must span the processes and
-    ``tensor`` must stay within one host, the usual layout.
-    """
+    """A global array from this process's rows of the batch (its dimension after the leading ones): the rows
+    ``process_rows`` names, in that (sorted) order, which is how ``jax.make_array_from_process_local_data`` places
+    them on this process's devices."""
     return jax.make_array_from_process_local_data(sharding, local_batch)
 
 

@@ -127,6 +127,10 @@ class Trainer:
                                            abstract_state, self.state_shardings)
         self.batch_sharding = sharding.batch_sharding(self.mesh, leading_dims=1)
         self.local_batch_size = config.batch_size // jax.process_count()
+        # the rows of each global batch this process supplies: the ones its devices hold, in any device order
+        self.process_rows = sharding.process_rows(self.batch_sharding, (1, config.batch_size,
+                                                                        config.model.seq_len + 1), 1,
+                                                  jax.process_count())
 
         def init() -> dict:
             params = nnx.to_pure_dict(nnx.state(build(), nnx.Param))

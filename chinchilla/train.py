@@ -103,12 +103,10 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     wall_start = time.perf_counter()
     enable_compilation_cache()
     trainer = Trainer(config)
-    sharding.check_process_rows(trainer.batch_sharding, (1, config.batch_size, config.model.seq_len + 1), 1,
-                                jax.process_index(), jax.process_count())
     train_data = data.batches(config.dataset, split="train", tokenizer=config.tokenizer,
                               seq_len=config.model.seq_len, batch_size=trainer.local_batch_size, seed=config.seed,
                               process_index=jax.process_index(), process_count=jax.process_count(),
-                              data_dir=config.data_dir,
+                              data_dir=config.data_dir, rows=trainer.process_rows,
                               min_tokens=data.tokens_needed(config.steps, config.batch_size, config.model.seq_len))
     if train_data.vocab_size > config.model.vocab_size:
         raise ValueError(f"tokenizer={config.tokenizer!r} has {train_data.vocab_size} tokens but "
@@ -294,7 +292,7 @@ def _eval_batches(data: Any, config: TrainConfig, trainer: Trainer) -> tuple[np.
     iterator = data.batches(config.dataset, split=config.eval_split, tokenizer=config.tokenizer,
                             seq_len=config.model.seq_len, batch_size=trainer.local_batch_size, seed=EVAL_SEED,
                             process_index=jax.process_index(), process_count=jax.process_count(),
-                            data_dir=config.data_dir, warn_repeats=False,
+                            data_dir=config.data_dir, warn_repeats=False, rows=trainer.process_rows,
                             min_tokens=data.tokens_needed(config.eval_batches, config.batch_size,
                                                           config.model.seq_len))
     return _take(iterator, config.eval_batches), iterator.split_used

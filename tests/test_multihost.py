@@ -156,10 +156,10 @@ def test_in_one_process_every_batch_row_is_this_processes_and_a_split_layout_is_
     batch = sharding.batch_sharding(mesh, leading_dims=1)
     shape = (1, 2 * jax.device_count(), 5)
     np.testing.assert_array_equal(sharding.process_batch_rows(batch, shape, 1), np.arange(shape[1]))
-    sharding.check_process_rows(batch, shape, 1, 0, 1)
-    # were this process one of two, its devices would hold rows that process 1 reads
-    with pytest.raises(ValueError, match=r"process 0 of 2: its devices hold batch rows .* but it reads rows \[0, "):
-        sharding.check_process_rows(batch, shape, 1, 0, 2)
+    np.testing.assert_array_equal(sharding.process_rows(batch, shape, 1, 1), np.arange(shape[1]))
+    # were this process one of two, its devices would hold every row: the batch replicated across processes
+    with pytest.raises(ValueError, match=r"devices hold batch rows .* not a 1/2 share: the batch is replicated"):
+        sharding.process_rows(batch, shape, 1, 2)
 
 
 def test_last_starts_names_the_rows_each_process_read():
@@ -216,10 +216,17 @@ WORKER = textwrap.dedent("""
     def recording_next(self):
         position = self.get_state()
         batch = next_batch(self)
-        rows.append([self.description["split"], position["epoch"], position["step"], self.last_starts.tolist()])
+        rows.append([self.description["split"], position["epoch"], position["step"], self.last_starts.tolist(),
+                     self.rows.tolist()])
         return batch
     pipeline.PackedBatches.__next__ = recording_next
 
+    if os.environ.get("DEVICE_ORDER"):  # the mesh over the global devices in this order, as jax.make_mesh on a
+        from chinchilla import sharding      # multi-host TPU slice may lay them out (hosts interleaved)
+        order = [int(i) for i in os.environ["DEVICE_ORDER"].split(",")]
+        make_mesh = sharding.make_mesh
+        sharding.make_mesh = lambda *sizes, devices=None: make_mesh(
+            *sizes, devices=[jax.devices()[i] for i in order] if devices is None else devices)
     config = TrainConfig(model=zoo.get_model("tiny-00004k"), **json.loads(sys.argv[3]))
     summary = train_run(config, out, progress=False)
     saw_summary = os.path.exists(os.path.join(out, "summary.json"))  # train_run returns once the file is there
@@ -237,13 +244,16 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _launch(out, processes: int, records) -> list[tuple[subprocess.Popen, str]]:
-    """Start one run in ``processes`` processes (8 CPU devices in all); each writes its record to records/<i>.json."""
+def _launch(out, processes: int, records, config: dict = CONFIG,
+            order: list[int] | None = None) -> list[tuple[subprocess.Popen, str]]:
+    """Start one run in ``processes`` processes (8 CPU devices in all); each writes its record to records/<i>.json.
+    ``order``: the global device order of the run's mesh (default: jax.devices())."""
     port = _free_port()
     launched = []
     for index in range(processes):
         env = {key: value for key, value in os.environ.items() if key not in TRIO}
-        env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={8 // processes}")
+        env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={8 // processes}",
+                   DEVICE_ORDER=",".join(map(str, order or [])))
         if processes > 1:
             env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(processes),
                        JAX_PROCESS_ID=str(index), JAX_ENABLE_COMPILATION_CACHE="false")
@@ -251,7 +261,7 @@ def _launch(out, processes: int, records) -> list[tuple[subprocess.Popen, str]]:
             # process 0 would reach the first cross-process collective a whole compile ahead of process 1; gloo
             # waits 30 s for its peers there. Compiling cold in both keeps them in step on a loaded machine.
         record = records / f"{out.name}-{index}"
-        command = [sys.executable, "-c", WORKER, str(out), f"{record}.json", json.dumps(CONFIG)]
+        command = [sys.executable, "-c", WORKER, str(out), f"{record}.json", json.dumps(config)]
         with open(f"{record}.log", "w") as log:  # a file, not a pipe: nothing blocks on a full pipe
             launched.append((subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
                              str(record)))
@@ -283,11 +293,33 @@ def _finish(*runs) -> list[list[dict]]:
     return [[json.loads(open(f"{record}.json").read()) for _, record in run] for run in runs]
 
 
-def _losses(run) -> dict[int, float]:
+def _losses(run, steps: int = STEPS) -> dict[int, float]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    steps = [row["step"] for row in rows]
-    assert steps == list(range(1, STEPS + 1)), steps  # each step logged once: one writer
+    logged = [row["step"] for row in rows]
+    assert logged == list(range(1, steps + 1)), logged  # each step logged once: one writer
     return {row["step"]: row["loss"] for row in rows}
+
+
+def test_interleaved_device_orders_on_2_and_4_processes_train_the_single_process_losses(tmp_path):
+    """jax.make_mesh on a multi-host TPU slice may interleave hosts' devices; each process then holds rows
+    [0, 1, 4, 5, ...] of every global batch and reads exactly those (before: refused at start-up, "its devices hold
+    batch rows [0, 1, 4, 5] but it reads rows [0, 4)")."""
+    config = {**CONFIG, "tokens": 12 * 8 * 128, "checkpoint_every": 12, "steps_per_dispatch": 4}
+    records = tmp_path / "records"
+    records.mkdir()
+    orders = {2: [0, 4, 2, 6, 1, 5, 3, 7], 4: [0, 2, 4, 6, 1, 3, 5, 7]}  # process p holds devices 8/n*p ...
+    runs = {n: tmp_path / f"p{n}" for n in (1, *orders)}
+    [solo], pair, quad = _finish(*(_launch(runs[n], n, records, config, orders.get(n)) for n in runs))
+    expected = _losses(runs[1], 12)
+    for n, record in ((2, pair), (4, quad)):
+        got = _losses(runs[n], 12)
+        assert max(abs(got[step] - expected[step]) for step in expected) < LOSS_TOLERANCE, n
+        # each process read its own rows of every batch: together exactly the single process's rows, none twice
+        first = [next(row[3] for row in r["rows"] if row[0] == "train") for r in record]
+        assert sorted(sum(first, [])) == sorted(next(row[3] for row in solo["rows"] if row[0] == "train"))
+    # the rows of the global batch each process read follow the mesh, not the process index
+    assert [r["rows"][0][4] for r in pair] == [[0, 2, 4, 6], [1, 3, 5, 7]]
+    assert [r["rows"][0][4] for r in quad] == [[0, 4], [1, 5], [2, 6], [3, 7]]
 
 
 def _cut_at_half(source, target) -> None:
@@ -324,7 +356,7 @@ def test_two_processes_train_like_one_and_checkpoints_resume_across_process_coun
 
     # each process read its own half of every global batch: disjoint rows, together the single process's rows
     def batches(record, split):
-        return {(epoch, step): starts for name, epoch, step, starts in record["rows"] if name == split}
+        return {(epoch, step): starts for name, epoch, step, starts, _ in record["rows"] if name == split}
 
     for split in ("train", "validation"):
         whole, halves = batches(solo, split), [batches(r, split) for r in pair]

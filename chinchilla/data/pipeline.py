@@ -7,9 +7,10 @@ into non-overlapping windows of ``seq_len`` targets starting at a random offset 
 
 so inputs are ``row[:-1]`` and targets ``row[1:]`` and every token of the window is a target exactly once. The
 windows are permuted (permutation and offset drawn from ``SeedSequence([seed, e])``); global batch b of the
-epoch is windows ``perm[b*G : (b+1)*G]`` with G = batch_size * process_count, and process i takes rows
-``[i*batch_size, (i+1)*batch_size)`` of it, so the processes read disjoint rows of the same global batch
-(``last_starts`` holds the token offsets of the rows the latest batch read). An epoch
+epoch is windows ``perm[b*G : (b+1)*G]`` with G = batch_size * process_count, and process i takes the rows of it
+that its devices hold (``rows``, from the mesh: ``chinchilla.sharding.process_rows``; by default the block
+``[i*batch_size, (i+1)*batch_size)``), so the processes read disjoint rows of the same global batch in any device
+order (``last_starts`` holds the token offsets of the rows the latest batch read). An epoch
 has ``n_e // G`` batches (the remainder is dropped); then the next epoch reshuffles, and the iterator warns once
 that data now repeats.
 
@@ -62,7 +63,8 @@ class PackedBatches:
     """An infinite iterator of int32 arrays ``[batch_size, seq_len + 1]`` (see the module docstring)."""
 
     def __init__(self, tokens: np.ndarray, *, tokenizer, seq_len: int, batch_size: int, seed: int,
-                 process_index: int, process_count: int, description: dict[str, Any], warn_repeats: bool = True):
+                 process_index: int, process_count: int, description: dict[str, Any], warn_repeats: bool = True,
+                 rows: Any = None):
         for field, value, low in (("seq_len", seq_len, 1), ("batch_size", batch_size, 1),
                                   ("process_count", process_count, 1), ("seed", seed, 0)):
             if not isinstance(value, (int, np.integer)) or value < low:
@@ -75,6 +77,13 @@ class PackedBatches:
         self.seq_len, self.batch_size, self.seed = int(seq_len), int(batch_size), int(seed)
         self.process_index, self.process_count = int(process_index), int(process_count)
         self.global_batch_size = self.batch_size * self.process_count
+        if rows is None:
+            rows = np.arange(self.process_index * self.batch_size, (self.process_index + 1) * self.batch_size)
+        self.rows = np.asarray(rows, dtype=np.int64)
+        if (self.rows.shape != (self.batch_size,) or len(set(self.rows.tolist())) != self.batch_size
+                or self.rows.min() < 0 or self.rows.max() >= self.global_batch_size):
+            raise ValueError(f"rows={self.rows.tolist()} must be {self.batch_size} distinct indices of the global "
+                             f"batch of {self.global_batch_size}")
         self.description = dict(description)
         self.warn_repeats = warn_repeats
         self._tokens = tokens
@@ -126,8 +135,7 @@ class PackedBatches:
         if self._epoch > 0 and self.warn_repeats and not self._warned:
             self._warned = True
             warnings.warn(self._repeat_message(), DataRepeatWarning, stacklevel=2)
-        start = self._step * self.global_batch_size + self.process_index * self.batch_size
-        windows = self._order[start:start + self.batch_size]
+        windows = self._order[self._step * self.global_batch_size + self.rows]
         self.last_starts = self._offset + windows * self.seq_len
         rows = self._tokens[self.last_starts[:, None] + self._row]
         self._step += 1
@@ -179,7 +187,7 @@ def batches(dataset: str = "embedded", *, split: str = "train", tokenizer="byte"
             batch_size: int = 8, seed: int = 0, process_index: int = 0, process_count: int = 1,
             data_dir: str | os.PathLike | None = None, text_key: str = "text", max_documents: int | None = None,
             min_tokens: int | None = None, workers: int | None = None,
-            warn_repeats: bool = True) -> PackedBatches:
+            warn_repeats: bool = True, rows: Any = None) -> PackedBatches:
     """Infinite packed batches ``int32[batch_size, seq_len + 1]`` of a data set split for one process.
 
     ``batch_size`` is per process (global batch / process_count). ``dataset``: see ``sources`` ("embedded...",
@@ -190,6 +198,7 @@ def batches(dataset: str = "embedded", *, split: str = "train", tokenizer="byte"
     iterator's ``split_used`` names which, ``split_note`` says why). ``min_tokens``: pack only the smallest prefix
     of the data holding that many tokens (None: the whole split), tokenised on ``workers`` processes (default:
     every usable core). ``max_documents`` caps the documents read from a TFDS data set (its first ones).
+    ``rows``: the ``batch_size`` indices of the global batch this process reads (default: block ``process_index``).
     """
     tok = _tokenizer(tokenizer, dataset, data_dir, text_key, process_index, process_count)
     choice = sources.resolve_split(dataset, split, data_dir=data_dir)
@@ -201,7 +210,7 @@ def batches(dataset: str = "embedded", *, split: str = "train", tokenizer="byte"
                    "text_key": text_key, "max_documents": max_documents}
     iterator = PackedBatches(tokens, tokenizer=tok, seq_len=seq_len, batch_size=batch_size, seed=seed,
                              process_index=process_index, process_count=process_count, description=description,
-                             warn_repeats=warn_repeats)
+                             warn_repeats=warn_repeats, rows=rows)
     iterator.split_used, iterator.split_note = choice.name, choice.note
     return iterator
 
