@@ -176,3 +176,20 @@ def test_a_sweep_directory_and_its_results_csv_give_one_answer(synthetic_sweep, 
     assert other["n_convention"] == "non-embedding parameters" and other["columns"]["N"] == "non_embedding_params"
     assert cli.main(["fit", "approach2", str(synthetic_sweep / "results.csv"), "--resamples", "0"]) == 0
     assert "N = all parameters, loss = column 'final_train_loss'" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------- fault 6: the grid check follows the units
+@pytest.mark.parametrize("n_unit, d_unit", [(1e9, 1e12), (1e6, 1e9)])
+def test_rescaled_units_give_the_same_fit_and_no_grid_warning(n_unit, d_unit):
+    from chinchilla.fit import fit_parametric, reference_table
+    from chinchilla.fit.laws import paper_grid, unit_shifts
+
+    table = reference_table().drop_highest_loss(5)
+    base = fit_parametric(table.n, table.d, table.loss)
+    scaled = fit_parametric(table.n / n_unit, table.d / d_unit, table.loss)  # N in billions, D in trillions ...
+    assert scaled.objective == pytest.approx(base.objective, rel=1e-9)
+    assert scaled.a == pytest.approx(base.a, abs=1e-6) and scaled.E == pytest.approx(base.E, rel=1e-6)
+    assert not [w for w in scaled.warnings if "grid" in w], scaled.warnings
+    assert scaled.grid_units == {"n": -round(math.log10(n_unit)), "d": -round(math.log10(d_unit))}
+    assert unit_shifts({"n": table.n, "d": table.d}) == {"n": 0, "d": 0}  # the paper's data keep the paper's grid
+    assert base.best_start.tolist() in paper_grid().tolist()

@@ -99,16 +99,47 @@ def loss_scale_shift(loss) -> float:
     return float(np.round(np.log(np.min(np.asarray(loss, dtype=np.float64))) - 1.0))
 
 
-def data_starts(law, loss) -> np.ndarray:
+# Units of N and D (issue 20, fault 6): the paper's grid of log A, log B was built for N and D counted in parameters
+# and tokens. With N in millions, A / N^alpha keeps its value only if log A moves by -alpha log(1e6): the grid's
+# log A (log B) column moves by alpha * k_N * ln 10 (beta * k_D * ln 10) row by row, k = the whole number of decades
+# between the data's geometric-mean N (D) and these references, 0 for the paper's data (10^8.9 and 10^10.2).
+UNIT_REFERENCE: dict[str, float] = {"n": 1e9, "d": 1e10}
+# (scale parameter, exponent, covariate) of each power-law term whose coefficient carries the covariate's unit.
+UNIT_TERMS: tuple[tuple[str, str, str], ...] = (("log_A", "alpha", "n"), ("log_B", "beta", "d"))
+
+
+def unit_shifts(covariates: Mapping[str, np.ndarray] | None) -> dict[str, int]:
+    """Per covariate (``n``, ``d``), the whole decades k between its geometric mean and :data:`UNIT_REFERENCE`
+    (0 for paper-scale data; -6 for N given in millions)."""
+    if covariates is None:
+        return {key: 0 for key in UNIT_REFERENCE}
+    return {key: int(np.round(np.mean(np.log10(np.asarray(covariates[key], dtype=np.float64))) - np.log10(ref)))
+            for key, ref in UNIT_REFERENCE.items() if key in covariates}
+
+
+def shear_units(law, thetas: np.ndarray, shifts: Mapping[str, int], sign: float = 1.0) -> np.ndarray:
+    """Raw parameters (rows of ``thetas``) moved to the data's units (``sign`` = 1: log A += alpha k_N ln 10, ...)
+    or back to the paper's (``sign`` = -1). The fit is the same in either; a unit change is exactly a change of k."""
+    out = np.array(thetas, dtype=np.float64, copy=True)
+    names = law.param_names
+    for scale, exponent, key in UNIT_TERMS:
+        if scale in names and exponent in names and shifts.get(key):
+            i, j = names.index(scale), names.index(exponent)
+            out[..., i] += sign * out[..., j] * shifts[key] * math.log(10.0)
+    return out
+
+
+def data_starts(law, loss, covariates: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     """``law.default_starts()`` with its log A, log B, log E columns moved by :func:`loss_scale_shift` ``(loss)``
-    (unchanged for paper-scale losses)."""
+    (unchanged for paper-scale losses), and its log A, log B columns by the units of N and D
+    (:func:`unit_shifts`, :func:`shear_units`; unchanged for paper-scale N and D)."""
     grid = np.array(law.default_starts(), dtype=np.float64)
     shift = loss_scale_shift(loss)
     if shift:
         for i, name in enumerate(law.param_names):
             if name in LOSS_SCALE_PARAMS:
                 grid[:, i] += shift
-    return grid
+    return shear_units(law, grid, unit_shifts(covariates))
 
 
 def _check_positive_params(name: str, values: Mapping[str, float], keys: tuple[str, ...]) -> None:

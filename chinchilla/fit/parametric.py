@@ -55,7 +55,7 @@ import numpy as np
 
 from chinchilla.fit import diagnostics as diagnostics_mod
 from chinchilla.fit.allocate import ChinchillaParams
-from chinchilla.fit.laws import CHINCHILLA, NATURAL_NAMES, data_starts, loss_scale_shift
+from chinchilla.fit.laws import CHINCHILLA, NATURAL_NAMES, data_starts, loss_scale_shift, shear_units, unit_shifts
 from chinchilla.fit.objective import PAPER_HUBER_DELTA, check_reduction, objective
 from chinchilla.fit.solver import (REFINE_RTOL, STOP_REASONS, SolverConfig, StartResult, minimize_many, refine,
                                    resolve_strategy)
@@ -230,6 +230,7 @@ class ParametricFit:
     parameters: dict[str, dict[str, object]]
     warnings: tuple[str, ...]
     identification: dict[str, object] = dataclasses.field(default_factory=dict)
+    grid_units: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def __getattr__(self, name: str):
         params = self.__dict__.get("params", {})
@@ -297,6 +298,7 @@ class ParametricFit:
                     "reduction": self.reduction, "huber_delta": self.delta, "n_points": self.n_points,
                     "n_grid_starts": self.n_grid, "n_starts_run": int(self.diagnostics.grid_index.size),
                     "best_start": [float(x) for x in self.best_start], "grid_shift": self.grid_shift,
+                    "grid_unit_decades": dict(self.grid_units),
                     "best_start_on_grid_edge": list(self.best_start_on_grid_edge),
                     "status": self.status, "converged": self.converged, "stop_reason": self.stop_reason,
                     "restarts": self.restarts, "restart_gain": _finite_or_none(self.restart_gain),
@@ -354,7 +356,8 @@ def fit_table(table: ScalingTable, *, law=CHINCHILLA, reduction: str = "sum", de
         raise ValueError(f"delta={delta!r} must be positive")
     config = solver_config(reduction, max_iter=max_iter, ftol=ftol, gtol=gtol, gtol_abs=gtol_abs)
     covariates = law_covariates(law, table)
-    grid = prepare_starts(law, starts, table.loss)
+    grid = prepare_starts(law, starts, table.loss, covariates)
+    units = unit_shifts(covariates) if starts is None else unit_shifts(None)
     w = prepare_weights(weights, len(table), n_params=len(law.param_names))
     data_warnings = diagnostics_mod.check_data(law.param_names, covariates, table.loss, w)
     k = resolve_top_k(top_k, reduction, grid.shape[0])
@@ -374,7 +377,7 @@ def fit_table(table: ScalingTable, *, law=CHINCHILLA, reduction: str = "sum", de
                                              reduction=reduction))
         return _result(state, law, grid, reduction=reduction, delta=float(delta), n_points=len(table), top_k=k,
                        config=config, grid_shift=loss_scale_shift(table.loss) + 0.0 if starts is None else 0.0,
-                       data_warnings=data_warnings, objective_at=objective_at, curvature=curv)
+                       data_warnings=data_warnings, objective_at=objective_at, curvature=curv, units=units)
 
 
 @functools.partial(jax.jit, static_argnames=("law", "delta", "reduction"))
@@ -408,10 +411,10 @@ def law_covariates(law, table: ScalingTable) -> dict[str, np.ndarray]:
     return {c: available[c] for c in law.covariates}
 
 
-def prepare_starts(law, starts, loss) -> np.ndarray:
+def prepare_starts(law, starts, loss, covariates=None) -> np.ndarray:
     """(S, P) float64 starting points: the law's grid moved to the scale of ``loss`` by default
     (:func:`chinchilla.fit.laws.data_starts`); validated shape and finiteness."""
-    grid = data_starts(law, loss) if starts is None else np.array(starts, dtype=np.float64)
+    grid = data_starts(law, loss, covariates) if starts is None else np.array(starts, dtype=np.float64)
     n_params = len(law.param_names)
     if grid.ndim == 1:
         grid = grid[None, :]
@@ -449,7 +452,8 @@ def resolve_top_k(top_k: int | None | str, reduction: str, n_starts: int) -> int
 
 def _result(state: FitState, law, grid: np.ndarray, *, reduction: str, delta: float, n_points: int,
             top_k: int | None, config: SolverConfig, grid_shift: float, data_warnings: list[str],
-            objective_at, curvature: Curvature | None = None) -> ParametricFit:
+            objective_at, curvature: Curvature | None = None, units: Mapping[str, int] | None = None
+            ) -> ParametricFit:
     runs = state.starts
     objectives = np.asarray(runs.objective, dtype=np.float64)
     if not np.isfinite(state.objective):
@@ -484,8 +488,13 @@ def _result(state: FitState, law, grid: np.ndarray, *, reduction: str, delta: fl
     notes += [p["note"] for p in parameters.values() if p["note"]]
     at_bound = tuple(raw for raw, name in NATURAL_NAMES.items()
                      if parameters.get(name, {}).get("status") not in (None, "ok", "fixed"))
-    on_edge, edge_warnings = diagnostics_mod.grid_edges(law.param_names, grid, diagnostics.initial_params[best],
-                                                        theta, skip=at_bound)
+    # The grid check reads every point in the paper's units, so that it does not depend on the data's units.
+    units = dict(units or {})
+    on_edge, edge_warnings = diagnostics_mod.grid_edges(
+        law.param_names, np.round(shear_units(law, grid, units, -1.0), 9),
+        np.round(shear_units(law, diagnostics.initial_params[best], units, -1.0), 9),
+        shear_units(law, theta, units, -1.0),
+        skip=at_bound)
     notes += edge_warnings
     identification = diagnostics_mod.identification(law, theta, curvature, parameters, data_warnings)
     if not identification["identified"]:
@@ -495,4 +504,4 @@ def _result(state: FitState, law, grid: np.ndarray, *, reduction: str, delta: fl
                          best=best, best_start=diagnostics.initial_params[best], diagnostics=diagnostics,
                          stop_reason=stop_reason, status=status, restarts=int(state.restarts), restart_gain=gain,
                          grid_shift=grid_shift, best_start_on_grid_edge=tuple(on_edge), parameters=parameters,
-                         warnings=tuple(notes), identification=identification)
+                         warnings=tuple(notes), identification=identification, grid_units=units)
