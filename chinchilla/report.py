@@ -178,13 +178,17 @@ def analyze(sweep_dir, settings: AnalysisSettings | None = None, *, meta: dict[s
             ) -> Analysis:
     """Fit the three approaches to the finished runs of ``sweep_dir`` under each parameter convention."""
     settings = settings or AnalysisSettings()
-    all_rows = results_lib.collect_results(sweep_dir)
+    every_row = results_lib.collect_results(sweep_dir)
+    outside = [{"run_id": r["run_id"], "status": r["status"], "reason": r[results_lib.OUTSIDE_PLAN]}
+               for r in every_row if r.get(results_lib.OUTSIDE_PLAN)]  # named in the report, never fitted
+    all_rows = [r for r in every_row if not r.get(results_lib.OUTSIDE_PLAN)]
     rows = [r for r in all_rows if r["status"] == "finished" and _positive(r.get(settings.loss))]
     results: dict[str, dict[str, Any]] = {}
     curves: dict[str, list] = {}
     for convention in settings.conventions:
-        curves[convention] = results_lib.load_curves(sweep_dir, convention=convention,
-                                                     groups=settings.approach1_groups)
+        curves[convention] = [c for c in results_lib.load_curves(sweep_dir, convention=convention,
+                                                                 groups=settings.approach1_groups)
+                              if c.run not in {o["run_id"] for o in outside}]
         results[convention] = {
             "approach1": _attempt(lambda: fit_approach1(curves[convention], settings)),
             "approach2": _attempt(lambda: fit_approach2(rows, convention, settings)),
@@ -197,7 +201,8 @@ def analyze(sweep_dir, settings: AnalysisSettings | None = None, *, meta: dict[s
                                                                                         "pending", "missing")}
     unfinished = [{"run_id": r["run_id"], "status": r["status"], "reason": r["error"]} for r in all_rows
                   if r["status"] in ("failed", "missing")]
-    info = {"runs": run_counts, "unfinished_runs": unfinished, "total_flops": float(sum(r["flops"] for r in rows)),
+    info = {"runs": run_counts, "unfinished_runs": unfinished, "outside_plan": outside,
+            "plan": results_lib.plan_parts(sweep_dir), "total_flops": float(sum(r["flops"] for r in rows)),
             "train_time_s": float(sum(r["wall_time_s"] or 0.0 for r in all_rows)), **(meta or {})}
     return Analysis(settings=settings, rows=rows, results=results, curves=curves, sweep_dir=str(sweep_dir),
                     meta=info)
@@ -498,6 +503,15 @@ def _projection_section(payload: dict[str, Any], convention: str) -> list[str]:
 def _runs_section(analysis: Analysis) -> list[str]:
     unfinished = analysis.meta.get("unfinished_runs") or []
     lines = ["## Runs", ""]
+    extended = results_lib.extension_text(analysis.meta.get("plan"))
+    if extended:
+        lines += [f"The plan was {extended}.", ""]
+    outside = analysis.meta.get("outside_plan") or []
+    if outside:  # run directories of another plan (an earlier, edited preset): named, never fitted
+        lines += [f"Not in the sweep's plan ({len(outside)} run directories, left out of every fit):", "",
+                  "| run | status | why |", "|---|---|---|"]
+        lines += [f"| {o['run_id']} | {o['status']} | {str(o['reason']).replace('|', '/')} |" for o in outside]
+        lines.append("")
     if unfinished:  # failed and missing runs, with the reason each one records
         lines += ["Not in the fits:", "", "| run | status | reason |", "|---|---|---|"]
         lines += [f"| {u['run_id']} | {u['status']} | {str(u['reason'] or '').replace('|', '/')} |"

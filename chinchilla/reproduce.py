@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 from chinchilla.config import ModelConfig
 from chinchilla.report import AnalysisSettings, analyze, write_report
 from chinchilla.sweep import store
+from chinchilla.sweep.identity import adopt_plan
 from chinchilla.flops import tokens_for_flops
 from chinchilla.sweep.plan import (Plan, plan_hparam_scan, plan_isoflop, plan_lr_scan, plan_next_budget, plan_training_curves,
                                    power_law_center, resolve_run)
@@ -234,10 +235,11 @@ def load_preset(name_or_path: str) -> Preset:
 
 def reproduce(preset: Preset, out_dir, *, worker: int = 0, num_workers: int = 1, retry_failed: bool = False,
               analysis: AnalysisSettings | None = None, progress: bool = False, jobs: int | str | None = None,
-              log: Callable[[str], None] | None = print) -> dict[str, Any] | None:
+              extend: bool = False, log: Callable[[str], None] | None = print) -> dict[str, Any] | None:
     """Train the preset's sweep into ``out_dir`` (this worker's share; ``jobs`` runs at once, see
     ``chinchilla.sweep.run_sweep``) and, when no run is pending any more, write the report. Returns the summary, or
-    None while other workers' runs are still pending."""
+    None while other workers' runs are still pending. A directory holding another plan is refused before anything
+    is written, unless ``extend`` adds this plan's new runs to it (``chinchilla.sweep.identity``)."""
     if not preset.runnable:
         raise ValueError(f"preset {preset.name!r} is a plan only (runnable=False): print it with "
                          f"`chinchilla sweep --preset {preset.name} --plan-only`")
@@ -249,6 +251,7 @@ def reproduce(preset: Preset, out_dir, *, worker: int = 0, num_workers: int = 1,
     if isinstance(held, dict) and held.get("name") not in (None, preset.name):
         raise ValueError(f"{out} holds a sweep of preset {held['name']!r}, not {preset.name!r}; give a new --out "
                          f"(or --preset {held['name']} to resume it)")
+    plan = adopt_plan(plan, out, extend=extend)  # a changed preset is refused before anything is written
     store.write_json_atomic(out / "preset.json", preset.describe())
     say = log or (lambda _: None)
     say(f"{preset.name}: {len(plan.runs)} runs, {plan.total_flops:.3g} FLOPs -> {out}")
@@ -270,7 +273,51 @@ def report(sweep_dir, settings: AnalysisSettings, *, meta: Mapping[str, Any] | N
     payload = write_report(analysis, sweep_dir, figures=figures)
     if log:
         log(format_table(payload))
+        for line in format_runs(payload, sweep_dir):
+            log(line)
     return payload
+
+
+def failures(sweep_dir) -> str | None:
+    """One line for the failed runs of the plan in ``sweep_dir`` (``chinchilla.sweep.runner.failures_text``)."""
+    from chinchilla.sweep.identity import recorded
+    from chinchilla.sweep.runner import failures_text
+
+    plan = recorded(sweep_dir)[0]
+    return failures_text(plan, sweep_dir) if plan is not None else None
+
+
+def format_runs(payload: Mapping[str, Any], sweep_dir, limit: int = 5) -> list[str]:
+    """Console lines under the table for what the fits left out: failed, pending and missing runs (with their
+    reasons, the first ``limit``), run directories outside the sweep's plan, and how an extended plan was built."""
+    from chinchilla.sweep.results import extension_text
+
+    where = f"{str(sweep_dir).rstrip('/')}/report.md"
+    lines = []
+    extended = extension_text(payload.get("plan"))
+    if extended:
+        lines.append(f"plan: {extended}")
+    runs = payload.get("runs") or {}
+    left = {status: runs.get(status, 0) for status in ("failed", "pending", "missing") if runs.get(status)}
+    if left:
+        planned = sum(runs.get(s, 0) for s in ("finished", "failed", "pending", "missing"))
+        lines.append(f"runs: {runs.get('finished', 0)} of {planned} finished; not in the fits: "
+                     + ", ".join(f"{n} {status}" for status, n in left.items())
+                     + (" (missing: planned, no run directory; pending: not finished yet)"
+                        if {"pending", "missing"} & left.keys() else ""))
+        unfinished = payload.get("unfinished_runs") or []
+        for entry in unfinished[:limit]:
+            reason = (str(entry.get("reason") or "").splitlines() or [""])[0][:160]
+            lines.append(f"  {entry['run_id']}: {entry['status']}" + (f": {reason}" if reason else ""))
+        if len(unfinished) > limit:
+            lines.append(f"  ... {len(unfinished) - limit} more in {where}")
+    outside = payload.get("outside_plan") or []
+    if outside:
+        first = outside[0]
+        lines.append(f"not in the sweep's plan, left out of every fit: {len(outside)} run director"
+                     f"{'y' if len(outside) == 1 else 'ies'} (first: {first['run_id']}: {first['reason']}); all in "
+                     f"{where}")
+    return lines
 
 
 def format_table(payload: Mapping[str, Any]) -> str:

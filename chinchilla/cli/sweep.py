@@ -81,6 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _preset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="train on this data set instead of the preset's (e.g. embedded/kjv and "
                                           "embedded/shakespeare: the data dependence of the exponents)")
+    parser.add_argument("--extend", action="store_true",
+                        help="OUT holds a sweep of another plan (e.g. the preset gained budgets): add this plan's "
+                             "new runs to it and keep the old ones (without it, a plan other than OUT's is "
+                             "refused, naming what changed; a run's settings can never change within OUT)")
 
 
 def _load(args: argparse.Namespace):
@@ -169,6 +173,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     out = args.out.rstrip("/") + "/lr_check" if args.lr_check else args.out
     worker, num_workers = _worker_identity(args)
     _start_live_metrics(args)
+    from chinchilla.sweep.identity import adopt_plan
+    from chinchilla.sweep.pool import resolve_jobs
+    from chinchilla.sweep.runner import failures_text
+
+    resolve_jobs(args.jobs)  # a bad value (or no backend) is an error before anything is written
+    plan = adopt_plan(plan, out, extend=args.extend or bool(args.next_budget))  # a changed plan: refused first
     if not args.lr_check:
         from chinchilla.sweep import store
 
@@ -179,14 +189,23 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         _print_lr_check(out, preset)
     if args.json:
         print_json(outcome.to_dict())
-    return 1 if outcome.failed else 0
+    return _failed_exit(args, failures_text(plan, out))
+
+
+def _failed_exit(args: argparse.Namespace, failures: str | None) -> int:
+    """Exit status 1 with one line on stderr when runs failed (how many, the first reason, where all are)."""
+    if not failures:
+        return 0
+    print(f"chinchilla {args.command}: error: {failures}", file=sys.stderr)
+    return 1
 
 
 def _worker_flags(args: argparse.Namespace) -> list[str]:
     """The worker flags given (those that only a training sweep reads)."""
     return [flag for flag, given in (("--worker", args.worker is not None),
                                      ("--num-workers", args.num_workers is not None),
-                                     ("--retry-failed", args.retry_failed)) if given]
+                                     ("--retry-failed", args.retry_failed),
+                                     ("--extend", args.extend)) if given]
 
 
 def _worker_identity(args: argparse.Namespace) -> tuple[int, int]:
@@ -295,14 +314,15 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
     worker, num_workers = _worker_identity(args)
     payload = reproduce.reproduce(preset, args.out, worker=worker, num_workers=num_workers,
                                   retry_failed=args.retry_failed, progress=args.progress, jobs=args.jobs,
-                                  log=log)
+                                  extend=args.extend, log=log)
+    failures = reproduce.failures(args.out)
     if payload is None:
-        return 0
+        return _failed_exit(args, failures)
     if args.json:
         print_json(payload)
     log(f"report: {args.out.rstrip('/')}/report.md (training {payload['train_time_s'] / 60:.1f} min over all runs; "
           f"this invocation {payload['wall_time_s'] / 60:.1f} min)")
-    return 0
+    return _failed_exit(args, failures)
 
 
 def _print_plan(plan, rows, convention: str) -> None:

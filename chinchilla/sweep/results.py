@@ -32,7 +32,10 @@ INT_COLUMNS = frozenset({"n_layers", "d_model", "ffw_size", "n_heads", "kv_size"
                          "n_params", "non_embedding_params", "tokens", "seed", "batch_size"})
 
 
-MISSING = "missing"  # a planned run without a run directory (not started yet, or deleted)
+MISSING = "missing"
+# A row's key (not a results.csv column) saying why a run directory is not one of plan.json's runs (None when it is).
+OUTSIDE_PLAN = "outside_plan"
+  # a planned run without a run directory (not started yet, or deleted)
 
 
 def run_status(run_dir) -> str:
@@ -188,7 +191,9 @@ def check_sweep_dir(sweep_dir) -> None:
 
 def collect_results(sweep_dir) -> list[dict[str, Any]]:
     """One row per run directory, and one with status "missing" per run of the sweep's ``plan.json`` that has no
-    directory (not started yet, or deleted), sorted by run id. Raises ValueError when ``plan.json`` is damaged."""
+    directory (not started yet, or deleted), sorted by run id. Each row's ``outside_plan`` (not a results.csv
+    column) says why a run directory is not one of the plan's runs (None when it is, or without ``plan.json``).
+    Raises ValueError when ``plan.json`` is damaged."""
     sweep_dir = store.as_path(sweep_dir)
     plan_data, problem = read_object(sweep_dir / store.PLAN_FILE)
     if problem is not None:
@@ -198,14 +203,58 @@ def collect_results(sweep_dir) -> list[dict[str, Any]]:
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{sweep_dir / store.PLAN_FILE} is not a plan ({type(error).__name__}: {error}); rerun "
                          "the sweep command to rewrite it") from None
-    rows = [row for row in (result_row(d, planned_run=planned.get(d.name)) for d in store.run_dirs(sweep_dir))
-            if row is not None]
+    rows = []
+    for run_dir in store.run_dirs(sweep_dir):
+        row = result_row(run_dir, planned_run=planned.get(run_dir.name))
+        if row is not None:
+            rows.append({**row, OUTSIDE_PLAN: _outside_plan(run_dir, planned) if plan_data is not None else None})
     seen = {row["run_id"] for row in rows}
     for run_id, run in planned.items():
         if run_id not in seen:
             row = result_row(sweep_dir / store.RUNS_DIR / run_id, planned_run=run)
-            rows.append({**row, "status": MISSING, "error": "no run directory (not started yet, or deleted)"})
+            rows.append({**row, "status": MISSING, "error": "no run directory (not started yet, or deleted)",
+                         OUTSIDE_PLAN: None})
     return sorted(rows, key=lambda row: row["run_id"])
+
+
+def _outside_plan(run_dir, planned: dict[str, PlannedRun]) -> str | None:
+    """Why a run directory is not one of the plan's runs (None when it is): no run of that id in ``plan.json``, or
+    its ``run.json`` has other settings than the plan's run (a sweep of an earlier, edited plan)."""
+    from chinchilla.sweep.identity import run_changes
+
+    run = planned.get(run_dir.name)
+    if run is None:
+        return f"not in {store.PLAN_FILE}"
+    data = read_object(run_dir / store.RUN_FILE)[0]
+    if data is None:
+        return None
+    try:
+        changes = run_changes(PlannedRun.from_dict(data), run)
+    except (KeyError, TypeError, ValueError):
+        return None  # a damaged run.json: the row is failed and says why
+    return f"trained with other settings than {store.PLAN_FILE}: {changes}" if changes else None
+
+
+def plan_parts(sweep_dir) -> dict[str, Any] | None:
+    """What ``plan.json`` says of the sweep's plan: its fingerprint, run count and the plans it was built from
+    (``parts``: more than one when ``--extend`` added runs); None without ``plan.json``."""
+    from chinchilla.sweep import identity
+
+    plan, parts = identity.recorded(sweep_dir)
+    if plan is None:
+        return None
+    return {"name": plan.name, "fingerprint": identity.fingerprint(plan), "runs": len(plan.runs), "parts": parts}
+
+
+def extension_text(plan_info: dict[str, Any] | None) -> str | None:
+    """One line saying how an extended sweep's plan was built (None for a plan that was not extended)."""
+    parts = (plan_info or {}).get("parts") or []
+    if len(parts) < 2:
+        return None
+    first, later = parts[0], parts[1:]
+    added = ", ".join(f"{p.get('added', '?')} from {p.get('name', '?')!r}" for p in later)
+    return (f"extended (--extend): {first.get('runs', '?')} runs of the original plan {first.get('name', '?')!r}, "
+            f"then {added}; {plan_info.get('runs', '?')} runs in all")
 
 
 def write_results_table(sweep_dir) -> list[dict[str, Any]]:

@@ -47,6 +47,7 @@ from etils import epath
 from chinchilla import atomic, runlock
 from chinchilla.runlock import RunLockedError
 from chinchilla.sweep import store
+from chinchilla.sweep.identity import adopt_plan
 from chinchilla.sweep.pool import JOBS_AUTO, make_pool, resolve_jobs, stop_pool
 from chinchilla.sweep.plan import Plan, PlannedRun
 from chinchilla.sweep.results import run_status, write_results_table
@@ -149,7 +150,7 @@ def process_group() -> tuple[int, int]:
 
 
 def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker: int = 0, num_workers: int = 1,
-              retry_failed: bool = False, jobs: int | str | None = None,
+              retry_failed: bool = False, jobs: int | str | None = None, extend: bool = False,
               log: Callable[[str], None] | None = print) -> SweepOutcome:
     """Train the runs of ``plan`` that no other worker has claimed, under ``sweep_dir/runs/<run_id>``, skipping
     finished runs (see the module docstring for claims; ``worker``/``num_workers`` name this worker in the log).
@@ -159,7 +160,11 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
     losses are bitwise the same for every int; ``"auto"`` is the number of usable cores on CPU (None on an
     accelerator). With workers, ``train_fn`` must be picklable (a module-level function, ``functools.partial`` or
     dataclass instance), and a script that calls this must guard its top level with ``if __name__ == "__main__":``
-    (workers are spawned: each imports the main module again)."""
+    (workers are spawned: each imports the main module again).
+
+    The directory is one experiment (``chinchilla.sweep.identity``): a ``plan`` other than the one its ``plan.json``
+    holds is refused (``PlanChangedError``, naming what changed) before anything is written, unless ``extend``
+    adds its new runs to the directory's plan; the runs trained are those of the directory's plan."""
     if not 0 <= worker < num_workers:
         raise ValueError(f"worker={worker} must lie in [0, num_workers={num_workers})")
     explicit_jobs = jobs not in (None, JOBS_AUTO)
@@ -173,9 +178,9 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
                              "together, one run at a time; leave --jobs out")
         jobs = None
     writer = rank == 0
+    plan = adopt_plan(plan, sweep_dir, extend=extend)  # every process: the same plan, whoever wrote it first
     if writer:
         _remove_dead_temporaries(sweep_dir)
-        store.write_text_atomic(sweep_dir / store.PLAN_FILE, plan.to_json() + "\n")
     runs = list(plan.runs)
     number = {run.run_id: index for index, run in enumerate(runs, 1)}
     start = time.time()
@@ -399,3 +404,21 @@ def plan_status(plan: Plan, sweep_dir) -> dict[str, list[str]]:
     for run in plan.runs:
         status[run_status(sweep_dir / store.RUNS_DIR / run.run_id)].append(run.run_id)
     return status
+
+
+def failures_text(plan: Plan, sweep_dir) -> str | None:
+    """One line for the runs of ``plan`` that failed in ``sweep_dir`` (this worker's or earlier ones): how many,
+    the first one's reason, and where every reason is; None when none failed."""
+    from chinchilla.sweep.results import run_state
+
+    sweep_dir = store.as_path(sweep_dir)
+    failed = plan_status(plan, sweep_dir)["failed"]
+    if not failed:
+        return None
+    reason = (str(run_state(sweep_dir / store.RUNS_DIR / failed[0])[1] or "no reason recorded").splitlines()
+              or ["no reason recorded"])[0][:200]
+    where = str(sweep_dir).rstrip("/")
+    return (f"{len(failed)} of {len(plan.runs)} runs failed (first: {failed[0]}: {reason}); every reason is in "
+            f"{where}/{store.RESULTS_FILE} (column error) and {where}/{store.RUNS_DIR}/<run_id>/{store.FAILURE_FILE} "
+            f"or {store.SUMMARY_FILE}; fix the cause, then rerun with --retry-failed")
+

@@ -43,7 +43,7 @@ class SyntheticTrainer:
 
     ``convention`` says which N the surface is a function of; ``delay_s`` sleeps after each logged point (so a test
     can kill a sweep mid-run); ``noise`` is the standard deviation of Gaussian noise on each logged loss, seeded by
-    the run id.
+    the run id; ``fail_runs``: run ids (``"*"``: every run) whose training raises, to test failure paths.
     """
 
     surface: ChinchillaParams = PAPER_FIT
@@ -52,10 +52,13 @@ class SyntheticTrainer:
     noise: float = 0.0
     convention: str = "total"
     delay_s: float = 0.0
+    fail_runs: tuple[str, ...] = ()
 
     def __call__(self, run: PlannedRun, run_dir: epath.Path) -> dict:
         run_dir = store.as_path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
+        if run.run_id in self.fail_runs or "*" in self.fail_runs:
+            raise RuntimeError(f"synthetic failure in {run.run_id} (fail_runs)")
         store.write_json_atomic(run_dir / "config.json", {"model": run.model.to_dict(), "tokens": run.tokens,
                                                           **dict(run.train), "trainer": "synthetic"})
         batch_size = int(run.train.get("batch_size", DEFAULT_BATCH_SIZE))
