@@ -193,3 +193,35 @@ def test_rescaled_units_give_the_same_fit_and_no_grid_warning(n_unit, d_unit):
     assert scaled.grid_units == {"n": -round(math.log10(n_unit)), "d": -round(math.log10(d_unit))}
     assert unit_shifts({"n": table.n, "d": table.d}) == {"n": 0, "d": 0}  # the paper's data keep the paper's grid
     assert base.best_start.tolist() in paper_grid().tolist()
+
+
+# ------------------------------------------------------------------------ fault 7: strict CSVs and strict JSON
+@pytest.mark.parametrize("text, where", [
+    ("N,N,C,loss\n1e8,1e8,1e19,2.5\n", "line 1, column 2: header name 'N' repeats column 1"),
+    ("N,D,loss\n1e8,2e9,2.5\n1e8,2e9\n", "line 3: 2 fields where the header has 3"),
+    ("N,D,loss\n1e8,2e9,2.5\n1e8,2e9,2.5,7\n", "line 3: 4 fields where the header has 3"),
+    ("N,D,loss\n1e8,2e9,2.5\n1e8,2e9,\x002.4\n", "line 3, column 3: a NUL byte"),
+    ("N,C,loss\n1e8,6e8,2.5\n1e8,3e8,2.6\n", "line 3, column 'C': D = C / 6N"),
+])
+def test_csv_strictness_errors_name_file_line_and_column(tmp_path, capsys, text, where):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(text.encode())
+    assert cli.main(["fit", "parametric", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and where in err, err
+
+
+def test_skipped_rows_and_every_printed_warning_are_in_json(tmp_path, capsys):
+    rows = [(n, d, SURFACE.loss(n, d)) for n in np.geomspace(1e7, 1e9, 5) for d in np.geomspace(1e9, 1e11, 5)]
+    rows = [list(map(str, r)) for r in rows] + [["1e8", "1e10", ""]]
+    path = write_csv(tmp_path / "runs.csv", ["N", "D", "loss"], rows)
+    out = run_json(capsys, "fit", "parametric", path, "--json")
+    assert out["skipped_rows"]["lines"] == [27]
+    assert cli.main(["fit", "parametric", path]) == 0
+    printed = [line.split("warning: ", 1)[1] for line in capsys.readouterr().out.splitlines() if "warning: " in line]
+    assert printed and set(printed) <= set(out["all_warnings"])
+    c, n, d, loss = tie_table()
+    iso = write_csv(tmp_path / "iso.csv", ["budget", "N", "D", "loss"],
+                    [list(map(str, r)) for r in zip(c, n, d, loss)] + [["1e21", "1e9", "1e11", ""]])
+    out = run_json(capsys, "fit", "approach2", iso, "--resamples", "0", "--json")
+    assert out["skipped_rows"]["lines"] == [30] and any("empty loss" in w for w in out["all_warnings"])

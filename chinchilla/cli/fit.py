@@ -101,7 +101,9 @@ def run_parametric(args: argparse.Namespace) -> int:
         raise ValueError("--unique-tokens is for --law data_constrained (the Chinchilla law has no unique-data term)")
     options = {"law": law, "reduction": args.reduction, "top_k": _top_k(args.top_k)}
     fit = fit_table(table, **options)
-    out = {**fit.to_dict(), "source": table.source, "columns": _columns_used(table), "drop_highest_loss": drop}
+    out = {**fit.to_dict(), "source": table.source, "columns": _columns_used(table), "drop_highest_loss": drop,
+           **_skipped(table)}
+    out["warnings"] = out["warnings"] + _skipped_warning(table)
     constrained = "R_D_star" in fit.params
     if fit.has_frontier and constrained and args.unique_tokens is not None:
         params = DataConstrainedParams.from_mapping(fit.params, source="fit")
@@ -133,6 +135,9 @@ def run_parametric(args: argparse.Namespace) -> int:
         holdout = holdout_check(table, args.holdout_flops, **options).to_dict()
         holdout["fit"] = {k: holdout["fit"][k] for k in (*law.natural(fit.theta), "objective", "a", "b")}
         out["holdout"] = holdout
+    out["all_warnings"] = (out["warnings"] + list(out.get("bootstrap", {}).get("interval_flags", {}).values())
+                           + [out["allocation"][k] for k in ("warning", "identification_warning")
+                              if out["allocation"] and k in out["allocation"]])
     if args.json:
         print_json(json_safe(out))
     else:
@@ -216,6 +221,20 @@ def _columns_used(table) -> dict[str, str]:
     return {QUANTITY_NAMES[key]: column for key, column in table.columns}
 
 
+def _skipped(table) -> dict:
+    """The CSV lines skipped for an empty loss, for --json (``skipped_rows``)."""
+    return {"skipped_rows": {"lines": list(table.skipped_lines), "reason": "empty loss cell (a run without a result)"}
+            if table.skipped_lines else None}
+
+
+def _skipped_warning(table) -> list[str]:
+    lines = list(table.skipped_lines)
+    if not lines:
+        return []
+    shown = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
+    return [f"skipped {len(lines)} row(s) with an empty loss cell: line(s) {shown}"]
+
+
 def _top_k(value: str) -> int | str | None:
     if value in ("auto", "all"):
         return None if value == "all" else "auto"
@@ -232,7 +251,7 @@ def _print_fit(out: dict) -> None:
         print(f"  {warnings.pop(0)}")
     skip = {"law", "reduction", "n_points", "source", "allocation", "bootstrap", "holdout", "stop_reasons",
             "best_start", "note", "columns", "warnings", "parameter_status", "best_start_on_grid_edge",
-            "identification"}
+            "identification", "all_warnings", "skipped_rows"}
     intervals = out.get("bootstrap", {}).get("intervals", {})
     for key, value in out.items():
         if key in skip:
@@ -399,7 +418,9 @@ def run_approach2(args: argparse.Namespace) -> int:
     result = fit_isoflop(*data, flops=flops, neighbours=args.neighbours, n_resamples=args.resamples,
                          seed=args.seed or 0)
     out = {**result.to_dict(), "source": table.source, "columns": _columns_used(table), "grouping": grouping,
-           "n_convention": n_convention, "loss_column": columns["loss"]}
+           "n_convention": n_convention, "loss_column": columns["loss"], **_skipped(table)}
+    out["warnings"] = out["warnings"] + _skipped_warning(table)
+    out["all_warnings"] = list(out["warnings"])
     if args.holdout_flops is not None:
         out["holdout"] = isoflop_holdout(*data, flops=flops, flops_threshold=args.holdout_flops,
                                          neighbours=args.neighbours).to_dict()

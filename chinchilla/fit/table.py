@@ -61,6 +61,7 @@ class ScalingTable:
     source: str = "arrays"
     budget: np.ndarray | None = None
     columns: tuple[tuple[str, str], ...] = ()
+    skipped_lines: tuple[int, ...] = ()
 
     def __post_init__(self):
         columns = {"n": self.n, "d": self.d, "flops": self.flops, "loss": self.loss}
@@ -112,7 +113,7 @@ class ScalingTable:
         budget = None if self.budget is None else self.budget[rows]
         return ScalingTable(n=self.n[rows], d=self.d[rows], flops=self.flops[rows], loss=self.loss[rows],
                             unique_tokens=unique, budget=budget, source=f"{self.source}; {note}",
-                            columns=self.columns)
+                            columns=self.columns, skipped_lines=self.skipped_lines)
 
     def filter_columns(self) -> dict[str, np.ndarray]:
         """The quantities a ``where`` filter can name: N, D, C, loss, tokens_per_param = D / N, and U, epochs =
@@ -153,8 +154,9 @@ def read_csv(path: str | os.PathLike, *, n_col: str | None = None, loss_col: str
     """A :class:`ScalingTable` from a CSV file with a header row. Columns not named are looked up among
     :data:`DEFAULT_COLUMN_NAMES` (N and loss are required, and tokens or FLOPs or both; unique tokens and budget are
     read when present); ``where`` keeps the rows a filter expression holds for. A row with an empty loss (a run
-    without a result) is skipped and the skip recorded in ``source``; any other bad cell is a ValueError naming
-    file, line and column."""
+    without a result) is skipped and the skip recorded in ``source`` and ``skipped_lines``; any other bad cell, a
+    ragged row, a NUL byte, a repeated header name or a D = C / 6N below one token is a ValueError naming file,
+    line and column."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             text = handle.read()
@@ -211,21 +213,37 @@ def resolve_columns(header: Sequence[str], label: str, given: Mapping[str, str |
 def _parse_csv(text: str, label: str, *, n_col: str | None = None, loss_col: str | None = None,
                tokens_col: str | None = None, flops_col: str | None = None, unique_tokens_col: str | None = None,
                budget_col: str | None = None, where: str | None = None, defaults: bool = True) -> ScalingTable:
+    if "\x00" in text:
+        line_no = text.count("\n", 0, text.index("\x00")) + 1
+        line = text.splitlines()[line_no - 1]
+        column = line[:line.index("\x00")].count(",") + 1
+        raise ValueError(f"{label} line {line_no}, column {column}: a NUL byte (\\x00): not a text CSV, or a "
+                         "damaged one")
     reader = csv.reader(text.splitlines())
     header = next(reader, None)
     if not header or not any(cell.strip() for cell in header):
         raise ValueError(f"{label} is empty: expected a header row and at least one run")
     header = [cell.strip() for cell in header]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name in seen:
+            raise ValueError(f"{label} line 1, column {i}: header name {name!r} repeats column {seen[name]}; "
+                             "every column needs its own name")
+        seen[name] = i
     given = {"n": n_col, "d": tokens_col, "flops": flops_col, "loss": loss_col, "unique_tokens": unique_tokens_col,
              "budget": budget_col}
     wanted = resolve_columns(header, label, given, defaults=defaults)
     index = {key: header.index(col) for key, col in wanted.items()}
     values: dict[str, list[float]] = {key: [] for key in wanted}
     raw_rows: list[list[str]] = []
+    data_lines: list[int] = []
     no_loss: list[int] = []  # runs without a result yet (e.g. failed or unfinished rows of a sweep's results.csv)
     for line_no, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
             continue
+        if len(row) != len(header):
+            raise ValueError(f"{label} line {line_no}: {len(row)} fields where the header has {len(header)} "
+                             f"({'a missing' if len(row) < len(header) else 'an extra'} comma or cell?)")
         if index["loss"] >= len(row) or not row[index["loss"]].strip():
             no_loss.append(line_no)
             continue
@@ -236,6 +254,7 @@ def _parse_csv(text: str, label: str, *, n_col: str | None = None, loss_col: str
                              f"{values['unique_tokens'][-1]:g} unique tokens exceed the {values['d'][-1]:g} tokens "
                              f"of column {wanted['d']!r}")
         raw_rows.append(row)
+        data_lines.append(line_no)
     if not values["n"]:
         raise ValueError(f"{label} has a header but no runs" + (f" with a loss ({len(no_loss)} rows have an empty "
                                                                  f"{wanted['loss']!r})" if no_loss else ""))
@@ -243,9 +262,16 @@ def _parse_csv(text: str, label: str, *, n_col: str | None = None, loss_col: str
     if no_loss:
         shown = ", ".join(map(str, no_loss[:5])) + (", ..." if len(no_loss) > 5 else "")
         used += f"; skipped {len(no_loss)} row(s) with an empty {wanted['loss']!r}: line(s) {shown}"
+    if "d" not in values:  # D = C / 6N: below one token, C and N cannot be FLOPs and parameters
+        for i, (n_value, c_value) in enumerate(zip(values["n"], values["flops"])):
+            if c_value / (6.0 * n_value) < 1.0:
+                raise ValueError(f"{label} line {data_lines[i]}, column {wanted['flops']!r}: D = C / 6N = "
+                                 f"{c_value:g} / (6 x {n_value:g}) = {c_value / (6.0 * n_value):.3g} tokens, below one "
+                                 f"token (is column {wanted['flops']!r} in FLOPs and {wanted['n']!r} in parameters?)")
     table = ScalingTable.from_arrays(values["n"], values["loss"], d=values.get("d"), flops=values.get("flops"),
                                      unique_tokens=values.get("unique_tokens"), budget=values.get("budget"),
                                      source=f"{label} (columns {used})", columns=tuple(wanted.items()))
+    table = dataclasses.replace(table, skipped_lines=tuple(no_loss))
     if where is not None:
         table = table.where(where, extra=_numeric_columns(header, raw_rows))
     return table
