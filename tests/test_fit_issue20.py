@@ -225,3 +225,18 @@ def test_skipped_rows_and_every_printed_warning_are_in_json(tmp_path, capsys):
                     [list(map(str, r)) for r in zip(c, n, d, loss)] + [["1e21", "1e9", "1e11", ""]])
     out = run_json(capsys, "fit", "approach2", iso, "--resamples", "0", "--json")
     assert out["skipped_rows"]["lines"] == [30] and any("empty loss" in w for w in out["all_warnings"])
+
+
+# ------------------------------------------------------------------------- fault 3: which C each profile used
+def test_a_spread_c_column_is_reported_and_warned(tmp_path, capsys):
+    rows = []
+    for c, n, d, loss in iso_rows():
+        rows.append((c, n, d, 6 * n * d * (1 + 0.3 * (n / SURFACE.n_opt(c)) ** 0.1 - 0.3), loss))  # C per run
+    path = write_csv(tmp_path / "spread.csv", ["budget", "N", "D", "C", "loss"], rows)
+    out = run_json(capsys, "fit", "approach2", path, "--resamples", "0", "--json")
+    assert all(b["c_source"] == "geometric mean of its runs' C" and b["c_spread"] > 0.05 for b in out["budgets"])
+    assert sum("spread by" in w for w in out["warnings"]) == 4
+    exact = write_csv(tmp_path / "exact.csv", ["budget", "N", "D", "loss"], iso_rows())
+    out = run_json(capsys, "fit", "approach2", exact, "--resamples", "0", "--json")
+    assert all(b["c_source"] == "budget label" and b["c_spread"] == 0 for b in out["budgets"])
+    assert not any("spread by" in w for w in out["warnings"])

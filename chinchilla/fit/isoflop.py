@@ -30,6 +30,7 @@ planned-budget label are grouped by their FLOPs (:func:`group_by_flops`).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Sequence
 
 import numpy as np
@@ -38,6 +39,8 @@ from chinchilla.fit.powerlaw import (TABLE2_PERCENTILES, AllocationLaws, PowerLa
                                      percentile_interval, subsample_indices)
 
 MIN_PROFILE_POINTS = 3
+# Runs of one budget whose C spread by more than this (max / min - 1) are warned about (fault 3 of issue 20).
+C_SPREAD_WARN = 0.05
 # Losses equal to this relative tolerance are tied (digitised figures repeat values).
 TIE_RTOL = 1e-12
 
@@ -62,6 +65,8 @@ class IsoFlopProfile:
     loss_opt: float
     interior: bool
     reason: str
+    c_source: str = "budget label"
+    c_spread: float = 0.0
 
     def parabola(self, n: float | np.ndarray) -> np.ndarray:
         x = np.log(np.asarray(n, dtype=np.float64))
@@ -73,7 +78,8 @@ class IsoFlopProfile:
             "budget": self.budget, "flops": self.flops, "n_opt": self.n_opt, "d_opt": self.d_opt,
             "loss_opt": self.loss_opt, "interior": self.interior, "reason": self.reason,
             "n_runs": int(self.n.size), "n_used": int(self.used.sum()), "coefficients": list(self.coefficients),
-            "n_range": [float(self.n[0]), float(self.n[-1])],
+            "n_range": [float(self.n[0]), float(self.n[-1])], "c_source": self.c_source,
+            "c_spread": self.c_spread,
         }
 
 
@@ -97,6 +103,10 @@ class IsoFlopResult(AllocationLaws):
         lines = [f"budget C = {b['flops']:.3g} ({b['n_runs']} runs) left out: {b['reason']}" for b in self.left_out]
         lines += [f"budget C = {p.flops:.3g} not used in the laws: {p.reason}" for p in self.profiles
                   if not p.interior and self.require_interior]
+        lines += [f"budget C = {p.flops:.3g}: its runs' C spread by {p.c_spread:.0%} (max / min - 1), more than "
+                  f"{C_SPREAD_WARN:.0%}; the profile's C is the {p.c_source} (a C column holding each run's 6ND or "
+                  "exact FLOPs rather than its budget moves C, and a)" for p in self.profiles
+                  if p.c_spread > C_SPREAD_WARN]
         lines += list(self.resample_notes)
         if self.resamples_skipped:
             lines.append(f"{self.resamples_skipped} of {self.resamples_skipped + self.n_resamples} resamples could "
@@ -134,6 +144,7 @@ def fit_profile(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray, *
     order = np.argsort(n, kind="stable")
     n, d, loss = n[order], d[order], loss[order]
     c = float(np.exp(np.mean(np.log(np.asarray(flops, dtype=np.float64))))) if flops is not None else float(budget)
+    spread = float(np.ptp(np.log(np.asarray(flops, dtype=np.float64)))) if flops is not None else 0.0
     best = lowest_loss_index(loss)
     used = _window(n, best, neighbours, ladder)
     if np.unique(n[used]).size < MIN_PROFILE_POINTS:
@@ -156,7 +167,9 @@ def fit_profile(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray, *
     return IsoFlopProfile(
         budget=float(budget), flops=c, n=n, d=d, loss=loss, used=used, coefficients=(c2, c1, c0),
         n_opt=float(np.exp(x_opt)), d_opt=float(np.exp(np.polyval(log_d, x_opt))),
-        loss_opt=float(c2 * x_opt**2 + c1 * x_opt + c0), interior=not reasons, reason="; ".join(reasons))
+        loss_opt=float(c2 * x_opt**2 + c1 * x_opt + c0), interior=not reasons, reason="; ".join(reasons),
+        c_source="geometric mean of its runs' C" if flops is not None else "budget label",
+        c_spread=math.expm1(spread))
 
 
 def lowest_loss_index(loss: np.ndarray) -> int:
