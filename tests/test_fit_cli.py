@@ -129,7 +129,8 @@ def test_approach2_csv_needs_no_budget_column_when_c_is_known(tmp_path, capsys, 
     assert len(out["budgets"]) == 6 and all(b["n_runs"] == 9 for b in out["budgets"])
     assert out["a"] == pytest.approx(surface.a, abs=0.002)
     assert out["columns"]["N"] == "params" and out["columns"]["loss"] == "loss"
-    assert ("budget" in out["grouping"]) == budget_column
+    assert (out["grouping"] == "budget column") == budget_column
+    assert out["grouping"].startswith("runs grouped by log-C clustering: 6 groups") != budget_column
 
 
 def test_approach2_holdout_predicts_the_larger_budgets(tmp_path, capsys):

@@ -240,3 +240,36 @@ def test_a_spread_c_column_is_reported_and_warned(tmp_path, capsys):
     out = run_json(capsys, "fit", "approach2", exact, "--resamples", "0", "--json")
     assert all(b["c_source"] == "budget label" and b["c_spread"] == 0 for b in out["budgets"])
     assert not any("spread by" in w for w in out["warnings"])
+
+
+# ------------------------------------------------------------------ fault 4: grouping without a budget column
+def spread_rows(spread: float = 0.35, seed: int = 0):
+    """Budgets 3x apart whose runs' 6ND lies up to ``spread`` above the nominal budget (each run's tokens rounded
+    up to whole batches and steps, or 6ND beside exact FLOPs)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in (1e18, 3e18, 1e19, 3e19, 1e20):
+        for r in 1.5 ** np.arange(-4, 5):
+            n = SURFACE.n_opt(c) * r
+            d = c / (6 * n) * (1 + spread * rng.uniform(0, 1))
+            rows.append((n, d, SURFACE.loss(n, d)))
+    return rows
+
+
+def test_grouping_survives_35_percent_spreads_and_states_the_gap(tmp_path, capsys):
+    from chinchilla.fit.isoflop import cluster_flops
+
+    path = write_csv(tmp_path / "spread.csv", ["N", "D", "loss"], spread_rows())
+    out = run_json(capsys, "fit", "approach2", path, "--resamples", "0", "--json")
+    assert len(out["budgets"]) == 5 and all(b["n_runs"] == 9 for b in out["budgets"])
+    assert "log-C clustering: 5 groups" in out["grouping"] and "--budget-col" in out["grouping"]
+    grouping = cluster_flops([6 * n * d for n, d, _ in spread_rows()])
+    assert grouping.n_groups == 5 and grouping.gap_between > grouping.gap_within
+
+
+def test_grouping_that_fails_says_how_many_groups_and_which_flag(tmp_path, capsys):
+    rows = [(n, d, loss) for n, d, loss in spread_rows() if 6 * n * d < 2e18]  # one budget only
+    path = write_csv(tmp_path / "one.csv", ["N", "D", "loss"], rows)
+    assert cli.main(["fit", "approach2", path, "--resamples", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "groups were found by log-C clustering" in err and "--budget-col" in err and "'budget'" not in err

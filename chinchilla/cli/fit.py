@@ -385,8 +385,10 @@ def _is_sweep_results_csv(path: str) -> bool:
 def run_approach2(args: argparse.Namespace) -> int:
     import os
 
+    import numpy as np
+
     from chinchilla.cli.output import print_json
-    from chinchilla.fit.isoflop import fit_isoflop, group_by_flops, isoflop_holdout
+    from chinchilla.fit.isoflop import cluster_flops, fit_isoflop, isoflop_holdout
 
     _check_seed(args)
     sweep = os.path.isdir(args.path) or "://" in args.path
@@ -412,11 +414,20 @@ def run_approach2(args: argparse.Namespace) -> int:
     if table.budget is not None:  # planned budgets label the profiles; C is the runs' mean FLOPs if known
         budget, flops, grouping = table.budget, (table.flops if "flops" in columns else None), "budget column"
     else:
-        budget, flops = group_by_flops(table.flops), table.flops
-        grouping = "runs grouped by " + ("their C column" if "flops" in columns else "C = 6ND")
+        clusters = cluster_flops(table.flops)
+        budget, flops = clusters.labels, table.flops
+        grouping = (clusters.description + " of " + ("their C column" if "flops" in columns else "C = 6ND")
+                    + " (no budget column; name one with --budget-col)")
     data = (budget, table.n, table.d, table.loss)
-    result = fit_isoflop(*data, flops=flops, neighbours=args.neighbours, n_resamples=args.resamples,
-                         seed=args.seed or 0)
+    try:
+        result = fit_isoflop(*data, flops=flops, neighbours=args.neighbours, n_resamples=args.resamples,
+                             seed=args.seed or 0)
+    except ValueError as error:
+        if table.budget is not None:
+            raise
+        raise ValueError(f"{error}; the {len(np.unique(budget))} groups were found by log-C clustering "
+                         f"({grouping}): if the file has a planned-budget column, name it with --budget-col"
+                         ) from None
     out = {**result.to_dict(), "source": table.source, "columns": _columns_used(table), "grouping": grouping,
            "n_convention": n_convention, "loss_column": columns["loss"], **_skipped(table)}
     out["warnings"] = out["warnings"] + _skipped_warning(table)

@@ -24,7 +24,7 @@ happened to keep, which would span a wider range of ln N and so estimate a diffe
 
 Extrapolation check (:func:`isoflop_holdout`): fit the laws on the budgets below a threshold, predict N_opt and D_opt
 of the larger budgets, and set the prediction beside each larger budget's own parabola vertex. Runs without a
-planned-budget label are grouped by their FLOPs (:func:`group_by_flops`).
+planned-budget label are grouped by clustering their log FLOPs at its clearest gaps (:func:`cluster_flops`).
 """
 
 from __future__ import annotations
@@ -295,26 +295,72 @@ def _too_few_to_subsample(n: np.ndarray, fraction: float) -> bool:
     return remaining < MIN_PROFILE_POINTS
 
 
-# Runs whose FLOPs differ by less than this factor from their neighbour (sorted) belong to one IsoFLOP budget.
-GROUP_RATIO = 1.1
+# Log-C clustering (issue 20, fault 4): a split between budgets must be at least this many times wider than the
+# widest gap it leaves inside a budget.
+MIN_GAP_RATIO = 2.0
 
 
-def group_by_flops(flops: Sequence[float], ratio: float = GROUP_RATIO) -> np.ndarray:
-    """A budget label per run when the runs carry only their FLOPs: sorted by C, a new budget starts wherever C
-    grows by more than ``ratio`` over the previous run; each budget is labelled by the geometric mean of its runs'
-    FLOPs. (IsoFLOP ladders space budgets ~1.5x or more apart; runs of one budget differ by rounding.)"""
+@dataclasses.dataclass(frozen=True)
+class FlopsGrouping:
+    """Budget labels from the runs' C alone (:func:`cluster_flops`): ``labels`` per run (each group's geometric-mean
+    C), the number of groups, the narrowest gap between groups and the widest gap and spread within one (as
+    ratios of C), and a one-line ``description``."""
+
+    labels: np.ndarray
+    n_groups: int
+    gap_between: float
+    gap_within: float
+    spread_within: float
+
+    @property
+    def description(self) -> str:
+        between = "no gap (one group)" if self.n_groups == 1 else f"the narrowest gap between groups x{self.gap_between:.3g}"
+        return (f"runs grouped by log-C clustering: {self.n_groups} groups, {between}, the widest gap within one "
+                f"x{self.gap_within:.3g} (spread within a group up to x{self.spread_within:.3g})")
+
+
+def cluster_flops(flops: Sequence[float], min_gap_ratio: float = MIN_GAP_RATIO) -> FlopsGrouping:
+    """Group runs that carry only their C into budgets by the gaps in sorted log C: of every way of splitting at the
+    m widest gaps, the one whose narrowest split gap is widest relative to the widest gap left inside a group (a
+    ratio of at least ``min_gap_ratio``, else a ValueError saying how many groups were nearest and which flag fixes
+    it). Survives runs whose 6ND is tens of percent off their nominal budget, where a fixed ratio splits a budget."""
     c = np.asarray(flops, dtype=np.float64).ravel()
     if not (c.size and np.all(np.isfinite(c) & (c > 0))):
         raise ValueError("flops must be a non-empty array of positive finite values")
-    if not ratio > 1:
-        raise ValueError(f"ratio={ratio!r} must exceed 1")
     order = np.argsort(c, kind="stable")
-    group = np.concatenate([[0], np.cumsum(np.diff(np.log(c[order])) > np.log(ratio))])
+    gaps = np.diff(np.log(c[order]))
+    ranked = np.sort(gaps)[::-1]
+    best_m, best_ratio = 0, math.inf
+    if ranked.size > 1 and ranked[0] > 0:
+        ratios = []
+        for m in range(1, ranked.size):  # m = every gap would make each run its own budget
+            inside, split = ranked[m], ranked[m - 1]
+            ratios.append(0.0 if split == 0 else math.inf if inside == 0 else split / inside)
+        best_m = int(np.argmax(ratios)) + 1
+        best_ratio = ratios[best_m - 1]
+        if best_ratio < min_gap_ratio:
+            raise ValueError(f"cannot group the runs into budgets by their C: the clearest split (into {best_m + 1} "
+                             f"groups) leaves a gap inside a group only {best_ratio:.2f}x narrower than the gaps "
+                             f"between groups (need {min_gap_ratio:g}x); name the planned-budget column with "
+                             "--budget-col")
+    threshold = ranked[best_m - 1] if best_m else math.inf
+    group = np.concatenate([[0], np.cumsum(gaps >= threshold)]) if best_m else np.zeros(c.size, dtype=int)
     labels = np.empty_like(c)
+    spread = 0.0
     for g in np.unique(group):
         rows = order[group == g]
         labels[rows] = np.exp(np.mean(np.log(c[rows])))
-    return labels
+        spread = max(spread, float(np.ptp(np.log(c[rows]))))
+    within = float(ranked[best_m]) if best_m < ranked.size else 0.0
+    return FlopsGrouping(labels=labels, n_groups=int(group.max()) + 1,
+                         gap_between=float(np.exp(ranked[best_m - 1])) if best_m else math.nan,
+                         gap_within=float(np.exp(within)), spread_within=float(np.exp(spread)))
+
+
+def group_by_flops(flops: Sequence[float], min_gap_ratio: float = MIN_GAP_RATIO) -> np.ndarray:
+    """A budget label per run when the runs carry only their FLOPs (:func:`cluster_flops`), each budget labelled by
+    the geometric mean of its runs' FLOPs."""
+    return cluster_flops(flops, min_gap_ratio).labels
 
 
 @dataclasses.dataclass(frozen=True)
