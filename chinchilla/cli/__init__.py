@@ -12,6 +12,11 @@ Errors (``main`` is the one place they are turned into text):
   ``chinchilla <verb>: error: <what, which path>; <what to do>`` on stderr and exit status 2;
 - any other exception is a bug of ours -> one line ``chinchilla <verb>: internal error: ...`` that asks for a rerun
   with ``--verbose``, and exit status 1;
+- a fault from outside that is no bug (a sweep worker process killed, e.g. by the out-of-memory killer: an exception
+  with ``outside_fault``) -> one ``error:`` line saying what happened and that a rerun resumes, exit status 1; no
+  backend for ``JAX_PLATFORMS`` -> one line saying how to install one, exit status 2;
+- Ctrl-C -> ``interrupted``, exit status 130; SIGTERM (what schedulers send) -> the same clean stop, ``terminated by
+  SIGTERM``, exit status 143;
 - ``--verbose`` (anywhere on the line) or ``CHINCHILLA_DEBUG=1`` adds the traceback.
 """
 
@@ -22,7 +27,9 @@ import errno
 import importlib
 import os
 import re
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from typing import Sequence
@@ -84,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
     args.verbose = verbose
     format_warning = warnings.formatwarning
+    on_term = _terminate_on_sigterm()
     if not verbose:  # a warning is one line naming the verb, not two with a line of our source
         warnings.formatwarning = lambda message, category, *_, **__: (
             f"chinchilla {args.command}: warning: {message} ({category.__name__})\n")
@@ -92,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`chinchilla ... | head`): stop quietly, like other tools
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Terminated:  # what schedulers send: the same clean stop as Ctrl-C (worker processes killed, files whole)
+        print(f"chinchilla {args.command}: terminated by SIGTERM (rerun the same command to resume)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"chinchilla {args.command}: interrupted (rerun the same command to resume)", file=sys.stderr)
         return 130
@@ -103,6 +114,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     finally:
         warnings.formatwarning = format_warning
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: raised in the main thread, so that whatever cleans up after Ctrl-C (a sweep's worker
+    processes, its results table) runs too, and the command ends with one line instead of dying mid-write."""
+
+
+def _terminate_on_sigterm():
+    """Turn SIGTERM into ``Terminated`` while a command runs (main thread only); returns the handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def describe_error(error: BaseException) -> tuple[str, int]:
@@ -114,6 +143,11 @@ def describe_error(error: BaseException) -> tuple[str, int]:
         return f"error: {error}" + (f"; {hint}" if hint else ""), 2
     if isinstance(error, OSError):
         return f"error: {os_error_text(error)}", 2
+    if getattr(error, "outside_fault", False):  # e.g. a sweep worker killed from outside: what happened, not a bug
+        return f"error: {error}", 1
+    backend = no_backend_text(error)
+    if backend:
+        return f"error: {backend}", 2
     cause = error.__cause__ or error.__context__
     while cause is not None:  # a library's wrapper of an OSError (orbax, TFDS): the OSError is what to report
         if isinstance(cause, OSError):
@@ -121,6 +155,49 @@ def describe_error(error: BaseException) -> tuple[str, int]:
         cause = cause.__cause__ or cause.__context__
     return (f"internal error: {type(error).__name__}: {error} (a bug: rerun with {VERBOSE_FLAG} and report the "
             "traceback)", 1)
+
+
+BACKEND_INSTALL = {
+    "gpu": 'pip install -U "jax[cuda12]" (or "jax[cuda13]" for CUDA 13 drivers) on a machine with an NVIDIA GPU',
+    "tpu": 'pip install -U "jax[tpu]" on a Cloud TPU VM',
+}
+
+
+def no_backend_text(error: BaseException) -> str | None:
+    """JAX could not start the backend that ``JAX_PLATFORMS`` (or the code) asked for: which, why, and how to
+    install one; None for any other error."""
+    asked = os.environ.get("JAX_PLATFORMS", "").strip()
+    found = re.search(r"Unable to initialize backend '(\w+)'", str(error)) if isinstance(error, RuntimeError) else None
+    if found:
+        backend = found.group(1)
+    elif asked and isinstance(error, AssertionError) and _raised_in(error, "xla_bridge.py"):
+        backend = asked.split(",")[0]  # JAX_PLATFORMS=cuda without a CUDA plugin fails an assertion of JAX's
+    else:
+        return None
+    kind = "tpu" if backend == "tpu" else "gpu" if backend in ("gpu", "cuda", "rocm") else None
+    wanted = {"gpu": "a GPU backend", "tpu": "the TPU backend"}.get(kind, f"the {backend!r} backend")
+    source = f"JAX_PLATFORMS={asked!r} asks for {wanted}" if asked else f"this needs {wanted}"
+    unset = "or unset JAX_PLATFORMS to run on what this machine has" if asked else "or run on the CPU"
+    known = re.search(r"known backends: (\[[^\]]*\])", str(error))
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    known = known.group(1) if known else (str(sorted(bridge._backend_factories))
+                                          if hasattr(bridge, "_backend_factories") else None)
+    missing_tpu = kind == "tpu" and "libtpu" in str(error)
+    if missing_tpu:
+        known = "libtpu is not installed"
+    if known and (not found or "known backends" in str(error)) or missing_tpu:  # no plugin for it is installed
+        how = BACKEND_INSTALL.get(kind, "the JAX plugin for it (https://docs.jax.dev/en/latest/installation.html)")
+        return (f"{source}, and this JAX installation has none" + (f" ({known})" if missing_tpu else f" (its backends: {known})" if known else "")
+                + f"; install one: {how}; {unset}")
+    reason = str(error).split(": ", 1)[-1].split(" (set JAX_PLATFORMS")[0]
+    return (f"{source}, which is installed but did not start ({reason}); check that the device is visible "
+            f"(nvidia-smi, the TPU runtime) and that the drivers match, {unset}")
+
+
+def _raised_in(error: BaseException, file_name: str) -> bool:
+    """Whether the innermost frame of ``error``'s traceback is in a file named ``file_name``."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and os.path.basename(frames[-1].filename) == file_name
 
 
 def os_error_text(error: OSError) -> str:

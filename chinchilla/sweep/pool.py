@@ -23,9 +23,57 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 JOBS_AUTO = "auto"
+
+
+class WorkerDied(RuntimeError):
+    """A worker process of a sweep ended while runs were under way: killed from outside (a signal: the kernel's
+    out-of-memory killer sends SIGKILL) or exited with a status. Not a bug of ours; a rerun resumes. The command line
+    prints its message as one error line (``outside_fault``)."""
+
+    outside_fault = True
+
+
+def worker_exits(pool: ProcessPoolExecutor, wait_s: float = 5.0) -> list[tuple[int, int | None]]:
+    """(pid, exit code) of the pool's worker processes, once one of them has ended (waiting at most ``wait_s``
+    seconds; None: still running). A negative code -N: ended by signal N. Read before ``stop_pool``."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    deadline = time.monotonic() + wait_s
+    while processes and all(p.exitcode is None for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [(process.pid, process.exitcode) for process in processes]
+
+
+def worker_death_text(exits: list[tuple[int, int | None]]) -> str:
+    """What happened to a broken pool, in one line: which worker ended how, the likely cause, what to do."""
+    ended = [(pid, code) for pid, code in exits if code is not None]
+    # The pool ends the other workers with SIGTERM once one has died: the first cause is any other ending.
+    cause = next(((p, c) for p, c in ended if c != -signal.SIGTERM), None) or (ended[0] if ended else None)
+    resume = ("rerun the same command to resume: finished runs are kept, and the interrupted runs resume from "
+              "their last checkpoint")
+    if cause is None:
+        return f"a sweep worker process ended while training (how is unknown); {resume}"
+    pid, code = cause
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        likely = {
+            "SIGKILL": "most likely the kernel's out-of-memory killer (see `dmesg`, or the job's memory limit; "
+                       "fewer --jobs need less memory), or a scheduler or user that killed it",
+            "SIGTERM": "something outside stopped it (a scheduler, a user)",
+            "SIGSEGV": "a crash in native code (XLA, a driver, a library)",
+            "SIGBUS": "a memory fault in native code, or a file it had mapped was truncated or its disk went away",
+            "SIGABRT": "native code aborted (XLA or a library; its message is printed above)",
+        }.get(name, "a signal from outside")
+        return (f"a sweep worker process (pid {pid}) was killed by {name} while training: {likely}; not a fault "
+                f"of the sweep; {resume}")
+    return (f"a sweep worker process (pid {pid}) exited with status {code} while training (its own error is "
+            f"printed above); {resume}")
 
 
 def usable_cores() -> int:
@@ -69,6 +117,9 @@ def init_worker(parent_pid: int) -> None:
     _die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
+    # A scheduler's SIGTERM goes to every process of the job: the parent stops cleanly and kills its workers, so a
+    # worker waits for that instead of dying first (which would read as a worker killed from outside).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     one_thread_backend()
 
 

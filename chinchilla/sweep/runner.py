@@ -40,6 +40,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Sequence
 
 from etils import epath
@@ -48,7 +49,8 @@ from chinchilla import atomic, runlock
 from chinchilla.runlock import RunLockedError
 from chinchilla.sweep import store
 from chinchilla.sweep.identity import adopt_plan
-from chinchilla.sweep.pool import JOBS_AUTO, make_pool, resolve_jobs, stop_pool
+from chinchilla.sweep.pool import (JOBS_AUTO, WorkerDied, make_pool, resolve_jobs, stop_pool, worker_death_text,
+                                   worker_exits)
 from chinchilla.sweep.plan import Plan, PlannedRun
 from chinchilla.sweep.results import run_status, write_results_table
 
@@ -240,12 +242,15 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
             if processes > 1 or len(held) == len(todo):  # every run left is held by a live worker: stop, no wait
                 break
             todo = [run for run in runs if run in held]  # claims released meanwhile (a worker died) are taken now
-    except BaseException:  # e.g. KeyboardInterrupt or a dead pool worker: stop, the runs stay resumable
+    except BaseException as error:  # e.g. KeyboardInterrupt or a dead pool worker: stop, the runs stay resumable
+        died = worker_death_text(worker_exits(pool)) if isinstance(error, BrokenProcessPool) and pool else None
         if pool is not None:
             stop_pool(pool)
             pool = None
         if writer:
             _write_results(sweep_dir)
+        if died:  # killed from outside (the OOM killer's SIGKILL...): say so, it is no bug of ours
+            raise WorkerDied(died) from error
         raise
     finally:
         if pool is not None:
