@@ -9,8 +9,10 @@ a half-written file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -72,12 +74,34 @@ def build_once(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def save_npy(make: Callable[[], np.ndarray]) -> Callable[[Path], None]:
-    """A ``write`` for :func:`build_once` that computes ``make()`` and stores it as .npy (readable with mmap)."""
+def save_npy(make: Callable[[], np.ndarray], name: Path | None = None) -> Callable[[Path], None]:
+    """A ``write`` for :func:`build_once` that computes ``make()`` and stores it as .npy (readable with mmap);
+    ``name``: the file an error names (default: the temporary written)."""
 
     def write(tmp: Path) -> None:
-        array = make()
-        with open(tmp, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
+        write_npy(tmp, make(), name)
 
     return write
+
+
+def write_npy(path: Path, array: np.ndarray, name: Path | None = None) -> None:
+    """``np.save`` of ``array`` to ``path``. numpy reports a short write (a full disk) as "N requested and M
+    written", with no errno and no file: that becomes an ``OSError`` (ENOSPC when the disk has less room than the
+    array) naming the file (``name``, else ``path``), the bytes it needed and the bytes free."""
+    try:
+        with open(path, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+    except OSError as error:
+        if error.errno is not None and error.filename is not None:
+            raise
+        try:
+            free = shutil.disk_usage(Path(path).parent).free
+        except OSError:
+            free = None
+        full = error.errno == errno.ENOSPC or (free is not None and free < array.nbytes)
+        room = f", {free:,} bytes free there" if free is not None else ""
+        what = "No space left on device" if full else (error.strerror or "Short write")
+        raise OSError(errno.ENOSPC if full else (error.errno or errno.EIO),
+                      f"{what} (the data cache needed {array.nbytes:,} bytes for this file{room}; numpy: {error}; "
+                      f"or set {ENV_DATA_DIR} / --data-dir to a disk with room)",
+                      str(name or path)) from error

@@ -280,9 +280,12 @@ def _tokenize_unit(reader, unit, outputs, fraction, tokenizer, directory, index)
         tokens = np.concatenate(arrays[split]) if arrays[split] else np.zeros(0, dtype)
         path = _unit_stem(directory, index).with_suffix(f".{split}.npy")
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
-            np.save(handle, tokens, allow_pickle=False)
-        os.replace(tmp, path)
+        try:
+            cache.write_npy(tmp, tokens, path)  # a full disk: an OSError naming the file and the room it needed
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):  # a partial file would only hold on to the space that ran out
+                os.unlink(tmp)
         counts[split] = int(len(tokens))
     return {"tokens": counts, "documents": documents, "bytes": source_bytes, "pid": os.getpid(),
             "tokenizer": tokenizer.fingerprint}
