@@ -75,7 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
                                        parser_class=StrictParser)  # every verb names itself in a usage error
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    _negative_values_are_values(parser)
     return parser
+
+
+# What argparse takes for a negative number, and so for a flag's value rather than an option: "-1" and "-0.5" only;
+# widened to any word of digits, commas, dots, colons and exponents ("--mesh -1,1,1", "--lr -1e-3").
+NEGATIVE_VALUE = re.compile(r"^-\.?\d[\d.,:eE+-]*$")
+
+
+def _negative_values_are_values(parser: argparse.ArgumentParser) -> None:
+    """``--flag -1,1,1`` as ``--flag=-1,1,1``, for every flag of every verb (no option of ours looks like a number)."""
+    parser._negative_number_matcher = NEGATIVE_VALUE
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                _negative_values_are_values(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

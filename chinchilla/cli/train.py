@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if config.steps > MAX_STEPS and not args.allow_long_run:
         raise ValueError(f"the budget is {config.steps:.3g} steps of {config.tokens_per_step:,} tokens, more than "
                          f"{MAX_STEPS:,}; check its unit, or pass --allow-long-run")
+    _check_orphan_summary(config, args.out)
     with _library_log_to(args.out, LOG_FILE, enabled=not getattr(args, "verbose", False)):
         try:
             summary = train_run(config, args.out, progress=not args.quiet, break_lock=args.break_lock)
@@ -104,6 +105,40 @@ def run(args: argparse.Namespace) -> int:
             raise OSError(error.errno, error.strerror, args.out) from error  # at least name the run directory
     print_json(summary)
     return 0 if summary["status"] == "finished" else 1
+
+
+def _check_orphan_summary(config, out: str) -> None:
+    """A run directory whose ``config.json`` is gone but whose ``summary.json`` records a run of another model (or
+    budget) is refused, naming both: the trainer would otherwise call it finished and return the other run's
+    summary."""
+    import json
+
+    from etils import epath
+
+    run_dir = epath.Path(out)
+    if (run_dir / "config.json").exists() or not (run_dir / "summary.json").exists():
+        return
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return  # the trainer names a damaged summary.json
+    if not isinstance(summary, dict):
+        return
+    recorded = summary.get("model_config")
+    differing = []
+    if isinstance(recorded, dict):
+        mine = config.model.to_dict()
+        differing += [f"model.{k} {recorded.get(k)!r} (here {mine.get(k)!r})" for k in sorted(set(recorded) | set(mine))
+                      if k != "name" and recorded.get(k, mine.get(k)) != mine.get(k)]
+    for key, mine in (("tokens_budget", config.tokens), ("batch_size", config.batch_size)):
+        if key in summary and summary[key] != mine:
+            differing.append(f"{key} {summary[key]!r} (here {mine!r})")
+    name = summary.get("model")
+    if name not in (None, config.model.name) or differing:
+        raise ValueError(f"{run_dir} holds a {summary.get('status', 'recorded')} run of model {name!r}, not "
+                         f"{config.model.name!r} ({run_dir / 'summary.json'}; its config.json is missing)"
+                         + (f": {', '.join(differing[:3])}" if differing else "")
+                         + "; train in a new --out, or restore config.json")
 
 
 @contextlib.contextmanager
