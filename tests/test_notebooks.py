@@ -77,3 +77,30 @@ def test_notebook_01_trains_for_real_in_cpu_mode(tmp_path, monkeypatch):
         first, last = steps[0]["loss"], steps[-1]["loss"]
         assert math.isfinite(last) and last < first - 1.0, (row["run_id"], first, last)  # bytes: ln 256 = 5.5 -> < 4.5
     assert (out / "report.md").is_file() and any("image/png" in o.get("data", {}) for o in outputs)
+
+
+@pytest.mark.slow
+def test_notebook_02_fits_a_sweeps_results_csv_with_the_clis_column_discovery(tmp_path, monkeypatch):
+    """Notebook 02 reads what `chinchilla fit parametric` reads: here a sweep's results.csv as the sweep wrote it
+    (columns n_params, tokens, flops, eval_loss found by name; a failed run's empty loss skipped), given as the
+    user would, by editing the CSV_PATH line."""
+    from chinchilla import zoo
+    from chinchilla.fit import read_csv
+    from chinchilla.sweep import plan_isoflop, run_sweep
+    from chinchilla.sweep.synthetic import SyntheticTrainer
+
+    plan = plan_isoflop((1e11, 3e11, 1e12), zoo.ladder("tiny")[:8], hparams=lambda m, t: {"batch_size": 8})
+    sweep = tmp_path / "sweep"
+    run_sweep(plan, sweep, train_fn=SyntheticTrainer(noise=0.003, fail_runs=(plan.runs[0].run_id,)), log=None)
+    expected = read_csv(sweep / "results.csv")  # the CLI's reader, no column named
+    assert len(expected) == len(plan.runs) - 1
+    notebook = nbformat.read(NOTEBOOKS[1], as_version=4)
+    cell = next(c for c in notebook.cells if "CSV_PATH = None" in c.source)
+    cell.source = cell.source.replace("CSV_PATH = None", f"CSV_PATH = {str(sweep / 'results.csv')!r}", 1)
+    edited = tmp_path / NOTEBOOKS[1].name
+    nbformat.write(notebook, edited)
+    monkeypatch.setenv("CHINCHILLA_SMOKE", "1")
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    text = printed(run_notebook(edited, tmp_path))
+    assert f"{len(expected)} runs from {expected.source}" in text
+    assert "N='n_params'" in text and "loss='eval_loss'" in text
