@@ -17,7 +17,8 @@ from chinchilla import accelerators, attention
 from chinchilla import flops as flops_lib
 from chinchilla import sharding
 from chinchilla.model import Decoder, loss_fn
-from chinchilla.schedule import learning_rate
+from chinchilla import schedule
+from chinchilla.schedule import COOLDOWN_SHAPES
 
 from chinchilla.train_config import TrainConfig
 
@@ -46,13 +47,14 @@ def hyperparameters(config: TrainConfig) -> dict[str, np.ndarray]:
     return {name: np.float32(value) for name, value in (
         ("peak_lr", config.lr), ("warmup_steps", config.warmup_steps), ("cycle_steps", config.cycle_steps),
         ("final_fraction", config.final_lr_fraction), ("weight_decay", config.weight_decay),
-        ("grad_clip", config.grad_clip))}
+        ("grad_clip", config.grad_clip), ("wsd", config.schedule == "wsd"), ("decay_start", config.decay_start),
+        ("total_steps", config.steps), ("cooldown_shape", COOLDOWN_SHAPES.index(config.cooldown_shape)))}
 
 
 def adamw_step(params: Any, grads: Any, adam_state: Any, step: jax.Array, hp: dict,
                adam: optax.GradientTransformation) -> tuple[Any, Any, dict]:
     """One AdamW update (Loshchilov & Hutter 2019) after global-norm clipping, with learning rate lr_t from
-    ``chinchilla.schedule.learning_rate``:
+    ``chinchilla.schedule.rate`` (the run's cosine or WSD schedule):
 
         g   <- g * min(1, grad_clip / ||g||_2)
         u   <- Adam(g) = m_hat / (sqrt(v_hat) + eps)         (optax.scale_by_adam: bias-corrected moments)
@@ -65,8 +67,7 @@ def adamw_step(params: Any, grads: Any, adam_state: Any, step: jax.Array, hp: di
     scale = jnp.minimum(1.0, hp["grad_clip"] / jnp.maximum(norm, jnp.finfo(jnp.float32).tiny))
     grads = jax.tree.map(lambda g: g * scale, grads)
     directions, adam_state = adam.update(grads, adam_state, params)
-    lr = learning_rate(step, peak_lr=hp["peak_lr"], warmup_steps=hp["warmup_steps"],
-                       cycle_steps=hp["cycle_steps"], final_fraction=hp["final_fraction"])
+    lr = schedule.rate(step, hp)
     params = jax.tree.map(lambda p, u: p - lr * (u + hp["weight_decay"] * p if p.ndim > 1 else u),
                           params, directions)
     return params, adam_state, {"grad_norm": norm, "lr": lr}

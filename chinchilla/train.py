@@ -41,8 +41,10 @@ from chinchilla.checkpoint import Checkpointer
 from chinchilla.config import ModelConfig
 from chinchilla.jax_cache import enable_compilation_cache
 from chinchilla.step import Trainer
-from chinchilla.train_config import EXECUTION_FIELDS, REPORTING_FIELDS, TrainConfig
+from chinchilla.train_config import BRANCH_FIELDS, EXECUTION_FIELDS, REPORTING_FIELDS, TrainConfig
 
+BRANCH_POINTS = "branch_points"  # <run>/branch_points/<step>: checkpoints kept for good (TrainConfig.save_steps)
+BRANCH_POINTS_KEEP = 10_000
 FINAL_LOSS_WINDOW = 10  # final_train_loss = mean loss of the last this-many steps
 EVAL_SEED = 0  # every run evaluates on the same validation batches
 QUARANTINE_FILE = "metrics.quarantine.jsonl"  # metrics.jsonl lines a resume could not parse, with line numbers
@@ -82,7 +84,8 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     if config_path.exists():
         saved = _read_run_json(config_path, "restore it, or train in a new directory")
         mine = config.to_dict()
-        defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+        defaults = {field.name: list(field.default) if isinstance(field.default, tuple) else field.default
+                    for field in dataclasses.fields(TrainConfig)}
         # a field the saved config lacks (written before the field existed) counts as its default
         differing = sorted(key for key in set(saved) | set(mine)
                            if saved.get(key, defaults.get(key)) != mine.get(key)
@@ -107,7 +110,8 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
                               seq_len=config.model.seq_len, batch_size=trainer.local_batch_size, seed=config.seed,
                               process_index=jax.process_index(), process_count=jax.process_count(),
                               data_dir=config.data_dir, rows=trainer.process_rows,
-                              min_tokens=data.tokens_needed(config.steps, config.batch_size, config.model.seq_len))
+                              min_tokens=max(config.data_tokens or 0, data.tokens_needed(
+                                  config.steps, config.batch_size, config.model.seq_len)))
     if train_data.vocab_size > config.model.vocab_size:
         raise ValueError(f"tokenizer={config.tokenizer!r} has {train_data.vocab_size} tokens but "
                          f"model.vocab_size={config.model.vocab_size}")
@@ -123,16 +127,27 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
                       data.DataRepeatWarning, stacklevel=2)
 
     checkpointer = Checkpointer(out / "checkpoints", keep=config.keep_checkpoints)
+    branch_points = Checkpointer(out / BRANCH_POINTS, keep=BRANCH_POINTS_KEEP) if config.save_steps else None
     metrics_path = out / "metrics.jsonl"
     restored = checkpointer.restore_latest(trainer.abstract_state)  # skips (and warns about) incomplete steps
     latest = None if restored is None else restored[0]
-    live = metrics.tensorboard_writer(out, resumed_from=latest)  # CHINCHILLA_TENSORBOARD: process 0's event files
-    if latest is None:
+    if latest is None and config.init_from is not None:  # a branch: start from its trunk's state at the branch point
+        branch_step, state, meta, trunk_rows = _branch_start(config, trainer)
+        train_data.set_state(meta["data"])
+        if jax.process_index() == 0:
+            metrics.rewrite_jsonl(metrics_path, trunk_rows)
+        _say(progress, f"{out}: branching from {config.init_from} at step {branch_step} of {total_steps}")
+        live = metrics.tensorboard_writer(out, resumed_from=None)
+        if live:
+            live.write(trunk_rows)
+    elif latest is None:
+        live = metrics.tensorboard_writer(out, resumed_from=None)
         state = trainer.init_state()
         meta = {"wall_time_s": 0.0, "recent_losses": [], "eval_loss": None}
         if jax.process_index() == 0:
             metrics.rewrite_jsonl(metrics_path, [])
     else:
+        live = metrics.tensorboard_writer(out, resumed_from=latest)  # CHINCHILLA_TENSORBOARD: process 0's events
         _, state, meta = restored
         train_data.set_state(meta["data"])
         if jax.process_index() == 0:  # drop only the rows past the checkpoint; keep what cannot be parsed aside
@@ -156,7 +171,8 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
 
     bar = _progress_bar(progress, total_steps, step, config.model.name or "run")
     status, reason = "finished", None
-    next_batches = _take(train_data, min(k_full, total_steps - step)) if step < total_steps else None
+    next_batches = _take(train_data, _dispatch(step, k_full, total_steps, config.save_steps)) \
+        if step < total_steps else None
     data_state = train_data.get_state()
     last_sync = time.perf_counter()
     try:
@@ -164,9 +180,8 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
             k = next_batches.shape[0]
             state, out_metrics = trainer.train(state, next_batches)
             dispatch_data_state = data_state
-            remaining = total_steps - step - k
-            if remaining > 0:  # fetch the next batches while the device works
-                next_batches = _take(train_data, min(k_full, remaining))
+            if step + k < total_steps:  # fetch the next batches while the device works
+                next_batches = _take(train_data, _dispatch(step + k, k_full, total_steps, config.save_steps))
                 data_state = train_data.get_state()
             host = {name: values[:k] for name, values in jax.device_get(out_metrics).items()}
             now = time.perf_counter()
@@ -200,10 +215,13 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
                 metrics.append_jsonl(metrics_path, rows)
             if live:
                 live.write(rows)
-            if step == total_steps or _crossed(previous, step, config.checkpoint_every):
+            at_branch_point = step in config.save_steps
+            if step == total_steps or at_branch_point or _crossed(previous, step, config.checkpoint_every):
                 meta = {"data": dispatch_data_state, "recent_losses": list(recent), "eval_loss": eval_loss,
                         "wall_time_s": elapsed_before + time.perf_counter() - session_start}
                 checkpointer.save(step, state, meta)
+                if at_branch_point:  # kept for good: branches start here (TrainConfig.init_from)
+                    branch_points.save(step, state, meta)
             last_sync = time.perf_counter()  # evaluation and checkpointing do not count as step time
             bar.update(k)
             bar.set_postfix(loss=f"{float(np.mean(losses)):.4f}")
@@ -213,6 +231,9 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
             live.close()
         checkpointer.wait()
         checkpointer.close()
+        if branch_points is not None:
+            branch_points.wait()
+            branch_points.close()
 
     if status == "failed":
         _say(progress, f"{out}: FAILED: {reason}; the last good checkpoint is kept")
@@ -260,6 +281,64 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
 
         multihost_utils.sync_global_devices("chinchilla.train_run: summary.json written")
     return summary
+
+
+def _dispatch(step: int, k_full: int, total_steps: int, save_steps: tuple[int, ...]) -> int:
+    """Steps in the next dispatch from ``step``: at most ``k_full``, ending at the run's end or at a save step."""
+    stops = [total_steps] + [s for s in save_steps if s > step]
+    return min(k_full, min(stops) - step)
+
+
+class TrunkNotReady(ValueError):
+    """A branch's trunk has not yet saved the checkpoint it starts from (a sweep runs it later)."""
+
+
+def _branch_start(config: TrainConfig, trainer: Trainer) -> tuple[int, dict, dict, list[dict]]:
+    """A branch's starting point: (step, state, checkpoint meta, the trunk's metrics rows up to that step).
+
+    Raises ValueError (one line) when the trunk is not this run but for ``BRANCH_FIELDS``, is not a wsd run at a
+    constant rate through the branch point, or when this run's own schedule leaves the stable phase before it;
+    ``TrunkNotReady`` when the trunk has not saved that step (yet).
+    """
+    directory, step = config.branch_point
+    trunk = epath.Path(directory)
+    where = f"init_from={config.init_from!r}"
+    if not (trunk / "config.json").exists():
+        raise TrunkNotReady(f"{where}: {trunk} holds no run yet (no config.json); train the trunk first")
+    saved = _read_run_json(trunk / "config.json", "the trunk's config is needed to branch from it")
+    mine = config.to_dict()
+    differing = sorted(key for key in set(saved) | set(mine) if key not in BRANCH_FIELDS
+                       and saved.get(key) != mine.get(key))
+    if differing:
+        raise ValueError(f"{where}: the trunk differs from this run in {differing}; a branch may differ only in "
+                         "its length and cooldown")
+    trunk_config = TrainConfig.from_dict(saved)
+    if step is None:
+        steps = sorted(int(p.name) for p in (trunk / "checkpoints").iterdir() if p.name.isdigit())             if (trunk / "checkpoints").exists() else []
+        if not steps:
+            raise TrunkNotReady(f"{where}: {trunk} has no checkpoint yet")
+        step = steps[-1]
+    if config.schedule != "wsd" or trunk_config.schedule != "wsd":
+        raise ValueError(f"{where}: branching needs schedule='wsd' for the trunk and this run (a cosine run's rate "
+                         "depends on its length from the first step)")
+    if trunk_config.decay_start < step or config.decay_start < step:
+        raise ValueError(f"{where}: step {step} is past the stable phase (the trunk's cooldown starts at step "
+                         f"{trunk_config.decay_start}, this run's at {config.decay_start}): the rates before it "
+                         "would differ")
+    if step >= config.steps:
+        raise ValueError(f"{where}: step {step} is not before this run's end ({config.steps} steps)")
+    source = trunk / BRANCH_POINTS if (trunk / BRANCH_POINTS / str(step)).exists() else trunk / "checkpoints"
+    if not (source / str(step)).exists():
+        raise TrunkNotReady(f"{where}: {trunk} has no checkpoint at step {step} yet (save_steps of the trunk must "
+                            "include it)")
+    reader = Checkpointer(source, keep=BRANCH_POINTS_KEEP)
+    try:
+        state, meta = reader.restore(step, trainer.abstract_state)
+    finally:
+        reader.close()
+    rows = [row for row in metrics.read_jsonl(trunk / "metrics.jsonl") if row.get("step", 0) <= step]
+    meta = {**meta, "wall_time_s": 0.0}  # this run's own time; the trunk's is the trunk's
+    return step, state, meta, rows
 
 
 def _take(iterator: Any, k: int) -> np.ndarray:

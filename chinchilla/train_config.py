@@ -22,7 +22,14 @@ REMAT_POLICIES = ("none", "full", "dots", "offload")  # chinchilla.model.remat_p
 REPORTING_FIELDS = ("peak_flops",)
 # Fields that change how a step is executed (memory, speed, float round-off), not what it computes: a run may resume
 # with other values (e.g. on another chip, with the plan `chinchilla memory` gives there).
-EXECUTION_FIELDS = ("micro_batch_size", "remat", "scan_layers", "attention_impl", "steps_per_dispatch")
+EXECUTION_FIELDS = ("micro_batch_size", "remat", "scan_layers", "attention_impl", "steps_per_dispatch",
+                    "save_steps")
+SCHEDULES = ("cosine", "wsd")  # chinchilla.schedule's
+COOLDOWN_SHAPES = ("1-sqrt", "linear", "cosine")
+# What a branch (init_from) may set differently from its trunk: its length and cooldown, and what is only recorded.
+BRANCH_FIELDS = ("tokens", "cooldown_fraction", "cooldown_shape", "final_lr_fraction", "init_from", "log_every",
+                 "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints") + REPORTING_FIELDS \
+    + EXECUTION_FIELDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +47,18 @@ class TrainConfig:
     ``peak_flops``: dense peak FLOP/s of one jax device for MFU (None = from ``chinchilla.accelerators``' data-sheet
     table; needed for MFU on chips the table does not know).
 
+    Schedule (``chinchilla.schedule``): ``schedule`` "cosine" (the paper's; ``cycle_tokens``, ``warmup_fraction``
+    of the cycle) or "wsd" (warmup-stable-decay: a constant rate, then a cooldown over the last
+    ``cooldown_fraction`` of the run, shaped ``cooldown_shape`` "1-sqrt", "linear" or "cosine"; 0 = a constant
+    rate, a trunk); ``final_lr_fraction`` None = 0.1 for cosine, 0 for wsd; ``warmup_tokens``: warm-up in tokens
+    (overrides ``warmup_fraction``: runs that share a trunk need one warm-up whatever their length).
+    Branching (Hägele et al. 2024): ``init_from`` "RUN_DIR" (its last checkpoint) or "RUN_DIR:STEP" starts this run
+    from another run's state at that step (parameters, optimizer state, data position, its logged metrics): the
+    trunk must be the same run but for ``BRANCH_FIELDS`` with a constant rate through STEP; this run's tokens and
+    FLOPs count from step 0. ``save_steps``: steps at which a checkpoint is kept for good, under
+    ``RUN_DIR/branch_points`` (where branches start). ``data_tokens``: draw batches from (at least) this many tokens
+    of the data set (None: what this run needs): runs that share a trunk need one data pool.
+
     Memory (``chinchilla memory`` plans these for a chip): ``micro_batch_size``: global sequences per forward/backward
     pass (None = the whole batch); the batch is folded by a ``lax.scan`` of batch_size / micro_batch_size micro-steps
     inside the compiled step with float32 gradient accumulators and one optimizer update, so a run's maths does not
@@ -55,7 +74,7 @@ class TrainConfig:
     lr: float = 3e-3
     warmup_fraction: float = 0.1
     cycle_tokens: int | None = None
-    final_lr_fraction: float = 0.1
+    final_lr_fraction: float | None = None
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     adam_b1: float = 0.9
@@ -79,6 +98,13 @@ class TrainConfig:
     micro_batch_size: int | None = None
     remat: str = "none"
     scan_layers: bool = True
+    schedule: str = "cosine"
+    cooldown_fraction: float = 0.2
+    cooldown_shape: str = "1-sqrt"
+    warmup_tokens: int | None = None
+    init_from: str | None = None
+    save_steps: tuple[int, ...] = ()
+    data_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
@@ -90,6 +116,25 @@ class TrainConfig:
                              "chinchilla.flops but not trained by chinchilla.model (one K/V head per query head); "
                              "leave n_kv_heads unset to train")
         object.__setattr__(self, "mesh", tuple(self.mesh))
+        object.__setattr__(self, "save_steps", tuple(self.save_steps))
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r} is not one of {SCHEDULES}")
+        if self.final_lr_fraction is None:
+            object.__setattr__(self, "final_lr_fraction", 0.1 if self.schedule == "cosine" else 0.0)
+        if self.cooldown_shape not in COOLDOWN_SHAPES:
+            raise ValueError(f"cooldown_shape={self.cooldown_shape!r} is not one of {COOLDOWN_SHAPES}")
+        if not (isinstance(self.cooldown_fraction, (int, float)) and 0 <= self.cooldown_fraction <= 1):
+            raise ValueError(f"cooldown_fraction={self.cooldown_fraction!r} must be in [0, 1]")
+        if self.schedule == "wsd" and self.cycle_tokens is not None:
+            raise ValueError(f"cycle_tokens={self.cycle_tokens} is a cosine setting; a wsd run's cooldown is "
+                             "cooldown_fraction of its own length")
+        for name in ("warmup_tokens", "data_tokens"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 0 if name == "warmup_tokens" else 1)
+        for step in self.save_steps:
+            _check_int("save_steps", step, 1)
+        if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from.strip()):
+            raise ValueError(f"init_from={self.init_from!r} must be a run directory, optionally with :STEP")
         _check_int("tokens", self.tokens, 1)
         for name in ("batch_size", "log_every", "eval_batches", "checkpoint_every", "keep_checkpoints",
                      "steps_per_dispatch"):
@@ -155,18 +200,39 @@ class TrainConfig:
 
     @property
     def warmup_steps(self) -> int:
+        if self.warmup_tokens is not None:
+            return min(round(self.warmup_tokens / self.tokens_per_step), self.steps - 1)
         return min(round(self.warmup_fraction * self.cycle_steps), self.cycle_steps - 1)
+
+    @property
+    def decay_start(self) -> int:
+        """The step where a wsd run's cooldown starts (= steps when cooldown_fraction is 0); cosine: 0."""
+        if self.schedule != "wsd":
+            return 0
+        return max(self.warmup_steps, self.steps - round(self.cooldown_fraction * self.steps))
+
+    @property
+    def branch_point(self) -> tuple[str, int | None] | None:
+        """``init_from`` as (run directory, step or None for its last checkpoint), or None."""
+        if self.init_from is None:
+            return None
+        directory, _, step = self.init_from.rpartition(":")
+        if directory and step.isdigit():
+            return directory, int(step)
+        return self.init_from, None
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["model"] = self.model.to_dict()
         data["mesh"] = list(self.mesh)
+        data["save_steps"] = list(self.save_steps)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         check_known_fields(cls, data)
-        return cls(**{**data, "model": ModelConfig.from_dict(data["model"]), "mesh": tuple(data["mesh"])})
+        return cls(**{**data, "model": ModelConfig.from_dict(data["model"]), "mesh": tuple(data["mesh"]),
+                      "save_steps": tuple(data.get("save_steps", ()))})
 
 
 def _check_int(name: str, value: Any, low: int) -> None:

@@ -51,8 +51,9 @@ def test_accumulation_remat_and_scan_give_the_whole_batch_step(reference, option
     assert trainer.micro_batch_size == options.get("micro_batch_size", 32)
     np.testing.assert_allclose(losses, reference[0], rtol=0, atol=5e-6)  # float32 round-off on ~5.5 nats
     assert _max_diff(params, reference[1]) < 2e-6
-    # and the loss really moved: the steps trained (a step that did nothing would also be "equal")
-    assert losses[0] - losses[-1] > 0.01
+    # and the steps really trained (steps that did nothing would also be "equal"): parameters moved from the init
+    initial = jax.device_get(trainer.init_state()["params"])
+    assert _max_diff(params, initial) > 1e-4
 
 
 def test_micro_batches_are_spread_over_every_device_and_sum_to_the_batch(reference):

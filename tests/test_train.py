@@ -43,7 +43,7 @@ def test_adamw_step_is_optax_clip_then_adamw_with_decay_on_matrices_only():
     params = {"w": jnp.arange(6.0).reshape(2, 3) / 7, "scale": jnp.ones(3)}
     grads = [{"w": jnp.full((2, 3), 3.0) * s, "scale": jnp.array([1.0, -2.0, 0.5]) * s} for s in (1.0, -0.3, 0.01)]
     hp = {"peak_lr": 0.1, "warmup_steps": 1.0, "cycle_steps": 10.0, "final_fraction": 0.1, "weight_decay": 0.2,
-          "grad_clip": 1.0}
+          "grad_clip": 1.0, "wsd": 0.0, "decay_start": 0.0, "total_steps": 10.0, "cooldown_shape": 0.0}  # cosine
 
     def schedule(step):
         return learning_rate(step, peak_lr=0.1, warmup_steps=1, cycle_steps=10, final_fraction=0.1)
