@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import sys
 import time
 import warnings
@@ -132,7 +133,7 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     restored = checkpointer.restore_latest(trainer.abstract_state)  # skips (and warns about) incomplete steps
     latest = None if restored is None else restored[0]
     if latest is None and config.init_from is not None:  # a branch: start from its trunk's state at the branch point
-        branch_step, state, meta, trunk_rows = _branch_start(config, trainer)
+        branch_step, state, meta, trunk_rows = _branch_start(config, trainer, out)
         train_data.set_state(meta["data"])
         if jax.process_index() == 0:
             metrics.rewrite_jsonl(metrics_path, trunk_rows)
@@ -293,15 +294,16 @@ class TrunkNotReady(ValueError):
     """A branch's trunk has not yet saved the checkpoint it starts from (a sweep runs it later)."""
 
 
-def _branch_start(config: TrainConfig, trainer: Trainer) -> tuple[int, dict, dict, list[dict]]:
-    """A branch's starting point: (step, state, checkpoint meta, the trunk's metrics rows up to that step).
+def _branch_start(config: TrainConfig, trainer: Trainer, out: Any) -> tuple[int, dict, dict, list[dict]]:
+    """A branch's starting point: (step, state, checkpoint meta, the trunk's metrics rows up to that step). A
+    relative trunk directory is a sibling of the run directory ``out`` (a sweep's runs/ folder).
 
     Raises ValueError (one line) when the trunk is not this run but for ``BRANCH_FIELDS``, is not a wsd run at a
     constant rate through the branch point, or when this run's own schedule leaves the stable phase before it;
     ``TrunkNotReady`` when the trunk has not saved that step (yet).
     """
     directory, step = config.branch_point
-    trunk = epath.Path(directory)
+    trunk = epath.Path(directory) if "://" in directory or os.path.isabs(directory) else out.parent / directory
     where = f"init_from={config.init_from!r}"
     if not (trunk / "config.json").exists():
         raise TrunkNotReady(f"{where}: {trunk} holds no run yet (no config.json); train the trunk first")

@@ -52,7 +52,8 @@ class TrainConfig:
     ``cooldown_fraction`` of the run, shaped ``cooldown_shape`` "1-sqrt", "linear" or "cosine"; 0 = a constant
     rate, a trunk); ``final_lr_fraction`` None = 0.1 for cosine, 0 for wsd; ``warmup_tokens``: warm-up in tokens
     (overrides ``warmup_fraction``: runs that share a trunk need one warm-up whatever their length).
-    Branching (Hägele et al. 2024): ``init_from`` "RUN_DIR" (its last checkpoint) or "RUN_DIR:STEP" starts this run
+    Branching (Hägele et al. 2024): ``init_from`` "RUN_DIR" (its last checkpoint) or "RUN_DIR:STEP" (a relative
+    RUN_DIR is a sibling of this run's directory, as in a sweep's runs/ folder) starts this run
     from another run's state at that step (parameters, optimizer state, data position, its logged metrics): the
     trunk must be the same run but for ``BRANCH_FIELDS`` with a constant rate through STEP; this run's tokens and
     FLOPs count from step 0. ``save_steps``: steps at which a checkpoint is kept for good, under

@@ -115,3 +115,44 @@ def test_a_branch_refuses_a_trunk_it_cannot_continue_in_one_line(tmp_path):
 def test_bad_schedule_settings_are_refused_naming_the_field(options, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(model=zoo.get_model("tiny-00004k"), tokens=10**5, **options)
+
+
+def test_share_trunks_plans_one_trunk_per_family_and_its_spent_flops_by_hand():
+    from chinchilla import flops
+    from chinchilla.sweep.plan import Plan, PlannedRun, share_trunks
+
+    small, large = zoo.get_model("tiny-00004k"), zoo.get_model("tiny-00025k")
+    step_tokens = 8 * small.seq_len
+
+    def run(model, steps, lr, seed=0):
+        per_step = 8 * flops.training_flops_per_sequence(model)
+        return PlannedRun(run_id=f"{model.name}-{steps}-s{seed}", group="isoflop", model=model,
+                          tokens=steps * step_tokens, flops=float(steps * per_step), budget=None,
+                          train={"batch_size": 8, "lr": lr, "warmup_fraction": 0.1, "seed": seed})
+
+    plain = Plan(name="p", runs=(run(small, 100, 1e-2), run(small, 400, 4e-2), run(small, 200, 2e-2),
+                                 run(large, 300, 1e-2), run(small, 100, 1e-2, seed=1)))
+    wsd = share_trunks(plain, cooldown_fraction=0.2)
+    trunks = [r for r in wsd.runs if "trunk" in r.flags]
+    assert [r.run_id for r in wsd.runs[:len(trunks)]] == [r.run_id for r in trunks]  # trunks first
+    assert len(trunks) == 1  # tiny-00004k seed 0 (3 lengths); seed 1 and tiny-00025k are families of one run
+    trunk = trunks[0]
+    assert trunk.tokens == 320 * step_tokens and trunk.train["save_steps"] == [80, 160, 320]
+    assert trunk.train["cooldown_fraction"] == 0.0 and trunk.budget is None
+    branches = {r.run_id: r for r in wsd.runs if r.trunk == trunk.run_id}
+    assert {r.train["init_from"] for r in branches.values()} == {f"{trunk.run_id}:{d}" for d in (80, 160, 320)}
+    family_lr = round((1e-2 * 4e-2 * 2e-2) ** (1 / 3), 6)  # one rate: the geometric mean of the cosine rule's
+    assert {r.train["lr"] for r in branches.values()} == {trunk.train["lr"]} == {family_lr}
+    assert {r.train["warmup_tokens"] for r in branches.values()} == {10 * step_tokens}  # 10% of the shortest
+    assert wsd.total_flops == plain.total_flops  # the laws see whole runs
+    per_step = {m.name: 8 * flops.training_flops_per_sequence(m) for m in (small, large)}
+    # by hand: the trunk's 320 steps + the cooldowns 20 + 40 + 80, then the two single runs whole (100 + 300)
+    assert wsd.spent_flops == pytest.approx((320 + 20 + 40 + 80 + 100) * per_step[small.name]
+                                            + 300 * per_step[large.name])
+    singles = [r for r in wsd.runs if r.trunk is None and "trunk" not in r.flags]
+    assert all(r.train["schedule"] == "wsd" and r.shared_flops == 0 for r in singles) and len(singles) == 2
+    # every run becomes a valid TrainConfig, and a branch's trunk would accept it
+    for r in wsd.runs:
+        config = TrainConfig(model=r.model, tokens=r.tokens, **r.train)
+        if r.trunk:
+            assert config.decay_start == int(r.train["init_from"].rpartition(":")[2])

@@ -54,20 +54,31 @@ class PlannedRun:
     budget: float | None = None
     train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     flags: tuple[str, ...] = ()
+    shared_flops: float = 0.0
 
     def n_params(self, convention: str = "total") -> int:
         return n_params(self.model, convention)
 
+    @property
+    def trunk(self) -> str | None:
+        """The run id of the trunk this run branches off (``share_trunks``), or None."""
+        init_from = self.train.get("init_from")
+        return None if init_from is None else str(init_from).rpartition(":")[0] or str(init_from)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "group": self.group, "model": self.model.to_dict(), "tokens": self.tokens,
+        data = {"run_id": self.run_id, "group": self.group, "model": self.model.to_dict(), "tokens": self.tokens,
                 "flops": self.flops, "budget": self.budget, "train": dict(self.train), "flags": list(self.flags)}
+        if self.shared_flops:
+            data["shared_flops"] = self.shared_flops
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PlannedRun":
         return cls(run_id=data["run_id"], group=data["group"], model=ModelConfig.from_dict(data["model"]),
                    tokens=int(data["tokens"]), flops=float(data["flops"]),
                    budget=None if data.get("budget") is None else float(data["budget"]),
-                   train=dict(data.get("train", {})), flags=tuple(data.get("flags", ())))
+                   train=dict(data.get("train", {})), flags=tuple(data.get("flags", ())),
+                   shared_flops=float(data.get("shared_flops", 0.0)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +97,13 @@ class Plan:
 
     @property
     def total_flops(self) -> float:
-        return float(sum(r.flops for r in self.runs))
+        """The runs' FLOPs as the laws see them: a branch counts its whole length, its trunk's prefix included."""
+        return float(sum(r.flops for r in self.runs if TRUNK_FLAG not in r.flags))
+
+    @property
+    def spent_flops(self) -> float:
+        """The FLOPs the sweep trains: every trunk once, and each branch from its branch point on."""
+        return float(sum(r.flops - r.shared_flops for r in self.runs))
 
     def __add__(self, other: "Plan") -> "Plan":
         """Both plans' runs; a run present in both (same id) is kept once if identical, else an error."""
@@ -102,8 +119,8 @@ class Plan:
                     skipped=self.skipped + other.skipped)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "total_flops": self.total_flops, "runs": [r.to_dict() for r in self.runs],
-                "skipped": [dict(s) for s in self.skipped]}
+        return {"name": self.name, "total_flops": self.total_flops, "spent_flops": self.spent_flops,
+                "runs": [r.to_dict() for r in self.runs], "skipped": [dict(s) for s in self.skipped]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)
@@ -112,6 +129,70 @@ class Plan:
     def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
         return cls(name=data["name"], runs=tuple(PlannedRun.from_dict(r) for r in data["runs"]),
                    skipped=tuple(data.get("skipped", ())))
+
+
+TRUNK_FLAG = "trunk"  # a run that only carries branches (a constant rate: not annealed, left out of the analysis)
+# train settings that may differ between runs of one trunk family (share_trunks sets them per family or per run)
+_LENGTH_SETTINGS = ("lr", "warmup_fraction", "final_lr_fraction", "cycle_tokens")
+
+
+def share_trunks(plan: Plan, *, cooldown_fraction: float = 0.2, cooldown_shape: str = "1-sqrt",
+                 warmup_fraction: float | None = None) -> Plan:
+    """The same runs as warmup-stable-decay branches of shared trunks (Hägele et al. 2024, Section 4).
+
+    Runs of one model that differ only in length (same seed and every setting but ``_LENGTH_SETTINGS``) form a
+    family. A run of S steps decays over its last C = round(cooldown_fraction * S) steps, from D = S - C; its
+    family's trunk is one constant-rate run of max D steps that keeps its state at every D (``save_steps``), and
+    the run starts there (``init_from="<trunk id>:D"``), so it trains only its cooldown. The family shares one
+    learning rate (the geometric mean of the plan's rates over its runs: the cosine rule's value at the family's
+    middle length), one warm-up in tokens (``warmup_fraction`` (default: the runs' own) of its shortest run, at
+    most its shortest stable phase), and one data pool (its longest run's tokens). ``PlannedRun.flops`` stays the
+    whole run (what the laws see; ``Plan.total_flops``); ``shared_flops`` is the trunk's part, so
+    ``Plan.spent_flops`` counts each trunk once. A family of one run gets no trunk: it is a plain WSD run.
+    Trunks come first in the plan (flag ``trunk``, group "trunk", no budget), each before its branches.
+    """
+    if not 0 < cooldown_fraction <= 1:
+        raise ValueError(f"cooldown_fraction={cooldown_fraction} must be in (0, 1] to branch runs off a trunk")
+    families: dict[str, list[PlannedRun]] = {}
+    for run in plan.runs:
+        if run.train.get("init_from") is not None or TRUNK_FLAG in run.flags:
+            raise ValueError(f"run {run.run_id!r} already branches or is a trunk: share_trunks takes a plain plan")
+        same = {k: v for k, v in sorted(run.train.items()) if k not in _LENGTH_SETTINGS}
+        key = json.dumps({"model": run.model.to_dict(), "train": same}, sort_keys=True, default=str)
+        families.setdefault(key, []).append(run)
+    trunks, branches = [], []
+    for members in families.values():
+        first = members[0]
+        batch = int(first.train.get("batch_size", DEFAULT_BATCH_SIZE))
+        step_tokens = batch * first.model.seq_len
+        steps = {run.run_id: run.tokens // step_tokens for run in members}
+        decay = {run.run_id: steps[run.run_id] - round(cooldown_fraction * steps[run.run_id]) for run in members}
+        rates = [float(run.train.get("lr", 3e-3)) for run in members]
+        fraction = warmup_fraction if warmup_fraction is not None else float(first.train.get("warmup_fraction", 0.1))
+        warmup_steps = min(round(fraction * min(steps.values())), min(decay.values()))
+        common = {**{k: v for k, v in first.train.items() if k not in _LENGTH_SETTINGS},
+                  "lr": round(math.exp(sum(math.log(r) for r in rates) / len(rates)), 6), "schedule": "wsd",
+                  "cooldown_shape": cooldown_shape, "final_lr_fraction": 0.0,
+                  "warmup_tokens": warmup_steps * step_tokens,
+                  "data_tokens": max(run.tokens for run in members) + first.model.seq_len}
+        if len(members) == 1:
+            branches.append(dataclasses.replace(first, train={**common, "cooldown_fraction": cooldown_fraction}))
+            continue
+        trunk_steps = max(decay.values())
+        seed = int(first.train.get("seed", 0))
+        trunk_id = run_id_for(TRUNK_FLAG, first.model, trunk_steps * step_tokens, seed)
+        per_step = flops_lib.training_flops_per_sequence(first.model) * batch
+        trunks.append(PlannedRun(
+            run_id=trunk_id, group=TRUNK_FLAG, model=first.model, tokens=trunk_steps * step_tokens,
+            flops=float(trunk_steps * per_step), train={**common, "cooldown_fraction": 0.0,
+                                                        "save_steps": sorted(set(decay.values()))},
+            flags=(TRUNK_FLAG,)))
+        for run in members:
+            point = decay[run.run_id]
+            branches.append(dataclasses.replace(
+                run, train={**common, "cooldown_fraction": cooldown_fraction, "init_from": f"{trunk_id}:{point}"},
+                shared_flops=float(point * per_step)))
+    return Plan(name=f"{plan.name}+wsd", runs=tuple(trunks) + tuple(branches), skipped=plan.skipped)
 
 
 def n_params(model: ModelConfig, convention: str = "total") -> int:
