@@ -16,7 +16,7 @@ Appendix F FLOPs (``chinchilla.flops``, what MFU counts) do not depend on remat:
 model work. "XLA expected" is ``chinchilla.model.expected_xla_step_flops`` (Appendix F without the gathered
 embedding, plus elementwise work and the optimizer), the count the no-remat program should have.
 
-    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/bench_step_memory.py               # ~4 min on 2 cores
+    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/bench_step_memory.py   # 8.4 CPU-minutes: ~5 min on 2 idle cores
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/bench_step_memory.py --models tiny-00099k --rounds 3 --json out.json
 """
 
