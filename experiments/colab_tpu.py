@@ -13,9 +13,13 @@ about 1.4e18 FLOPs, i.e. several Colab sessions. Every command is resumable: a d
 since the last checkpoint. Put the sweep directory on Drive (/content/drive/MyDrive/...) or gs://; split the
 sweep over sessions or machines with --worker i --num-workers n on the same directory.
 
-Hyperparameters as in the ``gpu`` preset (lr(N) = 2e-3 (N / 20M)^(-1/3) capped at 3e-3, 2% warm-up, cosine to
-0.1x) but batch 4 x 1024 tokens, what one v5e chip's 16 GiB holds (tests/test_memory.py checks the largest run,
-gpu-0090M, by XLA's memory analysis); like it, not yet checked on this hardware: run `--lr-check` first.
+Hyperparameters as in the ``gpu`` preset: its batch rule (DeepSeek's B_opt(C) as a power of two, >= 64 x 1024
+tokens, >= 1,000 steps: 64 sequences at 2e16 and 6e16 FLOPs, 128 at 2e17), lr(N, B) = 2e-3 (N / 20M)^(-1/3)
+(B / 64)^(1/2) capped at 3e-3, 2% warm-up, cosine to 0.1x. At 64 sequences the 2e16 budget keeps the four sizes with
+>= 1,000 steps (gpu-0014M ... gpu-0035M). Memory: ``PLANS`` below, `chinchilla memory --chip v5e`'s fastest plan at
+64 sequences within 85% of one v5e chip's 16 GiB (>= 15% headroom), larger batches as more micro-steps of that size;
+attention_impl "auto" runs the Pallas splash kernel on the TPU. Like the gpu preset's, not yet checked on this
+hardware: run `--lr-check` first.
 """
 
 import dataclasses
@@ -26,11 +30,32 @@ from chinchilla.reproduce import load_preset
 GPU = load_preset("gpu")
 DATASET = "lm1b"
 DATA_DIR = os.environ.get("CHINCHILLA_TFDS_DIR")  # where lm1b is prepared: local or gs://BUCKET/tfds
-BATCH_SIZE = 4  # the largest power of two whose train step fits one TPU v5e chip (16 GiB; tests/test_memory.py)
+# model -> (micro_batch_size, remat): `chinchilla memory --model M --batch-size 64 --chip v5e`'s fastest plan within
+# 85% of one v5e chip's 16 GiB, for every model of this preset; larger batches run more micro-steps of the same size
+# (tests/test_memory.py checks every run with >= 15% headroom).
+PLANS = {
+    "gpu-0014M": (64, "none"),  # 6.6 GiB of 16 at 64 sequences
+    "gpu-0020M": (64, "none"),  # 11.0
+    "gpu-0028M": (64, "dots"),  # 7.3
+    "gpu-0035M": (64, "dots"),  # 8.7
+    "gpu-0058M": (64, "full"),  # 5.9
+    "gpu-0090M": (64, "full"),  # 8.0
+}
+
+
+def memory_plan(model, batch):
+    """(micro_batch_size, remat) on one 16 GiB TPU v5e chip: the 64-sequence plan of ``PLANS`` at every batch; a
+    model the table lacks gets a conservative plan (micro-batches of at most 4 sequences, full remat; run
+    ``chinchilla memory --chip v5e`` for the fastest)."""
+    micro, remat = PLANS.get(model.name, (4, "full"))
+    return min(micro, batch), remat
 
 
 def hparams(model, tokens):
-    return {**GPU.hparams(model, tokens), "dataset": DATASET, "data_dir": DATA_DIR, "batch_size": BATCH_SIZE}
+    """The gpu preset's (batch rule, lr rule, schedule) with this chip's memory plan and data."""
+    train = {**GPU.hparams(model, tokens), "dataset": DATASET, "data_dir": DATA_DIR}
+    micro, remat = memory_plan(model, train["batch_size"])
+    return {**train, "micro_batch_size": micro, "remat": remat, "attention_impl": "auto"}
 
 
 # The gpu preset's ladder, size-window centre, parameter convention, run-length floor and analysis; smaller budgets.

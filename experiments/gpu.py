@@ -8,17 +8,29 @@ DATA_DIR below. Tokenizer: a 32,000-piece SentencePiece BPE trained on the first
 Budgets: 6e16, 1.5e17, 4e17, 1e18 FLOPs, six sizes each around the paper's own optimum (Table A3: 400M total
 parameters at 1.84e19 FLOPs, a = 0.49), total parameters. About 1e19 FLOPs: ~8 hours at 350 TFLOP/s achieved.
 
-Hyperparameters: batch 8 x 1024 tokens (what fits: the largest run, gpu-0267M, needs ~43 GiB per XLA's memory
-analysis on CPU, ~317 GiB at batch 64: its activations grow by ~0.29 GiB per sequence and layer; JAX's default
-preallocation leaves 60 of an H100's 80 GiB; tests/test_memory.py checks it); AdamW, warm-up 2% of the run, cosine
-to 0.1x; peak lr(N) = 2e-3 (N / 20M)^(-1/3), capped at 3e-3 (the Chinchilla-style decrease with size; the paper's
-2e-4 ... 1.25e-4 are for batches of ~0.5-1.5M tokens and 70M+ models; the rule was first written for batch 64). NOT
-yet checked on a GPU: run the learning-rate check first (`chinchilla sweep --preset gpu --lr-check --out DIR`, 2
-sizes x 5 rates at 1.5e17 FLOPs) and adjust the rule.
+Hyperparameters (each with its reason):
+- batch: DeepSeek LLM's compute-optimal batch B_opt(C) = 0.292 C^0.3271 tokens (Bi et al. 2024, fitted on IsoFLOP
+  sweeps like ours) at the run's budget, rounded to a power of two in sequences, at least 64 x 1024 tokens, halved
+  while a run would have < 1,000 steps: 64 sequences at 6e16 FLOPs, 128 at 1.5e17 and 4e17, 256 at 1e18. A fitted
+  rule rather than the paper's 0.5-1.5M tokens, which were for 1e21+ FLOPs; one batch per budget keeps each IsoFLOP
+  profile's runs comparable; 1,000 steps leave the warm-up and cosine room.
+- micro_batch_size / remat: ``PLANS`` below, `chinchilla memory`'s fastest plan at 64 sequences on an 80 GiB H100
+  (fewest micro-steps, then remat none < dots < full, within 85%: >= 15% headroom); larger batches accumulate more
+  micro-batches of that size. attention_impl "auto": cuDNN fused attention on a bf16 GPU. JAX preallocates 75% of
+  the card by default: run with XLA_PYTHON_CLIENT_MEM_FRACTION=0.9 so the plans' up-to-85% peaks fit.
+- lr(N, B) = 2e-3 (N / 20M)^(-1/3) (B / 64)^(1/2), capped at 3e-3: the size rule (Chinchilla-style decrease with
+  size) was written for batch 64; Adam's square-root scaling rule (Malladi et al. 2022) carries it to 128 and 256
+  sequences, which is below the critical batch at these losses (~0.5-1M tokens, Kaplan et al. 2020). At 1e18 it gives
+  1.7e-3 for gpu-0267M, near DeepSeek's fitted eta_opt(C) = 0.3118 C^-0.125 = 1.75e-3 there.
+- AdamW, warm-up 2% of the run, cosine to 0.1x.
+NOT yet checked on a GPU: run the learning-rate check first (`chinchilla sweep --preset gpu --lr-check --out DIR`,
+2 sizes x 5 rates at 1.5e17 FLOPs, batch 128) and adjust the rule.
 """
 
+import math
 import os
 
+from chinchilla import flops as flops_lib
 from chinchilla import zoo
 from chinchilla.report import AnalysisSettings
 from chinchilla.reproduce import Preset
@@ -26,14 +38,69 @@ from chinchilla.sweep.plan import PAPER_APPROACH2_ANCHOR, n_params
 
 DATASET = "c4/en"
 DATA_DIR = os.environ.get("CHINCHILLA_DATA_DIR")
-BATCH_SIZE = 8  # sequences per step: the largest power of two whose train step fits an 80 GiB H100 (test_memory.py)
+# model -> (micro_batch_size, remat): `chinchilla memory --model M --batch-size 64 --chip h100`'s fastest plan (fewest
+# micro-steps, then remat none < dots < full) within 85% of 80 GiB, for every model of the ladder; larger batches run
+# more micro-steps of the same size (tests/test_memory.py checks every run of the preset with >= 15% headroom).
+PLANS = {
+    "gpu-0014M": (64, "none"),  # 6.6 GiB of 80 at 64 sequences
+    "gpu-0020M": (64, "none"),  # 11.0
+    "gpu-0028M": (64, "none"),  # 19.5
+    "gpu-0035M": (64, "none"),  # 23.4
+    "gpu-0058M": (64, "none"),  # 40.4
+    "gpu-0090M": (64, "none"),  # 62.1
+    "gpu-0134M": (64, "dots"),  # 28.5
+    "gpu-0192M": (64, "dots"),  # 37.8
+    "gpu-0267M": (64, "dots"),  # 48.7
+    "gpu-0317M": (64, "dots"),  # 60.5
+    "gpu-0436M": (64, "full"),  # 21.9
+    "gpu-0554M": (64, "full"),  # 25.6
+    "gpu-0778M": (64, "full"),  # 32.4
+    "gpu-1117M": (64, "full"),  # 41.8
+}
+SEQUENCES_PER_STEP_FLOOR = 64  # 64 x 1024 tokens: the smallest batch of any run
+MIN_STEPS = 1000  # a larger batch only where the run keeps at least this many optimizer steps
+LR_BATCH = 64  # the batch the size rule lr(N) was written for
+
+
+def batch_size(model, tokens):
+    """Sequences per step: DeepSeek LLM's B_opt(C) = 0.292 C^0.3271 tokens (Bi et al. 2024, Sec. 3.1; their C counts
+    non-embedding FLOPs, ours Appendix F's, close enough for a power of two) at the run's budget, to the nearest power
+    of two, at least 64 sequences, halved (not below 64) while the run would have fewer than 1,000 steps. At these
+    budgets: 64 sequences at 6e16, 128 at 1.5e17 and 4e17, 256 at 1e18."""
+    flops = flops_lib.training_flops(model, tokens)
+    sequences = 0.292 * flops**0.3271 / model.seq_len
+    batch = max(SEQUENCES_PER_STEP_FLOOR, 2 ** round(math.log2(sequences)))
+    while batch > SEQUENCES_PER_STEP_FLOOR and tokens / (batch * model.seq_len) < MIN_STEPS:
+        batch //= 2
+    return batch
+
+
+def learning_rate(model, batch):
+    """Peak lr(N, B) = 2e-3 (N / 20M)^(-1/3) (B / 64)^(1/2), capped at 3e-3: the size rule written for batch 64,
+    scaled by the square root of the batch (Adam's square-root scaling rule, Malladi et al. 2022, valid below the
+    critical batch, which is ~0.5-1M tokens at these losses, Kaplan et al. 2020; our batches are 64-256k tokens)."""
+    n = n_params(model, "total")
+    return round(min(3e-3, 2e-3 * (n / 20e6) ** (-1 / 3) * math.sqrt(batch / LR_BATCH)), 6)
+
+
+def memory_plan(model, batch):
+    """(micro_batch_size, remat) for ``model`` at ``batch`` on one 80 GiB H100: the 64-sequence plan of ``PLANS`` at
+    every batch (a larger batch is more micro-steps of the same size: no more recompute than at 64, and a micro-batch
+    of >= 16 x 1024 tokens keeps an H100 busy); a model the table lacks gets a conservative plan (micro-batches of
+    at most 16 sequences, full remat; ``chinchilla memory`` gives the fastest)."""
+    micro, remat = PLANS.get(model.name, (16, "full"))
+    return min(micro, batch), remat
 
 
 def hparams(model, tokens):
-    n = n_params(model, "total")
+    batch = batch_size(model, tokens)
+    micro, remat = memory_plan(model, batch)
     return {
-        "batch_size": BATCH_SIZE,
-        "lr": round(min(3e-3, 2e-3 * (n / 20e6) ** (-1 / 3)), 6),
+        "batch_size": batch,
+        "micro_batch_size": micro,
+        "remat": remat,
+        "attention_impl": "auto",
+        "lr": learning_rate(model, batch),
         "warmup_fraction": 0.02,
         "final_lr_fraction": 0.1,
         "dataset": DATASET,
@@ -55,7 +122,7 @@ PRESET = Preset(
     center=PAPER_APPROACH2_ANCHOR,
     sizes_per_budget=6,
     convention="total",
-    min_steps=1000,
+    min_steps=MIN_STEPS,
     analysis=AnalysisSettings(loss="final_train_loss", conventions=("total", "non_embedding"), neighbours=2),
     lr_check_budget=1.5e17,
     lr_check_models=("gpu-0020M", "gpu-0058M"),

@@ -1,9 +1,9 @@
 """The ``chinchilla`` command line: ``chinchilla <verb> ...``.
 
-Each verb family is a small module of this package (``allocate``, ``fit``, ``flops``, ``sweep``, ``train``) that
-defines ``register(subparsers)``. Those
-modules import only the standard library at import time (heavy imports happen inside the handlers), so
-``chinchilla flops`` or ``chinchilla fit`` start in a fraction of a second.
+Each verb family is a small module of this package (``allocate``, ``fit``, ``flops``, ``memory``, ``sweep``,
+``train``) that defines ``register(subparsers)``. Those modules import only the standard library at import time
+(heavy imports happen inside the handlers), so ``chinchilla flops`` or ``chinchilla fit`` start in a fraction of a
+second.
 
 Errors (``main`` is the one place they are turned into text):
 
@@ -41,6 +41,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "chinchilla.cli.allocate",
     "chinchilla.cli.fit",
     "chinchilla.cli.flops",
+    "chinchilla.cli.memory",
     "chinchilla.cli.sweep",
     "chinchilla.cli.train",
 )
