@@ -143,6 +143,18 @@ def test_the_report_fits_the_plans_runs_only_and_names_the_others(tmp_path, caps
     assert {o["run_id"] for o in summary["outside_plan"]} == {ids[0], "isoflop-stray"}
 
 
+def test_a_second_head_to_head_at_another_budget_is_refused_naming_both(tmp_path, capsys):
+    preset, out = write_preset(tmp_path / "mini.py"), tmp_path / "sweep"
+    assert sweep(preset, out) == 0
+    assert cli.main(["sweep", "--preset", preset, "--out", str(out), "--head-to-head", "3e13"]) == 0
+    before = snapshot(out / "headtohead")
+    capsys.readouterr()
+    assert cli.main(["sweep", "--preset", preset, "--out", str(out), "--head-to-head", "1e14"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "holds the head-to-head at 3e+13 FLOPs, not at 1e+14" in lines[0], lines
+    assert snapshot(out / "headtohead") == before
+
+
 def test_fingerprint_and_adopt_plan(tmp_path):
     from chinchilla.sweep.identity import PlanChangedError, adopt_plan, fingerprint
 

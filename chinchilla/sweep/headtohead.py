@@ -67,15 +67,23 @@ def run_head_to_head(preset, sweep_dir, budget: float, *, kaplan_exponent: float
                      train_fn: Callable | None = None, log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Plan, train (resumably) and report the head-to-head; writes ``headtohead/summary.json`` and ``report.md``."""
     from chinchilla.report import fit_approach3
+    from chinchilla.sweep.identity import PlanChangedError
     from chinchilla.sweep.results import collect_results
     from chinchilla.sweep.runner import run_sweep
 
     sweep_dir = store.as_path(sweep_dir)
     out = sweep_dir / SUBDIR
     plan, info = plan_head_to_head(preset, sweep_dir, budget, kaplan_exponent=kaplan_exponent)
-    run_sweep(plan, out, train_fn=train_fn or preset.train_fn(), log=log)
+    try:
+        run_sweep(plan, out, train_fn=train_fn or preset.train_fn(), log=log)
+    except PlanChangedError as error:  # one head-to-head per sweep directory: its report compares two runs
+        held = store.read_json(out / "summary.json") or {}
+        raise PlanChangedError(f"{out} holds the head-to-head" + (f" at {held['budget']:.3g} FLOPs" if isinstance(
+            held.get("budget"), (int, float)) else " of another plan") + f", not at {budget:.3g}; move {out} aside "
+            "to run another") from error
     settings = dataclasses.replace(preset.analysis, approach3_resamples=0)
-    main_rows = [r for r in collect_results(sweep_dir) if r["status"] == "finished" and r.get(settings.loss)]
+    main_rows = [r for r in collect_results(sweep_dir) if r["status"] == "finished" and r.get(settings.loss)
+                 and not r.get("outside_plan")]  # the sweep's plan only, as its report
     fit = fit_approach3(main_rows, preset.convention, settings)
     column = {"total": "n_params", "non_embedding": "non_embedding_params"}[preset.convention]
     runs = []
