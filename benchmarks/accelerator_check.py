@@ -13,7 +13,7 @@ a run killed at any point keeps what it measured:
    tokens/s, MFU (exact Appendix F FLOPs / step time / data-sheet peak of the dtype the step computes in).
 3. ``remat``: step time per remat policy (none, dots, full, and offload where the backend has pinned host memory)
    for one mid-size model of the preset's plan (the geometric middle of its sizes), at the preset's batch with
-   micro-batches of at most ``--remat-micro`` sequences (equal tokens for every policy).
+   micro-batches of at most ``--remat-micro`` (16) sequences, so that "none" fits too (equal tokens for every policy).
 4. ``agreement``: loss and gradient of one batch from the same parameters, max abs difference: cuDNN vs XLA
    attention (GPU, bf16), splash vs XLA attention (TPU; on CPU the Pallas kernel in interpret mode), bf16 vs
    float32 compute (XLA attention).
@@ -39,7 +39,7 @@ Usage (from the repository root)::
     JAX_PLATFORMS=cpu python benchmarks/accelerator_check.py --dry --out /tmp/accel   # CPU, tiny stand-ins
 
 ``--dry`` runs every stage on CPU with tiny stand-ins (``tiny-00004k``/``tiny-00025k`` for a preset's smallest and
-largest model, batch 8 with the preset's accumulation factor kept, 2 steps per dispatch): the suite runs it
+largest model, batch 8 with the preset's accumulation factor kept, 2 steps per dispatch, one timed dispatch): the suite runs it
 (``tests/test_accelerator_check.py``) so the script cannot rot before it meets an accelerator.
 """
 
@@ -164,7 +164,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def _gib(value: Any) -> str:
-    return "-" if value is None else f"{value / GiB:.2f}"
+    return "-" if value is None else f"{value / GiB:.3g}"
 
 
 def _pct(value: Any) -> str:
@@ -269,11 +269,16 @@ def measure_step(spec: dict) -> dict:
     compiled = trainer.compiled_step()
     row["compile_s"] = round(time.perf_counter() - start, 3)
     row["xla_compiled_bytes"] = _compiled_bytes(compiled.memory_analysis())
-    k, dispatches = config.steps_per_dispatch, int(spec.get("dispatches", 2))
+    k = config.steps_per_dispatch
     batches = _random_batches(config, (k, trainer.local_batch_size))
     state = trainer.init_state()
+    start = time.perf_counter()
     state, out = trainer.train(state, batches)  # warm-up
     first = np.asarray(jax.device_get(out["loss"]))
+    warm_up = time.perf_counter() - start
+    # timed dispatches: as given, else enough for ~target_s (at least 1, at most 10; the warm-up overestimates)
+    dispatches = spec.get("dispatches") or max(1, min(10, math.ceil(spec.get("target_s", 2.0) / max(warm_up, 1e-3))))
+    row.update(warm_up_s=warm_up, timed_dispatches=dispatches)
     start = time.perf_counter()
     for _ in range(dispatches):
         state, out = trainer.train(state, batches)
@@ -716,11 +721,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                       "with --dry)")
     parser.add_argument("--isolate", choices=("auto", "always", "never"), default="auto",
                         help="each measurement in its own process (auto: yes, except with --dry)")
-    parser.add_argument("--steps-per-dispatch", type=int, help="optimizer steps per timed dispatch (default 4; "
-                                                               "2 with --dry)")
-    parser.add_argument("--dispatches", type=int, help="timed dispatches after the warm-up one (default 2; 1 with "
-                                                       "--dry)")
-    parser.add_argument("--remat-micro", type=int, default=8,
+    parser.add_argument("--steps-per-dispatch", type=int, default=2, help="optimizer steps per dispatch")
+    parser.add_argument("--dispatches", type=int, help="timed dispatches after the warm-up one (default: enough for "
+                                                       "~2 s, 1 to 10; 1 with --dry)")
+    parser.add_argument("--remat-micro", type=int, default=16,
                         help="largest micro-batch of the remat stage (so that remat none fits too)")
     parser.add_argument("--agreement-model", help="model of the agreement stage (default gpu-0014M; "
                                                   "tiny-00025k with --dry)")
@@ -728,8 +732,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.isolate = {"always": True, "never": False, "auto": not args.dry}[args.isolate]
-    args.steps_per_dispatch = args.steps_per_dispatch or (2 if args.dry else 4)
-    args.dispatches = args.dispatches or (1 if args.dry else 2)
+    args.dispatches = args.dispatches or (1 if args.dry else None)
     args.agreement_model = args.agreement_model or ("tiny-00025k" if args.dry else "gpu-0014M")
     args.agreement_batch = args.agreement_batch or 4
     args.platform, args.env = "unknown", {}
@@ -774,10 +777,10 @@ def main(argv: list[str] | None = None) -> dict:
             raise RuntimeError(f"planning the steps failed: {report.data['planning_error']}")
         memory_summary(entry, measured, estimates, report)
 
-    report.stage("preset_mfu", stage_rows("preset_mfu", end=0.40), start_by=0.2)
-    report.stage("remat", stage_rows("remat", end=0.65), start_by=0.55)
-    report.stage("agreement", lambda entry: agreement(entry, args, report, end=0.80), start_by=0.75)
-    report.stage("checkpoint", lambda entry: checkpoint(entry, args, report), start_by=0.85)
+    report.stage("preset_mfu", stage_rows("preset_mfu", end=0.35), start_by=0.2)
+    report.stage("remat", stage_rows("remat", end=0.62), start_by=0.55)
+    report.stage("agreement", lambda entry: agreement(entry, args, report, end=0.85), start_by=0.8)
+    report.stage("checkpoint", lambda entry: checkpoint(entry, args, report), start_by=0.9)
     report.stage("memory", memory, start_by=1.0)
     print(markdown(report.data))
     return report.data
