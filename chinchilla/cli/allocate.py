@@ -58,10 +58,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from chinchilla.cli.fit import json_errors
+
+    return json_errors(_run)(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from chinchilla.cli.fit import json_safe
     from chinchilla.cli.output import print_json
     from chinchilla.fit.allocate import (FRONTIER_KIND, MUENNIGHOFF_FIT, PAPER_FIT, ChinchillaParams, DataConstrainedParams,
                                          allocation, compare_table_a3, data_constrained_allocation,
                                          exact_flops_optimum, inference_aware_allocation, projections)
+    from chinchilla.fit.allocate import (MIN_MODEL_PARAMS, MIN_TRAINING_TOKENS, MUENNIGHOFF_FIT_RANGE,
+                                         PAPER_FIT_RANGE, check_physical, domain_warnings)
 
     if args.flops is None and args.params is None and not args.table and args.inference_tokens is None:
         raise ValueError("give --flops C, --params N, --inference-tokens D_INF and/or --table")
@@ -99,9 +108,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         params = ChinchillaParams(**given, source="given on the command line") if given else PAPER_FIT
         out = {"law": params.to_dict(), "law_source": params.source}
+    warnings: list[str] = []
     if args.flops is not None:
+        if constrained:
+            check_physical(MIN_MODEL_PARAMS, MIN_TRAINING_TOKENS, args.unique_tokens)  # U itself, before solving
         out.update(data_constrained_allocation(dc, args.flops, args.unique_tokens) if constrained
                    else {"kind": FRONTIER_KIND, **allocation(params, args.flops)})
+        check_physical(out["n_opt"], out["d_opt"], args.unique_tokens if constrained else None,
+                       what=f"{out['kind']} allocation at C = {args.flops:.3g} FLOPs")
+        fitted = None if given else MUENNIGHOFF_FIT_RANGE if constrained else PAPER_FIT_RANGE
+        if fitted is not None:
+            out["fitted_range"] = fitted.to_dict()
+            warnings += domain_warnings(fitted, n_opt=out["n_opt"], d_opt=out["d_opt"], flops=args.flops,
+                                        epochs=out.get("epochs"))
+        else:
+            out["fitted_range"] = None
     if args.inference_tokens is not None:
         target = args.target_loss
         if target is None:
@@ -120,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
         from chinchilla import zoo
 
         out["exact_flops"] = exact_flops_optimum(params, args.flops, zoo.ladder(args.ladder)).to_dict()
+    out["warnings"] = warnings
     if args.json:
-        print_json(out)
+        print_json(json_safe(out))
     else:
         _print(out)
     return 0
@@ -168,3 +190,5 @@ def _print(out: dict) -> None:
         edge = " (at the ladder's edge: the optimum may lie outside)" if exact["at_boundary"] else ""
         print(f"exact Appendix F FLOPs: best shape {best['name']} ({best['params']:,} parameters, "
               f"{best['tokens']:.4g} tokens, loss {best['loss']:.4f}){edge}")
+    for line in out.get("warnings", []):
+        print(f"warning: {line}")

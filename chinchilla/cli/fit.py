@@ -23,6 +23,30 @@ COLUMN_HELP = ("Columns not named are found by their usual names: N / params / p
                "then ignoring case). The output says which were used.")
 
 
+def json_errors(run):
+    """With ``--json``, an error still prints one JSON object on stdout, ``{"error": ..., "exit_status": ...}``,
+    before the usual one line on stderr (issue 17, kind 7: a script reading stdout sees what went wrong)."""
+    import functools
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except Exception as error:
+            if getattr(args, "json", False):
+                from chinchilla.cli import describe_error
+                from chinchilla.cli.output import print_json
+
+                message, status = describe_error(error)
+                verb = " ".join(x for x in (args.command, getattr(args, "approach", None)) if x)
+                print_json({"error": message.split(": ", 1)[1] if message.startswith("error: ") else message,
+                            "error_kind": "bad input" if status == 2 else "internal error",
+                            "exit_status": status, "command": f"chinchilla {verb}"})
+            raise
+
+    return wrapper
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = strict(subparsers.add_parser(
         "fit",
@@ -82,6 +106,7 @@ def _register_parametric(approaches: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_parametric)
 
 
+@json_errors
 def run_parametric(args: argparse.Namespace) -> int:
     from chinchilla.cli.output import print_json
     from chinchilla.fit import get_law
@@ -100,11 +125,15 @@ def run_parametric(args: argparse.Namespace) -> int:
     if args.unique_tokens is not None and args.law != "data_constrained":
         raise ValueError("--unique-tokens is for --law data_constrained (the Chinchilla law has no unique-data term)")
     options = {"law": law, "reduction": args.reduction, "top_k": _top_k(args.top_k)}
-    fit = fit_table(table, **options)
+    fit = fit_table(table, **options, progress=_progress("fit", "starts"))
     out = {**fit.to_dict(), "source": table.source, "columns": _columns_used(table), "drop_highest_loss": drop,
            **_skipped(table)}
     out["warnings"] = out["warnings"] + _skipped_warning(table)
     constrained = "R_D_star" in fit.params
+    if args.unique_tokens is not None:  # U itself: fewer than one sequence is refused before any solving
+        from chinchilla.fit.allocate import MIN_MODEL_PARAMS, MIN_TRAINING_TOKENS, check_physical
+
+        check_physical(MIN_MODEL_PARAMS, MIN_TRAINING_TOKENS, args.unique_tokens)
     if fit.has_frontier and constrained and args.unique_tokens is not None:
         params = DataConstrainedParams.from_mapping(fit.params, source="fit")
         out["allocation"] = data_constrained_allocation(params, args.budget, args.unique_tokens)
@@ -117,6 +146,8 @@ def run_parametric(args: argparse.Namespace) -> int:
     else:
         out["allocation"] = None
         out["note"] = f"alpha={fit.alpha:.4g}, beta={fit.beta:.4g}: no compute-optimal frontier"
+    if out["allocation"] is not None:
+        _check_allocation_domain(out, table)
     if out["allocation"] is not None and not fit.identified:
         out["allocation"]["identified"] = False
         out["allocation"]["identification_warning"] = (
@@ -127,22 +158,54 @@ def run_parametric(args: argparse.Namespace) -> int:
         boot = bootstrap_table(table, n_resamples=args.bootstrap, seed=args.seed or 0,
                                scheme=args.bootstrap_scheme or "resample",
                                fraction=0.8 if args.fraction is None else args.fraction, budget_flops=args.budget,
-                               fit=fit, law=law, reduction=args.reduction)
+                               fit=fit, law=law, reduction=args.reduction,
+                               progress=_progress("bootstrap", "resamples"))
         out["bootstrap"] = boot.to_dict(percentiles=tuple(args.percentiles or (2.5, 97.5)))
     if args.holdout_flops is not None:
         from chinchilla.fit.holdout import holdout_check
 
-        holdout = holdout_check(table, args.holdout_flops, **options).to_dict()
+        holdout = holdout_check(table, args.holdout_flops, **options,
+                                progress=_progress("held-out fit", "starts")).to_dict()
         holdout["fit"] = {k: holdout["fit"][k] for k in (*law.natural(fit.theta), "objective", "a", "b")}
         out["holdout"] = holdout
     out["all_warnings"] = (out["warnings"] + list(out.get("bootstrap", {}).get("interval_flags", {}).values())
                            + [out["allocation"][k] for k in ("warning", "identification_warning")
-                              if out["allocation"] and k in out["allocation"]])
+                              if out["allocation"] and k in out["allocation"]]
+                           + (out["allocation"] or {}).get("domain_warnings", [])
+                           + ([out["note"]] if out["allocation"] is None and "note" in out else []))
     if args.json:
         print_json(json_safe(out))
     else:
         _print_fit(out)
     return 0
+
+
+def _check_allocation_domain(out: dict, table) -> None:
+    """Refuse an allocation that is physically absurd (the fit stays, the allocation becomes null with a note
+    saying why) and flag one far outside the runs fitted (``allocation.domain_warnings``): issue 17, kind 4."""
+    from chinchilla.fit.allocate import FittedRange, check_physical, domain_warnings
+
+    alloc = out["allocation"]
+    try:
+        check_physical(alloc["n_opt"], alloc["d_opt"], alloc.get("unique_tokens"),
+                       what=f"{alloc['kind']} allocation at C = {alloc['flops']:.3g} FLOPs")
+    except ValueError as error:
+        out["allocation"], out["note"] = None, f"no allocation: {error}"
+        return
+    fitted = FittedRange.from_table(table)
+    alloc["fitted_range"] = fitted.to_dict()
+    lines = domain_warnings(fitted, n_opt=alloc["n_opt"], d_opt=alloc["d_opt"], flops=alloc["flops"],
+                            epochs=alloc.get("epochs"))
+    if lines:
+        alloc["domain_warnings"] = lines
+
+
+def _progress(what: str, unit: str):
+    """The command line's progress callback for long work: a line on stderr every few seconds (none for work that
+    ends sooner); the work runs in chunks, so Ctrl-C stops it within seconds (:mod:`chinchilla.fit.progress`)."""
+    from chinchilla.fit.progress import StderrProgress
+
+    return StderrProgress(what, unit)
 
 
 def json_safe(value):
@@ -207,10 +270,12 @@ def _add_table_args(parser: argparse.ArgumentParser, *, sweep: bool = False) -> 
         group.add_argument("--unique-tokens-col", help="column with unique tokens U (for --law data_constrained)")
     group.add_argument("--budget-col", help="column with the planned FLOP budget grouping IsoFLOP runs (default: "
                                             "'budget' if present, else runs are grouped by C)")
-    group.add_argument("--where", metavar="EXPR",
-                       help="keep the rows for which EXPR holds, e.g. 'tokens_per_param <= 30 and N > 1e8': "
-                            "comparisons (<=, <, >=, >, ==, !=) of + - * / expressions over N, D, C, loss, U, "
-                            "tokens_per_param, epochs, budget and the file's numeric columns, joined by and/or/not")
+    group.add_argument("--where", metavar="EXPR", action="append",
+                       help="keep the rows for which EXPR holds, e.g. '(tokens_per_param <= 30 or N > 1e9) and "
+                            "loss < 3': comparisons (<=, <, >=, >, ==, !=) of + - * / expressions over N, D, C, "
+                            "loss, U, tokens_per_param, epochs, budget and the file's numeric columns, joined by "
+                            "and/or/not, grouped by brackets; a division by zero is an error. Repeat --where to "
+                            "combine filters with AND (each must hold)")
     # Earlier spellings, kept working but not advertised.
     parser.add_argument("--loss", dest="loss_col", help=argparse.SUPPRESS)
 
@@ -277,6 +342,8 @@ def _print_fit(out: dict) -> None:
             print(f"  warning: {alloc['warning']}")
         if "identification_warning" in alloc:
             print(f"  warning: {alloc['identification_warning']}")
+        for line in alloc.get("domain_warnings", []):
+            print(f"  warning: {line}")
     if "R_D_star" in out and (out.get("bootstrap") or out.get("G") is not None):
         print("  note: a, b, G (and bootstrap tokens_per_param) describe the 6ND frontier of E, A, B, alpha, beta, "
               "i.e. unlimited unique data")
@@ -317,6 +384,7 @@ def _add_bootstrap_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+@json_errors
 def run_approach1(args: argparse.Namespace) -> int:
     from chinchilla.cli.output import print_json
     from chinchilla.fit.envelope import fit_envelope
@@ -326,7 +394,7 @@ def run_approach1(args: argparse.Namespace) -> int:
     check_sweep_dir(args.sweep_dir)
     curves = load_curves(args.sweep_dir, convention=args.convention, groups=args.groups)
     result = fit_envelope(curves, n_points=args.points, window=args.window, n_resamples=args.resamples,
-                          seed=args.seed or 0)
+                          seed=args.seed or 0, progress=_progress("Approach 1 intervals", "resamples"))
     out = {**result.to_dict(), "convention": args.convention, "n_curves": len(curves)}
     if args.json:
         print_json(json_safe(out))
@@ -382,6 +450,7 @@ def _is_sweep_results_csv(path: str) -> bool:
     return SWEEP_RESULT_KEYS <= {cell.strip() for cell in header}
 
 
+@json_errors
 def run_approach2(args: argparse.Namespace) -> int:
     import os
 
@@ -421,7 +490,7 @@ def run_approach2(args: argparse.Namespace) -> int:
     data = (budget, table.n, table.d, table.loss)
     try:
         result = fit_isoflop(*data, flops=flops, neighbours=args.neighbours, n_resamples=args.resamples,
-                             seed=args.seed or 0)
+                             seed=args.seed or 0, progress=_progress("Approach 2 intervals", "resamples"))
     except ValueError as error:
         if table.budget is not None:
             raise

@@ -194,6 +194,84 @@ MUENNIGHOFF_FIT = DataConstrainedParams(
     beta=0.3526596, R_D_star=15.387756, R_N_star=5.309743,
     source="Muennighoff et al. 2023 released fit (huggingface/datablations README)")
 
+# Where an allocation stops meaning anything (issue 17, kind 4). A language model has at least one transformer
+# layer: 12 d^2 parameters, about 1,000 at width 9; and it trains on at least one sequence: 128 tokens, the shortest
+# context of this project's models (``zoo.TINY_SEQ_LEN``). Below either, an "optimum" is an artefact of the law's
+# algebra (``allocate --flops 1e22 --law data_constrained --unique-tokens 1`` gave N_opt = 10.31 parameters).
+MIN_MODEL_PARAMS = 1_000.0
+MIN_TRAINING_TOKENS = 128.0
+# An allocation this many times beyond the range of the runs a law was fitted on (in N, D or C) is flagged.
+FAR_OUTSIDE = 100.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FittedRange:
+    """The runs a law was fitted on: (lowest, highest) N, D, C and epochs (D / U); None where unknown."""
+
+    source: str
+    n: tuple[float, float] | None = None
+    d: tuple[float, float] | None = None
+    flops: tuple[float, float] | None = None
+    epochs: tuple[float, float] | None = None
+
+    @classmethod
+    def from_table(cls, table) -> "FittedRange":
+        """The range of a :class:`chinchilla.fit.table.ScalingTable`'s runs (epochs when it has unique tokens)."""
+        span = lambda x: (float(np.min(x)), float(np.max(x)))  # noqa: E731
+        u = getattr(table, "unique_tokens", None)
+        return cls(source=f"the {len(table)} runs fitted", n=span(table.n), d=span(table.d), flops=span(table.flops),
+                   epochs=span(table.d / u) if u is not None else None)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The runs behind the published fits: Figure 4's 245 points as extracted by Besiroglu et al. 2024 (the reference
+# table: tests check these numbers against it), and Muennighoff et al. 2023's 400 runs (10M to 9B parameters, up to
+# 900B tokens and 1,500 epochs, as their paper summarises them).
+PAPER_FIT_RANGE = FittedRange(source="the paper's Figure 4 runs", n=(5.73e7, 1.62e10), d=(2.45e8, 3.18e11),
+                              flops=(1.40e18, 1.30e22))
+MUENNIGHOFF_FIT_RANGE = FittedRange(source="Muennighoff et al. 2023's runs", n=(1e7, 9e9), d=(None, 9e11),
+                                    epochs=(1.0, 1500.0))
+
+
+def check_physical(n_opt: float, d_opt: float, unique_tokens: float | None = None, *, what: str = "allocation"
+                   ) -> None:
+    """A ValueError saying why when an allocation is physically absurd: fewer parameters than one transformer
+    layer, fewer tokens (or unique tokens) than one training sequence."""
+    if unique_tokens is not None and unique_tokens < MIN_TRAINING_TOKENS:
+        raise ValueError(f"unique tokens U = {unique_tokens:.4g} is fewer than one training sequence "
+                         f"({MIN_TRAINING_TOKENS:.0f} tokens): no data-constrained allocation is meaningful")
+    if n_opt < MIN_MODEL_PARAMS:
+        raise ValueError(f"the {what} gives N_opt = {n_opt:.4g} parameters, fewer than one transformer layer "
+                         f"(~{MIN_MODEL_PARAMS:,.0f}): the law says nothing there; give a larger budget"
+                         + (" or more unique tokens" if unique_tokens is not None else ""))
+    if d_opt < MIN_TRAINING_TOKENS:
+        raise ValueError(f"the {what} gives D_opt = {d_opt:.4g} tokens, fewer than one training sequence "
+                         f"({MIN_TRAINING_TOKENS:.0f} tokens): the law says nothing there; give a larger budget")
+
+
+def domain_warnings(fitted: FittedRange, *, n_opt: float, d_opt: float, flops: float | None = None,
+                    epochs: float | None = None) -> list[str]:
+    """One line per way an allocation lies outside the runs a law was fitted on: N, D or C more than
+    :data:`FAR_OUTSIDE` times beyond their range, or more epochs (D / U) than any run had."""
+    lines = []
+    for name, value, span in (("C", flops, fitted.flops), ("N_opt", n_opt, fitted.n), ("D_opt", d_opt, fitted.d)):
+        if value is None or span is None:
+            continue
+        low, high = span
+        if high is not None and value > FAR_OUTSIDE * high:
+            lines.append(f"{name} = {value:.3g} is {value / high:,.0f}x the largest of {fitted.source} "
+                         f"({high:.3g}): an extrapolation over {np.log10(value / high):.1f} decades")
+        elif low is not None and value < low / FAR_OUTSIDE:
+            lines.append(f"{name} = {value:.3g} is {low / value:,.0f}x below the smallest of {fitted.source} "
+                         f"({low:.3g}): an extrapolation over {np.log10(low / value):.1f} decades")
+    if epochs is not None and fitted.epochs is not None and epochs > fitted.epochs[1] * (1 + 1e-9):
+        lines.append(f"{epochs:.4g} epochs of the unique data is beyond the {fitted.epochs[1]:.4g} epochs of "
+                     f"{fitted.source}: the law's repetition term is not tested there")
+    return lines
+
+
 _SCAN_POINTS = 4001  # coarse log-grid points before the Brent refinement
 
 

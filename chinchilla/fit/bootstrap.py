@@ -102,6 +102,25 @@ def bootstrap_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], l
 _bootstrap_core_jit = jax.jit(bootstrap_core, static_argnames=("law", "delta", "reduction", "config", "strategy"))
 
 
+def bootstrap_chunked(starts, covariates, loss, weights: np.ndarray, *, chunk: int | None = None, progress=None,
+                      **options) -> BootstrapState:
+    """:func:`bootstrap_core` on ``chunk`` resamples at a time (one compiled program: the last chunk is padded with
+    copies of its last row), calling ``progress(done, total)`` after each, so that Ctrl-C stops it within a chunk;
+    the same answer as one call (each resample is refitted on its own). Returns numpy arrays."""
+    from chinchilla.fit.progress import chunks, default_chunk, report
+
+    total = weights.shape[0]
+    size = min(chunk or default_chunk("resamples"), total)
+    parts = []
+    report(progress, 0, total)
+    for lo, hi in chunks(total, size):
+        rows = np.concatenate([np.arange(lo, hi), np.full(size - (hi - lo), hi - 1)])
+        part = jax.device_get(_bootstrap_core_jit(starts, covariates, loss, jnp.asarray(weights[rows]), **options))
+        parts.append(jax.tree.map(lambda x, n=hi - lo: np.asarray(x)[:n], part))
+        report(progress, hi, total)
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+
+
 def bootstrap_weights(n_points: int, n_resamples: int, *, seed: int, scheme: str = "resample",
                       fraction: float = 0.8) -> np.ndarray:
     """(R, n) float64 weights: multinomial counts ("resample") or 0/1 with round(fraction * n) ones
@@ -204,12 +223,15 @@ def bootstrap_table(table: ScalingTable, *, n_resamples: int = 4000, seed: int =
                     n_grid_starts: int = DEFAULT_GRID_STARTS, law=CHINCHILLA, reduction: str = "sum",
                     delta: float = PAPER_HUBER_DELTA, max_iter: int = _DEFAULTS.max_iter,
                     ftol: float = _DEFAULTS.ftol, gtol: float = _DEFAULTS.gtol, gtol_abs: float | None = None,
-                    strategy: str = "auto") -> BootstrapResult:
+                    strategy: str = "auto", chunk: int | None = None, progress=None) -> BootstrapResult:
     """Refit ``n_resamples`` bootstrap resamples of ``table`` and collect the parameters.
 
     ``fit``: the full-data fit to warm-start from (computed with the same options if None). ``n_grid_starts``:
     how many of the full-data best-ranked grid starts each resample also tries (0 = the warm start only).
     ``budget_flops``: the budget for the tokens-per-parameter samples (default Gopher's 5.76e23).
+    ``chunk``: resamples per compiled call (default: suits the backend); ``progress(done, total)`` is called after
+    each (:func:`bootstrap_chunked`): Ctrl-C stops the bootstrap within a chunk, and the answer does not depend on
+    the chunk size.
     """
     config = solver_config(reduction, max_iter=max_iter, ftol=ftol, gtol=gtol, gtol_abs=gtol_abs)
     if fit is None:
@@ -231,10 +253,10 @@ def bootstrap_table(table: ScalingTable, *, n_resamples: int = 4000, seed: int =
     padded, loss, padded_weights = pad_runs(covariates, table.loss, weights)
     enable_compilation_cache()
     with jax.enable_x64(True):
-        state = _bootstrap_core_jit(jnp.asarray(starts), {c: jnp.asarray(v) for c, v in padded.items()},
-                                    jnp.asarray(loss), jnp.asarray(padded_weights), law=law, delta=float(delta),
-                                    reduction=reduction, config=config, strategy=resolve_strategy(strategy))
-        state = jax.device_get(state)
+        state = bootstrap_chunked(jnp.asarray(starts), {c: jnp.asarray(v) for c, v in padded.items()},
+                                  jnp.asarray(loss), padded_weights, law=law, delta=float(delta),
+                                  reduction=reduction, config=config, strategy=resolve_strategy(strategy),
+                                  chunk=chunk, progress=progress)
     objective_r = np.asarray(state.objective, dtype=np.float64)
     ok = np.isfinite(objective_r)
     theta = np.asarray(state.params, dtype=np.float64)[ok]

@@ -161,9 +161,10 @@ def lower_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS
 def fit_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
                  window: int = PAPER_SMOOTHING_WINDOW, flops_range: tuple[float, float] | None = None,
                  min_runs: int = 2, n_resamples: int = 100, fraction: float = 0.8,
-                 percentiles: tuple[float, float] = TABLE2_PERCENTILES, seed: int = 0) -> EnvelopeResult:
+                 percentiles: tuple[float, float] = TABLE2_PERCENTILES, seed: int = 0,
+                 progress=None) -> EnvelopeResult:
     """Approach 1 end to end: envelope (see ``lower_envelope``), power laws for N_opt and D_opt, and bootstrap
-    intervals over runs."""
+    intervals over runs. ``progress(done, total)`` is called after each resample."""
     if len(curves) < 2:
         raise ValueError(f"Approach 1 needs at least 2 training curves; got {len(curves)}")
     names = [c.run for c in curves]
@@ -175,7 +176,9 @@ def fit_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
     n_law, d_law = _fit_laws(envelope)
     rng = np.random.default_rng(seed)
     a_samples, b_samples = [], []
-    for _ in range(n_resamples):
+    for done in range(n_resamples):
+        if progress is not None:
+            progress(done, n_resamples)
         rows = subsample_indices(rng, len(curves), fraction)
         sample = subset_envelope(curves, grid, losses, tokens, rows, min_runs=min_runs, flops_range=flops_range)
         try:
@@ -184,6 +187,8 @@ def fit_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
             continue
         a_samples.append(n_sample.exponent)
         b_samples.append(d_sample.exponent)
+    if progress is not None:
+        progress(n_resamples, n_resamples)
     valid = envelope.valid
     late, possible = _late_shares(curves, envelope, tokens)
     margin = late_margins(curves, envelope, losses, tokens)

@@ -235,8 +235,9 @@ def isoflop_profiles(budget: Sequence[float], n: Sequence[float], d: Sequence[fl
 def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
                 flops: Sequence[float] | None = None, neighbours: int | None = None, require_interior: bool = True,
                 n_resamples: int = 100, fraction: float = 0.8,
-                percentiles: tuple[float, float] = TABLE2_PERCENTILES, seed: int = 0) -> IsoFlopResult:
+                percentiles: tuple[float, float] = TABLE2_PERCENTILES, seed: int = 0, progress=None) -> IsoFlopResult:
     """Approach 2 end to end: profiles, power laws over the (interior) minima, bootstrap intervals.
+    ``progress(done, total)`` is called after each resample (:mod:`chinchilla.fit.progress`).
 
     A budget whose parabola cannot be fitted (fewer than 3 sizes) is left out and named (``left_out``); the others
     are fitted. Resamples keep ``fraction`` of each budget's runs, except a budget whose subsample could not hold 3
@@ -260,7 +261,9 @@ def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float],
              for p, g, w in zip(profiles, groups, whole) if w and n_resamples and (p.interior or not require_interior)]
     entering = {p.budget for p in profiles if p.interior or not require_interior}
     a_samples, b_samples, skipped = [], [], []
-    for _ in range(n_resamples):
+    for done in range(n_resamples):
+        if progress is not None:
+            progress(done, n_resamples)
         rows = np.concatenate([g if w else g[subsample_indices(rng, g.size, fraction)] for g, w in zip(groups, whole)])
         try:
             dropped: list[dict] = []
@@ -277,6 +280,8 @@ def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float],
             continue
         a_samples.append(n_sample.exponent)
         b_samples.append(d_sample.exponent)
+    if progress is not None:
+        progress(n_resamples, n_resamples)
     return IsoFlopResult(profiles=profiles, n_law=n_law, d_law=d_law,
                          a_interval=percentile_interval(a_samples, percentiles),
                          b_interval=percentile_interval(b_samples, percentiles),

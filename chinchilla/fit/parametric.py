@@ -113,34 +113,86 @@ def fit_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], loss: j
     ``covariates`` holds the law's per-run arrays (``n``, ``d``, ...), ``weights`` the per-run multiplicities.
     Ranks all starts by their initial objective and runs L-BFGS from the ``top_k`` best (all when None), then
     refines the best end point (restarts until one gains <= 1e-10 relative), unless ``config.gtol_abs`` is set
-    (the paper's early stop, which refinement would undo).
+    (the paper's early stop, which refinement would undo). The three steps are :func:`rank_starts`,
+    :func:`run_starts` and :func:`finish_fit` (what :func:`fit_table` calls, running the starts in chunks).
     """
+    data = (covariates, loss, weights)
+    options = dict(law=law, delta=delta, reduction=reduction)
+    initial, index = rank_starts(starts, *data, top_k=top_k, **options)
+    result = run_starts(starts[index], *data, config=config, strategy=strategy, **options)
+    return finish_fit(initial, index, result, *data, config=config, **options)
+
+
+def _fun(covariates, loss, weights, law, delta, reduction):
     log_loss = jnp.log(loss)
     features = law.features(covariates)
+    return lambda theta, _=None: objective(theta, law, features, log_loss, weights, delta=delta, reduction=reduction)
 
-    def fun(theta, _):
-        return objective(theta, law, features, log_loss, weights, delta=delta, reduction=reduction)
 
-    initial = jax.lax.map(lambda theta: fun(theta, None), starts, batch_size=min(_RANK_BATCH, starts.shape[0]))
+def rank_starts(starts, covariates, loss, weights, *, law=CHINCHILLA, delta: float = PAPER_HUBER_DELTA,
+                reduction: str = "sum", top_k: int | None = DEFAULT_TOP_K) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """The objective at every start (inf where not finite) and the rows to run: the ``top_k`` lowest, best
+    first (all rows in order when None); pure and jittable."""
+    fun = _fun(covariates, loss, weights, law, delta, reduction)
+    initial = jax.lax.map(fun, starts, batch_size=min(_RANK_BATCH, starts.shape[0]))
     initial = jnp.where(jnp.isfinite(initial), initial, jnp.inf)
     n_starts = starts.shape[0]
     if top_k is None or top_k >= n_starts:
-        index = jnp.arange(n_starts)
-    else:
-        _, index = jax.lax.top_k(-initial, top_k)
-    result = minimize_many(fun, starts[index], None, config=config, strategy=strategy)
+        return initial, jnp.arange(n_starts)
+    return initial, jax.lax.top_k(-initial, top_k)[1]
+
+
+def run_starts(starts, covariates, loss, weights, *, law=CHINCHILLA, delta: float = PAPER_HUBER_DELTA,
+               reduction: str = "sum", config: SolverConfig = SolverConfig(), strategy: str = "auto") -> StartResult:
+    """L-BFGS from every row of ``starts`` (each on its own: any split of the rows gives the same results)."""
+    return minimize_many(_fun(covariates, loss, weights, law, delta, reduction), starts, None, config=config,
+                         strategy=strategy)
+
+
+def finish_fit(initial, index, result: StartResult, covariates, loss, weights, *, law=CHINCHILLA,
+               delta: float = PAPER_HUBER_DELTA, reduction: str = "sum", config: SolverConfig = SolverConfig()
+               ) -> FitState:
+    """The best of the starts run (the first of equals), refined unless ``config.gtol_abs`` is set."""
+    fun = _fun(covariates, loss, weights, law, delta, reduction)
     score = jnp.where(jnp.isfinite(result.objective), result.objective, jnp.inf)
     best = jnp.argmin(score)
     best_result = jax.tree.map(lambda x: x[best], result)
     if config.gtol_abs > 0:
         final, restarts, gain = best_result, jnp.asarray(0), jnp.asarray(jnp.inf, score.dtype)
     else:
-        final, restarts, gain = refine(lambda theta: fun(theta, None), best_result, config)
+        final, restarts, gain = refine(fun, best_result, config)
     value = jnp.where(jnp.isfinite(final.objective), final.objective, jnp.inf)
     return FitState(final.params, value, best, initial, index, result, final, restarts, gain)
 
 
 _fit_core_jit = jax.jit(fit_core, static_argnames=("law", "delta", "reduction", "config", "top_k", "strategy"))
+_rank_starts_jit = jax.jit(rank_starts, static_argnames=("law", "delta", "reduction", "top_k"))
+_run_starts_jit = jax.jit(run_starts, static_argnames=("law", "delta", "reduction", "config", "strategy"))
+_finish_fit_jit = jax.jit(finish_fit, static_argnames=("law", "delta", "reduction", "config"))
+
+
+def fit_core_chunked(starts, covariates, loss, weights, *, law=CHINCHILLA, delta: float = PAPER_HUBER_DELTA,
+                     reduction: str = "sum", config: SolverConfig = SolverConfig(),
+                     top_k: int | None = DEFAULT_TOP_K, strategy: str = "auto", chunk: int | None = None,
+                     progress=None) -> FitState:
+    """:func:`fit_core` with the starts run ``chunk`` at a time (one compiled program; the last chunk padded with
+    copies of its last start), calling ``progress(done, total)`` after each chunk: Ctrl-C stops it within a chunk.
+    The same answer as :func:`fit_core` (each start is solved on its own)."""
+    from chinchilla.fit.progress import chunks, default_chunk, report
+
+    options = dict(law=law, delta=delta, reduction=reduction)
+    initial, index = _rank_starts_jit(starts, covariates, loss, weights, top_k=top_k, **options)
+    index = np.asarray(index)
+    size = min(chunk or default_chunk("starts"), index.size)
+    parts = []
+    report(progress, 0, index.size)
+    for lo, hi in chunks(index.size, size):
+        rows = np.concatenate([index[lo:hi], np.repeat(index[hi - 1], size - (hi - lo))])
+        part = _run_starts_jit(starts[rows], covariates, loss, weights, config=config, strategy=strategy, **options)
+        parts.append(jax.tree.map(lambda x, n=hi - lo: np.asarray(x)[:n], jax.device_get(part)))
+        report(progress, hi, index.size)
+    result = jax.tree.map(lambda *xs: jnp.asarray(np.concatenate(xs)), *parts)
+    return _finish_fit_jit(initial, jnp.asarray(index), result, covariates, loss, weights, config=config, **options)
 
 
 class Curvature(NamedTuple):
@@ -350,8 +402,10 @@ def solver_config(reduction: str, *, max_iter: int = _SOLVER_DEFAULTS.max_iter, 
 def fit_table(table: ScalingTable, *, law=CHINCHILLA, reduction: str = "sum", delta: float = PAPER_HUBER_DELTA,
               weights=None, starts=None, top_k: int | None | str = "auto", max_iter: int = _SOLVER_DEFAULTS.max_iter,
               ftol: float = _SOLVER_DEFAULTS.ftol, gtol: float = _SOLVER_DEFAULTS.gtol,
-              gtol_abs: float | None = None, strategy: str = "auto") -> ParametricFit:
-    """:func:`fit_parametric` on a :class:`ScalingTable` (see there for the options)."""
+              gtol_abs: float | None = None, strategy: str = "auto", chunk: int | None = None,
+              progress=None) -> ParametricFit:
+    """:func:`fit_parametric` on a :class:`ScalingTable` (see there for the options). ``progress(done, total)``
+    is called after each ``chunk`` of starts (:func:`fit_core_chunked`; the default chunk suits the backend)."""
     if not delta > 0:
         raise ValueError(f"delta={delta!r} must be positive")
     config = solver_config(reduction, max_iter=max_iter, ftol=ftol, gtol=gtol, gtol_abs=gtol_abs)
@@ -365,8 +419,9 @@ def fit_table(table: ScalingTable, *, law=CHINCHILLA, reduction: str = "sum", de
     enable_compilation_cache()
     with jax.enable_x64(True):
         arrays = ({c: jnp.asarray(v) for c, v in padded.items()}, jnp.asarray(loss), jnp.asarray(pw))
-        state = _fit_core_jit(jnp.asarray(grid), *arrays, law=law, delta=float(delta), reduction=reduction,
-                              config=config, top_k=k, strategy=resolve_strategy(strategy))
+        state = fit_core_chunked(jnp.asarray(grid), *arrays, law=law, delta=float(delta), reduction=reduction,
+                                 config=config, top_k=k, strategy=resolve_strategy(strategy), chunk=chunk,
+                                 progress=progress)
         state = jax.device_get(state)
 
         def objective_at(thetas: np.ndarray) -> np.ndarray:

@@ -4,15 +4,19 @@
 Grammar (keywords case-insensitive; ``,`` and ``&&`` also mean ``and``, ``||`` means ``or``)::
 
     filter     := conjunction ("or" conjunction)*
-    conjunction:= comparison ("and" comparison)*
-    comparison := ["not"] sum OP sum [OP sum]   OP in <=, <, >=, >, ==, !=   (a chain: 1e8 <= N < 1e9)
+    conjunction:= unit ("and" unit)*
+    unit       := "not" unit | "(" filter ")" | comparison
+    comparison := sum OP sum [OP sum]   OP in <=, <, >=, >, ==, !=   (a chain: 1e8 <= N < 1e9)
     sum        := product (("+" | "-") product)*
     product    := unary (("*" | "/") unary)*
     unary      := "-" unary | atom
     atom       := NUMBER | NAME | "(" sum ")"
 
 NAME is a column (letters, digits, ``_``; quote a name with other characters in backticks: `` `final loss` ``).
-An unknown name, a stray character or a missing operand is a ValueError that names it and its position.
+Brackets group filters (``(N > 1e8 or D < 1e9) and not (loss > 3)``) as well as sums (``(D / N) > 20``). ``not``
+binds tighter than ``and``, which binds tighter than ``or``. An unknown name, a stray character or a missing
+operand is a ValueError that names it and its position; so is a division by zero in any row (a filter that
+silently kept or dropped those rows would mislead: ``N / 0 > 1`` was true everywhere).
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ _TOKEN = re.compile(r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P
 _COMPARE: dict[str, Callable] = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater,
                                  "==": np.equal, "!=": np.not_equal}
 _ARITH: dict[str, Callable] = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
+
+
+class _SyntaxError(ValueError):
+    """A filter that does not parse (as opposed to one that parses but cannot be evaluated, e.g. a division by
+    zero, which is never retried another way)."""
 
 
 def row_mask(expression: str, columns: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -65,7 +74,9 @@ class _Parser:
 
     def _error(self, what: str) -> ValueError:
         where = (f"at character {self.tokens[self.i][2] + 1}" if self.i < len(self.tokens) else "at the end")
-        return ValueError(f"--where {self.expression!r}: {what} {where}")
+        error = _SyntaxError(f"--where {self.expression!r}: {what} {where}")
+        error.index = self.i
+        return error
 
     def _peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -90,13 +101,44 @@ class _Parser:
         return mask
 
     def _conjunction(self):
-        mask = self._comparison()
+        mask = self._unit()
         while self._take_op("and"):
-            mask = mask & self._comparison()
+            mask = mask & self._unit()
         return mask
 
+    def _unit(self):
+        if self._take_op("not"):
+            return ~np.asarray(self._unit(), dtype=bool)
+        token = self._peek()
+        if token and token[0] == "op" and token[1] == "(":
+            # A bracket opens either a filter, "(N > 1 or D < 2)", or a sum, "(D / N) > 20": try the filter first,
+            # and read it as a sum when it is not one (a syntax error inside, or an operator after its ')').
+            start, as_filter = self.i, None
+            try:
+                self.i += 1
+                mask = self._disjunction()
+                if not self._take_op(")"):
+                    raise self._error("expected ')'")
+                if not self._next_is(*_COMPARE, *_ARITH):
+                    return mask
+                raise self._error(f"a filter in brackets (true or false per row) cannot take "
+                                  f"{self._peek()[1]!r}")
+            except _SyntaxError as error:
+                as_filter = error
+            self.i = start
+            try:
+                return self._comparison()
+            except _SyntaxError as error:  # neither reading parses: say the one that got further
+                if as_filter is not None and as_filter.index > error.index:
+                    raise as_filter from None
+                raise
+        return self._comparison()
+
+    def _next_is(self, *ops: str) -> bool:
+        token = self._peek()
+        return bool(token and token[0] == "op" and token[1] in ops)
+
     def _comparison(self):
-        negate = bool(self._take_op("not"))
         left = self._sum()
         op = self._take_op(*_COMPARE)
         if op is None:
@@ -106,7 +148,7 @@ class _Parser:
         second = self._take_op(*_COMPARE)
         if second is not None:
             mask = mask & _COMPARE[second](right, self._sum())
-        return ~mask if negate else mask
+        return mask
 
     def _sum(self):
         value = self._product()
@@ -117,8 +159,15 @@ class _Parser:
     def _product(self):
         value = self._unary()
         while (op := self._take_op("*", "/")) is not None:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                value = _ARITH[op](value, self._unary())
+            position = self.tokens[self.i - 1][2]
+            divisor = self._unary()
+            zero = np.asarray(divisor) == 0
+            if op == "/" and np.any(zero):
+                rows = f"in {int(zero.sum())} of {zero.size} rows" if zero.ndim else "everywhere"
+                raise ValueError(f"--where {self.expression!r}: division by zero at character {position + 1} "
+                                 f"(the divisor is 0 {rows})")
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                value = _ARITH[op](value, divisor)
         return value
 
     def _unary(self):

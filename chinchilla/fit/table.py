@@ -125,16 +125,26 @@ class ScalingTable:
             out["budget"] = self.budget
         return out
 
-    def where(self, expression: str, extra: Mapping[str, np.ndarray] | None = None) -> "ScalingTable":
+    def where(self, expression: str | Sequence[str], extra: Mapping[str, np.ndarray] | None = None
+              ) -> "ScalingTable":
         """The runs for which the filter ``expression`` holds (e.g. ``"tokens_per_param <= 30 and N > 1e8"``,
         grammar in :mod:`chinchilla.fit.rowfilter`), over :meth:`filter_columns` and ``extra`` named columns; a
-        ValueError when it keeps no run."""
+        sequence of filters keeps the runs for which all hold (AND: what repeated ``--where`` flags mean). A
+        ValueError when they keep no run, saying how many runs each filter keeps."""
         from chinchilla.fit.rowfilter import row_mask
 
-        mask = row_mask(expression, {**(extra or {}), **self.filter_columns()})
+        expressions = [expression] if isinstance(expression, str) else list(expression)
+        if not expressions:
+            raise ValueError("--where: no filter expression given")
+        columns = {**(extra or {}), **self.filter_columns()}
+        masks = [row_mask(e, columns) for e in expressions]
+        mask = np.logical_and.reduce(masks)
+        label = " and ".join(f"({e})" if len(expressions) > 1 else e for e in expressions)
         if not mask.any():
-            raise ValueError(f"--where {expression!r} keeps none of the {len(self)} runs ({self.source})")
-        return self.select(np.flatnonzero(mask), f"where {expression}: {int(mask.sum())} of {len(self)} runs")
+            each = "" if len(expressions) == 1 else " (" + "; ".join(
+                f"{e!r} alone keeps {int(m.sum())}" for e, m in zip(expressions, masks)) + ")"
+            raise ValueError(f"--where {label!r} keeps none of the {len(self)} runs ({self.source}){each}")
+        return self.select(np.flatnonzero(mask), f"where {label}: {int(mask.sum())} of {len(self)} runs")
 
     def drop_highest_loss(self, k: int) -> "ScalingTable":
         """Without the ``k`` runs of highest loss (ties broken by row order), the replication's outlier rule."""
@@ -150,7 +160,7 @@ class ScalingTable:
 
 def read_csv(path: str | os.PathLike, *, n_col: str | None = None, loss_col: str | None = None,
              tokens_col: str | None = None, flops_col: str | None = None, unique_tokens_col: str | None = None,
-             budget_col: str | None = None, where: str | None = None) -> ScalingTable:
+             budget_col: str | None = None, where: str | Sequence[str] | None = None) -> ScalingTable:
     """A :class:`ScalingTable` from a CSV file with a header row. Columns not named are looked up among
     :data:`DEFAULT_COLUMN_NAMES` (N and loss are required, and tokens or FLOPs or both; unique tokens and budget are
     read when present); ``where`` keeps the rows a filter expression holds for. A row with an empty loss (a run
@@ -212,7 +222,8 @@ def resolve_columns(header: Sequence[str], label: str, given: Mapping[str, str |
 
 def _parse_csv(text: str, label: str, *, n_col: str | None = None, loss_col: str | None = None,
                tokens_col: str | None = None, flops_col: str | None = None, unique_tokens_col: str | None = None,
-               budget_col: str | None = None, where: str | None = None, defaults: bool = True) -> ScalingTable:
+               budget_col: str | None = None, where: str | Sequence[str] | None = None,
+               defaults: bool = True) -> ScalingTable:
     if "\x00" in text:
         line_no = text.count("\n", 0, text.index("\x00")) + 1
         line = text.splitlines()[line_no - 1]
