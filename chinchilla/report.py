@@ -255,12 +255,13 @@ def fit_approach3(rows, convention: str, settings: AnalysisSettings) -> Parametr
         n_resamples = int(boot.objective.size)
         parameter_intervals = {name: tuple(float(v) for v in boot.interval(name, TABLE2_PERCENTILES))
                                for name in ("E", "A", "B", "alpha", "beta") if name in boot.samples}
-    values = {"E": float(fit.E), "alpha": float(fit.alpha), "beta": float(fit.beta)}
+    # Identified or not by the rule `fit parametric` uses (the curvature at the optimum, parameters at bounds, the
+    # data checks: chinchilla.fit.diagnostics.identification), so that the report and the CLI never disagree.
+    reasons = () if fit.identified else tuple(fit.identification.get("reasons") or ("not identified",))
     return ParametricResult(E=float(fit.E), A=float(fit.A), B=float(fit.B), alpha=float(fit.alpha),
                             beta=float(fit.beta), objective=float(fit.objective), a_interval=a_interval,
                             b_interval=b_interval, n_runs=int(n.size), n_resamples=n_resamples,
-                            parameter_intervals=parameter_intervals,
-                            warnings=identification_warnings(values, parameter_intervals, float(loss.min())))
+                            parameter_intervals=parameter_intervals, warnings=reasons)
 
 
 def summary(analysis: Analysis) -> dict[str, Any]:
@@ -465,9 +466,10 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
         if three.get("warnings"):
             lines += ["**Warning: Approach 3 is not identified by these runs:**", ""]
             lines += [f"- {w}" for w in three["warnings"]] + [""]
-        elif intervals:
-            lines += ["Identified: no parameter at a bound, α and β inside (0.1, 1.0), E, α and β each within a "
-                      "factor of 2 across the bootstrap refits.", ""]
+        else:
+            lines += ["Identified (the rule of `chinchilla fit parametric`, docs/fitting.md): no parameter at a "
+                      "bound, no data check warned, and the curvature at the optimum pins every parameter and a.",
+                      ""]
     return lines
 
 

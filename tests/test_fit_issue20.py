@@ -143,6 +143,25 @@ def test_a_well_determined_fit_stays_identified():
     assert fit.identification["condition_number"] < 1e10
 
 
+@pytest.mark.parametrize("case", ["undetermined", "reference"])
+def test_the_reports_approach3_uses_the_fits_identification(case):
+    """The report's Approach 3 section says what `fit parametric` says: the same curvature rule, the same reasons
+    (it had its own bootstrap-spread rule, which called the 17-run grid identified)."""
+    from chinchilla.fit import fit_parametric, reference_table
+    from chinchilla.report import AnalysisSettings, fit_approach3
+
+    if case == "undetermined":
+        n, d, loss = undetermined_grid()
+    else:
+        table = reference_table().drop_highest_loss(5)
+        n, d, loss = table.n, table.d, table.loss
+    rows = [{"n_params": a, "tokens": b, "final_train_loss": c} for a, b, c in zip(n, d, loss)]
+    result = fit_approach3(rows, "total", AnalysisSettings(approach3_resamples=0))
+    fit = fit_parametric(n, d, loss)
+    assert result.identified == fit.identified == (case == "reference")
+    assert list(result.warnings) == list(fit.identification["reasons"])
+
+
 # -------------------------------------------------------------------------------- fault 9: one sweep, one answer
 @pytest.fixture(scope="module")
 def synthetic_sweep(tmp_path_factory):
