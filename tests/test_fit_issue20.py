@@ -292,3 +292,68 @@ def test_grouping_that_fails_says_how_many_groups_and_which_flag(tmp_path, capsy
     assert cli.main(["fit", "approach2", path, "--resamples", "0"]) == 2
     err = capsys.readouterr().err
     assert "groups were found by log-C clustering" in err and "--budget-col" in err and "'budget'" not in err
+
+
+# ------------------------------------------------------------------ beyond the peers: Approach 2's own bias
+def centred_design(law, budgets=(1e18, 1e19, 1e20, 1e21), spread=16.0, points=9):
+    """Each budget's N from N_opt / spread to N_opt x spread, log-spaced around the law's own optimum."""
+    ratios = np.geomspace(1 / spread, spread, points)
+    budget = np.repeat(budgets, points)
+    n = np.concatenate([law.n_opt(c) * ratios for c in budgets])
+    return budget, n, budget / (6 * n)
+
+
+def closed_form_shift(alpha, beta, spread=16.0, points=9):
+    """Vertex of the least-squares parabola through L - E = P e^(-alpha u) + Q e^(beta u) on the centred grid
+    u = ln(N / N_opt), with alpha P = beta Q at the optimum: the same shift (in ln N) at every budget."""
+    u = np.log(np.geomspace(1 / spread, spread, points))
+    c2, c1, _ = np.polyfit(u, beta * np.exp(-alpha * u) + alpha * np.exp(beta * u), 2)
+    return -c1 / (2 * c2)
+
+
+def test_bias_check_is_zero_on_a_symmetric_surface():
+    from chinchilla.fit.allocate import ChinchillaParams
+    from chinchilla.fit.isoflop import isoflop_bias
+
+    law = ChinchillaParams(E=1.7, A=400.0, B=900.0, alpha=0.3, beta=0.3)
+    bias = isoflop_bias(law, *centred_design(law))
+    assert closed_form_shift(0.3, 0.3) == pytest.approx(0.0, abs=1e-12)
+    assert abs(bias.a_bias) < 1e-9 and abs(bias.b_bias) < 1e-9
+    assert abs(bias.n_opt_rel_bias) < 1e-8 and abs(bias.d_opt_rel_bias) < 1e-8
+
+
+@pytest.mark.parametrize("spread", [16.0, 4.0])
+def test_bias_check_with_the_papers_exponents_is_the_closed_form(spread):
+    """alpha = 0.339, beta = 0.285: the exponents stay exact (a constant shift at every budget), the intercept
+    moves by e^shift: +5.3% in N_opt on a +-16x grid of 9 sizes (a public analysis: ~4%), +0.3% on +-4x."""
+    from chinchilla.fit.allocate import PAPER_FIT
+    from chinchilla.fit.isoflop import isoflop_bias
+
+    bias = isoflop_bias(PAPER_FIT, *centred_design(PAPER_FIT, spread=spread))
+    shift = closed_form_shift(PAPER_FIT.alpha, PAPER_FIT.beta, spread=spread)
+    assert abs(bias.a_bias) < 1e-9 and abs(bias.b_bias) < 1e-9
+    assert bias.n_opt_rel_bias == pytest.approx(np.expm1(shift), rel=1e-6)
+    assert bias.d_opt_rel_bias == pytest.approx(np.expm1(-shift), rel=1e-6)
+    if spread == 16.0:
+        assert 0.03 < bias.n_opt_rel_bias < 0.06
+
+
+def test_cli_bias_check_beside_the_approach2_result(tmp_path, capsys):
+    from chinchilla.fit.allocate import PAPER_FIT
+
+    budget, n, d = centred_design(PAPER_FIT)
+    path = write_csv(tmp_path / "iso16.csv", ["budget", "N", "D", "loss"], zip(budget, n, d, PAPER_FIT.loss(n, d)))
+    out = run_json(capsys, "fit", "approach2", path, "--bias-check", "paper", "--resamples", "0", "--json")
+    bias = out["bias_check"]
+    assert bias["surface"] == "the paper's Approach 3 fit" and bias["flops_max"] == 1e21
+    # Noiseless losses of the same surface: Approach 2 is the simulation, and less its bias it is the truth.
+    assert out["a"] == pytest.approx(bias["a_sim"], abs=1e-12)
+    fixed = bias["approach2_corrected"]
+    assert fixed["n_opt"] == pytest.approx(PAPER_FIT.n_opt(1e21), rel=1e-6)
+    assert fixed["d_opt"] == pytest.approx(PAPER_FIT.d_opt(1e21), rel=1e-6)
+    fitted = run_json(capsys, "fit", "approach2", path, "--bias-check", "--resamples", "0", "--json")
+    assert fitted["bias_check"]["surface"] == "Approach 3 fitted to the same 36 runs"
+    assert fitted["bias_check"]["n_opt_rel_bias"] == pytest.approx(bias["n_opt_rel_bias"], rel=1e-3)
+    assert cli.main(["fit", "approach2", path, "--bias-check", "paper", "--resamples", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "bias check: the IsoFLOP procedure on the paper's Approach 3 fit" in text and "(+5.3%)" in text

@@ -425,6 +425,10 @@ def _register_approach2(approaches: argparse._SubParsersAction) -> None:
                              "the larger budgets' own")
     parser.add_argument("--neighbours", type=int, help="fit each parabola to this many sizes either side of the "
                                                          "lowest loss (default: all sizes)")
+    parser.add_argument("--bias-check", nargs="?", const="fit", choices=("fit", "paper"), metavar="fit|paper",
+                        help="simulate this IsoFLOP design on an Approach 3 surface (default: fitted to the same "
+                             "runs; 'paper': the paper's fit) and report the bias the procedure itself induces in a, "
+                             "b and N_opt, D_opt at the largest budget, beside the Approach 2 result")
     _add_bootstrap_args(parser)
     parser.set_defaults(func=run_approach2)
 
@@ -500,6 +504,10 @@ def run_approach2(args: argparse.Namespace) -> int:
     out = {**result.to_dict(), "source": table.source, "columns": _columns_used(table), "grouping": grouping,
            "n_convention": n_convention, "loss_column": columns["loss"], **_skipped(table)}
     out["warnings"] = out["warnings"] + _skipped_warning(table)
+    if args.bias_check:
+        out["bias_check"] = _bias_check(args.bias_check, table, data, flops, args.neighbours)
+        out["warnings"] += out["bias_check"].pop("warnings")
+        out["bias_check"]["approach2_corrected"] = _corrected(out)
     out["all_warnings"] = list(out["warnings"])
     if args.holdout_flops is not None:
         out["holdout"] = isoflop_holdout(*data, flops=flops, flops_threshold=args.holdout_flops,
@@ -515,6 +523,8 @@ def run_approach2(args: argparse.Namespace) -> int:
                   + ("interior" if b["interior"] else f"NOT interior ({b['reason']})"))
         for b in out["budgets_left_out"]:
             print(f"  C = {b['flops']:.3g}: {b['n_runs']} runs, not fitted ({b['reason']})")
+        if "bias_check" in out:
+            _print_bias(out)
         for line in out["warnings"]:
             print(f"  warning: {line}")
         if "holdout" in out:
@@ -527,6 +537,59 @@ def run_approach2(args: argparse.Namespace) -> int:
                       f"{r['d_opt_predicted']:.4g}, observed {r['d_opt_observed']:.4g} ({r['d_opt_rel_error']:+.1%})"
                       + ("" if r["interior"] else f"  [observed is not interior: {r['reason']}]"))
     return 0
+
+
+def _bias_check(which: str, table, data, flops, neighbours) -> dict:
+    """Approach 2's own bias for this design (``--bias-check``): the IsoFLOP procedure run on an Approach 3 surface
+    (fitted to the same runs, or the paper's), against that surface's frontier (:func:`chinchilla.fit.isoflop.
+    isoflop_bias`)."""
+    from chinchilla.fit.allocate import PAPER_FIT
+    from chinchilla.fit.isoflop import isoflop_bias
+
+    warnings = []
+    if which == "paper":
+        law, source = PAPER_FIT, "the paper's Approach 3 fit"
+    else:
+        from chinchilla.fit.parametric import fit_table
+
+        fit = fit_table(table, progress=_progress("Approach 3 fit for the bias check", "starts"))
+        if not fit.has_frontier:
+            raise ValueError(f"--bias-check: the Approach 3 fit to these runs has alpha = {fit.alpha:.4g}, "
+                             f"beta = {fit.beta:.4g}: no frontier to compare with; try --bias-check paper")
+        law, source = fit.frontier, f"Approach 3 fitted to the same {len(table)} runs"
+        if not fit.identified:
+            warnings.append("the bias check's surface is an Approach 3 fit that is NOT IDENTIFIED by these runs ("
+                            + "; ".join(fit.identification.get("reasons", [])) + "): its bias is as uncertain")
+    bias = isoflop_bias(law, *data[:3], flops=flops, neighbours=neighbours)
+    return {**bias.to_dict(), "surface": source, "warnings": warnings}
+
+
+def _corrected(out: dict) -> dict:
+    """Approach 2's result with the simulated bias taken out (exponents minus the bias; N_opt, D_opt at the largest
+    budget divided by 1 + the relative bias)."""
+    bias = out["bias_check"]
+    c = bias["flops_max"]
+    n2 = out["n_law"]["coefficient"] * c ** out["a"]
+    d2 = out["d_law"]["coefficient"] * c ** out["b"]
+    return {"a": out["a"] - bias["a_bias"], "b": out["b"] - bias["b_bias"], "flops": c, "n_opt_approach2": n2,
+            "n_opt": n2 / (1 + bias["n_opt_rel_bias"]), "d_opt_approach2": d2,
+            "d_opt": d2 / (1 + bias["d_opt_rel_bias"])}
+
+
+def _print_bias(out: dict) -> None:
+    bias = out["bias_check"]
+    law = bias["law"]
+    print(f"  bias check: the IsoFLOP procedure on {bias['surface']} (E = {law['E']:.4g}, A = {law['A']:.4g}, "
+          f"B = {law['B']:.4g}, alpha = {law['alpha']:.4f}, beta = {law['beta']:.4f}), at these runs' N and D:")
+    fixed = bias["approach2_corrected"]
+    print(f"    a: recovers {bias['a_sim']:.4f}, the surface's {bias['a_true']:.4f}: bias {bias['a_bias']:+.4f}; "
+          f"Approach 2 above less the bias: {fixed['a']:.4f}")
+    print(f"    b: recovers {bias['b_sim']:.4f}, the surface's {bias['b_true']:.4f}: bias {bias['b_bias']:+.4f}; "
+          f"Approach 2 above less the bias: {fixed['b']:.4f}")
+    print(f"    at C = {bias['flops_max']:.3g}: N_opt {bias['n_opt_sim']:.4g} vs the surface's "
+          f"{bias['n_opt_true']:.4g} ({bias['n_opt_rel_bias']:+.1%}), D_opt {bias['d_opt_sim']:.4g} vs "
+          f"{bias['d_opt_true']:.4g} ({bias['d_opt_rel_bias']:+.1%}); Approach 2's N_opt {fixed['n_opt_approach2']:.4g}"
+          f" less the bias: {fixed['n_opt']:.4g}, D_opt {fixed['d_opt_approach2']:.4g} -> {fixed['d_opt']:.4g}")
 
 
 def _sweep_table(args: argparse.Namespace):
