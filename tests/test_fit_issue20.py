@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -357,3 +358,58 @@ def test_cli_bias_check_beside_the_approach2_result(tmp_path, capsys):
     assert cli.main(["fit", "approach2", path, "--bias-check", "paper", "--resamples", "0"]) == 0
     text = capsys.readouterr().out
     assert "bias check: the IsoFLOP procedure on the paper's Approach 3 fit" in text and "(+5.3%)" in text
+
+
+# ------------------------------------------------------------------ beyond the peers: Approach 1 on CSV curves
+def test_approach1_defaults_to_all_parameters_and_says_so(synthetic_sweep, capsys):
+    """Like the report's headline (it counted non-embedding parameters without saying so)."""
+    default = run_json(capsys, "fit", "approach1", str(synthetic_sweep), "--resamples", "3", "--json")
+    total = run_json(capsys, "fit", "approach1", str(synthetic_sweep), "--resamples", "3", "--json",
+                     "--convention", "total")
+    kaplan = run_json(capsys, "fit", "approach1", str(synthetic_sweep), "--resamples", "0", "--json",
+                      "--convention", "non_embedding")
+    assert default["a"] == total["a"] and default["a"] != kaplan["a"]
+    assert default["n_convention"] == "all parameters" and kaplan["n_convention"] == "non-embedding parameters"
+    assert cli.main(["fit", "approach1", str(synthetic_sweep), "--resamples", "0"]) == 0
+    assert "; N = all parameters" in capsys.readouterr().out.splitlines()[0]
+
+
+def curves_csv(path, curves, run_col="run"):
+    rows = [(c.run, c.n_params, t, f, l) for c in curves for t, f, l in zip(c.tokens, c.flops, c.loss)]
+    return write_csv(path, [run_col, "N", "tokens", "flops", "loss"], rows)
+
+
+def test_approach1_on_a_csv_of_training_curves_equals_the_sweep(synthetic_sweep, tmp_path, capsys):
+    from chinchilla.sweep.results import load_curves
+
+    path = curves_csv(tmp_path / "curves.csv", load_curves(synthetic_sweep, convention="total"))
+    by_dir = run_json(capsys, "fit", "approach1", str(synthetic_sweep), "--resamples", "20", "--json")
+    by_csv = run_json(capsys, "fit", "approach1", path, "--resamples", "20", "--json")
+    for key in ("a", "b", "a_interval", "b_interval", "late_fraction", "selected_runs", "n_curves"):
+        assert by_csv[key] == by_dir[key], key
+    assert by_csv["columns"] == {"run": "run", "N": "N", "D": "tokens", "C": "flops", "loss": "loss"}
+    assert by_csv["n_convention"] == "as in column 'N'"
+    half = run_json(capsys, "fit", "approach1", path, "--resamples", "0", "--json", "--where", "N < 1e5")
+    assert half["n_curves"] < by_csv["n_curves"] and "where N < 1e5" in half["source"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda rows: [("r1", 1e6, 1e9, 6e15, 3.0), ("r1", 2e6, 2e9, 2.4e16, 2.9)] + rows,
+     r"line 3, column 'N': run 'r1' has N = 2e\+06 here and 1e\+06 on line 2: one run, one N"),
+    (lambda rows: rows + [rows[-1]], r"lines \d+ and \d+: run 'b' has two rows at C = "),
+    (lambda rows: rows + [("c", 1e6, 1e9, 6e15, 3.0)], r"run 'c' has one row; Approach 1 needs each run's training"),
+])
+def test_approach1_csv_errors_name_the_run_and_line(tmp_path, capsys, edit, message):
+    rows = [(run, n, d, 6 * n * d, 4.0 - 0.1 * k) for run, n in (("a", 1e6), ("b", 2e6))
+            for k, d in enumerate((1e9, 2e9, 4e9))]
+    path = write_csv(tmp_path / "c.csv", ["run", "N", "tokens", "flops", "loss"], edit(rows))
+    assert cli.main(["fit", "approach1", path, "--resamples", "0"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_approach1_csv_without_a_run_column_names_the_flag(tmp_path, capsys):
+    path = write_csv(tmp_path / "c.csv", ["N", "tokens", "loss"], [(1e6, 1e9, 3.0), (1e6, 2e9, 2.9)])
+    assert cli.main(["fit", "approach1", path]) == 2
+    assert "no run id column (name it with --run-col" in capsys.readouterr().err
+    assert cli.main(["fit", "approach1", path, "--convention", "total"]) == 2
+    assert "--convention would be ignored" in capsys.readouterr().err
