@@ -26,8 +26,8 @@ from chinchilla.report import AnalysisSettings, analyze, write_report
 from chinchilla.sweep import store
 from chinchilla.sweep.identity import adopt_plan
 from chinchilla.flops import tokens_for_flops
-from chinchilla.sweep.plan import (Plan, plan_hparam_scan, plan_isoflop, plan_lr_scan, plan_next_budget, plan_training_curves,
-                                   power_law_center, resolve_run)
+from chinchilla.sweep.plan import (TRUNK_FLAG, Plan, plan_hparam_scan, plan_isoflop, plan_lr_scan, plan_next_budget,
+                                   plan_training_curves, power_law_center, resolve_run, share_trunks)
 from chinchilla.sweep.pool import resolve_jobs
 from chinchilla.sweep.runner import plan_status, run_sweep, train_planned_run
 
@@ -56,6 +56,10 @@ class Preset:
     ``runnable`` False marks a plan that is only printed (the paper's grid). ``extrapolation_ladder``: the shapes
     for runs beyond the sweep (next budget, head-to-head; default ``ladder``). ``lr_check_*``: the learning-rate
     check (``lr_check_plan``): the named sizes at one budget, with the rule's rate times each factor.
+    ``schedule``: "cosine" (the paper's: every run its own cosine cycle) or "wsd": the same runs as warmup-stable-decay
+    branches of shared constant-rate trunks (``chinchilla.sweep.plan.share_trunks``, Hägele et al. 2024), each
+    decaying over its last ``cooldown_fraction`` in ``cooldown_shape``; ``cosine_preset`` names the preset with the
+    same points under cosine schedules (``--compare-schedules``).
     """
 
     name: str
@@ -82,8 +86,22 @@ class Preset:
     lr_check_factors: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
     hparam_check_variants: tuple[Mapping[str, Any], ...] = ()
     notes: str = ""
+    schedule: str = "cosine"
+    cooldown_fraction: float = 0.2
+    cooldown_shape: str = "1-sqrt"
+    cosine_preset: str | None = None
 
     def __post_init__(self) -> None:
+        from chinchilla.train_config import COOLDOWN_SHAPES, SCHEDULES
+
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"preset {self.name!r}: schedule={self.schedule!r} is not one of {SCHEDULES}")
+        if self.cooldown_shape not in COOLDOWN_SHAPES:
+            raise ValueError(f"preset {self.name!r}: cooldown_shape={self.cooldown_shape!r} is not one of "
+                             f"{COOLDOWN_SHAPES}")
+        if not (isinstance(self.cooldown_fraction, (int, float)) and 0 < self.cooldown_fraction <= 1):
+            raise ValueError(f"preset {self.name!r}: cooldown_fraction={self.cooldown_fraction!r} must be in (0, 1] "
+                             "(branches decay over it; 0 would leave every run unannealed)")
         if not callable(self.trainer) and self.trainer != "train":
             raise ValueError(f"trainer={self.trainer!r} is neither 'train' nor a train_fn(run, run_dir)")
         if not self.budgets:
@@ -113,7 +131,11 @@ class Preset:
                                                seeds=seeds, **curves)
         # Cheapest runs first (a stable sort): an interrupted sweep then holds every run below some cost, IsoFLOP
         # and training-curve runs alike, which `chinchilla report` can analyse as a smaller sweep.
-        return dataclasses.replace(plan, runs=tuple(sorted(plan.runs, key=lambda r: r.flops)))
+        plan = dataclasses.replace(plan, runs=tuple(sorted(plan.runs, key=lambda r: r.flops)))
+        if self.schedule != "wsd":
+            return plan
+        return wsd_order(share_trunks(plan, cooldown_fraction=self.cooldown_fraction,
+                                      cooldown_shape=self.cooldown_shape))
 
     @property
     def beyond_ladder(self) -> tuple[ModelConfig, ...]:
@@ -134,7 +156,46 @@ class Preset:
                 "seed_sizes": self.seed_sizes,
                 "curves": dict(self.curves) if self.curves else None,
                 "trainer": self.trainer if isinstance(self.trainer, str) else repr(self.trainer),
-                "analysis": self.analysis.to_dict(), "notes": self.notes}
+                "analysis": self.analysis.to_dict(), "notes": self.notes, "schedule": self.schedule,
+                **({"cooldown_fraction": self.cooldown_fraction, "cooldown_shape": self.cooldown_shape,
+                    "cosine_preset": self.cosine_preset} if self.schedule == "wsd" else {})}
+
+
+def wsd_order(plan: Plan) -> Plan:
+    """A WSD plan's order for the runner: trunks first, the costliest first (the last trunk to finish, and the
+    branches that wait for it, then end the sweep soonest), then the branches cheapest first."""
+    trunks = sorted((r for r in plan.runs if TRUNK_FLAG in r.flags), key=lambda r: -r.flops)
+    rest = sorted((r for r in plan.runs if TRUNK_FLAG not in r.flags), key=lambda r: r.flops)
+    return dataclasses.replace(plan, runs=tuple(trunks + rest))
+
+
+def with_schedule(preset: Preset, schedule: str | None = None, cooldown_fraction: float | None = None,
+                  cooldown_shape: str | None = None) -> Preset:
+    """The preset with another learning-rate schedule (``--schedule``, ``--cooldown-fraction``, ``--cooldown-shape``):
+    ``wsd`` trains its runs as branches of shared trunks (see ``Preset``). A cooldown setting needs the wsd schedule
+    (given, or the preset's). A changed preset is renamed: ``<name>+wsd`` (a cosine preset made wsd), ``+cd0.1`` /
+    ``+linear`` for other cooldowns, and a wsd preset made cosine takes its ``cosine_preset`` name (or
+    ``<name>+cosine``)."""
+    target = schedule or preset.schedule
+    if target != "wsd" and (cooldown_fraction is not None or cooldown_shape is not None):
+        flag = "--cooldown-fraction" if cooldown_fraction is not None else "--cooldown-shape"
+        raise ValueError(f"{flag} would be ignored: preset {preset.name!r} trains cosine schedules here; give "
+                         "--schedule wsd")
+    if target == "cosine":
+        if preset.schedule == "cosine":
+            return preset
+        return dataclasses.replace(preset, name=preset.cosine_preset or f"{preset.name}+cosine", schedule="cosine",
+                                   cosine_preset=None)
+    fraction = preset.cooldown_fraction if cooldown_fraction is None else cooldown_fraction
+    shape = preset.cooldown_shape if cooldown_shape is None else cooldown_shape
+    if preset.schedule == "wsd" and (fraction, shape) == (preset.cooldown_fraction, preset.cooldown_shape):
+        return preset
+    tags = ([] if preset.schedule == "wsd" else ["wsd"]) \
+        + ([f"cd{fraction:g}"] if fraction != preset.cooldown_fraction else []) \
+        + ([shape] if shape != preset.cooldown_shape else [])
+    return dataclasses.replace(preset, name="+".join([preset.name] + tags), schedule="wsd",
+                               cooldown_fraction=fraction, cooldown_shape=shape,
+                               cosine_preset=preset.cosine_preset if preset.schedule == "wsd" else preset.name)
 
 
 def lr_check_plan(preset: Preset) -> Plan:

@@ -23,6 +23,12 @@ at a time by however many workers share one (possibly ``gs://``) sweep directory
 - ``jobs``: several runs at once, in worker processes of one XLA thread each (``chinchilla.sweep.pool``): the same
   losses, bitwise, for every number of jobs; each run is claimed, trained and recorded by ``run_one``, in a worker
   or (with ``jobs=None``) in this process; only this process rewrites ``results.csv``.
+- **Trunks and branches** (``chinchilla.sweep.plan.share_trunks``: WSD runs that start from a shared trunk's
+  checkpoint, ``train["init_from"] = "<trunk id>:<step>"``): the plan lists trunks before their branches; a branch
+  whose trunk has not saved its branch point yet is *deferred*, not failed: skipped for now and claimed as soon as
+  the checkpoint exists (with ``jobs``, while the trunk still trains; without, on the next walk). A branch whose
+  trunk failed is marked failed, with the reason ``trunk <id> failed: ...``. A worker does not wait for a trunk that
+  another worker holds: that worker reaches the trunk's branches after it (the log names them).
 - Several JAX processes that train each run together (a multi-host slice: ``JAX_NUM_PROCESSES`` and the like, see
   ``chinchilla.sharding``) form one worker: process 0 claims the next run and tells the others which, one run at a
   time.
@@ -39,7 +45,8 @@ import os
 import sys
 import time
 import traceback
-from concurrent.futures import as_completed
+from concurrent.futures import FIRST_COMPLETED, as_completed
+from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Sequence
 
@@ -52,9 +59,12 @@ from chinchilla.sweep.identity import adopt_plan
 from chinchilla.sweep.pool import (JOBS_AUTO, WorkerDied, make_pool, resolve_jobs, stop_pool, worker_death_text,
                                    worker_exits)
 from chinchilla.sweep.plan import Plan, PlannedRun
-from chinchilla.sweep.results import run_status, write_results_table
+from chinchilla.sweep.results import run_state, run_status, write_results_table
 
 TrainFn = Callable[[PlannedRun, epath.Path], dict]
+BRANCH_POINTS = "branch_points"  # chinchilla.train.BRANCH_POINTS (not imported: it would import JAX)
+BRANCH_POINT_FILES = ("meta/metadata", "state/_METADATA")  # chinchilla.checkpoint.REQUIRED_FILES: a complete step
+TRUNK_POLL_S = 1.0  # with jobs: how often a deferred branch's trunk is looked at again while runs are in flight
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +78,7 @@ class SweepOutcome:
     total: int
     wall_time_s: float
     held_elsewhere: tuple[str, ...] = ()  # runs other workers were training when this one stopped
+    waiting: tuple[str, ...] = ()  # branches left for the workers that hold their trunks (deferred, not failed)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -219,29 +230,42 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
         return False
 
     held: list[PlannedRun] = []
+    waiting: list[PlannedRun] = []
     pool = None
+    retrying = set(marks)  # failed runs this worker retries: their branches wait for the retry
+
+    def waits(run: PlannedRun) -> str | None:
+        return trunk_wait(run, sweep_dir, retrying, marks)
+
     try:
         while todo:
-            held = []
+            held, waiting, progressed = [], [], False
             if processes > 1:  # one walk, with its own second try of held runs: every process must agree
-                results = _lockstep_pass(train_fn, runs, todo, sweep_dir, retry_failed, marks, rank)
+                results = _lockstep_pass(train_fn, runs, todo, sweep_dir, retry_failed, marks, rank, waits)
             elif jobs is None:
-                results = _sequential_pass(train_fn, todo, sweep_dir, retry_failed, marks, tell)
+                results = _sequential_pass(train_fn, todo, sweep_dir, retry_failed, marks, tell, waits)
             else:
                 if pool is None:
                     say(f"{me}{len(todo)} runs on {min(jobs, len(todo))} worker processes (one XLA thread each)")
                     pool = make_pool(min(jobs, len(todo)))
-                futures = {pool.submit(run_one, train_fn, run, str(sweep_dir), retry_failed,
-                                       marks.get(run.run_id)): run for run in todo}
-                results = ((futures[future], future.result()) for future in as_completed(futures))
+                results = _pool_pass(pool, jobs, train_fn, todo, sweep_dir, retry_failed, marks, waits)
             for run, result in results:
+                if result.deferred:
+                    if run not in waiting:
+                        waiting.append(run)
+                    continue
+                if run in waiting:  # claimed on a later walk (lockstep): no longer waiting
+                    waiting.remove(run)
                 if record(run, result):
                     held.append(run)
-                elif run in held:  # claimed on a later walk (lockstep): no longer held
+                    continue
+                progressed = True
+                if run in held:  # claimed on a later walk (lockstep): no longer held
                     held.remove(run)
-            if processes > 1 or len(held) == len(todo):  # every run left is held by a live worker: stop, no wait
-                break
-            todo = [run for run in runs if run in held]  # claims released meanwhile (a worker died) are taken now
+            if processes > 1 or not progressed or not (held or waiting):  # every run left is held (or waits for a
+                break                                                     # trunk held elsewhere): stop, no wait
+            left = {run.run_id for run in held + waiting}
+            todo = [run for run in runs if run.run_id in left]  # claims released meanwhile are taken now
     except BaseException as error:  # e.g. KeyboardInterrupt or a dead pool worker: stop, the runs stay resumable
         died = worker_death_text(worker_exits(pool)) if isinstance(error, BrokenProcessPool) and pool else None
         if pool is not None:
@@ -255,10 +279,15 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
     finally:
         if pool is not None:
             pool.shutdown()
-    skipped.extend(run.run_id for run in held)
+    skipped.extend(run.run_id for run in held + waiting)
     if held:
         say(f"{me}nothing left to claim: {len(held)} run(s) held by other workers "
             f"({', '.join(run.run_id for run in held)}); this worker stops, they finish them")
+    if waiting:
+        say(f"{me}{len(waiting)} branch(es) wait for their trunk's checkpoint ("
+            + "; ".join(f"{run.run_id}: {waits(run) or 'ready now: rerun to train it'}" for run in waiting[:3])
+            + (f"; ... {len(waiting) - 3} more" if len(waiting) > 3 else "")
+            + "); the workers that hold those trunks train them after it")
     order = {run.run_id: i for i, run in enumerate(runs)}
     for names in (trained, failed, skipped):
         names.sort(key=order.get)
@@ -266,19 +295,78 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
         _write_results(sweep_dir)
     return SweepOutcome(trained=tuple(trained), skipped=tuple(skipped), failed=tuple(failed),
                         claimed=len(trained) + len(failed), total=len(runs), wall_time_s=time.time() - start,
-                        held_elsewhere=tuple(run.run_id for run in held))
+                        held_elsewhere=tuple(run.run_id for run in held),
+                        waiting=tuple(run.run_id for run in waiting))
+
+
+def branch_point(run: PlannedRun) -> tuple[str, int] | None:
+    """(trunk run id, step) of a branch of this sweep (``init_from = "<trunk id>:<step>"``, a sibling run directory),
+    or None: not a branch, or one that starts from a run outside the sweep (an absolute path or a URL)."""
+    init_from = run.train.get("init_from")
+    if init_from is None:
+        return None
+    trunk, _, step = str(init_from).rpartition(":")
+    if not trunk or not step.isdigit() or "/" in trunk or "\\" in trunk:
+        return None
+    return trunk, int(step)
+
+
+def branch_point_saved(trunk_dir: epath.Path, step: int) -> bool:
+    """Whether the trunk in ``trunk_dir`` has saved a complete checkpoint at ``step`` (kept under
+    ``branch_points/``, or still among its rolling ``checkpoints/``)."""
+    return any(all((trunk_dir / folder / str(step) / name).exists() for name in BRANCH_POINT_FILES)
+               for folder in (BRANCH_POINTS, "checkpoints"))
+
+
+def trunk_failure(run: PlannedRun, sweep_dir) -> str | None:
+    """For a branch whose trunk failed: ``trunk <id> failed: <its reason>``; else None."""
+    point = branch_point(run)
+    if point is None:
+        return None
+    status, reason = run_state(store.as_path(sweep_dir) / store.RUNS_DIR / point[0])
+    if status != "failed":
+        return None
+    return f"trunk {point[0]} failed: {(str(reason or 'no reason recorded').splitlines() or [''])[0][:200]}"
+
+
+def trunk_wait(run: PlannedRun, sweep_dir, retrying: set[str] = frozenset(),
+               marks: dict[str, str] | None = None) -> str | None:
+    """Why a branch cannot start yet (its trunk has not saved the branch point), or None: it can (not a branch, the
+    checkpoint exists, the trunk finished, or the trunk failed and the branch is to be marked failed). A failed trunk
+    that this worker is to retry (``retrying``, with the failure it had when this worker looked: ``marks``) counts as
+    not saved yet."""
+    point = branch_point(run)
+    if point is None:
+        return None
+    trunk, step = point
+    trunk_dir = store.as_path(sweep_dir) / store.RUNS_DIR / trunk
+    status = run_status(trunk_dir)
+    if status == "finished" or branch_point_saved(trunk_dir, step):
+        return None
+    if status == "failed" and not (trunk in retrying and marks is not None
+                                   and _failure_mark(trunk_dir) == marks.get(trunk)):
+        return None
+    return f"trunk {trunk} has not saved step {step} yet"
+
+
+def _is_trunk_not_ready(error: BaseException) -> bool:
+    """``chinchilla.train.TrunkNotReady`` (looked up only if that module is loaded: it imports JAX)."""
+    train = sys.modules.get("chinchilla.train")
+    kind = getattr(train, "TrunkNotReady", None) if train is not None else None
+    return kind is not None and isinstance(error, kind)
 
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
     """What ``run_one`` did: ``claimed`` the run (and ``trained`` it to the end, or it failed), found it ``held`` by
-    another worker, or neither (another worker finished it, or failed it again, before the claim); and a one-line
-    message for the log."""
+    another worker, ``deferred`` it (a branch whose trunk has not saved its branch point yet), or neither (another
+    worker finished it, or failed it again, before the claim); and a one-line message for the log."""
 
     trained: bool
     message: str
     held: bool = False
     claimed: bool = True
+    deferred: bool = False  # a branch whose trunk has not saved its branch point yet: claimed later
 
 
 def _settled(run_dir: epath.Path, retry_failed: bool, mark: str | None) -> str | None:
@@ -293,13 +381,16 @@ def _settled(run_dir: epath.Path, retry_failed: bool, mark: str | None) -> str |
 
 
 def run_one(train_fn: TrainFn, run: PlannedRun, sweep_dir, retry_failed: bool = False,
-            failure_mark: str | None = None) -> RunResult:
+            failure_mark: str | None = None, trunk_marks: dict[str, str] | None = None) -> RunResult:
     """Claim one run of a sweep (``runlock.hold`` on ``sweep_dir/runs/<run_id>``), train it and record the outcome
     there: its ``run.json`` first, then the trainer's files, or ``failure.json`` when the trainer raises (the sweep
     goes on). A run another process holds is left alone (``held``); one that another worker finished or failed
     since this worker looked is skipped. A failed run is retried only with ``retry_failed`` and the failure it had
     when this worker looked (``failure_mark``): its failure records are removed so that the trainer resumes from
-    its last good checkpoint. The same function runs in this process (``jobs=None``) and in worker processes."""
+    its last good checkpoint. A branch whose trunk has not saved its branch point yet is ``deferred`` (nothing is
+    written); one whose trunk failed is recorded failed with the trunk's reason (``trunk_marks``: the failed runs
+    this worker retries, whose branches wait for the retry). The same function runs in this process
+    (``jobs=None``) and in worker processes."""
     run_dir = store.as_path(sweep_dir) / store.RUNS_DIR / run.run_id
     try:
         claim = runlock.hold(run_dir, nested=True)
@@ -310,6 +401,10 @@ def run_one(train_fn: TrainFn, run: PlannedRun, sweep_dir, retry_failed: bool = 
         done = _settled(run_dir, retry_failed, failure_mark)
         if done:
             return RunResult(False, done, claimed=False)
+        marks = dict(trunk_marks or {})
+        wait = trunk_wait(run, sweep_dir, set(marks), marks)
+        if wait:
+            return RunResult(False, wait, claimed=False, deferred=True)
         return _train_claimed(train_fn, run, run_dir, retry_failed)
     finally:
         claim.__exit__(None, None, None)
@@ -321,14 +416,23 @@ def _train_claimed(train_fn: TrainFn, run: PlannedRun, run_dir: epath.Path, retr
         for name in (store.FAILURE_FILE, store.SUMMARY_FILE):
             if (run_dir / name).exists():
                 (run_dir / name).unlink()
+    trunk_failed = trunk_failure(run, run_dir.parent.parent)
     if writer:
         store.write_json_atomic(run_dir / store.RUN_FILE, run.to_dict())
+    if trunk_failed:  # nothing to branch from: failed with the trunk's reason (retried with --retry-failed)
+        if writer:
+            store.write_json_atomic(run_dir / store.FAILURE_FILE, {"error": trunk_failed, "traceback": None,
+                                                                    "time": time.time()})
+        return RunResult(False, f"failed: {trunk_failed}")
     run_start = time.time()
     try:
         summary = train_fn(run, run_dir)
     except RunLockedError as error:  # held after all (a trainer's own lock): not ours to record, nor a failure
         return RunResult(False, runlock.holder_text(error.holder), held=True, claimed=False)
     except Exception as error:  # recorded; the sweep continues
+        point = branch_point(run)
+        if _is_trunk_not_ready(error) and point and run_status(run_dir.parent / point[0]) != "finished":
+            return RunResult(False, str(error), claimed=False, deferred=True)  # its checkpoint comes later
         if writer:
             store.write_json_atomic(run_dir / store.FAILURE_FILE, {
                 "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(),
@@ -343,15 +447,52 @@ def _train_claimed(train_fn: TrainFn, run: PlannedRun, run_dir: epath.Path, retr
 
 
 def _sequential_pass(train_fn: TrainFn, todo: Sequence[PlannedRun], sweep_dir: epath.Path, retry_failed: bool,
-                     marks: dict[str, str], tell: Callable[[PlannedRun, str], None]
-                     ) -> Iterator[tuple[PlannedRun, RunResult]]:
+                     marks: dict[str, str], tell: Callable[[PlannedRun, str], None],
+                     waits: Callable[[PlannedRun], str | None]) -> Iterator[tuple[PlannedRun, RunResult]]:
     for run in todo:
+        wait = waits(run)
+        if wait:  # a branch whose trunk is held elsewhere (or failed, to be retried later in this walk)
+            yield run, RunResult(False, wait, claimed=False, deferred=True)
+            continue
         tell(run, f"{run.model.name} {run.tokens:,} tokens {run.flops:.3g} FLOPs")
-        yield run, run_one(train_fn, run, sweep_dir, retry_failed, marks.get(run.run_id))
+        yield run, run_one(train_fn, run, sweep_dir, retry_failed, marks.get(run.run_id), marks)
+
+
+def _pool_pass(pool, jobs: int, train_fn: TrainFn, todo: Sequence[PlannedRun], sweep_dir: epath.Path,
+               retry_failed: bool, marks: dict[str, str], waits: Callable[[PlannedRun], str | None]
+               ) -> Iterator[tuple[PlannedRun, RunResult]]:
+    """One walk with ``jobs`` runs in flight: each free worker gets the first run of ``todo`` (plan order: trunks
+    first) that can start, so a branch starts as soon as its trunk has saved its branch point, while the trunk
+    trains on. Branches whose trunk is not trained here (held elsewhere) are given back deferred."""
+    queue = list(todo)
+    flight: dict[Any, PlannedRun] = {}
+    while queue or flight:
+        for run in list(queue):
+            if len(flight) >= jobs:
+                break
+            if waits(run):
+                continue
+            queue.remove(run)
+            flight[pool.submit(run_one, train_fn, run, str(sweep_dir), retry_failed, marks.get(run.run_id),
+                               marks)] = run
+        if not flight:  # every run left waits for a trunk no job of this walk trains
+            for run in queue:
+                yield run, RunResult(False, waits(run) or "deferred", claimed=False, deferred=True)
+            return
+        done, _ = wait_futures(list(flight), timeout=TRUNK_POLL_S if queue else None, return_when=FIRST_COMPLETED)
+        for future in done:
+            run = flight.pop(future)
+            result = future.result()
+            trunk = (branch_point(run) or (None,))[0]
+            if result.deferred and trunk in {r.run_id for r in list(flight.values()) + queue}:
+                queue.append(run)  # its trunk trains in this walk: try again when it has saved the step
+                continue
+            yield run, result
 
 
 def _lockstep_pass(train_fn: TrainFn, runs: Sequence[PlannedRun], todo: Sequence[PlannedRun],
-                   sweep_dir: epath.Path, retry_failed: bool, marks: dict[str, str], rank: int
+                   sweep_dir: epath.Path, retry_failed: bool, marks: dict[str, str], rank: int,
+                   waits: Callable[[PlannedRun], str | None] = lambda run: None
                    ) -> Iterator[tuple[PlannedRun, RunResult]]:
     """The whole sweep of the processes of one JAX job: process 0 claims the next run it can (walking ``todo``, then
     once more the runs it found held, as ``run_sweep`` does) and broadcasts its position in the plan (-1: none
@@ -371,6 +512,11 @@ def _lockstep_pass(train_fn: TrainFn, runs: Sequence[PlannedRun], todo: Sequence
                 queue, held, progress = held, [], False  # claims released meanwhile (a worker died) are taken now
             run = queue.pop(0)
             run_dir = sweep_dir / store.RUNS_DIR / run.run_id
+            wait = waits(run)
+            if wait:
+                held.append(run)
+                passed.append((run, RunResult(False, wait, claimed=False, deferred=True)))
+                continue
             try:
                 claim = runlock.hold(run_dir, nested=True)
                 claim.__enter__()
