@@ -7,7 +7,9 @@ preferred_element_type=jnp.float32)`` and then ``cross_entropy``: at 32k vocabul
 is 8 GiB of float32 logits, plus as much again for their gradient. Here the B*T token rows are cut into chunks of
 ``chunk_tokens`` rows and a ``lax.scan`` over the chunks computes each chunk's [chunk, V] logits, its loss sum and
 nothing else; the scan body is under ``jax.checkpoint``, so the backward recomputes one chunk's logits at a time
-instead of saving them. Peak memory: O(chunk * V) instead of O(B * T * V). Same numerics as the unchunked loss
+instead of saving them (at the price of the head's forward matmul twice). Peak memory: O(chunk * V) instead of
+O(B * T * V). When the whole batch's logits fit one chunk there is neither scan nor recompute: the plain loss, as
+cheap as before. Same numerics as the unchunked loss
 (each chunk's matmul, logsumexp and target logit are the same float32 operations; only the order of the final sum
 differs).
 
@@ -66,13 +68,16 @@ def sum_cross_entropy(x_btd: jax.Array, head_dv: jax.Array, targets_bt: jax.Arra
           valid_n.reshape(n_chunks, chunk))
     compute_dtype = x_btd.dtype
 
-    @jax.checkpoint
     def chunk_loss(x_cd, target_c, valid_c):
         # The cast sits inside the body so the head's gradient accumulates across chunks in head_dv's dtype.
         logits_cv = jnp.dot(x_cd, head_dv.astype(compute_dtype), preferred_element_type=jnp.float32)
         log_z_c = jax.nn.logsumexp(logits_cv, axis=-1)
         target_logit_c = jnp.take_along_axis(logits_cv, target_c[:, None], axis=-1)[:, 0]
         return jnp.sum(jnp.where(valid_c, log_z_c - target_logit_c, 0.0))
+
+    if n_chunks == 1:  # the logits fit one chunk: no scan and no recompute (the head's forward is not run twice)
+        return chunk_loss(*(part[0] for part in xs)), n_tokens
+    chunk_loss = jax.checkpoint(chunk_loss)
 
     def body(total, chunk_xs):
         return total + chunk_loss(*chunk_xs), None

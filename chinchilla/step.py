@@ -102,13 +102,15 @@ class Trainer:
                              "backend does not have; use remat='dots' or 'full'")
         self.attention_impl, self.attention_reason = attention.resolve_impl(
             config.attention_impl, platform=platform, compute_dtype=self.compute_dtype)
+        self.scan_layers = config.scan_layers if config.scan_layers is not None else (
+            platform != "cpu" or config.remat != "none")
         self.adam = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
         self.hp = hyperparameters(config)
         self.steps_per_dispatch = config.steps_per_dispatch
 
         def build() -> Decoder:
             return Decoder(config.model, rngs=nnx.Rngs(config.seed), compute_dtype=self.compute_dtype,
-                           attention_impl=self.attention_impl, remat=config.remat, scan_layers=config.scan_layers,
+                           attention_impl=self.attention_impl, remat=config.remat, scan_layers=self.scan_layers,
                            mesh=self.mesh)
 
         abstract_model = nnx.eval_shape(build)

@@ -44,6 +44,7 @@ from chinchilla.jax_cache import enable_compilation_cache
 from chinchilla.step import Trainer
 from chinchilla.train_config import BRANCH_FIELDS, EXECUTION_FIELDS, REPORTING_FIELDS, TrainConfig
 
+GPU_MEMORY_FRACTION = "0.92"  # of a GPU's memory for JAX's pool: the plans' 85% peaks plus cuDNN workspaces
 BRANCH_POINTS = "branch_points"  # <run>/branch_points/<step>: checkpoints kept for good (TrainConfig.save_steps)
 BRANCH_POINTS_KEEP = 10_000
 FINAL_LOSS_WINDOW = 10  # final_train_loss = mean loss of the last this-many steps
@@ -59,7 +60,13 @@ def train_run(config: TrainConfig, out_dir: Any, progress: bool = True, *, break
     config or a damaged ``config.json``/``summary.json`` (naming the file), and ``runlock.RunLockedError`` (a
     ValueError naming the holder) while another process trains in ``out_dir``; ``break_lock`` as in
     ``runlock.hold``.
+
+    On a GPU, JAX preallocates 75% of the card unless told otherwise; the memory plans (``chinchilla memory``) use up
+    to 85%, so unless ``XLA_PYTHON_CLIENT_MEM_FRACTION`` is set it is set to ``GPU_MEMORY_FRACTION`` here, which takes
+    effect when this is the process's first JAX use (a fresh ``chinchilla train``/``sweep``, not a notebook that
+    already ran JAX on the GPU: set the variable before importing jax there).
     """
+    os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", GPU_MEMORY_FRACTION)
     sharding.maybe_initialize_distributed()  # before any other JAX call
     if jax.process_index() != 0:  # one lock per run: process 0 holds it for the whole (multi-host) job
         return _train_run(config, out_dir, progress)

@@ -64,7 +64,9 @@ class TrainConfig:
     pass (None = the whole batch); the batch is folded by a ``lax.scan`` of batch_size / micro_batch_size micro-steps
     inside the compiled step with float32 gradient accumulators and one optimizer update, so a run's maths does not
     depend on it (round-off aside). ``remat``: per-layer rematerialisation (``chinchilla.model.remat_policy``: "none",
-    "full", "dots", "offload"). ``scan_layers``: the layers as one ``lax.scan`` (True) or unrolled (False).
+    "full", "dots", "offload"). ``scan_layers``: the layers as one ``lax.scan`` (True) or unrolled (False); None (auto): scanned on
+    accelerators and wherever remat is on (one compiled layer; remat honoured), unrolled on CPU without remat (measured
+    1.4-1.7x faster there for the tiny models, BENCHMARKS.md).
     ``attention_impl``: "auto" (splash on TPU, cuDNN on bf16 GPUs, XLA elsewhere; the choice is written to
     ``summary.json``), "xla", "cudnn", "splash" or "blocked" (``chinchilla.attention``).
     """
@@ -98,7 +100,7 @@ class TrainConfig:
     peak_flops: float | None = None
     micro_batch_size: int | None = None
     remat: str = "none"
-    scan_layers: bool = True
+    scan_layers: bool | None = None
     schedule: str = "cosine"
     cooldown_fraction: float = 0.2
     cooldown_shape: str = "1-sqrt"
@@ -169,8 +171,8 @@ class TrainConfig:
             raise ValueError(f"attention_impl={self.attention_impl!r} is not one of {ATTENTION_IMPLS}")
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"remat={self.remat!r} is not one of {REMAT_POLICIES}")
-        if not isinstance(self.scan_layers, bool):
-            raise ValueError(f"scan_layers={self.scan_layers!r} must be true or false")
+        if self.scan_layers is not None and not isinstance(self.scan_layers, bool):
+            raise ValueError(f"scan_layers={self.scan_layers!r} must be true, false or null (auto)")
         if self.micro_batch_size is not None:
             _check_int("micro_batch_size", self.micro_batch_size, 1)
             if self.batch_size % self.micro_batch_size:
