@@ -4,14 +4,18 @@ Data: lm1b from TFDS in array_record format, built once where TensorFlow is inst
 array_record cannot write to gs:// (`tfds build lm1b --data_dir /content/tfds --file_format array_record`), then
 copied to a bucket (`gsutil -m cp -r /content/tfds/lm1b gs://BUCKET/tfds/`); set CHINCHILLA_TFDS_DIR to
 gs://BUCKET/tfds (copied back to local disk on first use: chinchilla/data/remote.py) or to a local directory.
-CHINCHILLA_DATA_DIR stays the local cache root. Tokenizer: 32,000-piece SentencePiece BPE trained on its train split
-(cached). Models: the ``gpu`` ladder (rotary, context 1024, 14M ... 1.1B parameters); the train step shards the
+CHINCHILLA_DATA_DIR stays the local cache root (the tokenizer and token cache stay local when the source is gs://).
+Tokenizer: 32,000-piece SentencePiece BPE trained on its train split (cached; process 0 trains it, other hosts get
+it by broadcast). lm1b has no validation split: runs evaluate on its test split (``eval_split`` in summary.json).
+lm1b holds ~1B tokens, so the largest runs see it ~1.5 times (a DataRepeatWarning says so); for fresh tokens use the
+gpu preset's FineWeb-Edu shards on the runtime's disk (docs/data.md) with `dataset="files:..."`. Models: the ``gpu`` ladder (rotary, context 1024, 14M ... 1.1B parameters); the train step shards the
 batch over the TPU's cores (``chinchilla.train``'s data x fsdp mesh).
 
 Budgets: 2e16, 6e16, 2e17 FLOPs, five sizes each around the paper's own optimum (Table A3), total parameters:
 about 1.4e18 FLOPs, i.e. several Colab sessions. Every command is resumable: a disconnect loses at most the steps
-since the last checkpoint. Put the sweep directory on Drive (/content/drive/MyDrive/...) or gs://; split the
-sweep over sessions or machines with --worker i --num-workers n on the same directory.
+since the last checkpoint. Put the sweep directory on Drive (/content/drive/MyDrive/...) or gs://; several
+runtimes or machines may work on the same directory at once: each claims the next unclaimed run
+(docs/several-hosts.md).
 
 Hyperparameters as in the ``gpu`` preset: its batch rule (DeepSeek's B_opt(C) as a power of two, >= 64 x 1024
 tokens, >= 1,000 steps: 64 sequences at 2e16 and 6e16 FLOPs, 128 at 2e17), lr(N, B) = 2e-3 (N / 20M)^(-1/3)

@@ -1,9 +1,10 @@
 """gpu: a single-GPU reproduction (one H100/A100: roughly 6-20 hours), on a real web-text data set.
 
-Data: a TFDS text data set you prepare once where there is network access (nothing downloads at run time):
-`tfds build c4/en --data_dir DIR --file_format array_record` (or lm1b), then set CHINCHILLA_DATA_DIR=DIR or edit
-DATA_DIR below. Tokenizer: a 32,000-piece SentencePiece BPE trained on the first 50M characters of its train split
-(cached). Models: the ``gpu`` ladder (rotary, untied 32k vocabulary, context 1024, about 14M ... 1.1B parameters).
+Data: FineWeb-Edu's sample-10BT parquet shards read through ``files:`` (docs/data.md, "Preparing data for each
+preset": one machine with network, ~15 GB download, ~25 GB disk with the token cache; c4/en would be a days-long
+Beam job). Download the first 7 shards to $CHINCHILLA_FINEWEB_DIR (default /data/fineweb-edu), then optionally
+`python -m chinchilla.data prepare --preset gpu` to tokenise ahead (else the first run does). Tokenizer: a 32,000-piece
+SentencePiece BPE trained on the first 50M characters of the train split (cached under CHINCHILLA_DATA_DIR). Models: the ``gpu`` ladder (rotary, untied 32k vocabulary, context 1024, about 14M ... 1.1B parameters).
 
 Budgets: 6e16, 1.5e17, 4e17, 1e18 FLOPs, six sizes each around the paper's own optimum (Table A3: 400M total
 parameters at 1.84e19 FLOPs, a = 0.49), total parameters. About 1e19 FLOPs: ~8 hours at 350 TFLOP/s achieved.
@@ -36,8 +37,9 @@ from chinchilla.report import AnalysisSettings
 from chinchilla.reproduce import Preset
 from chinchilla.sweep.plan import PAPER_APPROACH2_ANCHOR, n_params
 
-DATASET = "c4/en"
-DATA_DIR = os.environ.get("CHINCHILLA_DATA_DIR")
+FINEWEB_DIR = os.environ.get("CHINCHILLA_FINEWEB_DIR", "/data/fineweb-edu")  # where the parquet shards are
+DATASET = f"files:{FINEWEB_DIR}/sample/10BT/*.parquet"  # text column "text"; 1% held out by text hash
+DATA_DIR = os.environ.get("CHINCHILLA_DATA_DIR")  # the token cache's root (default ~/.cache/chinchilla)
 # model -> (micro_batch_size, remat): `chinchilla memory --model M --batch-size 64 --chip h100`'s fastest plan (fewest
 # micro-steps, then remat none < dots < full) within 85% of 80 GiB, for every model of the ladder; larger batches run
 # more micro-steps of the same size (tests/test_memory.py checks every run of the preset with >= 15% headroom).
@@ -115,7 +117,7 @@ def hparams(model, tokens):
 
 PRESET = Preset(
     name="gpu",
-    description="IsoFLOP sweep on one GPU: gpu ladder, 6e16-1e18 FLOPs, c4/en with a 32k SentencePiece vocabulary",
+    description="IsoFLOP sweep on one GPU: gpu ladder, 6e16-1e18 FLOPs, FineWeb-Edu with a 32k SentencePiece vocabulary",
     ladder=zoo.ladder("gpu"),
     budgets=(6e16, 1.5e17, 4e17, 1e18),
     hparams=hparams,
