@@ -31,6 +31,7 @@ from chinchilla.fit.isoflop import IsoFlopProfile, IsoFlopResult, fit_isoflop, i
 from chinchilla.fit.powerlaw import TABLE2_PERCENTILES
 from chinchilla.sweep import results as results_lib
 from chinchilla.sweep import store
+from chinchilla.sweep.plan import TRUNK_FLAG
 
 APPROACHES: tuple[str, ...] = ("approach1", "approach2", "approach3")
 APPROACH_TITLES = {"approach1": "1. minimum over training curves", "approach2": "2. IsoFLOP profiles",
@@ -182,13 +183,17 @@ def analyze(sweep_dir, settings: AnalysisSettings | None = None, *, meta: dict[s
     outside = [{"run_id": r["run_id"], "status": r["status"], "reason": r[results_lib.OUTSIDE_PLAN]}
                for r in every_row if r.get(results_lib.OUTSIDE_PLAN)]  # named in the report, never fitted
     all_rows = [r for r in every_row if not r.get(results_lib.OUTSIDE_PLAN)]
-    rows = [r for r in all_rows if r["status"] == "finished" and _positive(r.get(settings.loss))]
+    # WSD trunks (share_trunks) carry branches and are never annealed: no approach fits them (their branches'
+    # curves include the trunk's prefix, so Approach 1 still sees it where a branch runs on from it)
+    trunks = {r["run_id"] for r in all_rows if TRUNK_FLAG in (r.get("flags") or ())}
+    rows = [r for r in all_rows if r["status"] == "finished" and _positive(r.get(settings.loss))
+            and r["run_id"] not in trunks]
     results: dict[str, dict[str, Any]] = {}
     curves: dict[str, list] = {}
     for convention in settings.conventions:
         curves[convention] = [c for c in results_lib.load_curves(sweep_dir, convention=convention,
                                                                  groups=settings.approach1_groups)
-                              if c.run not in {o["run_id"] for o in outside}]
+                              if c.run not in {o["run_id"] for o in outside} | trunks]
         results[convention] = {
             "approach1": _attempt(lambda: fit_approach1(curves[convention], settings)),
             "approach2": _attempt(lambda: fit_approach2(rows, convention, settings)),
@@ -203,9 +208,48 @@ def analyze(sweep_dir, settings: AnalysisSettings | None = None, *, meta: dict[s
                   if r["status"] in ("failed", "missing")]
     info = {"runs": run_counts, "unfinished_runs": unfinished, "outside_plan": outside,
             "plan": results_lib.plan_parts(sweep_dir), "total_flops": float(sum(r["flops"] for r in rows)),
-            "train_time_s": float(sum(r["wall_time_s"] or 0.0 for r in all_rows)), **(meta or {})}
+            "train_time_s": float(sum(r["wall_time_s"] or 0.0 for r in all_rows)),
+            "schedule": schedule_info(sweep_dir, all_rows), **(meta or {})}
     return Analysis(settings=settings, rows=rows, results=results, curves=curves, sweep_dir=str(sweep_dir),
                     meta=info)
+
+
+def schedule_info(sweep_dir, rows) -> dict[str, Any]:
+    """The sweep's learning-rate schedule as the report states it: ``cosine`` (every run its own cycle) or ``wsd``
+    (branches of shared trunks: their count, cooldown, and the FLOPs the plan spends, each trunk once, beside the
+    nominal FLOPs the runs count, prefix included, ``Plan.spent_flops`` / ``Plan.total_flops``), or ``mixed``."""
+    from chinchilla.sweep import identity
+
+    plan = identity.recorded(sweep_dir)[0]
+    runs = list(plan.runs) if plan is not None else []
+    schedules = sorted({str(r.train.get("schedule", "cosine")) for r in runs}) or ["cosine"]
+    info: dict[str, Any] = {"schedule": schedules[0] if len(schedules) == 1 else "mixed"}
+    if plan is None or schedules == ["cosine"]:
+        return info
+    trunks = [r for r in runs if TRUNK_FLAG in r.flags]
+    branches = [r for r in runs if r.trunk is not None]
+    cooldowns = sorted({(float(r.train.get("cooldown_fraction", 0.2)), str(r.train.get("cooldown_shape", "1-sqrt")))
+                        for r in runs if TRUNK_FLAG not in r.flags and r.train.get("schedule") == "wsd"})
+    finished = {r["run_id"] for r in rows if r["status"] == "finished"}
+    info.update(trunks=len(trunks), branches=len(branches), single_runs=len(runs) - len(trunks) - len(branches),
+                cooldowns=[list(c) for c in cooldowns], nominal_flops=plan.total_flops, spent_flops=plan.spent_flops,
+                spent_ratio=plan.spent_flops / plan.total_flops if plan.total_flops else None,
+                spent_flops_finished=float(sum(r.flops - r.shared_flops for r in runs if r.run_id in finished)))
+    return info
+
+
+def schedule_text(info: dict[str, Any] | None) -> str:
+    """One sentence for the report: the schedule, and for WSD the trunks and spent vs nominal FLOPs."""
+    info = info or {}
+    if info.get("schedule", "cosine") == "cosine":
+        return "Schedule: cosine, one cycle per run (the paper's)."
+    cooldowns = ", ".join(f"{fraction:.0%} {shape}" for fraction, shape in info.get("cooldowns") or [])
+    return (f"Schedule: {info['schedule']}: warmup-stable-decay runs (cooldown {cooldowns or '?'}, to zero), "
+            f"{info.get('branches', 0)} of them branches of {info.get('trunks', 0)} shared constant-rate trunks "
+            f"(Hägele et al. 2024). The plan spends {info.get('spent_flops', 0):.3g} FLOPs, each trunk once, for "
+            f"{info.get('nominal_flops', 0):.3g} nominal FLOPs (each run counted whole, its trunk's prefix included: "
+            f"what the laws see), {info.get('spent_ratio') or 0:.2f} of it. Trunks are left out of Approaches 1-3 "
+            "(never annealed); Approach 1 reads each branch's whole curve, its trunk's prefix included.")
 
 
 def fit_approach1(curves, settings: AnalysisSettings) -> EnvelopeResult:
@@ -352,6 +396,7 @@ def render_markdown(analysis: Analysis, payload: dict[str, Any]) -> str:
         lines[-1] += f" Training time {analysis.meta['train_time_s'] / 60:.1f} min (all runs)."
     if "wall_time_s" in analysis.meta:
         lines[-1] += f" This invocation: {analysis.meta['wall_time_s'] / 60:.1f} min."
+    lines += [schedule_text(analysis.meta.get("schedule"))]
     lines += [f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Loss: `{s.loss}`. "
               f"Intervals: 10th-90th percentiles over bootstrap resamples of {s.fraction:.0%} of the runs."]
     noise = payload.get("seed_noise") or {}

@@ -281,6 +281,9 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         "attention_reason": trainer.attention_reason,
         "micro_batch_size": trainer.micro_batch_size,
         "remat": config.remat,
+        "schedule": config.schedule,
+        **({"cooldown_fraction": config.cooldown_fraction, "cooldown_shape": config.cooldown_shape,
+            "init_from": config.init_from} if config.schedule == "wsd" else {}),
     }
     if jax.process_index() == 0:  # one writer of the run's files; the others wait until summary.json exists
         metrics.write_json_atomic(summary_path, summary)

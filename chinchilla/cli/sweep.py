@@ -72,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _live_arguments(reproduce)
     reproduce.add_argument("--progress", action="store_true", help="a progress bar per run")
     reproduce.add_argument("--json", action="store_true", help="print summary.json at the end")
+    reproduce.add_argument("--compare-schedules", action="store_true",
+                           help="a wsd preset (e.g. tiny_cpu_wsd) and its cosine twin (e.g. tiny_cpu): train both "
+                                "(OUT and --cosine-dir), then both Table 2s side by side and the per-point WSD - "
+                                "cosine loss differences beside the seed noise, into OUT/compare_schedules.md")
+    reproduce.add_argument("--cosine-dir", type=checks.directory(), metavar="DIR",
+                           help="--compare-schedules: the cosine sweep's directory (an existing one is reused and "
+                                "resumed; default: OUT_cosine beside OUT)")
     reproduce.add_argument("--compare-datasets", nargs="+", metavar="DATASET",
                            help="the paper's Table A2: the preset on each data set (e.g. embedded embedded/code) "
                                 "into OUT/<data set>, then their a and b side by side in OUT/table_a2.md")
@@ -79,6 +86,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _preset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--schedule", choices=("cosine", "wsd"),
+                        help="learning-rate schedule (default: the preset's; tiny_cpu: cosine, the paper's): wsd "
+                             "trains the same runs as warmup-stable-decay branches of shared constant-rate trunks "
+                             "(Hägele et al. 2024; docs/wsd.md)")
+    parser.add_argument("--cooldown-fraction", type=checks.number(1e-9, 1.0, "the share of each run that decays"),
+                        help="wsd: each run decays over this share of its steps (default 0.2)")
+    parser.add_argument("--cooldown-shape", choices=("1-sqrt", "linear", "cosine"),
+                        help="wsd: the cooldown's shape (default 1-sqrt)")
     parser.add_argument("--dataset", help="train on this data set instead of the preset's (e.g. embedded/kjv and "
                                           "embedded/shakespeare: the data dependence of the exponents)")
     parser.add_argument("--extend", action="store_true",
@@ -91,6 +106,7 @@ def _load(args: argparse.Namespace):
     from chinchilla import reproduce
 
     preset = reproduce.load_preset(args.preset)
+    preset = reproduce.with_schedule(preset, args.schedule, args.cooldown_fraction, args.cooldown_shape)
     return reproduce.with_dataset(preset, args.dataset) if args.dataset else preset
 
 
@@ -161,8 +177,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.plan_only:
         rows = plan_lib.summarize(plan, preset.convention)
         if args.json:
-            print_json({"name": plan.name, "total_flops": plan.total_flops, "runs": rows,
-                        "skipped": list(plan.skipped)})
+            print_json({"name": plan.name, "total_flops": plan.total_flops, "spent_flops": plan.spent_flops,
+                        "runs": rows, "skipped": list(plan.skipped)})
         else:
             _print_plan(plan, rows, preset.convention)
         return 0
@@ -300,9 +316,23 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
     if args.compare_datasets and ignored:
         raise ValueError(f"{ignored[0]} would be ignored: --compare-datasets trains each of its data sets on this "
                          "one host (--jobs runs at a time)")
+    if args.cosine_dir and not args.compare_schedules:
+        raise ValueError("--cosine-dir would be ignored: it is the cosine sweep of --compare-schedules")
+    if args.compare_schedules and args.compare_datasets:
+        raise ValueError("--compare-datasets would be ignored: --compare-schedules compares two schedules on the "
+                         "preset's data set; give one of them")
     preset = _load(args)
     log = _log(args)
     _start_live_metrics(args)
+    if args.compare_schedules:
+        worker, num_workers = _worker_identity(args)
+        outcome = reproduce.compare_schedules(preset, args.out, cosine_dir=args.cosine_dir, worker=worker,
+                                              num_workers=num_workers, retry_failed=args.retry_failed,
+                                              progress=args.progress, jobs=args.jobs, extend=args.extend, log=log)
+        if outcome is not None and args.json:
+            print_json(outcome)
+        return _failed_exit(args, reproduce.failures(args.out) or (
+            reproduce.failures(outcome["cosine_dir"]) if outcome else None))
     if args.compare_datasets:
         from chinchilla.data_compare import compare_datasets
 
@@ -328,11 +358,26 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
 def _print_plan(plan, rows, convention: str) -> None:
     print(f"plan {plan.name}: {len(rows)} runs, {plan.total_flops:.3g} FLOPs (exact, Appendix F); "
           f"N = {convention} parameters")
+    trunks = [r for r in plan.runs if "trunk" in r.flags]
+    if trunks:
+        branches = sum(r.trunk is not None for r in plan.runs)
+        print(f"wsd: {branches} runs branch off {len(trunks)} shared trunks; spent {plan.spent_flops:.3g} FLOPs "
+              f"(each trunk once, then each branch's cooldown) for {plan.total_flops:.3g} nominal FLOPs (every run "
+              f"whole, as the laws count it): {plan.spent_flops / plan.total_flops:.2f}x; a trunk's FLOPs are "
+              "spent, not nominal")
+        for trunk in trunks:
+            print(f"  {trunk.run_id}: {trunk.tokens:,} tokens, branch points at steps "
+                  f"{', '.join(str(s) for s in trunk.train.get('save_steps', ()))}")
     width = max([len("run")] + [len(row["run_id"]) for row in rows]) + 2
-    print(f"{'run':<{width}}{'N':>15}{'tokens':>19}{'tokens/N':>10}{'FLOPs':>11}{'steps':>10}  flags")
+    wsd = bool(trunks)
+    print(f"{'run':<{width}}{'N':>15}{'tokens':>19}{'tokens/N':>10}{'FLOPs':>11}{'steps':>10}"
+          + (f"{'spent':>11}  {'from':<12}" if wsd else "") + "  flags")
     for row in rows:
+        branch = f"{row['branch_point']:,}" if row.get("branch_point") is not None else ""
         print(f"{row['run_id']:<{width}}{row['n']:>15,}{row['tokens']:>19,}{row['tokens_per_param']:>10.1f}"
-              f"{row['flops']:>11.3g}{row['steps']:>10,}  {row['flags']}")
+              f"{row['flops']:>11.3g}{row['steps']:>10,}"
+              + (f"{row['spent_flops']:>11.3g}  {('step ' + branch) if branch else '':<12}" if wsd else "")
+              + f"  {row['flags']}")
     for skipped in plan.skipped:
         print(f"left out: {skipped.get('model')} at {skipped.get('budget', skipped.get('tokens')):.3g}: "
               f"{skipped['reason']}")

@@ -40,6 +40,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="peak learning rate (default 3e-3)")
     parser.add_argument("--cycle-tokens", type=checks.count(1, 1e15, "a cycle length in tokens"),
                         help="cosine cycle length in tokens (default: the run's)")
+    parser.add_argument("--schedule", choices=("cosine", "wsd"), default="cosine",
+                        help="learning-rate schedule: cosine (default, the paper's: one cycle per run) or wsd "
+                             "(warmup-stable-decay: a constant rate, then a cooldown over the last "
+                             "--cooldown-fraction of the run; docs/wsd.md)")
+    parser.add_argument("--cooldown-fraction", type=checks.number(0.0, 1.0, "the share of the run that decays"),
+                        help="wsd: the cooldown's share of the run (default 0.2; 0: a constant rate after warm-up, "
+                             "a trunk that other runs branch off)")
+    parser.add_argument("--cooldown-shape", choices=("1-sqrt", "linear", "cosine"),
+                        help="wsd: the cooldown's shape (default 1-sqrt, Hägele et al.'s best)")
+    parser.add_argument("--warmup-tokens", type=checks.count(0, 1e15, "a warm-up length in tokens"),
+                        help="warm-up length in tokens (default: 10%% of the run); runs that share a trunk need one "
+                             "warm-up whatever their length")
+    parser.add_argument("--init-from", metavar="RUN_DIR[:STEP]",
+                        help="start from another run's state: its last checkpoint, or its checkpoint at STEP (a "
+                             "wsd trunk's branch point), continuing its data order and optimizer state; this run "
+                             "must be that run but for its length and cooldown")
+    parser.add_argument("--save-steps", metavar="STEP[,STEP...]",
+                        help="steps at which to keep a checkpoint for good (under DIR/branch_points): where "
+                             "branches will start (--init-from DIR:STEP)")
     parser.add_argument("--dataset", default="embedded",
                         help="'embedded' (offline), 'files:GLOB[?text_key=NAME]' (your .txt/.jsonl/.parquet shards, "
                              "docs/data.md) or a prepared TFDS name")
@@ -84,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--mesh={args.mesh!r} must be three integers data,fsdp,tensor") from None
     options = dict(batch_size=args.batch_size, lr=args.lr, seed=args.seed, cycle_tokens=args.cycle_tokens,
+                   **_schedule_options(args),
                    dataset=args.dataset, tokenizer=args.tokenizer, data_dir=args.data_dir,
                    log_every=args.log_every, eval_every=args.eval_every,
                    steps_per_dispatch=args.steps_per_dispatch, mesh=mesh, peak_flops=args.peak_flops,
@@ -105,6 +125,42 @@ def run(args: argparse.Namespace) -> int:
             raise OSError(error.errno, error.strerror, args.out) from error  # at least name the run directory
     print_json(summary)
     return 0 if summary["status"] == "finished" else 1
+
+
+def _schedule_options(args: argparse.Namespace) -> dict:
+    """The schedule and branching flags as ``TrainConfig`` fields: a cooldown flag without ``--schedule wsd`` is
+    refused (it would be ignored), ``--init-from``'s run directory is made absolute against the current directory
+    (a relative one would be read beside the run directory), ``--save-steps`` is a comma list of steps."""
+    cooldown = [flag for flag, value in (("--cooldown-fraction", args.cooldown_fraction),
+                                         ("--cooldown-shape", args.cooldown_shape)) if value is not None]
+    if cooldown and args.schedule != "wsd":
+        raise ValueError(f"{cooldown[0]} would be ignored: the cosine schedule has no cooldown; add --schedule wsd")
+    options: dict = {"schedule": args.schedule}
+    if args.cooldown_fraction is not None:
+        options["cooldown_fraction"] = args.cooldown_fraction
+    if args.cooldown_shape is not None:
+        options["cooldown_shape"] = args.cooldown_shape
+    if args.warmup_tokens is not None:
+        options["warmup_tokens"] = args.warmup_tokens
+    if args.init_from is not None:
+        directory, colon, step = args.init_from.rpartition(":")
+        if not (colon and step.isdigit() and directory):
+            directory, step = args.init_from, ""
+        if not directory.strip():
+            raise ValueError(f"--init-from={args.init_from!r} names no run directory (RUN_DIR or RUN_DIR:STEP)")
+        if "://" not in directory:
+            directory = os.path.abspath(directory)
+        options["init_from"] = f"{directory}:{step}" if step else directory
+    if args.save_steps is not None:
+        try:
+            steps = tuple(int(s) for s in args.save_steps.split(",") if s.strip())
+        except ValueError:
+            raise ValueError(f"--save-steps={args.save_steps!r} must be whole steps separated by commas, e.g. "
+                             "800,1600") from None
+        if not steps or min(steps) < 1:
+            raise ValueError(f"--save-steps={args.save_steps!r} must be steps >= 1, e.g. 800,1600")
+        options["save_steps"] = steps
+    return options
 
 
 def _check_orphan_summary(config, out: str) -> None:

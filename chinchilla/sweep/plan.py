@@ -459,14 +459,20 @@ def _short(key: str) -> str:
 
 
 def summarize(plan: Plan, convention: str = "non_embedding") -> list[dict[str, Any]]:
-    """One printable row per run: id, model, N, tokens, tokens per parameter, FLOPs, steps, flags."""
+    """One printable row per run: id, model, N, tokens, tokens per parameter, FLOPs, steps, flags; and where
+    it matters the schedule, the trunk a branch starts from and its branch point (step), and the FLOPs it spends
+    (its own length less the trunk's shared prefix)."""
     rows = []
     for run in plan.runs:
         n = run.n_params(convention)
         batch_size = int(run.train.get("batch_size", DEFAULT_BATCH_SIZE))
+        point = str(run.train.get("init_from", "")).rpartition(":")[2]
         rows.append({"run_id": run.run_id, "model": run.model.name, "budget": run.budget, "n": n,
                      "tokens": run.tokens, "tokens_per_param": run.tokens / n, "flops": run.flops,
-                     "steps": run.tokens // (batch_size * run.model.seq_len), "flags": ",".join(run.flags)})
+                     "steps": run.tokens // (batch_size * run.model.seq_len), "flags": ",".join(run.flags),
+                     "schedule": run.train.get("schedule", "cosine"), "trunk": run.trunk,
+                     "branch_point": int(point) if run.trunk and point.isdigit() else None,
+                     "spent_flops": run.flops - run.shared_flops})
     return rows
 
 
