@@ -50,7 +50,7 @@ def test_accumulation_remat_and_scan_give_the_whole_batch_step(reference, option
     losses, params, trainer = _steps(**options)
     assert trainer.micro_batch_size == options.get("micro_batch_size", 32)
     np.testing.assert_allclose(losses, reference[0], rtol=0, atol=5e-6)  # float32 round-off on ~5.5 nats
-    assert _max_diff(params, reference[1]) < 2e-6
+    assert _max_diff(params, reference[1]) < 1e-5  # measured up to 2.0e-6 (jax 0.8.0); a real fault: > 1e-3
     # and the steps really trained (steps that did nothing would also be "equal"): parameters moved from the init
     initial = jax.device_get(trainer.init_state()["params"])
     assert _max_diff(params, initial) > 1e-4
