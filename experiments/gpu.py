@@ -18,7 +18,8 @@ Hyperparameters (each with its reason):
 - micro_batch_size / remat: ``PLANS`` below, `chinchilla memory`'s fastest plan at 64 sequences on an 80 GiB H100
   (fewest micro-steps, then remat none < dots < full, within 85%: >= 15% headroom); larger batches accumulate more
   micro-batches of that size. attention_impl "auto": cuDNN fused attention on a bf16 GPU. JAX preallocates 75% of
-  the card by default: train_run sets XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 (unless set) so the plans' up-to-85% peaks fit.
+  the card by default: train_run sets XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 (unless set) so the plans' up-to-85%
+  peaks fit.
 - lr(N, B) = 2e-3 (N / 20M)^(-1/3) (B / 64)^(1/2), capped at 3e-3: the size rule (Chinchilla-style decrease with
   size) was written for batch 64; Adam's square-root scaling rule (Malladi et al. 2022) carries it to 128 and 256
   sequences, which is below the critical batch at these losses (~0.5-1M tokens, Kaplan et al. 2020). At 1e18 it gives
