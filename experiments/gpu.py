@@ -4,7 +4,8 @@ Data: FineWeb-Edu's sample-10BT parquet shards read through ``files:`` (docs/dat
 preset": one machine with network, ~15 GB download, ~25 GB disk with the token cache; c4/en would be a days-long
 Beam job). Download the first 7 shards to $CHINCHILLA_FINEWEB_DIR (default /data/fineweb-edu), then optionally
 `python -m chinchilla.data prepare --preset gpu` to tokenise ahead (else the first run does). Tokenizer: a 32,000-piece
-SentencePiece BPE trained on the first 50M characters of the train split (cached under CHINCHILLA_DATA_DIR). Models: the ``gpu`` ladder (rotary, untied 32k vocabulary, context 1024, about 14M ... 1.1B parameters).
+SentencePiece BPE trained on the first 50M characters of the train split (cached under CHINCHILLA_DATA_DIR).
+Models: the ``gpu`` ladder (rotary, untied 32k vocabulary, context 1024, about 14M ... 1.1B parameters).
 
 Budgets: 6e16, 1.5e17, 4e17, 1e18 FLOPs, six sizes each around the paper's own optimum (Table A3: 400M total
 parameters at 1.84e19 FLOPs, a = 0.49), total parameters. About 1e19 FLOPs: ~8 hours at 350 TFLOP/s achieved.
@@ -118,7 +119,8 @@ def hparams(model, tokens):
 
 PRESET = Preset(
     name="gpu",
-    description="IsoFLOP sweep on one GPU: gpu ladder, 6e16-1e18 FLOPs, FineWeb-Edu with a 32k SentencePiece vocabulary",
+    description="IsoFLOP sweep on one GPU: gpu ladder, 6e16-1e18 FLOPs, FineWeb-Edu with a 32k SentencePiece "
+                "vocabulary",
     ladder=zoo.ladder("gpu"),
     budgets=(6e16, 1.5e17, 4e17, 1e18),
     hparams=hparams,
