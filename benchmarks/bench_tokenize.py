@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chinchilla.data import corpus, files, sources, token_cache  # noqa: E402
-from chinchilla.data.tokenizers import get_tokenizer  # noqa: E402
+from chinchilla.data.sources import get_tokenizer  # noqa: E402
 
 
 def write_corpus(directory: Path, megabytes: float) -> int:

@@ -127,7 +127,7 @@ def test_sentencepiece_is_trained_by_process_zero_only(bucket, cache_dir, tmp_pa
     def no_training(*args, **kwargs):
         raise AssertionError("only process 0 trains the tokenizer")
 
-    monkeypatch.setattr(tokenizers, "_broadcast_bytes", broadcast)
+    monkeypatch.setattr(sources, "_broadcast_bytes", broadcast)
     monkeypatch.setattr(tokenizers, "train_sentencepiece", no_training)
     monkeypatch.setenv("CHINCHILLA_DATA_DIR", str(tmp_path / "host1"))  # the other host's own cache root
     tok = data.get_tokenizer("sentencepiece:400", dataset="chinchilla_test_train_test", data_dir=bucket,

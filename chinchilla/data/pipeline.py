@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from chinchilla.data import sources
-from chinchilla.data.tokenizers import get_tokenizer
+from chinchilla.data.sources import get_tokenizer
 
 STATE_FORMAT = "chinchilla.data.PackedBatches/1"
 

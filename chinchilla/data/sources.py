@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from chinchilla.data import cache, files, token_cache
+from chinchilla.data import cache, files, token_cache, tokenizers
+from chinchilla.data.records import EMBEDDED, EMBEDDED_SPLITS, unavailable, documents
 
-EMBEDDED = {"embedded": "all", "embedded/shakespeare": "shakespeare", "embedded/kjv": "kjv"}
-EMBEDDED_SPLITS = ("train", "validation")
 SENTENCEPIECE_MAX_CHARS = 50_000_000  # train a tokenizer of a large external data set on its first 50M characters
-READ_CHUNK = 1024
 HELDOUT_FRACTION = token_cache.HELDOUT_FRACTION
 ESTIMATE_UNITS = 4  # epochs_needed tokenises at most this many units of a larger split and extrapolates
 
@@ -53,82 +51,6 @@ def cache_root(data_dir: str | os.PathLike | None) -> Path:
     if data_dir is not None and "://" in str(data_dir):
         return cache.resolve_root(None)
     return cache.resolve_root(data_dir)
-
-
-def _unavailable(dataset: str, data_dir, error: Exception) -> ValueError:
-    where = f"data_dir={str(data_dir)!r}" if data_dir is not None else "TFDS's default data dir"
-    first_line = (str(error).strip().splitlines() or [""])[0]  # TFDS appends its whole catalogue: keep the gist
-    if len(first_line) > 160:
-        first_line = first_line[:157] + "..."
-    return ValueError(
-        f"dataset={dataset!r} is not available in {where} ({type(error).__name__}: {first_line}). Use 'embedded', "
-        f"'embedded/shakespeare' or 'embedded/kjv' offline, files:GLOB for your own .txt/.jsonl/.parquet shards "
-        f"(docs/data.md), or prepare the TFDS data set first, where there is network access: `tfds build "
-        f"{dataset} --data_dir DIR --file_format array_record`, then pass data_dir=DIR")
-
-
-def documents(dataset: str, split: str, *, data_dir=None, text_key: str = "text") -> Sequence[bytes]:
-    """Random-access documents (UTF-8 bytes) of a split, read through ``as_data_source`` (no TensorFlow)."""
-    if dataset in EMBEDDED:
-        if split not in EMBEDDED_SPLITS:
-            raise ValueError(f"split={split!r} of dataset={dataset!r}: choose one of {EMBEDDED_SPLITS}")
-        from chinchilla.data import corpus
-
-        source = corpus.builder(EMBEDDED[dataset], data_dir).as_data_source(split=split)
-        return _TextColumn(source, "text")
-    if dataset == "embedded/code":
-        from chinchilla.data import code_corpus
-
-        return code_corpus.documents(split)
-    if files.is_files(dataset):
-        raise ValueError(f"dataset={dataset!r}: a files: data set is streamed by files.documents, not indexed")
-    if dataset.startswith("embedded"):
-        raise ValueError(f"dataset={dataset!r}: the embedded corpus comes as {tuple(EMBEDDED)}")
-    import tensorflow_datasets as tfds
-
-    from chinchilla.data import remote
-
-    data_dir = remote.local_data_dir(dataset, data_dir)  # gs://... -> a local copy, made once (see remote.py)
-    try:
-        source = tfds.data_source(dataset, split=split, data_dir=data_dir, download=False)
-    except Exception as error:  # TFDS raises many kinds (DatasetNotFoundError, AssertionError, ValueError...)
-        raise _unavailable(dataset, data_dir, error) from error
-    if len(source) and text_key not in source[0]:
-        raise ValueError(f"dataset={dataset!r} has no text feature text_key={text_key!r}; its features: "
-                         f"{sorted(source[0])}")
-    return _TextColumn(source, text_key)
-
-
-class _TextColumn(Sequence):
-    """One text feature of a TFDS data source, as a sequence of bytes."""
-
-    def __init__(self, source, key: str):
-        self._source, self._key = source, key
-
-    def __len__(self) -> int:
-        return len(self._source)
-
-    def __getitem__(self, index):
-        value = self._source[index][self._key]
-        return value if isinstance(value, bytes) else str(value).encode("utf-8")
-
-    def read(self, start: int, stop: int) -> Iterator[bytes]:
-        """Documents ``[start, stop)`` in record order, read ``READ_CHUNK`` at a time."""
-        for first in range(start, min(stop, len(self)), READ_CHUNK):
-            records = self._source.__getitems__(list(range(first, min(first + READ_CHUNK, stop, len(self)))))
-            for record in records:
-                value = record[self._key]
-                yield value if isinstance(value, bytes) else str(value).encode("utf-8")
-
-    def chunks(self, limit: int | None = None) -> Iterator[list[bytes]]:
-        """Documents in record order, ``READ_CHUNK`` at a time (one batched read each)."""
-        count = len(self) if limit is None else min(limit, len(self))
-        for start in range(0, count, READ_CHUNK):
-            indices = list(range(start, min(start + READ_CHUNK, count)))
-            records = self._source.__getitems__(indices)
-            yield [record[self._key] if isinstance(record[self._key], bytes)
-                   else str(record[self._key]).encode("utf-8") for record in records]
-
 
 
 # -- splits --------------------------------------------------------------------------------------------------------
@@ -170,7 +92,7 @@ def available_splits(dataset: str, *, data_dir=None) -> tuple[str, ...]:
         if not splits:
             raise ValueError("no prepared splits")
     except Exception as error:  # TFDS raises many kinds (DatasetNotFoundError, AssertionError, ValueError...)
-        raise _unavailable(dataset, local, error) from error
+        raise unavailable(dataset, local, error) from error
     return splits
 
 
@@ -303,3 +225,52 @@ def split_tokens_estimate(dataset: str, split: str, tokenizer, *, data_dir=None,
 
 __all__ = ["SplitChoice", "available_splits", "cache_root", "documents", "resolve_split", "source", "token_array",
            "tokenize_split", "training_lines"]
+
+
+# -- tokenizers by name ----------------------------------------------------------------------------------------------
+def _replace_bytes(path: Path, payload: bytes) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(payload)
+    os.replace(tmp, path)
+
+
+def _broadcast_bytes(payload: bytes, process_index: int) -> bytes:
+    """Process 0's ``payload`` on every JAX process (a collective: every process calls it)."""
+    from jax.experimental import multihost_utils
+
+    length = int(multihost_utils.broadcast_one_to_all(np.array([len(payload)], dtype=np.int32))[0])
+    buffer = np.zeros(length, dtype=np.uint8)
+    if process_index == 0:
+        buffer[:] = np.frombuffer(payload, dtype=np.uint8)
+    return np.asarray(multihost_utils.broadcast_one_to_all(buffer), dtype=np.uint8).tobytes()
+
+
+def get_tokenizer(name_or_path: str = "byte", *, dataset: str = "embedded",
+                  data_dir: str | os.PathLike | None = None, text_key: str = "text", process_index: int = 0,
+                  process_count: int = 1) -> tokenizers.Tokenizer:
+    """A tokenizer by name: "byte", "sentencepiece:<vocab>" (trained on ``dataset``'s train split, cached under
+    ``<local cache root>/tokenizers``; with ``process_count`` > 1 trained by process 0 only and broadcast, see the
+    module docstring) or a path to a SentencePiece ``.model`` file."""
+    if name_or_path == "byte":
+        return tokenizers.ByteTokenizer()
+    if name_or_path.startswith("sentencepiece:"):
+        vocab_text = name_or_path.removeprefix("sentencepiece:")
+        if not vocab_text.isdigit() or int(vocab_text) < 320:
+            raise ValueError(f"tokenizer={name_or_path!r}: write sentencepiece:<vocab> with vocab >= 320 "
+                             "(256 byte-fallback pieces, specials and the corpus's characters need room)")
+        vocab_size = int(vocab_text)
+        name = cache_name(dataset) + ("" if text_key == "text" else f"-{text_key}")
+        path = cache_root(data_dir) / "tokenizers" / name / f"sentencepiece-bpe-{vocab_size}.model"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if process_index == 0:
+            cache.build_once(path, lambda tmp: tokenizers.train_sentencepiece(
+                training_lines(dataset, data_dir=data_dir, text_key=text_key), vocab_size, tmp))
+        if process_count > 1:
+            model = _broadcast_bytes(path.read_bytes() if process_index == 0 else b"", process_index)
+            if process_index != 0 and not (path.is_file() and path.read_bytes() == model):
+                _replace_bytes(path, model)  # this host's copy of process 0's model
+        return tokenizers.SentencePieceTokenizer(path)
+    if name_or_path.endswith(".model") or os.path.sep in name_or_path:
+        return tokenizers.SentencePieceTokenizer(name_or_path)
+    raise ValueError(f"tokenizer={name_or_path!r}: use 'byte', 'sentencepiece:<vocab>' or a path to a "
+                     "SentencePiece .model file")

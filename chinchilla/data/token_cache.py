@@ -177,9 +177,9 @@ def unit_documents(reader: tuple, unit: tuple) -> Iterator[bytes]:
         _, dataset, split, data_dir, text_key = reader
         key = (dataset, split, data_dir, text_key)
         if key not in _READERS:
-            from chinchilla.data import sources
+            from chinchilla.data import records
 
-            _READERS[key] = sources.documents(dataset, split, data_dir=data_dir, text_key=text_key)
+            _READERS[key] = records.documents(dataset, split, data_dir=data_dir, text_key=text_key)
         start, stop = unit
         yield from _READERS[key].read(start, stop)
         return

@@ -17,7 +17,8 @@ A trained tokenizer lives under ``<cache root>/tokenizers/<data set>/`` (the cac
 set is read from ``gs://``). Trained once: concurrent processes serialise on a file lock; with several JAX
 processes (``process_count`` > 1) only process 0 trains (or reads its cached model) and sends the model's bytes
 to the others (``jax.experimental.multihost_utils.broadcast_one_to_all``), which store them in their own cache, so
-every host tokenises with the very same model whether or not the hosts share a file system.
+every host tokenises with the very same model whether or not the hosts share a file system. Tokenizers by name
+(and that training) are built by ``chinchilla.data.sources.get_tokenizer``, which knows the data sets.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-
-from chinchilla.data import cache
 
 BYTE_SEPARATOR = 0
 
@@ -87,12 +86,6 @@ class SentencePieceTokenizer:
 Tokenizer = ByteTokenizer | SentencePieceTokenizer
 
 
-def _replace_bytes(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
-
-
 def train_sentencepiece(lines: Iterable[str], vocab_size: int, model_file: Path) -> None:
     """Train an exact-round-trip BPE model on ``lines`` and write it to ``model_file``.
 
@@ -118,47 +111,3 @@ def train_sentencepiece(lines: Iterable[str], vocab_size: int, model_file: Path)
             num_threads=os.cpu_count() or 1,
             minloglevel=2,
         )
-
-
-def _broadcast_bytes(payload: bytes, process_index: int) -> bytes:
-    """Process 0's ``payload`` on every JAX process (a collective: every process calls it)."""
-    from jax.experimental import multihost_utils
-
-    length = int(multihost_utils.broadcast_one_to_all(np.array([len(payload)], dtype=np.int32))[0])
-    buffer = np.zeros(length, dtype=np.uint8)
-    if process_index == 0:
-        buffer[:] = np.frombuffer(payload, dtype=np.uint8)
-    return np.asarray(multihost_utils.broadcast_one_to_all(buffer), dtype=np.uint8).tobytes()
-
-
-def get_tokenizer(name_or_path: str = "byte", *, dataset: str = "embedded",
-                  data_dir: str | os.PathLike | None = None, text_key: str = "text", process_index: int = 0,
-                  process_count: int = 1) -> Tokenizer:
-    """A tokenizer by name: "byte", "sentencepiece:<vocab>" (trained on ``dataset``'s train split, cached under
-    ``<local cache root>/tokenizers``; with ``process_count`` > 1 trained by process 0 only and broadcast, see the
-    module docstring) or a path to a SentencePiece ``.model`` file."""
-    if name_or_path == "byte":
-        return ByteTokenizer()
-    if name_or_path.startswith("sentencepiece:"):
-        vocab_text = name_or_path.removeprefix("sentencepiece:")
-        if not vocab_text.isdigit() or int(vocab_text) < 320:
-            raise ValueError(f"tokenizer={name_or_path!r}: write sentencepiece:<vocab> with vocab >= 320 "
-                             "(256 byte-fallback pieces, specials and the corpus's characters need room)")
-        vocab_size = int(vocab_text)
-        from chinchilla.data import sources
-
-        name = sources.cache_name(dataset) + ("" if text_key == "text" else f"-{text_key}")
-        path = sources.cache_root(data_dir) / "tokenizers" / name / f"sentencepiece-bpe-{vocab_size}.model"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if process_index == 0:
-            cache.build_once(path, lambda tmp: train_sentencepiece(
-                sources.training_lines(dataset, data_dir=data_dir, text_key=text_key), vocab_size, tmp))
-        if process_count > 1:
-            model = _broadcast_bytes(path.read_bytes() if process_index == 0 else b"", process_index)
-            if process_index != 0 and not (path.is_file() and path.read_bytes() == model):
-                _replace_bytes(path, model)  # this host's copy of process 0's model
-        return SentencePieceTokenizer(path)
-    if name_or_path.endswith(".model") or os.path.sep in name_or_path:
-        return SentencePieceTokenizer(name_or_path)
-    raise ValueError(f"tokenizer={name_or_path!r}: use 'byte', 'sentencepiece:<vocab>' or a path to a "
-                     "SentencePiece .model file")
