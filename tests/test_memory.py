@@ -22,7 +22,8 @@ TARGETS = {"gpu": H100, "colab_tpu": V5E}
 
 def _config(name: str, batch: int, micro: int | None, remat: str, attention: str = "blocked") -> TrainConfig:
     return TrainConfig(model=zoo.get_model(name), tokens=10**12, batch_size=batch, micro_batch_size=micro,
-                       remat=remat, attention_impl=attention, compute_dtype="bfloat16", mesh=(1, 1, 1))
+                       remat=remat, attention_impl=attention, compute_dtype="bfloat16", mesh=(1, 1, 1),
+                       scan_layers=True)  # as accelerators run it (auto unrolls on CPU without remat)
 
 
 def _full(config: TrainConfig) -> int:
