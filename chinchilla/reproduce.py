@@ -164,11 +164,13 @@ class Preset:
 
 
 def wsd_order(plan: Plan) -> Plan:
-    """A WSD plan's order for the runner: trunks first, the costliest first (the last trunk to finish, and the
-    branches that wait for it, then end the sweep soonest), then the branches cheapest first."""
-    trunks = sorted((r for r in plan.runs if TRUNK_FLAG in r.flags), key=lambda r: -r.flops)
-    rest = sorted((r for r in plan.runs if TRUNK_FLAG not in r.flags), key=lambda r: r.flops)
-    return dataclasses.replace(plan, runs=tuple(trunks + rest))
+    """A WSD plan's order for the runner: first the runs trained from step 0 (trunks, and runs whose family has no
+    other length), the costliest first, so that the last of them to finish, and the branches that wait for it, end
+    the sweep soonest (with the costly single runs last, the measured tiny_cpu_wsd sweep ended on one long run);
+    then the branches, cheapest first (the earliest branch points)."""
+    whole = sorted((r for r in plan.runs if r.trunk is None), key=lambda r: -r.flops)
+    branches = sorted((r for r in plan.runs if r.trunk is not None), key=lambda r: r.flops)
+    return dataclasses.replace(plan, runs=tuple(whole + branches))
 
 
 def with_schedule(preset: Preset, schedule: str | None = None, cooldown_fraction: float | None = None,

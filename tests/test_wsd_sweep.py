@@ -192,3 +192,19 @@ def test_a_sweep_killed_mid_trunk_and_mid_branch_resumes_to_the_uninterrupted_lo
     rows = read_results_table(out / "results.csv")
     assert len(rows) == len(plan.runs) == len({r["run_id"] for r in rows})
     assert all(r["status"] == "finished" for r in rows)
+
+
+def test_a_wsd_preset_plans_whole_runs_costliest_first_then_branches():
+    """Trunks and single runs (families of one length) train from step 0: the costliest go first, so that no long
+    run is left alone at the end (the first measured tiny_cpu_wsd sweep ended on its two single runs); then the
+    branches, cheapest first."""
+    from chinchilla.reproduce import load_preset
+
+    plan = load_preset("tiny_cpu_wsd").plan()
+    kinds = ["branch" if r.trunk else "whole" for r in plan.runs]
+    whole = kinds.count("whole")
+    assert kinds == ["whole"] * whole + ["branch"] * (len(kinds) - whole)
+    singles = [r for r in plan.runs[:whole] if "trunk" not in r.flags]
+    assert singles and whole > len(singles)
+    assert [r.flops for r in plan.runs[:whole]] == sorted((r.flops for r in plan.runs[:whole]), reverse=True)
+    assert [r.flops for r in plan.runs[whole:]] == sorted(r.flops for r in plan.runs[whole:])
