@@ -339,6 +339,10 @@ def _branch_start(config: TrainConfig, trainer: Trainer, out: Any) -> tuple[int,
                          "would differ")
     if step >= config.steps:
         raise ValueError(f"{where}: step {step} is not before this run's end ({config.steps} steps)")
+    if trunk_config.warmup_steps != config.warmup_steps:  # a warm-up in fractions of each run's own length
+        raise ValueError(f"{where}: the trunk warms up over {trunk_config.warmup_steps} steps and this run over "
+                         f"{config.warmup_steps}: give both the same warmup_tokens (--warmup-tokens), e.g. "
+                         f"{trunk_config.warmup_steps * config.tokens_per_step}")
     source = trunk / BRANCH_POINTS if (trunk / BRANCH_POINTS / str(step)).exists() else trunk / "checkpoints"
     if not (source / str(step)).exists():
         raise TrunkNotReady(f"{where}: {trunk} has no checkpoint at step {step} yet (save_steps of the trunk must "

@@ -98,6 +98,15 @@ def test_a_branch_refuses_a_trunk_it_cannot_continue_in_one_line(tmp_path):
         with pytest.raises(ValueError, match=message) as error:
             train_run(config, tmp_path / f"branch-{source.replace(':', '-')}-{len(message)}", progress=False)
         assert "\n" not in str(error.value)
+    # a warm-up given as a fraction of each run's own length: 4 steps of the 16-step trunk, 5 of a 20-step branch
+    by_fraction = {**BASE, "warmup_tokens": None, "warmup_fraction": 0.25}
+    train_run(TrainConfig(**by_fraction, tokens=16 * 8 * 128, cooldown_fraction=0.0, save_steps=(12,)),
+              tmp_path / "trunk_f", progress=False)
+    with pytest.raises(ValueError, match="the trunk warms up over 4 steps and this run over 5: give both the same "
+                                         "warmup_tokens") as error:
+        train_run(TrainConfig(**by_fraction, tokens=20 * 8 * 128, init_from=str(tmp_path / "trunk_f:12")),
+                  tmp_path / "branch_f", progress=False)
+    assert "\n" not in str(error.value)
     assert issubclass(TrunkNotReady, ValueError)
     with pytest.raises(TrunkNotReady):
         train_run(TrainConfig(**BASE, tokens=20 * 8 * 128, init_from=str(tmp_path / "trunk:8")), tmp_path / "b8",
