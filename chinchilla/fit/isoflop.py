@@ -303,6 +303,10 @@ def _too_few_to_subsample(n: np.ndarray, fraction: float) -> bool:
 # Log-C clustering (issue 20, fault 4): a split between budgets must be at least this many times wider than the
 # widest gap it leaves inside a budget.
 MIN_GAP_RATIO = 2.0
+#: Runs whose C differ by less than this fraction are never split into different budgets by :func:`cluster_flops`
+#: (rounding of N, D or C to a few significant figures, a second seed, a budget's runs a few percent apart), and a
+#: gap between budgets must beat it by ``MIN_GAP_RATIO`` too: without it, tiny noise gaps against zero gaps decide.
+SAME_BUDGET_TOLERANCE = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,29 +329,30 @@ class FlopsGrouping:
 
 
 def cluster_flops(flops: Sequence[float], min_gap_ratio: float = MIN_GAP_RATIO) -> FlopsGrouping:
-    """Group runs that carry only their C into budgets by the gaps in sorted log C: of every way of splitting at the
-    m widest gaps, the one whose narrowest split gap is widest relative to the widest gap left inside a group (a
-    ratio of at least ``min_gap_ratio``, else a ValueError saying how many groups were nearest and which flag fixes
-    it). Survives runs whose 6ND is tens of percent off their nominal budget, where a fixed ratio splits a budget."""
+    """Group runs that carry only their C into budgets by the gaps in sorted log C: only gaps wider than
+    ``SAME_BUDGET_TOLERANCE`` may split, and of every way of splitting at the m widest of those, the one whose
+    narrowest split gap is widest relative to the widest gap left inside a group (floored at the tolerance, so zero
+    and rounding-noise gaps never decide), if that ratio is at least ``min_gap_ratio``; else one group. Survives
+    runs whose 6ND is tens of percent off their nominal budget, where a fixed ratio splits a budget, and repeated or
+    rounded C, where ratios of noise gaps split one."""
     c = np.asarray(flops, dtype=np.float64).ravel()
     if not (c.size and np.all(np.isfinite(c) & (c > 0))):
         raise ValueError("flops must be a non-empty array of positive finite values")
     order = np.argsort(c, kind="stable")
     gaps = np.diff(np.log(c[order]))
     ranked = np.sort(gaps)[::-1]
+    floor = math.log1p(SAME_BUDGET_TOLERANCE)  # runs closer than this are one budget, whatever the other gaps
+    candidates = int(np.sum(ranked >= floor))  # only gaps at least this wide may split
     best_m, best_ratio = 0, math.inf
-    if ranked.size > 1 and ranked[0] > 0:
+    if candidates:
         ratios = []
-        for m in range(1, ranked.size):  # m = every gap would make each run its own budget
-            inside, split = ranked[m], ranked[m - 1]
-            ratios.append(0.0 if split == 0 else math.inf if inside == 0 else split / inside)
+        for m in range(1, candidates + 1):
+            inside = max(float(ranked[m]) if m < ranked.size else 0.0, floor)
+            ratios.append(float(ranked[m - 1]) / inside)
         best_m = int(np.argmax(ratios)) + 1
         best_ratio = ratios[best_m - 1]
-        if best_ratio < min_gap_ratio:
-            raise ValueError(f"cannot group the runs into budgets by their C: the clearest split (into {best_m + 1} "
-                             f"groups) leaves a gap inside a group only {best_ratio:.2f}x narrower than the gaps "
-                             f"between groups (need {min_gap_ratio:g}x); name the planned-budget column with "
-                             "--budget-col")
+        if best_ratio < min_gap_ratio:  # no gap clearly wider than those inside a group: one budget
+            best_m = 0
     threshold = ranked[best_m - 1] if best_m else math.inf
     group = np.concatenate([[0], np.cumsum(gaps >= threshold)]) if best_m else np.zeros(c.size, dtype=int)
     labels = np.empty_like(c)

@@ -1,0 +1,55 @@
+"""A fresh-clone break test of ``chinchilla fit``: log-C grouping under rounding noise and repeated C, inconsistent
+units, sweep directories for every approach, intervals from too few resamples, the sweep's analysis settings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.test_approaches import SURFACE
+from tests.test_fit_issue20 import run_json, write_csv
+
+BUDGETS = (1e18, 3e18, 1e19, 3e19, 1e20)
+RATIOS = 1.5 ** np.arange(-3, 4)  # 7 sizes per budget
+
+
+def sig(x: float, digits: int = 6) -> float:
+    return float(f"{x:.{digits - 1}e}")
+
+
+def grid_rows():
+    """(N, D, C, loss) at 5 budgets x 7 sizes, C = 6ND exactly."""
+    rows = []
+    for c in BUDGETS:
+        for r in RATIOS:
+            n = SURFACE.n_opt(c) * r
+            d = c / (6 * n)
+            rows.append((n, d, c, SURFACE.loss(n, d)))
+    return rows
+
+
+# ------------------------------------------------------------------ 1: grouping by log C under tiny noise
+def test_six_significant_figures_without_c_give_five_budgets(tmp_path, capsys):
+    rows = [(sig(n), sig(d), sig(loss)) for n, d, _, loss in grid_rows()]
+    path = write_csv(tmp_path / "noC.csv", ["N", "D", "loss"], rows)
+    out = run_json(capsys, "fit", "approach2", path, "--resamples", "0", "--json")
+    assert len(out["budgets"]) == 5 and all(b["n_runs"] == 7 for b in out["budgets"])
+    assert "5 groups" in out["grouping"] and "gap between groups x3" in out["grouping"]
+
+
+def test_one_c_a_tenth_of_a_percent_off_stays_in_its_budget(tmp_path, capsys):
+    rows = [(n, c, loss) for n, _, c, loss in grid_rows()]
+    rows[3] = (rows[3][0], rows[3][1] * 1.001, rows[3][2])
+    path = write_csv(tmp_path / "nc.csv", ["N", "C", "loss"], rows)
+    out = run_json(capsys, "fit", "approach2", path, "--resamples", "0", "--json")
+    assert len(out["budgets"]) == 5 and sum(b["n_runs"] for b in out["budgets"]) == len(rows)
+
+
+def test_cluster_flops_jitter_and_a_second_seed_give_five_budgets():
+    from chinchilla.fit.isoflop import cluster_flops
+
+    rng = np.random.default_rng(0)
+    c = np.concatenate([np.full(7, b) * (1 + rng.uniform(-1e-3, 1e-3, 7)) for b in BUDGETS])
+    grouping = cluster_flops(np.concatenate([c, c]))
+    assert grouping.n_groups == 5
+    assert np.allclose(np.unique(np.round(np.log10(grouping.labels), 3)), np.log10(BUDGETS), atol=1e-3)
+    assert cluster_flops(np.full(6, 1e19)).n_groups == 1
