@@ -303,3 +303,10 @@ def test_prepare_builds_what_a_sweep_needs_ahead_of_it(shards, cache_dir, monkey
     assert report["dataset"] == "embedded" and report["train"]["tokens"] > 1e6
     assert main(["prepare", "--dataset", f"files:{shards}/none/*.txt", "--tokens", "10"]) == 2
     assert "matches no file" in capsys.readouterr().err
+
+
+def test_a_files_data_set_too_small_for_its_validation_split_says_which_option_to_raise(tmp_path):
+    for i in range(3):
+        (tmp_path / f"t{i}.txt").write_text(f"document {i} with some words in it\n")
+    with pytest.raises(ValueError, match=r"split='validation' has no documents; .*validation_fraction=0\.2"):
+        data.batches(f"files:{tmp_path}/t*.txt", split="validation", seq_len=8, batch_size=1)

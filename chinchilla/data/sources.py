@@ -192,7 +192,12 @@ def token_array(dataset: str, split: str, tokenizer, *, data_dir=None, text_key:
     array = token_cache.tokens(src, choice.output, tokenizer, root=cache_root(data_dir), need=need, workers=workers,
                                process_index=process_index, process_count=process_count, stats=stats)
     if not len(array):
-        raise ValueError(f"dataset={dataset!r} split={choice.name!r} has no documents")
+        hint = ""
+        if files.is_files(dataset) and choice.output == "validation":
+            hint = ("; a files: data set holds out validation_fraction of its documents by text hash (default "
+                    f"{files.FilesSpec.validation_fraction}), too few for a data set this small: raise it, e.g. "
+                    "'files:GLOB?validation_fraction=0.2', or add documents")
+        raise ValueError(f"dataset={dataset!r} split={choice.name!r} has no documents{hint}")
     return array
 
 
