@@ -53,3 +53,32 @@ def test_cluster_flops_jitter_and_a_second_seed_give_five_budgets():
     assert grouping.n_groups == 5
     assert np.allclose(np.unique(np.round(np.log10(grouping.labels), 3)), np.log10(BUDGETS), atol=1e-3)
     assert cluster_flops(np.full(6, 1e19)).n_groups == 1
+
+
+# ------------------------------------------------------------------ 2: N, D and C in inconsistent units
+def test_c_in_the_wrong_unit_is_refused_by_approach2_and_parametric(tmp_path, capsys):
+    from chinchilla import cli
+
+    rows = [(n, d, c * 1e6, loss) for n, d, c, loss in grid_rows()]  # N written in millions: C = 1e6 x 6ND
+    path = write_csv(tmp_path / "mega.csv", ["N", "D", "C", "loss"], rows)
+    for argv in (["approach2", path, "--resamples", "0"], ["parametric", path]):
+        assert cli.main(["fit", *argv]) == 2
+        err = capsys.readouterr().err
+        assert "median C / 6ND is 1e+06" in err and "millions" in err and err.count("\n") == 1
+    rows = [(n, d * 10, c, loss) for n, d, c, loss in grid_rows()]  # D 10x C / 6N
+    path = write_csv(tmp_path / "d10.csv", ["N", "D", "C", "loss"], rows)
+    assert cli.main(["fit", "approach2", path, "--resamples", "0"]) == 2
+    assert "median C / 6ND is 0.1" in capsys.readouterr().err
+
+
+def test_one_row_in_another_unit_is_named_by_its_line(tmp_path, capsys):
+    from chinchilla import cli
+
+    rows = [(n, d, c * 1.2, loss) for n, d, c, loss in grid_rows()]  # exact FLOPs 20% above 6ND: fine
+    path = write_csv(tmp_path / "ok.csv", ["N", "D", "C", "loss"], rows)
+    assert cli.main(["fit", "approach2", path, "--resamples", "0"]) == 0
+    capsys.readouterr()
+    rows[4] = (rows[4][0], rows[4][1] * 10, rows[4][2], rows[4][3])
+    path = write_csv(tmp_path / "row.csv", ["N", "D", "C", "loss"], rows)
+    assert cli.main(["fit", "approach2", path, "--resamples", "0"]) == 2
+    assert "line 6: C / 6ND = 0.12" in capsys.readouterr().err

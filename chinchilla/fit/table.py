@@ -279,6 +279,8 @@ def _parse_csv(text: str, label: str, *, n_col: str | None = None, loss_col: str
                 raise ValueError(f"{label} line {data_lines[i]}, column {wanted['flops']!r}: D = C / 6N = "
                                  f"{c_value:g} / (6 x {n_value:g}) = {c_value / (6.0 * n_value):.3g} tokens, below one "
                                  f"token (is column {wanted['flops']!r} in FLOPs and {wanted['n']!r} in parameters?)")
+    if "d" in values and "flops" in values:
+        _check_units(values["n"], values["d"], values["flops"], data_lines, label, wanted)
     table = ScalingTable.from_arrays(values["n"], values["loss"], d=values.get("d"), flops=values.get("flops"),
                                      unique_tokens=values.get("unique_tokens"), budget=values.get("budget"),
                                      source=f"{label} (columns {used})", columns=tuple(wanted.items()))
@@ -286,6 +288,35 @@ def _parse_csv(text: str, label: str, *, n_col: str | None = None, loss_col: str
     if where is not None:
         table = table.where(where, extra=_numeric_columns(header, raw_rows))
     return table
+
+
+#: The range of the median C / 6ND that N, D and C in parameters, tokens and FLOPs give: exact FLOPs (Appendix F, with
+#: attention and embeddings) differ from 6ND by well under 3x; a ratio outside is a unit slip (N in millions, ...).
+UNITS_RATIO_RANGE = (0.5, 3.0)
+#: How far (as a factor) one row's C / 6ND may lie from the median before its line is named as inconsistent.
+UNITS_ROW_FACTOR = 2.0
+
+
+def _check_units(n: Sequence[float], d: Sequence[float], c: Sequence[float], lines: Sequence[int], label: str,
+                 wanted: Mapping[str, str]) -> None:
+    """With N, D and C all given, C / 6ND per row must sit near 1 (median within :data:`UNITS_RATIO_RANGE`) and
+    each row near the median (within :data:`UNITS_ROW_FACTOR`), else a one-line ValueError with the fix."""
+    ratio = np.asarray(c, dtype=np.float64) / (6.0 * np.asarray(n, dtype=np.float64) * np.asarray(d, dtype=np.float64))
+    median = float(np.median(ratio))
+    cols = f"{wanted['n']!r}, {wanted['d']!r} and {wanted['flops']!r}"
+    low, high = UNITS_RATIO_RANGE
+    if not low <= median <= high:
+        hint = ("is C in FLOPs, N in parameters (not millions or billions) and D in tokens?" if median > high else
+                "is C in FLOPs (not PF-days or scaled), N in parameters and D in tokens (not in thousands of them)?")
+        raise ValueError(f"{label}: columns {cols} disagree: the median C / 6ND is {median:.3g}, outside "
+                         f"[{low:g}, {high:g}] (exact FLOPs differ from 6ND by well under 3x): {hint} Rescale the "
+                         f"column in the wrong unit, or drop D or C to derive it from the other")
+    off = np.flatnonzero((ratio > median * UNITS_ROW_FACTOR) | (ratio < median / UNITS_ROW_FACTOR))
+    if off.size:
+        i = int(off[0])
+        raise ValueError(f"{label} line {lines[i]}: C / 6ND = {ratio[i]:.3g}, more than {UNITS_ROW_FACTOR:g}x from "
+                         f"the median {median:.3g} of the other rows ({off.size} row(s) so): is that row's "
+                         f"{wanted['n']!r}, {wanted['d']!r} or {wanted['flops']!r} in another unit?")
 
 
 def _cell(row: Sequence[str], i: int, label: str, line_no: int, column: str) -> float:
