@@ -82,3 +82,20 @@ def test_one_row_in_another_unit_is_named_by_its_line(tmp_path, capsys):
     path = write_csv(tmp_path / "row.csv", ["N", "D", "C", "loss"], rows)
     assert cli.main(["fit", "approach2", path, "--resamples", "0"]) == 2
     assert "line 6: C / 6ND = 0.12" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ 3: parametric takes a sweep directory
+def test_parametric_reads_a_sweep_directory_as_approach2_does(tmp_path, capsys):
+    from chinchilla import cli, zoo
+    from chinchilla.sweep import plan_isoflop, run_sweep
+    from chinchilla.sweep.results import write_results_table
+    from chinchilla.sweep.synthetic import SyntheticTrainer
+
+    root = tmp_path / "sweep"
+    plan = plan_isoflop((3e10, 1e11, 3e11), zoo.ladder("tiny")[1:15:2], hparams=lambda m, tokens: {"batch_size": 8})
+    run_sweep(plan, root, train_fn=SyntheticTrainer(), log=None)
+    write_results_table(root)
+    out = run_json(capsys, "fit", "parametric", str(root), "--top-k", "8", "--json")
+    assert out["columns"]["N"] == "n_params" and out["columns"]["loss"] == "final_train_loss"
+    assert cli.main(["fit", "parametric", str(root), "--n-col", "params"]) == 2
+    assert "sweep directory" in capsys.readouterr().err

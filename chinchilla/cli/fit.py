@@ -243,6 +243,8 @@ def _check_seed(args: argparse.Namespace) -> None:
 
 
 def _load_table(args: argparse.Namespace):
+    import os
+
     from chinchilla.fit.table import read_csv, reference_table
 
     if args.reference:
@@ -252,6 +254,14 @@ def _load_table(args: argparse.Namespace):
         return table.where(args.where) if args.where else table
     if not args.path:
         raise ValueError("give a CSV path or --reference epoch")
+    if os.path.isdir(args.path):  # a sweep directory: its finished IsoFLOP runs, as approach2 reads them
+        for flag, value in (("--n-col", args.n_col), ("--tokens-col", args.tokens_col),
+                            ("--flops-col", args.flops_col), ("--budget-col", args.budget_col),
+                            ("--unique-tokens-col", getattr(args, "unique_tokens_col", None))):
+            if value is not None:
+                raise ValueError(f"{flag} would be ignored: {args.path} is a sweep directory (its results name "
+                                 "their columns)")
+        return _sweep_table(argparse.Namespace(**{"convention": None, "group": None, **vars(args)}))
     return read_csv(args.path, n_col=args.n_col, loss_col=args.loss_col, tokens_col=args.tokens_col,
                     flops_col=args.flops_col, unique_tokens_col=args.unique_tokens_col, budget_col=args.budget_col,
                     where=args.where)
