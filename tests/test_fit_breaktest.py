@@ -4,6 +4,7 @@ units, sweep directories for every approach, intervals from too few resamples, t
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tests.test_approaches import SURFACE
 from tests.test_fit_issue20 import run_json, write_csv
@@ -99,3 +100,23 @@ def test_parametric_reads_a_sweep_directory_as_approach2_does(tmp_path, capsys):
     assert out["columns"]["N"] == "n_params" and out["columns"]["loss"] == "final_train_loss"
     assert cli.main(["fit", "parametric", str(root), "--n-col", "params"]) == 2
     assert "sweep directory" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ 4: intervals from too few resamples
+def test_intervals_from_fewer_than_half_the_resamples_are_not_reported(capsys):
+    import math
+
+    from chinchilla.cli.fit import _interval_warning, _print_laws
+    from chinchilla.fit.powerlaw import resample_interval
+
+    assert all(math.isnan(v) for v in resample_interval([1.49] * 18, 100))
+    assert resample_interval([1.0, 2.0] * 30, 100) == pytest.approx((1.0, 2.0))
+
+    class Result:
+        a_interval, n_resamples = (math.nan, math.nan), 18
+
+    assert "only 18 of 100 resamples" in _interval_warning(Result, 100)[0]
+    law = {"coefficient": 1.0}
+    _print_laws({"a": 0.539, "b": 0.461, "a_interval": [None, None], "b_interval": [None, None], "n_resamples": 18,
+                 "n_law": law, "d_law": law})
+    assert "a = 0.5390   interval not available" in capsys.readouterr().out

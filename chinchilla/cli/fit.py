@@ -14,6 +14,7 @@ Every verb that reads a table takes the same flags (:func:`_add_table_args`): ``
 from __future__ import annotations
 
 import argparse
+import math
 
 from chinchilla.cli import checks
 from chinchilla.cli.usage import StrictParser, strict
@@ -454,6 +455,7 @@ def run_approach1(args: argparse.Namespace) -> int:
     if skipped:
         warnings.append(f"{skipped} of {args.resamples} resamples selected a single size everywhere and were "
                         "skipped (no slope to fit)")
+    warnings += _interval_warning(result, args.resamples)
     out["warnings"] = warnings
     out["all_warnings"] = list(warnings)
     if args.json:
@@ -565,7 +567,7 @@ def run_approach2(args: argparse.Namespace) -> int:
                          ) from None
     out = {**result.to_dict(), "source": table.source, "columns": _columns_used(table), "grouping": grouping,
            "n_convention": n_convention, "loss_column": columns["loss"], **_skipped(table)}
-    out["warnings"] = out["warnings"] + _skipped_warning(table)
+    out["warnings"] = out["warnings"] + _skipped_warning(table) + _interval_warning(result, args.resamples)
     if args.bias_check:
         out["bias_check"] = _bias_check(args.bias_check, table, data, flops, args.neighbours)
         out["warnings"] += out["bias_check"].pop("warnings")
@@ -680,8 +682,21 @@ def _sweep_table(args: argparse.Namespace):
     return table.where(args.where) if args.where else table
 
 
+def _interval_warning(result, requested: int) -> list[str]:
+    """A warning when the intervals are not reported because too few resamples fitted."""
+    from chinchilla.fit.powerlaw import MIN_RESAMPLE_SHARE
+
+    if not requested or math.isfinite(result.a_interval[0]):
+        return []
+    return [f"intervals not available: only {result.n_resamples} of {requested} resamples could be fitted (fewer "
+            f"than {MIN_RESAMPLE_SHARE:.0%}), so their percentiles describe the lucky subsets, not the estimate"]
+
+
 def _print_laws(out: dict) -> None:
     for key, law in (("a", "n_law"), ("b", "d_law")):
         low, high = out[f"{key}_interval"]
-        print(f"  {key} = {out[key]:.4f}   [{low:.4f}, {high:.4f}] (10th-90th percentiles, "
-              f"{out['n_resamples']} resamples)   coefficient {out[law]['coefficient']:.4g}")
+        shown = ("interval not available" if low is None or high is None or not (math.isfinite(low)
+                                                                                and math.isfinite(high))
+                 else f"[{low:.4f}, {high:.4f}] (10th-90th percentiles")
+        print(f"  {key} = {out[key]:.4f}   {shown}{')' if shown[0] == '[' else ''} ({out['n_resamples']} "
+              f"resamples fitted)   coefficient {out[law]['coefficient']:.4g}")

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from chinchilla.fit.powerlaw import (TABLE2_PERCENTILES, AllocationLaws, PowerLaw, fit_power_law,
-                                     percentile_interval, subsample_indices)
+                                     percentile_interval, resample_interval, subsample_indices)
 
 PAPER_GRID_POINTS = 1500
 PAPER_SMOOTHING_WINDOW = 10
@@ -197,8 +197,8 @@ def fit_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
                                                                                                     math.nan)
     selected = tuple(sorted({curves[i].run for i in envelope.run_index[valid]}))
     return EnvelopeResult(envelope=envelope, n_law=n_law, d_law=d_law,
-                          a_interval=percentile_interval(a_samples, percentiles),
-                          b_interval=percentile_interval(b_samples, percentiles),
+                          a_interval=resample_interval(a_samples, n_resamples, percentiles),
+                          b_interval=resample_interval(b_samples, n_resamples, percentiles),
                           late_fraction=late, late_possible=possible, selected_runs=selected,
                           late_margin=late_margin,
                           n_resamples=len(a_samples))

@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from chinchilla.fit.powerlaw import (TABLE2_PERCENTILES, AllocationLaws, PowerLaw, fit_power_law,
-                                     percentile_interval, subsample_indices)
+                                     percentile_interval, resample_interval, subsample_indices)
 
 MIN_PROFILE_POINTS = 3
 # Runs of one budget whose C spread by more than this (max / min - 1) are warned about (fault 3 of issue 20).
@@ -283,8 +283,8 @@ def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float],
     if progress is not None:
         progress(n_resamples, n_resamples)
     return IsoFlopResult(profiles=profiles, n_law=n_law, d_law=d_law,
-                         a_interval=percentile_interval(a_samples, percentiles),
-                         b_interval=percentile_interval(b_samples, percentiles),
+                         a_interval=resample_interval(a_samples, n_resamples, percentiles),
+                         b_interval=resample_interval(b_samples, n_resamples, percentiles),
                          n_resamples=len(a_samples), require_interior=require_interior,
                          resamples_skipped=len(skipped), skip_reason=skipped[0] if skipped else "",
                          left_out=tuple(left_out), resample_notes=tuple(notes))

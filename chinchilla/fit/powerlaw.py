@@ -125,6 +125,20 @@ def percentile_interval(samples: Sequence[float] | np.ndarray,
     return (float(low), float(high))
 
 
+#: Below this share of the requested resamples succeeding, the interval is not reported (nan, nan): the few that
+#: fitted are those whose subsets happened to be fittable, and their spread can exclude the estimate itself.
+MIN_RESAMPLE_SHARE = 0.5
+
+
+def resample_interval(samples: Sequence[float], requested: int,
+                      percentiles: tuple[float, float] = TABLE2_PERCENTILES) -> Interval:
+    """:func:`percentile_interval`, or (nan, nan) when fewer than :data:`MIN_RESAMPLE_SHARE` of the ``requested``
+    resamples gave a sample."""
+    if requested and len(samples) < MIN_RESAMPLE_SHARE * requested:
+        return (math.nan, math.nan)
+    return percentile_interval(samples, percentiles)
+
+
 def subsample_indices(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
     """A sorted random subset of ``round(fraction * n)`` of range(n), without replacement (Table 2's "80% of the
     data"); at least one element."""
