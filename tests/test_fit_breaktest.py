@@ -120,3 +120,21 @@ def test_intervals_from_fewer_than_half_the_resamples_are_not_reported(capsys):
     _print_laws({"a": 0.539, "b": 0.461, "a_interval": [None, None], "b_interval": [None, None], "n_resamples": 18,
                  "n_law": law, "d_law": law})
     assert "a = 0.5390   interval not available" in capsys.readouterr().out
+
+
+def test_a_sweeps_fits_default_to_the_analysis_settings_its_report_uses(tmp_path):
+    """A sweep records its report's settings (preset.json "analysis": loss column, Approach 1's window); `fit
+    approach1|approach2 DIR` (or DIR/results.csv) use them as defaults, so they print the report's a (a tiny_cpu
+    sweep's report fits eval_loss with a 100-step window: the fit's defaults, final_train_loss and 10, gave 0.774
+    with an interval of [0.12, 0.81] where the report said 0.589)."""
+    import json as json_lib
+
+    from chinchilla.cli import fit as fit_cli
+
+    (tmp_path / "preset.json").write_text(json_lib.dumps({"analysis": {"loss": "eval_loss", "window": 100}}))
+    assert fit_cli._recorded_analysis(str(tmp_path)) == {"loss": "eval_loss", "window": 100}
+    assert fit_cli._recorded_analysis(str(tmp_path / "results.csv"))["loss"] == "eval_loss"
+    assert fit_cli._recorded_analysis(str(tmp_path / "elsewhere" / "x.csv")) == {}
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "preset.json").write_text("[1, 2")
+    assert fit_cli._recorded_analysis(str(tmp_path / "bad")) == {}

@@ -276,7 +276,8 @@ def _add_table_args(parser: argparse.ArgumentParser, *, sweep: bool = False) -> 
     group.add_argument("--tokens-col", help="column with training tokens D")
     group.add_argument("--flops-col", help="column with training FLOPs C (D = C / 6N when there is no D column)")
     group.add_argument("--loss-col", help=f"column with the final loss{where}"
-                                          + (" (default final_train_loss, the report's)" if sweep else ""))
+                                          + (" (a sweep's default: the loss its report uses, recorded in its "
+                                             "preset.json; else final_train_loss)" if sweep else ""))
     if not sweep:
         group.add_argument("--unique-tokens-col", help="column with unique tokens U (for --law data_constrained)")
     group.add_argument("--budget-col", help="column with the planned FLOP budget grouping IsoFLOP runs (default: "
@@ -395,7 +396,8 @@ def _register_approach1(approaches: argparse._SubParsersAction) -> None:
                        help="keep the rows for which EXPR holds (as for the other approaches; repeat to combine "
                             "with AND)")
     parser.add_argument("--window", type=checks.count(0, 1e6, "a smoothing window in logged steps (0 or 1: none)"),
-                        default=10, help="Gaussian smoothing window in logged steps")
+                        help="Gaussian smoothing window in logged steps (default: the window the sweep's report "
+                             "uses, recorded in its preset.json; else 10)")
     parser.add_argument("--points", type=int, default=1500, help="log-spaced FLOP values (default 1500)")
     _add_bootstrap_args(parser)
     parser.set_defaults(func=run_approach1)
@@ -446,11 +448,15 @@ def run_approach1(args: argparse.Namespace) -> int:
                  "skipped_rows": {"lines": list(read.skipped_lines), "reason": "empty loss cell"}
                  if read.skipped_lines else None}
         warnings = _skipped_warning(read)
-    result = fit_envelope(curves, n_points=args.points, window=args.window, n_resamples=args.resamples,
+    window = args.window
+    if window is None:
+        recorded = _recorded_analysis(args.path).get("window") if sweep else None
+        window = int(recorded) if isinstance(recorded, (int, float)) else DEFAULT_WINDOW
+    result = fit_envelope(curves, n_points=args.points, window=window, n_resamples=args.resamples,
                           seed=args.seed or 0, progress=_progress("Approach 1 intervals", "resamples"))
     out = {**result.to_dict(), "source": source, "convention": args.convention or (SWEEP_CONVENTION if sweep else
                                                                                   None),
-           "n_convention": n_convention, "n_curves": len(curves), **extra}
+           "n_convention": n_convention, "n_curves": len(curves), "window": window, **extra}
     skipped = len(curves) and (args.resamples - result.n_resamples)
     if skipped:
         warnings.append(f"{skipped} of {args.resamples} resamples selected a single size everywhere and were "
@@ -461,7 +467,8 @@ def run_approach1(args: argparse.Namespace) -> int:
     if args.json:
         print_json(json_safe(out))
     else:
-        print(f"Approach 1 on {len(curves)} curves of {source}; N = {n_convention}")
+        print(f"Approach 1 on {len(curves)} curves of {source}; N = {n_convention}; smoothing window {window} logged "
+              "steps")
         _print_laws(out)
         looser = ", ".join(f"{v:.0%} in the last {1 - float(k):.0%}" for k, v in out["late_by_threshold"].items())
         print(f"  selected points: {looser} of their run (the paper: all in the last 15%; any run is in its last "
@@ -501,7 +508,26 @@ def _register_approach2(approaches: argparse._SubParsersAction) -> None:
 # report's headline defaults (chinchilla.report.AnalysisSettings: N = all parameters, the paper's convention; loss =
 # the smoothed final training loss, the paper's), so that one sweep gives one answer.
 SWEEP_CONVENTION = "total"
-SWEEP_LOSS = "final_train_loss"
+SWEEP_LOSS = "final_train_loss"  # when the sweep recorded no analysis settings (preset.json's "analysis")
+DEFAULT_WINDOW = 10
+
+
+def _recorded_analysis(path: str) -> dict:
+    """The analysis settings a sweep recorded for its report (``preset.json``'s "analysis": the loss column, Approach
+    1's smoothing window, ...), for a sweep directory or its results.csv; {} when there are none. A fit of the sweep
+    uses them as its defaults, so that it gives the report's answer."""
+    import json
+    import os
+
+    if "://" in str(path):
+        return {}
+    directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    try:
+        with open(os.path.join(directory, "preset.json"), encoding="utf-8") as handle:
+            analysis = json.load(handle).get("analysis")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return analysis if isinstance(analysis, dict) else {}
 SWEEP_RESULT_KEYS = frozenset({"run_id", "group", "status", "n_params", "non_embedding_params", "tokens", "flops"})
 N_CONVENTION_NAMES = {"total": "all parameters", "non_embedding": "non-embedding parameters"}
 
@@ -664,7 +690,7 @@ def _sweep_table(args: argparse.Namespace):
     from chinchilla.fit.table import ScalingTable
     from chinchilla.sweep.results import collect_results, read_results_table
 
-    loss_col = args.loss_col or SWEEP_LOSS
+    loss_col = args.loss_col or _recorded_analysis(args.path).get("loss") or SWEEP_LOSS
     group = args.group or "isoflop"
     directory = os.path.isdir(args.path) or "://" in args.path
     all_rows = collect_results(args.path) if directory else read_results_table(args.path)
