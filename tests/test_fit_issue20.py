@@ -198,6 +198,20 @@ def test_a_sweep_directory_and_its_results_csv_give_one_answer(synthetic_sweep, 
     assert "N = all parameters, loss = column 'final_train_loss'" in capsys.readouterr().out
 
 
+def test_fit_parametric_reads_a_sweep_directory_and_its_results_csv_as_the_report_does(synthetic_sweep, capsys):
+    """Every finished run, as the report's Approach 3 (results.csv of a sweep with curve runs, whose budget cells are
+    empty, failed: "column 'budget': '' is not a number")."""
+    from chinchilla.report import AnalysisSettings, fit_approach3
+    from chinchilla.sweep.results import collect_results
+
+    by_dir = run_json(capsys, "fit", "parametric", str(synthetic_sweep), "--json")
+    by_csv = run_json(capsys, "fit", "parametric", str(synthetic_sweep / "results.csv"), "--json")
+    assert by_dir["alpha"] == pytest.approx(by_csv["alpha"], rel=1e-9) and by_dir["E"] == pytest.approx(by_csv["E"])
+    settings = AnalysisSettings(approach3_resamples=0)
+    rows = [r for r in collect_results(synthetic_sweep) if r["status"] == "finished"]
+    assert by_dir["alpha"] == pytest.approx(fit_approach3(rows, "total", settings).alpha, rel=1e-6)
+
+
 # ----------------------------------------------------------------------- fault 6: the grid check follows the units
 @pytest.mark.parametrize("n_unit, d_unit", [(1e9, 1e12), (1e6, 1e9)])
 def test_rescaled_units_give_the_same_fit_and_no_grid_warning(n_unit, d_unit):

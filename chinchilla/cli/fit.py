@@ -255,14 +255,15 @@ def _load_table(args: argparse.Namespace):
         return table.where(args.where) if args.where else table
     if not args.path:
         raise ValueError("give a CSV path or --reference epoch")
-    if os.path.isdir(args.path):  # a sweep directory: its finished IsoFLOP runs, as approach2 reads them
+    if os.path.isdir(args.path) or _is_sweep_results_csv(args.path):  # a sweep: every finished run, as the report's
+        # Approach 3 fits them (the IsoFLOP points and the curve runs' ends; not WSD trunks)
         for flag, value in (("--n-col", args.n_col), ("--tokens-col", args.tokens_col),
                             ("--flops-col", args.flops_col), ("--budget-col", args.budget_col),
                             ("--unique-tokens-col", getattr(args, "unique_tokens_col", None))):
             if value is not None:
                 raise ValueError(f"{flag} would be ignored: {args.path} is a sweep directory (its results name "
                                  "their columns)")
-        return _sweep_table(argparse.Namespace(**{"convention": None, "group": None, **vars(args)}))
+        return _sweep_table(argparse.Namespace(**{"convention": None, "group": ALL_GROUPS, **vars(args)}))
     return read_csv(args.path, n_col=args.n_col, loss_col=args.loss_col, tokens_col=args.tokens_col,
                     flops_col=args.flops_col, unique_tokens_col=args.unique_tokens_col, budget_col=args.budget_col,
                     where=args.where)
@@ -510,6 +511,7 @@ def _register_approach2(approaches: argparse._SubParsersAction) -> None:
 SWEEP_CONVENTION = "total"
 SWEEP_LOSS = "final_train_loss"  # when the sweep recorded no analysis settings (preset.json's "analysis")
 DEFAULT_WINDOW = 10
+ALL_GROUPS = "*"
 
 
 def _recorded_analysis(path: str) -> dict:
@@ -691,20 +693,23 @@ def _sweep_table(args: argparse.Namespace):
     from chinchilla.sweep.results import collect_results, read_results_table
 
     loss_col = args.loss_col or _recorded_analysis(args.path).get("loss") or SWEEP_LOSS
-    group = args.group or "isoflop"
+    group = args.group or "isoflop"  # ALL_GROUPS: every finished run but WSD trunks (Approach 3, as the report)
     directory = os.path.isdir(args.path) or "://" in args.path
     all_rows = collect_results(args.path) if directory else read_results_table(args.path)
     if all_rows and loss_col not in all_rows[0]:
         raise ValueError(f"{args.path}: no loss column {loss_col!r}; --loss-col takes final_train_loss or eval_loss")
-    rows = [r for r in all_rows if r.get("status") == "finished" and r.get("group") == group
-            and r.get(loss_col) is not None]
+    rows = [r for r in all_rows if r.get("status") == "finished" and r.get(loss_col) is not None
+            and (r.get("group") == group if group != ALL_GROUPS else "trunk" not in str(r.get("flags") or ""))]
     if not rows:
         raise ValueError(f"{args.path}: no finished runs of group {group!r} with a {loss_col!r} loss")
     n_col = {"total": "n_params", "non_embedding": "non_embedding_params"}[args.convention or SWEEP_CONVENTION]
+    budgets = [r.get("budget") for r in rows]
+    has_budgets = all(b is not None for b in budgets)  # curve runs have none: Approach 3 does not need them
     table = ScalingTable.from_arrays(
         [r[n_col] for r in rows], [r[loss_col] for r in rows], d=[r["tokens"] for r in rows],
-        flops=[r["flops"] for r in rows], budget=[r["budget"] for r in rows], source=str(args.path),
-        columns=(("n", n_col), ("d", "tokens"), ("flops", "flops"), ("loss", loss_col), ("budget", "budget")))
+        flops=[r["flops"] for r in rows], budget=budgets if has_budgets else None, source=str(args.path),
+        columns=(("n", n_col), ("d", "tokens"), ("flops", "flops"), ("loss", loss_col))
+        + ((("budget", "budget"),) if has_budgets else ()))
     return table.where(args.where) if args.where else table
 
 
