@@ -60,7 +60,11 @@ def holder_text(holder: dict[str, Any]) -> str:
 
 def _me() -> dict[str, Any]:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"host": socket.gethostname(), "pid": os.getpid(), "since": now}
+    holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": now}
+    started = process_start(os.getpid())
+    if started is not None:
+        holder["started"] = started
+    return holder
 
 
 def _read_holder(path: epath.Path) -> dict[str, Any]:
@@ -88,11 +92,27 @@ def process_alive(pid: Any) -> bool | None:
     return True
 
 
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux ``/proc/<pid>/stat`` field 22), or None where
+    that cannot be read: with the pid, it names one process even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()  # the command name (field 2) may hold spaces
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _alive_here(holder: dict[str, Any]) -> bool | None:
-    """Whether the holder's process still runs: True/False on this host, None when it cannot be told."""
+    """Whether the holder's process still runs: True/False on this host, None when it cannot be told. A pid that
+    now belongs to a process started at another time (the holder died and its pid was reused) is not the holder."""
     if holder.get("host") != socket.gethostname():
         return None
-    return process_alive(holder.get("pid"))
+    alive = process_alive(holder.get("pid"))
+    started = holder.get("started")
+    if alive and isinstance(started, int) and process_start(holder["pid"]) not in (None, started):
+        return False
+    return alive
 
 
 def _refuse(run_dir: Any, holder: dict[str, Any], extra: str = "") -> RunLockedError:

@@ -127,6 +127,26 @@ def test_without_kernel_locks_a_stale_lock_of_this_host_is_taken_over_and_anothe
                 pass
 
 
+def test_a_lock_whose_pid_was_reused_by_another_process_is_stale(tmp_path, monkeypatch):
+    """Without kernel locks a lock names its holder by pid and start time: a live pid that started at another time
+    is another process (the holder died and the pid was reused; on a busy machine a sweep then skipped a run as
+    "held elsewhere"), while the holder itself, at its own start time, still holds."""
+    monkeypatch.setattr(fcntl, "flock", lambda handle, operation: (_ for _ in ()).throw(OSError(errno.ENOLCK, "")))
+    out = tmp_path / "run"
+    out.mkdir()
+    parent = os.getppid()  # alive, and not us
+    started = runlock.process_start(parent)
+    assert isinstance(started, int)
+    holder = {"host": socket.gethostname(), "pid": parent, "since": "2026-01-01T00:00:00Z"}
+    (out / runlock.LOCK_FILE).write_text(json.dumps({**holder, "started": started}))
+    with pytest.raises(runlock.RunLockedError):  # the real holder: still held
+        with runlock.hold(out):
+            pass
+    (out / runlock.LOCK_FILE).write_text(json.dumps({**holder, "started": started - 1}))
+    with runlock.hold(out) as me:  # the pid now names another process: stale, taken over
+        assert me["pid"] == os.getpid() and me["started"] == runlock.process_start(os.getpid())
+
+
 def test_a_sweep_worker_skips_a_run_another_process_holds_and_goes_on(tmp_path):
     plan = small_plan()
     trainer = SyntheticTrainer()

@@ -94,10 +94,6 @@ def test_trunks_train_before_their_branches_and_branches_start_at_their_checkpoi
         point = branch_point(run)
         if point:  # never before its checkpoint (the trainer would have raised)
             assert started[run.run_id] >= saved[f"{point[0]}:{point[1]}"]
-    if jobs == 2:  # a branch started while its trunk was still training (its last save came later)
-        early = [r for r in plan.runs if branch_point(r)
-                 and started[r.run_id] < max(t for key, t in saved.items() if key.startswith(branch_point(r)[0]))]
-        assert early, log
     rows = read_results_table(tmp_path / "results.csv")
     assert len(rows) == len(plan.runs) and all(r["status"] == "finished" for r in rows)
 
