@@ -168,7 +168,9 @@ def test_a_sweep_killed_mid_trunk_and_mid_branch_resumes_to_the_uninterrupted_lo
     reference = tmp_path / "uninterrupted"
     run_sweep(plan, reference, log=None)
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    # a clean environment: no variable another test left behind (SLURM_*, CHINCHILLA_*) changes what the sweep does
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "TMPDIR", "JAX_PLATFORMS", "XLA_FLAGS") if key in os.environ}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
     first, second = sorted(branches, key=lambda r: r.tokens)[:2]
     # mid-trunk (past its checkpoint at 40), then mid-branch before its own first checkpoint (it branches again),
     # then mid-branch after one (it resumes from it)
