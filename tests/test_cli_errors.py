@@ -269,3 +269,19 @@ def test_a_warning_is_one_line_naming_the_verb():
         "sys.exit(status if warnings.formatwarning is before else 3)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stderr) == (0, "chinchilla flops: warning: data will repeat (UserWarning)\n")
+
+
+@pytest.mark.parametrize("argv, kind", [
+    (["allocate", "--flops", "inf", "--json"], "usage"),
+    (["fit", "approach2", "x.csv", "--json", "--resamples", "abc"], "usage"),
+    (["report", "/nonexistent/sweep", "--json"], "bad input"),
+    (["memory", "--model", "x", "--batch-size", "8", "--chip", "h100", "--json"], "bad input"),
+    (["fit", "approach2", "/nonexistent.csv", "--json"], "bad input"),
+])
+def test_with_json_every_error_is_one_json_object_on_stdout(argv, kind, capsys):
+    """Usage errors and every verb's errors (before: only fit/allocate's own, and stdout stayed empty otherwise)."""
+    status = cli.main(argv)
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)  # exactly one JSON document
+    assert status == 2 and error["exit_status"] == 2 and error["error_kind"] == kind
+    assert error["command"].startswith("chinchilla ") and captured.err.count("\n") == 1

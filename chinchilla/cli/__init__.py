@@ -101,10 +101,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.remove(VERBOSE_FLAG)
     verbose = verbose or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     parser = build_parser()
+    wants_json = "--json" in (argv[:argv.index("--")] if "--" in argv else argv)
+    OneLineParser.last_error = None
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # a usage error (one line, status 2) or --help (status 0): a status, in-process too
-        return exit_.code if isinstance(exit_.code, int) else 2
+        status = exit_.code if isinstance(exit_.code, int) else 2
+        if wants_json and status == 2 and OneLineParser.last_error is not None:  # --json: an error object on stdout
+            prog, message = OneLineParser.last_error
+            _print_json_error(message, "usage", status, prog)
+        return status
     args.verbose = verbose
     format_warning = warnings.formatwarning
     on_term = _terminate_on_sigterm()
@@ -127,11 +133,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verbose:
             traceback.print_exc(file=sys.stderr)
         print(f"chinchilla {args.command}: {message}", file=sys.stderr)
+        if getattr(args, "json", False) and not getattr(error, "json_reported", False):
+            _print_json_error(message.split(": ", 1)[1] if message.startswith("error: ") else message,
+                              "bad input" if status == 2 else "internal error", status, f"chinchilla {args.command}")
         return status
     finally:
         warnings.formatwarning = format_warning
         if on_term is not None:
             signal.signal(signal.SIGTERM, on_term)
+
+
+def _print_json_error(message: str, kind: str, status: int, command: str) -> None:
+    """With ``--json``, an error is also one JSON object on stdout (what scripts parse), beside the stderr line."""
+    from chinchilla.cli.output import print_json
+
+    print_json({"error": message, "error_kind": kind, "exit_status": status, "command": command})
 
 
 class Terminated(KeyboardInterrupt):

@@ -43,6 +43,7 @@ def json_errors(run):
                 print_json({"error": message.split(": ", 1)[1] if message.startswith("error: ") else message,
                             "error_kind": "bad input" if status == 2 else "internal error",
                             "exit_status": status, "command": f"chinchilla {verb}"})
+                error.json_reported = True  # chinchilla.cli.main prints no second object
             raise
 
     return wrapper

@@ -13,7 +13,10 @@ import argparse
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line (``chinchilla <verb>: error: ...``), exit status 2."""
 
+    last_error: tuple[str, str] | None = None  # (prog, message) of the latest usage error, for --json's error object
+
     def error(self, message: str):  # type: ignore[override]
+        OneLineParser.last_error = (self.prog, message)
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
