@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from chinchilla.fit.envelope import Curve
-from chinchilla.fit.table import _numeric_columns, _parse_csv
+from chinchilla.fit.table import _numeric_columns, _parse_csv, read_csv_text
 
 RUN_COLUMN_NAMES: tuple[str, ...] = ("run", "run_id", "id", "run_name", "name")
 
@@ -37,12 +37,7 @@ def read_curves_csv(path, *, run_col: str | None = None, n_col: str | None = Non
                     flops_col: str | None = None, loss_col: str | None = None,
                     where: str | Sequence[str] | None = None) -> CurveTable:
     """The training curves in a CSV file with one row per logged step (see the module docstring)."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not a UTF-8 text file (byte {error.start}: {error.reason}); give a CSV file "
-                         "with a header row") from None
+    text = read_csv_text(path)
     label = str(path)
     table = _parse_csv(text, label, n_col=n_col, loss_col=loss_col, tokens_col=tokens_col, flops_col=flops_col)
     columns = dict(table.columns)

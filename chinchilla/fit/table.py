@@ -158,6 +158,16 @@ class ScalingTable:
         return self.select(keep, f"dropped the {k} highest-loss runs")
 
 
+def read_csv_text(path) -> str:
+    """A CSV file's text (UTF-8, a byte-order mark dropped); a file that is not UTF-8 is a one-line ValueError."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return handle.read()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {error.start}: {error.reason}); give a CSV file "
+                         "with a header row") from None
+
+
 def read_csv(path: str | os.PathLike, *, n_col: str | None = None, loss_col: str | None = None,
              tokens_col: str | None = None, flops_col: str | None = None, unique_tokens_col: str | None = None,
              budget_col: str | None = None, where: str | Sequence[str] | None = None) -> ScalingTable:
@@ -167,13 +177,7 @@ def read_csv(path: str | os.PathLike, *, n_col: str | None = None, loss_col: str
     without a result) is skipped and the skip recorded in ``source`` and ``skipped_lines``; any other bad cell, a
     ragged row, a NUL byte, a repeated header name or a D = C / 6N below one token is a ValueError naming file,
     line and column."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not a UTF-8 text file (byte {error.start}: {error.reason}); give a CSV file "
-                         "with a header row") from None
-    return _parse_csv(text, str(path), n_col=n_col, loss_col=loss_col, tokens_col=tokens_col, flops_col=flops_col,
+    return _parse_csv(read_csv_text(path), str(path), n_col=n_col, loss_col=loss_col, tokens_col=tokens_col, flops_col=flops_col,
                       unique_tokens_col=unique_tokens_col, budget_col=budget_col, where=where)
 
 
