@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "memory",
         help="peak device memory of a train step on a chip, and the fastest plan (micro-batch, remat) that fits",
         description="Peak memory per device of the compiled train step (XLA's memory analysis, compiled on this "
-                    "CPU for abstract inputs) and whether it fits 85%% of a chip. Without --micro-batch-size and "
+                    "CPU for abstract inputs) and whether it fits 85% of a chip. Without --micro-batch-size and "
                     "--remat: the fastest plan that fits (fewest micro-steps, then remat none < dots < full).",
     ))
     what = parser.add_argument_group("what to plan (--model and --batch-size, or --preset)")

@@ -192,7 +192,9 @@ def share_trunks(plan: Plan, *, cooldown_fraction: float = 0.2, cooldown_shape: 
             branches.append(dataclasses.replace(
                 run, train={**common, "cooldown_fraction": cooldown_fraction, "init_from": f"{trunk_id}:{point}"},
                 shared_flops=float(point * per_step)))
-    return Plan(name=f"{plan.name}+wsd", runs=tuple(trunks) + tuple(branches), skipped=plan.skipped)
+    said = any(part == "wsd" or part.endswith("_wsd") for part in plan.name.split("+"))  # the preset says so
+    name = plan.name if said else f"{plan.name}+wsd"
+    return Plan(name=name, runs=tuple(trunks) + tuple(branches), skipped=plan.skipped)
 
 
 def n_params(model: ModelConfig, convention: str = "total") -> int:
