@@ -5,19 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chinchilla.fit import fit_table, reference_table
+from chinchilla.fit import fit_table
 from chinchilla.fit.bootstrap import bootstrap_table, bootstrap_weights
 from chinchilla.fit.holdout import holdout_check
-
-
-@pytest.fixture(scope="module")
-def table240():
-    return reference_table("epoch").drop_highest_loss(5)
-
-
-@pytest.fixture(scope="module")
-def full_fit(table240):
-    return fit_table(table240)
 
 
 def test_weights():

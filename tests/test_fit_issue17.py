@@ -23,16 +23,6 @@ from tests.test_fit_issue20 import iso_rows, run_json, write_csv
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def table240():
-    return reference_table("epoch").drop_highest_loss(5)
-
-
-@pytest.fixture(scope="module")
-def full_fit(table240):
-    return fit_table(table240)
-
-
 # ------------------------------------------------------------------------------ kind 3: progress and Ctrl-C
 
 def test_bootstrap_in_chunks_equals_one_call_and_reports_progress(table240, full_fit):

@@ -26,11 +26,6 @@ def significant(x: float, digits: int = 3) -> float:
 
 
 @pytest.fixture(scope="module")
-def table240() -> ScalingTable:
-    return reference_table("epoch").drop_highest_loss(5)
-
-
-@pytest.fixture(scope="module")
 def exhaustive(table240):
     return fit_table(table240, top_k=None)
 
