@@ -139,23 +139,21 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     metrics_path = out / "metrics.jsonl"
     restored = checkpointer.restore_latest(trainer.abstract_state)  # skips (and warns about) incomplete steps
     latest = None if restored is None else restored[0]
+    live = metrics.tensorboard_writer(out, resumed_from=latest)  # CHINCHILLA_TENSORBOARD: process 0's event files
     if latest is None and config.init_from is not None:  # a branch: start from its trunk's state at the branch point
         branch_step, state, meta, trunk_rows = _branch_start(config, trainer, out)
         train_data.set_state(meta["data"])
         if jax.process_index() == 0:
             metrics.rewrite_jsonl(metrics_path, trunk_rows)
         _say(progress, f"{out}: branching from {config.init_from} at step {branch_step} of {total_steps}")
-        live = metrics.tensorboard_writer(out, resumed_from=None)
         if live:
-            live.write(trunk_rows)
+            live.write(trunk_rows)  # a branch's curve starts with its trunk's
     elif latest is None:
-        live = metrics.tensorboard_writer(out, resumed_from=None)
         state = trainer.init_state()
         meta = {"wall_time_s": 0.0, "recent_losses": [], "eval_loss": None}
         if jax.process_index() == 0:
             metrics.rewrite_jsonl(metrics_path, [])
     else:
-        live = metrics.tensorboard_writer(out, resumed_from=latest)  # CHINCHILLA_TENSORBOARD: process 0's events
         _, state, meta = restored
         train_data.set_state(meta["data"])
         if jax.process_index() == 0:  # drop only the rows past the checkpoint; keep what cannot be parsed aside
