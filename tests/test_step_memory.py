@@ -186,3 +186,14 @@ def test_auto_scans_the_layers_where_it_pays_and_unrolls_them_on_cpu_without_rem
 
     assert scanned() is False and scanned(remat="full") is True and scanned(remat="dots") is True
     assert scanned(scan_layers=True) is True and scanned(remat="full", scan_layers=False) is False
+
+
+def test_the_configs_choices_are_the_modules_own():
+    """TrainConfig validates names without importing jax (train_config.py stays light); its lists must be the
+    modules' own, or a value would pass the config and fail in the step (or the other way round)."""
+    from chinchilla import attention, model, schedule, train_config
+
+    assert train_config.REMAT_POLICIES == model.REMAT_POLICIES
+    assert train_config.ATTENTION_IMPLS == (attention.AUTO, *attention.IMPLS)
+    assert train_config.SCHEDULES == schedule.SCHEDULES
+    assert train_config.COOLDOWN_SHAPES == schedule.COOLDOWN_SHAPES
