@@ -8,7 +8,8 @@ a run killed at any point keeps what it measured:
    compute dtype ``compute_dtype="auto"`` picks and why, the data-sheet bf16 peak (``chinchilla.accelerators``).
 2. ``preset_mfu``: for each accelerator preset that targets this backend (``gpu`` on a GPU, ``colab_tpu`` on a TPU;
    ``--presets`` to choose), its plan's smallest and largest model at the preset's *real* setting (of the model's
-   costliest planned run), read from the preset's hparams at run time (``batch_size``, ``micro_batch_size``, ``remat``, ``attention_impl``,
+   costliest planned run), read from the preset's hparams at run time (``batch_size``, ``micro_batch_size``, ``remat``,
+   ``attention_impl``,
    ``compute_dtype``, ``scan_layers``: whatever ``experiments/<preset>.py`` says today): compile time, step time,
    tokens/s, MFU (exact Appendix F FLOPs / step time / data-sheet peak of the dtype the step computes in).
 3. ``remat``: step time per remat policy (none, dots, full, and offload where the backend has pinned host memory)
@@ -39,7 +40,8 @@ Usage (from the repository root)::
     JAX_PLATFORMS=cpu python benchmarks/accelerator_check.py --dry --out /tmp/accel   # CPU, tiny stand-ins
 
 ``--dry`` runs every stage on CPU with tiny stand-ins (``tiny-00004k``/``tiny-00025k`` for a preset's smallest and
-largest model, batch 8 with the preset's accumulation factor kept, 2 steps per dispatch, one timed dispatch): the suite runs it
+largest model, batch 8 with the preset's accumulation factor kept, 2 steps per dispatch, one timed dispatch): the suite
+runs it
 (``tests/test_accelerator_check.py``) so the script cannot rot before it meets an accelerator.
 """
 
@@ -60,8 +62,9 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -76,8 +79,10 @@ CHILD_ENV = dict(os.environ)
 
 def _isolating_parent(argv: list[str]) -> bool:
     """Whether this command line is the parent of an isolated run (see ``--isolate``)."""
-    never = any(arg == "--isolate=never" or (arg == "--isolate" and argv[i + 1:i + 2] == ["never"])
-                for i, arg in enumerate(argv))
+    never = any(
+        arg == "--isolate=never" or (arg == "--isolate" and argv[i + 1 : i + 2] == ["never"])
+        for i, arg in enumerate(argv)
+    )
     return "--worker" not in argv and not never and ("--dry" not in argv or "always" in argv)
 
 
@@ -92,8 +97,17 @@ from chinchilla.step import Trainer, choose_compute_dtype  # noqa: E402
 from chinchilla.train_config import TrainConfig  # noqa: E402
 
 GiB = 2**30
-PACKAGES = ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "libtpu", "flax", "optax", "orbax-checkpoint",
-            "numpy")
+PACKAGES = (
+    "jax",
+    "jaxlib",
+    "jax-cuda12-plugin",
+    "jax-cuda13-plugin",
+    "libtpu",
+    "flax",
+    "optax",
+    "orbax-checkpoint",
+    "numpy",
+)
 PRESETS_FOR_PLATFORM = {"gpu": ("gpu",), "tpu": ("colab_tpu",), "cpu": ("gpu", "colab_tpu")}
 DRY_STAND_INS = ("tiny-00004k", "tiny-00025k")  # a preset's smallest and largest model, in --dry
 DRY_MID = "tiny-00025k"
@@ -114,8 +128,12 @@ class Report:
     def __init__(self, out: Path, dry: bool, budget_s: float):
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
-        self.data: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "dry": dry,
-                                     "budget_s": budget_s, "stages": {}}
+        self.data: dict[str, Any] = {
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "dry": dry,
+            "budget_s": budget_s,
+            "stages": {},
+        }
         self.start = time.perf_counter()
         self.budget_s = budget_s
         self.flush()
@@ -142,8 +160,11 @@ class Report:
             failed = [row for row in rows if row.get("status") == "error"]
             entry["status"] = "partial" if failed else "ok"
         except Exception as error:  # noqa: BLE001 - every stage's failure is recorded, the next stage runs
-            entry.update(status="error", error=f"{type(error).__name__}: {error}"[:2000],
-                         traceback=traceback.format_exc()[-4000:])
+            entry.update(
+                status="error",
+                error=f"{type(error).__name__}: {error}"[:2000],
+                traceback=traceback.format_exc()[-4000:],
+            )
         entry["seconds"] = round(time.perf_counter() - began, 2)
         self.flush()
 
@@ -172,64 +193,99 @@ def _pct(value: Any) -> str:
 
 
 def _note(row: dict) -> str:
-    return str(row.get("error") or row.get("reason") or row.get("note") or "")[:160].replace("|", "/").replace(
-        "\n", " ")
+    return (
+        str(row.get("error") or row.get("reason") or row.get("note") or "")[:160].replace("|", "/").replace("\n", " ")
+    )
 
 
 def _setting(row: dict) -> str:
     s = row.get("setting", {})
     micro = s.get("micro_batch_size") or s.get("batch_size")
-    return (f"{s.get('batch_size')}/{micro}, {s.get('remat', 'none')}, {row.get('attention', s.get('attention_impl'))}"
-            f", {row.get('compute_dtype', s.get('compute_dtype'))}")
+    return (
+        f"{s.get('batch_size')}/{micro}, {s.get('remat', 'none')}, {row.get('attention', s.get('attention_impl'))}"
+        f", {row.get('compute_dtype', s.get('compute_dtype'))}"
+    )
 
 
 def markdown(data: dict) -> str:
     """The report as markdown: one section per stage, a table per stage."""
-    lines = [f"# accelerator_check ({'dry, CPU stand-ins' if data['dry'] else 'accelerator'}), started "
-             f"{data['started']}", "", f"elapsed: {data.get('elapsed_s')} s of a {data.get('budget_s')} s budget", ""]
+    lines = [
+        f"# accelerator_check ({'dry, CPU stand-ins' if data['dry'] else 'accelerator'}), started {data['started']}",
+        "",
+        f"elapsed: {data.get('elapsed_s')} s of a {data.get('budget_s')} s budget",
+        "",
+    ]
     for name, entry in data["stages"].items():
         lines += [f"## {name}: {entry.get('status')} ({entry.get('seconds', '?')} s)", ""]
         for key in ("error", "reason"):
             if entry.get(key):
                 lines += ["```", str(entry[key]), "```", ""]
         if name == "environment":
-            lines += [f"- {key}: {value}" for key, value in entry.items()
-                      if key not in ("status", "seconds", "error", "traceback")] + [""]
+            lines += [
+                f"- {key}: {value}"
+                for key, value in entry.items()
+                if key not in ("status", "seconds", "error", "traceback")
+            ] + [""]
         elif name in ("preset_mfu", "remat"):
             if entry.get("model"):
                 lines += [f"model: {entry['model']}", ""]
-            lines += ["| run | model | batch/micro, remat, attention, dtype | compile s | step s | tokens/s | MFU | "
-                      "peak GiB (measured) | note |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            lines += [
+                "| run | model | batch/micro, remat, attention, dtype | compile s | step s | tokens/s | MFU | "
+                "peak GiB (measured) | note |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            ]
             for row in entry.get("runs", []):
-                lines.append(f"| {row.get('label')} | {row.get('model')} | {_setting(row)} | "
-                             f"{_fmt(row.get('compile_s'), 3)} | {_fmt(row.get('step_time_s'))} | "
-                             f"{_fmt(row.get('tokens_per_s'))} | {_pct(row.get('mfu'))} | "
-                             f"{_gib(row.get('peak_bytes_in_use'))} | {_note(row)} |")
+                lines.append(
+                    f"| {row.get('label')} | {row.get('model')} | {_setting(row)} | "
+                    f"{_fmt(row.get('compile_s'), 3)} | {_fmt(row.get('step_time_s'))} | "
+                    f"{_fmt(row.get('tokens_per_s'))} | {_pct(row.get('mfu'))} | "
+                    f"{_gib(row.get('peak_bytes_in_use'))} | {_note(row)} |"
+                )
             lines.append("")
         elif name == "memory":
-            lines += ["| run | model | batch/micro, remat, attention, dtype | measured peak GiB | planner estimate GiB "
-                      "| estimate source | estimate / measured | XLA compiled GiB | device limit GiB |",
-                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            lines += [
+                "| run | model | batch/micro, remat, attention, dtype | measured peak GiB | planner estimate GiB "
+                "| estimate source | estimate / measured | XLA compiled GiB | device limit GiB |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            ]
             for row in entry.get("rows", []):
-                lines.append(f"| {row.get('label')} | {row.get('model')} | {_setting(row)} | "
-                             f"{_gib(row.get('peak_bytes_in_use'))} | {_gib(row.get('estimate_bytes'))} | "
-                             f"{row.get('estimate_source', '-')} | {_fmt(row.get('estimate_over_measured'), 3)} | "
-                             f"{_gib(row.get('xla_compiled_bytes'))} | {_gib(row.get('bytes_limit'))} |")
+                lines.append(
+                    f"| {row.get('label')} | {row.get('model')} | {_setting(row)} | "
+                    f"{_gib(row.get('peak_bytes_in_use'))} | {_gib(row.get('estimate_bytes'))} | "
+                    f"{row.get('estimate_source', '-')} | {_fmt(row.get('estimate_over_measured'), 3)} | "
+                    f"{_gib(row.get('xla_compiled_bytes'))} | {_gib(row.get('bytes_limit'))} |"
+                )
             lines.append("")
         elif name == "agreement":
-            lines += ["| comparison | model | reference | candidate (ran as) | loss ref | abs loss diff | "
-                      "max abs grad diff | / max abs grad | note |",
-                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            lines += [
+                "| comparison | model | reference | candidate (ran as) | loss ref | abs loss diff | "
+                "max abs grad diff | / max abs grad | note |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            ]
             for row in entry.get("comparisons", []):
-                lines.append(f"| {row.get('label')} | {row.get('model')} | {row.get('reference_ran_as', '-')} | "
-                             f"{row.get('candidate_ran_as', '-')} | {_fmt(row.get('loss_reference'), 6)} | "
-                             f"{_fmt(row.get('loss_abs_diff'), 3)} | {_fmt(row.get('grad_max_abs_diff'), 3)} | "
-                             f"{_fmt(row.get('grad_rel_diff'), 3)} | {_note(row)} |")
+                lines.append(
+                    f"| {row.get('label')} | {row.get('model')} | {row.get('reference_ran_as', '-')} | "
+                    f"{row.get('candidate_ran_as', '-')} | {_fmt(row.get('loss_reference'), 6)} | "
+                    f"{_fmt(row.get('loss_abs_diff'), 3)} | {_fmt(row.get('grad_max_abs_diff'), 3)} | "
+                    f"{_fmt(row.get('grad_rel_diff'), 3)} | {_note(row)} |"
+                )
             lines.append("")
         elif name == "checkpoint":
-            lines += [f"- {key}: {_fmt(entry.get(key))}" for key in
-                      ("model", "state_gib", "save_call_s", "save_s", "restore_s", "save_gib_per_s",
-                       "restore_gib_per_s", "restored_equal", "note") if key in entry] + [""]
+            lines += [
+                f"- {key}: {_fmt(entry.get(key))}"
+                for key in (
+                    "model",
+                    "state_gib",
+                    "save_call_s",
+                    "save_s",
+                    "restore_s",
+                    "save_gib_per_s",
+                    "restore_gib_per_s",
+                    "restored_equal",
+                    "note",
+                )
+                if key in entry
+            ] + [""]
     return "\n".join(lines) + "\n"
 
 
@@ -248,8 +304,12 @@ def _memory_stats(device: Any) -> dict:
 
 
 def _compiled_bytes(analysis: Any) -> int:
-    return int(analysis.argument_size_in_bytes + analysis.output_size_in_bytes - analysis.alias_size_in_bytes
-               + analysis.temp_size_in_bytes)
+    return int(
+        analysis.argument_size_in_bytes
+        + analysis.output_size_in_bytes
+        - analysis.alias_size_in_bytes
+        + analysis.temp_size_in_bytes
+    )
 
 
 def _random_batches(config: TrainConfig, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -262,9 +322,12 @@ def measure_step(spec: dict) -> dict:
     config = make_config(spec)
     trainer = Trainer(config)
     device = trainer.mesh.devices.flat[0]
-    row: dict[str, Any] = {"attention": trainer.attention_impl, "attention_reason": trainer.attention_reason,
-                           "compute_dtype": str(trainer.compute_dtype),
-                           "micro_steps": config.batch_size // trainer.micro_batch_size}
+    row: dict[str, Any] = {
+        "attention": trainer.attention_impl,
+        "attention_reason": trainer.attention_reason,
+        "compute_dtype": str(trainer.compute_dtype),
+        "micro_steps": config.batch_size // trainer.micro_batch_size,
+    }
     start = time.perf_counter()
     compiled = trainer.compiled_step()
     row["compile_s"] = round(time.perf_counter() - start, 3)
@@ -287,12 +350,20 @@ def measure_step(spec: dict) -> dict:
     stats = _memory_stats(device)
     peak, source = metrics.peak_flops(compute_dtype=trainer.compute_dtype)
     flops = trainer.flops_per_step()
-    row.update(step_time_s=step_time, tokens_per_s=config.tokens_per_step / step_time,
-               model_flops_per_step=flops, model_flops_per_s=flops / step_time,
-               mfu=metrics.mfu(flops, step_time, peak), peak_flops=peak, peak_source=source,
-               first_loss=float(first[0]), last_loss=float(losses[-1]),
-               finite=bool(np.all(np.isfinite(first)) and np.all(np.isfinite(losses))),
-               peak_bytes_in_use=stats.get("peak_bytes_in_use"), bytes_limit=stats.get("bytes_limit"))
+    row.update(
+        step_time_s=step_time,
+        tokens_per_s=config.tokens_per_step / step_time,
+        model_flops_per_step=flops,
+        model_flops_per_s=flops / step_time,
+        mfu=metrics.mfu(flops, step_time, peak),
+        peak_flops=peak,
+        peak_source=source,
+        first_loss=float(first[0]),
+        last_loss=float(losses[-1]),
+        finite=bool(np.all(np.isfinite(first)) and np.all(np.isfinite(losses))),
+        peak_bytes_in_use=stats.get("peak_bytes_in_use"),
+        bytes_limit=stats.get("bytes_limit"),
+    )
     return row
 
 
@@ -315,8 +386,13 @@ def _call_planner(function: Callable, config: TrainConfig, offered: dict) -> Any
     if names and names[0] in ("config", "train_config", "run_config"):
         return function(config)
     kwargs = {key: value for key, value in offered.items() if key in parameters}
-    missing = [name for name, p in parameters.items() if p.default is inspect.Parameter.empty
-               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in kwargs]
+    missing = [
+        name
+        for name, p in parameters.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and name not in kwargs
+    ]
     if missing:
         raise TypeError(f"needs {missing}, which this check does not know how to give")
     try:
@@ -334,12 +410,22 @@ def planner_estimate(item: dict) -> dict:
     config = make_config({"model": item["model"], "train": item["setting"]})
     micro = config.micro_batch_size or config.batch_size
     attention = item.get("attention") or config.attention_impl
-    offered = {"model": config.model, "batch_size": config.batch_size, "micro_batch_size": micro,
-               "remat": config.remat, "seq_len": config.model.seq_len, "attention": attention,
-               "attention_impl": attention, "compiled_attention": "xla" if attention == "xla" else "blocked",
-               "compute_dtype": item.get("compute_dtype") or config.compute_dtype, "scan_layers": config.scan_layers,
-               "chip_bytes": item.get("chip_bytes") or 80 * 10**9, "platform": item["platform"],
-               "steps_per_dispatch": config.steps_per_dispatch, "devices": item.get("devices", 1)}
+    offered = {
+        "model": config.model,
+        "batch_size": config.batch_size,
+        "micro_batch_size": micro,
+        "remat": config.remat,
+        "seq_len": config.model.seq_len,
+        "attention": attention,
+        "attention_impl": attention,
+        "compiled_attention": "xla" if attention == "xla" else "blocked",
+        "compute_dtype": item.get("compute_dtype") or config.compute_dtype,
+        "scan_layers": config.scan_layers,
+        "chip_bytes": item.get("chip_bytes") or 80 * 10**9,
+        "platform": item["platform"],
+        "steps_per_dispatch": config.steps_per_dispatch,
+        "devices": item.get("devices", 1),
+    }
     errors = []
     try:
         from chinchilla import memory
@@ -355,8 +441,12 @@ def planner_estimate(item: dict) -> dict:
         except Exception as error:  # noqa: BLE001 - try the next one, then XLA
             errors.append(f"{name}: {type(error).__name__}: {error}"[:300])
             continue
-        return {"estimate_bytes": estimate, "estimate_source": f"chinchilla.memory.{name}",
-                "estimate_s": round(time.perf_counter() - start, 2), "estimate_errors": errors}
+        return {
+            "estimate_bytes": estimate,
+            "estimate_source": f"chinchilla.memory.{name}",
+            "estimate_s": round(time.perf_counter() - start, 2),
+            "estimate_errors": errors,
+        }
     return {"estimate_bytes": None, "estimate_source": None, "estimate_errors": errors}
 
 
@@ -376,12 +466,21 @@ def measure_agreement(spec: dict) -> dict:
     (loss_ref, grads_ref), (loss_cand, grads_cand) = results
     diffs = [float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(grads_ref), jax.tree.leaves(grads_cand))]
     scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(grads_ref))
-    row.update(reference_ran_as=f"{reference.attention_impl}, {reference.compute_dtype}",
-               candidate_ran_as=f"{candidate.attention_impl}, {candidate.compute_dtype}",
-               loss_reference=loss_ref, loss_candidate=loss_cand, loss_abs_diff=abs(loss_ref - loss_cand),
-               grad_max_abs_diff=max(diffs), grad_max_abs=scale, grad_rel_diff=max(diffs) / scale,
-               finite=bool(math.isfinite(loss_ref) and math.isfinite(loss_cand)
-                           and all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads_cand))))
+    row.update(
+        reference_ran_as=f"{reference.attention_impl}, {reference.compute_dtype}",
+        candidate_ran_as=f"{candidate.attention_impl}, {candidate.compute_dtype}",
+        loss_reference=loss_ref,
+        loss_candidate=loss_cand,
+        loss_abs_diff=abs(loss_ref - loss_cand),
+        grad_max_abs_diff=max(diffs),
+        grad_max_abs=scale,
+        grad_rel_diff=max(diffs) / scale,
+        finite=bool(
+            math.isfinite(loss_ref)
+            and math.isfinite(loss_cand)
+            and all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads_cand))
+        ),
+    )
     wanted = spec["candidate"].get("attention_impl")
     if wanted and candidate.attention_impl != wanted:
         row["note"] = f"{wanted} fell back: {candidate.attention_reason}"
@@ -408,14 +507,22 @@ def measure_checkpoint(spec: dict) -> dict:
         restored, meta = checkpointer.restore(1, trainer.abstract_state)
         restored = jax.block_until_ready(restored)
         restore = time.perf_counter() - start
-        equal = all(bool(np.array_equal(np.asarray(a), np.asarray(b)))
-                    for a, b in zip(jax.tree.leaves(jax.device_get(state)), jax.tree.leaves(jax.device_get(restored))))
+        equal = all(
+            bool(np.array_equal(np.asarray(a), np.asarray(b)))
+            for a, b in zip(jax.tree.leaves(jax.device_get(state)), jax.tree.leaves(jax.device_get(restored)))
+        )
         checkpointer.close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    return {"state_gib": nbytes / GiB, "save_call_s": save_call, "save_s": save, "restore_s": restore,
-            "save_gib_per_s": nbytes / GiB / save, "restore_gib_per_s": nbytes / GiB / restore,
-            "restored_equal": equal and meta == {"accelerator_check": True}}
+    return {
+        "state_gib": nbytes / GiB,
+        "save_call_s": save_call,
+        "save_s": save,
+        "restore_s": restore,
+        "save_gib_per_s": nbytes / GiB / save,
+        "restore_gib_per_s": nbytes / GiB / restore,
+        "restored_equal": equal and meta == {"accelerator_check": True},
+    }
 
 
 MEASUREMENTS = {"step": measure_step, "agreement": measure_agreement, "checkpoint": measure_checkpoint}
@@ -433,8 +540,11 @@ def run_measurement(spec: dict, report: Report, isolate: bool) -> dict:
             row = MEASUREMENTS[spec["kind"]](spec)
             row["status"] = "ok"
         except Exception as error:  # noqa: BLE001
-            row = {"status": "error", "error": f"{type(error).__name__}: {error}"[:1500],
-                   "traceback": traceback.format_exc()[-3000:]}
+            row = {
+                "status": "error",
+                "error": f"{type(error).__name__}: {error}"[:1500],
+                "traceback": traceback.format_exc()[-3000:],
+            }
         row["wall_s"] = round(time.perf_counter() - start, 2)
         return row
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
@@ -443,14 +553,19 @@ def run_measurement(spec: dict, report: Report, isolate: bool) -> dict:
     except subprocess.TimeoutExpired as expired:
         tail = (expired.stderr or b"")[-1500:]
         tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
-        return {"status": "error", "error": f"killed at the time budget after {left:.0f} s; stderr: {tail}",
-                "wall_s": round(time.perf_counter() - start, 2)}
-    rows = [line[len(RESULT_PREFIX):] for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+        return {
+            "status": "error",
+            "error": f"killed at the time budget after {left:.0f} s; stderr: {tail}",
+            "wall_s": round(time.perf_counter() - start, 2),
+        }
+    rows = [line[len(RESULT_PREFIX) :] for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if rows:
         row = json.loads(rows[-1])
     else:  # died without a result: a crash, an out-of-memory kill
-        row = {"status": "error", "error": f"child exited {done.returncode} without a result; stderr: "
-                                           f"{done.stderr[-1500:]}"}
+        row = {
+            "status": "error",
+            "error": f"child exited {done.returncode} without a result; stderr: {done.stderr[-1500:]}",
+        }
     row["wall_s"] = round(time.perf_counter() - start, 2)
     return row
 
@@ -464,8 +579,11 @@ def worker(spec_json: str) -> None:
         row = MEASUREMENTS[spec["kind"]](spec)
         row["status"] = "ok"
     except Exception as error:  # noqa: BLE001 - reported to the parent as the row's error
-        row = {"status": "error", "error": f"{type(error).__name__}: {error}"[:1500],
-               "traceback": traceback.format_exc()[-3000:]}
+        row = {
+            "status": "error",
+            "error": f"{type(error).__name__}: {error}"[:1500],
+            "traceback": traceback.format_exc()[-3000:],
+        }
     print(RESULT_PREFIX + json.dumps(row, default=float), flush=True)
 
 
@@ -505,9 +623,13 @@ def measure_environment(spec: dict) -> dict:
             entry[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-    entry.update(backend=jax.default_backend(), devices=jax.device_count(), device_kind=device.device_kind,
-                 compute_capability=getattr(device, "compute_capability", None),
-                 memory_limit_bytes=_memory_stats(device).get("bytes_limit"))
+    entry.update(
+        backend=jax.default_backend(),
+        devices=jax.device_count(),
+        device_kind=device.device_kind,
+        compute_capability=getattr(device, "compute_capability", None),
+        memory_limit_bytes=_memory_stats(device).get("bytes_limit"),
+    )
     dtype, reason = choose_compute_dtype("auto", device)
     entry.update(auto_compute_dtype=str(dtype), auto_compute_dtype_reason=reason)
     entry["peak_flops_bf16_per_device"] = metrics.peak_flops([device], compute_dtype="bfloat16")[0]
@@ -579,17 +701,28 @@ def mid_model(args: argparse.Namespace) -> tuple[str, Any]:
 def planned_steps(args: argparse.Namespace) -> dict[str, list[dict]]:
     """The rows of the step-measuring stages, each with the ``spec`` its child runs: every preset's smallest and
     largest planned model at the preset's setting (``preset_mfu``), and the mid-size model per remat policy."""
+
     def spec(model: str, run: Any, setting: dict) -> dict:
-        return {"kind": "step", "model": model, "tokens": run.tokens, "dispatches": args.dispatches,
-                "train": {**setting, "steps_per_dispatch": args.steps_per_dispatch}}
+        return {
+            "kind": "step",
+            "model": model,
+            "tokens": run.tokens,
+            "dispatches": args.dispatches,
+            "train": {**setting, "steps_per_dispatch": args.steps_per_dispatch},
+        }
 
     mfu = []
     for name in args.presets:
         runs = preset_runs(name)
         for label, run in (("smallest", runs[0]), ("largest", runs[-1])):
             setting = real_setting(run)
-            row: dict[str, Any] = {"label": f"{name} {label}", "preset_model": run.model.name,
-                                   "preset_setting": setting, "model": run.model.name, "setting": setting}
+            row: dict[str, Any] = {
+                "label": f"{name} {label}",
+                "preset_model": run.model.name,
+                "preset_setting": setting,
+                "model": run.model.name,
+                "setting": setting,
+            }
             if args.dry:
                 row["model"] = DRY_STAND_INS[0 if label == "smallest" else 1]
                 row["setting"], notes = dry_setting(setting, args.platform)
@@ -608,11 +741,16 @@ def planned_steps(args: argparse.Namespace) -> dict[str, list[dict]]:
         setting["micro_batch_size"] = micro
     remats = []
     for policy in ("none", "dots", "full", "offload"):
-        row = {"label": f"remat {policy}", "model": model, "preset_model": run.model.name,
-               "setting": {**setting, "remat": policy}}
+        row = {
+            "label": f"remat {policy}",
+            "model": model,
+            "preset_model": run.model.name,
+            "setting": {**setting, "remat": policy},
+        }
         if policy == "offload" and args.platform not in ("gpu", "tpu"):
-            row.update(status="skipped", reason=f"offload needs pinned host memory (GPU/TPU); backend is "
-                                                f"{args.platform}")
+            row.update(
+                status="skipped", reason=f"offload needs pinned host memory (GPU/TPU); backend is {args.platform}"
+            )
         else:
             row["spec"] = spec(model, run, row["setting"])
         remats.append(row)
@@ -630,11 +768,18 @@ def estimate_items(args: argparse.Namespace, rows: list[dict]) -> list[dict]:
         dtype = setting.get("compute_dtype", "auto")
         if dtype == "auto":
             dtype = args.env.get("auto_compute_dtype", "float32")
-        attention, _ = resolve_impl(setting.get("attention_impl", "auto"), platform=args.platform,
-                                    compute_dtype=dtype)
-        items.append({"model": row["model"], "setting": setting, "attention": attention, "compute_dtype": dtype,
-                      "platform": args.platform, "chip_bytes": args.env.get("memory_limit_bytes"),
-                      "devices": args.env.get("devices", 1)})
+        attention, _ = resolve_impl(setting.get("attention_impl", "auto"), platform=args.platform, compute_dtype=dtype)
+        items.append(
+            {
+                "model": row["model"],
+                "setting": setting,
+                "attention": attention,
+                "compute_dtype": dtype,
+                "platform": args.platform,
+                "chip_bytes": args.env.get("memory_limit_bytes"),
+                "devices": args.env.get("devices", 1),
+            }
+        )
     return items
 
 
@@ -658,12 +803,25 @@ def memory_summary(entry: dict, rows: list[dict], estimates: Estimates, report: 
     for row, estimate in zip(rows, results + [{}] * (len(rows) - len(results))):
         if row.get("status") != "ok":
             continue
-        out = {key: row.get(key) for key in ("label", "model", "setting", "attention", "compute_dtype",
-                                             "peak_bytes_in_use", "xla_compiled_bytes", "bytes_limit")}
+        out = {
+            key: row.get(key)
+            for key in (
+                "label",
+                "model",
+                "setting",
+                "attention",
+                "compute_dtype",
+                "peak_bytes_in_use",
+                "xla_compiled_bytes",
+                "bytes_limit",
+            )
+        }
         out.update(estimate)
         if out.get("estimate_bytes") is None:  # no planner answered (or not in time): XLA's analysis of the step
-            out.update(estimate_bytes=row.get("xla_compiled_bytes"),
-                       estimate_source="XLA memory_analysis of the measured step (no planner estimate)")
+            out.update(
+                estimate_bytes=row.get("xla_compiled_bytes"),
+                estimate_source="XLA memory_analysis of the measured step (no planner estimate)",
+            )
         measured = out.get("peak_bytes_in_use")
         out["estimate_over_measured"] = out["estimate_bytes"] / measured if measured and out["estimate_bytes"] else None
         entry["rows"].append(out)
@@ -671,18 +829,26 @@ def memory_summary(entry: dict, rows: list[dict], estimates: Estimates, report: 
         entry["note"] = f"the planner answered {len(results)} of {len(rows)} steps within the budget"
     if not any(row["peak_bytes_in_use"] for row in entry["rows"]):
         entry["note"] = (entry.get("note", "") + "; " if entry.get("note") else "") + (
-            "this backend reports no memory_stats(): measured peaks are missing")
+            "this backend reports no memory_stats(): measured peaks are missing"
+        )
 
 
 def agreement(entry: dict, args: argparse.Namespace, report: Report, end: float) -> None:
     is_gpu, is_tpu = args.platform == "gpu", args.platform == "tpu"
     half = "bfloat16"
     comparisons = [
-        ("cudnn vs xla", {"attention_impl": "xla", "compute_dtype": half}, {"attention_impl": "cudnn"},
-         None if is_gpu else "cuDNN attention needs a CUDA GPU"),
-        ("splash vs xla", {"attention_impl": "xla", "compute_dtype": half if is_tpu else "float32"},
-         {"attention_impl": "splash"},
-         None if is_tpu or args.dry else "splash needs a TPU (off TPU it is Pallas interpret mode: the CPU suite)"),
+        (
+            "cudnn vs xla",
+            {"attention_impl": "xla", "compute_dtype": half},
+            {"attention_impl": "cudnn"},
+            None if is_gpu else "cuDNN attention needs a CUDA GPU",
+        ),
+        (
+            "splash vs xla",
+            {"attention_impl": "xla", "compute_dtype": half if is_tpu else "float32"},
+            {"attention_impl": "splash"},
+            None if is_tpu or args.dry else "splash needs a TPU (off TPU it is Pallas interpret mode: the CPU suite)",
+        ),
         ("bf16 vs float32", {"attention_impl": "xla", "compute_dtype": "float32"}, {"compute_dtype": half}, None),
     ]
     entry["comparisons"] = []
@@ -695,8 +861,12 @@ def agreement(entry: dict, args: argparse.Namespace, report: Report, end: float)
         if report.elapsed() > end * report.budget_s:
             row.update(status="skipped", reason="time budget")
             continue
-        spec = {"kind": "agreement", "model": args.agreement_model, "candidate": candidate,
-                "train": {**reference, "batch_size": args.agreement_batch}}
+        spec = {
+            "kind": "agreement",
+            "model": args.agreement_model,
+            "candidate": candidate,
+            "train": {**reference, "batch_size": args.agreement_batch},
+        }
         row.update(run_measurement(spec, report, args.isolate))
         report.flush()
 
@@ -716,18 +886,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default="accelerator_check", help="report directory")
     parser.add_argument("--dry", action="store_true", help="tiny stand-ins on CPU (the suite runs this)")
     parser.add_argument("--budget-s", type=float, default=290.0, help="time budget of the whole run, seconds")
-    parser.add_argument("--presets", nargs="+", help="presets whose setting to measure (default: those that "
-                                                      "target this backend: gpu on GPU, colab_tpu on TPU; both "
-                                                      "with --dry)")
-    parser.add_argument("--isolate", choices=("auto", "always", "never"), default="auto",
-                        help="each measurement in its own process (auto: yes, except with --dry)")
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        help="presets whose setting to measure (default: those that "
+        "target this backend: gpu on GPU, colab_tpu on TPU; both "
+        "with --dry)",
+    )
+    parser.add_argument(
+        "--isolate",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="each measurement in its own process (auto: yes, except with --dry)",
+    )
     parser.add_argument("--steps-per-dispatch", type=int, default=2, help="optimizer steps per dispatch")
-    parser.add_argument("--dispatches", type=int, help="timed dispatches after the warm-up one (default: enough for "
-                                                       "~2 s, 1 to 10; 1 with --dry)")
-    parser.add_argument("--remat-micro", type=int, default=16,
-                        help="largest micro-batch of the remat stage (so that remat none fits too)")
-    parser.add_argument("--agreement-model", help="model of the agreement stage (default gpu-0014M; "
-                                                  "tiny-00025k with --dry)")
+    parser.add_argument(
+        "--dispatches",
+        type=int,
+        help="timed dispatches after the warm-up one (default: enough for ~2 s, 1 to 10; 1 with --dry)",
+    )
+    parser.add_argument(
+        "--remat-micro",
+        type=int,
+        default=16,
+        help="largest micro-batch of the remat stage (so that remat none fits too)",
+    )
+    parser.add_argument(
+        "--agreement-model", help="model of the agreement stage (default gpu-0014M; tiny-00025k with --dry)"
+    )
     parser.add_argument("--agreement-batch", type=int, help="sequences of the agreement batch (default 4)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -752,8 +938,11 @@ def main(argv: list[str] | None = None) -> dict:
     report.data["isolated"] = args.isolate
     report.stage("environment", lambda entry: environment(entry, args, report), start_by=1.0)
     if args.presets is None:
-        args.presets = PRESETS_FOR_PLATFORM["cpu" if args.dry else args.platform] \
-            if args.dry or args.platform in PRESETS_FOR_PLATFORM else ("gpu",)
+        args.presets = (
+            PRESETS_FOR_PLATFORM["cpu" if args.dry else args.platform]
+            if args.dry or args.platform in PRESETS_FOR_PLATFORM
+            else ("gpu",)
+        )
     try:
         planned = planned_steps(args)
         measured = [row for rows in planned.values() for row in rows if "spec" in row]
@@ -770,6 +959,7 @@ def main(argv: list[str] | None = None) -> dict:
             if name == "remat":
                 entry.update(model=planned["remat"][0]["model"], preset_model=planned["remat"][0]["preset_model"])
             measure_rows(entry, planned[name], args, report, end)
+
         return run
 
     def memory(entry: dict) -> None:

@@ -54,8 +54,13 @@ def bench(name: str, seeds: int, rounds: int) -> dict:
         jax.block_until_ready(batched(states, many_batches, n, hp))
         many_times.append(time.perf_counter() - start)
     gains = [seeds * a / b for a, b in zip(one_times, many_times)]
-    return {"model": name, "seeds": seeds, "single_ms": 1e3 * statistics.median(one_times) / k,
-            "batched_ms": 1e3 * statistics.median(many_times) / k, "gain": statistics.median(gains)}
+    return {
+        "model": name,
+        "seeds": seeds,
+        "single_ms": 1e3 * statistics.median(one_times) / k,
+        "batched_ms": 1e3 * statistics.median(many_times) / k,
+        "gain": statistics.median(gains),
+    }
 
 
 def main() -> None:
@@ -70,8 +75,11 @@ def main() -> None:
     for name in args.models:
         for seeds in args.seeds:
             row = bench(name, seeds, args.rounds)
-            print(f"| {row['model']} | {row['seeds']} | {row['single_ms']:.2f} | {row['batched_ms']:.2f} | "
-                  f"{row['gain']:.2f}x |", flush=True)
+            print(
+                f"| {row['model']} | {row['seeds']} | {row['single_ms']:.2f} | {row['batched_ms']:.2f} | "
+                f"{row['gain']:.2f}x |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

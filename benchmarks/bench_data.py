@@ -33,8 +33,9 @@ def best_rate(fn, n: int, repeats: int) -> float:
 def data_rate(batch_size: int, seq_len: int, tokenizer: str, n: int, repeats: int) -> float:
     from chinchilla import data
 
-    it = data.batches("embedded", tokenizer=tokenizer, seq_len=seq_len, batch_size=batch_size, seed=0,
-                      warn_repeats=False)
+    it = data.batches(
+        "embedded", tokenizer=tokenizer, seq_len=seq_len, batch_size=batch_size, seed=0, warn_repeats=False
+    )
     next(it)
     return best_rate(lambda: next(it), n, repeats)
 
@@ -99,16 +100,20 @@ def main() -> None:
 
     config = zoo.get_model(args.model).replace(seq_len=args.seq_len)
     peak = matmul_flops_per_s()
-    print(f"backend {jax.default_backend()}, {jax.device_count()} device(s); matmul peak {peak / 1e9:.1f} GFLOP/s; "
-          f"consumer {args.model}; seq_len {args.seq_len}; tokenizer {args.tokenizer}\n")
+    print(
+        f"backend {jax.default_backend()}, {jax.device_count()} device(s); matmul peak {peak / 1e9:.1f} GFLOP/s; "
+        f"consumer {args.model}; seq_len {args.seq_len}; tokenizer {args.tokenizer}\n"
+    )
     print("| batch | data batches/s | train steps/s | data / step | FLOP-bound steps/s | data / bound |")
     print("|---:|---:|---:|---:|---:|---:|")
     for batch_size in args.batch_sizes:
         data_per_s = data_rate(batch_size, args.seq_len, args.tokenizer, args.n, args.repeats)
         steps_per_s = train_step_rate(args.model, batch_size, args.seq_len, args.steps, args.repeats)
         bound_per_s = peak / (batch_size * flops.training_flops_per_sequence(config))
-        print(f"| {batch_size} | {data_per_s:,.0f} | {steps_per_s:,.1f} | {data_per_s / steps_per_s:,.0f}x | "
-              f"{bound_per_s:,.0f} | {data_per_s / bound_per_s:,.1f}x |")
+        print(
+            f"| {batch_size} | {data_per_s:,.0f} | {steps_per_s:,.1f} | {data_per_s / steps_per_s:,.0f}x | "
+            f"{bound_per_s:,.0f} | {data_per_s / bound_per_s:,.1f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import platform
 import time
 
 import numpy as np
-
 import scipy_reference_fits  # beside this file (benchmarks/ is on sys.path when run as a script)
 
 
@@ -47,6 +46,7 @@ def scipy_loop(table, grid: np.ndarray, finite_differences: bool) -> tuple[float
     from scipy.optimize import minimize
 
     log_n, log_d, log_l = np.log(table.n), np.log(table.d), np.log(table.loss)
+
     def value_and_grad(theta):  # the independent numpy objective and gradient, shared with the reference fits
         return scipy_reference_fits.value_and_grad(theta, log_n, log_d, log_l)
 
@@ -99,8 +99,7 @@ def synthetic(seed: int):
     n, d = np.meshgrid(np.geomspace(5e7, 2e10, 12), np.geomspace(1e9, 5e11, 20), indexing="ij")
     n, d = n.ravel(), d.ravel()
     loss = truth["E"] + truth["A"] / n ** truth["alpha"] + truth["B"] / d ** truth["beta"]
-    return ScalingTable.from_arrays(n, loss * np.exp(0.005 * np.random.default_rng(seed).standard_normal(n.size)),
-                                    d=d)
+    return ScalingTable.from_arrays(n, loss * np.exp(0.005 * np.random.default_rng(seed).standard_normal(n.size)), d=d)
 
 
 def bootstrap_timing(table, fit, n_resamples: int, seed: int):
@@ -117,8 +116,12 @@ def bootstrap_timing(table, fit, n_resamples: int, seed: int):
     starts = np.concatenate([fit.theta[None, :], fit.diagnostics.initial_params[ranked]], axis=0)
     covariates, loss, padded_weights = pad_runs({"n": table.n, "d": table.d}, table.loss, weights)
     with jax.enable_x64(True):
-        args = (jnp.asarray(starts), {k: jnp.asarray(v) for k, v in covariates.items()}, jnp.asarray(loss),
-                jnp.asarray(padded_weights))
+        args = (
+            jnp.asarray(starts),
+            {k: jnp.asarray(v) for k, v in covariates.items()},
+            jnp.asarray(loss),
+            jnp.asarray(padded_weights),
+        )
         static = {"config": SolverConfig(), "strategy": resolve_strategy("auto")}
         start = time.perf_counter()
         compiled = _bootstrap_core_jit.lower(*args, **static).compile()
@@ -131,13 +134,24 @@ def bootstrap_timing(table, fit, n_resamples: int, seed: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--resamples", type=int, default=4000)
-    parser.add_argument("--chunks", type=int, default=5,
-                        help="the scipy loop is timed in this many pieces, each followed by one call of each jitted "
-                             "fit (the median call is reported)")
-    parser.add_argument("--check-resamples", type=int, default=20,
-                        help="resamples compared with a screened grid fit (the first 4 also with the full grid)")
-    parser.add_argument("--finite-differences", action="store_true",
-                        help="also time scipy with finite-difference gradients (the replication's call; ~3 min)")
+    parser.add_argument(
+        "--chunks",
+        type=int,
+        default=5,
+        help="the scipy loop is timed in this many pieces, each followed by one call of each jitted "
+        "fit (the median call is reported)",
+    )
+    parser.add_argument(
+        "--check-resamples",
+        type=int,
+        default=20,
+        help="resamples compared with a screened grid fit (the first 4 also with the full grid)",
+    )
+    parser.add_argument(
+        "--finite-differences",
+        action="store_true",
+        help="also time scipy with finite-difference gradients (the replication's call; ~3 min)",
+    )
     args = parser.parse_args()
 
     import jax
@@ -149,8 +163,10 @@ def main() -> None:
     grid = paper_grid()
     load = os.getloadavg()
     print("## Approach 3 fitter (`benchmarks/bench_fit.py`)\n")
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} backend "
-          f"{jax.default_backend()}; load average at start {load[0]:.1f}. 240 points x 4,500 starts, float64.\n")
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} backend "
+        f"{jax.default_backend()}; load average at start {load[0]:.1f}. 240 points x 4,500 starts, float64.\n"
+    )
 
     scipy_best, scipy_theta, scipy_clock, fits, first, median = interleaved(table, grid, args.chunks)
     screened, full = fits["screened"], fits["full"]
@@ -158,42 +174,63 @@ def main() -> None:
     if args.finite_differences:
         fd_best, _, fd_clock = scipy_loop(table, grid, finite_differences=True)
         rows.append(("scipy L-BFGS-B loop, finite differences", fd_clock, None, fd_best))
-    rows += [("jitted, screened (default: 128 best-ranked starts)", median["screened"],
-              first["screened"] - median["screened"].wall, screened.objective),
-             ("jitted, full grid (`top_k=None`, 4,500 starts)", median["full"], first["full"] - median["full"].wall,
-              full.objective)]
-    print("| fit | wall s | scipy wall / this | CPU s | scipy CPU / this | compile s | best objective | "
-          "rel. to scipy |")
+    rows += [
+        (
+            "jitted, screened (default: 128 best-ranked starts)",
+            median["screened"],
+            first["screened"] - median["screened"].wall,
+            screened.objective,
+        ),
+        (
+            "jitted, full grid (`top_k=None`, 4,500 starts)",
+            median["full"],
+            first["full"] - median["full"].wall,
+            full.objective,
+        ),
+    ]
+    print(
+        "| fit | wall s | scipy wall / this | CPU s | scipy CPU / this | compile s | best objective | rel. to scipy |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, clock, compile_s, best in rows:
         compile_text = "-" if compile_s is None else f"{compile_s:.2f}"
-        print(f"| {name} | {clock.wall:.3f} | {scipy_clock.wall / clock.wall:.1f}x | {clock.cpu:.3f} | "
-              f"{scipy_clock.cpu / clock.cpu:.1f}x | {compile_text} | {best:.13g} | "
-              f"{(best - scipy_best) / scipy_best:+.1e} |")
-    print(f"\nscipy's best: A {np.exp(scipy_theta[0]):.2f}, B {np.exp(scipy_theta[1]):.2f}, "
-          f"E {np.exp(scipy_theta[2]):.5f}, alpha {scipy_theta[3]:.5f}, beta {scipy_theta[4]:.5f}; jitted "
-          f"(screened): A {screened.A:.2f}, B {screened.B:.2f}, E {screened.E:.5f}, alpha {screened.alpha:.5f}, "
-          f"beta {screened.beta:.5f}.\n")
+        print(
+            f"| {name} | {clock.wall:.3f} | {scipy_clock.wall / clock.wall:.1f}x | {clock.cpu:.3f} | "
+            f"{scipy_clock.cpu / clock.cpu:.1f}x | {compile_text} | {best:.13g} | "
+            f"{(best - scipy_best) / scipy_best:+.1e} |"
+        )
+    print(
+        f"\nscipy's best: A {np.exp(scipy_theta[0]):.2f}, B {np.exp(scipy_theta[1]):.2f}, "
+        f"E {np.exp(scipy_theta[2]):.5f}, alpha {scipy_theta[3]:.5f}, beta {scipy_theta[4]:.5f}; jitted "
+        f"(screened): A {screened.A:.2f}, B {screened.B:.2f}, E {screened.E:.5f}, alpha {screened.alpha:.5f}, "
+        f"beta {screened.beta:.5f}.\n"
+    )
 
     print("Screening check (best objective, screened 128 vs all 4,500 starts):\n")
     print("| data | screened | full grid | rel. difference |")
     print("|---|---:|---:|---:|")
-    print(f"| reference, 240 points | {screened.objective:.13g} | {full.objective:.13g} | "
-          f"{(screened.objective - full.objective) / full.objective:+.1e} |")
+    print(
+        f"| reference, 240 points | {screened.objective:.13g} | {full.objective:.13g} | "
+        f"{(screened.objective - full.objective) / full.objective:+.1e} |"
+    )
     for seed in range(3):
         data = synthetic(seed)
         a, b = fit_table(data), fit_table(data, top_k=None)
-        print(f"| synthetic (paper's law, 0.5% noise, seed {seed}) | {a.objective:.13g} | {b.objective:.13g} | "
-              f"{(a.objective - b.objective) / b.objective:+.1e} |")
+        print(
+            f"| synthetic (paper's law, 0.5% noise, seed {seed}) | {a.objective:.13g} | {b.objective:.13g} | "
+            f"{(a.objective - b.objective) / b.objective:+.1e} |"
+        )
 
     state, weights, compile_s, run = bootstrap_timing(table, screened, args.resamples, seed=0)
     objective = np.asarray(state.objective)
     iterations = np.asarray(state.starts.iterations).mean(axis=0)
-    print(f"\nBootstrap: {args.resamples} resamples x 3 starts (full-data optimum + 2 best-ranked grid starts) in "
-          f"one jitted call: **{run.wall:.1f} s** wall, {run.cpu:.1f} s CPU ({run.wall / args.resamples * 1e3:.2f} "
-          f"ms per resample; compile "
-          f"{compile_s:.1f} s, timed apart); {int(np.sum(~np.isfinite(objective)))} failed; mean L-BFGS "
-          f"iterations per start {', '.join(f'{x:.0f}' for x in iterations)}.\n")
+    print(
+        f"\nBootstrap: {args.resamples} resamples x 3 starts (full-data optimum + 2 best-ranked grid starts) in "
+        f"one jitted call: **{run.wall:.1f} s** wall, {run.cpu:.1f} s CPU ({run.wall / args.resamples * 1e3:.2f} "
+        f"ms per resample; compile "
+        f"{compile_s:.1f} s, timed apart); {int(np.sum(~np.isfinite(objective)))} failed; mean L-BFGS "
+        f"iterations per start {', '.join(f'{x:.0f}' for x in iterations)}.\n"
+    )
 
     print("Bootstrap optimum vs a fresh grid fit of the same resample weights:\n")
     print("| resamples | grid fit | max rel. objective excess | max abs. diff alpha | beta | E |")
@@ -202,9 +239,10 @@ def main() -> None:
     for count, top_k, label in ((args.check_resamples, "auto", "screened (128)"), (4, None, "full grid (4,500)")):
         fits = [fit_table(table, weights=weights[r], top_k=top_k) for r in range(count)]
         excess = max((objective[r] - f.objective) / f.objective for r, f in enumerate(fits))
-        diffs = [max(abs(value(theta[r]) - getattr(f, name)) for r, f in enumerate(fits))
-                 for name, value in (("alpha", lambda t: t[3]), ("beta", lambda t: t[4]),
-                                     ("E", lambda t: np.exp(t[2])))]
+        diffs = [
+            max(abs(value(theta[r]) - getattr(f, name)) for r, f in enumerate(fits))
+            for name, value in (("alpha", lambda t: t[3]), ("beta", lambda t: t[4]), ("E", lambda t: np.exp(t[2])))
+        ]
         print(f"| {count} | {label} | {excess:+.1e} | {diffs[0]:.1e} | {diffs[1]:.1e} | {diffs[2]:.1e} |")
     print(f"\nLoad average at end {os.getloadavg()[0]:.1f}.")
 

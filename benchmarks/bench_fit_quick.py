@@ -37,10 +37,12 @@ def main() -> None:
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     wall, cpu = float(np.median(walls)), float(np.median(cpus))
-    print(f"load {os.getloadavg()[0]:.1f}: scipy (x10) wall {10 * scipy_wall:.2f} s cpu {10 * scipy_cpu:.2f} s; "
-          f"default fit wall {wall:.3f} s cpu {cpu:.3f} s; ratio wall {10 * scipy_wall / wall:.1f}x cpu "
-          f"{10 * scipy_cpu / cpu:.1f}x; objective {fit.objective:.13g} iterations "
-          f"{int(fit.diagnostics.iterations.sum())}")
+    print(
+        f"load {os.getloadavg()[0]:.1f}: scipy (x10) wall {10 * scipy_wall:.2f} s cpu {10 * scipy_cpu:.2f} s; "
+        f"default fit wall {wall:.3f} s cpu {cpu:.3f} s; ratio wall {10 * scipy_wall / wall:.1f}x cpu "
+        f"{10 * scipy_cpu / cpu:.1f}x; objective {fit.objective:.13g} iterations "
+        f"{int(fit.diagnostics.iterations.sum())}"
+    )
 
 
 if __name__ == "__main__":

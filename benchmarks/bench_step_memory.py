@@ -40,6 +40,7 @@ for path in (ROOT, ROOT / "benchmarks"):
         sys.path.insert(0, str(path))
 
 from bench_train_step import hardware_step_flops  # noqa: E402
+
 from chinchilla import model as model_lib  # noqa: E402
 from chinchilla import zoo  # noqa: E402
 from chinchilla.memory import GiB  # noqa: E402
@@ -69,17 +70,29 @@ def bench(model, batch: int, accumulations: tuple[int, ...], k: int, rounds: int
     batches = rng.integers(0, model.vocab_size, (k, batch, model.seq_len + 1)).astype(np.int32)
     programs = {}
     for remat, accumulation, scan in variants:
-        config = TrainConfig(model=model, tokens=10**9, batch_size=batch, steps_per_dispatch=k, remat=remat,
-                             micro_batch_size=None if accumulation == 1 else batch // accumulation,
-                             scan_layers=scan, attention_impl="xla")
+        config = TrainConfig(
+            model=model,
+            tokens=10**9,
+            batch_size=batch,
+            steps_per_dispatch=k,
+            remat=remat,
+            micro_batch_size=None if accumulation == 1 else batch // accumulation,
+            scan_layers=scan,
+            attention_impl="xla",
+        )
         trainer = Trainer(config)
         start = time.perf_counter()
         trainer.compiled_step()
         compile_s = time.perf_counter() - start
         state, out = trainer.train(trainer.init_state(), batches)  # warm-up (and the losses to compare)
-        programs[(remat, accumulation, scan)] = {"trainer": trainer, "state": state, "compile_s": compile_s,
-                                                 "losses": np.asarray(out["loss"]), "times": [],
-                                                 "temp_bytes": temp_bytes(trainer)}
+        programs[(remat, accumulation, scan)] = {
+            "trainer": trainer,
+            "state": state,
+            "compile_s": compile_s,
+            "losses": np.asarray(out["loss"]),
+            "times": [],
+            "temp_bytes": temp_bytes(trainer),
+        }
     order = list(programs)
     for r in range(rounds):
         shift = r % len(order)
@@ -95,63 +108,104 @@ def bench(model, batch: int, accumulations: tuple[int, ...], k: int, rounds: int
     for key, p in programs.items():
         remat, accumulation, scan = key
         ratios = sorted(b / t for b, t in zip(base["times"], p["times"]))
-        rows.append({"remat": remat, "accumulation": accumulation, "scan_layers": scan,
-                     "tokens_per_s": tokens / statistics.median(p["times"]), "ratio": statistics.median(ratios),
-                     "ratio_iqr": [ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]],
-                     "max_loss_diff": float(np.max(np.abs(p["losses"] - base["losses"]))),
-                     "temp_mib": p["temp_bytes"] / 2**20, "compile_s": p["compile_s"]})
+        rows.append(
+            {
+                "remat": remat,
+                "accumulation": accumulation,
+                "scan_layers": scan,
+                "tokens_per_s": tokens / statistics.median(p["times"]),
+                "ratio": statistics.median(ratios),
+                "ratio_iqr": [ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]],
+                "max_loss_diff": float(np.max(np.abs(p["losses"] - base["losses"]))),
+                "temp_mib": p["temp_bytes"] / 2**20,
+                "compile_s": p["compile_s"],
+            }
+        )
     flop_rows = []
     for remat in REMATS:
         p = programs[(remat, 1, False)]
         trainer = p["trainer"]
         hardware = hardware_step_flops(trainer.config, trainer)
-        flop_rows.append({"remat": remat, "xla_flops": hardware, "appendix_f_flops": trainer.flops_per_step(),
-                          "xla_expected_no_remat": model_lib.expected_xla_step_flops(model, batch)})
+        flop_rows.append(
+            {
+                "remat": remat,
+                "xla_flops": hardware,
+                "appendix_f_flops": trainer.flops_per_step(),
+                "xla_expected_no_remat": model_lib.expected_xla_step_flops(model, batch),
+            }
+        )
     none = flop_rows[0]["xla_flops"]
     for row in flop_rows:
         row["xla_over_appendix_f"] = row["xla_flops"] / row["appendix_f_flops"]
         row["recompute_share"] = row["xla_flops"] / none - 1
-    return {"model": model.name, "d_model": model.d_model, "n_layers": model.n_layers, "batch_size": batch,
-            "seq_len": model.seq_len, "steps_per_dispatch": k, "rounds": rounds, "rows": rows, "flops": flop_rows}
+    return {
+        "model": model.name,
+        "d_model": model.d_model,
+        "n_layers": model.n_layers,
+        "batch_size": batch,
+        "seq_len": model.seq_len,
+        "steps_per_dispatch": k,
+        "rounds": rounds,
+        "rows": rows,
+        "flops": flop_rows,
+    }
 
 
 def print_result(result: dict) -> None:
-    print(f"\n### {result['model']} (d_model {result['d_model']}, {result['n_layers']} layers), batch "
-          f"{result['batch_size']} x {result['seq_len']}, {result['steps_per_dispatch']} steps per dispatch, "
-          f"{result['rounds']} rounds\n")
-    print("| remat | accumulation | layers | tokens/s | ratio to (none, 1, unrolled) | IQR | max loss diff | "
-          "XLA temp MiB | compile s |")
+    print(
+        f"\n### {result['model']} (d_model {result['d_model']}, {result['n_layers']} layers), batch "
+        f"{result['batch_size']} x {result['seq_len']}, {result['steps_per_dispatch']} steps per dispatch, "
+        f"{result['rounds']} rounds\n"
+    )
+    print(
+        "| remat | accumulation | layers | tokens/s | ratio to (none, 1, unrolled) | IQR | max loss diff | "
+        "XLA temp MiB | compile s |"
+    )
     print("|---|---:|---|---:|---:|---|---:|---:|---:|")
     for row in result["rows"]:
         low, high = row["ratio_iqr"]
-        print(f"| {row['remat']} | {row['accumulation']} | {'scanned' if row['scan_layers'] else 'unrolled'} | "
-              f"{row['tokens_per_s']:,.0f} | {row['ratio']:.2f}x | {low:.2f}-{high:.2f} | "
-              f"{row['max_loss_diff']:.1g} | {row['temp_mib']:.1f} | {row['compile_s']:.1f} |")
-    print("\n| remat | XLA FLOPs/step (hardware) | Appendix F FLOPs/step (model, MFU) | XLA / Appendix F | "
-          "recompute vs none | XLA expected, no remat |")
+        print(
+            f"| {row['remat']} | {row['accumulation']} | {'scanned' if row['scan_layers'] else 'unrolled'} | "
+            f"{row['tokens_per_s']:,.0f} | {row['ratio']:.2f}x | {low:.2f}-{high:.2f} | "
+            f"{row['max_loss_diff']:.1g} | {row['temp_mib']:.1f} | {row['compile_s']:.1f} |"
+        )
+    print(
+        "\n| remat | XLA FLOPs/step (hardware) | Appendix F FLOPs/step (model, MFU) | XLA / Appendix F | "
+        "recompute vs none | XLA expected, no remat |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for row in result["flops"]:
-        print(f"| {row['remat']} | {row['xla_flops']:.4g} | {row['appendix_f_flops']:.4g} | "
-              f"{row['xla_over_appendix_f']:.3f} | {row['recompute_share']:+.1%} | "
-              f"{row['xla_expected_no_remat']:.4g} |")
+        print(
+            f"| {row['remat']} | {row['xla_flops']:.4g} | {row['appendix_f_flops']:.4g} | "
+            f"{row['xla_over_appendix_f']:.3f} | {row['recompute_share']:+.1%} | "
+            f"{row['xla_expected_no_remat']:.4g} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["tiny-00099k", "tiny-00394k:8"],
-                        help="zoo names, NAME:LAYERS for another layer count")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["tiny-00099k", "tiny-00394k:8"],
+        help="zoo names, NAME:LAYERS for another layer count",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--accumulations", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--steps-per-dispatch", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    print(f"jax {jax.__version__}, {jax.devices()[0].device_kind} ({jax.default_backend()}), {os.cpu_count()} CPUs; "
-          f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"jax {jax.__version__}, {jax.devices()[0].device_kind} ({jax.default_backend()}), {os.cpu_count()} CPUs; "
+        f"load average before: {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     results = []
     for spec in args.models:
-        result = bench(parse_model(spec), args.batch_size, tuple(args.accumulations), args.steps_per_dispatch,
-                       args.rounds)
+        result = bench(
+            parse_model(spec), args.batch_size, tuple(args.accumulations), args.steps_per_dispatch, args.rounds
+        )
         print_result(result)
         results.append(result)
         sys.stdout.flush()

@@ -13,6 +13,7 @@ removed: the loss is now ``chinchilla.chunked_loss`` and never forms the whole l
 
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/bench_step_variants.py tiny-00025k base,fused,dpa,fused_dpa,blocked 15
 """
+
 import contextlib
 import statistics
 import sys
@@ -73,7 +74,9 @@ def patched(variant):
 
 
 def main():
-    name = sys.argv[1]; names = sys.argv[2].split(","); rounds = int(sys.argv[3])
+    name = sys.argv[1]
+    names = sys.argv[2].split(",")
+    rounds = int(sys.argv[3])
     k = 16
     progs = {}
     rng = np.random.default_rng(0)
@@ -82,23 +85,34 @@ def main():
         variant = VARIANTS[vn]
         with patched(variant):
             settings = {"attention_impl": "xla", **variant.get("config", {})}
-            cfg = TrainConfig(model=zoo.get_model(name), tokens=10**9, batch_size=8, steps_per_dispatch=k,
-                              **settings)
-            tr = Trainer(cfg); tr.compiled_step(); st = tr.init_state()
-            st, out = tr.train(st, batches); l = np.asarray(out["loss"])
+            cfg = TrainConfig(model=zoo.get_model(name), tokens=10**9, batch_size=8, steps_per_dispatch=k, **settings)
+            tr = Trainer(cfg)
+            tr.compiled_step()
+            st = tr.init_state()
+            st, out = tr.train(st, batches)
+            l = np.asarray(out["loss"])
             progs[vn] = [tr, st, l]
     base_l = progs[names[0]][2]
     times = {vn: [] for vn in names}
-    for r in range(rounds):
+    for _ in range(rounds):
         for vn in names:
             tr, st, _ = progs[vn]
-            t = time.perf_counter(); st, out = tr.train(st, batches); jax.block_until_ready(out)
-            times[vn].append(time.perf_counter() - t); progs[vn][1] = st
+            t = time.perf_counter()
+            st, out = tr.train(st, batches)
+            jax.block_until_ready(out)
+            times[vn].append(time.perf_counter() - t)
+            progs[vn][1] = st
     b = times[names[0]]
     for vn in names:
         ratios = sorted(x / y for x, y in zip(b, times[vn]))
-        print(f"{name} {vn:>10}: {8*128*k/statistics.median(times[vn]):>9,.0f} tok/s  speedup vs {names[0]} {statistics.median(ratios):.3f} "
-              f"(IQR {ratios[len(ratios)//4]:.2f}-{ratios[3*len(ratios)//4]:.2f})  maxlossdiff {np.max(np.abs(progs[vn][2]-base_l)):.2g}", flush=True)
+        tokens_per_s = 8 * 128 * k / statistics.median(times[vn])
+        quartiles = f"{ratios[len(ratios) // 4]:.2f}-{ratios[3 * len(ratios) // 4]:.2f}"
+        loss_diff = np.max(np.abs(progs[vn][2] - base_l))
+        print(
+            f"{name} {vn:>10}: {tokens_per_s:>9,.0f} tok/s  speedup vs {names[0]} {statistics.median(ratios):.3f} "
+            f"(IQR {quartiles})  maxlossdiff {loss_diff:.2g}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

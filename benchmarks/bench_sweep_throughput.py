@@ -36,8 +36,11 @@ def subset(budgets: list[float]):
     from chinchilla.sweep import Plan
 
     plan = load_preset("tiny_cpu").plan()
-    runs = tuple(r for r in plan.runs  # IsoFLOP runs only: the training-curve runs have no budget
-                 if r.budget is not None and any(abs(r.budget - b) <= 1e-6 * b for b in budgets))
+    runs = tuple(
+        r
+        for r in plan.runs  # IsoFLOP runs only: the training-curve runs have no budget
+        if r.budget is not None and any(abs(r.budget - b) <= 1e-6 * b for b in budgets)
+    )
     if not runs:
         raise ValueError(f"no run of tiny_cpu at budgets {budgets}")
     return Plan(name="tiny_cpu-subset", runs=runs)
@@ -58,13 +61,14 @@ def child(mode: str, out: str, budgets: list[float]) -> None:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu += children.ru_utime + children.ru_stime  # the worker processes, reaped when the pool shut down
     if outcome.failed or len(outcome.trained) != len(plan.runs):
-        raise RuntimeError(f"{mode}: {len(outcome.trained)} of {len(plan.runs)} runs trained, failed "
-                           f"{outcome.failed}")
+        raise RuntimeError(f"{mode}: {len(outcome.trained)} of {len(plan.runs)} runs trained, failed {outcome.failed}")
     flops = sum(store.read_json(Path(out) / "runs" / r.run_id / "summary.json")["flops"] for r in plan.runs)
-    losses = {r.run_id: store.read_json(Path(out) / "runs" / r.run_id / "summary.json")["eval_loss"]
-              for r in plan.runs}
-    print(json.dumps({"mode": mode, "runs": len(plan.runs), "flops": flops, "wall_s": wall, "cpu_s": cpu,
-                      "losses": losses}))
+    losses = {r.run_id: store.read_json(Path(out) / "runs" / r.run_id / "summary.json")["eval_loss"] for r in plan.runs}
+    print(
+        json.dumps(
+            {"mode": mode, "runs": len(plan.runs), "flops": flops, "wall_s": wall, "cpu_s": cpu, "losses": losses}
+        )
+    )
 
 
 def main() -> None:
@@ -87,24 +91,43 @@ def main() -> None:
                 base = Path(tmp) / f"{mode}-{round_}"
                 env = {**os.environ, "CHINCHILLA_JAX_CACHE": str(base / "jax-cache")}
                 line = subprocess.run(
-                    [sys.executable, __file__, "--child", mode, "--out", str(base / "sweep"), "--budgets",
-                     *map(str, args.budgets)], env=env, check=True, capture_output=True, text=True).stdout
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        mode,
+                        "--out",
+                        str(base / "sweep"),
+                        "--budgets",
+                        *map(str, args.budgets),
+                    ],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
                 result = json.loads(line.strip().splitlines()[-1])
                 results[mode].append(result)
-                print(f"round {round_ + 1} {mode:>10}: {result['runs']} runs, {result['flops']:.3g} FLOPs in "
-                      f"{result['wall_s']:.1f} s = {result['flops'] / result['wall_s'] / 1e9:.2f} GFLOP/s, "
-                      f"{result['cpu_s'] / result['wall_s']:.2f} cores busy", flush=True)
+                print(
+                    f"round {round_ + 1} {mode:>10}: {result['runs']} runs, {result['flops']:.3g} FLOPs in "
+                    f"{result['wall_s']:.1f} s = {result['flops'] / result['wall_s'] / 1e9:.2f} GFLOP/s, "
+                    f"{result['cpu_s'] / result['wall_s']:.2f} cores busy",
+                    flush=True,
+                )
     print(f"\n{'mode':>10} {'GFLOP/s (median)':>17} {'x sequential':>13} {'cores busy':>11}")
     base_rates = [r["flops"] / r["wall_s"] for r in results["sequential"]]
     for mode in modes:
         rates = sorted(r["flops"] / r["wall_s"] for r in results[mode])
         ratios = sorted(r["flops"] / r["wall_s"] / b for r, b in zip(results[mode], base_rates))
         busy = sorted(r["cpu_s"] / r["wall_s"] for r in results[mode])
-        print(f"{mode:>10} {rates[len(rates) // 2] / 1e9:>17.2f} {ratios[len(ratios) // 2]:>12.2f}x "
-              f"{busy[len(busy) // 2]:>11.2f}")
+        print(
+            f"{mode:>10} {rates[len(rates) // 2] / 1e9:>17.2f} {ratios[len(ratios) // 2]:>12.2f}x "
+            f"{busy[len(busy) // 2]:>11.2f}"
+        )
     if args.save:
-        Path(args.save).write_text(json.dumps({"xla_flags": os.environ.get("XLA_FLAGS", ""), "results": results},
-                                              indent=1))
+        Path(args.save).write_text(
+            json.dumps({"xla_flags": os.environ.get("XLA_FLAGS", ""), "results": results}, indent=1)
+        )
     seq_losses = results["sequential"][0]["losses"]
     for mode in modes[1:]:
         worst = max(abs(results[mode][0]["losses"][k] - v) for k, v in seq_losses.items())

@@ -81,18 +81,24 @@ def main() -> None:
         name = f"files:{tmp / 'data'}/*.jsonl"
         tokenizer = get_tokenizer(args.tokenizer, dataset=name, data_dir=tmp / "tokenizer")
         units = len(files.units(files.parse(name)))
-        print(f"{documents:,} documents, {args.megabytes:g} MB jsonl in {units} units; tokenizer {args.tokenizer}; "
-              f"{args.workers} workers on {token_cache.default_workers()} usable cores")
+        print(
+            f"{documents:,} documents, {args.megabytes:g} MB jsonl in {units} units; tokenizer {args.tokenizer}; "
+            f"{args.workers} workers on {token_cache.default_workers()} usable cores"
+        )
         one, serial, alone = timed_build(name, tokenizer, tmp / "one", 1)
         many, parallel, stats = timed_build(name, tokenizer, tmp / "many", args.workers)
         assert np.array_equal(np.asarray(serial), np.asarray(parallel)), "1 and N workers disagree"
-        print(f"1 worker: {one:.2f} s ({alone.cores:.2f} cores busy); {stats.workers} workers (pids "
-              f"{sorted(stats.builder_pids)}): {many:.2f} s ({stats.cores:.2f} cores busy); speed-up "
-              f"{one / many:.2f}x ({len(serial):,} tokens, {len(serial) / many / 1e6:.2f} M tokens/s)")
+        print(
+            f"1 worker: {one:.2f} s ({alone.cores:.2f} cores busy); {stats.workers} workers (pids "
+            f"{sorted(stats.builder_pids)}): {many:.2f} s ({stats.cores:.2f} cores busy); speed-up "
+            f"{one / many:.2f}x ({len(serial):,} tokens, {len(serial) / many / 1e6:.2f} M tokens/s)"
+        )
         _, part, stats = timed_build(name, tokenizer, tmp / "part", args.workers, need=len(serial) // 10)
-        print(f"asked for 10% of the tokens ({len(serial) // 10:,}): got {len(part):,} from {stats.units_used} of "
-              f"{units} units, read {stats.documents_read:,} of {documents:,} documents "
-              f"({stats.documents_read / documents:.1%})")
+        print(
+            f"asked for 10% of the tokens ({len(serial) // 10:,}): got {len(part):,} from {stats.units_used} of "
+            f"{units} units, read {stats.documents_read:,} of {documents:,} documents "
+            f"({stats.documents_read / documents:.1%})"
+        )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ cross-entropy), ``torch.compile``d, trained with global-norm clipping and fused 
 matrices only, the same schedule values), ``torch.set_num_threads(2)``. It starts from *our* initial parameters
 (copied from ``chinchilla.step.Trainer.init_state``; our layers' parameters are stacked on a leading layer axis,
 ``params["blocks"][name][i]``, and sliced per layer for the peer), and the script checks that both compute the
-same loss on the same batch (``--loss-tolerance``, default 1e-6 relative) and the same losses over the first training steps, before
+same loss on the same batch (``--loss-tolerance``, default 1e-6 relative) and the same losses over the first training
+steps, before
 timing anything.
 
 Ours is the default step (layers scanned, remat "none", the whole batch in one pass, chunked loss).
@@ -24,7 +25,6 @@ torch is not a dependency of the project: ``.venv/bin/pip install torch==2.13.0`
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 
@@ -43,7 +43,9 @@ def build_peer(config, params: dict, torch):
     """A torch module with our parameters (float32 copies) and a train step with fused AdamW."""
     F = torch.nn.functional
     m = config.model
-    t = lambda a: torch.nn.Parameter(torch.tensor(np.asarray(a), dtype=torch.float32))
+
+    def t(a):
+        return torch.nn.Parameter(torch.tensor(np.asarray(a), dtype=torch.float32))
 
     class Peer(torch.nn.Module):
         def __init__(self):
@@ -55,9 +57,9 @@ def build_peer(config, params: dict, torch):
             layers = range(m.n_layers)
             # Fused QKV as one (d, 3*h*k) matrix: ours is (3, d, h, k) per layer.
             self.qkv = torch.nn.ParameterList(
-                [t(np.asarray(blocks["qkv"][i]).transpose(1, 0, 2, 3).reshape(m.d_model, -1)) for i in layers])
-            self.out = torch.nn.ParameterList([t(np.asarray(blocks["out"][i]).reshape(-1, m.d_model))
-                                               for i in layers])
+                [t(np.asarray(blocks["qkv"][i]).transpose(1, 0, 2, 3).reshape(m.d_model, -1)) for i in layers]
+            )
+            self.out = torch.nn.ParameterList([t(np.asarray(blocks["out"][i]).reshape(-1, m.d_model)) for i in layers])
             self.norm1 = torch.nn.ParameterList([t(blocks["attention_norm"][i]) for i in layers])
             self.norm2 = torch.nn.ParameterList([t(blocks["dense_norm"][i]) for i in layers])
             self.w_in = torch.nn.ParameterList([t(blocks["w_in"][i]) for i in layers])
@@ -94,12 +96,19 @@ def build_peer(config, params: dict, torch):
     vectors = [p for p in peer.parameters() if p.ndim == 1]
     kwargs = dict(betas=(config.adam_b1, config.adam_b2), eps=config.adam_eps)
     try:
-        optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": config.weight_decay},
-                                       {"params": vectors, "weight_decay": 0.0}], lr=config.lr, fused=True, **kwargs)
+        optimizer = torch.optim.AdamW(
+            [{"params": matrices, "weight_decay": config.weight_decay}, {"params": vectors, "weight_decay": 0.0}],
+            lr=config.lr,
+            fused=True,
+            **kwargs,
+        )
         fused = True
     except (RuntimeError, TypeError):
-        optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": config.weight_decay},
-                                       {"params": vectors, "weight_decay": 0.0}], lr=config.lr, **kwargs)
+        optimizer = torch.optim.AdamW(
+            [{"params": matrices, "weight_decay": config.weight_decay}, {"params": vectors, "weight_decay": 0.0}],
+            lr=config.lr,
+            **kwargs,
+        )
         fused = False
     compiled = torch.compile(peer)
 
@@ -140,7 +149,7 @@ def bench_model(name: str, rounds: int, tolerance: float, check_steps: int, torc
     step_diff = float(np.max(np.abs(ours[:check_steps] - theirs[:check_steps])))
 
     ours_t, theirs_t = [], []
-    for i in range(2):  # warm-up (the peer's compile happened above)
+    for _ in range(2):  # warm-up (the peer's compile happened above)
         state, out = trainer.train(state, batches)
         jax.block_until_ready(out)
         for j in range(k):
@@ -157,11 +166,17 @@ def bench_model(name: str, rounds: int, tolerance: float, check_steps: int, torc
         theirs_t.append((time.perf_counter() - start) / k)
     tokens = config.tokens_per_step
     ratios = sorted(o / p for o, p in zip(ours_t, theirs_t))
-    return {"model": name, "d_model": config.model.d_model, "initial_loss_ours": ours0,
-            "initial_loss_diff": abs(ours0 - theirs0), "max_step_loss_diff": step_diff,
-            "ours_tokens_per_s": tokens / statistics.median(ours_t),
-            "peer_tokens_per_s": tokens / statistics.median(theirs_t),
-            "peer_over_ours": statistics.median(ratios), "fused_adamw": fused}
+    return {
+        "model": name,
+        "d_model": config.model.d_model,
+        "initial_loss_ours": ours0,
+        "initial_loss_diff": abs(ours0 - theirs0),
+        "max_step_loss_diff": step_diff,
+        "ours_tokens_per_s": tokens / statistics.median(ours_t),
+        "peer_tokens_per_s": tokens / statistics.median(theirs_t),
+        "peer_over_ours": statistics.median(ratios),
+        "fused_adamw": fused,
+    }
 
 
 def main() -> None:
@@ -169,22 +184,29 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--loss-tolerance", type=float, default=1e-6,
-                        help="relative, initial loss (float32 sums in another order: 8e-8 at tiny-00025k, 3.2e-7 "
-                             "at tiny-00099k measured)")
+    parser.add_argument(
+        "--loss-tolerance",
+        type=float,
+        default=1e-6,
+        help="relative, initial loss (float32 sums in another order: 8e-8 at tiny-00025k, 3.2e-7 "
+        "at tiny-00099k measured)",
+    )
     parser.add_argument("--check-steps", type=int, default=4, help="training steps whose losses are compared")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     print(f"jax {jax.__version__}, torch {torch.__version__}, {args.threads} torch threads")
-    print(f"{'model':<13}{'d':>5}{'loss diff':>11}{'step diff':>11}{'ours tok/s':>12}{'peer tok/s':>12}"
-          f"{'peer/ours':>11}")
+    print(
+        f"{'model':<13}{'d':>5}{'loss diff':>11}{'step diff':>11}{'ours tok/s':>12}{'peer tok/s':>12}{'peer/ours':>11}"
+    )
     for name in args.models:
         r = bench_model(name, args.rounds, args.loss_tolerance, args.check_steps, torch)
-        print(f"{r['model']:<13}{r['d_model']:>5}{r['initial_loss_diff']:>11.2g}{r['max_step_loss_diff']:>11.2g}"
-              f"{r['ours_tokens_per_s']:>12,.0f}{r['peer_tokens_per_s']:>12,.0f}{r['peer_over_ours']:>10.2f}x",
-              flush=True)
+        print(
+            f"{r['model']:<13}{r['d_model']:>5}{r['initial_loss_diff']:>11.2g}{r['max_step_loss_diff']:>11.2g}"
+            f"{r['ours_tokens_per_s']:>12,.0f}{r['peer_tokens_per_s']:>12,.0f}{r['peer_over_ours']:>10.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

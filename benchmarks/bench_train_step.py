@@ -32,7 +32,7 @@ import dataclasses
 import json
 import statistics
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -43,8 +43,16 @@ from chinchilla.step import Trainer
 from chinchilla.train import TrainConfig
 from chinchilla.train_config import ATTENTION_IMPLS, REMAT_POLICIES
 
-DEFAULT_MODELS = ("tiny-00004k", "tiny-00025k", "tiny-00099k", "tiny-00394k", "tiny-00886k", "tiny-01574k",
-                  "tiny-02459k", "tiny-02975k")
+DEFAULT_MODELS = (
+    "tiny-00004k",
+    "tiny-00025k",
+    "tiny-00099k",
+    "tiny-00394k",
+    "tiny-00886k",
+    "tiny-01574k",
+    "tiny-02459k",
+    "tiny-02975k",
+)
 
 
 @contextlib.contextmanager
@@ -83,12 +91,28 @@ def _one_chunk(config: TrainConfig) -> bool:
     return chunked_loss.default_chunk_tokens(config.model.vocab_size, tokens) >= tokens
 
 
-def bench_model(name: str, batch_size: int, steps_per_dispatch: int, rounds: int, warmup: int,
-                on_cpu: bool, attention_impl: str, remat: str = "none", micro_batch_size: int | None = None,
-                scan_layers: bool = True) -> dict:
-    config = TrainConfig(model=zoo.get_model(name), tokens=10**9, batch_size=batch_size,
-                         steps_per_dispatch=steps_per_dispatch, attention_impl=attention_impl, remat=remat,
-                         micro_batch_size=micro_batch_size, scan_layers=scan_layers)
+def bench_model(
+    name: str,
+    batch_size: int,
+    steps_per_dispatch: int,
+    rounds: int,
+    warmup: int,
+    on_cpu: bool,
+    attention_impl: str,
+    remat: str = "none",
+    micro_batch_size: int | None = None,
+    scan_layers: bool = True,
+) -> dict:
+    config = TrainConfig(
+        model=zoo.get_model(name),
+        tokens=10**9,
+        batch_size=batch_size,
+        steps_per_dispatch=steps_per_dispatch,
+        attention_impl=attention_impl,
+        remat=remat,
+        micro_batch_size=micro_batch_size,
+        scan_layers=scan_layers,
+    )
     trainer = Trainer(config)
     start = time.perf_counter()
     trainer.compiled_step()
@@ -103,8 +127,11 @@ def bench_model(name: str, batch_size: int, steps_per_dispatch: int, rounds: int
     xla_flops = hardware_step_flops(config, trainer)
     step_times, peaks = [], []
     for _ in range(rounds):
-        peaks.append(metrics.cpu_matmul_peak.__wrapped__(sizes=(1024,), repeats=2) if on_cpu
-                     else metrics.peak_flops(compute_dtype=trainer.compute_dtype)[0])
+        peaks.append(
+            metrics.cpu_matmul_peak.__wrapped__(sizes=(1024,), repeats=2)
+            if on_cpu
+            else metrics.peak_flops(compute_dtype=trainer.compute_dtype)[0]
+        )
         start = time.perf_counter()
         state, out = trainer.train(state, batches)
         jax.block_until_ready(out)
@@ -134,8 +161,12 @@ def main() -> None:
     parser.add_argument("--steps-per-dispatch", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--attention-impl", default="xla", choices=ATTENTION_IMPLS,
-                        help="chinchilla.attention implementation (cudnn: NVIDIA GPUs, bf16; splash: TPU)")
+    parser.add_argument(
+        "--attention-impl",
+        default="xla",
+        choices=ATTENTION_IMPLS,
+        help="chinchilla.attention implementation (cudnn: NVIDIA GPUs, bf16; splash: TPU)",
+    )
     parser.add_argument("--remat", default="none", choices=REMAT_POLICIES)
     parser.add_argument("--micro-batch-size", type=int, help="gradient accumulation (default: the whole batch)")
     parser.add_argument("--unrolled", action="store_true", help="scan_layers=False (the layers unrolled)")
@@ -143,31 +174,52 @@ def main() -> None:
     args = parser.parse_args()
 
     on_cpu = jax.default_backend() == "cpu"
-    rows = [bench_model(name, args.batch_size, args.steps_per_dispatch, args.rounds, args.warmup, on_cpu,
-                        args.attention_impl, args.remat, args.micro_batch_size, not args.unrolled)
-            for name in args.models]
+    rows = [
+        bench_model(
+            name,
+            args.batch_size,
+            args.steps_per_dispatch,
+            args.rounds,
+            args.warmup,
+            on_cpu,
+            args.attention_impl,
+            args.remat,
+            args.micro_batch_size,
+            not args.unrolled,
+        )
+        for name in args.models
+    ]
     peak = statistics.median(row["peak_flops_median"] for row in rows)
 
     device = jax.devices()[0]
     source = "measured float32 matmul" if on_cpu else "data-sheet bf16 peak"
-    print(f"device: {device.device_kind} x {jax.device_count()} ({jax.default_backend()}); peak ({source}): "
-          f"median {peak / 1e9:.1f} GFLOP/s, measured beside every timed dispatch; "
-          f"batch {args.batch_size} x seq_len, {args.steps_per_dispatch} steps per dispatch; remat {args.remat}, "
-          f"micro-batch {args.micro_batch_size or args.batch_size}, layers {'unrolled' if args.unrolled else 'scanned'}, "
-          f"attention {args.attention_impl}; jax {jax.__version__}")
+    print(
+        f"device: {device.device_kind} x {jax.device_count()} ({jax.default_backend()}); peak ({source}): "
+        f"median {peak / 1e9:.1f} GFLOP/s, measured beside every timed dispatch; "
+        f"batch {args.batch_size} x seq_len, {args.steps_per_dispatch} steps per dispatch; remat {args.remat}, "
+        f"micro-batch {args.micro_batch_size or args.batch_size}, layers {'unrolled' if args.unrolled else 'scanned'}, "
+        f"attention {args.attention_impl}; jax {jax.__version__}"
+    )
     print()
-    print("| model | d_model | params | step (ms) | tokens/s | Appendix F GFLOP/s | fraction of peak | "
-          "XLA-counted GFLOP/s | fraction of peak | matmul peak GFLOP/s | compile (s) |")
+    print(
+        "| model | d_model | params | step (ms) | tokens/s | Appendix F GFLOP/s | fraction of peak | "
+        "XLA-counted GFLOP/s | fraction of peak | matmul peak GFLOP/s | compile (s) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['model']} | {row['d_model']} | {row['params']:,} | {row['step_ms']:.2f} | "
-              f"{row['tokens_per_s']:,.0f} | {row['appendix_f_flops_per_s'] / 1e9:.1f} | "
-              f"{row['appendix_f_fraction']:.0%} | {row['xla_flops_per_s'] / 1e9:.1f} | {row['xla_fraction']:.0%} | "
-              f"{row['peak_flops_median'] / 1e9:.0f} | {row['compile_s']:.1f} |")
+        print(
+            f"| {row['model']} | {row['d_model']} | {row['params']:,} | {row['step_ms']:.2f} | "
+            f"{row['tokens_per_s']:,.0f} | {row['appendix_f_flops_per_s'] / 1e9:.1f} | "
+            f"{row['appendix_f_fraction']:.0%} | {row['xla_flops_per_s'] / 1e9:.1f} | {row['xla_fraction']:.0%} | "
+            f"{row['peak_flops_median'] / 1e9:.0f} | {row['compile_s']:.1f} |"
+        )
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"peak_flops": peak, "peak_source": source, "device": device.device_kind, "rows": rows},
-                      handle, indent=2)
+            json.dump(
+                {"peak_flops": peak, "peak_source": source, "device": device.device_kind, "rows": rows},
+                handle,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,15 @@ def value_and_grad(theta, log_n, log_d, log_l):
     value = np.where(abs_r <= DELTA, 0.5 * r * r, DELTA * (abs_r - 0.5 * DELTA)).sum()
     slope = np.where(abs_r <= DELTA, r, DELTA * np.sign(r))
     p = weights / total
-    grad = np.array([(slope * p[0]).sum(), (slope * p[1]).sum(), (slope * p[2]).sum(),
-                     -(slope * p[0] * log_n).sum(), -(slope * p[1] * log_d).sum()])
+    grad = np.array(
+        [
+            (slope * p[0]).sum(),
+            (slope * p[1]).sum(),
+            (slope * p[2]).sum(),
+            -(slope * p[0] * log_n).sum(),
+            -(slope * p[1] * log_d).sum(),
+        ]
+    )
     return value, grad
 
 
@@ -58,8 +65,9 @@ def best_fit(path: str, n_col: str, d_col: str, best_of: int | None = None):
         x = x0
         for _ in range(2):
             with np.errstate(all="ignore"):
-                result = minimize(value_and_grad, x, args=(log_n, log_d, log_l), jac=True, method="L-BFGS-B",
-                                  options=options)
+                result = minimize(
+                    value_and_grad, x, args=(log_n, log_d, log_l), jac=True, method="L-BFGS-B", options=options
+                )
             if np.isfinite(result.fun):
                 x = result.x
         value = value_and_grad(x, log_n, log_d, log_l)[0]
@@ -77,8 +85,10 @@ def main() -> None:
         path, n_col, d_col = case.split(":")
         value, theta = best_fit(path, n_col, d_col, best_of)
         a, b, e, alpha, beta = theta
-        print(f"{path}: objective {value:.10e}  E {np.exp(e):.6g} (log E {e:.3f})  A {np.exp(a):.6g}  "
-              f"B {np.exp(b):.6g}  alpha {alpha:.6f}  beta {beta:.6f}")
+        print(
+            f"{path}: objective {value:.10e}  E {np.exp(e):.6g} (log E {e:.3f})  A {np.exp(a):.6g}  "
+            f"B {np.exp(b):.6g}  alpha {alpha:.6f}  beta {beta:.6f}"
+        )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ class Chip:
 
     @property
     def platform(self) -> str:
-        """"tpu" or "gpu" (what ``chinchilla.attention.resolve_impl`` calls the backend)."""
+        """ "tpu" or "gpu" (what ``chinchilla.attention.resolve_impl`` calls the backend)."""
         return "tpu" if self.name.startswith("TPU") else "gpu"
 
     @property
@@ -67,57 +67,171 @@ class Chip:
 # data sheets' dense figures; where a sheet prints "X | 2X*" or "2X*" with "* with sparsity", the dense figure is X.
 CHIPS: tuple[Chip, ...] = (
     # NVIDIA Blackwell / Hopper
-    Chip("GB200", r"\bGB200\b", 2.5e15, 1.25e15,
-         source=_NV_SPARSE.format("GB200 NVL72 / HGX B200", "individual GPU, GB200 column: FP16/BF16 Tensor Core "
-                                                             "5* PFLOPS, TF32 Tensor Core 2.5* PFLOPS"),
-         memory_gib=186),
-    Chip("B200", r"\bB200\b", 2.25e15, 1.1e15,
-         source=_NV_SPARSE.format("GB200 NVL72 / HGX B200", "individual GPU, HGX B200 column: FP16/BF16 Tensor "
-                                                             "Core 4.5* PFLOPS, TF32 Tensor Core 2.2* PFLOPS"),
-         memory_gib=180),
-    Chip("GH200", r"\bGH200\b", 989e12, 494.5e12,
-         source=_NV_SPARSE.format("GH200 Grace Hopper Superchip", "BF16 1,979*, TF32 989* TFLOPS"),
-         memory_gib=96),
-    Chip("H200 NVL", r"\bH200\b.*\bNVL\b", 835e12, 417.5e12,
-         source=_NV_SPARSE.format("H200 Tensor Core GPU", "H200 NVL: BF16 1,671*, TF32 835* TFLOPS"), memory_gib=141),
-    Chip("H200 SXM", r"\bH200\b", 989e12, 494.5e12,
-         source=_NV_SPARSE.format("H200 Tensor Core GPU", "H200 SXM: BF16 1,979*, TF32 989* TFLOPS"), memory_gib=141),
-    Chip("H100 NVL", r"\bH100\b.*\bNVL\b", 835e12, 417.5e12,
-         source=_NV_SPARSE.format("H100 Tensor Core GPU", "H100 NVL: BF16 1,671*, TF32 835* TFLOPS"), memory_gib=94),
-    Chip("H100 PCIe", r"\bH100\b.*\bPCIe\b", 756e12, 378e12,
-         source=_NV_SPARSE.format("H100 Tensor Core GPU", "H100 PCIe: BF16 1,513*, TF32 756* TFLOPS"), memory_gib=80),
-    Chip("H100 SXM", r"\bH100\b", 989e12, 494.5e12,
-         source=_NV_SPARSE.format("H100 Tensor Core GPU", "H100 SXM: BF16 1,979*, TF32 989* TFLOPS"), memory_gib=80),
+    Chip(
+        "GB200",
+        r"\bGB200\b",
+        2.5e15,
+        1.25e15,
+        source=_NV_SPARSE.format(
+            "GB200 NVL72 / HGX B200",
+            "individual GPU, GB200 column: FP16/BF16 Tensor Core 5* PFLOPS, TF32 Tensor Core 2.5* PFLOPS",
+        ),
+        memory_gib=186,
+    ),
+    Chip(
+        "B200",
+        r"\bB200\b",
+        2.25e15,
+        1.1e15,
+        source=_NV_SPARSE.format(
+            "GB200 NVL72 / HGX B200",
+            "individual GPU, HGX B200 column: FP16/BF16 Tensor Core 4.5* PFLOPS, TF32 Tensor Core 2.2* PFLOPS",
+        ),
+        memory_gib=180,
+    ),
+    Chip(
+        "GH200",
+        r"\bGH200\b",
+        989e12,
+        494.5e12,
+        source=_NV_SPARSE.format("GH200 Grace Hopper Superchip", "BF16 1,979*, TF32 989* TFLOPS"),
+        memory_gib=96,
+    ),
+    Chip(
+        "H200 NVL",
+        r"\bH200\b.*\bNVL\b",
+        835e12,
+        417.5e12,
+        source=_NV_SPARSE.format("H200 Tensor Core GPU", "H200 NVL: BF16 1,671*, TF32 835* TFLOPS"),
+        memory_gib=141,
+    ),
+    Chip(
+        "H200 SXM",
+        r"\bH200\b",
+        989e12,
+        494.5e12,
+        source=_NV_SPARSE.format("H200 Tensor Core GPU", "H200 SXM: BF16 1,979*, TF32 989* TFLOPS"),
+        memory_gib=141,
+    ),
+    Chip(
+        "H100 NVL",
+        r"\bH100\b.*\bNVL\b",
+        835e12,
+        417.5e12,
+        source=_NV_SPARSE.format("H100 Tensor Core GPU", "H100 NVL: BF16 1,671*, TF32 835* TFLOPS"),
+        memory_gib=94,
+    ),
+    Chip(
+        "H100 PCIe",
+        r"\bH100\b.*\bPCIe\b",
+        756e12,
+        378e12,
+        source=_NV_SPARSE.format("H100 Tensor Core GPU", "H100 PCIe: BF16 1,513*, TF32 756* TFLOPS"),
+        memory_gib=80,
+    ),
+    Chip(
+        "H100 SXM",
+        r"\bH100\b",
+        989e12,
+        494.5e12,
+        source=_NV_SPARSE.format("H100 Tensor Core GPU", "H100 SXM: BF16 1,979*, TF32 989* TFLOPS"),
+        memory_gib=80,
+    ),
     # NVIDIA Ada / Ampere
-    Chip("L40S", r"\bL40S\b", 362.05e12, 183e12,
-         source=_NV.format("L40S") + " (BF16 362.05 | 733*, TF32 183 | 366* TFLOPS)", memory_gib=48),
-    Chip("RTX 4090", r"\bRTX 4090\b", 165.2e12, 82.6e12,
-         source="NVIDIA Ada Lovelace GPU architecture whitepaper, GeForce RTX 4090 column (dense | sparse): "
-                "Peak BF16 Tensor TFLOPS with FP32 Accumulate 165.2 | 330.4, Peak TF32 Tensor TFLOPS 82.6 | 165.2 "
-                "(FP16 with FP16 accumulate runs twice as fast; our step accumulates in float32)", memory_gib=24),
-    Chip("L4", r"\bL4\b", 121e12, 60e12,
-         source=_NV_SPARSE.format("L4 Tensor Core GPU", "BF16 242*, TF32 120* TFLOPS"), memory_gib=24),
-    Chip("A100", r"\bA100\b", 312e12, 156e12,
-         source=_NV.format("A100 Tensor Core GPU") + " (40/80 GB, SXM and PCIe alike: BF16 312 | 624*, "
-                                                    "TF32 156 | 312* TFLOPS)", memory_gib=80),
-    Chip("A10", r"\bA10\b", 125e12, 62.5e12,
-         source=_NV.format("A10 Tensor Core GPU") + " (BF16 125 | 250*, TF32 62.5 | 125* TFLOPS)", memory_gib=24),
+    Chip(
+        "L40S",
+        r"\bL40S\b",
+        362.05e12,
+        183e12,
+        source=_NV.format("L40S") + " (BF16 362.05 | 733*, TF32 183 | 366* TFLOPS)",
+        memory_gib=48,
+    ),
+    Chip(
+        "RTX 4090",
+        r"\bRTX 4090\b",
+        165.2e12,
+        82.6e12,
+        source="NVIDIA Ada Lovelace GPU architecture whitepaper, GeForce RTX 4090 column (dense | sparse): "
+        "Peak BF16 Tensor TFLOPS with FP32 Accumulate 165.2 | 330.4, Peak TF32 Tensor TFLOPS 82.6 | 165.2 "
+        "(FP16 with FP16 accumulate runs twice as fast; our step accumulates in float32)",
+        memory_gib=24,
+    ),
+    Chip(
+        "L4",
+        r"\bL4\b",
+        121e12,
+        60e12,
+        source=_NV_SPARSE.format("L4 Tensor Core GPU", "BF16 242*, TF32 120* TFLOPS"),
+        memory_gib=24,
+    ),
+    Chip(
+        "A100",
+        r"\bA100\b",
+        312e12,
+        156e12,
+        source=_NV.format("A100 Tensor Core GPU") + " (40/80 GB, SXM and PCIe alike: BF16 312 | 624*, "
+        "TF32 156 | 312* TFLOPS)",
+        memory_gib=80,
+    ),
+    Chip(
+        "A10",
+        r"\bA10\b",
+        125e12,
+        62.5e12,
+        source=_NV.format("A10 Tensor Core GPU") + " (BF16 125 | 250*, TF32 62.5 | 125* TFLOPS)",
+        memory_gib=24,
+    ),
     # NVIDIA Volta / Turing: no bf16, no TF32; float32 runs on the CUDA cores
-    Chip("V100S PCIe", r"\bV100S\b", None, 16.4e12,
-         source=_NV.format("V100 Tensor Core GPU") + " (V100S PCIe: single precision 16.4 TFLOPS)", memory_gib=32),
-    Chip("V100 PCIe", r"\bV100\b.*\bPCIE\b", None, 14e12,
-         source=_NV.format("V100 Tensor Core GPU") + " (V100 PCIe: single precision 14 TFLOPS)"),
-    Chip("V100 SXM2", r"\bV100\b", None, 15.7e12,
-         source=_NV.format("V100 Tensor Core GPU") + " (V100 SXM2: single precision 15.7 TFLOPS)"),
-    Chip("T4", r"\bT4\b", None, 8.1e12,
-         source=_NV.format("T4 Tensor Core GPU") + " (single precision 8.1 TFLOPS)", memory_gib=16),
+    Chip(
+        "V100S PCIe",
+        r"\bV100S\b",
+        None,
+        16.4e12,
+        source=_NV.format("V100 Tensor Core GPU") + " (V100S PCIe: single precision 16.4 TFLOPS)",
+        memory_gib=32,
+    ),
+    Chip(
+        "V100 PCIe",
+        r"\bV100\b.*\bPCIE\b",
+        None,
+        14e12,
+        source=_NV.format("V100 Tensor Core GPU") + " (V100 PCIe: single precision 14 TFLOPS)",
+    ),
+    Chip(
+        "V100 SXM2",
+        r"\bV100\b",
+        None,
+        15.7e12,
+        source=_NV.format("V100 Tensor Core GPU") + " (V100 SXM2: single precision 15.7 TFLOPS)",
+    ),
+    Chip(
+        "T4",
+        r"\bT4\b",
+        None,
+        8.1e12,
+        source=_NV.format("T4 Tensor Core GPU") + " (single precision 8.1 TFLOPS)",
+        memory_gib=16,
+    ),
     # AMD Instinct (no sparsity on these figures); MI250X is two GCDs = two JAX devices
-    Chip("MI300X", r"\bMI300X\b", 1307.4e12, 163.4e12,
-         source="AMD Instinct MI300X data sheet (peak BF16 1,307.4 TFLOPS dense, 2,614.9 with sparsity; "
-                "peak FP32 matrix 163.4 TFLOPS)", memory_gib=192),
-    Chip("MI250X", r"\bMI250X\b", 383e12, 95.7e12, devices_per_chip=2,
-         source="AMD Instinct MI250X data sheet (peak BF16 383.0 TFLOPS, peak FP32 matrix 95.7 TFLOPS, per "
-                "OAM module of two GCDs; ROCm shows each GCD as one device)", memory_gib=128),
+    Chip(
+        "MI300X",
+        r"\bMI300X\b",
+        1307.4e12,
+        163.4e12,
+        source="AMD Instinct MI300X data sheet (peak BF16 1,307.4 TFLOPS dense, 2,614.9 with sparsity; "
+        "peak FP32 matrix 163.4 TFLOPS)",
+        memory_gib=192,
+    ),
+    Chip(
+        "MI250X",
+        r"\bMI250X\b",
+        383e12,
+        95.7e12,
+        devices_per_chip=2,
+        source="AMD Instinct MI250X data sheet (peak BF16 383.0 TFLOPS, peak FP32 matrix 95.7 TFLOPS, per "
+        "OAM module of two GCDs; ROCm shows each GCD as one device)",
+        memory_gib=128,
+    ),
     # Google TPUs (float32 at default precision runs as one bf16 pass); v2 and v3 chips are two TensorCores
     Chip("TPU v6e", r"\bTPU v6( lite|e)\b", 918e12, 918e12, source=_TPU.format("v6e", "918"), memory_gib=32),
     Chip("TPU v5e", r"\bTPU v5( lite|e)\b", 197e12, 197e12, source=_TPU.format("v5e", "197"), memory_gib=16),
@@ -130,12 +244,27 @@ CHIPS: tuple[Chip, ...] = (
 # Short names for ``chip_named`` (``chinchilla memory --chip``): name -> (chip, memory in GiB where the short name
 # means a smaller variant than ``Chip.memory_gib``).
 SHORT_NAMES: dict[str, tuple[str, float | None]] = {
-    "b200": ("B200", None), "gh200": ("GH200", None), "h200": ("H200 SXM", None), "h100": ("H100 SXM", None),
-    "h100-pcie": ("H100 PCIe", None), "h100-nvl": ("H100 NVL", None), "a100": ("A100", None),
-    "a100-40": ("A100", 40), "l40s": ("L40S", None), "l4": ("L4", None), "a10": ("A10", None),
-    "rtx4090": ("RTX 4090", None), "t4": ("T4", None), "mi300x": ("MI300X", None), "mi250x": ("MI250X", None),
-    "v6e": ("TPU v6e", None), "v5e": ("TPU v5e", None), "v5p": ("TPU v5p", None), "v4": ("TPU v4", None),
-    "v3": ("TPU v3", None), "v2": ("TPU v2", None),
+    "b200": ("B200", None),
+    "gh200": ("GH200", None),
+    "h200": ("H200 SXM", None),
+    "h100": ("H100 SXM", None),
+    "h100-pcie": ("H100 PCIe", None),
+    "h100-nvl": ("H100 NVL", None),
+    "a100": ("A100", None),
+    "a100-40": ("A100", 40),
+    "l40s": ("L40S", None),
+    "l4": ("L4", None),
+    "a10": ("A10", None),
+    "rtx4090": ("RTX 4090", None),
+    "t4": ("T4", None),
+    "mi300x": ("MI300X", None),
+    "mi250x": ("MI250X", None),
+    "v6e": ("TPU v6e", None),
+    "v5e": ("TPU v5e", None),
+    "v5p": ("TPU v5p", None),
+    "v4": ("TPU v4", None),
+    "v3": ("TPU v3", None),
+    "v2": ("TPU v2", None),
 }
 
 
@@ -150,8 +279,9 @@ def chip_named(name: str) -> Chip:
         return chip if gib is None else dataclasses.replace(chip, name=f"{chip.name} {gib:g}GB", memory_gib=gib)
     if key in by_name and by_name[key].memory_gib is not None:
         return by_name[key]
-    raise ValueError(f"--chip {name}: not a chip with a known memory size; known: {', '.join(SHORT_NAMES)} "
-                     "(or give --chip-bytes)")
+    raise ValueError(
+        f"--chip {name}: not a chip with a known memory size; known: {', '.join(SHORT_NAMES)} (or give --chip-bytes)"
+    )
 
 
 # AMD GPU architectures (``compute_capability`` of a ROCm device is its gfx name) with bf16 matrix cores: CDNA2

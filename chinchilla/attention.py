@@ -33,7 +33,6 @@ import warnings
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from chinchilla import sharding
 
@@ -117,16 +116,27 @@ def cudnn_works(platform: str) -> tuple[bool, str]:
         return True, "not checked here"
     try:
         q = jnp.ones((1, 128, 1, 64), jnp.bfloat16)
-        jax.block_until_ready(jax.jit(lambda x: jax.nn.dot_product_attention(
-            x, x, x, is_causal=True, implementation="cudnn"))(q))
+        jax.block_until_ready(
+            jax.jit(lambda x: jax.nn.dot_product_attention(x, x, x, is_causal=True, implementation="cudnn"))(q)
+        )
     except Exception as error:  # noqa: BLE001 - any failure means: do not use it; the reason is reported
-        return False, f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}"
+        return (
+            False,
+            f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}",
+        )
     return True, "checked"
 
 
-def causal_attention(q_bthk: jax.Array, k_bthk: jax.Array, v_bthk: jax.Array, impl: str = "xla", *,
-                     interpret: bool | None = None, block_size: int | None = None,
-                     mesh: jax.sharding.Mesh | None = None) -> jax.Array:
+def causal_attention(
+    q_bthk: jax.Array,
+    k_bthk: jax.Array,
+    v_bthk: jax.Array,
+    impl: str = "xla",
+    *,
+    interpret: bool | None = None,
+    block_size: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+) -> jax.Array:
     """Causal softmax attention, [B, T, H, K] x 3 -> [B, T, H, K] in ``v``'s dtype, scale 1/sqrt(K).
 
     ``impl``: "auto" or one of ``IMPLS`` (resolved by ``resolve_impl`` against ``jax.default_backend()`` and
@@ -142,8 +152,9 @@ def causal_attention(q_bthk: jax.Array, k_bthk: jax.Array, v_bthk: jax.Array, im
     Raises ValueError for an unknown ``impl``, mismatched shapes or an unusable ``block_size``.
     """
     if q_bthk.ndim != 4 or q_bthk.shape != k_bthk.shape or k_bthk.shape != v_bthk.shape:
-        raise ValueError(f"q, k, v must share one [B, T, H, K] shape, got {q_bthk.shape}, {k_bthk.shape}, "
-                         f"{v_bthk.shape}")
+        raise ValueError(
+            f"q, k, v must share one [B, T, H, K] shape, got {q_bthk.shape}, {k_bthk.shape}, {v_bthk.shape}"
+        )
     resolved, _ = resolve_impl(impl, platform=jax.default_backend(), compute_dtype=q_bthk.dtype)
     if resolved == "xla":
         return _xla_attention(q_bthk, k_bthk, v_bthk)
@@ -177,8 +188,7 @@ def _xla_attention(q_bthk: jax.Array, k_bthk: jax.Array, v_bthk: jax.Array) -> j
     return jnp.einsum("bhts,bshk->bthk", weights_bhts, v_bthk)
 
 
-def _blocked_attention(q_bthk: jax.Array, k_bthk: jax.Array, v_bthk: jax.Array, *,
-                       block_size: int | None) -> jax.Array:
+def _blocked_attention(q_bthk: jax.Array, k_bthk: jax.Array, v_bthk: jax.Array, *, block_size: int | None) -> jax.Array:
     """The "xla" maths one query block at a time: ``lax.map`` over blocks, each under ``jax.checkpoint``."""
     batch, seq_len, heads, kv_size = q_bthk.shape
     block = min(seq_len, _BLOCKED_DEFAULT) if block_size is None else int(block_size)
@@ -214,9 +224,16 @@ def _splash_kernel(seq_len: int, heads: int, block: int, interpret: bool):
     from jax.experimental.pallas.ops.tpu import splash_attention as splash
 
     mask = splash.MultiHeadMask([splash.CausalMask((seq_len, seq_len)) for _ in range(heads)])
-    sizes = splash.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block,
-                              block_q_dkv=block, block_kv_dkv=block, block_kv_dkv_compute=block,
-                              block_q_dq=block, block_kv_dq=block)
+    sizes = splash.BlockSizes(
+        block_q=block,
+        block_kv=block,
+        block_kv_compute=block,
+        block_q_dkv=block,
+        block_kv_dkv=block,
+        block_kv_dkv_compute=block,
+        block_q_dq=block,
+        block_kv_dq=block,
+    )
     return splash.make_splash_mha(mask, block_sizes=sizes, head_shards=1, q_seq_shards=1, interpret=interpret)
 
 
@@ -224,13 +241,16 @@ def _splash_block(padded_len: int, block_size: int | None) -> int:
     if block_size is None:
         return next(b for b in _SPLASH_BLOCKS if padded_len % b == 0)
     if block_size % _SPLASH_LANES or padded_len % block_size:
-        raise ValueError(f"splash block_size={block_size} must be a multiple of {_SPLASH_LANES} dividing the "
-                         f"sequence length padded to a multiple of {_SPLASH_LANES} ({padded_len})")
+        raise ValueError(
+            f"splash block_size={block_size} must be a multiple of {_SPLASH_LANES} dividing the "
+            f"sequence length padded to a multiple of {_SPLASH_LANES} ({padded_len})"
+        )
     return int(block_size)
 
 
-def _splash_attention(q_bthk: jax.Array, k_bthk: jax.Array, v_bthk: jax.Array, *, interpret: bool,
-                      block_size: int | None) -> jax.Array:
+def _splash_attention(
+    q_bthk: jax.Array, k_bthk: jax.Array, v_bthk: jax.Array, *, interpret: bool, block_size: int | None
+) -> jax.Array:
     """Pallas splash attention (causal mask per head), vmapped over the batch; [B, T, H, K] in and out.
 
     The kernel takes [H, T, K] per example with T a multiple of its 128-wide kv blocks, so T is padded up to a

@@ -20,10 +20,8 @@ import warnings
 from typing import Any
 
 import jax
-
 import orbax.checkpoint as ocp
 from etils import epath
-
 
 # Files every complete step has (orbax's item metadata); a step without one of them is skipped without reading it.
 REQUIRED_FILES = ("meta/metadata", "state/_METADATA")
@@ -51,14 +49,16 @@ class Checkpointer:
 
     def save(self, step: int, state: Any, meta: dict) -> None:
         """Start saving ``state`` (a pytree of arrays) and ``meta`` (JSON-serialisable) as ``step``."""
-        self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                         meta=ocp.args.JsonSave(meta)))
+        self._manager.save(
+            step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+        )
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
         """The state of ``step`` laid out as ``abstract_state`` (``jax.ShapeDtypeStruct`` leaves with shardings), and
         its JSON item."""
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
+        )
         return restored["state"], restored["meta"]
 
     def restore_latest(self, abstract_state: Any) -> tuple[int, Any, dict] | None:
@@ -100,16 +100,21 @@ class Checkpointer:
         for step, problem, _ in skipped:
             step_dir = self.directory / str(step)
             aside = self.directory.parent / f"{self.directory.name}.incomplete" / f"{step}-{int(time.time())}"
-            warnings.warn(f"checkpoint {step_dir} is incomplete ({problem}), e.g. from a copy that stopped "
-                          f"half-way; resuming from an earlier step; moved it to {aside}",
-                          IncompleteCheckpointWarning, stacklevel=3)
+            warnings.warn(
+                f"checkpoint {step_dir} is incomplete ({problem}), e.g. from a copy that stopped "
+                f"half-way; resuming from an earlier step; moved it to {aside}",
+                IncompleteCheckpointWarning,
+                stacklevel=3,
+            )
             if jax.process_index() == 0:
                 try:
                     aside.parent.mkdir(parents=True, exist_ok=True)
                     step_dir.rename(aside)
                 except OSError as error:  # e.g. an object store that cannot rename directories
-                    raise ValueError(f"checkpoint {step_dir} is incomplete ({problem}) and could not be moved "
-                                     f"aside ({error}); move or delete it, then resume") from error
+                    raise ValueError(
+                        f"checkpoint {step_dir} is incomplete ({problem}) and could not be moved "
+                        f"aside ({error}); move or delete it, then resume"
+                    ) from error
         if skipped:
             self._manager.reload()
 
@@ -141,15 +146,21 @@ def layout_problem(step_dir: Any, abstract_state: Any) -> str | None:
         saved = {".".join(ast.literal_eval(key)) for key in tree}
     except (OSError, ValueError, KeyError, TypeError, SyntaxError):
         return None
-    wanted = {".".join(_key_name(key) for key in path)
-              for path, _ in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+    wanted = {
+        ".".join(_key_name(key) for key in path) for path, _ in jax.tree_util.tree_flatten_with_path(abstract_state)[0]
+    }
     if saved == wanted:
         return None
     only_saved, only_wanted = sorted(saved - wanted), sorted(wanted - saved)
     per_layer = any(part.isdigit() for name in only_saved for part in name.split(".")[:4])
-    why = ("it was written by a chinchilla version that kept one parameter set per layer (params.blocks.0...); "
-           "this version stacks the layers (params.blocks.qkv [n_layers, ...]) and cannot read it: train the run "
-           "again in a new directory, or finish it with a chinchilla version from before the stacking"
-           if per_layer else "its arrays are not this model's")
-    return (f"{why} (the checkpoint has {len(only_saved)} arrays this run lacks, e.g. {only_saved[:2]}, and lacks "
-            f"{len(only_wanted)} it needs, e.g. {only_wanted[:2]})")
+    why = (
+        "it was written by a chinchilla version that kept one parameter set per layer (params.blocks.0...); "
+        "this version stacks the layers (params.blocks.qkv [n_layers, ...]) and cannot read it: train the run "
+        "again in a new directory, or finish it with a chinchilla version from before the stacking"
+        if per_layer
+        else "its arrays are not this model's"
+    )
+    return (
+        f"{why} (the checkpoint has {len(only_saved)} arrays this run lacks, e.g. {only_saved[:2]}, and lacks "
+        f"{len(only_wanted)} it needs, e.g. {only_wanted[:2]})"
+    )

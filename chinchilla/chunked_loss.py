@@ -33,8 +33,9 @@ def default_chunk_tokens(vocab_size: int, n_tokens: int | None = None) -> int:
     return rows if n_tokens is None else max(1, min(rows, int(n_tokens)))
 
 
-def sum_cross_entropy(x_btd: jax.Array, head_dv: jax.Array, targets_bt: jax.Array, *,
-                      chunk_tokens: int | None = None) -> tuple[jax.Array, int]:
+def sum_cross_entropy(
+    x_btd: jax.Array, head_dv: jax.Array, targets_bt: jax.Array, *, chunk_tokens: int | None = None
+) -> tuple[jax.Array, int]:
     """(sum over the B*T tokens of the cross-entropy in nats as a float32 scalar, the token count B*T).
 
     ``x_btd``: final (normed) hidden states [B, T, d] in the compute dtype. ``head_dv``: the output head [d, V]
@@ -46,10 +47,15 @@ def sum_cross_entropy(x_btd: jax.Array, head_dv: jax.Array, targets_bt: jax.Arra
 
     Raises ValueError for mismatched shapes or ``chunk_tokens < 1``.
     """
-    if x_btd.ndim != 3 or head_dv.ndim != 2 or targets_bt.shape != x_btd.shape[:2] \
-            or head_dv.shape[0] != x_btd.shape[-1]:
-        raise ValueError(f"expected x [B, T, d], head [d, V], targets [B, T]; got {x_btd.shape}, {head_dv.shape}, "
-                         f"{targets_bt.shape}")
+    if (
+        x_btd.ndim != 3
+        or head_dv.ndim != 2
+        or targets_bt.shape != x_btd.shape[:2]
+        or head_dv.shape[0] != x_btd.shape[-1]
+    ):
+        raise ValueError(
+            f"expected x [B, T, d], head [d, V], targets [B, T]; got {x_btd.shape}, {head_dv.shape}, {targets_bt.shape}"
+        )
     d_model, vocab = head_dv.shape
     n_tokens = x_btd.shape[0] * x_btd.shape[1]
     chunk = default_chunk_tokens(vocab, n_tokens) if chunk_tokens is None else int(chunk_tokens)
@@ -64,8 +70,7 @@ def sum_cross_entropy(x_btd: jax.Array, head_dv: jax.Array, targets_bt: jax.Arra
     if padded != n_tokens:
         x_nd = jnp.pad(x_nd, ((0, padded - n_tokens), (0, 0)))
         targets_n = jnp.pad(targets_n, (0, padded - n_tokens))
-    xs = (x_nd.reshape(n_chunks, chunk, d_model), targets_n.reshape(n_chunks, chunk),
-          valid_n.reshape(n_chunks, chunk))
+    xs = (x_nd.reshape(n_chunks, chunk, d_model), targets_n.reshape(n_chunks, chunk), valid_n.reshape(n_chunks, chunk))
     compute_dtype = x_btd.dtype
 
     def chunk_loss(x_cd, target_c, valid_c):
@@ -86,8 +91,9 @@ def sum_cross_entropy(x_btd: jax.Array, head_dv: jax.Array, targets_bt: jax.Arra
     return total, n_tokens
 
 
-def chunked_cross_entropy(x_btd: jax.Array, head_dv: jax.Array, targets_bt: jax.Array, *,
-                          chunk_tokens: int | None = None) -> jax.Array:
+def chunked_cross_entropy(
+    x_btd: jax.Array, head_dv: jax.Array, targets_bt: jax.Array, *, chunk_tokens: int | None = None
+) -> jax.Array:
     """Mean next-token cross-entropy in nats over the B*T tokens, float32 scalar: equals
     ``model.cross_entropy(jnp.dot(x_btd, head_dv.astype(x_btd.dtype), preferred_element_type=jnp.float32),
     targets_bt)`` without the [B, T, V] logits. Arguments and errors as ``sum_cross_entropy``."""

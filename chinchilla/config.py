@@ -20,7 +20,6 @@ n_kv_heads = n_heads, ordinary multi-head attention, and is left out of ``to_dic
 JSON are unchanged. The accounting counts it; the trainable model does not implement it (``TrainConfig`` rejects it).
 """
 
-
 from __future__ import annotations
 
 import dataclasses
@@ -63,8 +62,10 @@ class ModelConfig:
             if isinstance(self.n_kv_heads, bool) or not isinstance(self.n_kv_heads, int) or self.n_kv_heads <= 0:
                 raise ValueError(f"n_kv_heads={self.n_kv_heads!r} must be a positive int (or None for n_heads)")
             if self.n_heads % self.n_kv_heads:
-                raise ValueError(f"n_kv_heads={self.n_kv_heads} must divide n_heads={self.n_heads}: each key/value "
-                                 "head serves a whole group of query heads")
+                raise ValueError(
+                    f"n_kv_heads={self.n_kv_heads} must divide n_heads={self.n_heads}: each key/value "
+                    "head serves a whole group of query heads"
+                )
         if self.architecture == "rotary" and self.kv_size % 2:
             raise ValueError(f"kv_size={self.kv_size} must be even: rotary embeddings rotate pairs of dimensions")
 
@@ -83,7 +84,7 @@ class ModelConfig:
         """kv_size * kv_heads: the width of the K and V projections (= attention_width without GQA/MQA)."""
         return self.kv_size * self.kv_heads
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
@@ -94,7 +95,7 @@ class ModelConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         check_known_fields(cls, data)
         return cls(**data)
 

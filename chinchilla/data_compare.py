@@ -10,7 +10,8 @@ trains ``DIR/<data set>/`` for each data set (``/`` in a name becomes ``__``; re
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from chinchilla.reproduce import Preset, interval_cell, reproduce, with_dataset
 from chinchilla.sweep import store
@@ -27,9 +28,16 @@ def dataset_dir(dataset: str) -> str:
     return dataset.replace("/", "__")
 
 
-def compare_datasets(preset: Preset, datasets: Sequence[str], out_dir, *, progress: bool = False,
-                     jobs: int | str | None = None, retry_failed: bool = False,
-                     log: Callable[[str], None] | None = print) -> dict[str, Any] | None:
+def compare_datasets(
+    preset: Preset,
+    datasets: Sequence[str],
+    out_dir,
+    *,
+    progress: bool = False,
+    jobs: int | str | None = None,
+    retry_failed: bool = False,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any] | None:
     """Train and report ``preset`` on each of ``datasets`` into ``out_dir/<data set>``, then write Table A2.
     ``jobs`` and ``retry_failed`` as in ``chinchilla.reproduce.reproduce`` (each data set's runs ``jobs`` at a time).
     Returns {data set: summary} and the table, or None while some sweep's runs are pending (other workers)."""
@@ -40,18 +48,32 @@ def compare_datasets(preset: Preset, datasets: Sequence[str], out_dir, *, progre
     presets = {dataset: with_dataset(preset, dataset) for dataset in datasets}  # a bad name fails before training
     summaries = {}
     for dataset in datasets:
-        summary = reproduce(presets[dataset], out / dataset_dir(dataset), progress=progress,
-                            jobs=jobs, retry_failed=retry_failed, log=log)
+        summary = reproduce(
+            presets[dataset],
+            out / dataset_dir(dataset),
+            progress=progress,
+            jobs=jobs,
+            retry_failed=retry_failed,
+            log=log,
+        )
         if summary is None:
             return None
         summaries[dataset] = summary
     table = table_a2(summaries)
     store.write_text_atomic(out / "table_a2.md", table + "\n")
-    store.write_json_atomic(out / "table_a2.json", {
-        "preset": preset.name, "datasets": list(datasets),
-        "rows": {d: {a: {k: s[a].get(k) for k in ("a", "a_interval", "b", "b_interval", "error")}
-                     for a in APPROACHES} for d, s in summaries.items()},
-        "convention": next(iter(summaries.values())).get("convention"), "paper": PAPER_TABLE_A2})
+    store.write_json_atomic(
+        out / "table_a2.json",
+        {
+            "preset": preset.name,
+            "datasets": list(datasets),
+            "rows": {
+                d: {a: {k: s[a].get(k) for k in ("a", "a_interval", "b", "b_interval", "error")} for a in APPROACHES}
+                for d, s in summaries.items()
+            },
+            "convention": next(iter(summaries.values())).get("convention"),
+            "paper": PAPER_TABLE_A2,
+        },
+    )
     if log:
         log(table)
     return {"summaries": summaries, "table": table}
@@ -62,10 +84,13 @@ def table_a2(summaries: Mapping[str, Mapping[str, Any]]) -> str:
     convention named; the paper's Table A2 below."""
     convention = next(iter(summaries.values())).get("convention", "total")
     n_name = {"total": "all parameters", "non_embedding": "non-embedding parameters"}.get(convention, convention)
-    lines = [f"Table A2: N_opt ∝ C^a, D_opt ∝ C^b per data set (N = {n_name}, C = exact FLOPs; intervals: 10th-90th "
-             "percentiles over bootstrap resamples of the runs)", "",
-             "| data set | " + " | ".join(f"{TITLES[a]}: a | {TITLES[a]}: b" for a in APPROACHES) + " |",
-             "|---|" + "---|---|" * len(APPROACHES)]
+    lines = [
+        f"Table A2: N_opt ∝ C^a, D_opt ∝ C^b per data set (N = {n_name}, C = exact FLOPs; intervals: 10th-90th "
+        "percentiles over bootstrap resamples of the runs)",
+        "",
+        "| data set | " + " | ".join(f"{TITLES[a]}: a | {TITLES[a]}: b" for a in APPROACHES) + " |",
+        "|---|" + "---|---|" * len(APPROACHES),
+    ]
     for dataset, summary in summaries.items():
         cells = []
         for approach in APPROACHES:

@@ -51,8 +51,9 @@ FORWARD_COMPONENTS: tuple[str, ...] = (
     "dense",
     "final_logits",
 )
-PER_LAYER_COMPONENTS = frozenset({"qkv", "attention_logits", "softmax", "attention_reduction",
-                                  "output_projection", "dense"})
+PER_LAYER_COMPONENTS = frozenset(
+    {"qkv", "attention_logits", "softmax", "attention_reduction", "output_projection", "dense"}
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,8 +185,14 @@ def tokens_for_flops(config: ModelConfig, flops: float) -> float:
 
 def maxtext_flops_per_token(config: ModelConfig) -> float:
     """MaxText's training FLOPs per token: every matmul, 3x, with the causal half of attention (module docstring)."""
-    L, d, f, w, V, T = (config.n_layers, config.d_model, config.ffw_size, config.attention_width,
-                        config.vocab_size, config.seq_len)
+    L, d, f, w, V, T = (
+        config.n_layers,
+        config.d_model,
+        config.ffw_size,
+        config.attention_width,
+        config.vocab_size,
+        config.seq_len,
+    )
     weights = L * (2 * d * (w + 2 * config.kv_width) + 2 * w * d + 4 * d * f) + 2 * d * V
     return 3 * weights + 3 * L * 4 * T * w / 2
 

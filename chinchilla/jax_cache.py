@@ -12,7 +12,8 @@ def enable_compilation_cache() -> None:
     that every run of an already-seen program shape skips XLA compilation, unless the user configured JAX's cache."""
     if jax.config.jax_compilation_cache_dir:
         return
-    directory = (os.environ.get("CHINCHILLA_JAX_CACHE")
-                 or os.path.expanduser("~/.cache/chinchilla/jax-compilation-cache"))
+    directory = os.environ.get("CHINCHILLA_JAX_CACHE") or os.path.expanduser(
+        "~/.cache/chinchilla/jax-compilation-cache"
+    )
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)

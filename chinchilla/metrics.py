@@ -64,8 +64,9 @@ def cpu_matmul_peak(sizes: tuple[int, ...] = CPU_MATMUL_SIZES, repeats: int = 3)
     return best
 
 
-def peak_flops(devices: list | None = None, compute_dtype: Any = "bfloat16",
-               override: float | None = None) -> tuple[float | None, str]:
+def peak_flops(
+    devices: list | None = None, compute_dtype: Any = "bfloat16", override: float | None = None
+) -> tuple[float | None, str]:
     """Peak FLOP/s of ``devices`` (default: all) and where the number comes from.
 
     ``override`` (FLOP/s of one jax device, e.g. ``TrainConfig.peak_flops``; else ``$CHINCHILLA_PEAK_FLOPS``, which
@@ -93,10 +94,13 @@ def peak_flops(devices: list | None = None, compute_dtype: Any = "bfloat16",
         kind = devices[0].device_kind
         if kind not in _WARNED_KINDS:
             _WARNED_KINDS.add(kind)
-            warnings.warn(f"no peak FLOP/s known for device_kind={kind!r} with {jnp.dtype(compute_dtype)} compute: "
-                          "MFU is reported as null; give the dense peak FLOP/s of one device with "
-                          f"`chinchilla train --peak-flops F`, TrainConfig(peak_flops=F) or {ENV_PEAK_FLOPS}=F",
-                          UnknownAcceleratorWarning, stacklevel=2)
+            warnings.warn(
+                f"no peak FLOP/s known for device_kind={kind!r} with {jnp.dtype(compute_dtype)} compute: "
+                "MFU is reported as null; give the dense peak FLOP/s of one device with "
+                f"`chinchilla train --peak-flops F`, TrainConfig(peak_flops=F) or {ENV_PEAK_FLOPS}=F",
+                UnknownAcceleratorWarning,
+                stacklevel=2,
+            )
         return None, "unknown"
     return per_device * len(devices), "datasheet"
 
@@ -156,8 +160,11 @@ def truncate_jsonl_after(path: Any, step: int, quarantine: Any) -> str | None:
         return None
     kept = [row for _, row, problem in parsed if problem is None and row["step"] <= step]
     later = sum(problem is None and row["step"] > step for _, row, problem in parsed)
-    damaged = [{"line": number, "text": text, "problem": problem} for number, text, problem in parsed
-               if problem is not None and problem != "blank line"]
+    damaged = [
+        {"line": number, "text": text, "problem": problem}
+        for number, text, problem in parsed
+        if problem is not None and problem != "blank line"
+    ]
     blank = sum(problem == "blank line" for _, _, problem in parsed)
     if damaged:
         with epath.Path(quarantine).open("a") as handle:
@@ -167,8 +174,10 @@ def truncate_jsonl_after(path: Any, step: int, quarantine: Any) -> str | None:
         return None
     lines = ", ".join(str(entry["line"]) for entry in damaged[:5]) + (", ..." if len(damaged) > 5 else "")
     moved = f"moved {len(damaged)} unreadable line(s) ({lines}) to {epath.Path(quarantine).name}; " if damaged else ""
-    return (f"{epath.Path(path).name}: kept {len(kept)} rows up to step {step}, {moved}dropped {blank} blank "
-            f"line(s) and {later} row(s) after step {step} (logged again from the checkpoint)")
+    return (
+        f"{epath.Path(path).name}: kept {len(kept)} rows up to step {step}, {moved}dropped {blank} blank "
+        f"line(s) and {later} row(s) after step {step} (logged again from the checkpoint)"
+    )
 
 
 def rewrite_jsonl(path: Any, rows: list[dict]) -> None:
@@ -212,8 +221,9 @@ def require_tensorboard(what: str = f"{ENV_TENSORBOARD}") -> None:
     try:
         import tensorboardX  # noqa: F401
     except ImportError:
-        raise ValueError(f"{what} writes TensorBoard event files, which needs tensorboardX: "
-                         f"{TENSORBOARD_INSTALL}") from None
+        raise ValueError(
+            f"{what} writes TensorBoard event files, which needs tensorboardX: {TENSORBOARD_INSTALL}"
+        ) from None
 
 
 class ScalarWriter:

@@ -96,8 +96,12 @@ def remat_policy(name: str) -> Any:
     if name not in REMAT_POLICIES:
         raise ValueError(f"remat={name!r} is not one of {REMAT_POLICIES}")
     policies = jax.checkpoint_policies
-    return {"none": None, "full": policies.nothing_saveable, "dots": policies.dots_with_no_batch_dims_saveable,
-            "offload": policies.offload_dot_with_no_batch_dims("device", "pinned_host")}[name]
+    return {
+        "none": None,
+        "full": policies.nothing_saveable,
+        "dots": policies.dots_with_no_batch_dims_saveable,
+        "offload": policies.offload_dot_with_no_batch_dims("device", "pinned_host"),
+    }[name]
 
 
 class Blocks(nnx.Module):
@@ -115,10 +119,12 @@ class Blocks(nnx.Module):
         L, d, h, k, f = config.n_layers, config.d_model, config.n_heads, config.kv_size, config.ffw_size
         # (shape, stddev, logical axes) of each layer's matrices; residual-branch outputs start smaller with depth
         # (GPT-2's 1/sqrt(2 * n_layers))
-        matrices = {"qkv": ((3, d, h, k), 1.0 / math.sqrt(d), ("qkv", "embed", "heads", "kv")),
-                    "out": ((h, k, d), 1.0 / math.sqrt(h * k * 2 * L), ("heads", "kv", "embed")),
-                    "w_in": ((d, f), 1.0 / math.sqrt(d), ("embed", "mlp")),
-                    "w_out": ((f, d), 1.0 / math.sqrt(f * 2 * L), ("mlp", "embed"))}
+        matrices = {
+            "qkv": ((3, d, h, k), 1.0 / math.sqrt(d), ("qkv", "embed", "heads", "kv")),
+            "out": ((h, k, d), 1.0 / math.sqrt(h * k * 2 * L), ("heads", "kv", "embed")),
+            "w_in": ((d, f), 1.0 / math.sqrt(d), ("embed", "mlp")),
+            "w_out": ((f, d), 1.0 / math.sqrt(f * 2 * L), ("mlp", "embed")),
+        }
         # drawn layer by layer, in this order, then stacked: the same initial values as one module per layer had
         drawn = {name: [] for name in matrices}
         for _ in range(L):
@@ -131,8 +137,9 @@ class Blocks(nnx.Module):
 
     def stacked(self) -> dict[str, jax.Array]:
         """The parameters as arrays [n_layers, ...], keyed by name (what ``block`` takes one slice of)."""
-        return {name: getattr(self, name)[...] for name in ("attention_norm", "qkv", "out", "dense_norm", "w_in",
-                                                             "w_out")}
+        return {
+            name: getattr(self, name)[...] for name in ("attention_norm", "qkv", "out", "dense_norm", "w_in", "w_out")
+        }
 
 
 def rms_norm(x_btd: jax.Array, scale_d: jax.Array) -> jax.Array:
@@ -142,8 +149,14 @@ def rms_norm(x_btd: jax.Array, scale_d: jax.Array) -> jax.Array:
     return (normed * scale_d).astype(x_btd.dtype)
 
 
-def block(layer: dict[str, jax.Array], x_btd: jax.Array, *, compute_dtype: jnp.dtype, attention_impl: str,
-          mesh: jax.sharding.Mesh | None = None) -> jax.Array:
+def block(
+    layer: dict[str, jax.Array],
+    x_btd: jax.Array,
+    *,
+    compute_dtype: jnp.dtype,
+    attention_impl: str,
+    mesh: jax.sharding.Mesh | None = None,
+) -> jax.Array:
     """One pre-norm layer on x [B, T, d_model]: x + Attn(RMSNorm(x)), then + Dense(RMSNorm(.)). ``layer``: one slice
     of ``Blocks.stacked()`` (float32 master weights, cast to ``compute_dtype`` for the matmuls); ``mesh``: the
     devices the batch is laid out on (for attention kernels that run per device, see ``chinchilla.attention``)."""
@@ -170,17 +183,28 @@ class Decoder(nnx.Module):
     device mesh of the batch (``chinchilla.step.Trainer`` passes its own), for the splash kernel's ``shard_map``.
     """
 
-    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs, compute_dtype: jnp.dtype = jnp.float32,
-                 attention_impl: str = "xla", remat: str = "none", scan_layers: bool = True,
-                 mesh: jax.sharding.Mesh | None = None):
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        rngs: nnx.Rngs,
+        compute_dtype: jnp.dtype = jnp.float32,
+        attention_impl: str = "xla",
+        remat: str = "none",
+        scan_layers: bool = True,
+        mesh: jax.sharding.Mesh | None = None,
+    ):
         if config.architecture != "rotary":
-            raise ValueError(f"architecture={config.architecture!r}: chinchilla.model implements only 'rotary' "
-                             "(the paper's relative-position architecture is an accounting convention here)")
+            raise ValueError(
+                f"architecture={config.architecture!r}: chinchilla.model implements only 'rotary' "
+                "(the paper's relative-position architecture is an accounting convention here)"
+            )
         remat_policy(remat)  # checks the name
         self.config = config
         self.compute_dtype = jnp.dtype(compute_dtype)
         self.attention_impl, self.attention_reason = attention.resolve_impl(
-            attention_impl, platform=jax.default_backend(), compute_dtype=self.compute_dtype)
+            attention_impl, platform=jax.default_backend(), compute_dtype=self.compute_dtype
+        )
         self.remat = remat
         self.scan_layers = bool(scan_layers)
         self.mesh = mesh
@@ -188,8 +212,9 @@ class Decoder(nnx.Module):
         self.blocks = Blocks(config, rngs=rngs)
         self.final_norm = RMSNorm(config.d_model)
         if not config.tie_embeddings:
-            self.head = _param(rngs, (config.d_model, config.vocab_size), 1.0 / math.sqrt(config.d_model),
-                               ("embed", "vocab"))
+            self.head = _param(
+                rngs, (config.d_model, config.vocab_size), 1.0 / math.sqrt(config.d_model), ("embed", "vocab")
+            )
 
     def __call__(self, tokens_bt: jax.Array) -> jax.Array:
         return self.decode(self.embed(tokens_bt))
@@ -200,8 +225,9 @@ class Decoder(nnx.Module):
 
     def hidden(self, x_btd: jax.Array) -> jax.Array:
         """Input vectors [B, T, d_model] -> the final-normed last hidden state [B, T, d_model] (compute dtype)."""
-        one_layer = functools.partial(block, compute_dtype=self.compute_dtype, attention_impl=self.attention_impl,
-                                      mesh=self.mesh)
+        one_layer = functools.partial(
+            block, compute_dtype=self.compute_dtype, attention_impl=self.attention_impl, mesh=self.mesh
+        )
         policy = remat_policy(self.remat)
         if self.remat != "none":
             one_layer = jax.checkpoint(one_layer, policy=policy, prevent_cse=not self.scan_layers)
@@ -250,12 +276,12 @@ def count_params(model: Decoder) -> int:
 # FLOPs per element, found by differencing ``cost_analysis()`` over shapes (jax 0.10.2, CPU). Appendix F counts
 # none of it; it matters only for the smallest models (9% of the step at d_model=12, 0.6% at d_model=352).
 XLA_ELEMENTWISE_FLOPS: dict[str, float] = {
-    "vocab_logit": 5.0,       # per token per vocabulary entry: log-softmax cross-entropy
-    "ffw_unit": 22.0,         # per token, layer and ffw unit: tanh-GELU (8 forward, 14 backward)
-    "attention_logit": 5.0,   # per token, layer, head and key: masking and softmax beyond Appendix F's 3 + 6
+    "vocab_logit": 5.0,  # per token per vocabulary entry: log-softmax cross-entropy
+    "ffw_unit": 22.0,  # per token, layer and ffw unit: tanh-GELU (8 forward, 14 backward)
+    "attention_logit": 5.0,  # per token, layer, head and key: masking and softmax beyond Appendix F's 3 + 6
     "attention_width": 18.5,  # per token, layer and element of kv_size*n_heads: rotary on Q and K, scaling
-    "residual": 37.0,         # per token, layer and d_model: two RMSNorms, two residual adds
-    "final": 12.0,            # per token and d_model: final RMSNorm, embedding-gradient accumulation
+    "residual": 37.0,  # per token, layer and d_model: two RMSNorms, two residual adds
+    "final": 12.0,  # per token and d_model: final RMSNorm, embedding-gradient accumulation
 }
 OPTIMIZER_FLOPS_PER_PARAM = 15.0  # per parameter per step: clipping, Adam moments, weight decay, update
 

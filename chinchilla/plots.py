@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from etils import epath
@@ -57,8 +58,9 @@ def _law_panel(ax, c, y, law, label: str, ylabel: str, color: str = "C0") -> Non
     ax.legend(fontsize=8)
 
 
-def figure2(curves: Sequence[Any], result: EnvelopeResult, path, *, window: int = 10,
-            n_label: str = "parameters") -> epath.Path:
+def figure2(
+    curves: Sequence[Any], result: EnvelopeResult, path, *, window: int = 10, n_label: str = "parameters"
+) -> epath.Path:
     """Approach 1: curves + envelope, N_opt(C), D_opt(C)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), layout="constrained")
@@ -68,31 +70,43 @@ def figure2(curves: Sequence[Any], result: EnvelopeResult, path, *, window: int 
     env = result.envelope
     valid = env.valid
     step = max(1, valid.sum() // 150)
-    axes[0].scatter(env.flops[valid][::step], env.loss[valid][::step], s=6, color="k", zorder=3,
-                    label="lower envelope")
+    axes[0].scatter(env.flops[valid][::step], env.loss[valid][::step], s=6, color="k", zorder=3, label="lower envelope")
     finals = [c.flops[-1] for c in curves]
-    axes[0].set(xscale="log", xlabel="FLOPs", ylabel="training loss (smoothed)", title="Training curves",
-                xlim=(min(finals) / 30, max(finals) * 1.5))
+    axes[0].set(
+        xscale="log",
+        xlabel="FLOPs",
+        ylabel="training loss (smoothed)",
+        title="Training curves",
+        xlim=(min(finals) / 30, max(finals) * 1.5),
+    )
     losses = np.concatenate([smooth_curve(c.loss, window) for c in curves])
     axes[0].set_ylim(np.nanmin(losses) - 0.05, np.nanpercentile(losses, 90))
     axes[0].legend(fontsize=8)
-    sm = plt.cm.ScalarMappable(cmap="viridis", norm=plt.matplotlib.colors.LogNorm(
-        vmin=min(c.n_params for c in curves), vmax=max(c.n_params for c in curves)))
+    sm = plt.cm.ScalarMappable(
+        cmap="viridis",
+        norm=plt.matplotlib.colors.LogNorm(vmin=min(c.n_params for c in curves), vmax=max(c.n_params for c in curves)),
+    )
     fig.colorbar(sm, ax=axes[0], label="model size N")
-    _law_panel(axes[1], env.flops[valid], env.n_params[valid], result.n_law,
-               f"N_opt ∝ C^{result.a:.3f}", n_label)
-    _law_panel(axes[2], env.flops[valid], env.tokens[valid], result.d_law,
-               f"D_opt ∝ C^{result.b:.3f}", "tokens", color="C1")
+    _law_panel(axes[1], env.flops[valid], env.n_params[valid], result.n_law, f"N_opt ∝ C^{result.a:.3f}", n_label)
+    _law_panel(
+        axes[2], env.flops[valid], env.tokens[valid], result.d_law, f"D_opt ∝ C^{result.b:.3f}", "tokens", color="C1"
+    )
     fig.suptitle("Figure 2 (Approach 1): lower envelope of training curves")
     return _save(fig, path)
 
 
-def figure3(profiles: Sequence[Any], path, result: IsoFlopResult | None = None, *,
-            n_label: str = "parameters") -> epath.Path:
+def figure3(
+    profiles: Sequence[Any], path, result: IsoFlopResult | None = None, *, n_label: str = "parameters"
+) -> epath.Path:
     """Approach 2: IsoFLOP profiles with parabolas and minima; with a fitted ``result``, N_opt(C) and D_opt(C)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3 if result is not None else 1, figsize=(15, 4.3) if result is not None else (6, 4.3),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1,
+        3 if result is not None else 1,
+        figsize=(15, 4.3) if result is not None else (6, 4.3),
+        squeeze=False,
+        layout="constrained",
+    )
     axes = axes[0]
     colors = plt.cm.plasma(np.linspace(0.05, 0.85, len(profiles)))
     for profile, color in zip(profiles, colors):
@@ -100,23 +114,34 @@ def figure3(profiles: Sequence[Any], path, result: IsoFlopResult | None = None, 
         used = profile.n[profile.used]
         grid = np.geomspace(used.min(), used.max(), 60)
         axes[0].plot(grid, profile.parabola(grid), color=color, lw=1.2)
-        axes[0].scatter([profile.n_opt], [profile.loss_opt], marker="v", s=50, zorder=4,
-                        facecolor=color if profile.interior else "none", edgecolor="k")
+        axes[0].scatter(
+            [profile.n_opt],
+            [profile.loss_opt],
+            marker="v",
+            s=50,
+            zorder=4,
+            facecolor=color if profile.interior else "none",
+            edgecolor="k",
+        )
     axes[0].set(xscale="log", xlabel=n_label, ylabel="final loss", title="IsoFLOP profiles")
     axes[0].legend(title="FLOPs (▽ hollow: not interior)", fontsize=7, title_fontsize=7)
     if result is not None:
         chosen = [p for p in result.profiles if p.interior or not result.require_interior]
         c = np.array([p.flops for p in chosen])
         _law_panel(axes[1], c, [p.n_opt for p in chosen], result.n_law, f"N_opt ∝ C^{result.a:.3f}", n_label)
-        _law_panel(axes[2], c, [p.d_opt for p in chosen], result.d_law, f"D_opt ∝ C^{result.b:.3f}", "tokens",
-                   color="C1")
-    fig.suptitle("Figure 3 (Approach 2): IsoFLOP profiles" + ("" if result is not None else
-                                                              " (too few interior minima for the laws)"))
+        _law_panel(
+            axes[2], c, [p.d_opt for p in chosen], result.d_law, f"D_opt ∝ C^{result.b:.3f}", "tokens", color="C1"
+        )
+    fig.suptitle(
+        "Figure 3 (Approach 2): IsoFLOP profiles"
+        + ("" if result is not None else " (too few interior minima for the laws)")
+    )
     return _save(fig, path)
 
 
-def figure4(result: Any, rows: Sequence[dict[str, Any]], n_column: str, loss_column: str, path, *,
-            n_label: str = "parameters") -> epath.Path:
+def figure4(
+    result: Any, rows: Sequence[dict[str, Any]], n_column: str, loss_column: str, path, *, n_label: str = "parameters"
+) -> epath.Path:
     """Approach 3: iso-loss contours over (C, N) with the efficient frontier; the fit along our IsoFLOP profiles.
 
     ``result`` has ``loss(n, d)``, ``n_opt(c)`` and ``a`` (``chinchilla.report.ParametricResult``). The contours
@@ -135,11 +160,16 @@ def figure4(result: Any, rows: Sequence[dict[str, Any]], n_column: str, loss_col
     levels = np.unique(np.quantile(loss[np.isfinite(loss)], np.linspace(0.02, 0.9, 14)))
     contour = axes[0].contour(cc, nn, loss, levels=levels, cmap="viridis_r", linewidths=0.9)
     axes[0].clabel(contour, fontsize=6, fmt="%.2f")
-    axes[0].plot(c_grid, result.n_opt(c_grid), color="C0", lw=2,
-                 label=f"efficient frontier, N_opt ∝ C^{result.a:.3f}")
+    axes[0].plot(c_grid, result.n_opt(c_grid), color="C0", lw=2, label=f"efficient frontier, N_opt ∝ C^{result.a:.3f}")
     axes[0].scatter(run_c, run_n, s=8, color="k", label="our runs", zorder=3)
-    axes[0].set(xscale="log", yscale="log", xlabel="FLOPs (C = 6ND)", ylabel=n_label,
-                ylim=(n_grid[0], n_grid[-1]), title="Iso-loss contours of the fit")
+    axes[0].set(
+        xscale="log",
+        yscale="log",
+        xlabel="FLOPs (C = 6ND)",
+        ylabel=n_label,
+        ylim=(n_grid[0], n_grid[-1]),
+        title="Iso-loss contours of the fit",
+    )
     axes[0].legend(fontsize=8)
     budgets = sorted({r["budget"] for r in rows if r.get("budget") is not None})
     colors = plt.cm.plasma(np.linspace(0.05, 0.85, max(len(budgets), 1)))
@@ -156,8 +186,9 @@ def figure4(result: Any, rows: Sequence[dict[str, Any]], n_column: str, loss_col
         axes[1].plot(n_line, fitted, color=color, lw=1.3)
         best = int(np.argmin(fitted))
         axes[1].scatter([n_line[best]], [fitted[best]], marker="v", color=color, edgecolor="k", s=45, zorder=4)
-    axes[1].set(xscale="log", xlabel=n_label, ylabel="final loss",
-                title="IsoFLOP profiles: runs (dots) and the fit (lines)")
+    axes[1].set(
+        xscale="log", xlabel=n_label, ylabel="final loss", title="IsoFLOP profiles: runs (dots) and the fit (lines)"
+    )
     if budgets:
         axes[1].legend(fontsize=7)
     fig.suptitle("Figure 4 (Approach 3): parametric fit L(N, D) = E + A/N^α + B/D^β")
@@ -173,15 +204,31 @@ def write_figures(analysis: Any, out_dir) -> list[epath.Path]:
     label = {"total": "parameters (all)", "non_embedding": "non-embedding parameters"}[analysis.headline]
     written = []
     if not isinstance(results["approach1"], str):
-        written.append(figure2(analysis.curves[analysis.headline], results["approach1"],
-                               out / FIGURE_NAMES["approach1"], window=analysis.settings.window, n_label=label))
+        written.append(
+            figure2(
+                analysis.curves[analysis.headline],
+                results["approach1"],
+                out / FIGURE_NAMES["approach1"],
+                window=analysis.settings.window,
+                n_label=label,
+            )
+        )
     if not isinstance(results["approach2"], str):
-        written.append(figure3(results["approach2"].profiles, out / FIGURE_NAMES["approach2"], results["approach2"],
-                               n_label=label))
+        written.append(
+            figure3(results["approach2"].profiles, out / FIGURE_NAMES["approach2"], results["approach2"], n_label=label)
+        )
     elif not isinstance(results.get("approach2_profiles", "not fitted"), str):
         written.append(figure3(results["approach2_profiles"], out / FIGURE_NAMES["approach2"], n_label=label))
     if not isinstance(results["approach3"], str):
         n_column = {"total": "n_params", "non_embedding": "non_embedding_params"}[analysis.headline]
-        written.append(figure4(results["approach3"], analysis.rows, n_column, analysis.settings.loss,
-                               out / FIGURE_NAMES["approach3"], n_label=label))
+        written.append(
+            figure4(
+                results["approach3"],
+                analysis.rows,
+                n_column,
+                analysis.settings.loss,
+                out / FIGURE_NAMES["approach3"],
+                n_label=label,
+            )
+        )
     return written

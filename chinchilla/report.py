@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import math
 from typing import Any
 
@@ -34,8 +35,11 @@ from chinchilla.sweep import store
 from chinchilla.sweep.plan import TRUNK_FLAG
 
 APPROACHES: tuple[str, ...] = ("approach1", "approach2", "approach3")
-APPROACH_TITLES = {"approach1": "1. minimum over training curves", "approach2": "2. IsoFLOP profiles",
-                   "approach3": "3. parametric loss"}
+APPROACH_TITLES = {
+    "approach1": "1. minimum over training curves",
+    "approach2": "2. IsoFLOP profiles",
+    "approach3": "3. parametric loss",
+}
 # Table 2 of the paper (a with its 10th-90th percentile interval, then b), and Kaplan et al. 2020.
 PAPER_TABLE2 = {
     "approach1": (0.50, (0.488, 0.502), 0.50, (0.501, 0.512)),
@@ -89,7 +93,7 @@ class AnalysisSettings:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AnalysisSettings":
+    def from_dict(cls, data: dict[str, Any]) -> AnalysisSettings:
         """The inverse of ``to_dict`` (JSON turns tuples into lists)."""
         check_known_fields(cls, data)
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
@@ -114,11 +118,23 @@ class ParametricResult(ChinchillaParams):
         return not self.warnings
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "a_interval": list(self.a_interval), "b_interval": list(self.b_interval),
-                "E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta,
-                "objective": self.objective, "n_runs": self.n_runs, "n_resamples": self.n_resamples,
-                "parameter_intervals": {k: list(v) for k, v in self.parameter_intervals.items()},
-                "identified": self.identified, "warnings": list(self.warnings)}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "a_interval": list(self.a_interval),
+            "b_interval": list(self.b_interval),
+            "E": self.E,
+            "A": self.A,
+            "B": self.B,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "objective": self.objective,
+            "n_runs": self.n_runs,
+            "n_resamples": self.n_resamples,
+            "parameter_intervals": {k: list(v) for k, v in self.parameter_intervals.items()},
+            "identified": self.identified,
+            "warnings": list(self.warnings),
+        }
 
 
 # Where Approach 3's fit counts as not identified by the data (the report's check; Hoffmann et al. start alpha and
@@ -130,8 +146,9 @@ EXPONENT_PLAUSIBLE = (0.1, 1.0)
 MAX_INTERVAL_RATIO = 2.0
 
 
-def identification_warnings(values: dict[str, float], intervals: dict[str, tuple[float, float]],
-                            min_loss: float) -> tuple[str, ...]:
+def identification_warnings(
+    values: dict[str, float], intervals: dict[str, tuple[float, float]], min_loss: float
+) -> tuple[str, ...]:
     """Warnings that Approach 3's fitted ``values`` (``E``, ``alpha``, ``beta``) are not pinned down by the data.
 
     ``intervals``: each parameter's 10th-90th percentile bootstrap interval (missing or nan: not checked);
@@ -146,15 +163,18 @@ def identification_warnings(values: dict[str, float], intervals: dict[str, tuple
         elif not EXPONENT_PLAUSIBLE[0] < value < EXPONENT_PLAUSIBLE[1]:
             out.append(f"{name} = {value:.3g} is outside ({EXPONENT_PLAUSIBLE[0]}, {EXPONENT_PLAUSIBLE[1]})")
     if values["E"] <= 0.01 or values["E"] >= 0.99 * min_loss:
-        out.append(f"E = {values['E']:.3g} sits at a bound (0 or the lowest loss, {min_loss:.3g}): the power-law "
-                   "terms are not separated from the irreducible loss")
+        out.append(
+            f"E = {values['E']:.3g} sits at a bound (0 or the lowest loss, {min_loss:.3g}): the power-law "
+            "terms are not separated from the irreducible loss"
+        )
     for name in ("E", "alpha", "beta"):
         low, high = intervals.get(name, (math.nan, math.nan))
         if not (math.isfinite(low) and math.isfinite(high)):
             continue
         if low <= 0 or high / low > MAX_INTERVAL_RATIO:
-            out.append(f"{name}'s 10-90% bootstrap interval ({low:.3g}, {high:.3g}) spans more than "
-                       f"{MAX_INTERVAL_RATIO:g}x")
+            out.append(
+                f"{name}'s 10-90% bootstrap interval ({low:.3g}, {high:.3g}) spans more than {MAX_INTERVAL_RATIO:g}x"
+            )
     return tuple(out)
 
 
@@ -175,43 +195,60 @@ class Analysis:
         return self.settings.conventions[0]
 
 
-def analyze(sweep_dir, settings: AnalysisSettings | None = None, *, meta: dict[str, Any] | None = None
-            ) -> Analysis:
+def analyze(sweep_dir, settings: AnalysisSettings | None = None, *, meta: dict[str, Any] | None = None) -> Analysis:
     """Fit the three approaches to the finished runs of ``sweep_dir`` under each parameter convention."""
     settings = settings or AnalysisSettings()
     every_row = results_lib.collect_results(sweep_dir)
-    outside = [{"run_id": r["run_id"], "status": r["status"], "reason": r[results_lib.OUTSIDE_PLAN]}
-               for r in every_row if r.get(results_lib.OUTSIDE_PLAN)]  # named in the report, never fitted
+    outside = [
+        {"run_id": r["run_id"], "status": r["status"], "reason": r[results_lib.OUTSIDE_PLAN]}
+        for r in every_row
+        if r.get(results_lib.OUTSIDE_PLAN)
+    ]  # named in the report, never fitted
     all_rows = [r for r in every_row if not r.get(results_lib.OUTSIDE_PLAN)]
     # WSD trunks (share_trunks) carry branches and are never annealed: no approach fits them (their branches'
     # curves include the trunk's prefix, so Approach 1 still sees it where a branch runs on from it)
     trunks = {r["run_id"] for r in all_rows if TRUNK_FLAG in (r.get("flags") or ())}
-    rows = [r for r in all_rows if r["status"] == "finished" and _positive(r.get(settings.loss))
-            and r["run_id"] not in trunks]
+    rows = [
+        r
+        for r in all_rows
+        if r["status"] == "finished" and _positive(r.get(settings.loss)) and r["run_id"] not in trunks
+    ]
     results: dict[str, dict[str, Any]] = {}
     curves: dict[str, list] = {}
     for convention in settings.conventions:
-        curves[convention] = [c for c in results_lib.load_curves(sweep_dir, convention=convention,
-                                                                 groups=settings.approach1_groups)
-                              if c.run not in {o["run_id"] for o in outside} | trunks]
+        curves[convention] = [
+            c
+            for c in results_lib.load_curves(sweep_dir, convention=convention, groups=settings.approach1_groups)
+            if c.run not in {o["run_id"] for o in outside} | trunks
+        ]
         results[convention] = {
-            "approach1": _attempt(lambda: fit_approach1(curves[convention], settings)),
-            "approach2": _attempt(lambda: fit_approach2(rows, convention, settings)),
-            "approach3": _attempt(lambda: fit_approach3(rows, convention, settings)),
+            "approach1": _attempt(functools.partial(fit_approach1, curves[convention], settings)),
+            "approach2": _attempt(functools.partial(fit_approach2, rows, convention, settings)),
+            "approach3": _attempt(functools.partial(fit_approach3, rows, convention, settings)),
         }
         if isinstance(results[convention]["approach2"], str):  # no laws; the budgets' profiles still go out
-            results[convention]["approach2_profiles"] = _attempt(lambda: approach2_profiles(rows, convention,
-                                                                                            settings))
-    run_counts = {status: sum(r["status"] == status for r in all_rows) for status in ("finished", "failed",
-                                                                                        "pending", "missing")}
-    unfinished = [{"run_id": r["run_id"], "status": r["status"], "reason": r["error"]} for r in all_rows
-                  if r["status"] in ("failed", "missing")]
-    info = {"runs": run_counts, "unfinished_runs": unfinished, "outside_plan": outside,
-            "plan": results_lib.plan_parts(sweep_dir), "total_flops": float(sum(r["flops"] for r in rows)),
-            "train_time_s": float(sum(r["wall_time_s"] or 0.0 for r in all_rows)),
-            "schedule": schedule_info(sweep_dir, all_rows), **(meta or {})}
-    return Analysis(settings=settings, rows=rows, results=results, curves=curves, sweep_dir=str(sweep_dir),
-                    meta=info)
+            results[convention]["approach2_profiles"] = _attempt(
+                functools.partial(approach2_profiles, rows, convention, settings)
+            )
+    run_counts = {
+        status: sum(r["status"] == status for r in all_rows) for status in ("finished", "failed", "pending", "missing")
+    }
+    unfinished = [
+        {"run_id": r["run_id"], "status": r["status"], "reason": r["error"]}
+        for r in all_rows
+        if r["status"] in ("failed", "missing")
+    ]
+    info = {
+        "runs": run_counts,
+        "unfinished_runs": unfinished,
+        "outside_plan": outside,
+        "plan": results_lib.plan_parts(sweep_dir),
+        "total_flops": float(sum(r["flops"] for r in rows)),
+        "train_time_s": float(sum(r["wall_time_s"] or 0.0 for r in all_rows)),
+        "schedule": schedule_info(sweep_dir, all_rows),
+        **(meta or {}),
+    }
+    return Analysis(settings=settings, rows=rows, results=results, curves=curves, sweep_dir=str(sweep_dir), meta=info)
 
 
 def schedule_info(sweep_dir, rows) -> dict[str, Any]:
@@ -228,13 +265,24 @@ def schedule_info(sweep_dir, rows) -> dict[str, Any]:
         return info
     trunks = [r for r in runs if TRUNK_FLAG in r.flags]
     branches = [r for r in runs if r.trunk is not None]
-    cooldowns = sorted({(float(r.train.get("cooldown_fraction", 0.2)), str(r.train.get("cooldown_shape", "1-sqrt")))
-                        for r in runs if TRUNK_FLAG not in r.flags and r.train.get("schedule") == "wsd"})
+    cooldowns = sorted(
+        {
+            (float(r.train.get("cooldown_fraction", 0.2)), str(r.train.get("cooldown_shape", "1-sqrt")))
+            for r in runs
+            if TRUNK_FLAG not in r.flags and r.train.get("schedule") == "wsd"
+        }
+    )
     finished = {r["run_id"] for r in rows if r["status"] == "finished"}
-    info.update(trunks=len(trunks), branches=len(branches), single_runs=len(runs) - len(trunks) - len(branches),
-                cooldowns=[list(c) for c in cooldowns], nominal_flops=plan.total_flops, spent_flops=plan.spent_flops,
-                spent_ratio=plan.spent_flops / plan.total_flops if plan.total_flops else None,
-                spent_flops_finished=float(sum(r.flops - r.shared_flops for r in runs if r.run_id in finished)))
+    info.update(
+        trunks=len(trunks),
+        branches=len(branches),
+        single_runs=len(runs) - len(trunks) - len(branches),
+        cooldowns=[list(c) for c in cooldowns],
+        nominal_flops=plan.total_flops,
+        spent_flops=plan.spent_flops,
+        spent_ratio=plan.spent_flops / plan.total_flops if plan.total_flops else None,
+        spent_flops_finished=float(sum(r.flops - r.shared_flops for r in runs if r.run_id in finished)),
+    )
     return info
 
 
@@ -244,23 +292,41 @@ def schedule_text(info: dict[str, Any] | None) -> str:
     if info.get("schedule", "cosine") == "cosine":
         return "Schedule: cosine, one cycle per run (the paper's)."
     cooldowns = ", ".join(f"{fraction:.0%} {shape}" for fraction, shape in info.get("cooldowns") or [])
-    return (f"Schedule: {info['schedule']}: warmup-stable-decay runs (cooldown {cooldowns or '?'}, to zero), "
-            f"{info.get('branches', 0)} of them branches of {info.get('trunks', 0)} shared constant-rate trunks "
-            f"(Hägele et al. 2024). The plan spends {info.get('spent_flops', 0):.3g} FLOPs, each trunk once, for "
-            f"{info.get('nominal_flops', 0):.3g} nominal FLOPs (each run counted whole, its trunk's prefix included: "
-            f"what the laws see), {info.get('spent_ratio') or 0:.2f} of it. Trunks are left out of Approaches 1-3 "
-            "(never annealed); Approach 1 reads each branch's whole curve, its trunk's prefix included.")
+    return (
+        f"Schedule: {info['schedule']}: warmup-stable-decay runs (cooldown {cooldowns or '?'}, to zero), "
+        f"{info.get('branches', 0)} of them branches of {info.get('trunks', 0)} shared constant-rate trunks "
+        f"(Hägele et al. 2024). The plan spends {info.get('spent_flops', 0):.3g} FLOPs, each trunk once, for "
+        f"{info.get('nominal_flops', 0):.3g} nominal FLOPs (each run counted whole, its trunk's prefix included: "
+        f"what the laws see), {info.get('spent_ratio') or 0:.2f} of it. Trunks are left out of Approaches 1-3 "
+        "(never annealed); Approach 1 reads each branch's whole curve, its trunk's prefix included."
+    )
 
 
 def fit_approach1(curves, settings: AnalysisSettings) -> EnvelopeResult:
-    return fit_envelope(curves, n_points=settings.n_points, window=settings.window, flops_range=settings.flops_range,
-                        n_resamples=settings.n_resamples, fraction=settings.fraction, seed=settings.seed)
+    return fit_envelope(
+        curves,
+        n_points=settings.n_points,
+        window=settings.window,
+        flops_range=settings.flops_range,
+        n_resamples=settings.n_resamples,
+        fraction=settings.fraction,
+        seed=settings.seed,
+    )
 
 
 def fit_approach2(rows, convention: str, settings: AnalysisSettings) -> IsoFlopResult:
     budget, n, d, loss, flops = _isoflop_columns(rows, convention, settings)
-    return fit_isoflop(budget, n, d, loss, flops=flops, neighbours=settings.neighbours,
-                       n_resamples=settings.n_resamples, fraction=settings.fraction, seed=settings.seed)
+    return fit_isoflop(
+        budget,
+        n,
+        d,
+        loss,
+        flops=flops,
+        neighbours=settings.neighbours,
+        n_resamples=settings.n_resamples,
+        fraction=settings.fraction,
+        seed=settings.seed,
+    )
 
 
 def approach2_profiles(rows, convention: str, settings: AnalysisSettings) -> tuple[IsoFlopProfile, ...]:
@@ -274,8 +340,13 @@ def _isoflop_columns(rows, convention: str, settings: AnalysisSettings):
     if not iso:
         raise ValueError(f"no finished runs in group {settings.approach2_group!r}")
     column = _n_column(convention)
-    return ([r["budget"] for r in iso], [r[column] for r in iso], [r["tokens"] for r in iso],
-            [r[settings.loss] for r in iso], [r["flops"] for r in iso])
+    return (
+        [r["budget"] for r in iso],
+        [r[column] for r in iso],
+        [r["tokens"] for r in iso],
+        [r[settings.loss] for r in iso],
+        [r["flops"] for r in iso],
+    )
 
 
 def fit_approach3(rows, convention: str, settings: AnalysisSettings) -> ParametricResult:
@@ -293,36 +364,62 @@ def fit_approach3(rows, convention: str, settings: AnalysisSettings) -> Parametr
     n_resamples = 0
     parameter_intervals: dict[str, tuple[float, float]] = {}
     if settings.approach3_resamples:
-        boot = bootstrap_parametric(n, d, loss, fit=fit, n_resamples=settings.approach3_resamples,
-                                    scheme="subsample", fraction=settings.fraction, seed=settings.seed)
+        boot = bootstrap_parametric(
+            n,
+            d,
+            loss,
+            fit=fit,
+            n_resamples=settings.approach3_resamples,
+            scheme="subsample",
+            fraction=settings.fraction,
+            seed=settings.seed,
+        )
         a_interval, b_interval = boot.interval("a", TABLE2_PERCENTILES), boot.interval("b", TABLE2_PERCENTILES)
         n_resamples = int(boot.objective.size)
-        parameter_intervals = {name: tuple(float(v) for v in boot.interval(name, TABLE2_PERCENTILES))
-                               for name in ("E", "A", "B", "alpha", "beta") if name in boot.samples}
+        parameter_intervals = {
+            name: tuple(float(v) for v in boot.interval(name, TABLE2_PERCENTILES))
+            for name in ("E", "A", "B", "alpha", "beta")
+            if name in boot.samples
+        }
     # Identified or not by the rule `fit parametric` uses (the curvature at the optimum, parameters at bounds, the
     # data checks: chinchilla.fit.diagnostics.identification), so that the report and the CLI never disagree.
     reasons = () if fit.identified else tuple(fit.identification.get("reasons") or ("not identified",))
-    return ParametricResult(E=float(fit.E), A=float(fit.A), B=float(fit.B), alpha=float(fit.alpha),
-                            beta=float(fit.beta), objective=float(fit.objective), a_interval=a_interval,
-                            b_interval=b_interval, n_runs=int(n.size), n_resamples=n_resamples,
-                            parameter_intervals=parameter_intervals, warnings=reasons)
+    return ParametricResult(
+        E=float(fit.E),
+        A=float(fit.A),
+        B=float(fit.B),
+        alpha=float(fit.alpha),
+        beta=float(fit.beta),
+        objective=float(fit.objective),
+        a_interval=a_interval,
+        b_interval=b_interval,
+        n_runs=int(n.size),
+        n_resamples=n_resamples,
+        parameter_intervals=parameter_intervals,
+        warnings=reasons,
+    )
 
 
 def summary(analysis: Analysis) -> dict[str, Any]:
     """The JSON summary: per approach a, b and intervals under the headline convention, the same under every
     convention, Approach 2's budgets (flops, n_opt, interior), projections, the paper's and Kaplan's values."""
     out: dict[str, Any] = {
-        "convention": analysis.headline, "settings": analysis.settings.to_dict(), **analysis.meta,
-        "paper": {k: {"a": v[0], "a_interval": list(v[1]), "b": v[2], "b_interval": list(v[3])}
-                  for k, v in PAPER_TABLE2.items()},
+        "convention": analysis.headline,
+        "settings": analysis.settings.to_dict(),
+        **analysis.meta,
+        "paper": {
+            k: {"a": v[0], "a_interval": list(v[1]), "b": v[2], "b_interval": list(v[3])}
+            for k, v in PAPER_TABLE2.items()
+        },
         "kaplan": {"a": KAPLAN[0], "b": KAPLAN[1]},
         "seed_noise": seed_noise(analysis.rows, analysis.settings.loss),
     }
     for approach in APPROACHES:
         by_convention = {c: _approach_dict(analysis.results[c][approach]) for c in analysis.settings.conventions}
         entry = dict(by_convention[analysis.headline])
-        entry["conventions"] = {c: {k: v.get(k) for k in ("a", "a_interval", "b", "b_interval", "error")}
-                                for c, v in by_convention.items()}
+        entry["conventions"] = {
+            c: {k: v.get(k) for k in ("a", "a_interval", "b", "b_interval", "error")} for c, v in by_convention.items()
+        }
         entry["projections"] = projections(analysis.results[analysis.headline][approach], analysis.settings)
         profiles = analysis.results[analysis.headline].get(f"{approach}_profiles")
         if profiles is not None and not isinstance(profiles, str):
@@ -344,8 +441,12 @@ def seed_noise(rows, loss: str) -> dict[str, Any]:
     spreads = [max(v) - min(v) for v in repeated]
     dof = sum(len(v) - 1 for v in repeated)
     pooled = math.sqrt(sum(float(np.sum((np.array(v) - np.mean(v)) ** 2)) for v in repeated) / dof)
-    return {"groups": len(repeated), "mean_spread": float(np.mean(spreads)), "max_spread": float(max(spreads)),
-            "std": pooled}
+    return {
+        "groups": len(repeated),
+        "mean_spread": float(np.mean(spreads)),
+        "max_spread": float(max(spreads)),
+        "std": pooled,
+    }
 
 
 def projections(result: Any, settings: AnalysisSettings) -> dict[str, list[dict[str, float]]]:
@@ -361,8 +462,9 @@ def projections(result: Any, settings: AnalysisSettings) -> dict[str, list[dict[
     for n in settings.projection_params:
         c = float(c_of_n(n))
         by_params.append({"params": n, "flops": c, "tokens": float(d_of_c(c))})
-    by_budget = [{"flops": c, "n_opt": float(n_of_c(c)), "d_opt": float(d_of_c(c))}
-                 for c in settings.projection_budgets]
+    by_budget = [
+        {"flops": c, "n_opt": float(n_of_c(c)), "d_opt": float(d_of_c(c))} for c in settings.projection_budgets
+    ]
     return {"by_params": by_params, "by_budget": by_budget}
 
 
@@ -388,50 +490,69 @@ def render_markdown(analysis: Analysis, payload: dict[str, Any]) -> str:
     s = analysis.settings
     lines = [f"# Compute-optimal scaling: {analysis.meta.get('preset', 'sweep')}", ""]
     runs = analysis.meta.get("runs", {})
-    lines += [f"Sweep `{analysis.sweep_dir}`: {runs.get('finished', 0)} finished runs "
-              f"({runs.get('failed', 0)} failed, {runs.get('pending', 0)} pending, "
-              f"{runs.get('missing', 0)} missing: planned, no run directory), "
-              f"{analysis.meta.get('total_flops', 0):.3g} training FLOPs (exact, Appendix F)."]
+    lines += [
+        f"Sweep `{analysis.sweep_dir}`: {runs.get('finished', 0)} finished runs "
+        f"({runs.get('failed', 0)} failed, {runs.get('pending', 0)} pending, "
+        f"{runs.get('missing', 0)} missing: planned, no run directory), "
+        f"{analysis.meta.get('total_flops', 0):.3g} training FLOPs (exact, Appendix F)."
+    ]
     if "train_time_s" in analysis.meta:  # summed over the runs' own summaries: survives resumed invocations
         lines[-1] += f" Training time {analysis.meta['train_time_s'] / 60:.1f} min (all runs)."
     if "wall_time_s" in analysis.meta:
         lines[-1] += f" This invocation: {analysis.meta['wall_time_s'] / 60:.1f} min."
     lines += [schedule_text(analysis.meta.get("schedule"))]
-    lines += [f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Loss: `{s.loss}`. "
-              f"Intervals: 10th-90th percentiles over bootstrap resamples of {s.fraction:.0%} of the runs."]
+    lines += [
+        f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC. Loss: `{s.loss}`. "
+        f"Intervals: 10th-90th percentiles over bootstrap resamples of {s.fraction:.0%} of the runs."
+    ]
     noise = payload.get("seed_noise") or {}
     if noise.get("groups"):
-        lines[-1] += (f" {noise['groups']} runs were trained with several seeds; each seed enters the fits and the "
-                      "resampling as a run of its own, so the intervals include seed noise (between seeds the loss "
-                      f"moved by {noise['mean_spread']:.4f} nats on average, at most {noise['max_spread']:.4f}; "
-                      f"one run's standard deviation {noise['std']:.4f}).")
+        lines[-1] += (
+            f" {noise['groups']} runs were trained with several seeds; each seed enters the fits and the "
+            "resampling as a run of its own, so the intervals include seed noise (between seeds the loss "
+            f"moved by {noise['mean_spread']:.4f} nats on average, at most {noise['max_spread']:.4f}; "
+            f"one run's standard deviation {noise['std']:.4f})."
+        )
     lines.append("")
     others = [c for c in s.conventions if c != analysis.headline]
-    lines += ["## Table 2: N_opt ∝ C^a, D_opt ∝ C^b", "",
-              f"Ours with N = {_convention_name(analysis.headline)} and C = exact training FLOPs (Appendix F), "
-              + ("the paper's convention" if analysis.headline == "total" else "not the paper's convention")
-              + (", then " + ", ".join(f"N = {_convention_name(c)}" for c in others) + " beside it" if others
-                 else "") + "; the paper's and Kaplan's for comparison.", "",
-              f"| approach | a (N = {_convention_name(analysis.headline)}) | "
-              f"b (N = {_convention_name(analysis.headline)}) | "
-              + "".join(f"a (N = {_convention_name(c)}) | b (N = {_convention_name(c)}) | " for c in others)
-              + "a (paper, all parameters) | b (paper, all parameters) |",
-              "|---|---|---|" + "---|---|" * len(others) + "---|---|"]
+    lines += [
+        "## Table 2: N_opt ∝ C^a, D_opt ∝ C^b",
+        "",
+        f"Ours with N = {_convention_name(analysis.headline)} and C = exact training FLOPs (Appendix F), "
+        + ("the paper's convention" if analysis.headline == "total" else "not the paper's convention")
+        + (", then " + ", ".join(f"N = {_convention_name(c)}" for c in others) + " beside it" if others else "")
+        + "; the paper's and Kaplan's for comparison.",
+        "",
+        f"| approach | a (N = {_convention_name(analysis.headline)}) | "
+        f"b (N = {_convention_name(analysis.headline)}) | "
+        + "".join(f"a (N = {_convention_name(c)}) | b (N = {_convention_name(c)}) | " for c in others)
+        + "a (paper, all parameters) | b (paper, all parameters) |",
+        "|---|---|---|" + "---|---|" * len(others) + "---|---|",
+    ]
     for approach in APPROACHES:
         ours = payload[approach]
         paper = PAPER_TABLE2[approach]
-        beside = "".join(f"{_value(ours['conventions'][c], 'a')} | {_value(ours['conventions'][c], 'b')} | "
-                         for c in others)
-        lines.append(f"| {APPROACH_TITLES[approach]} | {_value(ours, 'a')} | {_value(ours, 'b')} | {beside}"
-                     f"{paper[0]:.2f} ({paper[1][0]:.3f}, {paper[1][1]:.3f}) | "
-                     f"{paper[2]:.2f} ({paper[3][0]:.3f}, {paper[3][1]:.3f}) |")
-    lines += [f"| Kaplan et al. 2020 (non-embedding) | | | " + "| | " * len(others) + f"{KAPLAN[0]:.2f} | "
-              f"{KAPLAN[1]:.2f} |", ""]
-    lines += ["## The parameter convention", "",
-              "At small scale the embedding and output head are a large share of the parameters, so which N is "
-              "counted moves a (Kaplan et al. 2020 count non-embedding parameters; Hoffmann et al. all).", "",
-              "| approach | " + " | ".join(f"a, N = {_convention_name(c)}" for c in s.conventions) + " |",
-              "|---|" + "---|" * len(s.conventions)]
+        beside = "".join(
+            f"{_value(ours['conventions'][c], 'a')} | {_value(ours['conventions'][c], 'b')} | " for c in others
+        )
+        lines.append(
+            f"| {APPROACH_TITLES[approach]} | {_value(ours, 'a')} | {_value(ours, 'b')} | {beside}"
+            f"{paper[0]:.2f} ({paper[1][0]:.3f}, {paper[1][1]:.3f}) | "
+            f"{paper[2]:.2f} ({paper[3][0]:.3f}, {paper[3][1]:.3f}) |"
+        )
+    lines += [
+        "| Kaplan et al. 2020 (non-embedding) | | | " + "| | " * len(others) + f"{KAPLAN[0]:.2f} | {KAPLAN[1]:.2f} |",
+        "",
+    ]
+    lines += [
+        "## The parameter convention",
+        "",
+        "At small scale the embedding and output head are a large share of the parameters, so which N is "
+        "counted moves a (Kaplan et al. 2020 count non-embedding parameters; Hoffmann et al. all).",
+        "",
+        "| approach | " + " | ".join(f"a, N = {_convention_name(c)}" for c in s.conventions) + " |",
+        "|---|" + "---|" * len(s.conventions),
+    ]
     for approach in APPROACHES:
         cells = [_value(payload[approach]["conventions"][c], "a") for c in s.conventions]
         lines.append(f"| {APPROACH_TITLES[approach]} | " + " | ".join(cells) + " |")
@@ -452,19 +573,26 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
     if one.get("error"):
         lines += [f"Not fitted: {one['error']}", ""]
     else:
-        lines += [f"{len(analysis.curves[analysis.headline])} curves, smoothed over {s.window} logged steps; the "
-                  f"lowest loss at {one['n_points']} of {s.n_points} log-spaced FLOP values in "
-                  f"[{one['flops_range'][0]:.3g}, {one['flops_range'][1]:.3g}] (the others are reached by fewer "
-                  f"than 2 runs); {len(one['selected_runs'])} runs appear on the envelope. "
-                  f"{one['late_fraction']:.0%} of the selected points lie in the last 15% of their run (the paper: "
-                  f"all), where {one['late_possible']:.0%} could: only there is any run in its last 15%."]
+        lines += [
+            f"{len(analysis.curves[analysis.headline])} curves, smoothed over {s.window} logged steps; the "
+            f"lowest loss at {one['n_points']} of {s.n_points} log-spaced FLOP values in "
+            f"[{one['flops_range'][0]:.3g}, {one['flops_range'][1]:.3g}] (the others are reached by fewer "
+            f"than 2 runs); {len(one['selected_runs'])} runs appear on the envelope. "
+            f"{one['late_fraction']:.0%} of the selected points lie in the last 15% of their run (the paper: "
+            f"all), where {one['late_possible']:.0%} could: only there is any run in its last 15%."
+        ]
         margin = one.get("late_margin") or [None, None]
         if margin[0] is not None and math.isfinite(margin[0]):
-            lines[-1] += (f" Where a mid-run point was picked over a run in its last 15%, the late run's loss was "
-                          f"higher by {margin[0]:.4f} nats (median; 90th percentile {margin[1]:.4f}).")
+            lines[-1] += (
+                f" Where a mid-run point was picked over a run in its last 15%, the late run's loss was "
+                f"higher by {margin[0]:.4f} nats (median; 90th percentile {margin[1]:.4f})."
+            )
         shares = one.get("late_by_threshold") or {}
-        looser = [f"{share:.0%} in the last {1 - float(t):.0%}" for t, share in shares.items()
-                  if float(t) != PAPER_LATE_THRESHOLD and share == share]
+        looser = [
+            f"{share:.0%} in the last {1 - float(t):.0%}"
+            for t, share in shares.items()
+            if float(t) != PAPER_LATE_THRESHOLD and share == share
+        ]
         if looser:
             lines[-1] += f" Of the selected points, {', '.join(looser)} of their run."
         lines.append("")
@@ -474,13 +602,18 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
         lines += [f"Not fitted: {two['error']}", ""]
     if two.get("budgets"):
         window = "all sizes" if s.neighbours is None else f"{s.neighbours} sizes each side of the lowest loss"
-        lines += [f"Parabola in ln N fitted to {window}; only budgets with an interior minimum enter the laws.", "",
-                  "| budget | C (runs) | runs | N_opt | D_opt | loss at N_opt | interior |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"Parabola in ln N fitted to {window}; only budgets with an interior minimum enter the laws.",
+            "",
+            "| budget | C (runs) | runs | N_opt | D_opt | loss at N_opt | interior |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for b in two["budgets"]:
-            lines.append(f"| {b['budget']:.3g} | {b['flops']:.3g} | {b['n_runs']} | {b['n_opt']:.4g} | "
-                         f"{b['d_opt']:.4g} | {b['loss_opt']:.4f} | "
-                         f"{'yes' if b['interior'] else 'no: ' + b['reason']} |")
+            lines.append(
+                f"| {b['budget']:.3g} | {b['flops']:.3g} | {b['n_runs']} | {b['n_opt']:.4g} | "
+                f"{b['d_opt']:.4g} | {b['loss_opt']:.4f} | "
+                f"{'yes' if b['interior'] else 'no: ' + b['reason']} |"
+            )
         for b in two.get("budgets_left_out") or []:
             lines.append(f"| {b['budget']:.3g} | {b['flops']:.3g} | {b['n_runs']} | | | | not fitted: {b['reason']} |")
         lines.append("")
@@ -493,15 +626,22 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
     if three.get("error"):
         lines += [f"Not fitted: {three['error']}", ""]
     else:
-        lines += [f"L(N, D) = {three['E']:.4g} + {three['A']:.4g} / N^{three['alpha']:.4f} + "
-                  f"{three['B']:.4g} / D^{three['beta']:.4f}, fitted to {three['n_runs']} runs (Huber δ = 1e-3 on "
-                  f"log loss, summed; objective {three['objective']:.4g}). The paper: E = 1.69, A = 406.4, "
-                  "B = 410.7, α = 0.34, β = 0.28.", ""]
+        lines += [
+            f"L(N, D) = {three['E']:.4g} + {three['A']:.4g} / N^{three['alpha']:.4f} + "
+            f"{three['B']:.4g} / D^{three['beta']:.4f}, fitted to {three['n_runs']} runs (Huber δ = 1e-3 on "
+            f"log loss, summed; objective {three['objective']:.4g}). The paper: E = 1.69, A = 406.4, "
+            "B = 410.7, α = 0.34, β = 0.28.",
+            "",
+        ]
         intervals = three.get("parameter_intervals") or {}
         if intervals:
-            lines += ["Is the fit identified? 10th-90th percentiles over "
-                      f"{three['n_resamples']} bootstrap refits of {s.fraction:.0%} of the runs:", "",
-                      "| parameter | fit | 10% | 90% | 90% / 10% |", "|---|---|---|---|---|"]
+            lines += [
+                "Is the fit identified? 10th-90th percentiles over "
+                f"{three['n_resamples']} bootstrap refits of {s.fraction:.0%} of the runs:",
+                "",
+                "| parameter | fit | 10% | 90% | 90% / 10% |",
+                "|---|---|---|---|---|",
+            ]
             for name in ("E", "alpha", "beta", "A", "B"):
                 if name in intervals:
                     low, high = intervals[name]
@@ -512,18 +652,24 @@ def _approach_sections(analysis: Analysis, payload: dict[str, Any]) -> list[str]
             lines += ["**Warning: Approach 3 is not identified by these runs:**", ""]
             lines += [f"- {w}" for w in three["warnings"]] + [""]
         else:
-            lines += ["Identified (the rule of `chinchilla fit parametric`, docs/fitting.md): no parameter at a "
-                      "bound, no data check warned, and the curvature at the optimum pins every parameter and a.",
-                      ""]
+            lines += [
+                "Identified (the rule of `chinchilla fit parametric`, docs/fitting.md): no parameter at a "
+                "bound, no data check warned, and the curvature at the optimum pins every parameter and a.",
+                "",
+            ]
     return lines
 
 
 def _projection_section(payload: dict[str, Any], convention: str) -> list[str]:
-    lines = ["## Projections (Table 3 style)", "",
-             f"Each approach's laws (N = {convention}) extrapolated far beyond this sweep: an illustration of what "
-             "they imply, not a prediction to trust.", "",
-             "| parameters | " + " | ".join(f"{APPROACH_TITLES[a]}: FLOPs, tokens" for a in APPROACHES) + " |",
-             "|---|" + "---|" * len(APPROACHES)]
+    lines = [
+        "## Projections (Table 3 style)",
+        "",
+        f"Each approach's laws (N = {convention}) extrapolated far beyond this sweep: an illustration of what "
+        "they imply, not a prediction to trust.",
+        "",
+        "| parameters | " + " | ".join(f"{APPROACH_TITLES[a]}: FLOPs, tokens" for a in APPROACHES) + " |",
+        "|---|" + "---|" * len(APPROACHES),
+    ]
     tables = {a: payload[a].get("projections", {}) for a in APPROACHES}
     reference = next((t for t in tables.values() if t), None)
     if reference is None:
@@ -539,10 +685,18 @@ def _projection_section(payload: dict[str, Any], convention: str) -> list[str]:
         cells = []
         for approach in APPROACHES:
             rows = tables[approach].get("by_budget")
-            cells.append(f"{APPROACH_TITLES[approach]}: N_opt {rows[j]['n_opt']:.3g}, D_opt {rows[j]['d_opt']:.3g}"
-                         if rows else f"{APPROACH_TITLES[approach]}: -")
-        lines.append(f"At {budget['flops']:.3g} FLOPs" + (" (Gopher's budget)" if budget["flops"] == GOPHER_FLOPS
-                                                          else "") + ": " + "; ".join(cells) + ".")
+            cells.append(
+                f"{APPROACH_TITLES[approach]}: N_opt {rows[j]['n_opt']:.3g}, D_opt {rows[j]['d_opt']:.3g}"
+                if rows
+                else f"{APPROACH_TITLES[approach]}: -"
+            )
+        lines.append(
+            f"At {budget['flops']:.3g} FLOPs"
+            + (" (Gopher's budget)" if budget["flops"] == GOPHER_FLOPS else "")
+            + ": "
+            + "; ".join(cells)
+            + "."
+        )
     lines.append("")
     return lines
 
@@ -555,19 +709,28 @@ def _runs_section(analysis: Analysis) -> list[str]:
         lines += [f"The plan was {extended}.", ""]
     outside = analysis.meta.get("outside_plan") or []
     if outside:  # run directories of another plan (an earlier, edited preset): named, never fitted
-        lines += [f"Not in the sweep's plan ({len(outside)} run directories, left out of every fit):", "",
-                  "| run | status | why |", "|---|---|---|"]
+        lines += [
+            f"Not in the sweep's plan ({len(outside)} run directories, left out of every fit):",
+            "",
+            "| run | status | why |",
+            "|---|---|---|",
+        ]
         lines += [f"| {o['run_id']} | {o['status']} | {str(o['reason']).replace('|', '/')} |" for o in outside]
         lines.append("")
     if unfinished:  # failed and missing runs, with the reason each one records
         lines += ["Not in the fits:", "", "| run | status | reason |", "|---|---|---|"]
-        lines += [f"| {u['run_id']} | {u['status']} | {str(u['reason'] or '').replace('|', '/')} |"
-                  for u in unfinished] + [""]
-    lines += [f"| run | N (total) | N (non-emb.) | tokens | FLOPs | {analysis.settings.loss} |",
-              "|---|---|---|---|---|---|"]
+        lines += [
+            f"| {u['run_id']} | {u['status']} | {str(u['reason'] or '').replace('|', '/')} |" for u in unfinished
+        ] + [""]
+    lines += [
+        f"| run | N (total) | N (non-emb.) | tokens | FLOPs | {analysis.settings.loss} |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in sorted(analysis.rows, key=lambda r: (r["group"], r["budget"] or 0, r["n_params"])):
-        lines.append(f"| {r['run_id']} | {r['n_params']:,} | {r['non_embedding_params']:,} | {r['tokens']:,} | "
-                     f"{r['flops']:.3g} | {r[analysis.settings.loss]:.4f} |")
+        lines.append(
+            f"| {r['run_id']} | {r['n_params']:,} | {r['non_embedding_params']:,} | {r['tokens']:,} | "
+            f"{r['flops']:.3g} | {r[analysis.settings.loss]:.4f} |"
+        )
     lines.append("")
     return lines
 
@@ -604,5 +767,3 @@ def _value(entry: dict[str, Any], key: str) -> str:
 
 def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
-
-

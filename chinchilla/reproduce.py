@@ -18,18 +18,29 @@ import dataclasses
 import functools
 import importlib.util
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from chinchilla.config import ModelConfig
+from chinchilla.flops import tokens_for_flops
 from chinchilla.report import AnalysisSettings, analyze, write_report
 from chinchilla.sweep import store
 from chinchilla.sweep.identity import adopt_plan
-from chinchilla.flops import tokens_for_flops
-from chinchilla.sweep.plan import (TRUNK_FLAG, Plan, plan_hparam_scan, plan_isoflop, plan_lr_scan, plan_next_budget,
-                                   plan_training_curves, power_law_center, resolve_run, share_trunks)
+from chinchilla.sweep.plan import (
+    TRUNK_FLAG,
+    Plan,
+    plan_hparam_scan,
+    plan_isoflop,
+    plan_lr_scan,
+    plan_next_budget,
+    plan_training_curves,
+    power_law_center,
+    resolve_run,
+    share_trunks,
+)
 from chinchilla.sweep.pool import resolve_jobs
 from chinchilla.sweep.runner import plan_status, run_sweep, train_planned_run
 
@@ -51,7 +62,8 @@ class Preset:
     each IsoFLOP run; ``seed_sizes``: only this many sizes per budget nearest the centre get all of them (see
     ``plan_isoflop``). ``curves``: keyword arguments of ``plan_training_curves`` for dedicated Approach 1 runs
     (group "curves"), plus ``center_shift`` (cycles centred on shift x the budget where ``center`` puts N) and
-    ``sizes`` ((low, high) N: the ladder's sizes that get curves); None: Approach 1 uses the IsoFLOP runs' curves. ``hparams(model, tokens)``:
+    ``sizes`` ((low, high) N: the ladder's sizes that get curves); None: Approach 1 uses the IsoFLOP runs' curves.
+    ``hparams(model, tokens)``:
     ``TrainConfig`` keyword arguments per run (lr, batch_size, warm-up, dataset, logging...). ``trainer``:
     "train" (``chinchilla.train``), or any ``train_fn(run, run_dir)`` such as
     ``chinchilla.sweep.synthetic.SyntheticTrainer`` (runs drawn from a known surface, for smoke tests).
@@ -99,11 +111,14 @@ class Preset:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"preset {self.name!r}: schedule={self.schedule!r} is not one of {SCHEDULES}")
         if self.cooldown_shape not in COOLDOWN_SHAPES:
-            raise ValueError(f"preset {self.name!r}: cooldown_shape={self.cooldown_shape!r} is not one of "
-                             f"{COOLDOWN_SHAPES}")
+            raise ValueError(
+                f"preset {self.name!r}: cooldown_shape={self.cooldown_shape!r} is not one of {COOLDOWN_SHAPES}"
+            )
         if not (isinstance(self.cooldown_fraction, (int, float)) and 0 < self.cooldown_fraction <= 1):
-            raise ValueError(f"preset {self.name!r}: cooldown_fraction={self.cooldown_fraction!r} must be in (0, 1] "
-                             "(branches decay over it; 0 would leave every run unannealed)")
+            raise ValueError(
+                f"preset {self.name!r}: cooldown_fraction={self.cooldown_fraction!r} must be in (0, 1] "
+                "(branches decay over it; 0 would leave every run unannealed)"
+            )
         if not callable(self.trainer) and self.trainer != "train":
             raise ValueError(f"trainer={self.trainer!r} is neither 'train' nor a train_fn(run, run_dir)")
         if not self.budgets:
@@ -111,11 +126,21 @@ class Preset:
 
     def plan(self) -> Plan:
         center = power_law_center(*self.center) if self.center else None
-        plan = plan_isoflop(self.budgets, self.ladder, hparams=self.hparams, center=center,
-                            sizes_per_budget=self.sizes_per_budget, span=self.span, spacing=self.spacing,
-                            convention=self.convention,
-                            min_steps=self.min_steps, max_tokens=self.max_tokens, seeds=self.seeds,
-                            seed_sizes=self.seed_sizes, name=self.name)
+        plan = plan_isoflop(
+            self.budgets,
+            self.ladder,
+            hparams=self.hparams,
+            center=center,
+            sizes_per_budget=self.sizes_per_budget,
+            span=self.span,
+            spacing=self.spacing,
+            convention=self.convention,
+            min_steps=self.min_steps,
+            max_tokens=self.max_tokens,
+            seeds=self.seeds,
+            seed_sizes=self.seed_sizes,
+            name=self.name,
+        )
         if self.curves:
             curves = dict(self.curves)
             if "center_shift" in curves:  # cycles centred on shift x the budget where the centre law puts N
@@ -128,16 +153,23 @@ class Preset:
             if "sizes" in curves:  # (low, high) N in the preset's convention
                 ladder = select_models(self.ladder, *curves.pop("sizes"), self.convention)
             seeds = self.seeds[:1] if self.seed_sizes is not None else self.seeds
-            plan = plan + plan_training_curves(ladder, hparams=self.hparams, convention=self.convention,
-                                               min_steps=self.min_steps, max_tokens=self.max_tokens,
-                                               seeds=seeds, **curves)
+            plan = plan + plan_training_curves(
+                ladder,
+                hparams=self.hparams,
+                convention=self.convention,
+                min_steps=self.min_steps,
+                max_tokens=self.max_tokens,
+                seeds=seeds,
+                **curves,
+            )
         # Cheapest runs first (a stable sort): an interrupted sweep then holds every run below some cost, IsoFLOP
         # and training-curve runs alike, which `chinchilla report` can analyse as a smaller sweep.
         plan = dataclasses.replace(plan, runs=tuple(sorted(plan.runs, key=lambda r: r.flops)))
         if self.schedule != "wsd":
             return plan
-        return wsd_order(share_trunks(plan, cooldown_fraction=self.cooldown_fraction,
-                                      cooldown_shape=self.cooldown_shape))
+        return wsd_order(
+            share_trunks(plan, cooldown_fraction=self.cooldown_fraction, cooldown_shape=self.cooldown_shape)
+        )
 
     @property
     def beyond_ladder(self) -> tuple[ModelConfig, ...]:
@@ -150,17 +182,35 @@ class Preset:
         return functools.partial(train_planned_run, progress=progress)  # picklable, for sweep worker processes
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "budgets": list(self.budgets),
-                "ladder": [m.name for m in self.ladder], "center": self.center,
-                "sizes_per_budget": self.sizes_per_budget, "span": self.span, "spacing": self.spacing,
-                "convention": self.convention,
-                "min_steps": self.min_steps, "max_tokens": self.max_tokens, "seeds": list(self.seeds),
-                "seed_sizes": self.seed_sizes,
-                "curves": dict(self.curves) if self.curves else None,
-                "trainer": self.trainer if isinstance(self.trainer, str) else repr(self.trainer),
-                "analysis": self.analysis.to_dict(), "notes": self.notes, "schedule": self.schedule,
-                **({"cooldown_fraction": self.cooldown_fraction, "cooldown_shape": self.cooldown_shape,
-                    "cosine_preset": self.cosine_preset} if self.schedule == "wsd" else {})}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "budgets": list(self.budgets),
+            "ladder": [m.name for m in self.ladder],
+            "center": self.center,
+            "sizes_per_budget": self.sizes_per_budget,
+            "span": self.span,
+            "spacing": self.spacing,
+            "convention": self.convention,
+            "min_steps": self.min_steps,
+            "max_tokens": self.max_tokens,
+            "seeds": list(self.seeds),
+            "seed_sizes": self.seed_sizes,
+            "curves": dict(self.curves) if self.curves else None,
+            "trainer": self.trainer if isinstance(self.trainer, str) else repr(self.trainer),
+            "analysis": self.analysis.to_dict(),
+            "notes": self.notes,
+            "schedule": self.schedule,
+            **(
+                {
+                    "cooldown_fraction": self.cooldown_fraction,
+                    "cooldown_shape": self.cooldown_shape,
+                    "cosine_preset": self.cosine_preset,
+                }
+                if self.schedule == "wsd"
+                else {}
+            ),
+        }
 
 
 def wsd_order(plan: Plan) -> Plan:
@@ -173,8 +223,12 @@ def wsd_order(plan: Plan) -> Plan:
     return dataclasses.replace(plan, runs=tuple(whole + branches))
 
 
-def with_schedule(preset: Preset, schedule: str | None = None, cooldown_fraction: float | None = None,
-                  cooldown_shape: str | None = None) -> Preset:
+def with_schedule(
+    preset: Preset,
+    schedule: str | None = None,
+    cooldown_fraction: float | None = None,
+    cooldown_shape: str | None = None,
+) -> Preset:
     """The preset with another learning-rate schedule (``--schedule``, ``--cooldown-fraction``, ``--cooldown-shape``):
     ``wsd`` trains its runs as branches of shared trunks (see ``Preset``). A cooldown setting needs the wsd schedule
     (given, or the preset's). A changed preset is renamed: ``<name>+wsd`` (a cosine preset made wsd), ``+cd0.1`` /
@@ -183,23 +237,32 @@ def with_schedule(preset: Preset, schedule: str | None = None, cooldown_fraction
     target = schedule or preset.schedule
     if target != "wsd" and (cooldown_fraction is not None or cooldown_shape is not None):
         flag = "--cooldown-fraction" if cooldown_fraction is not None else "--cooldown-shape"
-        raise ValueError(f"{flag} would be ignored: preset {preset.name!r} trains cosine schedules here; give "
-                         "--schedule wsd")
+        raise ValueError(
+            f"{flag} would be ignored: preset {preset.name!r} trains cosine schedules here; give --schedule wsd"
+        )
     if target == "cosine":
         if preset.schedule == "cosine":
             return preset
-        return dataclasses.replace(preset, name=preset.cosine_preset or f"{preset.name}+cosine", schedule="cosine",
-                                   cosine_preset=None)
+        return dataclasses.replace(
+            preset, name=preset.cosine_preset or f"{preset.name}+cosine", schedule="cosine", cosine_preset=None
+        )
     fraction = preset.cooldown_fraction if cooldown_fraction is None else cooldown_fraction
     shape = preset.cooldown_shape if cooldown_shape is None else cooldown_shape
     if preset.schedule == "wsd" and (fraction, shape) == (preset.cooldown_fraction, preset.cooldown_shape):
         return preset
-    tags = ([] if preset.schedule == "wsd" else ["wsd"]) \
-        + ([f"cd{fraction:g}"] if fraction != preset.cooldown_fraction else []) \
+    tags = (
+        ([] if preset.schedule == "wsd" else ["wsd"])
+        + ([f"cd{fraction:g}"] if fraction != preset.cooldown_fraction else [])
         + ([shape] if shape != preset.cooldown_shape else [])
-    return dataclasses.replace(preset, name="+".join([preset.name] + tags), schedule="wsd",
-                               cooldown_fraction=fraction, cooldown_shape=shape,
-                               cosine_preset=preset.cosine_preset if preset.schedule == "wsd" else preset.name)
+    )
+    return dataclasses.replace(
+        preset,
+        name="+".join([preset.name] + tags),
+        schedule="wsd",
+        cooldown_fraction=fraction,
+        cooldown_shape=shape,
+        cosine_preset=preset.cosine_preset if preset.schedule == "wsd" else preset.name,
+    )
 
 
 def lr_check_plan(preset: Preset) -> Plan:
@@ -208,8 +271,7 @@ def lr_check_plan(preset: Preset) -> Plan:
     and at the rule's rate each of ``hparam_check_variants`` (TrainConfig overrides such as a warm-up fraction or
     AdamW beta2: Porian et al. 2024 found both matter at small scale)."""
     if preset.lr_check_budget is None or not preset.lr_check_models:
-        raise ValueError(f"preset {preset.name!r} defines no learning-rate check (lr_check_budget, "
-                         "lr_check_models)")
+        raise ValueError(f"preset {preset.name!r} defines no learning-rate check (lr_check_budget, lr_check_models)")
     by_name = {m.name: m for m in preset.ladder}
     unknown = [name for name in preset.lr_check_models if name not in by_name]
     if unknown:
@@ -218,11 +280,20 @@ def lr_check_plan(preset: Preset) -> Plan:
     for name in preset.lr_check_models:
         model = by_name[name]
         rule = float(resolve_run(model, tokens_for_flops(model, preset.lr_check_budget), preset.hparams)[1]["lr"])
-        plans.append(plan_lr_scan([model], [rule * f for f in preset.lr_check_factors], preset.lr_check_budget,
-                                  hparams=preset.hparams))
+        plans.append(
+            plan_lr_scan(
+                [model], [rule * f for f in preset.lr_check_factors], preset.lr_check_budget, hparams=preset.hparams
+            )
+        )
         if preset.hparam_check_variants:
-            plans.append(plan_hparam_scan([model], [{"lr": rule, **v} for v in preset.hparam_check_variants],
-                                          preset.lr_check_budget, hparams=preset.hparams))
+            plans.append(
+                plan_hparam_scan(
+                    [model],
+                    [{"lr": rule, **v} for v in preset.hparam_check_variants],
+                    preset.lr_check_budget,
+                    hparams=preset.hparams,
+                )
+            )
     plan = plans[0]
     for extra in plans[1:]:
         plan = plan + extra
@@ -237,9 +308,17 @@ def next_budget_plan(preset: Preset, sweep_dir, budget: float, sizes: int | None
     settings = dataclasses.replace(preset.analysis, n_resamples=0)
     rows = [r for r in collect_results(sweep_dir) if r["status"] == "finished" and r.get(settings.loss)]
     law = fit_approach2(rows, preset.convention, settings).n_law
-    return plan_next_budget(law, budget, preset.beyond_ladder, sizes_per_budget=sizes or preset.sizes_per_budget or 5,
-                            convention=preset.convention, hparams=preset.hparams, min_steps=preset.min_steps,
-                            max_tokens=preset.max_tokens, seeds=preset.seeds)
+    return plan_next_budget(
+        law,
+        budget,
+        preset.beyond_ladder,
+        sizes_per_budget=sizes or preset.sizes_per_budget or 5,
+        convention=preset.convention,
+        hparams=preset.hparams,
+        min_steps=preset.min_steps,
+        max_tokens=preset.max_tokens,
+        seeds=preset.seeds,
+    )
 
 
 def with_dataset(preset: Preset, dataset: str) -> Preset:
@@ -254,20 +333,30 @@ def with_dataset(preset: Preset, dataset: str) -> Preset:
         return {**base(model, tokens), "dataset": dataset}
 
     corpus = round(1 / epochs_needed(1.0, dataset, tokenizer=tokenizer))
-    return dataclasses.replace(preset, name=f"{preset.name}@{dataset}", hparams=hparams, max_tokens=corpus,
-                               description=f"{preset.description} (data set {dataset})")
+    return dataclasses.replace(
+        preset,
+        name=f"{preset.name}@{dataset}",
+        hparams=hparams,
+        max_tokens=corpus,
+        description=f"{preset.description} (data set {dataset})",
+    )
 
 
 def compare_table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
     """a and b of each approach for several reported sweeps side by side (markdown)."""
     convention = next(iter(summaries.values()), {}).get("convention", "total")
     n_name = {"total": "N = all params", "non_embedding": "N = non-embedding"}.get(convention, convention)
-    lines = ["| sweep | preset | " + " | ".join(f"{t}: a, b ({n_name})" for t in ("approach 1", "approach 2",
-                                                                                   "approach 3"))
-             + " |", "|---|---|---|---|---|"]
+    lines = [
+        "| sweep | preset | "
+        + " | ".join(f"{t}: a, b ({n_name})" for t in ("approach 1", "approach 2", "approach 3"))
+        + " |",
+        "|---|---|---|---|---|",
+    ]
     for name, payload in summaries.items():
-        cells = [f"{interval_cell(payload[k], 'a')}, {interval_cell(payload[k], 'b')}" for k in ("approach1", "approach2",
-                                                                                 "approach3")]
+        cells = [
+            f"{interval_cell(payload[k], 'a')}, {interval_cell(payload[k], 'b')}"
+            for k in ("approach1", "approach2", "approach3")
+        ]
         lines.append(f"| {name} | {payload.get('preset', '')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -298,41 +387,75 @@ def load_preset(name_or_path: str) -> Preset:
     return preset
 
 
-def reproduce(preset: Preset, out_dir, *, worker: int = 0, num_workers: int = 1, retry_failed: bool = False,
-              analysis: AnalysisSettings | None = None, progress: bool = False, jobs: int | str | None = None,
-              extend: bool = False, log: Callable[[str], None] | None = print) -> dict[str, Any] | None:
+def reproduce(
+    preset: Preset,
+    out_dir,
+    *,
+    worker: int = 0,
+    num_workers: int = 1,
+    retry_failed: bool = False,
+    analysis: AnalysisSettings | None = None,
+    progress: bool = False,
+    jobs: int | str | None = None,
+    extend: bool = False,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any] | None:
     """Train the preset's sweep into ``out_dir`` (this worker's share; ``jobs`` runs at once, see
     ``chinchilla.sweep.run_sweep``) and, when no run is pending any more, write the report. Returns the summary, or
     None while other workers' runs are still pending. A directory holding another plan is refused before anything
     is written, unless ``extend`` adds this plan's new runs to it (``chinchilla.sweep.identity``)."""
     if not preset.runnable:
-        raise ValueError(f"preset {preset.name!r} is a plan only (runnable=False): print it with "
-                         f"`chinchilla sweep --preset {preset.name} --plan-only`")
+        raise ValueError(
+            f"preset {preset.name!r} is a plan only (runnable=False): print it with "
+            f"`chinchilla sweep --preset {preset.name} --plan-only`"
+        )
     resolve_jobs(jobs)  # a bad value is an error before anything is written
     start = time.time()
     out = store.as_path(out_dir)
     plan = preset.plan()
     held = store.read_json(out / "preset.json")
     if isinstance(held, dict) and held.get("name") not in (None, preset.name):
-        raise ValueError(f"{out} holds a sweep of preset {held['name']!r}, not {preset.name!r}; give a new --out "
-                         f"(or --preset {held['name']} to resume it)")
+        raise ValueError(
+            f"{out} holds a sweep of preset {held['name']!r}, not {preset.name!r}; give a new --out "
+            f"(or --preset {held['name']} to resume it)"
+        )
     plan = adopt_plan(plan, out, extend=extend)  # a changed preset is refused before anything is written
     store.write_json_atomic(out / "preset.json", preset.describe())
     say = log or (lambda _: None)
     say(f"{preset.name}: {len(plan.runs)} runs, {plan.total_flops:.3g} FLOPs -> {out}")
-    outcome = run_sweep(plan, out, train_fn=preset.train_fn(progress), worker=worker, num_workers=num_workers,
-                        retry_failed=retry_failed, jobs=jobs, log=log)
+    outcome = run_sweep(
+        plan,
+        out,
+        train_fn=preset.train_fn(progress),
+        worker=worker,
+        num_workers=num_workers,
+        retry_failed=retry_failed,
+        jobs=jobs,
+        log=log,
+    )
     status = plan_status(plan, out)
     if status["pending"]:
-        say(f"{len(status['pending'])} runs of other workers still pending; the report waits for them "
-            f"(run `chinchilla report {out}` any time for a partial one)")
+        say(
+            f"{len(status['pending'])} runs of other workers still pending; the report waits for them "
+            f"(run `chinchilla report {out}` any time for a partial one)"
+        )
         return None
-    return report(out, analysis or preset.analysis, meta={
-        "preset": preset.name, "wall_time_s": time.time() - start, "sweep": outcome.to_dict()}, log=log)
+    return report(
+        out,
+        analysis or preset.analysis,
+        meta={"preset": preset.name, "wall_time_s": time.time() - start, "sweep": outcome.to_dict()},
+        log=log,
+    )
 
 
-def report(sweep_dir, settings: AnalysisSettings, *, meta: Mapping[str, Any] | None = None, figures: bool = True,
-           log: Callable[[str], None] | None = print) -> dict[str, Any]:
+def report(
+    sweep_dir,
+    settings: AnalysisSettings,
+    *,
+    meta: Mapping[str, Any] | None = None,
+    figures: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
     """Analyse a sweep directory and write its report; print the Table-2-style summary."""
     analysis = analyze(sweep_dir, settings, meta=dict(meta or {}))
     payload = write_report(analysis, sweep_dir, figures=figures)
@@ -370,10 +493,15 @@ def format_runs(payload: Mapping[str, Any], sweep_dir, limit: int = 5) -> list[s
     left = {status: runs.get(status, 0) for status in ("failed", "pending", "missing") if runs.get(status)}
     if left:
         planned = sum(runs.get(s, 0) for s in ("finished", "failed", "pending", "missing"))
-        lines.append(f"runs: {runs.get('finished', 0)} of {planned} finished; not in the fits: "
-                     + ", ".join(f"{n} {status}" for status, n in left.items())
-                     + (" (missing: planned, no run directory; pending: not finished yet)"
-                        if {"pending", "missing"} & left.keys() else ""))
+        lines.append(
+            f"runs: {runs.get('finished', 0)} of {planned} finished; not in the fits: "
+            + ", ".join(f"{n} {status}" for status, n in left.items())
+            + (
+                " (missing: planned, no run directory; pending: not finished yet)"
+                if {"pending", "missing"} & left.keys()
+                else ""
+            )
+        )
         unfinished = payload.get("unfinished_runs") or []
         for entry in unfinished[:limit]:
             reason = (str(entry.get("reason") or "").splitlines() or [""])[0][:160]
@@ -383,9 +511,11 @@ def format_runs(payload: Mapping[str, Any], sweep_dir, limit: int = 5) -> list[s
     outside = payload.get("outside_plan") or []
     if outside:
         first = outside[0]
-        lines.append(f"not in the sweep's plan, left out of every fit: {len(outside)} run director"
-                     f"{'y' if len(outside) == 1 else 'ies'} (first: {first['run_id']}: {first['reason']}); all in "
-                     f"{where}")
+        lines.append(
+            f"not in the sweep's plan, left out of every fit: {len(outside)} run director"
+            f"{'y' if len(outside) == 1 else 'ies'} (first: {first['run_id']}: {first['reason']}); all in "
+            f"{where}"
+        )
     return lines
 
 
@@ -399,8 +529,11 @@ def format_table(payload: Mapping[str, Any]) -> str:
     names = {"total": "all params", "non_embedding": "non-embedding"}
     header = f"{'approach':<34}" + "".join(f"{'a (N = ' + names.get(c, c) + ')':>30}{'b':>24}" for c in conventions)
     lines.append(header)
-    titles = {"approach1": "1. training-curve envelope", "approach2": "2. IsoFLOP profiles",
-              "approach3": "3. parametric loss"}
+    titles = {
+        "approach1": "1. training-curve envelope",
+        "approach2": "2. IsoFLOP profiles",
+        "approach3": "3. parametric loss",
+    }
     for approach, title in titles.items():
         cells = []
         for convention in conventions:
@@ -431,8 +564,9 @@ def budgets_between(low: float, high: float, count: int) -> tuple[float, ...]:
     return tuple(float(f"{low * ratio**i:.2g}") for i in range(count))
 
 
-def select_models(ladder: Sequence[ModelConfig], low: float, high: float, convention: str = "non_embedding"
-                  ) -> tuple[ModelConfig, ...]:
+def select_models(
+    ladder: Sequence[ModelConfig], low: float, high: float, convention: str = "non_embedding"
+) -> tuple[ModelConfig, ...]:
     """The ladder's shapes with N (in ``convention``) in [low, high]."""
     from chinchilla.sweep.plan import n_params
 
@@ -442,17 +576,29 @@ def select_models(ladder: Sequence[ModelConfig], low: float, high: float, conven
 COMPARE_SCHEDULES_FILE = "compare_schedules"  # OUT/compare_schedules.md and .json
 
 
-def compare_schedules(preset: Preset, out_dir, *, cosine_dir=None, worker: int = 0, num_workers: int = 1,
-                      retry_failed: bool = False, progress: bool = False, jobs: int | str | None = None,
-                      extend: bool = False, log: Callable[[str], None] | None = print) -> dict[str, Any] | None:
+def compare_schedules(
+    preset: Preset,
+    out_dir,
+    *,
+    cosine_dir=None,
+    worker: int = 0,
+    num_workers: int = 1,
+    retry_failed: bool = False,
+    progress: bool = False,
+    jobs: int | str | None = None,
+    extend: bool = False,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any] | None:
     """A WSD preset beside its cosine twin (``chinchilla reproduce --preset tiny_cpu_wsd --compare-schedules``):
     train (or resume, or reuse) both sweeps, the WSD one into ``out_dir`` and the cosine one into ``cosine_dir``
     (default ``<out_dir>_cosine``), report each, then compare them (``schedule_comparison``) into
     ``out_dir/compare_schedules.md`` and ``.json``. Returns the comparison, or None while runs of other workers
     are pending in either sweep."""
     if preset.schedule != "wsd":
-        raise ValueError(f"--compare-schedules compares a wsd preset with its cosine twin; preset {preset.name!r} "
-                         "trains cosine schedules: give --preset tiny_cpu_wsd (or --schedule wsd)")
+        raise ValueError(
+            f"--compare-schedules compares a wsd preset with its cosine twin; preset {preset.name!r} "
+            "trains cosine schedules: give --preset tiny_cpu_wsd (or --schedule wsd)"
+        )
     cosine = with_schedule(preset, "cosine")
     cosine_dir = str(cosine_dir or f"{str(out_dir).rstrip('/')}_cosine")
     if str(store.as_path(cosine_dir)) == str(store.as_path(out_dir)):
@@ -461,13 +607,23 @@ def compare_schedules(preset: Preset, out_dir, *, cosine_dir=None, worker: int =
     summaries = {}
     for name, which, directory in (("wsd", preset, out_dir), ("cosine", cosine, cosine_dir)):
         say(f"--compare-schedules: the {name} sweep ({which.name}) in {directory}")
-        summaries[name] = reproduce(which, directory, worker=worker, num_workers=num_workers,
-                                    retry_failed=retry_failed, progress=progress, jobs=jobs, extend=extend, log=log)
+        summaries[name] = reproduce(
+            which,
+            directory,
+            worker=worker,
+            num_workers=num_workers,
+            retry_failed=retry_failed,
+            progress=progress,
+            jobs=jobs,
+            extend=extend,
+            log=log,
+        )
     if any(summary is None for summary in summaries.values()):
         say("--compare-schedules: runs of other workers are still pending; the comparison waits for them")
         return None
-    comparison = schedule_comparison(out_dir, cosine_dir, summaries["wsd"], summaries["cosine"],
-                                     loss=preset.analysis.loss)
+    comparison = schedule_comparison(
+        out_dir, cosine_dir, summaries["wsd"], summaries["cosine"], loss=preset.analysis.loss
+    )
     out = store.as_path(out_dir)
     store.write_json_atomic(out / f"{COMPARE_SCHEDULES_FILE}.json", comparison)
     text = format_schedule_comparison(comparison)
@@ -477,8 +633,9 @@ def compare_schedules(preset: Preset, out_dir, *, cosine_dir=None, worker: int =
     return comparison
 
 
-def schedule_comparison(wsd_dir, cosine_dir, wsd_summary: Mapping[str, Any], cosine_summary: Mapping[str, Any], *,
-                        loss: str = "eval_loss") -> dict[str, Any]:
+def schedule_comparison(
+    wsd_dir, cosine_dir, wsd_summary: Mapping[str, Any], cosine_summary: Mapping[str, Any], *, loss: str = "eval_loss"
+) -> dict[str, Any]:
     """What changes when a sweep's runs are WSD branches of shared trunks instead of cosine runs of their own:
 
     - per point (the same run id: the same model, tokens and seed), ``loss`` of the WSD run - the cosine run's:
@@ -492,136 +649,223 @@ def schedule_comparison(wsd_dir, cosine_dir, wsd_summary: Mapping[str, Any], cos
     from chinchilla.sweep.results import collect_results
 
     def finished(directory):
-        return {r["run_id"]: r for r in collect_results(directory)
-                if r["status"] == "finished" and TRUNK_FLAG not in (r.get("flags") or ())
-                and isinstance(r.get(loss), (int, float))}
+        return {
+            r["run_id"]: r
+            for r in collect_results(directory)
+            if r["status"] == "finished"
+            and TRUNK_FLAG not in (r.get("flags") or ())
+            and isinstance(r.get(loss), (int, float))
+        }
 
     wsd_rows, cosine_rows = finished(wsd_dir), finished(cosine_dir)
     common = sorted(set(wsd_rows) & set(cosine_rows))
-    points = [{"run_id": i, "group": cosine_rows[i]["group"], "model": cosine_rows[i]["model"],
-               "tokens": cosine_rows[i]["tokens"], "seed": cosine_rows[i]["seed"],
-               "cosine": cosine_rows[i][loss], "wsd": wsd_rows[i][loss],
-               "delta": wsd_rows[i][loss] - cosine_rows[i][loss]} for i in common]
+    points = [
+        {
+            "run_id": i,
+            "group": cosine_rows[i]["group"],
+            "model": cosine_rows[i]["model"],
+            "tokens": cosine_rows[i]["tokens"],
+            "seed": cosine_rows[i]["seed"],
+            "cosine": cosine_rows[i][loss],
+            "wsd": wsd_rows[i][loss],
+            "delta": wsd_rows[i][loss] - cosine_rows[i][loss],
+        }
+        for i in common
+    ]
 
     def stats(selected):
         if not selected:
             return {"points": 0}
         delta = np.array([p["delta"] for p in selected])
-        return {"points": len(selected), "mean": float(delta.mean()), "median": float(np.median(delta)),
-                "median_abs": float(np.median(np.abs(delta))), "p90_abs": float(np.percentile(np.abs(delta), 90)),
-                "p10": float(np.percentile(delta, 10)), "p90": float(np.percentile(delta, 90)),
-                "max_abs": float(np.abs(delta).max()), "wsd_better": int((delta < 0).sum())}
+        return {
+            "points": len(selected),
+            "mean": float(delta.mean()),
+            "median": float(np.median(delta)),
+            "median_abs": float(np.median(np.abs(delta))),
+            "p90_abs": float(np.percentile(np.abs(delta), 90)),
+            "p10": float(np.percentile(delta, 10)),
+            "p90": float(np.percentile(delta, 90)),
+            "max_abs": float(np.abs(delta).max()),
+            "wsd_better": int((delta < 0).sum()),
+        }
 
     groups = sorted({p["group"] for p in points})
     approaches = {}
     for approach in ("approach1", "approach2", "approach3"):
         entry = {}
-        for convention in (cosine_summary[approach].get("conventions") or {}):
+        for convention in cosine_summary[approach].get("conventions") or {}:
             cos = cosine_summary[approach]["conventions"][convention]
             wsd = (wsd_summary[approach].get("conventions") or {}).get(convention, {})
             low, high = cos.get("a_interval") or (None, None)
-            inside = (None if wsd.get("a") is None or low is None or high is None
-                      else bool(min(low, high) <= wsd["a"] <= max(low, high)))
+            inside = (
+                None
+                if wsd.get("a") is None or low is None or high is None
+                else bool(min(low, high) <= wsd["a"] <= max(low, high))
+            )
             entry[convention] = {"cosine": cos, "wsd": wsd, "wsd_a_inside_cosine_interval": inside}
         approaches[approach] = entry
-    parameters = {name: {k: s["approach3"].get(k) for k in ("E", "A", "B", "alpha", "beta", "parameter_intervals")}
-                  for name, s in (("cosine", cosine_summary), ("wsd", wsd_summary))}
-    budgets = {name: [{k: b.get(k) for k in ("budget", "n_opt", "loss_opt", "interior")}
-                      for b in (s["approach2"].get("budgets") or [])]
-               for name, s in (("cosine", cosine_summary), ("wsd", wsd_summary))}
+    parameters = {
+        name: {k: s["approach3"].get(k) for k in ("E", "A", "B", "alpha", "beta", "parameter_intervals")}
+        for name, s in (("cosine", cosine_summary), ("wsd", wsd_summary))
+    }
+    budgets = {
+        name: [
+            {k: b.get(k) for k in ("budget", "n_opt", "loss_opt", "interior")}
+            for b in (s["approach2"].get("budgets") or [])
+        ]
+        for name, s in (("cosine", cosine_summary), ("wsd", wsd_summary))
+    }
     wsd_plan, cosine_plan = recorded(wsd_dir)[0], recorded(cosine_dir)[0]
-    flops_info = {"cosine_total_flops": cosine_plan.total_flops if cosine_plan else None,
-                  "wsd_nominal_flops": wsd_plan.total_flops if wsd_plan else None,
-                  "wsd_spent_flops": wsd_plan.spent_flops if wsd_plan else None}
+    flops_info = {
+        "cosine_total_flops": cosine_plan.total_flops if cosine_plan else None,
+        "wsd_nominal_flops": wsd_plan.total_flops if wsd_plan else None,
+        "wsd_spent_flops": wsd_plan.spent_flops if wsd_plan else None,
+    }
     if cosine_plan and wsd_plan:
         flops_info["spent_ratio"] = wsd_plan.spent_flops / cosine_plan.total_flops
-    times = {"cosine_train_time_s": cosine_summary.get("train_time_s"),
-             "wsd_train_time_s": wsd_summary.get("train_time_s")}
+    times = {
+        "cosine_train_time_s": cosine_summary.get("train_time_s"),
+        "wsd_train_time_s": wsd_summary.get("train_time_s"),
+    }
     if times["cosine_train_time_s"] and times["wsd_train_time_s"]:
         times["train_time_ratio"] = times["wsd_train_time_s"] / times["cosine_train_time_s"]
-    return {"wsd_dir": str(wsd_dir), "cosine_dir": str(cosine_dir), "loss": loss,
-            "wsd_preset": wsd_summary.get("preset"), "cosine_preset": cosine_summary.get("preset"),
-            "schedule": wsd_summary.get("schedule"), "convention": cosine_summary.get("convention", "total"),
-            "points": points, "delta": stats(points),
-            "delta_by_group": {g: stats([p for p in points if p["group"] == g]) for g in groups},
-            "only_wsd": sorted(set(wsd_rows) - set(common)), "only_cosine": sorted(set(cosine_rows) - set(common)),
-            "seed_noise": {"cosine": cosine_summary.get("seed_noise"), "wsd": wsd_summary.get("seed_noise")},
-            "approaches": approaches, "approach3_parameters": parameters, "approach2_budgets": budgets,
-            "flops": flops_info, "time": times}
+    return {
+        "wsd_dir": str(wsd_dir),
+        "cosine_dir": str(cosine_dir),
+        "loss": loss,
+        "wsd_preset": wsd_summary.get("preset"),
+        "cosine_preset": cosine_summary.get("preset"),
+        "schedule": wsd_summary.get("schedule"),
+        "convention": cosine_summary.get("convention", "total"),
+        "points": points,
+        "delta": stats(points),
+        "delta_by_group": {g: stats([p for p in points if p["group"] == g]) for g in groups},
+        "only_wsd": sorted(set(wsd_rows) - set(common)),
+        "only_cosine": sorted(set(cosine_rows) - set(common)),
+        "seed_noise": {"cosine": cosine_summary.get("seed_noise"), "wsd": wsd_summary.get("seed_noise")},
+        "approaches": approaches,
+        "approach3_parameters": parameters,
+        "approach2_budgets": budgets,
+        "flops": flops_info,
+        "time": times,
+    }
 
 
 def format_schedule_comparison(comparison: Mapping[str, Any]) -> str:
     """The markdown of ``schedule_comparison``: Table 2 for both schedules side by side, then the per-point loss
     differences beside the seed noise, then the FLOPs."""
     names = {"total": "all parameters", "non_embedding": "non-embedding"}
-    titles = {"approach1": "1. training-curve envelope", "approach2": "2. IsoFLOP profiles",
-              "approach3": "3. parametric loss"}
-    lines = [f"# WSD branches vs cosine runs: {comparison.get('wsd_preset')} vs {comparison.get('cosine_preset')}",
-             "", f"WSD sweep `{comparison['wsd_dir']}`, cosine sweep `{comparison['cosine_dir']}`; loss "
-                 f"`{comparison['loss']}`; intervals: 10th-90th percentiles over bootstrap resamples.", "",
-             "## Table 2, both schedules", "",
-             "| approach | N | a, cosine | a, WSD | WSD a inside the cosine interval | b, cosine | b, WSD |",
-             "|---|---|---|---|---|---|---|"]
+    titles = {
+        "approach1": "1. training-curve envelope",
+        "approach2": "2. IsoFLOP profiles",
+        "approach3": "3. parametric loss",
+    }
+    lines = [
+        f"# WSD branches vs cosine runs: {comparison.get('wsd_preset')} vs {comparison.get('cosine_preset')}",
+        "",
+        f"WSD sweep `{comparison['wsd_dir']}`, cosine sweep `{comparison['cosine_dir']}`; loss "
+        f"`{comparison['loss']}`; intervals: 10th-90th percentiles over bootstrap resamples.",
+        "",
+        "## Table 2, both schedules",
+        "",
+        "| approach | N | a, cosine | a, WSD | WSD a inside the cosine interval | b, cosine | b, WSD |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for approach, entry in comparison["approaches"].items():
         order = sorted(entry, key=lambda c: c != comparison.get("convention", "total"))
         for convention in order:
             item = entry[convention]
             inside = {True: "yes", False: "no", None: "-"}[item["wsd_a_inside_cosine_interval"]]
-            lines.append(f"| {titles[approach]} | {names.get(convention, convention)} | "
-                         f"{interval_cell(item['cosine'], 'a')} | {interval_cell(item['wsd'], 'a')} | {inside} | "
-                         f"{interval_cell(item['cosine'], 'b')} | {interval_cell(item['wsd'], 'b')} |")
+            lines.append(
+                f"| {titles[approach]} | {names.get(convention, convention)} | "
+                f"{interval_cell(item['cosine'], 'a')} | {interval_cell(item['wsd'], 'a')} | {inside} | "
+                f"{interval_cell(item['cosine'], 'b')} | {interval_cell(item['wsd'], 'b')} |"
+            )
     delta = comparison["delta"]
     noise = comparison.get("seed_noise") or {}
     std = {k: (v or {}).get("std") for k, v in noise.items()}
-    fmt = lambda v: "-" if v is None else f"{v:.4f}"
+
+    def fmt(v):
+        return "-" if v is None else f"{v:.4f}"
+
     lines += ["", "## Per point: WSD loss - cosine loss (same model, tokens, seed)", ""]
     if not delta.get("points"):
         lines += ["No point finished in both sweeps.", ""]
     else:
-        lines += ["| runs | points | median | median abs | 90th pct abs | 10th / 90th pct | largest abs | WSD lower |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| runs | points | median | median abs | 90th pct abs | 10th / 90th pct | largest abs | WSD lower |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         rows = [("all", delta)] + list(comparison.get("delta_by_group", {}).items())
         for name, s in rows:
             if s.get("points"):
-                lines.append(f"| {name} | {s['points']} | {s['median']:+.4f} | {s['median_abs']:.4f} | "
-                             f"{s['p90_abs']:.4f} | {s['p10']:+.4f} / {s['p90']:+.4f} | {s['max_abs']:.4f} | "
-                             f"{s['wsd_better']} of {s['points']} |")
-        lines += ["", f"Seed noise (pooled standard deviation of one run's loss between seeds): cosine "
-                      f"{fmt(std.get('cosine'))}, WSD {fmt(std.get('wsd'))} nats; the difference of two runs varies "
-                      f"by about sqrt(2) times that."]
+                lines.append(
+                    f"| {name} | {s['points']} | {s['median']:+.4f} | {s['median_abs']:.4f} | "
+                    f"{s['p90_abs']:.4f} | {s['p10']:+.4f} / {s['p90']:+.4f} | {s['max_abs']:.4f} | "
+                    f"{s['wsd_better']} of {s['points']} |"
+                )
+        lines += [
+            "",
+            f"Seed noise (pooled standard deviation of one run's loss between seeds): cosine "
+            f"{fmt(std.get('cosine'))}, WSD {fmt(std.get('wsd'))} nats; the difference of two runs varies "
+            f"by about sqrt(2) times that.",
+        ]
         if std.get("cosine"):
             verdict = "within" if delta["median_abs"] <= std["cosine"] else "above"
             lines[-1] += f" The median |delta| {delta['median_abs']:.4f} is {verdict} the cosine seed noise."
     budgets = comparison.get("approach2_budgets") or {}
     if budgets.get("cosine") and budgets.get("wsd"):
         by_budget = {b["budget"]: b for b in budgets["wsd"]}
-        lines += ["", "## Approach 2: each budget's minimum", "",
-                  "| budget | N_opt, cosine | N_opt, WSD | loss at N_opt, cosine | loss at N_opt, WSD |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Approach 2: each budget's minimum",
+            "",
+            "| budget | N_opt, cosine | N_opt, WSD | loss at N_opt, cosine | loss at N_opt, WSD |",
+            "|---|---|---|---|---|",
+        ]
         for b in budgets["cosine"]:
             w = by_budget.get(b["budget"], {})
-            cell = lambda x, f: "-" if x is None else format(x, f)
-            lines.append(f"| {b['budget']:.3g} | {cell(b.get('n_opt'), '.4g')} | {cell(w.get('n_opt'), '.4g')} | "
-                         f"{cell(b.get('loss_opt'), '.4f')} | {cell(w.get('loss_opt'), '.4f')} |")
+
+            def cell(x, f):
+                return "-" if x is None else format(x, f)
+
+            lines.append(
+                f"| {b['budget']:.3g} | {cell(b.get('n_opt'), '.4g')} | {cell(w.get('n_opt'), '.4g')} | "
+                f"{cell(b.get('loss_opt'), '.4f')} | {cell(w.get('loss_opt'), '.4f')} |"
+            )
     params = comparison.get("approach3_parameters") or {}
     if all(params.get(k, {}).get("E") is not None for k in ("cosine", "wsd")):
-        lines += ["", "## Approach 3's parameters", "", "| schedule | E | A | B | alpha | beta |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Approach 3's parameters",
+            "",
+            "| schedule | E | A | B | alpha | beta |",
+            "|---|---|---|---|---|---|",
+        ]
         for name in ("cosine", "wsd"):
             p = params[name]
             intervals = p.get("parameter_intervals") or {}
-            cell = lambda k: f"{p[k]:.4g}" + (f" ({intervals[k][0]:.3g}, {intervals[k][1]:.3g})" if k in intervals
-                                              else "")
-            lines.append(f"| {name} | " + " | ".join(cell(k) for k in ("E", "A", "B", "alpha", "beta")) + " |")
+            cells = [
+                f"{p[k]:.4g}" + (f" ({intervals[k][0]:.3g}, {intervals[k][1]:.3g})" if k in intervals else "")
+                for k in ("E", "A", "B", "alpha", "beta")
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     f, t = comparison.get("flops") or {}, comparison.get("time") or {}
     lines += ["", "## Compute", ""]
     if f.get("spent_ratio") is not None:
-        lines.append(f"Spent FLOPs: WSD {f['wsd_spent_flops']:.3g} (each trunk once) vs cosine "
-                     f"{f['cosine_total_flops']:.3g}: {f['spent_ratio']:.3f}x; both sweeps' runs count "
-                     f"{f['wsd_nominal_flops']:.3g} nominal FLOPs.")
+        lines.append(
+            f"Spent FLOPs: WSD {f['wsd_spent_flops']:.3g} (each trunk once) vs cosine "
+            f"{f['cosine_total_flops']:.3g}: {f['spent_ratio']:.3f}x; both sweeps' runs count "
+            f"{f['wsd_nominal_flops']:.3g} nominal FLOPs."
+        )
     if t.get("train_time_ratio") is not None:
-        lines.append(f"Training time summed over runs: WSD {t['wsd_train_time_s'] / 60:.1f} min, cosine "
-                     f"{t['cosine_train_time_s'] / 60:.1f} min: {t['train_time_ratio']:.3f}x.")
+        lines.append(
+            f"Training time summed over runs: WSD {t['wsd_train_time_s'] / 60:.1f} min, cosine "
+            f"{t['cosine_train_time_s'] / 60:.1f} min: {t['train_time_ratio']:.3f}x."
+        )
     if comparison.get("only_wsd") or comparison.get("only_cosine"):
-        lines.append(f"Points in one sweep only (left out of the differences): {len(comparison['only_wsd'])} WSD, "
-                     f"{len(comparison['only_cosine'])} cosine.")
+        lines.append(
+            f"Points in one sweep only (left out of the differences): {len(comparison['only_wsd'])} WSD, "
+            f"{len(comparison['only_cosine'])} cosine."
+        )
     return "\n".join(lines)

@@ -35,7 +35,8 @@ import json
 import os
 import socket
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from etils import epath
 
@@ -55,11 +56,11 @@ class RunLockedError(ValueError):
 
 def holder_text(holder: dict[str, Any]) -> str:
     """``pid 123 on host h since 2026-01-01T00:00:00Z`` (what is known of a holder)."""
-    return (f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} since {holder.get('since', '?')}")
+    return f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} since {holder.get('since', '?')}"
 
 
 def _me() -> dict[str, Any]:
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": now}
     started = process_start(os.getpid())
     if started is not None:
@@ -118,7 +119,9 @@ def _alive_here(holder: dict[str, Any]) -> bool | None:
 def _refuse(run_dir: Any, holder: dict[str, Any], extra: str = "") -> RunLockedError:
     return RunLockedError(
         f"{run_dir} is in use by {holder_text(holder)} ({LOCK_FILE}); wait for it to finish or stop it, then rerun "
-        f"(the run resumes from its last checkpoint){extra}", holder)
+        f"(the run resumes from its last checkpoint){extra}",
+        holder,
+    )
 
 
 def _key(run_dir: epath.Path) -> str:
@@ -189,8 +192,11 @@ def _file_lock(run_dir: epath.Path, path: epath.Path, me: dict[str, Any], break_
         holder = _read_holder(path)
         alive = _alive_here(holder)
         if alive or (alive is None and not break_lock):
-            raise _refuse(run_dir, holder, "" if alive else
-                          "; if that process is gone, pass --break-lock (break_lock=True) to take the run over")
+            raise _refuse(
+                run_dir,
+                holder,
+                "" if alive else "; if that process is gone, pass --break-lock (break_lock=True) to take the run over",
+            )
     path.write_text(json.dumps(me) + "\n")
     if SETTLE_S:  # no atomic create: of two processes that wrote at once, the last writer goes on
         time.sleep(SETTLE_S)

@@ -41,8 +41,9 @@ def _warmup(step: jax.Array, peak_lr: jax.Array, warmup_steps: jax.Array) -> jax
     return peak_lr * (step + 1) / jnp.maximum(warmup_steps, 1.0)
 
 
-def learning_rate(step: jax.Array, *, peak_lr: jax.Array, warmup_steps: jax.Array, cycle_steps: jax.Array,
-                  final_fraction: jax.Array) -> jax.Array:
+def learning_rate(
+    step: jax.Array, *, peak_lr: jax.Array, warmup_steps: jax.Array, cycle_steps: jax.Array, final_fraction: jax.Array
+) -> jax.Array:
     """The cosine schedule above at ``step`` (float32). Callers validate 0 <= warmup_steps < cycle_steps."""
     step = jnp.asarray(step, jnp.float32)
     warmup_steps = jnp.asarray(warmup_steps, jnp.float32)
@@ -55,12 +56,23 @@ def cooldown_factor(progress: jax.Array, shape: jax.Array | int) -> jax.Array:
     """f(p) of the cooldown shape with index ``shape`` in ``COOLDOWN_SHAPES``: 1 at p = 0, 0 at p = 1."""
     progress = jnp.clip(jnp.asarray(progress, jnp.float32), 0.0, 1.0)
     shape = jnp.asarray(shape, jnp.int32)
-    return jnp.where(shape == 0, 1.0 - jnp.sqrt(progress),
-                     jnp.where(shape == 1, 1.0 - progress, 0.5 * (1.0 + jnp.cos(jnp.pi * progress))))
+    return jnp.where(
+        shape == 0,
+        1.0 - jnp.sqrt(progress),
+        jnp.where(shape == 1, 1.0 - progress, 0.5 * (1.0 + jnp.cos(jnp.pi * progress))),
+    )
 
 
-def wsd_learning_rate(step: jax.Array, *, peak_lr: jax.Array, warmup_steps: jax.Array, decay_start: jax.Array,
-                      total_steps: jax.Array, final_fraction: jax.Array, shape: jax.Array | int) -> jax.Array:
+def wsd_learning_rate(
+    step: jax.Array,
+    *,
+    peak_lr: jax.Array,
+    warmup_steps: jax.Array,
+    decay_start: jax.Array,
+    total_steps: jax.Array,
+    final_fraction: jax.Array,
+    shape: jax.Array | int,
+) -> jax.Array:
     """The WSD schedule above at ``step`` (float32). ``decay_start`` = D, ``total_steps`` = S; D = S: no cooldown."""
     step = jnp.asarray(step, jnp.float32)
     warmup_steps = jnp.asarray(warmup_steps, jnp.float32)
@@ -73,9 +85,20 @@ def wsd_learning_rate(step: jax.Array, *, peak_lr: jax.Array, warmup_steps: jax.
 
 def rate(step: jax.Array, hp: dict) -> jax.Array:
     """The rate of the schedule ``hp`` describes (``chinchilla.step.hyperparameters``: "wsd" 1.0 selects WSD)."""
-    cosine = learning_rate(step, peak_lr=hp["peak_lr"], warmup_steps=hp["warmup_steps"],
-                           cycle_steps=hp["cycle_steps"], final_fraction=hp["final_fraction"])
-    wsd = wsd_learning_rate(step, peak_lr=hp["peak_lr"], warmup_steps=hp["warmup_steps"],
-                            decay_start=hp["decay_start"], total_steps=hp["total_steps"],
-                            final_fraction=hp["final_fraction"], shape=hp["cooldown_shape"])
+    cosine = learning_rate(
+        step,
+        peak_lr=hp["peak_lr"],
+        warmup_steps=hp["warmup_steps"],
+        cycle_steps=hp["cycle_steps"],
+        final_fraction=hp["final_fraction"],
+    )
+    wsd = wsd_learning_rate(
+        step,
+        peak_lr=hp["peak_lr"],
+        warmup_steps=hp["warmup_steps"],
+        decay_start=hp["decay_start"],
+        total_steps=hp["total_steps"],
+        final_fraction=hp["final_fraction"],
+        shape=hp["cooldown_shape"],
+    )
     return jnp.where(hp["wsd"] > 0.5, wsd, cosine)

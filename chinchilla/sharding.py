@@ -23,7 +23,8 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -71,8 +72,9 @@ def make_mesh(data: int = -1, fsdp: int = 1, tensor: int = 1, devices: list | No
     return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES), devices=devices)
 
 
-def logical_to_spec(logical_axes: tuple[str | None, ...], shape: tuple[int, ...], mesh: Mesh,
-                    rules: Mapping[str, Any] = LOGICAL_RULES) -> PartitionSpec:
+def logical_to_spec(
+    logical_axes: tuple[str | None, ...], shape: tuple[int, ...], mesh: Mesh, rules: Mapping[str, Any] = LOGICAL_RULES
+) -> PartitionSpec:
     """The PartitionSpec of an array of ``shape`` whose dimensions carry ``logical_axes``.
 
     Each logical name maps to mesh axes through ``rules``; a mesh axis that does not divide the dimension, or that an
@@ -151,8 +153,7 @@ def process_batch_rows(sharding: NamedSharding, global_shape: tuple[int, ...], d
     return np.array(sorted(held), dtype=np.int64)
 
 
-def process_rows(sharding: NamedSharding, global_shape: tuple[int, ...], dim: int,
-                 process_count: int) -> np.ndarray:
+def process_rows(sharding: NamedSharding, global_shape: tuple[int, ...], dim: int, process_count: int) -> np.ndarray:
     """The rows of dimension ``dim`` that this process must read for a global batch of ``global_shape`` laid out by
     ``sharding``: ``process_batch_rows``, checked to be this process's share (size / process_count rows).
 
@@ -166,9 +167,11 @@ def process_rows(sharding: NamedSharding, global_shape: tuple[int, ...], dim: in
     rows = process_batch_rows(sharding, global_shape, dim)
     if size % process_count or len(rows) != size // process_count:
         shown = rows.tolist() if len(rows) <= 16 else f"{len(rows)} rows from {rows[0]} to {rows[-1]}"
-        raise ValueError(f"this process's devices hold batch rows {shown} of {size}, not a 1/{process_count} share: "
-                         "the batch is replicated across processes (a tensor axis spanning hosts?); use a mesh "
-                         "whose data x fsdp axes span the processes and whose tensor axis stays within one host")
+        raise ValueError(
+            f"this process's devices hold batch rows {shown} of {size}, not a 1/{process_count} share: "
+            "the batch is replicated across processes (a tensor axis spanning hosts?); use a mesh "
+            "whose data x fsdp axes span the processes and whose tensor axis stays within one host"
+        )
     return rows
 
 
@@ -190,6 +193,7 @@ def _cluster(environ: Mapping[str, str]) -> str | None:
 
     Only launches of more than one process count: a one-task SLURM job or a one-host TPU VM runs as one process
     without a coordinator."""
+
     def count(name: str) -> int:
         value = environ.get(name, "1")
         try:
@@ -198,8 +202,13 @@ def _cluster(environ: Mapping[str, str]) -> str | None:
             raise ValueError(f"{name}={value!r} is not an integer") from None
 
     # the variables JAX's own detectors (jax._src.clusters) require
-    if all(key in environ for key in ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID",
-                                      "SLURM_LOCALID")) and count("SLURM_NTASKS") > 1:
+    if (
+        all(
+            key in environ
+            for key in ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID")
+        )
+        and count("SLURM_NTASKS") > 1
+    ):
         return f"SLURM (SLURM_NTASKS={environ['SLURM_NTASKS']})"
     if "OMPI_MCA_orte_hnp_uri" in environ and count("OMPI_COMM_WORLD_SIZE") > 1:
         return f"Open MPI (OMPI_COMM_WORLD_SIZE={environ['OMPI_COMM_WORLD_SIZE']})"
@@ -237,8 +246,10 @@ def distributed_settings(environ: Mapping[str, str] | None = None) -> dict[str, 
         address = given[ENV_ADDRESS]
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{ENV_ADDRESS}={address!r} must be host:port (the address of process 0 and a free "
-                             "port on it), e.g. 10.0.0.1:8476")
+            raise ValueError(
+                f"{ENV_ADDRESS}={address!r} must be host:port (the address of process 0 and a free "
+                "port on it), e.g. 10.0.0.1:8476"
+            )
         settings["coordinator_address"] = address
     for key, name in ((ENV_COUNT, "num_processes"), (ENV_ID, "process_id")):
         if key in given:
@@ -261,8 +272,10 @@ def distributed_settings(environ: Mapping[str, str] | None = None) -> dict[str, 
     if len(given) < 3 and cluster is None:
         missing = [key for key in (ENV_ADDRESS, ENV_COUNT, ENV_ID) if key not in given]
         shown = ", ".join(f"{key}={value}" for key, value in given.items())
-        raise ValueError(f"half-specified multi-process setup: {shown} set but {', '.join(missing)} not; set all "
-                         f"of {ENV_ADDRESS}, {ENV_COUNT}, {ENV_ID} (or none, for one process)")
+        raise ValueError(
+            f"half-specified multi-process setup: {shown} set but {', '.join(missing)} not; set all "
+            f"of {ENV_ADDRESS}, {ENV_COUNT}, {ENV_ID} (or none, for one process)"
+        )
     return settings
 
 
@@ -283,8 +296,10 @@ def distributed_timeout(environ: Mapping[str, str] | None = None) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{ENV_TIMEOUT}={environ[ENV_TIMEOUT]!r} must be a positive number of seconds (default "
-                         f"{DEFAULT_TIMEOUT_S:g})")
+        raise ValueError(
+            f"{ENV_TIMEOUT}={environ[ENV_TIMEOUT]!r} must be a positive number of seconds (default "
+            f"{DEFAULT_TIMEOUT_S:g})"
+        )
     return value
 
 
@@ -293,8 +308,14 @@ class _JoinWatch:
     ``interval`` seconds what is awaited; at ``timeout`` print one error line and exit with status 2, before JAX's
     own limit would abort the process with a native stack trace ("another task died")."""
 
-    def __init__(self, settings: Mapping[str, Any], timeout: float, environ: Mapping[str, str],
-                 stream: Any = None, interval: float | None = None):
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        timeout: float,
+        environ: Mapping[str, str],
+        stream: Any = None,
+        interval: float | None = None,
+    ):
         self.address = settings.get("coordinator_address") or environ.get(ENV_ADDRESS) or "the launcher's coordinator"
         self.count, self.rank = settings.get("num_processes"), settings.get("process_id")
         self.timeout = timeout
@@ -324,22 +345,32 @@ class _JoinWatch:
     def _awaited(self) -> tuple[str, str]:
         """(what this process waits for, the error if it never comes)."""
         others = f"{self.count - 1} other process{'es' if self.count != 2 else ''}" if self.count else "the others"
-        fix = (f"start all {self.count or 'N'} processes with the same {ENV_ADDRESS} and {ENV_COUNT} and each its "
-               f"own {ENV_ID}, or set {ENV_COUNT}=1 for one process")
+        fix = (
+            f"start all {self.count or 'N'} processes with the same {ENV_ADDRESS} and {ENV_COUNT} and each its "
+            f"own {ENV_ID}, or set {ENV_COUNT}=1 for one process"
+        )
         if self.rank == 0:
-            return (f"waiting for the {others} to join at {self.address}",
-                    f"the {others} did not join at {self.address}; {fix}")
+            return (
+                f"waiting for the {others} to join at {self.address}",
+                f"the {others} did not join at {self.address}; {fix}",
+            )
         if self._coordinator_answers() is False:
-            return (f"waiting for the coordinator (process 0) at {self.address}",
-                    f"the coordinator (process 0) at {self.address} did not answer; start process 0 there (or fix "
-                    f"{ENV_ADDRESS}: host and port reachable from this host)")
-        return (f"connected to {self.address}, waiting for every process to join",
-                f"not every process joined at {self.address}; {fix}")
+            return (
+                f"waiting for the coordinator (process 0) at {self.address}",
+                f"the coordinator (process 0) at {self.address} did not answer; start process 0 there (or fix "
+                f"{ENV_ADDRESS}: host and port reachable from this host)",
+            )
+        return (
+            f"connected to {self.address}, waiting for every process to join",
+            f"not every process joined at {self.address}; {fix}",
+        )
 
     def _watch(self) -> None:
         start = time.monotonic()
-        self._say(f"{self.who}: joining the JAX distributed service at {self.address} (waiting up to "
-                  f"{self.timeout:g} s: {ENV_TIMEOUT})")
+        self._say(
+            f"{self.who}: joining the JAX distributed service at {self.address} (waiting up to "
+            f"{self.timeout:g} s: {ENV_TIMEOUT})"
+        )
         while not self.done.wait(min(self.interval, max(self.timeout - (time.monotonic() - start), 0))):
             elapsed = time.monotonic() - start
             waiting, error = self._awaited()
@@ -348,7 +379,7 @@ class _JoinWatch:
                 os._exit(2)
             self._say(f"{self.who}: {waiting} ({elapsed:.0f} s of {self.timeout:g})")
 
-    def __enter__(self) -> "_JoinWatch":
+    def __enter__(self) -> _JoinWatch:
         self.thread.start()
         return self
 

@@ -13,13 +13,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from chinchilla import accelerators, attention
+from chinchilla import accelerators, attention, schedule, sharding
 from chinchilla import flops as flops_lib
-from chinchilla import sharding
 from chinchilla.model import Decoder, loss_fn
-from chinchilla import schedule
 from chinchilla.schedule import COOLDOWN_SHAPES
-
 from chinchilla.train_config import TrainConfig
 
 
@@ -44,15 +41,26 @@ def hyperparameters(config: TrainConfig) -> dict[str, np.ndarray]:
     """The optimizer's run-specific numbers, passed to the compiled step as arrays (not baked into it), so runs of
     one model that differ only in length, learning rate or schedule share one compiled program (and the persistent
     compilation cache)."""
-    return {name: np.float32(value) for name, value in (
-        ("peak_lr", config.lr), ("warmup_steps", config.warmup_steps), ("cycle_steps", config.cycle_steps),
-        ("final_fraction", config.final_lr_fraction), ("weight_decay", config.weight_decay),
-        ("grad_clip", config.grad_clip), ("wsd", config.schedule == "wsd"), ("decay_start", config.decay_start),
-        ("total_steps", config.steps), ("cooldown_shape", COOLDOWN_SHAPES.index(config.cooldown_shape)))}
+    return {
+        name: np.float32(value)
+        for name, value in (
+            ("peak_lr", config.lr),
+            ("warmup_steps", config.warmup_steps),
+            ("cycle_steps", config.cycle_steps),
+            ("final_fraction", config.final_lr_fraction),
+            ("weight_decay", config.weight_decay),
+            ("grad_clip", config.grad_clip),
+            ("wsd", config.schedule == "wsd"),
+            ("decay_start", config.decay_start),
+            ("total_steps", config.steps),
+            ("cooldown_shape", COOLDOWN_SHAPES.index(config.cooldown_shape)),
+        )
+    }
 
 
-def adamw_step(params: Any, grads: Any, adam_state: Any, step: jax.Array, hp: dict,
-               adam: optax.GradientTransformation) -> tuple[Any, Any, dict]:
+def adamw_step(
+    params: Any, grads: Any, adam_state: Any, step: jax.Array, hp: dict, adam: optax.GradientTransformation
+) -> tuple[Any, Any, dict]:
     """One AdamW update (Loshchilov & Hutter 2019) after global-norm clipping, with learning rate lr_t from
     ``chinchilla.schedule.rate`` (the run's cosine or WSD schedule):
 
@@ -68,8 +76,7 @@ def adamw_step(params: Any, grads: Any, adam_state: Any, step: jax.Array, hp: di
     grads = jax.tree.map(lambda g: g * scale, grads)
     directions, adam_state = adam.update(grads, adam_state, params)
     lr = schedule.rate(step, hp)
-    params = jax.tree.map(lambda p, u: p - lr * (u + hp["weight_decay"] * p if p.ndim > 1 else u),
-                          params, directions)
+    params = jax.tree.map(lambda p, u: p - lr * (u + hp["weight_decay"] * p if p.ndim > 1 else u), params, directions)
     return params, adam_state, {"grad_norm": norm, "lr": lr}
 
 
@@ -85,33 +92,48 @@ class Trainer:
         self.mesh = mesh if mesh is not None else sharding.make_mesh(*config.mesh)
         divisor = sharding.batch_divisor(self.mesh)
         if config.batch_size % divisor:
-            raise ValueError(f"batch_size={config.batch_size} must be a multiple of the data x fsdp mesh size "
-                             f"{divisor}")
+            raise ValueError(
+                f"batch_size={config.batch_size} must be a multiple of the data x fsdp mesh size {divisor}"
+            )
         if config.batch_size % jax.process_count():
-            raise ValueError(f"batch_size={config.batch_size} must be a multiple of the process count "
-                             f"{jax.process_count()}")
+            raise ValueError(
+                f"batch_size={config.batch_size} must be a multiple of the process count {jax.process_count()}"
+            )
         self.micro_batch_size = config.batch_size if config.micro_batch_size is None else config.micro_batch_size
         if self.micro_batch_size % divisor:
-            raise ValueError(f"micro_batch_size={self.micro_batch_size} must be a multiple of the data x fsdp mesh "
-                             f"size {divisor} (each micro-batch is spread over every device)")
-        self.compute_dtype, self.compute_dtype_reason = choose_compute_dtype(config.compute_dtype,
-                                                                             self.mesh.devices.flat[0])
+            raise ValueError(
+                f"micro_batch_size={self.micro_batch_size} must be a multiple of the data x fsdp mesh "
+                f"size {divisor} (each micro-batch is spread over every device)"
+            )
+        self.compute_dtype, self.compute_dtype_reason = choose_compute_dtype(
+            config.compute_dtype, self.mesh.devices.flat[0]
+        )
         platform = self.mesh.devices.flat[0].platform
         if config.remat == "offload" and platform not in ("gpu", "cuda", "rocm", "tpu"):
-            raise ValueError(f"remat='offload' moves saved activations to pinned host memory, which the {platform} "
-                             "backend does not have; use remat='dots' or 'full'")
+            raise ValueError(
+                f"remat='offload' moves saved activations to pinned host memory, which the {platform} "
+                "backend does not have; use remat='dots' or 'full'"
+            )
         self.attention_impl, self.attention_reason = attention.resolve_impl(
-            config.attention_impl, platform=platform, compute_dtype=self.compute_dtype)
-        self.scan_layers = config.scan_layers if config.scan_layers is not None else (
-            platform != "cpu" or config.remat != "none")
+            config.attention_impl, platform=platform, compute_dtype=self.compute_dtype
+        )
+        self.scan_layers = (
+            config.scan_layers if config.scan_layers is not None else (platform != "cpu" or config.remat != "none")
+        )
         self.adam = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
         self.hp = hyperparameters(config)
         self.steps_per_dispatch = config.steps_per_dispatch
 
         def build() -> Decoder:
-            return Decoder(config.model, rngs=nnx.Rngs(config.seed), compute_dtype=self.compute_dtype,
-                           attention_impl=self.attention_impl, remat=config.remat, scan_layers=self.scan_layers,
-                           mesh=self.mesh)
+            return Decoder(
+                config.model,
+                rngs=nnx.Rngs(config.seed),
+                compute_dtype=self.compute_dtype,
+                attention_impl=self.attention_impl,
+                remat=config.remat,
+                scan_layers=self.scan_layers,
+                mesh=self.mesh,
+            )
 
         abstract_model = nnx.eval_shape(build)
         self.graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
@@ -124,27 +146,37 @@ class Trainer:
             "opt_state": sharding.like_params(abstract_opt, abstract_params, param_shardings, self.mesh),
             "step": replicated,
         }
-        abstract_state = {"params": abstract_params, "opt_state": abstract_opt,
-                          "step": jax.ShapeDtypeStruct((), jnp.int32)}
-        self.abstract_state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                                           abstract_state, self.state_shardings)
+        abstract_state = {
+            "params": abstract_params,
+            "opt_state": abstract_opt,
+            "step": jax.ShapeDtypeStruct((), jnp.int32),
+        }
+        self.abstract_state = jax.tree.map(
+            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, self.state_shardings
+        )
         self.batch_sharding = sharding.batch_sharding(self.mesh, leading_dims=1)
         self.local_batch_size = config.batch_size // jax.process_count()
         # the rows of each global batch this process supplies: the ones its devices hold, in any device order
-        self.process_rows = sharding.process_rows(self.batch_sharding, (1, config.batch_size,
-                                                                        config.model.seq_len + 1), 1,
-                                                  jax.process_count())
+        self.process_rows = sharding.process_rows(
+            self.batch_sharding, (1, config.batch_size, config.model.seq_len + 1), 1, jax.process_count()
+        )
 
         def init() -> dict:
             params = nnx.to_pure_dict(nnx.state(build(), nnx.Param))
             return {"params": params, "opt_state": self.adam.init(params), "step": jnp.zeros((), jnp.int32)}
 
         self._init = jax.jit(init, out_shardings=self.state_shardings)
-        self._train = jax.jit(self._multi_step,
-                              in_shardings=(self.state_shardings, self.batch_sharding, replicated, replicated),
-                              out_shardings=(self.state_shardings, replicated), donate_argnums=0)
-        self._eval = jax.jit(self._eval_loss, in_shardings=(self.state_shardings["params"], self.batch_sharding),
-                             out_shardings=replicated)
+        self._train = jax.jit(
+            self._multi_step,
+            in_shardings=(self.state_shardings, self.batch_sharding, replicated, replicated),
+            out_shardings=(self.state_shardings, replicated),
+            donate_argnums=0,
+        )
+        self._eval = jax.jit(
+            self._eval_loss,
+            in_shardings=(self.state_shardings["params"], self.batch_sharding),
+            out_shardings=replicated,
+        )
         self._compiled_train = None
 
     # -- pure functions ------------------------------------------------------------------------------------------
@@ -198,6 +230,7 @@ class Trainer:
 
     def _eval_loss(self, params: Any, batches_nbt1: jax.Array) -> jax.Array:
         """Mean loss over batches [n, B, T+1], each evaluated in micro-batches (the training step's memory plan)."""
+
         def batch_loss(batch_bt1: jax.Array) -> jax.Array:
             if self.micro_batch_size == batch_bt1.shape[0]:
                 return self._loss(params, batch_bt1)

@@ -39,7 +39,6 @@ from etils import epath
 from chinchilla import flops as flops_lib
 from chinchilla import metrics, runlock, sharding
 from chinchilla.checkpoint import Checkpointer
-from chinchilla.config import ModelConfig
 from chinchilla.jax_cache import enable_compilation_cache
 from chinchilla.step import Trainer
 from chinchilla.train_config import BRANCH_FIELDS, EXECUTION_FIELDS, REPORTING_FIELDS, TrainConfig
@@ -92,20 +91,25 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     if config_path.exists():
         saved = _read_run_json(config_path, "restore it, or train in a new directory")
         mine = config.to_dict()
-        defaults = {field.name: list(field.default) if isinstance(field.default, tuple) else field.default
-                    for field in dataclasses.fields(TrainConfig)}
+        defaults = {
+            field.name: list(field.default) if isinstance(field.default, tuple) else field.default
+            for field in dataclasses.fields(TrainConfig)
+        }
         # a field the saved config lacks (written before the field existed) counts as its default
-        differing = sorted(key for key in set(saved) | set(mine)
-                           if saved.get(key, defaults.get(key)) != mine.get(key)
-                           and key not in REPORTING_FIELDS + EXECUTION_FIELDS)
+        differing = sorted(
+            key
+            for key in set(saved) | set(mine)
+            if saved.get(key, defaults.get(key)) != mine.get(key) and key not in REPORTING_FIELDS + EXECUTION_FIELDS
+        )
         if differing:
-            raise ValueError(f"{out} holds a run with another config (fields {differing} differ); use a new "
-                             "directory")
+            raise ValueError(f"{out} holds a run with another config (fields {differing} differ); use a new directory")
     if summary_path.exists():
         summary = _read_run_json(summary_path, "delete it to resume the run from its last checkpoint")
         if summary.get("status") not in ("finished", "failed"):
-            raise ValueError(f"{summary_path}: status={summary.get('status')!r} is not 'finished' or 'failed'; "
-                             "delete the file to resume the run from its last checkpoint")
+            raise ValueError(
+                f"{summary_path}: status={summary.get('status')!r} is not 'finished' or 'failed'; "
+                "delete the file to resume the run from its last checkpoint"
+            )
         _say(True, f"{out}: run already {summary['status']} ({summary.get('steps', '?')} steps); nothing to do")
         return summary
 
@@ -114,15 +118,26 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     wall_start = time.perf_counter()
     enable_compilation_cache()
     trainer = Trainer(config)
-    train_data = data.batches(config.dataset, split="train", tokenizer=config.tokenizer,
-                              seq_len=config.model.seq_len, batch_size=trainer.local_batch_size, seed=config.seed,
-                              process_index=jax.process_index(), process_count=jax.process_count(),
-                              data_dir=config.data_dir, rows=trainer.process_rows,
-                              min_tokens=max(config.data_tokens or 0, data.tokens_needed(
-                                  config.steps, config.batch_size, config.model.seq_len)))
+    train_data = data.batches(
+        config.dataset,
+        split="train",
+        tokenizer=config.tokenizer,
+        seq_len=config.model.seq_len,
+        batch_size=trainer.local_batch_size,
+        seed=config.seed,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        data_dir=config.data_dir,
+        rows=trainer.process_rows,
+        min_tokens=max(
+            config.data_tokens or 0, data.tokens_needed(config.steps, config.batch_size, config.model.seq_len)
+        ),
+    )
     if train_data.vocab_size > config.model.vocab_size:
-        raise ValueError(f"tokenizer={config.tokenizer!r} has {train_data.vocab_size} tokens but "
-                         f"model.vocab_size={config.model.vocab_size}")
+        raise ValueError(
+            f"tokenizer={config.tokenizer!r} has {train_data.vocab_size} tokens but "
+            f"model.vocab_size={config.model.vocab_size}"
+        )
     eval_data, eval_split = _eval_batches(data, config, trainer)  # now, so that a missing split fails before training
     if not config_path.exists() and jax.process_index() == 0:
         metrics.write_json_atomic(config_path, config.to_dict())
@@ -130,9 +145,12 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     trained_tokens = total_steps * config.tokens_per_step
     epochs = trained_tokens / train_data.tokens_per_epoch
     if epochs > 1:
-        warnings.warn(f"{out}: {trained_tokens:,} training tokens are {epochs:.2f} epochs of dataset="
-                      f"{config.dataset!r} ({train_data.tokens_per_epoch:,} tokens): data will repeat",
-                      data.DataRepeatWarning, stacklevel=2)
+        warnings.warn(
+            f"{out}: {trained_tokens:,} training tokens are {epochs:.2f} epochs of dataset="
+            f"{config.dataset!r} ({train_data.tokens_per_epoch:,} tokens): data will repeat",
+            data.DataRepeatWarning,
+            stacklevel=2,
+        )
 
     checkpointer = Checkpointer(out / "checkpoints", keep=config.keep_checkpoints)
     branch_points = Checkpointer(out / BRANCH_POINTS, keep=BRANCH_POINTS_KEEP) if config.save_steps else None
@@ -177,8 +195,9 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
 
     bar = _progress_bar(progress, total_steps, step, config.model.name or "run")
     status, reason = "finished", None
-    next_batches = _take(train_data, _dispatch(step, k_full, total_steps, config.save_steps)) \
-        if step < total_steps else None
+    next_batches = (
+        _take(train_data, _dispatch(step, k_full, total_steps, config.save_steps)) if step < total_steps else None
+    )
     data_state = train_data.get_state()
     last_sync = time.perf_counter()
     try:
@@ -215,16 +234,24 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
                 if rows and rows[-1]["step"] == step:
                     rows[-1]["eval_loss"] = eval_loss
                 else:
-                    rows.append({**_row(step, config, flops_per_step, losses[-1], host, k - 1, step_time, peak),
-                                 "eval_loss": eval_loss})
+                    rows.append(
+                        {
+                            **_row(step, config, flops_per_step, losses[-1], host, k - 1, step_time, peak),
+                            "eval_loss": eval_loss,
+                        }
+                    )
             if jax.process_index() == 0:
                 metrics.append_jsonl(metrics_path, rows)
             if live:
                 live.write(rows)
             at_branch_point = step in config.save_steps
             if step == total_steps or at_branch_point or _crossed(previous, step, config.checkpoint_every):
-                meta = {"data": dispatch_data_state, "recent_losses": list(recent), "eval_loss": eval_loss,
-                        "wall_time_s": elapsed_before + time.perf_counter() - session_start}
+                meta = {
+                    "data": dispatch_data_state,
+                    "recent_losses": list(recent),
+                    "eval_loss": eval_loss,
+                    "wall_time_s": elapsed_before + time.perf_counter() - session_start,
+                }
                 checkpointer.save(step, state, meta)
                 if at_branch_point:  # kept for good: branches start here (TrainConfig.init_from)
                     branch_points.save(step, state, meta)
@@ -255,8 +282,9 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         "tokens": trained_steps * config.tokens_per_step,
         "tokens_budget": config.tokens,
         "flops": trained_steps * flops_per_step,
-        "flops_6nd": flops_lib.six_nd(flops_lib.param_count(config.model).total,
-                                      trained_steps * config.tokens_per_step),
+        "flops_6nd": flops_lib.six_nd(
+            flops_lib.param_count(config.model).total, trained_steps * config.tokens_per_step
+        ),
         "final_train_loss": float(np.mean(recent)) if recent else None,
         "eval_loss": eval_loss,
         "steps": trained_steps,
@@ -280,8 +308,15 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         "micro_batch_size": trainer.micro_batch_size,
         "remat": config.remat,
         "schedule": config.schedule,
-        **({"cooldown_fraction": config.cooldown_fraction, "cooldown_shape": config.cooldown_shape,
-            "init_from": config.init_from} if config.schedule == "wsd" else {}),
+        **(
+            {
+                "cooldown_fraction": config.cooldown_fraction,
+                "cooldown_shape": config.cooldown_shape,
+                "init_from": config.init_from,
+            }
+            if config.schedule == "wsd"
+            else {}
+        ),
     }
     if jax.process_index() == 0:  # one writer of the run's files; the others wait until summary.json exists
         metrics.write_json_atomic(summary_path, summary)
@@ -317,34 +352,48 @@ def _branch_start(config: TrainConfig, trainer: Trainer, out: Any) -> tuple[int,
         raise TrunkNotReady(f"{where}: {trunk} holds no run yet (no config.json); train the trunk first")
     saved = _read_run_json(trunk / "config.json", "the trunk's config is needed to branch from it")
     mine = config.to_dict()
-    differing = sorted(key for key in set(saved) | set(mine) if key not in BRANCH_FIELDS
-                       and saved.get(key) != mine.get(key))
+    differing = sorted(
+        key for key in set(saved) | set(mine) if key not in BRANCH_FIELDS and saved.get(key) != mine.get(key)
+    )
     if differing:
-        raise ValueError(f"{where}: the trunk differs from this run in {differing}; a branch may differ only in "
-                         "its length and cooldown")
+        raise ValueError(
+            f"{where}: the trunk differs from this run in {differing}; a branch may differ only in "
+            "its length and cooldown"
+        )
     trunk_config = TrainConfig.from_dict(saved)
     if step is None:
-        steps = sorted(int(p.name) for p in (trunk / "checkpoints").iterdir() if p.name.isdigit())             if (trunk / "checkpoints").exists() else []
+        steps = (
+            sorted(int(p.name) for p in (trunk / "checkpoints").iterdir() if p.name.isdigit())
+            if (trunk / "checkpoints").exists()
+            else []
+        )
         if not steps:
             raise TrunkNotReady(f"{where}: {trunk} has no checkpoint yet")
         step = steps[-1]
     if config.schedule != "wsd" or trunk_config.schedule != "wsd":
-        raise ValueError(f"{where}: branching needs schedule='wsd' for the trunk and this run (a cosine run's rate "
-                         "depends on its length from the first step)")
+        raise ValueError(
+            f"{where}: branching needs schedule='wsd' for the trunk and this run (a cosine run's rate "
+            "depends on its length from the first step)"
+        )
     if trunk_config.decay_start < step or config.decay_start < step:
-        raise ValueError(f"{where}: step {step} is past the stable phase (the trunk's cooldown starts at step "
-                         f"{trunk_config.decay_start}, this run's at {config.decay_start}): the rates before it "
-                         "would differ")
+        raise ValueError(
+            f"{where}: step {step} is past the stable phase (the trunk's cooldown starts at step "
+            f"{trunk_config.decay_start}, this run's at {config.decay_start}): the rates before it "
+            "would differ"
+        )
     if step >= config.steps:
         raise ValueError(f"{where}: step {step} is not before this run's end ({config.steps} steps)")
     if trunk_config.warmup_steps != config.warmup_steps:  # a warm-up in fractions of each run's own length
-        raise ValueError(f"{where}: the trunk warms up over {trunk_config.warmup_steps} steps and this run over "
-                         f"{config.warmup_steps}: give both the same warmup_tokens (--warmup-tokens), e.g. "
-                         f"{trunk_config.warmup_steps * config.tokens_per_step}")
+        raise ValueError(
+            f"{where}: the trunk warms up over {trunk_config.warmup_steps} steps and this run over "
+            f"{config.warmup_steps}: give both the same warmup_tokens (--warmup-tokens), e.g. "
+            f"{trunk_config.warmup_steps * config.tokens_per_step}"
+        )
     source = trunk / BRANCH_POINTS if (trunk / BRANCH_POINTS / str(step)).exists() else trunk / "checkpoints"
     if not (source / str(step)).exists():
-        raise TrunkNotReady(f"{where}: {trunk} has no checkpoint at step {step} yet (save_steps of the trunk must "
-                            "include it)")
+        raise TrunkNotReady(
+            f"{where}: {trunk} has no checkpoint at step {step} yet (save_steps of the trunk must include it)"
+        )
     reader = Checkpointer(source, keep=BRANCH_POINTS_KEEP)
     try:
         state, meta = reader.restore(step, trainer.abstract_state)
@@ -364,8 +413,16 @@ def _crossed(previous: int, step: int, every: int | None) -> bool:
     return every is not None and step // every > previous // every
 
 
-def _row(step: int, config: TrainConfig, flops_per_step: float, loss: float, host: dict, i: int,
-         step_time: float, peak: float) -> dict:
+def _row(
+    step: int,
+    config: TrainConfig,
+    flops_per_step: float,
+    loss: float,
+    host: dict,
+    i: int,
+    step_time: float,
+    peak: float,
+) -> dict:
     return {
         "step": step,
         "tokens": step * config.tokens_per_step,
@@ -382,12 +439,20 @@ def _row(step: int, config: TrainConfig, flops_per_step: float, loss: float, hos
 def _eval_batches(data: Any, config: TrainConfig, trainer: Trainer) -> tuple[np.ndarray, str]:
     """The fixed evaluation batches and the split they come from (``eval_split``, or "test" / a held-out slice
     of train when the data set has no such split: ``data.resolve_split``)."""
-    iterator = data.batches(config.dataset, split=config.eval_split, tokenizer=config.tokenizer,
-                            seq_len=config.model.seq_len, batch_size=trainer.local_batch_size, seed=EVAL_SEED,
-                            process_index=jax.process_index(), process_count=jax.process_count(),
-                            data_dir=config.data_dir, warn_repeats=False, rows=trainer.process_rows,
-                            min_tokens=data.tokens_needed(config.eval_batches, config.batch_size,
-                                                          config.model.seq_len))
+    iterator = data.batches(
+        config.dataset,
+        split=config.eval_split,
+        tokenizer=config.tokenizer,
+        seq_len=config.model.seq_len,
+        batch_size=trainer.local_batch_size,
+        seed=EVAL_SEED,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        data_dir=config.data_dir,
+        warn_repeats=False,
+        rows=trainer.process_rows,
+        min_tokens=data.tokens_needed(config.eval_batches, config.batch_size, config.model.seq_len),
+    )
     return _take(iterator, config.eval_batches), iterator.split_used
 
 
@@ -399,5 +464,12 @@ def _say(enabled: bool, message: str) -> None:
 def _progress_bar(enabled: bool, total: int, initial: int, name: str) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=name, unit="step", disable=not enabled or jax.process_index() != 0,
-                dynamic_ncols=True, file=sys.stderr)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=name,
+        unit="step",
+        disable=not enabled or jax.process_index() != 0,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )

@@ -22,14 +22,26 @@ REMAT_POLICIES = ("none", "full", "dots", "offload")  # chinchilla.model.remat_p
 REPORTING_FIELDS = ("peak_flops",)
 # Fields that change how a step is executed (memory, speed, float round-off), not what it computes: a run may resume
 # with other values (e.g. on another chip, with the plan `chinchilla memory` gives there).
-EXECUTION_FIELDS = ("micro_batch_size", "remat", "scan_layers", "attention_impl", "steps_per_dispatch",
-                    "save_steps")
+EXECUTION_FIELDS = ("micro_batch_size", "remat", "scan_layers", "attention_impl", "steps_per_dispatch", "save_steps")
 SCHEDULES = ("cosine", "wsd")  # chinchilla.schedule's
 COOLDOWN_SHAPES = ("1-sqrt", "linear", "cosine")
 # What a branch (init_from) may set differently from its trunk: its length and cooldown, and what is only recorded.
-BRANCH_FIELDS = ("tokens", "cooldown_fraction", "cooldown_shape", "final_lr_fraction", "init_from", "log_every",
-                 "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints") + REPORTING_FIELDS \
+BRANCH_FIELDS = (
+    (
+        "tokens",
+        "cooldown_fraction",
+        "cooldown_shape",
+        "final_lr_fraction",
+        "init_from",
+        "log_every",
+        "eval_every",
+        "eval_batches",
+        "checkpoint_every",
+        "keep_checkpoints",
+    )
+    + REPORTING_FIELDS
     + EXECUTION_FIELDS
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +76,8 @@ class TrainConfig:
     pass (None = the whole batch); the batch is folded by a ``lax.scan`` of batch_size / micro_batch_size micro-steps
     inside the compiled step with float32 gradient accumulators and one optimizer update, so a run's maths does not
     depend on it (round-off aside). ``remat``: per-layer rematerialisation (``chinchilla.model.remat_policy``: "none",
-    "full", "dots", "offload"). ``scan_layers``: the layers as one ``lax.scan`` (True) or unrolled (False); None (auto): scanned on
+    "full", "dots", "offload"). ``scan_layers``: the layers as one ``lax.scan`` (True) or unrolled (False); None
+    (auto): scanned on
     accelerators and wherever remat is on (one compiled layer; remat honoured), unrolled on CPU without remat (measured
     1.4-1.7x faster there for the tiny models, BENCHMARKS.md).
     ``attention_impl``: "auto" (splash on TPU, cuDNN on bf16 GPUs, XLA elsewhere; the choice is written to
@@ -115,9 +128,11 @@ class TrainConfig:
         if self.model.architecture != "rotary":
             raise ValueError(f"model.architecture={self.model.architecture!r}: only 'rotary' models can be trained")
         if self.model.kv_heads != self.model.n_heads:
-            raise ValueError(f"model.n_kv_heads={self.model.n_kv_heads}: grouped/multi-query attention is counted by "
-                             "chinchilla.flops but not trained by chinchilla.model (one K/V head per query head); "
-                             "leave n_kv_heads unset to train")
+            raise ValueError(
+                f"model.n_kv_heads={self.model.n_kv_heads}: grouped/multi-query attention is counted by "
+                "chinchilla.flops but not trained by chinchilla.model (one K/V head per query head); "
+                "leave n_kv_heads unset to train"
+            )
         object.__setattr__(self, "mesh", tuple(self.mesh))
         object.__setattr__(self, "save_steps", tuple(self.save_steps))
         if self.schedule not in SCHEDULES:
@@ -129,8 +144,10 @@ class TrainConfig:
         if not (isinstance(self.cooldown_fraction, (int, float)) and 0 <= self.cooldown_fraction <= 1):
             raise ValueError(f"cooldown_fraction={self.cooldown_fraction!r} must be in [0, 1]")
         if self.schedule == "wsd" and self.cycle_tokens is not None:
-            raise ValueError(f"cycle_tokens={self.cycle_tokens} is a cosine setting; a wsd run's cooldown is "
-                             "cooldown_fraction of its own length")
+            raise ValueError(
+                f"cycle_tokens={self.cycle_tokens} is a cosine setting; a wsd run's cooldown is "
+                "cooldown_fraction of its own length"
+            )
         for name in ("warmup_tokens", "data_tokens"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 0 if name == "warmup_tokens" else 1)
@@ -139,8 +156,14 @@ class TrainConfig:
         if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from.strip()):
             raise ValueError(f"init_from={self.init_from!r} must be a run directory, optionally with :STEP")
         _check_int("tokens", self.tokens, 1)
-        for name in ("batch_size", "log_every", "eval_batches", "checkpoint_every", "keep_checkpoints",
-                     "steps_per_dispatch"):
+        for name in (
+            "batch_size",
+            "log_every",
+            "eval_batches",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "steps_per_dispatch",
+        ):
             _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0)
         if self.eval_every is not None:
@@ -163,9 +186,11 @@ class TrainConfig:
             raise ValueError(f"mesh={self.mesh!r} must be three sizes (data, fsdp, tensor)")
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"compute_dtype={self.compute_dtype!r} is not one of {COMPUTE_DTYPES}")
-        if self.peak_flops is not None and not (isinstance(self.peak_flops, (int, float))
-                                                and not isinstance(self.peak_flops, bool)
-                                                and 0 < self.peak_flops < math.inf):
+        if self.peak_flops is not None and not (
+            isinstance(self.peak_flops, (int, float))
+            and not isinstance(self.peak_flops, bool)
+            and 0 < self.peak_flops < math.inf
+        ):
             raise ValueError(f"peak_flops={self.peak_flops!r} must be a positive number of FLOP/s per device")
         if self.attention_impl not in ATTENTION_IMPLS:
             raise ValueError(f"attention_impl={self.attention_impl!r} is not one of {ATTENTION_IMPLS}")
@@ -179,7 +204,7 @@ class TrainConfig:
                 raise ValueError(f"micro_batch_size={self.micro_batch_size} must divide batch_size={self.batch_size}")
 
     @classmethod
-    def from_flops(cls, model: ModelConfig, flops: float, **kwargs: Any) -> "TrainConfig":
+    def from_flops(cls, model: ModelConfig, flops: float, **kwargs: Any) -> TrainConfig:
         """A run of ``model`` whose token budget spends ``flops`` exact Appendix F training FLOPs (rounded to whole
         tokens; the run itself rounds to whole steps)."""
         return cls(model=model, tokens=max(1, round(flops_lib.tokens_for_flops(model, flops))), **kwargs)
@@ -232,10 +257,16 @@ class TrainConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         check_known_fields(cls, data)
-        return cls(**{**data, "model": ModelConfig.from_dict(data["model"]), "mesh": tuple(data["mesh"]),
-                      "save_steps": tuple(data.get("save_steps", ()))})
+        return cls(
+            **{
+                **data,
+                "model": ModelConfig.from_dict(data["model"]),
+                "mesh": tuple(data["mesh"]),
+                "save_steps": tuple(data.get("save_steps", ())),
+            }
+        )
 
 
 def _check_int(name: str, value: Any, low: int) -> None:

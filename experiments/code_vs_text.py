@@ -21,5 +21,5 @@ PRESET = dataclasses.replace(
     TINY,
     name="code_vs_text",
     description="tiny_cpu's whole design (IsoFLOP 1e11-1.6e12 FLOPs, 2 seeds near the minima, curve runs) for a "
-                "comparison across data sets",
+    "comparison across data sets",
 )

@@ -8,7 +8,8 @@ CHINCHILLA_DATA_DIR stays the local cache root (the tokenizer and token cache st
 Tokenizer: 32,000-piece SentencePiece BPE trained on its train split (cached; process 0 trains it, other hosts get
 it by broadcast). lm1b has no validation split: runs evaluate on its test split (``eval_split`` in summary.json).
 lm1b holds ~1B tokens, so the largest runs see it ~1.5 times (a DataRepeatWarning says so); for fresh tokens use the
-gpu preset's FineWeb-Edu shards on the runtime's disk (docs/data.md) with `dataset="files:..."`. Models: the ``gpu`` ladder (rotary, context 1024, 14M ... 1.1B parameters); the train step shards the
+gpu preset's FineWeb-Edu shards on the runtime's disk (docs/data.md) with `dataset="files:..."`. Models: the ``gpu``
+ladder (rotary, context 1024, 14M ... 1.1B parameters); the train step shards the
 batch over the TPU's cores (``chinchilla.train``'s data x fsdp mesh).
 
 Budgets: 2e16, 6e16, 2e17 FLOPs, five sizes each around the paper's own optimum (Table A3), total parameters:

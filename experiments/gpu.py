@@ -120,7 +120,7 @@ def hparams(model, tokens):
 PRESET = Preset(
     name="gpu",
     description="IsoFLOP sweep on one GPU: gpu ladder, 6e16-1e18 FLOPs, FineWeb-Edu with a 32k SentencePiece "
-                "vocabulary",
+    "vocabulary",
     ladder=zoo.ladder("gpu"),
     budgets=(6e16, 1.5e17, 4e17, 1e18),
     hparams=hparams,

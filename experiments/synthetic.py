@@ -9,9 +9,9 @@ figures, without training: `chinchilla reproduce --preset synthetic --out DIR` t
 """
 
 from chinchilla import zoo
+from chinchilla.fit.allocate import ChinchillaParams
 from chinchilla.report import AnalysisSettings
 from chinchilla.reproduce import Preset
-from chinchilla.fit.allocate import ChinchillaParams
 from chinchilla.sweep.synthetic import SyntheticTrainer
 
 SURFACE = ChinchillaParams(E=1.2, A=60.0, B=300.0, alpha=0.4, beta=0.35, source="experiments/synthetic.py")

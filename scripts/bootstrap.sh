@@ -3,7 +3,7 @@
 # stderr). It reinstalls only when pyproject.toml, the constraints file or this script changed since the last
 # successful install. Used by scripts/test.sh and scripts/reproduce.sh.
 #
-# CHINCHILLA_DEPS selects the dependency set (both install the project editable with its test extra):
+# CHINCHILLA_DEPS selects the dependency set (both install the project editable with its test and lint extras):
 #   lock   (default) -> .venv,        constrained by requirements/lock.txt   (the exact tested set)
 #   oldest           -> .venv-oldest, constrained by requirements/oldest.txt (the oldest versions pyproject allows)
 # The embedded corpus ships inside the package (chinchilla/data/embedded): nothing else is fetched.
@@ -40,7 +40,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   }
   : > "$log"
   pip_install --upgrade pip
-  pip_install -c "$constraints" -e ".[test]"
+  pip_install -c "$constraints" -e ".[test,lint]"
   echo "$want" > "$stamp"
 fi
 echo "$root/$venv"

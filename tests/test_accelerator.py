@@ -28,17 +28,38 @@ class FakeDevice:
 
 # JAX device_kind strings as the CUDA/ROCm/TPU runtimes report them -> dense bf16 peak of one jax device.
 BF16_PEAKS = [
-    ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12), ("NVIDIA H100 NVL", 835e12),
-    ("NVIDIA H200", 989e12), ("NVIDIA H200 NVL", 835e12), ("NVIDIA GH200 480GB", 989e12), ("NVIDIA B200", 2.25e15),
+    ("NVIDIA H100 80GB HBM3", 989e12),
+    ("NVIDIA H100 PCIe", 756e12),
+    ("NVIDIA H100 NVL", 835e12),
+    ("NVIDIA H200", 989e12),
+    ("NVIDIA H200 NVL", 835e12),
+    ("NVIDIA GH200 480GB", 989e12),
+    ("NVIDIA B200", 2.25e15),
     ("NVIDIA GB200", 2.5e15),
-    ("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA A100-SXM4-40GB", 312e12), ("NVIDIA A100-PCIE-40GB", 312e12),
-    ("NVIDIA A100 80GB PCIe", 312e12), ("NVIDIA A10", 125e12), ("NVIDIA L4", 121e12), ("NVIDIA L40S", 362.05e12),
-    ("NVIDIA GeForce RTX 4090", 165.2e12), ("AMD Instinct MI300X", 1307.4e12),
+    ("NVIDIA A100-SXM4-80GB", 312e12),
+    ("NVIDIA A100-SXM4-40GB", 312e12),
+    ("NVIDIA A100-PCIE-40GB", 312e12),
+    ("NVIDIA A100 80GB PCIe", 312e12),
+    ("NVIDIA A10", 125e12),
+    ("NVIDIA L4", 121e12),
+    ("NVIDIA L40S", 362.05e12),
+    ("NVIDIA GeForce RTX 4090", 165.2e12),
+    ("AMD Instinct MI300X", 1307.4e12),
     ("AMD Instinct MI250X", 383e12 / 2),  # two GCDs, two jax devices per chip
-    ("TPU v2", 45e12 / 2), ("TPU v3", 123e12 / 2), ("TPU v4", 275e12), ("TPU v5 lite", 197e12), ("TPU v5e", 197e12),
-    ("TPU v5", 459e12), ("TPU v5p", 459e12), ("TPU v6 lite", 918e12), ("TPU v6e", 918e12),
+    ("TPU v2", 45e12 / 2),
+    ("TPU v3", 123e12 / 2),
+    ("TPU v4", 275e12),
+    ("TPU v5 lite", 197e12),
+    ("TPU v5e", 197e12),
+    ("TPU v5", 459e12),
+    ("TPU v5p", 459e12),
+    ("TPU v6 lite", 918e12),
+    ("TPU v6e", 918e12),
     # no bf16 on Turing/Volta; no vendor data sheet for the A10G; chips of the future
-    ("Tesla T4", None), ("Tesla V100-SXM2-16GB", None), ("NVIDIA A10G", None), ("NVIDIA L40", None),
+    ("Tesla T4", None),
+    ("Tesla V100-SXM2-16GB", None),
+    ("NVIDIA A10G", None),
+    ("NVIDIA L40", None),
     ("Some Future Chip", None),
 ]
 
@@ -48,16 +69,32 @@ def test_bf16_peaks_match_the_data_sheets_dense_figures_with_specific_names_firs
     assert metrics.device_peak_flops(FakeDevice(kind), "bfloat16") == peak
 
 
-@pytest.mark.parametrize("kind, peak", [
-    ("Tesla T4", 8.1e12), ("Tesla V100-SXM2-16GB", 15.7e12), ("Tesla V100-PCIE-32GB", 14e12),
-    ("Tesla V100S-PCIE-32GB", 16.4e12),  # CUDA-core FP32: no TF32 before Ampere
-    ("NVIDIA A100-SXM4-80GB", 156e12), ("NVIDIA H100 PCIe", 378e12),  # TF32, JAX's default f32 matmul on Ampere+
-    ("NVIDIA H100 80GB HBM3", 494.5e12), ("NVIDIA H100 NVL", 417.5e12), ("NVIDIA H200 NVL", 417.5e12),
-    ("NVIDIA GH200 480GB", 494.5e12), ("NVIDIA B200", 1.1e15), ("NVIDIA GB200", 1.25e15), ("NVIDIA L4", 60e12),
-    ("NVIDIA L40S", 183e12), ("NVIDIA A10", 62.5e12), ("NVIDIA GeForce RTX 4090", 82.6e12),
-    ("AMD Instinct MI300X", 163.4e12), ("AMD Instinct MI250X", 95.7e12 / 2),  # FP32 matrix cores
-    ("TPU v4", 275e12), ("TPU v6 lite", 918e12), ("TPU v2", 45e12 / 2),  # default precision: one bf16 pass
-])
+@pytest.mark.parametrize(
+    "kind, peak",
+    [
+        ("Tesla T4", 8.1e12),
+        ("Tesla V100-SXM2-16GB", 15.7e12),
+        ("Tesla V100-PCIE-32GB", 14e12),
+        ("Tesla V100S-PCIE-32GB", 16.4e12),  # CUDA-core FP32: no TF32 before Ampere
+        ("NVIDIA A100-SXM4-80GB", 156e12),
+        ("NVIDIA H100 PCIe", 378e12),  # TF32, JAX's default f32 matmul on Ampere+
+        ("NVIDIA H100 80GB HBM3", 494.5e12),
+        ("NVIDIA H100 NVL", 417.5e12),
+        ("NVIDIA H200 NVL", 417.5e12),
+        ("NVIDIA GH200 480GB", 494.5e12),
+        ("NVIDIA B200", 1.1e15),
+        ("NVIDIA GB200", 1.25e15),
+        ("NVIDIA L4", 60e12),
+        ("NVIDIA L40S", 183e12),
+        ("NVIDIA A10", 62.5e12),
+        ("NVIDIA GeForce RTX 4090", 82.6e12),
+        ("AMD Instinct MI300X", 163.4e12),
+        ("AMD Instinct MI250X", 95.7e12 / 2),  # FP32 matrix cores
+        ("TPU v4", 275e12),
+        ("TPU v6 lite", 918e12),
+        ("TPU v2", 45e12 / 2),  # default precision: one bf16 pass
+    ],
+)
 def test_float32_peaks_are_those_of_the_arithmetic_jax_runs_for_float32(kind, peak):
     assert metrics.device_peak_flops(FakeDevice(kind), jnp.float32) == peak
 
@@ -143,21 +180,24 @@ def test_peak_flops_must_be_a_positive_number():
             TrainConfig(model=TINY, tokens=1000, peak_flops=bad)
 
 
-@pytest.mark.parametrize("device, dtype, why", [
-    (FakeDevice("Tesla T4", compute_capability="7.5"), jnp.float32, "7.5 < 8.0"),
-    (FakeDevice("Tesla V100-SXM2-16GB", compute_capability="7.0"), jnp.float32, "7.0 < 8.0"),
-    (FakeDevice("NVIDIA A100-SXM4-80GB", compute_capability="8.0"), jnp.bfloat16, "8.0 >= 8.0"),
-    (FakeDevice("NVIDIA GeForce RTX 3090", compute_capability="8.6"), jnp.bfloat16, "8.6 >= 8.0"),
-    (FakeDevice("NVIDIA H100 80GB HBM3", compute_capability="9.0"), jnp.bfloat16, "9.0"),
-    (FakeDevice("NVIDIA B200", compute_capability="10.0"), jnp.bfloat16, "10.0"),
-    (FakeDevice("AMD Instinct MI250X", compute_capability="gfx90a"), jnp.bfloat16, "gfx90a"),
-    (FakeDevice("AMD Instinct MI300X", compute_capability="gfx942"), jnp.bfloat16, "gfx942"),
-    (FakeDevice("AMD Instinct MI100", compute_capability="gfx908"), jnp.float32, "gfx908"),
-    (FakeDevice("TPU v5 lite", platform="tpu"), jnp.bfloat16, "TPU"),
-    (FakeDevice("Tesla T4"), jnp.float32, "no bf16"),  # no compute_capability: the chip table decides
-    (FakeDevice("Mystery GPU"), jnp.float32, "not a chip we know"),
-    (FakeDevice("cpu", platform="cpu"), jnp.float32, "CPU"),
-])
+@pytest.mark.parametrize(
+    "device, dtype, why",
+    [
+        (FakeDevice("Tesla T4", compute_capability="7.5"), jnp.float32, "7.5 < 8.0"),
+        (FakeDevice("Tesla V100-SXM2-16GB", compute_capability="7.0"), jnp.float32, "7.0 < 8.0"),
+        (FakeDevice("NVIDIA A100-SXM4-80GB", compute_capability="8.0"), jnp.bfloat16, "8.0 >= 8.0"),
+        (FakeDevice("NVIDIA GeForce RTX 3090", compute_capability="8.6"), jnp.bfloat16, "8.6 >= 8.0"),
+        (FakeDevice("NVIDIA H100 80GB HBM3", compute_capability="9.0"), jnp.bfloat16, "9.0"),
+        (FakeDevice("NVIDIA B200", compute_capability="10.0"), jnp.bfloat16, "10.0"),
+        (FakeDevice("AMD Instinct MI250X", compute_capability="gfx90a"), jnp.bfloat16, "gfx90a"),
+        (FakeDevice("AMD Instinct MI300X", compute_capability="gfx942"), jnp.bfloat16, "gfx942"),
+        (FakeDevice("AMD Instinct MI100", compute_capability="gfx908"), jnp.float32, "gfx908"),
+        (FakeDevice("TPU v5 lite", platform="tpu"), jnp.bfloat16, "TPU"),
+        (FakeDevice("Tesla T4"), jnp.float32, "no bf16"),  # no compute_capability: the chip table decides
+        (FakeDevice("Mystery GPU"), jnp.float32, "not a chip we know"),
+        (FakeDevice("cpu", platform="cpu"), jnp.float32, "CPU"),
+    ],
+)
 def test_auto_compute_dtype_is_bf16_only_where_the_chip_has_it(device, dtype, why):
     chosen, reason = choose_compute_dtype("auto", device)
     assert chosen == jnp.dtype(dtype) and why in reason
@@ -178,6 +218,21 @@ def test_the_train_command_passes_peak_flops_to_the_run(monkeypatch, tmp_path):
         return {"status": "finished"}
 
     monkeypatch.setattr(train, "train_run", fake_train_run)
-    assert cli.main(["train", "--model", "tiny-00004k", "--tokens", "1e4", "--out", str(tmp_path),
-                     "--peak-flops", "65e12", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--model",
+                "tiny-00004k",
+                "--tokens",
+                "1e4",
+                "--out",
+                str(tmp_path),
+                "--peak-flops",
+                "65e12",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert seen["config"].peak_flops == 65e12

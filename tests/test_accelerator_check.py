@@ -41,8 +41,13 @@ def test_every_stage_runs_and_both_reports_hold_it(dry):
     data, out = dry
     stages = data["stages"]
     assert {name: stage["status"] for name, stage in stages.items()} == {
-        "environment": "ok", "preset_mfu": "ok", "remat": "ok", "memory": "ok", "agreement": "ok",
-        "checkpoint": "ok"}, {name: stage.get("error") for name, stage in stages.items()}
+        "environment": "ok",
+        "preset_mfu": "ok",
+        "remat": "ok",
+        "memory": "ok",
+        "agreement": "ok",
+        "checkpoint": "ok",
+    }, {name: stage.get("error") for name, stage in stages.items()}
     assert json.loads((out / "accelerator_check.json").read_text())["stages"] == json.loads(json.dumps(stages))
     text = (out / "accelerator_check.md").read_text()
     for name in stages:
@@ -55,8 +60,7 @@ def test_mfu_rows_follow_each_presets_setting_for_its_smallest_and_largest_model
     from chinchilla.reproduce import load_preset
 
     runs = dry[0]["stages"]["preset_mfu"]["runs"]
-    assert [row["label"] for row in runs] == ["gpu smallest", "gpu largest", "colab_tpu smallest",
-                                              "colab_tpu largest"]
+    assert [row["label"] for row in runs] == ["gpu smallest", "gpu largest", "colab_tpu smallest", "colab_tpu largest"]
     for preset in ("gpu", "colab_tpu"):
         runs_by_cost = sorted(load_preset(preset).plan().runs, key=lambda run: run.flops)
         planned = {run.model.name: dict(run.train) for run in runs_by_cost}  # each model's costliest run
@@ -113,14 +117,16 @@ def test_agreement_values(dry):
 def test_checkpoint_round_trip_is_bit_equal(dry):
     ckpt = dry[0]["stages"]["checkpoint"]
     assert ckpt["restored_equal"] is True
-    assert _finite_positive(ckpt["state_gib"]) and _finite_positive(ckpt["save_s"]) and _finite_positive(
-        ckpt["restore_s"])
+    assert (
+        _finite_positive(ckpt["state_gib"]) and _finite_positive(ckpt["save_s"]) and _finite_positive(ckpt["restore_s"])
+    )
 
 
 def test_a_child_process_returns_its_row_or_its_error(check, tmp_path):
     report = check.Report(tmp_path, dry=True, budget_s=600)
-    ok = check.run_measurement({"kind": "checkpoint", "model": "tiny-00004k", "train": {"batch_size": 8}}, report,
-                               isolate=True)
+    ok = check.run_measurement(
+        {"kind": "checkpoint", "model": "tiny-00004k", "train": {"batch_size": 8}}, report, isolate=True
+    )
     assert ok["status"] == "ok" and ok["restored_equal"] is True, ok
     bad = check.run_measurement({"kind": "step", "model": "no-such-model"}, report, isolate=True)
     assert bad["status"] == "error" and "unknown model 'no-such-model'" in bad["error"]
@@ -141,19 +147,49 @@ def test_a_planner_is_called_with_what_its_signature_names(check):
 
     model = zoo.get_model("tiny-00004k")
     config = TrainConfig(model=model, tokens=10**6, batch_size=8, micro_batch_size=4, remat="full")
-    offered = {"model": model, "batch_size": 8, "micro_batch_size": 4, "remat": "full", "attention": "cudnn",
-               "chip_bytes": 80 * 10**9, "platform": "gpu"}
+    offered = {
+        "model": model,
+        "batch_size": 8,
+        "micro_batch_size": 4,
+        "remat": "full",
+        "attention": "cudnn",
+        "chip_bytes": 80 * 10**9,
+        "platform": "gpu",
+    }
     seen = {}
 
-    def plan(model, batch_size, *, chip_bytes, platform, micro_batch_size=None, remat=None, attention="auto",
-             usable_fraction=0.85):
-        seen.update(model=model.name, batch_size=batch_size, micro_batch_size=micro_batch_size, remat=remat,
-                    attention=attention, chip_bytes=chip_bytes, platform=platform)
+    def plan(
+        model,
+        batch_size,
+        *,
+        chip_bytes,
+        platform,
+        micro_batch_size=None,
+        remat=None,
+        attention="auto",
+        usable_fraction=0.85,
+    ):
+        seen.update(
+            model=model.name,
+            batch_size=batch_size,
+            micro_batch_size=micro_batch_size,
+            remat=remat,
+            attention=attention,
+            chip_bytes=chip_bytes,
+            platform=platform,
+        )
         return type("Plan", (), {"bytes_per_device": 123})()
 
     assert check._as_bytes(check._call_planner(plan, config, offered)) == 123.0
-    assert seen == {"model": "tiny-00004k", "batch_size": 8, "micro_batch_size": 4, "remat": "full",
-                    "attention": "cudnn", "chip_bytes": 80 * 10**9, "platform": "gpu"}
+    assert seen == {
+        "model": "tiny-00004k",
+        "batch_size": 8,
+        "micro_batch_size": 4,
+        "remat": "full",
+        "attention": "cudnn",
+        "chip_bytes": 80 * 10**9,
+        "platform": "gpu",
+    }
     assert check._as_bytes(check._call_planner(lambda config: {"peak_bytes": 7}, config, offered)) == 7.0
 
     def needs_a_chip_name(model, chip):
@@ -164,8 +200,14 @@ def test_a_planner_is_called_with_what_its_signature_names(check):
 
 
 def test_the_planner_of_this_tree_answers_for_a_measured_step(check):
-    row = check.planner_estimate({"model": "tiny-00004k", "setting": {"batch_size": 8, "micro_batch_size": 4,
-                                                                      "remat": "dots", "steps_per_dispatch": 2},
-                                  "attention": "xla", "compute_dtype": "float32", "platform": "cpu"})
+    row = check.planner_estimate(
+        {
+            "model": "tiny-00004k",
+            "setting": {"batch_size": 8, "micro_batch_size": 4, "remat": "dots", "steps_per_dispatch": 2},
+            "attention": "xla",
+            "compute_dtype": "float32",
+            "platform": "cpu",
+        }
+    )
     assert row["estimate_source"] is None or row["estimate_source"].startswith("chinchilla.memory.")
     assert row["estimate_bytes"] is None or row["estimate_bytes"] > 0

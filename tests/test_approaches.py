@@ -13,11 +13,21 @@ import sys
 import numpy as np
 import pytest
 
-from chinchilla.fit.envelope import (Curve, default_flops_range, fit_envelope, late_by_threshold, late_margins,
-                                     late_shares, loss_matrix, lower_envelope, smooth_curve, subset_envelope)
+from chinchilla.fit.allocate import ChinchillaParams
+from chinchilla.fit.envelope import (
+    Curve,
+    default_flops_range,
+    fit_envelope,
+    late_by_threshold,
+    late_margins,
+    late_shares,
+    loss_matrix,
+    lower_envelope,
+    smooth_curve,
+    subset_envelope,
+)
 from chinchilla.fit.isoflop import fit_isoflop, fit_profile, group_by_flops, isoflop_holdout
 from chinchilla.fit.powerlaw import fit_power_law, percentile_interval
-from chinchilla.fit.allocate import ChinchillaParams
 from chinchilla.sweep.synthetic import synthetic_curve
 
 SURFACE = ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)  # the paper's fit: a = 0.28 / 0.62 = 0.4516
@@ -34,7 +44,9 @@ def isoflop_table(surface: ChinchillaParams, budgets, ratios, noise: float = 0.0
     return [np.array(column) for column in zip(*rows)]
 
 
-def ratio_curves(surface: ChinchillaParams, ladder, tokens_per_param: float, kappa: float, noise: float = 0.0, points=100):
+def ratio_curves(
+    surface: ChinchillaParams, ladder, tokens_per_param: float, kappa: float, noise: float = 0.0, points=100
+):
     """Approach 1's design: each size trained for 4 cycles spanning 16x, the shortest tokens_per_param x N."""
     rng = np.random.default_rng(1)
     curves = []
@@ -67,8 +79,9 @@ def test_power_law_interval_covers_truth_under_noise():
     assert high - low < 0.05
 
 
-@pytest.mark.parametrize("x, y, message", [([1, 2], [1, -1], "positive"), ([1, 1, 1], [1, 2, 3], "distinct"),
-                                           ([1, 2], [1], "values")])
+@pytest.mark.parametrize(
+    "x, y, message", [([1, 2], [1, -1], "positive"), ([1, 1, 1], [1, 2, 3], "distinct"), ([1, 2], [1], "values")]
+)
 def test_power_law_rejects_bad_input(x, y, message):
     with pytest.raises(ValueError, match=message):
         fit_power_law(x, y)
@@ -129,8 +142,7 @@ def test_approach2_flags_and_excludes_edge_minima():
     assert result.a == pytest.approx(SURFACE.a, abs=0.01)  # fitted on the three interior budgets
     with pytest.raises(ValueError, match="interior"):
         keep_two = c >= budgets[2]
-        fit_isoflop(c[keep_two & keep], n[keep_two & keep], d[keep_two & keep], loss[keep_two & keep],
-                    n_resamples=0)
+        fit_isoflop(c[keep_two & keep], n[keep_two & keep], d[keep_two & keep], loss[keep_two & keep], n_resamples=0)
 
 
 def test_profile_window_uses_neighbours_of_the_minimum():
@@ -164,8 +176,15 @@ def test_approach1_on_isoflop_runs_as_curves():
             if 0.25 < n / SURFACE.n_opt(c) < 4:
                 cycle = c / (6 * n)
                 t = np.linspace(cycle / 100, cycle, 100)
-                curves.append(Curve(run=f"{n:.4g}-{k}", n_params=n, tokens=t, flops=6 * n * t,
-                                    loss=synthetic_curve(SURFACE, n, t, cycle, kappa=0.1)))
+                curves.append(
+                    Curve(
+                        run=f"{n:.4g}-{k}",
+                        n_params=n,
+                        tokens=t,
+                        flops=6 * n * t,
+                        loss=synthetic_curve(SURFACE, n, t, cycle, kappa=0.1),
+                    )
+                )
     result = fit_envelope(curves, flops_range=(1e17, 1e20), n_resamples=10)
     assert result.a == pytest.approx(SURFACE.a, abs=0.02)
     # Runs end only at budgets sqrt(10) apart: a run is in its last 15% on ln(1/0.85) / ln(10^0.5) of log C.
@@ -192,8 +211,10 @@ def test_envelope_picks_lowest_loss_and_marks_uncovered_points():
 
 
 def test_fit_modules_import_light():
-    code = ("import sys, chinchilla.fit.envelope, chinchilla.fit.isoflop, chinchilla.fit.powerlaw; "
-            "print([m for m in ('flax', 'orbax', 'tensorflow_datasets', 'tensorflow') if m in sys.modules])")
+    code = (
+        "import sys, chinchilla.fit.envelope, chinchilla.fit.isoflop, chinchilla.fit.powerlaw; "
+        "print([m for m in ('flax', 'orbax', 'tensorflow_datasets', 'tensorflow') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -239,17 +260,25 @@ def test_late_fraction_on_a_sweep_with_a_known_answer():
     where the answer is known in closed form: on a log grid over [10, 100], a run ending at 100 that wins everywhere
     is late only on [85, 100], a share ln(100/85) / ln(10) = 0.0706; a winner ending at 1000 never is."""
     share = math.log(100 / 85) / math.log(10)
-    late, possible = _late([_flat_curve("ends-100", 10.0, 100.0, 1.0), _flat_curve("ends-1000", 20.0, 1000.0, 2.0)],
-                           (10.0, 100.0))
+    late, possible = _late(
+        [_flat_curve("ends-100", 10.0, 100.0, 1.0), _flat_curve("ends-1000", 20.0, 1000.0, 2.0)], (10.0, 100.0)
+    )
     assert late == pytest.approx(share, abs=0.003)
     assert possible == pytest.approx(share, abs=0.003)  # only the run ending at 100 is ever late
-    late, possible = _late([_flat_curve("ends-100", 10.0, 100.0, 2.0), _flat_curve("ends-1000", 20.0, 1000.0, 1.0)],
-                           (10.0, 100.0))
+    late, possible = _late(
+        [_flat_curve("ends-100", 10.0, 100.0, 2.0), _flat_curve("ends-1000", 20.0, 1000.0, 1.0)], (10.0, 100.0)
+    )
     assert late == 0.0 and possible == pytest.approx(share, abs=0.003)
     # The winner switches at C = 50: below it a run ending at 60 (late only on [51, 60], where it no longer wins),
     # above it a run ending at 55 (late on [50, 55] since 50 / 55 >= 0.85): share ln(55/50) / ln(55/10).
-    late, _ = _late([_flat_curve("a", 10.0, 60.0, lambda c: np.where(c < 50, 1.0, 3.0)),
-                     _flat_curve("b", 20.0, 55.0, lambda c: np.where(c < 50, 2.0, 1.0))], (10.0, 55.0), 4000)
+    late, _ = _late(
+        [
+            _flat_curve("a", 10.0, 60.0, lambda c: np.where(c < 50, 1.0, 3.0)),
+            _flat_curve("b", 20.0, 55.0, lambda c: np.where(c < 50, 2.0, 1.0)),
+        ],
+        (10.0, 55.0),
+        4000,
+    )
     assert late == pytest.approx(math.log(55 / 50) / math.log(55 / 10), abs=0.003)
 
 
@@ -314,8 +343,7 @@ def test_approach2_interval_shrinks_with_less_noise():
     budgets, ratios = np.geomspace(1e18, 1e21, 5), 1.6 ** np.arange(-4, 5)
     widths = []
     for noise in (0.004, 0.0005):
-        result = fit_isoflop(*drifting_isoflop_table(budgets, ratios, 0.1, noise=noise), neighbours=3,
-                             n_resamples=100)
+        result = fit_isoflop(*drifting_isoflop_table(budgets, ratios, 0.1, noise=noise), neighbours=3, n_resamples=100)
         widths.append(result.a_interval[1] - result.a_interval[0])
     assert widths[1] < 0.5 * widths[0]
 

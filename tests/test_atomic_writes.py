@@ -71,13 +71,16 @@ def test_dead_writers_temporaries_are_removed_and_live_or_foreign_ones_kept(tmp_
 
     from chinchilla import atomic
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     host = atomic._host()
-    names = {"dead": f".results.csv.{host}-{dead}-0123abcd.tmp",
-             "live": f".results.csv.{host}-{os.getpid()}-0123abcd.tmp",
-             "foreign": f".results.csv.elsewhere-{dead}-0123abcd.tmp",
-             "file": "results.csv"}
+    names = {
+        "dead": f".results.csv.{host}-{dead}-0123abcd.tmp",
+        "live": f".results.csv.{host}-{os.getpid()}-0123abcd.tmp",
+        "foreign": f".results.csv.elsewhere-{dead}-0123abcd.tmp",
+        "file": "results.csv",
+    }
     for name in names.values():
         (tmp_path / name).write_text("x")
     removed = atomic.remove_dead_temporaries(epath.Path(tmp_path))
@@ -100,8 +103,9 @@ def test_temporaries_of_dotted_hosts_and_impossible_pids(tmp_path, monkeypatch):
     monkeypatch.setattr(socket, "gethostname", lambda: "node1.cluster.local")
     host = atomic._host()
     assert "." not in host and "-" not in host
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     mine = f".results.csv.{host}-{dead}-0123abcd.tmp"
     huge = f".results.csv.{host}-99999999999999999999-0123abcd.tmp"
     too_big = f".results.csv.{host}-{2**31}-0123abcd.tmp"

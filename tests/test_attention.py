@@ -28,6 +28,7 @@ def _value_and_grads(impl, q, k, v, ct, **kwargs):
     def scalar(q, k, v):
         y = causal_attention(q, k, v, impl, **kwargs)
         return jnp.vdot(y.astype(jnp.float32), ct), y
+
     (_, y), grads = jax.jit(jax.value_and_grad(scalar, argnums=(0, 1, 2), has_aux=True))(q, k, v)
     return y, grads
 
@@ -35,10 +36,10 @@ def _value_and_grads(impl, q, k, v, ct, **kwargs):
 CASES = [  # impl, T, H, K, block_size
     ("blocked", 128, 4, 16, 32),
     ("blocked", 256, 2, 128, 64),
-    ("blocked", 200, 3, 16, 64),    # T not a multiple of the block: padded queries
+    ("blocked", 200, 3, 16, 64),  # T not a multiple of the block: padded queries
     ("splash", 128, 3, 16, None),
     ("splash", 256, 2, 128, None),
-    ("splash", 200, 2, 32, None),   # T not a multiple of 128: padded to 256
+    ("splash", 200, 2, 32, None),  # T not a multiple of 128: padded to 256
 ]
 
 
@@ -61,8 +62,7 @@ def test_bfloat16_forward_close_to_xla(impl):
     np.testing.assert_allclose(y.astype(np.float32), causal_attention(q, k, v).astype(np.float32), atol=3e-2)
 
 
-@pytest.mark.parametrize("impl,block_size,position", [("blocked", 64, 63), ("blocked", 64, 100),
-                                                      ("splash", None, 77)])
+@pytest.mark.parametrize("impl,block_size,position", [("blocked", 64, 63), ("blocked", 64, 100), ("splash", None, 77)])
 def test_output_does_not_depend_on_later_keys_or_values(impl, block_size, position):
     q, k, v, ct = _qkv_ct((1, 256, 2, 16))
     ct_at_t = jnp.zeros_like(ct).at[:, position].set(ct[:, position])
@@ -72,8 +72,8 @@ def test_output_does_not_depend_on_later_keys_or_values(impl, block_size, positi
 
     dk, dv = jax.grad(scalar, argnums=(0, 1))(k, v)
     for name, g in (("dk", dk), ("dv", dv)):
-        assert np.all(np.asarray(g[:, position + 1:]) == 0.0), f"{name} nonzero after position {position}"
-        assert np.all(np.abs(np.asarray(g[:, :position + 1])).max(axis=(0, 2, 3)) > 0), f"{name} zero at <= t"
+        assert np.all(np.asarray(g[:, position + 1 :]) == 0.0), f"{name} nonzero after position {position}"
+        assert np.all(np.abs(np.asarray(g[:, : position + 1])).max(axis=(0, 2, 3)) > 0), f"{name} zero at <= t"
 
 
 def test_cudnn_on_cpu_float32_falls_back_to_xla_with_one_warning():
@@ -95,11 +95,18 @@ def test_cudnn_falls_back_inside_jit():
     np.testing.assert_allclose(y, causal_attention(q, k, v), atol=1e-6)
 
 
-@pytest.mark.parametrize("platform,dtype,expected", [
-    ("tpu", jnp.float32, "splash"), ("tpu", jnp.bfloat16, "splash"),
-    ("gpu", jnp.float32, "xla"), ("gpu", jnp.bfloat16, "cudnn"), ("gpu", jnp.float16, "cudnn"),
-    ("cpu", jnp.float32, "xla"), ("cpu", jnp.bfloat16, "xla"),
-])
+@pytest.mark.parametrize(
+    "platform,dtype,expected",
+    [
+        ("tpu", jnp.float32, "splash"),
+        ("tpu", jnp.bfloat16, "splash"),
+        ("gpu", jnp.float32, "xla"),
+        ("gpu", jnp.bfloat16, "cudnn"),
+        ("gpu", jnp.float16, "cudnn"),
+        ("cpu", jnp.float32, "xla"),
+        ("cpu", jnp.bfloat16, "xla"),
+    ],
+)
 def test_resolve_auto(platform, dtype, expected):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # auto never warns
@@ -109,11 +116,17 @@ def test_resolve_auto(platform, dtype, expected):
         assert "bfloat16" in reason
 
 
-@pytest.mark.parametrize("platform,dtype,expected,warns", [
-    ("gpu", jnp.bfloat16, "cudnn", False), ("gpu", jnp.float32, "xla", True),
-    ("cpu", jnp.bfloat16, "xla", True), ("cpu", jnp.float32, "xla", True),
-    ("tpu", jnp.bfloat16, "xla", True), ("tpu", jnp.float32, "xla", True),
-])
+@pytest.mark.parametrize(
+    "platform,dtype,expected,warns",
+    [
+        ("gpu", jnp.bfloat16, "cudnn", False),
+        ("gpu", jnp.float32, "xla", True),
+        ("cpu", jnp.bfloat16, "xla", True),
+        ("cpu", jnp.float32, "xla", True),
+        ("tpu", jnp.bfloat16, "xla", True),
+        ("tpu", jnp.float32, "xla", True),
+    ],
+)
 def test_resolve_explicit_cudnn(platform, dtype, expected, warns):
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
@@ -158,6 +171,7 @@ def test_blocked_gradient_memory_is_a_fraction_of_xla():
 def test_auto_on_a_gpu_where_cudnn_fails_falls_back_to_xla_with_the_reason(monkeypatch):
     """cuDNN attention is probed once per process on the real GPU (builds differ: jax-ml/jax#32430); a failure
     makes "auto" choose xla and an explicit "cudnn" fall back with its one warning, both naming the error."""
+
     def broken(*args, **kwargs):
         raise RuntimeError("cuDNN Frontend error: no valid engine configs\nmore lines")
 

@@ -13,8 +13,14 @@ from chinchilla import zoo
 from chinchilla.checkpoint import IncompleteCheckpointWarning
 from chinchilla.train import TrainConfig, train_run
 
-CONFIG = TrainConfig(model=zoo.get_model("tiny-00004k"), tokens=40 * 8 * 128, steps_per_dispatch=8,
-                     checkpoint_every=8, keep_checkpoints=3, log_every=1)
+CONFIG = TrainConfig(
+    model=zoo.get_model("tiny-00004k"),
+    tokens=40 * 8 * 128,
+    steps_per_dispatch=8,
+    checkpoint_every=8,
+    keep_checkpoints=3,
+    log_every=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +51,8 @@ def _drop_arrays(step_dir):  # every array file gone, the metadata left: found o
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", [_drop_meta, _drop_state_metadata, _drop_arrays])
 def test_an_incomplete_newest_step_is_skipped_with_a_warning_and_the_run_ends_as_if_uninterrupted(
-        uninterrupted, tmp_path, damage):
+    uninterrupted, tmp_path, damage
+):
     out = tmp_path / "run"
     shutil.copytree(uninterrupted, out)
     (out / "summary.json").unlink()  # the copy stopped before the end: no summary, newest step half there

@@ -38,8 +38,9 @@ def test_matches_full_logits_value_and_gradients(chunk_tokens, scale):
 
 def test_sum_and_count_normalise_to_the_mean_across_micro_batches():
     x_btd, head_dv, targets_bt = _inputs(batch=4)
-    sums, counts = zip(*(sum_cross_entropy(x_btd[i:i + 2], head_dv, targets_bt[i:i + 2], chunk_tokens=7)
-                         for i in (0, 2)))
+    sums, counts = zip(
+        *(sum_cross_entropy(x_btd[i : i + 2], head_dv, targets_bt[i : i + 2], chunk_tokens=7) for i in (0, 2))
+    )
     assert counts == (20, 20)
     np.testing.assert_allclose(sum(sums) / sum(counts), _reference(x_btd, head_dv, targets_bt), rtol=1e-6)
 
@@ -47,8 +48,9 @@ def test_sum_and_count_normalise_to_the_mean_across_micro_batches():
 def test_bfloat16_compute_casts_head_like_decode():
     x_btd, head_dv, targets_bt = _inputs(dtype=jnp.bfloat16)
     loss_ref, (dx_ref, dh_ref) = jax.value_and_grad(_reference, argnums=(0, 1))(x_btd, head_dv, targets_bt)
-    loss, (dx, dh) = jax.value_and_grad(lambda x, h: chunked_cross_entropy(x, h, targets_bt, chunk_tokens=7),
-                                        argnums=(0, 1))(x_btd, head_dv)
+    loss, (dx, dh) = jax.value_and_grad(
+        lambda x, h: chunked_cross_entropy(x, h, targets_bt, chunk_tokens=7), argnums=(0, 1)
+    )(x_btd, head_dv)
     assert dx.dtype == jnp.bfloat16 and dh.dtype == jnp.float32
     np.testing.assert_allclose(loss, loss_ref, rtol=1e-5)
     np.testing.assert_allclose(dx.astype(np.float32), dx_ref.astype(np.float32), atol=1e-3, rtol=1e-2)
@@ -77,8 +79,7 @@ def _grad_temp_bytes(loss, shapes):
 
 def test_gradient_memory_below_half_the_full_logits():
     batch, seq_len, vocab, d_model = 8, 512, 32768, 64
-    shapes = [((batch, seq_len, d_model), jnp.float32), ((d_model, vocab), jnp.float32),
-              ((batch, seq_len), jnp.int32)]
+    shapes = [((batch, seq_len, d_model), jnp.float32), ((d_model, vocab), jnp.float32), ((batch, seq_len), jnp.int32)]
     logits_bytes = batch * seq_len * vocab * 4  # 512 MiB
     chunked = _grad_temp_bytes(lambda x, h, t: chunked_cross_entropy(x, h, t, chunk_tokens=512), shapes)
     full = _grad_temp_bytes(_reference, shapes)

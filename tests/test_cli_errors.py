@@ -49,8 +49,10 @@ def workspace(tmp_path_factory):
 
 def _tree(root: Path) -> dict[str, str]:
     """Every path under ``root``: a file's SHA-256, "dir" for a directory."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(root.rglob("*"))
+    }
 
 
 TRAIN = ["train", "--model", "tiny-00004k", "--quiet"]
@@ -73,46 +75,115 @@ CASES = [
     ("flops-unknown-ladder", ["flops", "--zoo", "nosuch"], "'nosuch'"),
     ("flops-not-an-int", ["flops", "--n-layers", "two"], "'two'"),
     # fit: missing, wrong-type and too-long paths
-    ("fit-missing-csv", ["fit", "parametric", "{ws}/missing.csv", "--n-col", "n", "--loss-col", "loss",
-                         "--tokens-col", "d"], "missing.csv"),
-    ("fit-csv-is-dir", ["fit", "parametric", "{ws}/emptydir", "--n-col", "n", "--loss-col", "loss",
-                        "--tokens-col", "d"], "emptydir"),
-    ("fit-csv-long-name", ["fit", "parametric", "{ws}/" + LONG, "--n-col", "n", "--loss-col", "loss",
-                           "--tokens-col", "d"], "name too long"),
-    ("fit-csv-missing-column", ["fit", "parametric", "{ws}/runs.csv", "--n-col", "N", "--loss-col", "loss",
-                                "--tokens-col", "d"], "'N'"),
+    (
+        "fit-missing-csv",
+        ["fit", "parametric", "{ws}/missing.csv", "--n-col", "n", "--loss-col", "loss", "--tokens-col", "d"],
+        "missing.csv",
+    ),
+    (
+        "fit-csv-is-dir",
+        ["fit", "parametric", "{ws}/emptydir", "--n-col", "n", "--loss-col", "loss", "--tokens-col", "d"],
+        "emptydir",
+    ),
+    (
+        "fit-csv-long-name",
+        ["fit", "parametric", "{ws}/" + LONG, "--n-col", "n", "--loss-col", "loss", "--tokens-col", "d"],
+        "name too long",
+    ),
+    (
+        "fit-csv-missing-column",
+        ["fit", "parametric", "{ws}/runs.csv", "--n-col", "N", "--loss-col", "loss", "--tokens-col", "d"],
+        "'N'",
+    ),
     ("fit-approach1-typo", ["fit", "approach1", "{ws}/sweep-typo"], "sweep-typo"),
     ("fit-approach1-not-sweep", ["fit", "approach1", "{ws}/emptydir"], "not a sweep directory"),
     ("fit-approach1-negative-window", ["fit", "approach1", "{ws}/sweep", "--window", "-3"], "-3"),
     ("fit-approach2-missing", ["fit", "approach2", "{ws}/missing.csv"], "missing.csv"),
     # fit: a flag the chosen mode does not read is an error naming both flags; --fraction's range
-    ("fit-fraction-resample-scheme", ["fit", "parametric", "--reference", "epoch", "--bootstrap", "5", "--fraction",
-                                      "0.5"], "--fraction would be ignored: --bootstrap-scheme resample"),
-    ("fit-fraction-no-bootstrap", ["fit", "parametric", "--reference", "epoch", "--fraction", "0.5"],
-     "--fraction would be ignored: there is no bootstrap without --bootstrap"),
-    ("fit-fraction-above-1", ["fit", "parametric", "--reference", "epoch", "--bootstrap", "5", "--bootstrap-scheme",
-                              "subsample", "--fraction", "2"], "argument --fraction: 2 lies outside"),
-    ("fit-fraction-zero", ["fit", "parametric", "--reference", "epoch", "--bootstrap", "5", "--bootstrap-scheme",
-                           "subsample", "--fraction", "0"], "argument --fraction: 0 lies outside"),
-    ("fit-scheme-no-bootstrap", ["fit", "parametric", "--reference", "epoch", "--bootstrap-scheme", "subsample"],
-     "--bootstrap-scheme would be ignored: there is no bootstrap without --bootstrap"),
-    ("fit-seed-no-bootstrap", ["fit", "parametric", "--reference", "epoch", "--seed", "3"],
-     "--seed would be ignored: there is no bootstrap without --bootstrap"),
-    ("fit-percentiles-no-bootstrap", ["fit", "parametric", "--reference", "epoch", "--percentiles", "10", "90"],
-     "--percentiles would be ignored: there is no bootstrap without --bootstrap"),
+    (
+        "fit-fraction-resample-scheme",
+        ["fit", "parametric", "--reference", "epoch", "--bootstrap", "5", "--fraction", "0.5"],
+        "--fraction would be ignored: --bootstrap-scheme resample",
+    ),
+    (
+        "fit-fraction-no-bootstrap",
+        ["fit", "parametric", "--reference", "epoch", "--fraction", "0.5"],
+        "--fraction would be ignored: there is no bootstrap without --bootstrap",
+    ),
+    (
+        "fit-fraction-above-1",
+        [
+            "fit",
+            "parametric",
+            "--reference",
+            "epoch",
+            "--bootstrap",
+            "5",
+            "--bootstrap-scheme",
+            "subsample",
+            "--fraction",
+            "2",
+        ],
+        "argument --fraction: 2 lies outside",
+    ),
+    (
+        "fit-fraction-zero",
+        [
+            "fit",
+            "parametric",
+            "--reference",
+            "epoch",
+            "--bootstrap",
+            "5",
+            "--bootstrap-scheme",
+            "subsample",
+            "--fraction",
+            "0",
+        ],
+        "argument --fraction: 0 lies outside",
+    ),
+    (
+        "fit-scheme-no-bootstrap",
+        ["fit", "parametric", "--reference", "epoch", "--bootstrap-scheme", "subsample"],
+        "--bootstrap-scheme would be ignored: there is no bootstrap without --bootstrap",
+    ),
+    (
+        "fit-seed-no-bootstrap",
+        ["fit", "parametric", "--reference", "epoch", "--seed", "3"],
+        "--seed would be ignored: there is no bootstrap without --bootstrap",
+    ),
+    (
+        "fit-percentiles-no-bootstrap",
+        ["fit", "parametric", "--reference", "epoch", "--percentiles", "10", "90"],
+        "--percentiles would be ignored: there is no bootstrap without --bootstrap",
+    ),
     ("fit-bootstrap-negative", ["fit", "parametric", "--reference", "epoch", "--bootstrap", "-1"], "-1 lies outside"),
-    ("fit-approach1-seed-no-resamples", ["fit", "approach1", "{ws}/sweep", "--resamples", "0", "--seed", "3"],
-     "--seed would be ignored: --resamples 0"),
-    ("fit-approach2-seed-no-resamples", ["fit", "approach2", "{ws}/sweep", "--resamples", "0", "--seed", "3"],
-     "--seed would be ignored: --resamples 0"),
-    ("fit-approach2-csv-group", ["fit", "approach2", "{ws}/runs.csv", "--group", "isoflop"],
-     "--group would be ignored: "),
-    ("fit-approach2-csv-convention", ["fit", "approach2", "{ws}/runs.csv", "--convention", "total"],
-     "--convention would be ignored: "),
-    ("fit-approach2-sweep-n-col", ["fit", "approach2", "{ws}/sweep", "--n-col", "N"],
-     "--n-col would be ignored: "),
-    ("fit-approach2-sweep-budget-col", ["fit", "approach2", "{ws}/sweep", "--budget-col", "b"],
-     "--budget-col would be ignored: "),
+    (
+        "fit-approach1-seed-no-resamples",
+        ["fit", "approach1", "{ws}/sweep", "--resamples", "0", "--seed", "3"],
+        "--seed would be ignored: --resamples 0",
+    ),
+    (
+        "fit-approach2-seed-no-resamples",
+        ["fit", "approach2", "{ws}/sweep", "--resamples", "0", "--seed", "3"],
+        "--seed would be ignored: --resamples 0",
+    ),
+    (
+        "fit-approach2-csv-group",
+        ["fit", "approach2", "{ws}/runs.csv", "--group", "isoflop"],
+        "--group would be ignored: ",
+    ),
+    (
+        "fit-approach2-csv-convention",
+        ["fit", "approach2", "{ws}/runs.csv", "--convention", "total"],
+        "--convention would be ignored: ",
+    ),
+    ("fit-approach2-sweep-n-col", ["fit", "approach2", "{ws}/sweep", "--n-col", "N"], "--n-col would be ignored: "),
+    (
+        "fit-approach2-sweep-budget-col",
+        ["fit", "approach2", "{ws}/sweep", "--budget-col", "b"],
+        "--budget-col would be ignored: ",
+    ),
     # train: numbers, paths, damaged run files
     ("train-tokens-inf", TRAIN + ["--tokens", "inf", "--out", "{ws}/r"], "'inf' is not a finite number"),
     ("train-tokens-negative", TRAIN + ["--tokens", "-5", "--out", "{ws}/r"], "-5 lies outside"),
@@ -124,8 +195,11 @@ CASES = [
     ("train-out-file", TRAIN + ["--tokens", "1e4", "--out", "{ws}/afile.txt"], "afile.txt"),
     ("train-out-under-file", TRAIN + ["--tokens", "1e4", "--out", "{ws}/afile.txt/run"], "afile.txt"),
     ("train-out-long", TRAIN + ["--tokens", "1e4", "--out", "{ws}/" + LONG], "longer than 255"),
-    ("train-data-dir-file", TRAIN + ["--tokens", "1e4", "--data-dir", "{ws}/afile.txt", "--out", "{ws}/r"],
-     "afile.txt"),
+    (
+        "train-data-dir-file",
+        TRAIN + ["--tokens", "1e4", "--data-dir", "{ws}/afile.txt", "--out", "{ws}/r"],
+        "afile.txt",
+    ),
     ("train-batch-size-zero", TRAIN + ["--tokens", "1e4", "--batch-size", "0", "--out", "{ws}/r"], "batch_size=0"),
     ("train-bad-mesh", TRAIN + ["--tokens", "1e4", "--mesh", "a,b", "--out", "{ws}/r"], "--mesh='a,b'"),
     ("train-unknown-model", TRAIN[:2] + ["nosuch", "--tokens", "1e4", "--out", "{ws}/r"], "'nosuch'"),
@@ -140,27 +214,68 @@ CASES = [
     ("sweep-out-file", ["sweep", "--out", "{ws}/afile.txt"], "afile.txt"),
     ("sweep-budget-inf", ["sweep", "--next-budget", "inf", "--out", "{ws}/sweep"], "'inf' is not a finite"),
     ("sweep-negative-workers", ["sweep", "--num-workers", "0", "--out", "{ws}/s2"], "0 lies outside"),
-    ("sweep-broken-preset-file", ["sweep", "--preset", "{ws}/broken_preset.py", "--plan-only"],
-     "broken_preset.py' line 1 fails to load: SyntaxError"),
-    ("sweep-plan-only-worker", ["sweep", "--plan-only", "--worker", "1", "--num-workers", "2"],
-     "--worker would be ignored: --plan-only"),
+    (
+        "sweep-broken-preset-file",
+        ["sweep", "--preset", "{ws}/broken_preset.py", "--plan-only"],
+        "broken_preset.py' line 1 fails to load: SyntaxError",
+    ),
+    (
+        "sweep-plan-only-worker",
+        ["sweep", "--plan-only", "--worker", "1", "--num-workers", "2"],
+        "--worker would be ignored: --plan-only",
+    ),
     ("sweep-plan-only-retry", ["sweep", "--plan-only", "--retry-failed"], "--retry-failed would be ignored: --plan"),
-    ("sweep-two-modes", ["sweep", "--lr-check", "--next-budget", "1e12", "--out", "{ws}/sweep"],
-     "--next-budget would be ignored: --lr-check"),
-    ("sweep-head-to-head-and-lr-check", ["sweep", "--head-to-head", "1e13", "--lr-check", "--out", "{ws}/sweep"],
-     "--lr-check would be ignored: --head-to-head"),
-    ("sweep-head-to-head-worker", ["sweep", "--head-to-head", "1e13", "--out", "{ws}/sweep", "--worker", "1",
-                                   "--num-workers", "2"], "--worker would be ignored: --head-to-head"),
-    ("reproduce-compare-datasets-worker", ["reproduce", "--out", "{ws}/s4", "--compare-datasets", "embedded",
-                                           "embedded/code", "--num-workers", "2"],
-     "--num-workers would be ignored: --compare-datasets"),
-    ("reproduce-compare-datasets-dataset", ["reproduce", "--out", "{ws}/s4", "--compare-datasets", "embedded",
-                                            "embedded/code", "--dataset", "embedded/kjv"],
-     "--dataset would be ignored: --compare-datasets"),
+    (
+        "sweep-two-modes",
+        ["sweep", "--lr-check", "--next-budget", "1e12", "--out", "{ws}/sweep"],
+        "--next-budget would be ignored: --lr-check",
+    ),
+    (
+        "sweep-head-to-head-and-lr-check",
+        ["sweep", "--head-to-head", "1e13", "--lr-check", "--out", "{ws}/sweep"],
+        "--lr-check would be ignored: --head-to-head",
+    ),
+    (
+        "sweep-head-to-head-worker",
+        ["sweep", "--head-to-head", "1e13", "--out", "{ws}/sweep", "--worker", "1", "--num-workers", "2"],
+        "--worker would be ignored: --head-to-head",
+    ),
+    (
+        "reproduce-compare-datasets-worker",
+        ["reproduce", "--out", "{ws}/s4", "--compare-datasets", "embedded", "embedded/code", "--num-workers", "2"],
+        "--num-workers would be ignored: --compare-datasets",
+    ),
+    (
+        "reproduce-compare-datasets-dataset",
+        [
+            "reproduce",
+            "--out",
+            "{ws}/s4",
+            "--compare-datasets",
+            "embedded",
+            "embedded/code",
+            "--dataset",
+            "embedded/kjv",
+        ],
+        "--dataset would be ignored: --compare-datasets",
+    ),
     ("reproduce-jobs-zero", ["reproduce", "--preset", "synthetic", "--out", "{ws}/s5", "--jobs", "0"], "jobs=0"),
-    ("reproduce-compare-datasets-jobs-zero", ["reproduce", "--preset", "synthetic", "--out", "{ws}/s5",
-                                              "--compare-datasets", "embedded", "embedded/code", "--jobs", "0"],
-     "jobs=0"),
+    (
+        "reproduce-compare-datasets-jobs-zero",
+        [
+            "reproduce",
+            "--preset",
+            "synthetic",
+            "--out",
+            "{ws}/s5",
+            "--compare-datasets",
+            "embedded",
+            "embedded/code",
+            "--jobs",
+            "0",
+        ],
+        "jobs=0",
+    ),
     ("reproduce-out-under-file", ["reproduce", "--out", "{ws}/afile.txt/x"], "afile.txt"),
     ("reproduce-preset-missing-file", ["reproduce", "--preset", "{ws}/nosuch.py", "--out", "{ws}/s3"], "nosuch.py"),
     # report: mistyped and wrong-type paths, damaged plan
@@ -168,8 +283,7 @@ CASES = [
     ("report-not-a-sweep", ["report", "{ws}/emptydir"], "not a sweep directory"),
     ("report-a-file", ["report", "{ws}/afile.txt"], "afile.txt"),
     ("report-compare-typo", ["report", "{ws}/sweep", "--no-figures", "--compare", "{ws}/sweep-typo"], "sweep-typo"),
-    ("report-compare-unreported", ["report", "{ws}/sweep", "--no-figures", "--compare", "{ws}/sweep"],
-     "summary.json"),
+    ("report-compare-unreported", ["report", "{ws}/sweep", "--no-figures", "--compare", "{ws}/sweep"], "summary.json"),
     ("report-damaged-plan", ["report", "{ws}/bad_plan"], "plan.json"),
     ("report-damaged-preset-json", ["report", "{ws}/bad_preset_json"], "preset.json holds a JSON list"),
     ("report-resamples-negative", ["report", "{ws}/sweep", "--resamples", "-1"], "-1 lies outside"),
@@ -243,14 +357,21 @@ def test_an_unwritable_directory_is_one_line(tmp_path, capsys):
     assert len(lines) == 1 and "Permission denied" in lines[0] and "locked" in lines[0]
 
 
-@pytest.mark.parametrize("verb", [["train", "--model", "tiny-00004k", "--tokens", "1e4", "--out", "x"],
-                                  ["sweep", "--preset", "synthetic"], ["report", "x"],
-                                  ["reproduce", "--preset", "synthetic", "--out", "x"]])
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["train", "--model", "tiny-00004k", "--tokens", "1e4", "--out", "x"],
+        ["sweep", "--preset", "synthetic"],
+        ["report", "x"],
+        ["reproduce", "--preset", "synthetic", "--out", "x"],
+    ],
+)
 def test_an_unknown_flag_names_the_verb(verb, capsys):
     """`chinchilla reproduce ... --plan-only` (a sweep flag) blamed `chinchilla` and its --help, not the verb."""
     assert cli.main([*verb, "--no-such-flag"]) == 2
-    assert capsys.readouterr().err == (f"chinchilla {verb[0]}: error: unrecognized arguments: --no-such-flag "
-                                       f"(see `chinchilla {verb[0]} --help`)\n")
+    assert capsys.readouterr().err == (
+        f"chinchilla {verb[0]}: error: unrecognized arguments: --no-such-flag (see `chinchilla {verb[0]} --help`)\n"
+    )
 
 
 def test_a_warning_is_one_line_naming_the_verb():
@@ -266,18 +387,22 @@ def test_a_warning_is_one_line_naming_the_verb():
         "flops.run = lambda args: warnings.warn('data will repeat', UserWarning, stacklevel=1)\n"
         "before = warnings.formatwarning\n"
         "status = cli.main(['flops', '--model', 'tiny-00004k'])\n"
-        "sys.exit(status if warnings.formatwarning is before else 3)\n")
+        "sys.exit(status if warnings.formatwarning is before else 3)\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stderr) == (0, "chinchilla flops: warning: data will repeat (UserWarning)\n")
 
 
-@pytest.mark.parametrize("argv, kind", [
-    (["allocate", "--flops", "inf", "--json"], "usage"),
-    (["fit", "approach2", "x.csv", "--json", "--resamples", "abc"], "usage"),
-    (["report", "/nonexistent/sweep", "--json"], "bad input"),
-    (["memory", "--model", "x", "--batch-size", "8", "--chip", "h100", "--json"], "bad input"),
-    (["fit", "approach2", "/nonexistent.csv", "--json"], "bad input"),
-])
+@pytest.mark.parametrize(
+    "argv, kind",
+    [
+        (["allocate", "--flops", "inf", "--json"], "usage"),
+        (["fit", "approach2", "x.csv", "--json", "--resamples", "abc"], "usage"),
+        (["report", "/nonexistent/sweep", "--json"], "bad input"),
+        (["memory", "--model", "x", "--batch-size", "8", "--chip", "h100", "--json"], "bad input"),
+        (["fit", "approach2", "/nonexistent.csv", "--json"], "bad input"),
+    ],
+)
 def test_with_json_every_error_is_one_json_object_on_stdout(argv, kind, capsys):
     """Usage errors and every verb's errors (before: only fit/allocate's own, and stdout stayed empty otherwise)."""
     status = cli.main(argv)

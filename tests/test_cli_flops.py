@@ -23,12 +23,33 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_flops_json_as_written_in_the_issue():
-    result = run_cli("flops", "--n-layers", "10", "--d-model", "640", "--ffw-size", "2560", "--n-heads", "10",
-                     "--kv-size", "64", "--vocab-size", "32000", "--seq-len", "2048", "--json")
+    result = run_cli(
+        "flops",
+        "--n-layers",
+        "10",
+        "--d-model",
+        "640",
+        "--ffw-size",
+        "2560",
+        "--n-heads",
+        "10",
+        "--kv-size",
+        "64",
+        "--vocab-size",
+        "32000",
+        "--seq-len",
+        "2048",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
-    for key in ("params", "non_embedding_params", "forward_flops_per_sequence", "training_flops_per_sequence",
-                "table_a4_ratio"):
+    for key in (
+        "params",
+        "non_embedding_params",
+        "forward_flops_per_sequence",
+        "training_flops_per_sequence",
+        "table_a4_ratio",
+    ):
         assert key in info
     assert info["training_flops_per_sequence"] == 3 * info["forward_flops_per_sequence"]
     assert round(info["table_a4_ratio"], 2) == 1.03
@@ -53,8 +74,7 @@ def test_flops_table_output_is_readable(capsys):
 
 
 def test_flops_bad_shape_is_one_clear_line(capsys):
-    code = main(["flops", "--n-layers", "2", "--d-model", "0", "--ffw-size", "8", "--n-heads", "1",
-                 "--kv-size", "2"])
+    code = main(["flops", "--n-layers", "2", "--d-model", "0", "--ffw-size", "8", "--n-heads", "1", "--kv-size", "2"])
     err = capsys.readouterr().err
     assert code == 2 and "d_model=0 must be positive" in err and "Traceback" not in err
 
@@ -79,8 +99,25 @@ def test_flops_convention_flag(capsys):
     from chinchilla import flops as accounting
     from chinchilla.cli import build_parser
 
-    shape = ["flops", "--n-layers", "2", "--d-model", "64", "--ffw-size", "256", "--n-heads", "4", "--kv-size",
-             "16", "--n-kv-heads", "2", "--vocab-size", "1000", "--seq-len", "128"]
+    shape = [
+        "flops",
+        "--n-layers",
+        "2",
+        "--d-model",
+        "64",
+        "--ffw-size",
+        "256",
+        "--n-heads",
+        "4",
+        "--kv-size",
+        "16",
+        "--n-kv-heads",
+        "2",
+        "--vocab-size",
+        "1000",
+        "--seq-len",
+        "128",
+    ]
     assert main([*shape, "--convention", "maxtext", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["convention_flops_per_token"] == 1_022_976 and info["n_kv_heads"] == 2
@@ -89,6 +126,7 @@ def test_flops_convention_flag(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert all(r["convention"] == "deepseek" for r in rows)
     # The CLI offers exactly the library's conventions.
-    action = next(a for a in build_parser()._subparsers._group_actions[0].choices["flops"]._actions
-                  if a.dest == "convention")
+    action = next(
+        a for a in build_parser()._subparsers._group_actions[0].choices["flops"]._actions if a.dest == "convention"
+    )
     assert set(action.choices) == set(accounting.CONVENTIONS)

@@ -23,15 +23,19 @@ def value_flags(parser: argparse.ArgumentParser, prefix=()):
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 yield from value_flags(sub, prefix + (name,))
-        elif action.option_strings and action.nargs is None and not isinstance(
-                action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._HelpAction)):
+        elif (
+            action.option_strings
+            and action.nargs is None
+            and not isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._HelpAction))
+        ):
             yield prefix, action.option_strings[-1]
 
 
 def test_a_negative_value_after_a_space_is_the_flags_value_for_every_flag(capsys):
     parser = build_parser()
-    args = parser.parse_args(["train", "--model", "tiny-00004k", "--tokens", "8192", "--out", "/tmp/x", "--mesh",
-                              "-1,1,1", "--quiet"])
+    args = parser.parse_args(
+        ["train", "--model", "tiny-00004k", "--tokens", "8192", "--out", "/tmp/x", "--mesh", "-1,1,1", "--quiet"]
+    )
     assert args.mesh == "-1,1,1" and args.quiet
     flags = list(value_flags(parser))
     assert len(flags) > 20
@@ -49,8 +53,9 @@ def finished_run(tmp_path_factory):
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("CHINCHILLA_DATA_DIR", str(root / "data"))
     out = root / "run"
-    status = cli.main(["train", "--model", "tiny-00004k", "--tokens", "8192", "--out", str(out), "--mesh", "-1,1,1",
-                       "--quiet"])
+    status = cli.main(
+        ["train", "--model", "tiny-00004k", "--tokens", "8192", "--out", str(out), "--mesh", "-1,1,1", "--quiet"]
+    )
     yield out, status
     monkeypatch.undo()
 
@@ -61,8 +66,7 @@ def test_train_takes_the_documented_mesh_after_a_space(finished_run):
     assert json.loads((out / "summary.json").read_text())["status"] == "finished"
 
 
-def test_another_model_on_a_finished_run_without_its_config_is_refused_naming_both(finished_run, capsys,
-                                                                                   monkeypatch):
+def test_another_model_on_a_finished_run_without_its_config_is_refused_naming_both(finished_run, capsys, monkeypatch):
     out, _ = finished_run
     monkeypatch.setenv("CHINCHILLA_DATA_DIR", str(out.parent / "data"))
     (out / "config.json").unlink()

@@ -59,8 +59,10 @@ def test_stdlib_corpus_builds_offline_and_deterministically(tmp_path):
     name = sources.cache_name("embedded/code")
     assert name.startswith(f"embedded__code-py{platform.python_version()}-")
     tokenizer = get_tokenizer("byte")
-    first = {s: np.array(sources.token_array("embedded/code", s, tokenizer, data_dir=tmp_path / "a"))
-             for s in ("train", "validation")}
+    first = {
+        s: np.array(sources.token_array("embedded/code", s, tokenizer, data_dir=tmp_path / "a"))
+        for s in ("train", "validation")
+    }
     again = sources.token_array("embedded/code", "train", tokenizer, data_dir=tmp_path / "b")
     assert np.array_equal(first["train"], again)
     assert first["train"].size > 1_000_000 and first["validation"].size > 10_000
@@ -68,11 +70,13 @@ def test_stdlib_corpus_builds_offline_and_deterministically(tmp_path):
     # The token array is the documents joined by NUL: the first train file's bytes open it.
     train = code_corpus.documents("train")
     head = train[0]
-    assert first["train"][:len(head)].tobytes() == head
+    assert first["train"][: len(head)].tobytes() == head
     # Building it needs neither TFDS nor the network.
-    code = ("import sys; from chinchilla.data import sources, get_tokenizer; "
-            f"sources.token_array('embedded/code', 'validation', get_tokenizer('byte'), data_dir={str(tmp_path / 'c')!r}); "
-            "print('tensorflow_datasets' in sys.modules)")
+    code = (
+        "import sys; from chinchilla.data import sources, get_tokenizer; "
+        f"sources.token_array('embedded/code', 'validation', get_tokenizer('byte'), data_dir={str(tmp_path / 'c')!r}); "
+        "print('tensorflow_datasets' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -103,11 +107,25 @@ def test_compare_datasets_passes_jobs_and_retry_to_each_sweep(monkeypatch, tmp_p
         return None  # "runs pending": compare_datasets stops after the first data set
 
     monkeypatch.setattr(data_compare, "reproduce", fake_reproduce)
-    status = cli.main(["reproduce", "--preset", "synthetic", "--compare-datasets", "embedded", "embedded/code",
-                       "--out", str(tmp_path), "--jobs", "2", "--retry-failed"])
+    status = cli.main(
+        [
+            "reproduce",
+            "--preset",
+            "synthetic",
+            "--compare-datasets",
+            "embedded",
+            "embedded/code",
+            "--out",
+            str(tmp_path),
+            "--jobs",
+            "2",
+            "--retry-failed",
+        ]
+    )
     assert status == 0
-    assert calls == [("synthetic@embedded", {"progress": False, "jobs": "2", "retry_failed": True,
-                                             "log": calls[0][1]["log"]})]
+    assert calls == [
+        ("synthetic@embedded", {"progress": False, "jobs": "2", "retry_failed": True, "log": calls[0][1]["log"]})
+    ]
 
 
 def test_compare_datasets_checks_every_data_set_before_training(monkeypatch, tmp_path):

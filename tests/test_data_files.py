@@ -59,9 +59,11 @@ def cache_dir(tmp_path, monkeypatch):
 
 
 def names(root):
-    return {"jsonl": f"files:{root}/jsonl/*.jsonl?text_key=content",
-            "txt": f"files:{root}/txt/**/*.txt",
-            "parquet": f"files:{root}/parquet/*.parquet"}
+    return {
+        "jsonl": f"files:{root}/jsonl/*.jsonl?text_key=content",
+        "txt": f"files:{root}/txt/**/*.txt",
+        "parquet": f"files:{root}/parquet/*.parquet",
+    }
 
 
 @pytest.mark.parametrize("unit_bytes", [1 << 30, 5_000])
@@ -80,15 +82,18 @@ def test_every_format_reads_every_document_once_in_sorted_shard_order(shards, do
 
 def test_split_is_by_a_hash_of_each_document_and_disjoint(shards, documents, cache_dir):
     name = names(shards)["jsonl"] + "&validation_fraction=0.1"
-    want = {split: [d.encode() for d in documents if files.split_of(d.encode(), 0.1) == split]
-            for split in ("train", "validation")}
+    want = {
+        split: [d.encode() for d in documents if files.split_of(d.encode(), 0.1) == split]
+        for split in ("train", "validation")
+    }
     assert 10 <= len(want["validation"]) <= 60 and len(want["train"]) > 200
     for split in ("train", "validation"):
         tokens = bytes(np.asarray(data.split_tokens(name, split=split)))
         assert tokens.split(b"\0")[:-1] == want[split]
     # the same documents in another format land in the same splits: the split depends on the text alone
-    parquet = bytes(np.asarray(data.split_tokens(names(shards)["parquet"] + "?validation_fraction=0.1",
-                                                 split="validation")))
+    parquet = bytes(
+        np.asarray(data.split_tokens(names(shards)["parquet"] + "?validation_fraction=0.1", split="validation"))
+    )
     assert parquet.split(b"\0")[:-1] == want["validation"]
     with pytest.raises(ValueError, match="split='test'"):
         data.split_tokens(name, split="test")
@@ -125,7 +130,7 @@ def test_only_the_needed_tokens_are_tokenised_then_reused_then_extended(shards, 
     assert first.units_used <= 2 and first.units_built <= 4  # at most one window beyond the need
     assert first.documents_read < 0.1 * len(documents)  # measured: a small share of the documents was read
     whole = bytes(np.asarray(sources.token_array(name, "train", tok, workers=1)))
-    assert bytes(np.asarray(array)) == whole[:len(array)]  # a prefix of the whole split, cut at a document end
+    assert bytes(np.asarray(array)) == whole[: len(array)]  # a prefix of the whole split, cut at a document end
 
     again = token_cache.BuildStats()
     np.testing.assert_array_equal(sources.token_array(name, "train", tok, need=need, stats=again), array)
@@ -138,7 +143,7 @@ def test_only_the_needed_tokens_are_tokenised_then_reused_then_extended(shards, 
     more = token_cache.BuildStats()
     bigger = sources.token_array(name, "train", tok, need=4 * need, workers=2, stats=more)
     assert len(bigger) >= 4 * need and 0 < more.units_built <= more.units_used + 2
-    assert more.units_used > first.units_used and bytes(np.asarray(bigger)) == whole[:len(bigger)]
+    assert more.units_used > first.units_used and bytes(np.asarray(bigger)) == whole[: len(bigger)]
 
 
 def test_tokenisation_runs_on_several_worker_processes(shards, cache_dir, tmp_path, monkeypatch):
@@ -150,8 +155,7 @@ def test_tokenisation_runs_on_several_worker_processes(shards, cache_dir, tmp_pa
     assert parallel.workers == 2 and parallel.units_built >= 4
     assert len(parallel.builder_pids) == 2 and os.getpid() not in parallel.builder_pids
     serial = token_cache.BuildStats()
-    alone = np.asarray(sources.token_array(name, "train", tok, data_dir=tmp_path / "other", workers=1,
-                                           stats=serial))
+    alone = np.asarray(sources.token_array(name, "train", tok, data_dir=tmp_path / "other", workers=1, stats=serial))
     assert serial.builder_pids == {os.getpid()}
     np.testing.assert_array_equal(tokens, alone)
 
@@ -173,8 +177,12 @@ def test_packed_batches_over_a_prefix_never_repeat_within_the_run(shards, cache_
 
 
 def test_sharded_tokens_index_like_their_concatenation():
-    parts = [np.arange(0, 7, dtype=np.uint16), np.zeros(0, np.uint16), np.arange(7, 10, dtype=np.uint16),
-             np.arange(10, 30, dtype=np.uint16)]
+    parts = [
+        np.arange(0, 7, dtype=np.uint16),
+        np.zeros(0, np.uint16),
+        np.arange(7, 10, dtype=np.uint16),
+        np.arange(10, 30, dtype=np.uint16),
+    ]
     whole = np.concatenate(parts)
     sharded = token_cache.ShardedTokens(parts)
     assert len(sharded) == sharded.size == 30 and sharded.dtype == np.uint16 and sharded[8] == 8 and sharded[-1] == 29
@@ -215,15 +223,19 @@ def test_bad_input_is_a_one_line_error_naming_file_line_and_field(tmp_path, cach
     good = "".join(json.dumps({"text": f"document {i} " * 4}) + "\n" for i in range(6))
     cases = {
         "notjson": (good + "{not json\n", r"notjson/a\.jsonl, line 7: not JSON"),
-        "nokey": (good + json.dumps({"body": "x"}) + "\n", r"nokey/a\.jsonl, line 7: no field 'text' \(fields: \['body'\]\)"),
+        "nokey": (
+            good + json.dumps({"body": "x"}) + "\n",
+            r"nokey/a\.jsonl, line 7: no field 'text' \(fields: \['body'\]\)",
+        ),
         "notstr": (good + json.dumps({"text": 3}) + "\n", r"notstr/a\.jsonl, line 7: field 'text' is a int"),
         "array": (good + "[1, 2]\n", r"array/a\.jsonl, line 7: a JSON list"),
     }
     for case, (text, pattern) in cases.items():
         write(tmp_path / case / "a.jsonl", text)
         with pytest.raises(ValueError, match=pattern) as caught:
-            sources.token_array(f"files:{tmp_path}/{case}/*.jsonl", "train", tokenizers.ByteTokenizer(),
-                                workers=workers)
+            sources.token_array(
+                f"files:{tmp_path}/{case}/*.jsonl", "train", tokenizers.ByteTokenizer(), workers=workers
+            )
         assert "\n" not in str(caught.value)
 
 
@@ -242,9 +254,11 @@ def test_bad_names_and_files_are_one_line_errors(tmp_path, cache_dir):
     pq.write_table(pa.table({"text": ["a", None]}), tmp_path / "pq" / "a.parquet")
     with pytest.raises(ValueError, match=r"a\.parquet, row 1: column 'text' holds a NoneType"):
         sources.token_array(f"files:{tmp_path}/pq/*.parquet", "train", tokenizers.ByteTokenizer())
-    for query, pattern in (("?colour=red", "unknown option 'colour'"),
-                           ("?validation_fraction=2", "validation_fraction='2' must be"),
-                           ("?document=page", "document='page' must be one of")):
+    for query, pattern in (
+        ("?colour=red", "unknown option 'colour'"),
+        ("?validation_fraction=2", "validation_fraction='2' must be"),
+        ("?document=page", "document='page' must be one of"),
+    ):
         with pytest.raises(ValueError, match=pattern):
             files.parse(f"files:{tmp_path}/*.jsonl{query}")
     with pytest.raises(ValueError, match="text_key='a' but text_key='b'"):
@@ -253,8 +267,9 @@ def test_bad_names_and_files_are_one_line_errors(tmp_path, cache_dir):
         files.parse("files:gs://bucket/*.jsonl")
 
 
-def test_a_run_on_files_trains_offline_on_only_its_tokens_and_a_second_run_reuses_them(shards, cache_dir, tmp_path,
-                                                                                      monkeypatch):
+def test_a_run_on_files_trains_offline_on_only_its_tokens_and_a_second_run_reuses_them(
+    shards, cache_dir, tmp_path, monkeypatch
+):
     import dataclasses
 
     from chinchilla import zoo
@@ -275,8 +290,9 @@ def test_a_run_on_files_trains_offline_on_only_its_tokens_and_a_second_run_reuse
     monkeypatch.setattr(token_cache, "_tokenize_unit", counting)
     name = names(shards)["parquet"]
     model = zoo.get_model("tiny-00004k").replace(seq_len=64)
-    config = TrainConfig(model=model, tokens=10 * 8 * 64, batch_size=8, dataset=name, eval_batches=2,
-                         steps_per_dispatch=5, log_every=5)
+    config = TrainConfig(
+        model=model, tokens=10 * 8 * 64, batch_size=8, dataset=name, eval_batches=2, steps_per_dispatch=5, log_every=5
+    )
     first = train_run(config, tmp_path / "a", progress=False)
     assert first["status"] == "finished" and first["eval_split"] == "validation"
     units = files.units(files.parse(name))

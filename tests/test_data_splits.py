@@ -97,16 +97,19 @@ def test_a_train_only_data_set_holds_out_a_slice_of_train_by_text_hash(tfds_dir,
     assert 10 < len(held) < 80 and len(held) + len(kept) == len(every)
     assert sorted(held) == sorted(d for d in every if files.is_validation(d, sources.HELDOUT_FRACTION))
     assert not set(held) & set(kept)
-    assert data.batches(name, split="validation", seq_len=16, batch_size=2, data_dir=tfds_dir).split_used == \
-        "train[held-out 1%]"
+    assert (
+        data.batches(name, split="validation", seq_len=16, batch_size=2, data_dir=tfds_dir).split_used
+        == "train[held-out 1%]"
+    )
 
 
 @pytest.mark.parametrize("tokenizer", ["byte", "sentencepiece:400"])
 def test_a_bucket_data_dir_works_with_every_tokenizer_and_the_cache_stays_local(bucket, cache_dir, tokenizer):
     it = data.batches("chinchilla_test_train_test", tokenizer=tokenizer, seq_len=32, batch_size=2, data_dir=bucket)
     assert next(it).max() < it.vocab_size
-    evaluation = data.batches("chinchilla_test_train_test", split="validation", tokenizer=tokenizer, seq_len=32,
-                              batch_size=2, data_dir=bucket)
+    evaluation = data.batches(
+        "chinchilla_test_train_test", split="validation", tokenizer=tokenizer, seq_len=32, batch_size=2, data_dir=bucket
+    )
     assert evaluation.split_used == "test"
     if tokenizer != "byte":
         assert it.tokenizer.model_file.is_relative_to(cache_dir / "tokenizers")
@@ -130,8 +133,9 @@ def test_sentencepiece_is_trained_by_process_zero_only(bucket, cache_dir, tmp_pa
     monkeypatch.setattr(sources, "_broadcast_bytes", broadcast)
     monkeypatch.setattr(tokenizers, "train_sentencepiece", no_training)
     monkeypatch.setenv("CHINCHILLA_DATA_DIR", str(tmp_path / "host1"))  # the other host's own cache root
-    tok = data.get_tokenizer("sentencepiece:400", dataset="chinchilla_test_train_test", data_dir=bucket,
-                             process_index=1, process_count=2)
+    tok = data.get_tokenizer(
+        "sentencepiece:400", dataset="chinchilla_test_train_test", data_dir=bucket, process_index=1, process_count=2
+    )
     assert sent == [(1, 0)] and tok.fingerprint == model.fingerprint
     assert tok.model_file.is_relative_to(tmp_path / "host1")
 
@@ -151,8 +155,14 @@ def test_each_host_builds_its_own_units_first(cache_dir, tmp_path, monkeypatch):
         return real(reader, unit, index, *args, **kwargs)
 
     monkeypatch.setattr(sources.token_cache, "build_unit", recording)
-    sources.token_array(f"files:{shard.parent}/*.jsonl", "train", tokenizers.ByteTokenizer(), workers=1,
-                        process_index=1, process_count=2)
+    sources.token_array(
+        f"files:{shard.parent}/*.jsonl",
+        "train",
+        tokenizers.ByteTokenizer(),
+        workers=1,
+        process_index=1,
+        process_count=2,
+    )
     units = len(files.units(files.parse(f"files:{shard.parent}/*.jsonl")))
     assert units > 4 and order == list(range(1, units, 2)) + list(range(0, units, 2))
 
@@ -166,10 +176,18 @@ def test_colab_tpu_recipe_trains_and_evaluates_with_tiny_stand_ins(bucket, cache
     model = zoo.get_model("tiny-00004k").replace(vocab_size=400, seq_len=64)
     hparams = load_preset("colab_tpu").hparams(model, 2_000)
     assert hparams["dataset"] == "lm1b" and hparams["tokenizer"].startswith("sentencepiece:")
-    hparams.update(dataset="chinchilla_test_train_test", tokenizer="sentencepiece:400", data_dir=bucket,
-                   eval_every=10, eval_batches=2, log_every=5, checkpoint_every=1000)
-    config = TrainConfig(model=model, tokens=20 * hparams["batch_size"] * model.seq_len, steps_per_dispatch=5,
-                         **hparams)
+    hparams.update(
+        dataset="chinchilla_test_train_test",
+        tokenizer="sentencepiece:400",
+        data_dir=bucket,
+        eval_every=10,
+        eval_batches=2,
+        log_every=5,
+        checkpoint_every=1000,
+    )
+    config = TrainConfig(
+        model=model, tokens=20 * hparams["batch_size"] * model.seq_len, steps_per_dispatch=5, **hparams
+    )
     summary = train_run(config, tmp_path / "run", progress=False)
     assert summary["status"] == "finished" and summary["steps"] == 20
     assert math.isfinite(summary["eval_loss"])
@@ -192,7 +210,8 @@ def test_two_real_processes_share_process_zeros_tokenizer_without_a_shared_cache
     shard.parent.mkdir()
     shard.write_text("".join(json.dumps(d) + "\n" for _, d in _verses(0, 3000)))
     script = tmp_path / "host.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json, sys
         from chinchilla import sharding
         sharding.maybe_initialize_distributed()
@@ -207,18 +226,32 @@ def test_two_real_processes_share_process_zeros_tokenizer_without_a_shared_cache
                                  process_index=jax.process_index(), process_count=jax.process_count())
         print(json.dumps({{"process": jax.process_index(), "fingerprint": tok.fingerprint,
                           "file": str(tok.model_file)}}))
-    """))
+    """)
+    )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     runs = []
     for process in range(2):
-        env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
-               "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(process),
-               "CHINCHILLA_DATA_DIR": str(tmp_path / f"cache{process}")}
-        runs.append(subprocess.Popen([sys.executable, str(script)], env=env, cwd=root, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True))
+        env = {
+            **os.environ,
+            "JAX_PLATFORMS": "cpu",
+            "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+            "JAX_NUM_PROCESSES": "2",
+            "JAX_PROCESS_ID": str(process),
+            "CHINCHILLA_DATA_DIR": str(tmp_path / f"cache{process}"),
+        }
+        runs.append(
+            subprocess.Popen(
+                [sys.executable, str(script)],
+                env=env,
+                cwd=root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = [run.communicate(timeout=180) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
     reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]

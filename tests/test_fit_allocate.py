@@ -10,17 +10,27 @@ from scipy.optimize import minimize_scalar
 
 from chinchilla import flops, zoo
 from chinchilla.fit import GOPHER_FLOPS, PAPER_FIT, ChinchillaParams, exact_flops_optimum, projections
-from chinchilla.fit.allocate import (MUENNIGHOFF_FIT, PAPER_PROJECTION_PARAMS, TABLE_A3_APPROACH3,
-                                     DataConstrainedParams, allocation, compare_table_a3,
-                                     data_constrained_allocation, inference_aware_allocation)
+from chinchilla.fit.allocate import (
+    MUENNIGHOFF_FIT,
+    PAPER_PROJECTION_PARAMS,
+    TABLE_A3_APPROACH3,
+    DataConstrainedParams,
+    allocation,
+    compare_table_a3,
+    data_constrained_allocation,
+    inference_aware_allocation,
+)
 from chinchilla.fit.laws import MUENNIGHOFF_THETA
 
 
 def numeric_n_opt(params: ChinchillaParams, budget: float) -> float:
     """argmin over N of L(N, C / 6N), found numerically in log N (independent of the closed form)."""
-    result = minimize_scalar(lambda log_n: params.loss(math.exp(log_n), budget / (6 * math.exp(log_n))),
-                             bounds=(math.log(1e6), math.log(1e15)), method="bounded",
-                             options={"xatol": 1e-10})
+    result = minimize_scalar(
+        lambda log_n: params.loss(math.exp(log_n), budget / (6 * math.exp(log_n))),
+        bounds=(math.log(1e6), math.log(1e15)),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
     return math.exp(result.x)
 
 
@@ -103,17 +113,31 @@ def muennighoff_loss(n, d, u):
     rd = np.maximum(d / u - 1, 0)
     un = np.minimum(n, (u * G) ** (beta / alpha) * G)
     rn = np.maximum(n / un - 1, 0)
-    return E + A / (un + un * rn_star * (1 - np.exp(-rn / rn_star))) ** alpha + B / (
-        u + u * rd_star * (1 - np.exp(-rd / rd_star))) ** beta
+    return (
+        E
+        + A / (un + un * rn_star * (1 - np.exp(-rn / rn_star))) ** alpha
+        + B / (u + u * rd_star * (1 - np.exp(-rd / rd_star))) ** beta
+    )
 
 
 def test_data_constrained_params_match_the_released_law():
     n, d = np.array([6.34e9, 8.67e9, 1e8]), np.array([242e9, 178e9, 3e10])
     np.testing.assert_allclose(MUENNIGHOFF_FIT.loss(n, d, 25e9), muennighoff_loss(n, d, 25e9), rtol=1e-12)
     assert MUENNIGHOFF_FIT.loss(6.34e9, 242e9, 25e9) == pytest.approx(2.2256440889984477, rel=1e-9)
-    fit_like = dict(zip(("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star"),
-                        (MUENNIGHOFF_FIT.E, MUENNIGHOFF_FIT.A, MUENNIGHOFF_FIT.B, MUENNIGHOFF_FIT.alpha,
-                         MUENNIGHOFF_FIT.beta, MUENNIGHOFF_FIT.R_D_star, MUENNIGHOFF_FIT.R_N_star)))
+    fit_like = dict(
+        zip(
+            ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star"),
+            (
+                MUENNIGHOFF_FIT.E,
+                MUENNIGHOFF_FIT.A,
+                MUENNIGHOFF_FIT.B,
+                MUENNIGHOFF_FIT.alpha,
+                MUENNIGHOFF_FIT.beta,
+                MUENNIGHOFF_FIT.R_D_star,
+                MUENNIGHOFF_FIT.R_N_star,
+            ),
+        )
+    )
     assert DataConstrainedParams.from_mapping(fit_like) == DataConstrainedParams(**fit_like)
     with pytest.raises(ValueError, match="missing"):
         DataConstrainedParams.from_mapping({"E": 1.0})
@@ -152,7 +176,7 @@ def test_inference_aware_allocation():
         # No other point on the iso-loss curve is cheaper: perturb N both ways.
         for factor in (0.97, 1.03):
             n = out["n_opt"] * factor
-            d = (PAPER_FIT.B / (target - PAPER_FIT.E - PAPER_FIT.A / n ** PAPER_FIT.alpha)) ** (1 / PAPER_FIT.beta)
+            d = (PAPER_FIT.B / (target - PAPER_FIT.E - PAPER_FIT.A / n**PAPER_FIT.alpha)) ** (1 / PAPER_FIT.beta)
             assert 6 * n * d + 2 * n * inference > out["total_flops"]
         previous = out
     with pytest.raises(ValueError, match="irreducible"):

@@ -117,8 +117,17 @@ def test_intervals_from_fewer_than_half_the_resamples_are_not_reported(capsys):
 
     assert "only 18 of 100 resamples" in _interval_warning(Result, 100)[0]
     law = {"coefficient": 1.0}
-    _print_laws({"a": 0.539, "b": 0.461, "a_interval": [None, None], "b_interval": [None, None], "n_resamples": 18,
-                 "n_law": law, "d_law": law})
+    _print_laws(
+        {
+            "a": 0.539,
+            "b": 0.461,
+            "a_interval": [None, None],
+            "b_interval": [None, None],
+            "n_resamples": 18,
+            "n_law": law,
+            "d_law": law,
+        }
+    )
     assert "a = 0.5390   interval not available" in capsys.readouterr().out
 
 

@@ -40,8 +40,21 @@ def test_fit_csv_with_bootstrap(tmp_path, capsys):
         writer.writerows(zip(table.n, table.flops, table.loss))
     # Default column names (params, compute, final_loss) are recognised and reported; a filter that keeps every run
     # leaves the fit unchanged.
-    out = run_json(capsys, "fit", "parametric", str(path), "--where", "tokens_per_param > 0 and loss < 100",
-                   "--drop-highest-loss", "5", "--reduction", "sum", "--bootstrap", "3", "--json")
+    out = run_json(
+        capsys,
+        "fit",
+        "parametric",
+        str(path),
+        "--where",
+        "tokens_per_param > 0 and loss < 100",
+        "--drop-highest-loss",
+        "5",
+        "--reduction",
+        "sum",
+        "--bootstrap",
+        "3",
+        "--json",
+    )
     assert out["columns"] == {"N": "params", "C": "compute", "loss": "final_loss"}
     assert "where tokens_per_param > 0 and loss < 100: 245 of 245 runs" in out["source"]
     assert REQUIRED_FIT_KEYS <= set(out) and out["n_points"] == 240
@@ -53,8 +66,12 @@ def test_fit_csv_with_bootstrap(tmp_path, capsys):
 def test_fit_errors_are_one_line(tmp_path, capsys):
     path = tmp_path / "runs.csv"
     path.write_text("params,tokens,loss\n1e8,2e9,3.1\n")
-    assert cli.main(["fit", "parametric", str(path), "--n-col", "N", "--tokens-col", "tokens", "--loss-col",
-                     "loss", "--json"]) == 2
+    assert (
+        cli.main(
+            ["fit", "parametric", str(path), "--n-col", "N", "--tokens-col", "tokens", "--loss-col", "loss", "--json"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "column(s) ['N'] not found" in err and err.count("\n") == 1
     path.write_text("size,tokens,loss\n1e8,2e9,3.1\n")
@@ -69,8 +86,23 @@ def test_fit_errors_are_one_line(tmp_path, capsys):
 def test_allocate_as_written():
     """The console script, in the exact form of the issue, with the paper's unrounded fit: ~40B parameters."""
     script = Path(sys.executable).with_name("chinchilla")
-    command = [str(script), "allocate", "--flops", "5.76e23", "--E", "1.69337", "--A", "406.401", "--B", "410.723",
-               "--alpha", "0.33917084", "--beta", "0.2849083", "--json"]
+    command = [
+        str(script),
+        "allocate",
+        "--flops",
+        "5.76e23",
+        "--E",
+        "1.69337",
+        "--A",
+        "406.401",
+        "--B",
+        "410.723",
+        "--alpha",
+        "0.33917084",
+        "--beta",
+        "0.2849083",
+        "--json",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     out = json.loads(result.stdout)
     assert {"n_opt", "d_opt", "G", "a", "b"} <= set(out)
@@ -79,8 +111,9 @@ def test_allocate_as_written():
 
 
 def test_allocate_defaults_to_the_paper_and_says_so(capsys):
-    out = run_json(capsys, "allocate", "--flops", "5.76e23", "--params", "1e9", "--table", "--ladder", "chinchilla",
-                   "--json")
+    out = run_json(
+        capsys, "allocate", "--flops", "5.76e23", "--params", "1e9", "--table", "--ladder", "chinchilla", "--json"
+    )
     assert "Hoffmann et al. 2022" in out["law_source"]
     assert round(out["n_opt"] / 1e9) == 40
     assert out["inverse"]["flops"] == pytest.approx(1.748e20, rel=1e-3)
@@ -94,8 +127,21 @@ def test_fit_without_a_frontier_says_so(tmp_path, capsys):
     n = [1e7, 3e7, 1e8, 3e8, 1e9, 3e9, 1e10, 3e10]
     path = tmp_path / "runs.csv"
     path.write_text("N,D,L\n" + "".join(f"{x},{2e10},{2.0 + 0.05 * i}\n" for i, x in enumerate(n)))
-    out = run_json(capsys, "fit", "parametric", str(path), "--n-col", "N", "--tokens-col", "D", "--loss-col", "L",
-                   "--top-k", "16", "--json")
+    out = run_json(
+        capsys,
+        "fit",
+        "parametric",
+        str(path),
+        "--n-col",
+        "N",
+        "--tokens-col",
+        "D",
+        "--loss-col",
+        "L",
+        "--top-k",
+        "16",
+        "--json",
+    )
     assert out["alpha"] < 0 and out["allocation"] is None and out["G"] is None
     assert "no compute-optimal frontier" in out["note"]
 
@@ -105,15 +151,17 @@ def isoflop_csv(path, *, budget_column: bool, flops_column: bool = True):
     from chinchilla.fit.allocate import ChinchillaParams
 
     surface = ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
-    header = ["params", "tokens", "loss"] + (["FLOPs"] if flops_column else []) + (["budget"] if budget_column
-                                                                                  else [])
+    header = ["params", "tokens", "loss"] + (["FLOPs"] if flops_column else []) + (["budget"] if budget_column else [])
     rows = []
     for c in np.geomspace(1e18, 1e21, 6):
         for ratio in 1.5 ** np.arange(-4, 5):
             n = surface.n_opt(c) * ratio
             d = c / (6 * n)
-            rows.append([n, d, surface.loss(n, d)] + ([c * (1 + 0.01 * ratio)] if flops_column else [])
-                        + ([c] if budget_column else []))
+            rows.append(
+                [n, d, surface.loss(n, d)]
+                + ([c * (1 + 0.01 * ratio)] if flops_column else [])
+                + ([c] if budget_column else [])
+            )
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -153,10 +201,34 @@ def test_approach2_holdout_predicts_the_larger_budgets(tmp_path, capsys):
 def test_one_flag_vocabulary_and_old_spellings(tmp_path, capsys):
     path = tmp_path / "iso.csv"
     isoflop_csv(path, budget_column=True)
-    new = run_json(capsys, "fit", "approach2", str(path), "--loss-col", "loss", "--n-col", "params",
-                   "--resamples", "3", "--where", "tokens_per_param <= 200", "--json")
-    old = run_json(capsys, "fit", "approach2", str(path), "--loss", "loss", "--resamples", "3", "--where",
-                   "tokens_per_param <= 200", "--json")
+    new = run_json(
+        capsys,
+        "fit",
+        "approach2",
+        str(path),
+        "--loss-col",
+        "loss",
+        "--n-col",
+        "params",
+        "--resamples",
+        "3",
+        "--where",
+        "tokens_per_param <= 200",
+        "--json",
+    )
+    old = run_json(
+        capsys,
+        "fit",
+        "approach2",
+        str(path),
+        "--loss",
+        "loss",
+        "--resamples",
+        "3",
+        "--where",
+        "tokens_per_param <= 200",
+        "--json",
+    )
     assert new["a"] == old["a"] and "where tokens_per_param <= 200" in new["source"]
     parser = cli.build_parser()  # a FLOP budget is --flops in every verb; parametric's old --budget still parses
     assert parser.parse_args(["fit", "parametric", "x.csv", "--budget", "1e22"]).budget == 1e22
@@ -164,8 +236,10 @@ def test_one_flag_vocabulary_and_old_spellings(tmp_path, capsys):
     for verb in (["fit", "parametric"], ["fit", "approach2"], ["fit", "approach1"], ["allocate"], ["flops"]):
         assert cli.main([*verb, *(["x"] if verb[-1] in ("approach1", "approach2") else []), "--no-such-flag"]) == 2
         err = capsys.readouterr().err
-        assert err == (f"chinchilla {' '.join(verb)}: error: unrecognized arguments: --no-such-flag "
-                       f"(see `chinchilla {' '.join(verb)} --help`)\n")
+        assert err == (
+            f"chinchilla {' '.join(verb)}: error: unrecognized arguments: --no-such-flag "
+            f"(see `chinchilla {' '.join(verb)} --help`)\n"
+        )
 
 
 def test_bad_value_error_is_the_same_form_everywhere(tmp_path, capsys):
@@ -203,8 +277,9 @@ def test_data_constrained_fit_never_prints_an_unlabelled_frontier(tmp_path, caps
 
 
 def test_allocate_data_constrained_and_inference_aware(capsys):
-    out = run_json(capsys, "allocate", "--law", "data_constrained", "--flops", "1e22", "--unique-tokens", "25e9",
-                   "--json")
+    out = run_json(
+        capsys, "allocate", "--law", "data_constrained", "--flops", "1e22", "--unique-tokens", "25e9", "--json"
+    )
     assert out["n_opt"] == pytest.approx(7.02e9, rel=2e-3) and out["d_opt"] == pytest.approx(2.37e11, rel=2e-3)
     assert "Muennighoff" in out["law_source"]
     out = run_json(capsys, "allocate", "--flops", "1e23", "--inference-tokens", "1e13", "--json")
@@ -213,8 +288,23 @@ def test_allocate_data_constrained_and_inference_aware(capsys):
     assert inf["n_opt"] < out["n_opt"] and inf["d_opt"] > out["d_opt"]
     assert cli.main(["allocate", "--law", "data_constrained", "--flops", "1e22"]) == 2
     assert "needs --flops C and --unique-tokens U" in capsys.readouterr().err
-    assert cli.main(["allocate", "--law", "data_constrained", "--flops", "1e22", "--unique-tokens", "25e9",
-                     "--table", "--inference-tokens", "1e12"]) == 2
+    assert (
+        cli.main(
+            [
+                "allocate",
+                "--law",
+                "data_constrained",
+                "--flops",
+                "1e22",
+                "--unique-tokens",
+                "25e9",
+                "--table",
+                "--inference-tokens",
+                "1e12",
+            ]
+        )
+        == 2
+    )
     assert "--table, --inference-tokens use(s) the 6ND frontier" in capsys.readouterr().err
     assert cli.main(["allocate", "--inference-tokens", "1e12"]) == 2
     assert "needs --target-loss" in capsys.readouterr().err

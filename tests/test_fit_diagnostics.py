@@ -19,7 +19,7 @@ STARTS = paper_grid()[::50]  # 90 starts keep these quick
 def grid_table(E=1.7, A=400.0, B=400.0, alpha=0.34, beta=0.28, noise=0.0, seed=0, sizes=5, tokens=6):
     n, d = np.meshgrid(np.geomspace(1e8, 1e10, sizes), np.geomspace(2e9, 2e11, tokens), indexing="ij")
     n, d = n.ravel(), d.ravel()
-    loss = (E + A / n ** alpha + B / d ** beta) * np.exp(noise * np.random.default_rng(seed).standard_normal(n.size))
+    loss = (E + A / n**alpha + B / d**beta) * np.exp(noise * np.random.default_rng(seed).standard_normal(n.size))
     return ScalingTable.from_arrays(n, loss, d=d)
 
 
@@ -42,9 +42,15 @@ def test_parameter_status_probes_each_direction():
     theta = np.array([5.0, 6.0, -20.0, 0.3, 0.0005])
 
     def objective_at(thetas):
-        return np.array([1.0 + (0.0 if t[2] < theta[2] else 1e-3 * abs(t[2] - theta[2]))
-                         + (0.0 if t[1] > theta[1] else abs(t[1] - theta[1])) + abs(t[0] - theta[0])
-                         for t in thetas])
+        return np.array(
+            [
+                1.0
+                + (0.0 if t[2] < theta[2] else 1e-3 * abs(t[2] - theta[2]))
+                + (0.0 if t[1] > theta[1] else abs(t[1] - theta[1]))
+                + abs(t[0] - theta[0])
+                for t in thetas
+            ]
+        )
 
     status = parameter_status(CHINCHILLA, theta, 1.0, objective_at)
     assert status["E"]["status"] == "at_lower_bound"
@@ -53,10 +59,13 @@ def test_parameter_status_probes_each_direction():
     assert status["beta"]["status"] == "at_lower_bound"  # an exponent at 0
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda n, d, l: (np.full_like(n, n[0]), np.full_like(d, d[0]), np.full_like(l, l[0])), "the same run"),
-    (lambda n, d, l: (n, d, np.full_like(l, 3.0)), "same loss 3"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda n, d, l: (np.full_like(n, n[0]), np.full_like(d, d[0]), np.full_like(l, l[0])), "the same run"),
+        (lambda n, d, l: (n, d, np.full_like(l, 3.0)), "same loss 3"),
+    ],
+)
 def test_undeterminable_data_raise(change, message):
     table = grid_table(noise=0.003)
     n, d, loss = change(table.n, table.d, table.loss)
@@ -64,8 +73,9 @@ def test_undeterminable_data_raise(change, message):
         fit_table(ScalingTable.from_arrays(n, loss, d=d), starts=STARTS)
 
 
-@pytest.mark.parametrize("column, message, names", [
-    ("n", "same model size", {"A", "alpha"}), ("d", "same token count", {"B", "beta"})])
+@pytest.mark.parametrize(
+    "column, message, names", [("n", "same model size", {"A", "alpha"}), ("d", "same token count", {"B", "beta"})]
+)
 def test_one_size_or_one_token_count_warns_and_flags(column, message, names):
     """One model size (or token count) determines only the other term: a warning, and the lost term's parameters
     (or E) are not reported as determined."""
@@ -86,8 +96,7 @@ def test_loss_rising_with_n_is_a_warning_and_alpha_at_its_bound():
 
 def test_data_constrained_without_excess_parameters_flags_r_n_star():
     """No run has more parameters than its unique data support: R_N* is not determined (the issue's 1e22)."""
-    n, u, epochs = np.meshgrid(np.geomspace(1e7, 1e8, 4), np.geomspace(1e10, 1e11, 3), [1, 2, 4, 8],
-                               indexing="ij")
+    n, u, epochs = np.meshgrid(np.geomspace(1e7, 1e8, 4), np.geomspace(1e10, 1e11, 3), [1, 2, 4, 8], indexing="ij")
     n, u = n.ravel(), u.ravel()
     d = u * epochs.ravel()
     law = DataConstrainedLaw()
@@ -108,8 +117,16 @@ def test_data_constrained_without_excess_parameters_flags_r_n_star():
 
 
 def test_interval_flags():
-    flags = interval_flags({"A": (15.0, 5e36), "B": (1000.0, 5000.0), "alpha": (-0.01, 0.4), "beta": (0.3, 0.4),
-                            "E": (0.0, 1.8), "a": (0.4, 0.6)})
+    flags = interval_flags(
+        {
+            "A": (15.0, 5e36),
+            "B": (1000.0, 5000.0),
+            "alpha": (-0.01, 0.4),
+            "beta": (0.3, 0.4),
+            "E": (0.0, 1.8),
+            "a": (0.4, 0.6),
+        }
+    )
     assert set(flags) == {"A", "alpha", "E"} and "decades" in flags["A"] and "bound 0" in flags["alpha"]
 
 

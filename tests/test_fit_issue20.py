@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from chinchilla import cli
-from tests.test_approaches import SURFACE, TIE_BUDGETS, tie_table
+from tests.test_approaches import SURFACE, tie_table
 
 
 def run_json(capsys, *argv: str) -> dict:
@@ -30,9 +30,20 @@ def write_csv(path, header, rows) -> str:
     return str(path)
 
 
-def iso_rows(budgets=(1e18, 1e19, 1e20, 1e21), ratios=1.5 ** np.arange(-4, 5)):
-    return [(c, SURFACE.n_opt(c) * r, c / (6 * SURFACE.n_opt(c) * r),
-             SURFACE.loss(SURFACE.n_opt(c) * r, c / (6 * SURFACE.n_opt(c) * r))) for c in budgets for r in ratios]
+RATIOS = 1.5 ** np.arange(-4, 5)
+
+
+def iso_rows(budgets=(1e18, 1e19, 1e20, 1e21), ratios=RATIOS):
+    return [
+        (
+            c,
+            SURFACE.n_opt(c) * r,
+            c / (6 * SURFACE.n_opt(c) * r),
+            SURFACE.loss(SURFACE.n_opt(c) * r, c / (6 * SURFACE.n_opt(c) * r)),
+        )
+        for c in budgets
+        for r in ratios
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ fault 1: ties
@@ -89,8 +100,18 @@ def test_cli_one_thin_budget_does_not_sink_the_fit(tmp_path, capsys):
 def test_report_fits_approach2_beside_a_thin_budget_and_names_it():
     from chinchilla.report import AnalysisSettings, _approach_dict, fit_approach2
 
-    rows = [{"group": "isoflop", "budget": c, "n_params": n, "non_embedding_params": n, "tokens": d,
-             "final_train_loss": loss, "flops": c} for c, n, d, loss in thin_budget_rows()]
+    rows = [
+        {
+            "group": "isoflop",
+            "budget": c,
+            "n_params": n,
+            "non_embedding_params": n,
+            "tokens": d,
+            "final_train_loss": loss,
+            "flops": c,
+        }
+        for c, n, d, loss in thin_budget_rows()
+    ]
     entry = _approach_dict(fit_approach2(rows, "total", AnalysisSettings(n_resamples=5)))
     assert entry["error"] is None and entry["a"] == pytest.approx(SURFACE.a, abs=0.003)
     assert entry["budgets_left_out"][0]["budget"] == 3e17 and entry["warnings"]
@@ -137,7 +158,7 @@ def test_identified_agrees_with_every_data_warning(column):
 
 
 def test_a_well_determined_fit_stays_identified():
-    from chinchilla.fit import reference_table, fit_table
+    from chinchilla.fit import fit_table, reference_table
 
     fit = fit_table(reference_table().drop_highest_loss(5))
     assert fit.identified and fit.identification["a_se"] < 0.02
@@ -179,7 +200,6 @@ def synthetic_sweep(tmp_path_factory):
 
 
 def test_a_sweep_directory_and_its_results_csv_give_one_answer(synthetic_sweep, capsys):
-    from chinchilla.fit.isoflop import fit_isoflop
     from chinchilla.report import AnalysisSettings, fit_approach2
     from chinchilla.sweep.results import collect_results
 
@@ -191,8 +211,19 @@ def test_a_sweep_directory_and_its_results_csv_give_one_answer(synthetic_sweep, 
     settings = AnalysisSettings(n_resamples=5)
     rows = [r for r in collect_results(synthetic_sweep) if r["status"] == "finished"]
     assert by_dir["a"] == pytest.approx(fit_approach2(rows, settings.conventions[0], settings).a, rel=1e-12)
-    other = run_json(capsys, "fit", "approach2", str(synthetic_sweep / "results.csv"), "--convention",
-                     "non_embedding", "--loss-col", "eval_loss", "--resamples", "0", "--json")
+    other = run_json(
+        capsys,
+        "fit",
+        "approach2",
+        str(synthetic_sweep / "results.csv"),
+        "--convention",
+        "non_embedding",
+        "--loss-col",
+        "eval_loss",
+        "--resamples",
+        "0",
+        "--json",
+    )
     assert other["n_convention"] == "non-embedding parameters" and other["columns"]["N"] == "non_embedding_params"
     assert cli.main(["fit", "approach2", str(synthetic_sweep / "results.csv"), "--resamples", "0"]) == 0
     assert "N = all parameters, loss = column 'final_train_loss'" in capsys.readouterr().out
@@ -230,13 +261,16 @@ def test_rescaled_units_give_the_same_fit_and_no_grid_warning(n_unit, d_unit):
 
 
 # ------------------------------------------------------------------------ fault 7: strict CSVs and strict JSON
-@pytest.mark.parametrize("text, where", [
-    ("N,N,C,loss\n1e8,1e8,1e19,2.5\n", "line 1, column 2: header name 'N' repeats column 1"),
-    ("N,D,loss\n1e8,2e9,2.5\n1e8,2e9\n", "line 3: 2 fields where the header has 3"),
-    ("N,D,loss\n1e8,2e9,2.5\n1e8,2e9,2.5,7\n", "line 3: 4 fields where the header has 3"),
-    ("N,D,loss\n1e8,2e9,2.5\n1e8,2e9,\x002.4\n", "line 3, column 3: a NUL byte"),
-    ("N,C,loss\n1e8,6e8,2.5\n1e8,3e8,2.6\n", "line 3, column 'C': D = C / 6N"),
-])
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("N,N,C,loss\n1e8,1e8,1e19,2.5\n", "line 1, column 2: header name 'N' repeats column 1"),
+        ("N,D,loss\n1e8,2e9,2.5\n1e8,2e9\n", "line 3: 2 fields where the header has 3"),
+        ("N,D,loss\n1e8,2e9,2.5\n1e8,2e9,2.5,7\n", "line 3: 4 fields where the header has 3"),
+        ("N,D,loss\n1e8,2e9,2.5\n1e8,2e9,\x002.4\n", "line 3, column 3: a NUL byte"),
+        ("N,C,loss\n1e8,6e8,2.5\n1e8,3e8,2.6\n", "line 3, column 'C': D = C / 6N"),
+    ],
+)
 def test_csv_strictness_errors_name_file_line_and_column(tmp_path, capsys, text, where):
     path = tmp_path / "bad.csv"
     path.write_bytes(text.encode())
@@ -255,8 +289,11 @@ def test_skipped_rows_and_every_printed_warning_are_in_json(tmp_path, capsys):
     printed = [line.split("warning: ", 1)[1] for line in capsys.readouterr().out.splitlines() if "warning: " in line]
     assert printed and set(printed) <= set(out["all_warnings"])
     c, n, d, loss = tie_table()
-    iso = write_csv(tmp_path / "iso.csv", ["budget", "N", "D", "loss"],
-                    [list(map(str, r)) for r in zip(c, n, d, loss)] + [["1e21", "1e9", "1e11", ""]])
+    iso = write_csv(
+        tmp_path / "iso.csv",
+        ["budget", "N", "D", "loss"],
+        [list(map(str, r)) for r in zip(c, n, d, loss)] + [["1e21", "1e9", "1e11", ""]],
+    )
     out = run_json(capsys, "fit", "approach2", iso, "--resamples", "0", "--json")
     assert out["skipped_rows"]["lines"] == [30] and any("empty loss" in w for w in out["all_warnings"])
 
@@ -378,10 +415,12 @@ def test_cli_bias_check_beside_the_approach2_result(tmp_path, capsys):
 def test_approach1_defaults_to_all_parameters_and_says_so(synthetic_sweep, capsys):
     """Like the report's headline (it counted non-embedding parameters without saying so)."""
     default = run_json(capsys, "fit", "approach1", str(synthetic_sweep), "--resamples", "3", "--json")
-    total = run_json(capsys, "fit", "approach1", str(synthetic_sweep), "--resamples", "3", "--json",
-                     "--convention", "total")
-    kaplan = run_json(capsys, "fit", "approach1", str(synthetic_sweep), "--resamples", "0", "--json",
-                      "--convention", "non_embedding")
+    total = run_json(
+        capsys, "fit", "approach1", str(synthetic_sweep), "--resamples", "3", "--json", "--convention", "total"
+    )
+    kaplan = run_json(
+        capsys, "fit", "approach1", str(synthetic_sweep), "--resamples", "0", "--json", "--convention", "non_embedding"
+    )
     assert default["a"] == total["a"] and default["a"] != kaplan["a"]
     assert default["n_convention"] == "all parameters" and kaplan["n_convention"] == "non-embedding parameters"
     assert cli.main(["fit", "approach1", str(synthetic_sweep), "--resamples", "0"]) == 0
@@ -407,15 +446,26 @@ def test_approach1_on_a_csv_of_training_curves_equals_the_sweep(synthetic_sweep,
     assert half["n_curves"] < by_csv["n_curves"] and "where N < 1e5" in half["source"]
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda rows: [("r1", 1e6, 1e9, 6e15, 3.0), ("r1", 2e6, 2e9, 2.4e16, 2.9)] + rows,
-     r"line 3, column 'N': run 'r1' has N = 2e\+06 here and 1e\+06 on line 2: one run, one N"),
-    (lambda rows: rows + [rows[-1]], r"lines \d+ and \d+: run 'b' has two rows at C = "),
-    (lambda rows: rows + [("c", 1e6, 1e9, 6e15, 3.0)], r"run 'c' has one row; Approach 1 needs each run's training"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda rows: [("r1", 1e6, 1e9, 6e15, 3.0), ("r1", 2e6, 2e9, 2.4e16, 2.9)] + rows,
+            r"line 3, column 'N': run 'r1' has N = 2e\+06 here and 1e\+06 on line 2: one run, one N",
+        ),
+        (lambda rows: rows + [rows[-1]], r"lines \d+ and \d+: run 'b' has two rows at C = "),
+        (
+            lambda rows: rows + [("c", 1e6, 1e9, 6e15, 3.0)],
+            r"run 'c' has one row; Approach 1 needs each run's training",
+        ),
+    ],
+)
 def test_approach1_csv_errors_name_the_run_and_line(tmp_path, capsys, edit, message):
-    rows = [(run, n, d, 6 * n * d, 4.0 - 0.1 * k) for run, n in (("a", 1e6), ("b", 2e6))
-            for k, d in enumerate((1e9, 2e9, 4e9))]
+    rows = [
+        (run, n, d, 6 * n * d, 4.0 - 0.1 * k)
+        for run, n in (("a", 1e6), ("b", 2e6))
+        for k, d in enumerate((1e9, 2e9, 4e9))
+    ]
     path = write_csv(tmp_path / "c.csv", ["run", "N", "tokens", "flops", "loss"], edit(rows))
     assert cli.main(["fit", "approach1", path, "--resamples", "0"]) == 2
     assert re.search(message, capsys.readouterr().err)

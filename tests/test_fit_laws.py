@@ -46,9 +46,10 @@ def test_chinchilla_law_is_e_plus_two_power_laws():
     theta = CHINCHILLA.raw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
     n, d = np.array([1e8, 7e10]), np.array([2e9, 1.4e12])
     got = predict(CHINCHILLA, theta, n=n, d=d)
-    np.testing.assert_allclose(got, 1.69 + 406.4 / n ** 0.34 + 410.7 / d ** 0.28, rtol=1e-14)
+    np.testing.assert_allclose(got, 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28, rtol=1e-14)
     assert {k: float(v) for k, v in CHINCHILLA.natural(theta).items()} == pytest.approx(
-        {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28})
+        {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+    )
 
 
 def test_data_constrained_golden_values():
@@ -66,8 +67,9 @@ def test_data_constrained_without_repetition_is_chinchilla():
 
 def test_fixed_law_fits_the_free_parameters():
     """Synthetic data-constrained runs; with the Chinchilla part fixed, R_D* and R_N* come back exactly."""
-    n, u, epochs = np.meshgrid(np.geomspace(1e7, 1e10, 8), np.geomspace(1e8, 1e10, 5), [1, 2, 4, 8, 16, 40],
-                               indexing="ij")
+    n, u, epochs = np.meshgrid(
+        np.geomspace(1e7, 1e10, 8), np.geomspace(1e8, 1e10, 5), [1, 2, 4, 8, 16, 40], indexing="ij"
+    )
     n, u = n.ravel(), u.ravel()
     d = u * epochs.ravel()
     table = ScalingTable.from_arrays(n, dc_loss(n, d, u), d=d, unique_tokens=u)
@@ -103,8 +105,9 @@ def test_huber_and_reductions():
         total = objective(theta, CHINCHILLA, features, log_loss, w)
         mean = objective(theta, CHINCHILLA, features, log_loss, w, reduction="mean")
         rows = jnp.asarray([0, 0, 2])
-        duplicated = objective(theta, CHINCHILLA, {k: v[rows] for k, v in features.items()}, log_loss[rows],
-                               jnp.ones(3))
+        duplicated = objective(
+            theta, CHINCHILLA, {k: v[rows] for k, v in features.items()}, log_loss[rows], jnp.ones(3)
+        )
     assert float(mean) == pytest.approx(float(total) / 3.0, rel=1e-14)
     assert float(total) == pytest.approx(float(duplicated), rel=1e-14)  # a weight is a multiplicity
 
@@ -140,6 +143,7 @@ def test_stopping_rules_are_scale_free(scale):
 
 def test_refine_reports_an_early_stop_and_finishes_it():
     """A start stopped early (iteration cap) is carried on by refine, which then checks itself converged."""
+
     def rosenbrock(x):
         return 1.0 + jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
 
@@ -174,9 +178,14 @@ def test_data_constrained_start_grid_finds_the_lowest_of_several_minima():
     epochs = np.array([2, 4, 8] * 2 + [30, 30], dtype=float)
     r_d_star = np.array([1.0] * 6 + [100.0] * 2)
     n, u = np.full(epochs.size, 3e8), np.full(epochs.size, 1e9)
-    loss = np.array([dc_loss(n[i], u[i] * epochs[i], u[i], theta=(*MUENNIGHOFF_THETA[:5], np.log(r_d_star[i]),
-                                                                   MUENNIGHOFF_THETA[6]))[0]
-                     for i in range(epochs.size)])
+    loss = np.array(
+        [
+            dc_loss(
+                n[i], u[i] * epochs[i], u[i], theta=(*MUENNIGHOFF_THETA[:5], np.log(r_d_star[i]), MUENNIGHOFF_THETA[6])
+            )[0]
+            for i in range(epochs.size)
+        ]
+    )
     table = ScalingTable.from_arrays(n, loss, d=u * epochs, unique_tokens=u)
     names = LAW.param_names
     law = FixedLaw.of(LAW, **{k: v for k, v in zip(names, MUENNIGHOFF_THETA) if k != "log_R_D"})

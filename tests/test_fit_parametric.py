@@ -36,9 +36,11 @@ def screened(table240):
 
 
 def test_import_does_not_load_training_stack():
-    code = ("import sys, chinchilla.fit, chinchilla.fit.bootstrap, chinchilla.fit.holdout; "
-            "bad = [m for m in ('flax', 'tensorflow_datasets', 'orbax', 'tensorflow') if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, chinchilla.fit, chinchilla.fit.bootstrap, chinchilla.fit.holdout; "
+        "bad = [m for m in ('flax', 'tensorflow_datasets', 'orbax', 'tensorflow') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -131,9 +133,19 @@ def test_core_is_jittable_and_vmappable(table240):
     config = SolverConfig()
     with jax.enable_x64(True):
         covariates = {"n": jnp.asarray(table240.n), "d": jnp.asarray(table240.d)}
-        batched = jax.jit(jax.vmap(
-            lambda w: fit_core(jnp.asarray(starts), covariates, jnp.asarray(table240.loss), w, config=config,
-                               top_k=None, strategy="map")))(jnp.asarray(weights))
+        batched = jax.jit(
+            jax.vmap(
+                lambda w: fit_core(
+                    jnp.asarray(starts),
+                    covariates,
+                    jnp.asarray(table240.loss),
+                    w,
+                    config=config,
+                    top_k=None,
+                    strategy="map",
+                )
+            )
+        )(jnp.asarray(weights))
         objectives = np.asarray(batched.objective)
     for lane, w in enumerate(weights):
         single = fit_table(table240, weights=w, starts=starts, top_k=None)
@@ -165,14 +177,17 @@ def test_flops_input_and_drop_highest_loss(table240):
     assert fit.objective == pytest.approx(direct.objective, rel=1e-12)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda n, d, l: (n, d, np.where(np.arange(l.size) == 3, np.nan, l)), r"loss\[3\]=nan"),
-    (lambda n, d, l: (np.where(np.arange(n.size) == 0, -1.0, n), d, l), r"n\[0\]=-1.0"),
-    (lambda n, d, l: (n, np.where(np.arange(d.size) == 5, 0.0, d), l), r"d\[5\]=0.0"),
-    (lambda n, d, l: (n, d[:-1], l), "differ in length"),
-    (lambda n, d, l: (n[:5], d[:5], l[:5]), "more runs than parameters"),
-    (lambda n, d, l: (n[:0], d[:0], l[:0]), "empty"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda n, d, l: (n, d, np.where(np.arange(l.size) == 3, np.nan, l)), r"loss\[3\]=nan"),
+        (lambda n, d, l: (np.where(np.arange(n.size) == 0, -1.0, n), d, l), r"n\[0\]=-1.0"),
+        (lambda n, d, l: (n, np.where(np.arange(d.size) == 5, 0.0, d), l), r"d\[5\]=0.0"),
+        (lambda n, d, l: (n, d[:-1], l), "differ in length"),
+        (lambda n, d, l: (n[:5], d[:5], l[:5]), "more runs than parameters"),
+        (lambda n, d, l: (n[:0], d[:0], l[:0]), "empty"),
+    ],
+)
 def test_bad_input_raises(table240, change, message):
     n, d, loss = change(table240.n, table240.d, table240.loss)
     with pytest.raises(ValueError, match=message):

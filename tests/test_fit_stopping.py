@@ -105,8 +105,9 @@ def test_scipy_reference_script_uses_an_independent_gradient():
     """The pinned optima come from benchmarks/scipy_reference_fits.py: its objective agrees with the package's."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("scipy_ref", DATA.parent.parent / "benchmarks" /
-                                                  "scipy_reference_fits.py")
+    spec = importlib.util.spec_from_file_location(
+        "scipy_ref", DATA.parent.parent / "benchmarks" / "scipy_reference_fits.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     table = read_case("fit_small_objective.csv", "params", "tokens")
@@ -129,9 +130,11 @@ def test_new_sizes_within_a_bucket_do_not_recompile():
     rng = np.random.default_rng(0)
     for extra in (3, 11):
         rows = rng.integers(0, len(table), extra)
-        bigger = ScalingTable.from_arrays(np.concatenate([table.n, table.n[rows]]),
-                                          np.concatenate([table.loss, table.loss[rows] * 1.001]),
-                                          d=np.concatenate([table.d, table.d[rows]]))
+        bigger = ScalingTable.from_arrays(
+            np.concatenate([table.n, table.n[rows]]),
+            np.concatenate([table.loss, table.loss[rows] * 1.001]),
+            d=np.concatenate([table.d, table.d[rows]]),
+        )
         fit_table(bigger, starts=starts, top_k=None)
     assert _fit_core_jit._cache_size() == compiled
     # Zero-weight padding is exact: the same runs with explicit zero weights on duplicates give the same fit.

@@ -33,15 +33,18 @@ def test_csv_with_tokens_or_flops(tmp_path):
     np.testing.assert_allclose(by_flops.loss, [3.1, 2.7])
 
 
-@pytest.mark.parametrize("text, kwargs, message", [
-    ("", {}, "is empty"),
-    ("params,tokens,loss\n", {}, "no runs"),
-    ("params,loss\n1e8,3.0\n", {}, r"column\(s\) \['tokens'\] not found; the columns are \['params', 'loss'\]"),
-    ("params,tokens,loss\n1e8,2e9,abc\n", {}, r"line 2, column 'loss': 'abc' is not a number"),
-    ("params,tokens,loss\n1e8,2e9,-3\n", {}, r"line 2, column 'loss': '-3' is not positive"),
-    ("params,tokens,loss\n1e8,2e9,3\n2e8,2e9,nan\n", {}, r"line 3, column 'loss': 'nan' is not a finite number"),
-    ("params,tokens,loss\n1e8,2e9,3\n", {"flops_col": "flops"}, r"column\(s\) \['flops'\] not found"),
-])
+@pytest.mark.parametrize(
+    "text, kwargs, message",
+    [
+        ("", {}, "is empty"),
+        ("params,tokens,loss\n", {}, "no runs"),
+        ("params,loss\n1e8,3.0\n", {}, r"column\(s\) \['tokens'\] not found; the columns are \['params', 'loss'\]"),
+        ("params,tokens,loss\n1e8,2e9,abc\n", {}, r"line 2, column 'loss': 'abc' is not a number"),
+        ("params,tokens,loss\n1e8,2e9,-3\n", {}, r"line 2, column 'loss': '-3' is not positive"),
+        ("params,tokens,loss\n1e8,2e9,3\n2e8,2e9,nan\n", {}, r"line 3, column 'loss': 'nan' is not a finite number"),
+        ("params,tokens,loss\n1e8,2e9,3\n", {"flops_col": "flops"}, r"column\(s\) \['flops'\] not found"),
+    ],
+)
 def test_csv_errors(tmp_path, text, kwargs, message):
     path = write(tmp_path, text)
     with pytest.raises(ValueError, match=message):
@@ -63,16 +66,19 @@ def test_array_errors():
         reference_table("kaplan")
 
 
-@pytest.mark.parametrize("header, used", [
-    ("N,D,loss", {"n": "N", "d": "D", "loss": "loss"}),
-    ("params,tokens,final_loss", {"n": "params", "d": "tokens", "loss": "final_loss"}),
-    ("Parameters,n_tokens,Eval_Loss", {"n": "Parameters", "d": "n_tokens", "loss": "Eval_Loss"}),
-    ("n_params,compute,loss", {"n": "n_params", "flops": "compute", "loss": "loss"}),
-])
+@pytest.mark.parametrize(
+    "header, used",
+    [
+        ("N,D,loss", {"n": "N", "d": "D", "loss": "loss"}),
+        ("params,tokens,final_loss", {"n": "params", "d": "tokens", "loss": "final_loss"}),
+        ("Parameters,n_tokens,Eval_Loss", {"n": "Parameters", "d": "n_tokens", "loss": "Eval_Loss"}),
+        ("n_params,compute,loss", {"n": "n_params", "flops": "compute", "loss": "loss"}),
+    ],
+)
 def test_default_column_names_are_recognised_and_reported(tmp_path, header, used):
     table = read_csv(write(tmp_path, f"{header}\n1e8,2e9,3.1\n4e8,8e9,2.7\n"))
     assert dict(table.columns) == used
-    for key, column in used.items():
+    for column in used.values():
         assert f"{column!r}" in table.source
     expected_d = [2e9, 8e9] if "d" in used else [2e9 / 6e8, 8e9 / 24e8]
     np.testing.assert_allclose(table.d, expected_d)
@@ -99,14 +105,17 @@ def test_where_filters_rows_over_derived_and_file_columns(tmp_path):
     assert len(reference_table().where("tokens_per_param <= 30")) < len(reference_table())
 
 
-@pytest.mark.parametrize("expression, message", [
-    ("tokens_per_param <=", "expected a number, a column or '\\(' at the end"),
-    ("foo < 3", "unknown column 'foo'"),
-    ("N > 1e8; import os", r"unexpected ';' at character 8"),
-    ("N", "expected a comparison"),
-    ("__import__('os') > 1", "unexpected \"'\" at character 12"),
-    ("N > 1e20", "keeps none of the 2 runs"),
-])
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ("tokens_per_param <=", "expected a number, a column or '\\(' at the end"),
+        ("foo < 3", "unknown column 'foo'"),
+        ("N > 1e8; import os", r"unexpected ';' at character 8"),
+        ("N", "expected a comparison"),
+        ("__import__('os') > 1", 'unexpected "\'" at character 12'),
+        ("N > 1e20", "keeps none of the 2 runs"),
+    ],
+)
 def test_where_errors_name_the_problem(tmp_path, expression, message):
     path = write(tmp_path, "N,D,loss\n1e8,2e9,3.1\n2e8,2e9,3.0\n")
     with pytest.raises(ValueError, match=message):

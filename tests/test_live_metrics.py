@@ -18,8 +18,15 @@ from chinchilla import cli, metrics, zoo
 from chinchilla.train import TrainConfig, train_run
 
 STEPS = 32
-CONFIG = dict(tokens=STEPS * 8 * 128, batch_size=8, steps_per_dispatch=8, log_every=1, eval_every=16,
-              checkpoint_every=16, eval_batches=2)
+CONFIG = dict(
+    tokens=STEPS * 8 * 128,
+    batch_size=8,
+    steps_per_dispatch=8,
+    log_every=1,
+    eval_every=16,
+    checkpoint_every=16,
+    eval_batches=2,
+)
 
 
 def read_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -34,8 +41,8 @@ def read_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
         data = path.read_bytes()
         offset = 0
         while offset < len(data):
-            (length,) = struct.unpack("<Q", data[offset:offset + 8])
-            record = data[offset + 12:offset + 12 + length]  # after the length and its CRC; the data's CRC follows
+            (length,) = struct.unpack("<Q", data[offset : offset + 8])
+            record = data[offset + 12 : offset + 12 + length]  # after the length and its CRC; the data's CRC follows
             offset += 12 + length + 4
             event = event_pb2.Event.FromString(record)
             if event.HasField("session_log") and event.session_log.status == event.session_log.START:
@@ -49,8 +56,9 @@ def read_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
 def assert_events_equal_rows(logdir: Path, run_dir: Path) -> None:
     rows = metrics.read_jsonl(run_dir / "metrics.jsonl")
     scalars = read_scalars(logdir)
-    assert set(scalars) == {name for name in metrics.TENSORBOARD_SCALARS if any(row.get(name) is not None
-                                                                                 for row in rows)}
+    assert set(scalars) == {
+        name for name in metrics.TENSORBOARD_SCALARS if any(row.get(name) is not None for row in rows)
+    }
     assert {"loss", "eval_loss", "lr", "grad_norm", "tokens_per_s", "mfu"} <= set(scalars)
     for name, values in scalars.items():
         expected = [(row["step"], np.float32(row[name])) for row in rows if row.get(name) is not None]
@@ -75,8 +83,9 @@ def test_the_events_hold_every_metrics_row_also_after_a_resume(tmp_path, monkeyp
     assert_events_equal_rows(cut / "tensorboard", cut)
     monkeypatch.setenv("CHINCHILLA_TENSORBOARD", "0")
     plain = tmp_path / "plain"
-    train_run(TrainConfig(model=zoo.get_model("tiny-00004k"), **{**CONFIG, "tokens": 8 * 8 * 128}), plain,
-              progress=False)
+    train_run(
+        TrainConfig(model=zoo.get_model("tiny-00004k"), **{**CONFIG, "tokens": 8 * 8 * 128}), plain, progress=False
+    )
     assert not (plain / "tensorboard").exists()  # off unless asked for
 
 
@@ -93,17 +102,24 @@ def test_where_the_events_go():
 def test_without_tensorboardx_asking_for_events_is_one_line_naming_the_pip_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tensorboardX", None)  # as if not installed: importing it raises ImportError
     monkeypatch.setenv("CHINCHILLA_TENSORBOARD", "1")
-    with pytest.raises(ValueError, match=r"CHINCHILLA_TENSORBOARD='1' writes TensorBoard event files, which needs "
-                                         r"tensorboardX: pip install 'chinchilla-scaling\[tensorboard\]'") as error:
-        train_run(TrainConfig(model=zoo.get_model("tiny-00004k"), **{**CONFIG, "tokens": 8 * 8 * 128}),
-                  tmp_path / "run", progress=False)
+    with pytest.raises(
+        ValueError,
+        match=r"CHINCHILLA_TENSORBOARD='1' writes TensorBoard event files, which needs "
+        r"tensorboardX: pip install 'chinchilla-scaling\[tensorboard\]'",
+    ) as error:
+        train_run(
+            TrainConfig(model=zoo.get_model("tiny-00004k"), **{**CONFIG, "tokens": 8 * 8 * 128}),
+            tmp_path / "run",
+            progress=False,
+        )
     assert "\n" not in str(error.value)
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused before training
     monkeypatch.delenv("CHINCHILLA_TENSORBOARD")
     assert cli.main(["sweep", "--preset", "synthetic", "--out", str(tmp_path / "sweep"), "--tensorboard"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("chinchilla sweep: error: --tensorboard writes TensorBoard event "
-                                                   "files, which needs tensorboardX: pip install")
+    assert err.count("\n") == 1 and err.startswith(
+        "chinchilla sweep: error: --tensorboard writes TensorBoard event files, which needs tensorboardX: pip install"
+    )
     assert not (tmp_path / "sweep").exists()
     assert cli.main(["sweep", "--preset", "synthetic", "--plan-only", "--tensorboard"]) == 2
     assert "--tensorboard would be ignored: --plan-only trains nothing" in capsys.readouterr().err
@@ -124,7 +140,21 @@ def test_the_sweep_flag_reaches_runs_in_worker_processes(tmp_path, monkeypatch):
     monkeypatch.delenv("CHINCHILLA_TENSORBOARD", raising=False)  # restored after the test: the flag sets it
     (tmp_path / "tb_preset.py").write_text(PRESET.format())
     out, board = tmp_path / "sweep", tmp_path / "board"
-    assert cli.main(["sweep", "--preset", str(tmp_path / "tb_preset.py"), "--out", str(out), "--jobs", "1",
-                     "--tensorboard", str(board)]) == 0
+    assert (
+        cli.main(
+            [
+                "sweep",
+                "--preset",
+                str(tmp_path / "tb_preset.py"),
+                "--out",
+                str(out),
+                "--jobs",
+                "1",
+                "--tensorboard",
+                str(board),
+            ]
+        )
+        == 0
+    )
     [run] = list((out / "runs").iterdir())
     assert_events_equal_rows(board / run.name, run)  # written by the run's worker process, one directory per run

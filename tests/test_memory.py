@@ -21,9 +21,17 @@ TARGETS = {"gpu": H100, "colab_tpu": V5E}
 
 
 def _config(name: str, batch: int, micro: int | None, remat: str, attention: str = "blocked") -> TrainConfig:
-    return TrainConfig(model=zoo.get_model(name), tokens=10**12, batch_size=batch, micro_batch_size=micro,
-                       remat=remat, attention_impl=attention, compute_dtype="bfloat16", mesh=(1, 1, 1),
-                       scan_layers=True)  # as accelerators run it (auto unrolls on CPU without remat)
+    return TrainConfig(
+        model=zoo.get_model(name),
+        tokens=10**12,
+        batch_size=batch,
+        micro_batch_size=micro,
+        remat=remat,
+        attention_impl=attention,
+        compute_dtype="bfloat16",
+        mesh=(1, 1, 1),
+        scan_layers=True,
+    )  # as accelerators run it (auto unrolls on CPU without remat)
 
 
 def _full(config: TrainConfig) -> int:
@@ -63,8 +71,15 @@ def test_the_layer_extrapolation_matches_full_compiles():
 @pytest.mark.slow
 def test_plain_attention_at_64_sequences_without_remat_needs_about_300_gib():
     """The issue's figure: gpu-0267M, 64 sequences, one pass, no remat, the T x T scores of XLA attention."""
-    plan = memory.plan(zoo.get_model("gpu-0267M"), 64, chip_bytes=H100.memory_bytes_per_device, platform="gpu",
-                       micro_batch_size=64, remat="none", attention="xla")
+    plan = memory.plan(
+        zoo.get_model("gpu-0267M"),
+        64,
+        chip_bytes=H100.memory_bytes_per_device,
+        platform="gpu",
+        micro_batch_size=64,
+        remat="none",
+        attention="xla",
+    )
     assert plan.attention == plan.compiled_attention == "xla"
     assert 250 * memory.GiB < plan.bytes_per_device < 350 * memory.GiB and not plan.fits
 
@@ -109,11 +124,11 @@ def test_every_run_of_each_accelerator_preset_fits_its_chip(preset_name):
     chip = TARGETS[preset_name]
     preset = load_preset(preset_name)
     runs = list(preset.plan().runs) + list(lr_check_plan(preset).runs)
-    plans = memory.plans_for_runs(runs, chip_bytes=chip.memory_bytes_per_device, platform=chip.platform,
-                                  chip=chip.name)
+    plans = memory.plans_for_runs(runs, chip_bytes=chip.memory_bytes_per_device, platform=chip.platform, chip=chip.name)
     assert {(p.model, p.batch_size) for p in plans} == {(r.model.name, dict(r.train)["batch_size"]) for r in runs}
     for plan in plans:
         assert plan.fits and plan.headroom >= 0.15, (
             f"preset {preset_name!r}: {plan.model} at batch {plan.batch_size} (micro {plan.micro_batch_size}, remat "
             f"{plan.remat}) needs ~{plan.bytes_per_device / memory.GiB:.1f} GiB of {chip.name}'s "
-            f"{chip.memory_bytes_per_device / memory.GiB:.0f}")
+            f"{chip.memory_bytes_per_device / memory.GiB:.0f}"
+        )

@@ -11,8 +11,17 @@ import pytest
 
 from chinchilla.cli import main
 
-FIELDS = {"model", "batch_size", "seq_len", "micro_batch_size", "remat", "attention", "bytes_per_device",
-          "chip_bytes", "fits"}
+FIELDS = {
+    "model",
+    "batch_size",
+    "seq_len",
+    "micro_batch_size",
+    "remat",
+    "attention",
+    "bytes_per_device",
+    "chip_bytes",
+    "fits",
+}
 GiB = 2**30
 
 
@@ -21,25 +30,40 @@ def _json(capsys, *argv):
     return json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h900"], "--chip h900: not a chip with a known memory "
-                                                                       "size; known: b200, gh200, h200, h100"),
-    (["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--micro-batch-size", "24"],
-     "--micro-batch-size 24: must divide --batch-size 64"),
-    (["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--remat", "offload"], "--remat offload:"),
-    (["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--remat", "some"], "--remat some: not one of"),
-    (["--model", "gpu-0014M", "--batch-size", "64", "--chip", "v5e", "--attention", "cudnn"], "--attention cudnn:"),
-    (["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--attention", "splash"], "--attention splash:"),
-    (["--model", "gpu-9999M", "--batch-size", "64", "--chip", "h100"], "--model gpu-9999M: unknown model"),
-    (["--model", "gpu-0014M", "--batch-size", "0", "--chip", "h100"], "--batch-size 0: must be at least 1"),
-    (["--model", "gpu-0014M", "--batch-size", "64", "--chip-bytes", "lots"], "--chip-bytes lots: not a positive"),
-    (["--model", "gpu-0014M", "--batch-size", "64"], "give one of --chip or --chip-bytes"),
-    (["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--chip-bytes", "80GiB"], "give one of"),
-    (["--preset", "gpu", "--model", "gpu-0014M", "--chip", "h100"], "--preset gpu plans the preset's own runs; "
-                                                                    "--model would be ignored"),
-    (["--preset", "nope", "--chip", "h100"], "--preset nope: unknown preset"),
-    (["--model", "gpu-0014M", "--chip", "h100"], "give --model and --batch-size (or --preset)"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h900"],
+            "--chip h900: not a chip with a known memory size; known: b200, gh200, h200, h100",
+        ),
+        (
+            ["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--micro-batch-size", "24"],
+            "--micro-batch-size 24: must divide --batch-size 64",
+        ),
+        (["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--remat", "offload"], "--remat offload:"),
+        (
+            ["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--remat", "some"],
+            "--remat some: not one of",
+        ),
+        (["--model", "gpu-0014M", "--batch-size", "64", "--chip", "v5e", "--attention", "cudnn"], "--attention cudnn:"),
+        (
+            ["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--attention", "splash"],
+            "--attention splash:",
+        ),
+        (["--model", "gpu-9999M", "--batch-size", "64", "--chip", "h100"], "--model gpu-9999M: unknown model"),
+        (["--model", "gpu-0014M", "--batch-size", "0", "--chip", "h100"], "--batch-size 0: must be at least 1"),
+        (["--model", "gpu-0014M", "--batch-size", "64", "--chip-bytes", "lots"], "--chip-bytes lots: not a positive"),
+        (["--model", "gpu-0014M", "--batch-size", "64"], "give one of --chip or --chip-bytes"),
+        (["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--chip-bytes", "80GiB"], "give one of"),
+        (
+            ["--preset", "gpu", "--model", "gpu-0014M", "--chip", "h100"],
+            "--preset gpu plans the preset's own runs; --model would be ignored",
+        ),
+        (["--preset", "nope", "--chip", "h100"], "--preset nope: unknown preset"),
+        (["--model", "gpu-0014M", "--chip", "h100"], "give --model and --batch-size (or --preset)"),
+    ],
+)
 def test_a_bad_flag_is_one_line_naming_it(capsys, argv, message):
     assert main(["memory", *argv]) == 2
     err = capsys.readouterr().err
@@ -58,11 +82,27 @@ def test_chip_bytes_are_read_with_units():
 @pytest.mark.slow
 def test_a_plan_that_does_not_fit_says_so_and_what_it_needs(capsys):
     """gpu-0267M at 64 sequences in one pass without remat: the step the old presets could not run."""
-    row = _json(capsys, "--model", "gpu-0267M", "--batch-size", "64", "--micro-batch-size", "64", "--remat", "none",
-                "--chip", "h100")
+    row = _json(
+        capsys,
+        "--model",
+        "gpu-0267M",
+        "--batch-size",
+        "64",
+        "--micro-batch-size",
+        "64",
+        "--remat",
+        "none",
+        "--chip",
+        "h100",
+    )
     assert FIELDS <= set(row)
     assert (row["model"], row["batch_size"], row["seq_len"], row["micro_batch_size"], row["remat"]) == (
-        "gpu-0267M", 64, 1024, 64, "none")
+        "gpu-0267M",
+        64,
+        1024,
+        64,
+        "none",
+    )
     assert row["attention"] == "cudnn" and row["chip_bytes"] == 80 * GiB
     assert row["fits"] is False
     # XLA's peak with the flash-attention stand-in: ~150 GiB (measured 152.4); with the T x T scores of plain XLA
@@ -85,5 +125,6 @@ def test_every_run_of_an_accelerator_preset_fits_its_chip_at_paper_like_batches(
         assert row["chip_bytes"] == chip_gib * GiB
         assert row["fits"] and row["bytes_per_device"] <= 0.85 * row["chip_bytes"], (
             f"{row['model']} at batch {row['batch_size']} (micro {row['micro_batch_size']}, remat {row['remat']}) "
-            f"needs {row['bytes_per_device'] / GiB:.1f} GiB of {chip_gib}")
+            f"needs {row['bytes_per_device'] / GiB:.1f} GiB of {chip_gib}"
+        )
         assert row["attention"] == ("splash" if chip.startswith("v") else "cudnn")

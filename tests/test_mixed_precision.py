@@ -15,11 +15,21 @@ STEPS, DISPATCH = 32, 16
 
 
 def _train(compute_dtype: str):
-    config = TrainConfig(model=zoo.get_model("tiny-00004k"), tokens=STEPS * 8 * 128, compute_dtype=compute_dtype,
-                         steps_per_dispatch=DISPATCH)
+    config = TrainConfig(
+        model=zoo.get_model("tiny-00004k"),
+        tokens=STEPS * 8 * 128,
+        compute_dtype=compute_dtype,
+        steps_per_dispatch=DISPATCH,
+    )
     trainer = Trainer(config)
-    batches = data.batches("embedded", split="train", tokenizer="byte", seq_len=config.model.seq_len,
-                           batch_size=trainer.local_batch_size, seed=0)
+    batches = data.batches(
+        "embedded",
+        split="train",
+        tokenizer="byte",
+        seq_len=config.model.seq_len,
+        batch_size=trainer.local_batch_size,
+        seed=0,
+    )
     state, losses = trainer.init_state(), []
     for _ in range(STEPS // DISPATCH):
         state, out = trainer.train(state, np.stack([next(batches) for _ in range(DISPATCH)]))

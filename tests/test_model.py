@@ -17,12 +17,16 @@ from chinchilla.train import TrainConfig
 SMALL = ModelConfig(n_layers=2, d_model=32, ffw_size=96, n_heads=4, kv_size=12, vocab_size=64, seq_len=16)
 
 
-@pytest.mark.parametrize("config", [
-    SMALL,
-    SMALL.replace(tie_embeddings=True),
-    SMALL.replace(n_layers=3, n_heads=3, kv_size=6),  # attention width 18 != d_model 32
-    zoo.get_model("tiny-00025k"),
-], ids=["untied", "tied", "narrow-attention", "tiny-00025k"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        SMALL,
+        SMALL.replace(tie_embeddings=True),
+        SMALL.replace(n_layers=3, n_heads=3, kv_size=6),  # attention width 18 != d_model 32
+        zoo.get_model("tiny-00025k"),
+    ],
+    ids=["untied", "tied", "narrow-attention", "tiny-00025k"],
+)
 def test_parameter_count_matches_the_accounting(config):
     decoder = nnx.eval_shape(lambda: model.Decoder(config, rngs=nnx.Rngs(0)))
     assert model.count_params(decoder) == flops.param_count(config).total
@@ -52,12 +56,12 @@ def test_the_loss_at_position_t_has_zero_gradient_wrt_later_inputs():
 
     def loss_at_t(x):
         logits = decoder.decode(x)
-        return model.cross_entropy(logits[:, t:t + 1], targets[:, t:t + 1])
+        return model.cross_entropy(logits[:, t : t + 1], targets[:, t : t + 1])
 
     grad_btd = np.asarray(jax.jit(jax.grad(loss_at_t))(x_btd))
     per_position = np.abs(grad_btd).sum(axis=(0, 2))
-    assert np.all(per_position[t + 1:] == 0.0)  # exactly zero: the future cannot leak in
-    assert np.all(per_position[:t + 1] > 0.0)  # and every earlier position does matter
+    assert np.all(per_position[t + 1 :] == 0.0)  # exactly zero: the future cannot leak in
+    assert np.all(per_position[: t + 1] > 0.0)  # and every earlier position does matter
 
 
 def test_changing_later_tokens_leaves_earlier_logits_bit_identical():
@@ -110,8 +114,9 @@ def test_invalid_model_choices_are_rejected_with_the_field_named():
 def _xla_step_flops(config: ModelConfig, batch_size: int) -> float:
     """XLA's count for the real compiled train program (one step per dispatch: XLA counts a loop body once)."""
     # layers unrolled: XLA's cost analysis counts a scan body once
-    trainer = Trainer(TrainConfig(model=config, tokens=1, batch_size=batch_size, steps_per_dispatch=1,
-                                  scan_layers=False))
+    trainer = Trainer(
+        TrainConfig(model=config, tokens=1, batch_size=batch_size, steps_per_dispatch=1, scan_layers=False)
+    )
     batches = jax.ShapeDtypeStruct((1, batch_size, config.seq_len + 1), jnp.int32, sharding=trainer.batch_sharding)
     hp = {name: jax.ShapeDtypeStruct((), jnp.float32) for name in trainer.hp}
     lowered = trainer._train.lower(trainer.abstract_state, batches, jax.ShapeDtypeStruct((), jnp.int32), hp)
@@ -176,7 +181,7 @@ def test_remat_policies_and_unrolled_layers_leave_the_loss_and_gradients_unchang
     ref = jax.jit(jax.value_and_grad(lambda p: model.loss_fn(nnx.merge(graphdef, p), tokens)))(params)
     for scan in (True, False):
         other, _ = nnx.split(model.Decoder(SMALL, rngs=nnx.Rngs(0), remat=remat, scan_layers=scan), nnx.Param)
-        got = jax.jit(jax.value_and_grad(lambda p: model.loss_fn(nnx.merge(other, p), tokens)))(params)
+        got = jax.jit(jax.value_and_grad(lambda p, g=other: model.loss_fn(nnx.merge(g, p), tokens)))(params)
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-6)
     with pytest.raises(ValueError, match="remat='some' is not one of"):

@@ -27,6 +27,7 @@ SLURM = {"SLURM_JOB_ID": "77", "SLURM_STEP_NODELIST": "node[001-004]", "SLURM_PR
 
 # -- what the environment asks for ------------------------------------------------------------------------------
 
+
 def test_no_variables_means_one_process():
     assert sharding.distributed_settings({}) is None
     assert sharding.distributed_settings({"PATH": "/bin", "SLURM_JOB_ID": "5"}) is None  # an allocation, one task
@@ -34,18 +35,24 @@ def test_no_variables_means_one_process():
 
 def test_the_three_variables_become_initialize_arguments():
     env = {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:8476", "JAX_NUM_PROCESSES": "4", "JAX_PROCESS_ID": "3"}
-    assert sharding.distributed_settings(env) == {"coordinator_address": "10.0.0.1:8476", "num_processes": 4,
-                                                  "process_id": 3}
+    assert sharding.distributed_settings(env) == {
+        "coordinator_address": "10.0.0.1:8476",
+        "num_processes": 4,
+        "process_id": 3,
+    }
     assert sharding.distributed_settings({**env, "JAX_NUM_PROCESSES": "1", "JAX_PROCESS_ID": "0"}) is None
     assert sharding.distributed_settings({"JAX_NUM_PROCESSES": "1"}) is None
     assert sharding.distributed_settings({**env, "CHINCHILLA_DISTRIBUTED": "off"}) is None
 
 
-@pytest.mark.parametrize("given, missing", [
-    ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:8476"}, "JAX_NUM_PROCESSES, JAX_PROCESS_ID not"),
-    ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:8476", "JAX_NUM_PROCESSES": "2"}, "JAX_PROCESS_ID not"),
-    ({"JAX_PROCESS_ID": "1", "JAX_NUM_PROCESSES": "2"}, "JAX_COORDINATOR_ADDRESS not"),
-])
+@pytest.mark.parametrize(
+    "given, missing",
+    [
+        ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:8476"}, "JAX_NUM_PROCESSES, JAX_PROCESS_ID not"),
+        ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:8476", "JAX_NUM_PROCESSES": "2"}, "JAX_PROCESS_ID not"),
+        ({"JAX_PROCESS_ID": "1", "JAX_NUM_PROCESSES": "2"}, "JAX_COORDINATOR_ADDRESS not"),
+    ],
+)
 def test_a_half_specified_setup_is_one_line_naming_what_is_missing(given, missing):
     with pytest.raises(ValueError, match="half-specified multi-process setup") as error:
         sharding.distributed_settings(given)
@@ -54,15 +61,18 @@ def test_a_half_specified_setup_is_one_line_naming_what_is_missing(given, missin
         assert f"{key}={value}" in str(error.value)
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"}, "must be host:port"),
-    ({"JAX_COORDINATOR_ADDRESS": "h:99999", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"}, "must be host:port"),
-    ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"}, "not an integer"),
-    ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"}, r"must be in \[0, "),
-    ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "0", "JAX_PROCESS_ID": "0"}, "at least 1"),
-    ({"CHINCHILLA_DISTRIBUTED": "yes"}, "'auto', 'off' or unset"),
-    ({**SLURM, "SLURM_NTASKS": "many"}, "SLURM_NTASKS='many' is not an integer"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"}, "must be host:port"),
+        ({"JAX_COORDINATOR_ADDRESS": "h:99999", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"}, "must be host:port"),
+        ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"}, "not an integer"),
+        ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"}, r"must be in \[0, "),
+        ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "0", "JAX_PROCESS_ID": "0"}, "at least 1"),
+        ({"CHINCHILLA_DISTRIBUTED": "yes"}, "'auto', 'off' or unset"),
+        ({**SLURM, "SLURM_NTASKS": "many"}, "SLURM_NTASKS='many' is not an integer"),
+    ],
+)
 def test_malformed_values_are_named(env, message):
     with pytest.raises(ValueError, match=message):
         sharding.distributed_settings(env)
@@ -73,7 +83,8 @@ def test_launchers_jax_detects_itself_initialise_with_what_is_set():
     assert sharding.distributed_settings({**SLURM, "SLURM_NTASKS": "1"}) is None  # one task: no coordinator
     # with a launcher, one variable may override what JAX would detect (no half-specified error)
     assert sharding.distributed_settings({**SLURM, "SLURM_NTASKS": "4", "JAX_COORDINATOR_ADDRESS": "n1:9000"}) == {
-        "coordinator_address": "n1:9000"}
+        "coordinator_address": "n1:9000"
+    }
     mpi = {"OMPI_MCA_orte_hnp_uri": "123.0;tcp://10.0.0.1:5000", "OMPI_COMM_WORLD_SIZE": "2"}
     assert sharding.distributed_settings(mpi) == {}
     assert sharding.distributed_settings({**mpi, "OMPI_COMM_WORLD_SIZE": "1"}) is None
@@ -90,8 +101,14 @@ def test_maybe_initialize_passes_the_settings_to_jax_once(monkeypatch):
     monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
     env = {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:8476", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}
     assert sharding.maybe_initialize_distributed(env) is True
-    assert calls == [{"coordinator_address": "127.0.0.1:8476", "num_processes": 2, "process_id": 1,
-                      "initialization_timeout": 300 + sharding.TIMEOUT_GRACE_S}]
+    assert calls == [
+        {
+            "coordinator_address": "127.0.0.1:8476",
+            "num_processes": 2,
+            "process_id": 1,
+            "initialization_timeout": 300 + sharding.TIMEOUT_GRACE_S,
+        }
+    ]
     assert sharding.maybe_initialize_distributed({}) is False and len(calls) == 1
     monkeypatch.setattr(jax.distributed, "is_initialized", lambda: True)
     assert sharding.maybe_initialize_distributed(env) is False and len(calls) == 1
@@ -108,26 +125,59 @@ def test_the_train_command_refuses_a_half_specified_setup_in_one_line(tmp_path, 
     assert not (tmp_path / "run").exists()  # refused before anything was created
 
 
-@pytest.mark.parametrize("process_id, awaited, error", [
-    ("0", "waiting for the 1 other process to join at 127.0.0.1:{port}",
-     "the 1 other process did not join at 127.0.0.1:{port}; start all 2 processes with the same"),
-    ("1", "waiting for the coordinator (process 0) at 127.0.0.1:{port}",
-     "the coordinator (process 0) at 127.0.0.1:{port} did not answer; start process 0 there"),
-])
+@pytest.mark.parametrize(
+    "process_id, awaited, error",
+    [
+        (
+            "0",
+            "waiting for the 1 other process to join at 127.0.0.1:{port}",
+            "the 1 other process did not join at 127.0.0.1:{port}; start all 2 processes with the same",
+        ),
+        (
+            "1",
+            "waiting for the coordinator (process 0) at 127.0.0.1:{port}",
+            "the coordinator (process 0) at 127.0.0.1:{port} did not answer; start process 0 there",
+        ),
+    ],
+)
 def test_a_missing_peer_or_coordinator_is_one_line_after_the_stated_wait(tmp_path, process_id, awaited, error):
     """Before: `train` printed nothing for 5 minutes (JAX's default), then aborted with a native stack trace and
     "another task died". Now it says what it waits for, and ends with one line after CHINCHILLA_DISTRIBUTED_TIMEOUT."""
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if key not in TRIO}
-    env.update(JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
-               JAX_PROCESS_ID=process_id, CHINCHILLA_DISTRIBUTED_TIMEOUT="3")
-    done = subprocess.run([sys.executable, "-m", "chinchilla.cli", "train", "--model", "tiny-00004k", "--tokens", "2e4",
-                           "--out", str(tmp_path / "run"), "--quiet"], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    env.update(
+        JAX_PLATFORMS="cpu",
+        JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+        JAX_NUM_PROCESSES="2",
+        JAX_PROCESS_ID=process_id,
+        CHINCHILLA_DISTRIBUTED_TIMEOUT="3",
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chinchilla.cli",
+            "train",
+            "--model",
+            "tiny-00004k",
+            "--tokens",
+            "2e4",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
-    assert lines[0] == (f"process {process_id} of 2: joining the JAX distributed service at 127.0.0.1:{port} "
-                        "(waiting up to 3 s: CHINCHILLA_DISTRIBUTED_TIMEOUT)"), done.stderr
+    assert lines[0] == (
+        f"process {process_id} of 2: joining the JAX distributed service at 127.0.0.1:{port} "
+        "(waiting up to 3 s: CHINCHILLA_DISTRIBUTED_TIMEOUT)"
+    ), done.stderr
     assert f"process {process_id} of 2: {awaited.format(port=port)} (1 s of 3)" in lines, done.stderr
     assert lines[-1].startswith(f"chinchilla: error: process {process_id} of 2: {error.format(port=port)}")
     assert lines[-1].endswith("(waited 3 s, CHINCHILLA_DISTRIBUTED_TIMEOUT)")
@@ -180,8 +230,9 @@ def test_last_starts_names_the_rows_each_process_read():
 # -- two real processes -----------------------------------------------------------------------------------------
 
 STEPS, HALF = 48, 24  # a run of STEPS steps, checkpointed at HALF and at the end
-CONFIG = dict(tokens=STEPS * 8 * 128, batch_size=8, steps_per_dispatch=8, checkpoint_every=HALF, log_every=1,
-              eval_batches=2)
+CONFIG = dict(
+    tokens=STEPS * 8 * 128, batch_size=8, steps_per_dispatch=8, checkpoint_every=HALF, log_every=1, eval_batches=2
+)
 LOSS_TOLERANCE = 1e-4  # absolute, on losses ~4 nats: float32 sums reduced in another order (gloo across processes)
 # measured: at most 9.5e-7 over 48 steps; a process reading another process's rows changes step 1's loss by ~1e-2.
 
@@ -244,27 +295,36 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _launch(out, processes: int, records, config: dict = CONFIG,
-            order: list[int] | None = None) -> list[tuple[subprocess.Popen, str]]:
+def _launch(
+    out, processes: int, records, config: dict = CONFIG, order: list[int] | None = None
+) -> list[tuple[subprocess.Popen, str]]:
     """Start one run in ``processes`` processes (8 CPU devices in all); each writes its record to records/<i>.json.
     ``order``: the global device order of the run's mesh (default: jax.devices())."""
     port = _free_port()
     launched = []
     for index in range(processes):
         env = {key: value for key, value in os.environ.items() if key not in TRIO}
-        env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={8 // processes}",
-                   DEVICE_ORDER=",".join(map(str, order or [])))
+        env.update(
+            JAX_PLATFORMS="cpu",
+            XLA_FLAGS=f"--xla_force_host_platform_device_count={8 // processes}",
+            DEVICE_ORDER=",".join(map(str, order or [])),
+        )
         if processes > 1:
-            env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(processes),
-                       JAX_PROCESS_ID=str(index), JAX_ENABLE_COMPILATION_CACHE="false")
+            env.update(
+                JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                JAX_NUM_PROCESSES=str(processes),
+                JAX_PROCESS_ID=str(index),
+                JAX_ENABLE_COMPILATION_CACHE="false",
+            )
             # Only process 0 writes JAX's persistent cache and on CPU the others miss it, so with a warm cache
             # process 0 would reach the first cross-process collective a whole compile ahead of process 1; gloo
             # waits 30 s for its peers there. Compiling cold in both keeps them in step on a loaded machine.
         record = records / f"{out.name}-{index}"
         command = [sys.executable, "-c", WORKER, str(out), f"{record}.json", json.dumps(config)]
         with open(f"{record}.log", "w") as log:  # a file, not a pipe: nothing blocks on a full pipe
-            launched.append((subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
-                             str(record)))
+            launched.append(
+                (subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), str(record))
+            )
     return launched
 
 
@@ -370,8 +430,13 @@ def test_two_processes_train_like_one_and_checkpoints_resume_across_process_coun
     assert {name for _, name in pair[0]["writes"]} == {"config.json", "metrics.jsonl", "summary.json"}
     assert pair[1]["writes"] == []
     assert all(record["saw_summary"] for record in pair)
-    assert sorted(p.name for p in two.iterdir()) == ["checkpoints", "config.json", "metrics.jsonl", "run.lock",
-                                                     "summary.json"]  # run.lock: process 0's (runlock.py)
+    assert sorted(p.name for p in two.iterdir()) == [
+        "checkpoints",
+        "config.json",
+        "metrics.jsonl",
+        "run.lock",
+        "summary.json",
+    ]  # run.lock: process 0's (runlock.py)
     assert sorted(p.name for p in (two / "checkpoints").iterdir()) == [str(HALF), str(STEPS)]
 
     # a checkpoint written by two processes resumes in one, and one written by one process resumes in two

@@ -31,8 +31,11 @@ def printed(outputs: list[dict]) -> str:
 
 
 def test_there_are_three_notebooks():
-    assert [p.name for p in NOTEBOOKS] == ["01_reproduce_on_tpu.ipynb", "02_fit_a_scaling_law.ipynb",
-                                           "03_plan_compute_optimal_models.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_reproduce_on_tpu.ipynb",
+        "02_fit_a_scaling_law.ipynb",
+        "03_plan_compute_optimal_models.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

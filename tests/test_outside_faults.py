@@ -38,9 +38,15 @@ def start_sweep(tmp_path: Path, **popen) -> tuple[subprocess.Popen, Path]:
     preset.write_text(SLOW_PRESET)
     out = tmp_path / "sweep"
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONWARNINGS": "default"}
-    process = subprocess.Popen([sys.executable, "-m", "chinchilla.cli", "sweep", "--preset", str(preset), "--out",
-                                str(out), "--jobs", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, **popen)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chinchilla.cli", "sweep", "--preset", str(preset), "--out", str(out), "--jobs", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
     deadline = time.time() + 240
     while not list(out.glob("runs/*/metrics.jsonl")):  # a worker is training
         assert process.poll() is None, process.communicate()
@@ -59,9 +65,25 @@ def pool_workers(pid: int) -> list[int]:
 
 
 def rerun_finishes(tmp_path: Path, out: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "chinchilla.cli", "sweep", "--preset", str(tmp_path / "slow.py"),
-                           "--out", str(out), "--jobs", "2"], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chinchilla.cli",
+            "sweep",
+            "--preset",
+            str(tmp_path / "slow.py"),
+            "--out",
+            str(out),
+            "--jobs",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert "error" not in done.stderr
 
@@ -102,9 +124,25 @@ CUDA_INSTALLED = any(importlib.util.find_spec(name) for name in ("jax_cuda12_plu
 @pytest.mark.skipif(CUDA_INSTALLED, reason="a CUDA plugin is installed here")
 @pytest.mark.parametrize("platform", ["gpu", "cuda"])
 def test_a_missing_gpu_backend_says_how_to_install_one(tmp_path, platform):
-    done = subprocess.run([sys.executable, "-m", "chinchilla.cli", "train", "--model", "tiny-00004k", "--tokens",
-                           "1e5", "--out", str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "JAX_PLATFORMS": platform}, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chinchilla.cli",
+            "train",
+            "--model",
+            "tiny-00004k",
+            "--tokens",
+            "1e5",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": platform},
+        timeout=300,
+    )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f"chinchilla train: error: JAX_PLATFORMS='{platform}' asks for a GPU backend")
@@ -114,12 +152,17 @@ def test_a_missing_gpu_backend_says_how_to_install_one(tmp_path, platform):
 
 def test_a_backend_that_is_installed_but_does_not_start_is_said_with_its_reason(monkeypatch):
     monkeypatch.setenv("JAX_PLATFORMS", "cuda")
-    error = RuntimeError("Unable to initialize backend 'cuda': FAILED_PRECONDITION: No visible GPU devices. (set "
-                         "JAX_PLATFORMS='' to automatically choose an available backend)")
+    error = RuntimeError(
+        "Unable to initialize backend 'cuda': FAILED_PRECONDITION: No visible GPU devices. (set "
+        "JAX_PLATFORMS='' to automatically choose an available backend)"
+    )
     message, status = describe_error(error)
     assert status == 2 and "installed but did not start" in message and "No visible GPU devices" in message
     monkeypatch.setenv("JAX_PLATFORMS", "tpu")
-    message, status = describe_error(RuntimeError("Unable to initialize backend 'tpu': INTERNAL: Failed to open "
-                                                  "libtpu.so: cannot open shared object file"))
+    message, status = describe_error(
+        RuntimeError(
+            "Unable to initialize backend 'tpu': INTERNAL: Failed to open libtpu.so: cannot open shared object file"
+        )
+    )
     assert status == 2 and 'pip install -U "jax[tpu]"' in message and "libtpu is not installed" in message
     assert describe_error(RuntimeError("something else"))[0].startswith("internal error")

@@ -63,7 +63,10 @@ def test_an_interrupted_copy_is_redone(bucket):
 
 
 def test_a_missing_bucket_directory_is_a_one_line_error_naming_it(bucket):
-    with pytest.raises(ValueError, match=r"gs://bucket/tfds/lm1b.*tfds build lm1b --data_dir /tmp/tfds.*copy /tmp/tfds/lm1b to gs://bucket/tfds/"):
+    with pytest.raises(
+        ValueError,
+        match=r"gs://bucket/tfds/lm1b.*tfds build lm1b --data_dir /tmp/tfds.*copy /tmp/tfds/lm1b to gs://bucket/tfds/",
+    ):
         remote.local_data_dir("lm1b", BUCKET)
 
 

@@ -10,8 +10,15 @@ import pytest
 
 from chinchilla import cli, zoo
 from chinchilla.report import AnalysisSettings
-from chinchilla.reproduce import (Preset, compare_table, load_preset, lr_check_plan, preset_names, reproduce,
-                                  with_dataset)
+from chinchilla.reproduce import (
+    Preset,
+    compare_table,
+    load_preset,
+    lr_check_plan,
+    preset_names,
+    reproduce,
+    with_dataset,
+)
 from chinchilla.sweep import collect_results as read_results
 
 SUMMARY_KEYS = {"a", "b", "a_interval", "b_interval", "conventions", "projections"}
@@ -57,8 +64,12 @@ def test_lr_check_plan_brackets_the_rule():
     for name in preset.lr_check_models:
         model = zoo.get_model(name)
         rates = sorted(r.train["lr"] for r in plan.runs if r.model == model)
-        rule = preset.hparams(model, plan.runs[0].tokens if plan.runs[0].model == model else
-                              next(r.tokens for r in plan.runs if r.model == model))["lr"]
+        rule = preset.hparams(
+            model,
+            plan.runs[0].tokens
+            if plan.runs[0].model == model
+            else next(r.tokens for r in plan.runs if r.model == model),
+        )["lr"]
         assert rates[0] < rule < rates[-1] and rule in rates
         variants = [r.train for r in plan.runs if r.model == model and r.train["lr"] == rule]
         for key, value in (("warmup_fraction", 0.02), ("warmup_fraction", 0.1), ("adam_b2", 0.99)):
@@ -80,8 +91,7 @@ def test_reproduce_synthetic_preset_end_to_end(tmp_path, capsys):
     assert cli.main(["reproduce", "--preset", "synthetic", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "IsoFLOP profiles" in printed and "report:" in printed
-    for name in ("report.md", "summary.json", "results.csv", "plan.json", "figure2.png", "figure3.png",
-                 "figure4.png"):
+    for name in ("report.md", "summary.json", "results.csv", "plan.json", "figure2.png", "figure3.png", "figure4.png"):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
     check_summary(summary)
@@ -138,10 +148,17 @@ def test_tiny_real_sweep_end_to_end(tmp_path):
         return {**tiny.hparams(model, tokens), "eval_batches": 4}
 
     preset = Preset(
-        name="tiny_test", description="the smallest real sweep", ladder=zoo.ladder("tiny")[:6],
-        budgets=(1.5e10, 3e10, 6e10), hparams=hparams, center=(3e10, 5e3, 0.7), sizes_per_budget=3, spacing=1.6,
+        name="tiny_test",
+        description="the smallest real sweep",
+        ladder=zoo.ladder("tiny")[:6],
+        budgets=(1.5e10, 3e10, 6e10),
+        hparams=hparams,
+        center=(3e10, 5e3, 0.7),
+        sizes_per_budget=3,
+        spacing=1.6,
         min_steps=40,
-        analysis=AnalysisSettings(loss="eval_loss", window=20, n_resamples=10, approach3_resamples=5))
+        analysis=AnalysisSettings(loss="eval_loss", window=20, n_resamples=10, approach3_resamples=5),
+    )
     summary = reproduce(preset, tmp_path, log=None)
     assert summary["runs"] == {"finished": 9, "failed": 0, "pending": 0, "missing": 0}
     for approach in ("approach1", "approach2", "approach3"):
@@ -164,8 +181,9 @@ def test_report_headline_is_the_all_parameter_convention(tmp_path):
     from chinchilla.reproduce import format_table
 
     preset = load_preset("synthetic")
-    preset = dataclasses.replace(preset, analysis=dataclasses.replace(preset.analysis, n_resamples=3,
-                                                                      approach3_resamples=0))
+    preset = dataclasses.replace(
+        preset, analysis=dataclasses.replace(preset.analysis, n_resamples=3, approach3_resamples=0)
+    )
     summary = reproduce(preset, tmp_path, log=None)
     assert summary["convention"] == "total"
     for approach in ("approach1", "approach2", "approach3"):
@@ -174,7 +192,7 @@ def test_report_headline_is_the_all_parameter_convention(tmp_path):
     table = format_table(summary).splitlines()
     assert table[0].index("a (N = all params)") < table[0].index("a (N = non-embedding)")
     report = (tmp_path / "report.md").read_text()
-    table2 = report[report.index("## Table 2"):]
+    table2 = report[report.index("## Table 2") :]
     header = next(line for line in table2.splitlines() if line.startswith("| approach |"))
     assert header.index("a (N = all parameters)") < header.index("a (N = non-embedding parameters)")
     assert "the paper's convention" in table2.splitlines()[2]

@@ -7,10 +7,10 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
-import shutil
 import sys
 from pathlib import Path
 
@@ -32,6 +32,7 @@ def small_plan():
 
 
 # ---- 1: a resume keeps every logged row it can read, and quarantines the rest ----
+
 
 def test_a_damaged_metrics_line_costs_no_other_row_on_resume(tmp_path, monkeypatch, capsys):
     config = TrainConfig(model=TINY, tokens=64 * 8 * 128, steps_per_dispatch=8, checkpoint_every=32, log_every=1)
@@ -77,8 +78,12 @@ with runlock.hold(sys.argv[1]):
 
 def test_a_second_process_is_refused_naming_the_holder_and_a_killed_holder_frees_the_run(tmp_path, capsys):
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(runlock.RunLockedError, match=f"pid {holder.pid} on host {socket.gethostname()}"):
@@ -97,7 +102,8 @@ def test_a_second_process_is_refused_naming_the_holder_and_a_killed_holder_frees
 
 
 def test_without_kernel_locks_a_stale_lock_of_this_host_is_taken_over_and_another_hosts_needs_break_lock(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     def no_locks(handle, operation):  # a FUSE mount (Drive) or a file system without flock
         raise OSError(errno.ENOLCK, "No locks available")
 
@@ -105,8 +111,9 @@ def test_without_kernel_locks_a_stale_lock_of_this_host_is_taken_over_and_anothe
     out = tmp_path / "run"
     out.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (out / runlock.LOCK_FILE).write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout),
-                                                     "since": "2026-01-01T00:00:00Z"}))
+    (out / runlock.LOCK_FILE).write_text(
+        json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout), "since": "2026-01-01T00:00:00Z"})
+    )
     with runlock.hold(out):  # its pid is gone on this host: stale
         with pytest.raises(runlock.RunLockedError, match=f"pid {os.getpid()}"):  # and now it is held
             with runlock.hold(out):
@@ -167,6 +174,7 @@ def test_a_sweep_worker_skips_a_run_another_process_holds_and_goes_on(tmp_path):
 
 # ---- 5: damaged run files in a sweep: that run failed with the reason, the sweep and the report go on ----
 
+
 def test_damaged_run_files_mark_that_run_failed_with_the_file_and_the_sweep_goes_on(tmp_path, capsys):
     plan = small_plan()
     run_sweep(plan, tmp_path, train_fn=SyntheticTrainer(), log=None)
@@ -183,8 +191,12 @@ def test_damaged_run_files_mark_that_run_failed_with_the_file_and_the_sweep_goes
     outcome = run_sweep(plan, tmp_path, train_fn=SyntheticTrainer(), log=None)
     assert outcome.failed == () and len(outcome.skipped) >= 5
     rows = {r["run_id"]: r for r in read_results_table(tmp_path / "results.csv")}
-    expected = {0: "summary.json holds a JSON list", 1: "summary.json: status=None",
-                2: "summary.json: tokens='many' is not a finite number", 3: "summary.json is damaged"}
+    expected = {
+        0: "summary.json holds a JSON list",
+        1: "summary.json: status=None",
+        2: "summary.json: tokens='many' is not a finite number",
+        3: "summary.json is damaged",
+    }
     for index, reason in expected.items():
         row = rows[plan.runs[index].run_id]
         assert row["status"] == "failed" and reason in row["error"], row
@@ -197,6 +209,7 @@ def test_damaged_run_files_mark_that_run_failed_with_the_file_and_the_sweep_goes
 
 
 # ---- 9: failure reasons reach results.csv and the report; deleted runs count as missing ----
+
 
 class NanTrainer(SyntheticTrainer):
     """Writes what train_run writes when the loss turns non-finite: a failed summary with the reason."""
@@ -212,8 +225,7 @@ def test_failure_reasons_and_missing_runs_reach_the_results_and_the_report(tmp_p
     plan = small_plan()
     nan_run, deleted = plan.runs[0].run_id, plan.runs[1].run_id
     ok = SyntheticTrainer()
-    run_sweep(plan, tmp_path, train_fn=lambda run, d: (NanTrainer() if run.run_id == nan_run else ok)(run, d),
-              log=None)
+    run_sweep(plan, tmp_path, train_fn=lambda run, d: (NanTrainer() if run.run_id == nan_run else ok)(run, d), log=None)
     shutil.rmtree(tmp_path / "runs" / deleted)
     rows = {r["run_id"]: r for r in collect_results(tmp_path)}
     assert rows[nan_run]["status"] == "failed" and rows[nan_run]["error"] == "non-finite loss nan at step 20"
@@ -228,6 +240,7 @@ def test_failure_reasons_and_missing_runs_reach_the_results_and_the_report(tmp_p
 
 # ---- 8: the right error is the one line; the detail goes to the run's log or behind --verbose ----
 
+
 def test_a_checkpoint_error_is_one_line_and_the_library_log_goes_to_the_runs_log(tmp_path, capfd, monkeypatch):
     from absl import logging as absl_logging
 
@@ -238,13 +251,26 @@ def test_a_checkpoint_error_is_one_line_and_the_library_log_goes_to_the_runs_log
             raise ValueError("inner")
         except ValueError:
             absl_logging.error("Save Finalize thread failed (orbax detail)", exc_info=True)
-        raise ValueError("RESOURCE_EXHAUSTED: Failed writing: \"/x/ckpt\": No space left on device "
-                         "[os_error_code='28']")
+        raise ValueError(
+            "RESOURCE_EXHAUSTED: Failed writing: \"/x/ckpt\": No space left on device [os_error_code='28']"
+        )
 
     monkeypatch.setattr(checkpoint.Checkpointer, "save", full_disk)
     out = tmp_path / "run"
-    argv = ["train", "--model", "tiny-00004k", "--tokens", "2e4", "--batch-size", "4", "--seq-len", "64",
-            "--out", str(out), "--quiet"]
+    argv = [
+        "train",
+        "--model",
+        "tiny-00004k",
+        "--tokens",
+        "2e4",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "64",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert cli.main(argv) == 2
     err = capfd.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
@@ -257,8 +283,18 @@ def test_a_checkpoint_error_is_one_line_and_the_library_log_goes_to_the_runs_log
 def test_an_unknown_dataset_is_one_line_and_leaves_no_lock_in_the_data_cache(tmp_path, capsys, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("CHINCHILLA_DATA_DIR", str(cache))
-    argv = ["train", "--model", "tiny-00004k", "--tokens", "2e4", "--dataset", "no_such_dataset",
-            "--out", str(tmp_path / "run"), "--quiet"]
+    argv = [
+        "train",
+        "--model",
+        "tiny-00004k",
+        "--tokens",
+        "2e4",
+        "--dataset",
+        "no_such_dataset",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
     assert cli.main(argv) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "dataset='no_such_dataset' is not available" in lines[0], lines

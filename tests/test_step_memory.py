@@ -24,8 +24,9 @@ FIXTURES = pathlib.Path(__file__).parent / "data"
 
 
 def _max_diff(a, b) -> float:
-    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(jax.tree.leaves(a),
-                                                                                  jax.tree.leaves(b)))
+    return max(
+        float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
 
 
 def _steps(**options):
@@ -42,10 +43,18 @@ def reference():
     return _steps()
 
 
-@pytest.mark.parametrize("options", [
-    {"micro_batch_size": 8}, {"micro_batch_size": 16, "remat": "dots"}, {"remat": "full"}, {"remat": "dots"},
-    {"scan_layers": False}, {"micro_batch_size": 4, "remat": "full", "scan_layers": False},
-], ids=["micro8", "micro16-dots", "full", "dots", "unrolled", "micro4-full-unrolled"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"micro_batch_size": 8},
+        {"micro_batch_size": 16, "remat": "dots"},
+        {"remat": "full"},
+        {"remat": "dots"},
+        {"scan_layers": False},
+        {"micro_batch_size": 4, "remat": "full", "scan_layers": False},
+    ],
+    ids=["micro8", "micro16-dots", "full", "dots", "unrolled", "micro4-full-unrolled"],
+)
 def test_accumulation_remat_and_scan_give_the_whole_batch_step(reference, options):
     losses, params, trainer = _steps(**options)
     assert trainer.micro_batch_size == options.get("micro_batch_size", 32)
@@ -65,13 +74,16 @@ def test_micro_batches_are_spread_over_every_device_and_sum_to_the_batch(referen
     assert micro[1, :, 0].tolist() == [1, 5, 9, 13, 17, 21, 25, 29]  # strided: each micro-batch spans the batch
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"micro_batch_size": 5}, "micro_batch_size=5 must divide batch_size=32"),
-    ({"micro_batch_size": 0}, "micro_batch_size=0 must be an integer >= 1"),
-    ({"remat": "some"}, "remat='some' is not one of"),
-    ({"attention_impl": "flash"}, "attention_impl='flash' is not one of"),
-    ({"scan_layers": "yes"}, "scan_layers='yes' must be true, false or null"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"micro_batch_size": 5}, "micro_batch_size=5 must divide batch_size=32"),
+        ({"micro_batch_size": 0}, "micro_batch_size=0 must be an integer >= 1"),
+        ({"remat": "some"}, "remat='some' is not one of"),
+        ({"attention_impl": "flash"}, "attention_impl='flash' is not one of"),
+        ({"scan_layers": "yes"}, "scan_layers='yes' must be true, false or null"),
+    ],
+)
 def test_bad_execution_settings_are_refused_naming_the_field(options, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
         TrainConfig(model=MODEL, tokens=10**6, batch_size=32, **options)
@@ -83,8 +95,15 @@ def test_offload_is_refused_on_cpu_with_what_to_use_instead():
 
 
 def test_a_run_with_accumulation_logs_the_whole_batch_runs_losses_and_eval_loss(tmp_path):
-    options = dict(model=zoo.get_model("tiny-00004k"), tokens=24 * 16 * 128, batch_size=16, steps_per_dispatch=8,
-                   log_every=4, eval_batches=2, checkpoint_every=8)
+    options = dict(
+        model=zoo.get_model("tiny-00004k"),
+        tokens=24 * 16 * 128,
+        batch_size=16,
+        steps_per_dispatch=8,
+        log_every=4,
+        eval_batches=2,
+        checkpoint_every=8,
+    )
     whole = train_run(TrainConfig(**options), tmp_path / "whole", progress=False)
     micro = train_run(TrainConfig(**options, micro_batch_size=4, remat="full"), tmp_path / "micro", progress=False)
 
@@ -169,8 +188,13 @@ print(json.dumps({"ref": ref_loss, "splash": loss, "params": diff, "per_device":
 def test_splash_attention_on_a_mesh_of_8_devices_runs_per_device_and_trains_the_single_device_losses():
     """A Pallas kernel is not partitioned by GSPMD: on a (data 4, tensor 2) mesh it runs under shard_map over the
     batch rows and heads (interpret mode here; the kernel itself on TPU)."""
-    done = subprocess.run([sys.executable, "-c", SPLASH_ON_A_MESH], env={**os.environ, "JAX_PLATFORMS": "cpu"},
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", SPLASH_ON_A_MESH],
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(result["splash"], result["ref"], atol=2e-6)
@@ -181,6 +205,7 @@ def test_splash_attention_on_a_mesh_of_8_devices_runs_per_device_and_trains_the_
 def test_auto_scans_the_layers_where_it_pays_and_unrolls_them_on_cpu_without_remat():
     """Unrolled layers ran the tiny models' CPU step 1.4-1.7x faster (BENCHMARKS.md); scanned layers are one
     compiled layer whose remat every backend honours."""
+
     def scanned(**options):
         return Trainer(TrainConfig(model=MODEL, tokens=10**6, batch_size=32, **options)).scan_layers
 

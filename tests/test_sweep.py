@@ -9,9 +9,18 @@ import math
 import pytest
 
 from chinchilla import flops, zoo
-from chinchilla.sweep import (PAPER_BUDGETS, Plan, n_params, plan_isoflop, plan_next_budget, plan_paper,
-                              plan_training_curves, power_law_center, summarize)
 from chinchilla.fit.powerlaw import fit_power_law
+from chinchilla.sweep import (
+    PAPER_BUDGETS,
+    Plan,
+    n_params,
+    plan_isoflop,
+    plan_next_budget,
+    plan_paper,
+    plan_training_curves,
+    power_law_center,
+    summarize,
+)
 
 TINY = zoo.ladder("tiny")
 
@@ -46,7 +55,7 @@ def test_isoflop_window_is_centred_on_the_guess_and_skips_short_runs():
         assert sizes[0] < center(budget) < sizes[-1]
         ladder_sizes = sorted(n_params(m, "non_embedding") for m in TINY)
         first = ladder_sizes.index(sizes[0])
-        assert ladder_sizes[first:first + 5] == sizes  # contiguous on the ladder
+        assert ladder_sizes[first : first + 5] == sizes  # contiguous on the ladder
     assert all("min_steps" in s["reason"] for s in plan.skipped)
     assert all(s["steps"] < 200 for s in plan.skipped)
 
@@ -107,12 +116,15 @@ def test_plan_round_trips_through_json_and_rejects_duplicates():
     assert rows[0]["tokens_per_param"] == pytest.approx(rows[0]["tokens"] / rows[0]["n"])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"budgets": ()}, "no FLOP budgets"),
-    ({"budgets": (-1.0,)}, "budget=-1.0"),
-    ({"budgets": (1e12,), "sizes_per_budget": 3}, "give center"),
-    ({"budgets": (1e12,), "convention": "kaplan"}, "convention='kaplan'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"budgets": ()}, "no FLOP budgets"),
+        ({"budgets": (-1.0,)}, "budget=-1.0"),
+        ({"budgets": (1e12,), "sizes_per_budget": 3}, "give center"),
+        ({"budgets": (1e12,), "convention": "kaplan"}, "convention='kaplan'"),
+    ],
+)
 def test_planner_errors_name_the_field(kwargs, message):
     with pytest.raises(ValueError, match=message):
         plan_isoflop(ladder=TINY, **kwargs)
@@ -142,16 +154,20 @@ def test_training_curves_centred_staggered_and_lifted():
         mean = math.exp(sum(math.log(r.flops) for r in runs) / 4)
         assert mean == pytest.approx(center(n_params(model, "non_embedding")), rel=0.05)
         moved = [r for r in staggered.runs if r.model == model]
-        assert 1 / math.sqrt(ratio) * 0.95 <= min(r.flops for r in moved) / min(r.flops for r in runs) \
+        assert (
+            1 / math.sqrt(ratio) * 0.95
+            <= min(r.flops for r in moved) / min(r.flops for r in runs)
             <= math.sqrt(ratio) * 1.05
+        )
     # Stagger: the ends' phases log(C_end) / log(ratio) mod 1 follow frac(j * 0.618) over the sizes j.
     for j, model in enumerate(ladder):
         shortest = min(r.flops for r in staggered.runs if r.model == model)
         phase = (math.log(shortest) / math.log(ratio)) % 1
         expected = (j * (math.sqrt(5) - 1) / 2) % 1
         assert min(abs(phase - expected), 1 - abs(phase - expected)) < 0.03
-    lifted = plan_training_curves(ladder, flops_center=center, hparams=hparams, stagger=True, min_steps=400,
-                                  lift_short=True)
+    lifted = plan_training_curves(
+        ladder, flops_center=center, hparams=hparams, stagger=True, min_steps=400, lift_short=True
+    )
     skipped = plan_training_curves(ladder, flops_center=center, hparams=hparams, stagger=True, min_steps=400)
     assert skipped.skipped and not lifted.skipped and len(lifted.runs) == 4 * len(ladder)
     for model in ladder:
@@ -164,16 +180,30 @@ def test_training_curves_centred_staggered_and_lifted():
 
 def test_isoflop_seeds_only_at_the_sizes_nearest_the_centre():
     center = power_law_center(3e11, 13e3, 0.7)
-    plan = plan_isoflop((1e11, 4e11), TINY[:12], center=center, sizes_per_budget=5, spacing=1.6, seeds=(0, 1),
-                        seed_sizes=3, min_steps=100)
+    plan = plan_isoflop(
+        (1e11, 4e11),
+        TINY[:12],
+        center=center,
+        sizes_per_budget=5,
+        spacing=1.6,
+        seeds=(0, 1),
+        seed_sizes=3,
+        min_steps=100,
+    )
     for budget in (1e11, 4e11):
         runs = [r for r in plan.runs if r.budget == budget]
         sizes = {r.model.name for r in runs}
         assert len(sizes) == 5 and len(runs) == 8
-        seeded = sorted({r.model.name for r in runs if r.train["seed"] == 1},
-                        key=lambda name: next(r.n_params("non_embedding") for r in runs if r.model.name == name))
-        by_distance = sorted(sizes, key=lambda name: abs(math.log(next(
-            r.n_params("non_embedding") for r in runs if r.model.name == name) / center(budget))))
+        seeded = sorted(
+            {r.model.name for r in runs if r.train["seed"] == 1},
+            key=lambda name: next(r.n_params("non_embedding") for r in runs if r.model.name == name),
+        )
+        by_distance = sorted(
+            sizes,
+            key=lambda name: abs(
+                math.log(next(r.n_params("non_embedding") for r in runs if r.model.name == name) / center(budget))
+            ),
+        )
         assert set(seeded) == set(by_distance[:3])
     with pytest.raises(ValueError, match="seed_sizes"):
         plan_isoflop((1e11,), TINY, seed_sizes=2)

@@ -29,11 +29,23 @@ def tiny_real_plan() -> Plan:
     for name, seed in (("tiny-00004k", 0), ("tiny-00004k", 1), ("tiny-00006k", 0)):
         model = dataclasses.replace(zoo.get_model(name), seq_len=32)
         tokens = 24 * 4 * 32
-        runs.append(PlannedRun(
-            run_id=f"{name}_seed{seed}", group="concurrency", model=model, tokens=tokens,
-            flops=float(tokens * flops.training_flops_per_sequence(model) / model.seq_len),
-            train={"batch_size": 4, "lr": 3e-3, "seed": seed, "log_every": 1, "eval_batches": 2,
-                   "steps_per_dispatch": 8}))
+        runs.append(
+            PlannedRun(
+                run_id=f"{name}_seed{seed}",
+                group="concurrency",
+                model=model,
+                tokens=tokens,
+                flops=float(tokens * flops.training_flops_per_sequence(model) / model.seq_len),
+                train={
+                    "batch_size": 4,
+                    "lr": 3e-3,
+                    "seed": seed,
+                    "log_every": 1,
+                    "eval_batches": 2,
+                    "steps_per_dispatch": 8,
+                },
+            )
+        )
     return Plan(name="concurrency", runs=tuple(runs))
 
 
@@ -55,8 +67,11 @@ def test_concurrent_and_sequential_sweeps_give_identical_rows(tmp_path):
     for run in plan.runs:
         curve1 = (tmp_path / "jobs1" / "runs" / run.run_id / "metrics.jsonl").read_text().splitlines()
         curve2 = (tmp_path / "jobs2" / "runs" / run.run_id / "metrics.jsonl").read_text().splitlines()
-        strip = lambda lines: [{k: v for k, v in eval_json(l).items() if k not in ("step_time", "tokens_per_s", "mfu")}
-                               for l in lines]
+
+        def strip(lines):
+            timing = ("step_time", "tokens_per_s", "mfu")
+            return [{k: v for k, v in eval_json(line).items() if k not in timing} for line in lines]
+
         assert strip(curve1) == strip(curve2)
 
 
@@ -104,8 +119,10 @@ def test_killed_concurrent_sweep_resumes_without_duplicates(tmp_path):
     module = tmp_path / "pidtrainer.py"
     module.write_text(PID_TRAINER.format())
     out = tmp_path / "sweep"
-    script = (f"import sys; sys.path.insert(0, {str(tmp_path)!r})\nfrom pidtrainer import PidTrainer\n"
-              + KILLED_SWEEP.format(tests=str(ROOT / "tests"), out=str(out)))
+    script = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\nfrom pidtrainer import PidTrainer\n"
+        + KILLED_SWEEP.format(tests=str(ROOT / "tests"), out=str(out))
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(tmp_path)])}
     plan = small_plan()
     process = subprocess.Popen([sys.executable, "-c", script], env=env)
@@ -165,8 +182,10 @@ def test_jobs_values():
             resolve_jobs(bad)
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or usable_cores() < 2 or not Path("/proc/self/task").is_dir(),
-                    reason="needs per-thread CPU affinity (Linux) and at least 2 CPUs")
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or usable_cores() < 2 or not Path("/proc/self/task").is_dir(),
+    reason="needs per-thread CPU affinity (Linux) and at least 2 CPUs",
+)
 def test_worker_threads_may_use_every_cpu():
     """A worker pins itself to one CPU to start XLA with a one-thread pool; afterwards every one of its threads
     (XLA's included) must be free to run on any CPU again, or all workers compete for the same core. Before the fix
@@ -179,7 +198,12 @@ def test_worker_threads_may_use_every_cpu():
         masks = [os.sched_getaffinity(int(t)) for t in os.listdir("/proc/self/task")]
         print(len(masks), sum(m == allowed for m in masks))
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                         env={**os.environ, "JAX_PLATFORMS": "cpu"}).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    ).stdout.split()
     threads, free = map(int, out)
     assert threads > 1 and free == threads

@@ -45,8 +45,11 @@ def sweep(preset: str, out: Path, *extra: str) -> int:
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and not p.name.endswith(".lock")}
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }
 
 
 def small_plan(lr=0.01, budgets=(1e11, 3e11)):
@@ -54,6 +57,7 @@ def small_plan(lr=0.01, budgets=(1e11, 3e11)):
 
 
 # ---- kind 1: one experiment per directory ----
+
 
 def test_an_edited_learning_rate_is_refused_in_one_line_and_changes_nothing(tmp_path, capsys):
     preset, out = write_preset(tmp_path / "mini.py"), tmp_path / "sweep"
@@ -176,6 +180,7 @@ def test_fingerprint_and_adopt_plan(tmp_path):
 
 
 # ---- kind 2: failures are said, and the exit status says them ----
+
 
 def test_a_sweep_whose_runs_failed_exits_non_zero_with_the_count_and_where(tmp_path, capsys):
     preset, out = write_preset(tmp_path / "mini.py", fail=("*",)), tmp_path / "sweep"

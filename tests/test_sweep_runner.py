@@ -15,8 +15,16 @@ from pathlib import Path
 import pytest
 
 from chinchilla import zoo
-from chinchilla.sweep import (assign_runs, collect_results, load_curves, plan_isoflop, plan_status,
-                              read_results_table, run_status, run_sweep)
+from chinchilla.sweep import (
+    assign_runs,
+    collect_results,
+    load_curves,
+    plan_isoflop,
+    plan_status,
+    read_results_table,
+    run_status,
+    run_sweep,
+)
 from chinchilla.sweep.synthetic import SyntheticTrainer
 
 ROOT = Path(__file__).resolve().parents[1]

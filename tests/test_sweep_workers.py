@@ -73,8 +73,15 @@ def test_three_worker_processes_started_at_different_times_train_each_run_once(t
             deadline = time.time() + 60
             while _finished(out, plan) < worker and time.time() < deadline:
                 time.sleep(0.01)
-            processes.append(subprocess.Popen([sys.executable, "-c", script, str(worker)], env=env, text=True,
-                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", script, str(worker)],
+                    env=env,
+                    text=True,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         logs = [process.communicate(timeout=120)[0] for process in processes]
     finally:
         for process in processes:
@@ -117,8 +124,9 @@ def test_a_worker_stops_when_every_run_left_is_held_and_says_so(tmp_path):
     with runlock.hold(tmp_path / "runs" / busy):
         outcome = run_sweep(plan, tmp_path, train_fn=CountingTrainer(), log=lines.append)
     assert outcome.held_elsewhere == (busy,) and busy in outcome.skipped and busy not in outcome.trained
-    assert any(line.startswith("nothing left to claim: 1 run(s) held by other workers") and busy in line
-               for line in lines), lines
+    assert any(
+        line.startswith("nothing left to claim: 1 run(s) held by other workers") and busy in line for line in lines
+    ), lines
     assert run_status(tmp_path / "runs" / busy) == "pending"
 
 
@@ -148,6 +156,7 @@ def test_a_failed_run_is_retried_by_one_worker_only(tmp_path):
 
 # -- who a worker is ----------------------------------------------------------------------------------------------
 
+
 def test_worker_identity_reads_slurm_arrays_and_kubernetes_indexed_jobs():
     assert worker_identity(None, None, {}) == (0, 1, "default")
     assert worker_identity(2, 5, {"SLURM_ARRAY_TASK_ID": "1"})[:2] == (2, 5)  # the flags win
@@ -158,15 +167,28 @@ def test_worker_identity_reads_slurm_arrays_and_kubernetes_indexed_jobs():
     assert worker_identity(None, 3, {"JOB_COMPLETION_INDEX": "2"})[:2] == (2, 3)
 
 
-@pytest.mark.parametrize("worker, num_workers, env, message", [
-    (None, None, {"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "2"}, "SLURM_ARRAY_TASK_ID='x' is not a whole"),
-    (None, None, {"SLURM_ARRAY_TASK_ID": "1"}, "SLURM_ARRAY_TASK_COUNT is not; give --num-workers"),
-    (None, None, {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "2"}, r"worker 5 \(from SLURM_ARRAY_TASK_ID"),
-    (None, None, {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "0"}, "SLURM_ARRAY_TASK_COUNT=0 must be"),
-    (None, None, {"JOB_COMPLETION_INDEX": "2"}, "give --num-workers N, the indexed job's completions"),
-    (None, 2, {"JOB_COMPLETION_INDEX": "-1"}, "JOB_COMPLETION_INDEX=-1 must be at least 0"),
-    (3, 3, {}, r"worker 3 \(from --worker/--num-workers\) must lie in \[0, 3\)"),
-])
+@pytest.mark.parametrize(
+    "worker, num_workers, env, message",
+    [
+        (
+            None,
+            None,
+            {"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "2"},
+            "SLURM_ARRAY_TASK_ID='x' is not a whole",
+        ),
+        (None, None, {"SLURM_ARRAY_TASK_ID": "1"}, "SLURM_ARRAY_TASK_COUNT is not; give --num-workers"),
+        (
+            None,
+            None,
+            {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "2"},
+            r"worker 5 \(from SLURM_ARRAY_TASK_ID",
+        ),
+        (None, None, {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "0"}, "SLURM_ARRAY_TASK_COUNT=0 must be"),
+        (None, None, {"JOB_COMPLETION_INDEX": "2"}, "give --num-workers N, the indexed job's completions"),
+        (None, 2, {"JOB_COMPLETION_INDEX": "-1"}, "JOB_COMPLETION_INDEX=-1 must be at least 0"),
+        (3, 3, {}, r"worker 3 \(from --worker/--num-workers\) must lie in \[0, 3\)"),
+    ],
+)
 def test_bad_worker_identities_are_one_line_errors(worker, num_workers, env, message):
     with pytest.raises(ValueError, match=message) as error:
         worker_identity(worker, num_workers, env)
@@ -187,8 +209,11 @@ def test_the_sweep_command_names_the_worker_from_a_slurm_array(tmp_path, monkeyp
     assert len(rows) == 35 and all(row["status"] == "finished" for row in rows)  # worker 3 of 3 trained them all
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "7")
     assert cli.main(["sweep", "--preset", "synthetic", "--out", str(out)]) == 2
-    assert capsys.readouterr().err.strip().endswith("must lie in [0, 3): the worker count is --num-workers, else "
-                                                    "SLURM_ARRAY_TASK_COUNT")
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("must lie in [0, 3): the worker count is --num-workers, else SLURM_ARRAY_TASK_COUNT")
+    )
 
 
 GROUP_WORKER = textwrap.dedent("""
@@ -231,16 +256,29 @@ def test_the_processes_of_one_multi_host_job_claim_as_one_worker_beside_another_
     processes = []
     try:
         for rank in range(2):
-            env = {**base, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
-                   "JAX_PROCESS_ID": str(rank)}
-            processes.append(subprocess.Popen([sys.executable, "-c", group], env=env, text=True,
-                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+            env = {
+                **base,
+                "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+                "JAX_NUM_PROCESSES": "2",
+                "JAX_PROCESS_ID": str(rank),
+            }
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", group], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                )
+            )
         deadline = time.time() + 120
         while _finished(out, plan) < 1 and time.time() < deadline and processes[0].poll() is None:
             time.sleep(0.01)
-        processes.append(subprocess.Popen([sys.executable, "-c", WORKER.format(tests=str(ROOT / "tests"),
-                                                                               out=str(out)), "1"],
-                                          env=base, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER.format(tests=str(ROOT / "tests"), out=str(out)), "1"],
+                env=base,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
         logs = [process.communicate(timeout=300)[0] for process in processes]
     finally:
         for process in processes:

@@ -42,15 +42,33 @@ def test_schedule_warms_up_linearly_then_decays_10x_over_the_cycle_and_holds():
 def test_adamw_step_is_optax_clip_then_adamw_with_decay_on_matrices_only():
     params = {"w": jnp.arange(6.0).reshape(2, 3) / 7, "scale": jnp.ones(3)}
     grads = [{"w": jnp.full((2, 3), 3.0) * s, "scale": jnp.array([1.0, -2.0, 0.5]) * s} for s in (1.0, -0.3, 0.01)]
-    hp = {"peak_lr": 0.1, "warmup_steps": 1.0, "cycle_steps": 10.0, "final_fraction": 0.1, "weight_decay": 0.2,
-          "grad_clip": 1.0, "wsd": 0.0, "decay_start": 0.0, "total_steps": 10.0, "cooldown_shape": 0.0}  # cosine
+    hp = {
+        "peak_lr": 0.1,
+        "warmup_steps": 1.0,
+        "cycle_steps": 10.0,
+        "final_fraction": 0.1,
+        "weight_decay": 0.2,
+        "grad_clip": 1.0,
+        "wsd": 0.0,
+        "decay_start": 0.0,
+        "total_steps": 10.0,
+        "cooldown_shape": 0.0,
+    }  # cosine
 
     def schedule(step):
         return learning_rate(step, peak_lr=0.1, warmup_steps=1, cycle_steps=10, final_fraction=0.1)
 
-    reference = optax.chain(optax.clip_by_global_norm(1.0),
-                            optax.adamw(schedule, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2,
-                                        mask=lambda tree: jax.tree.map(lambda x: x.ndim > 1, tree)))
+    reference = optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.adamw(
+            schedule,
+            b1=0.9,
+            b2=0.95,
+            eps=1e-8,
+            weight_decay=0.2,
+            mask=lambda tree: jax.tree.map(lambda x: x.ndim > 1, tree),
+        ),
+    )
     adam = optax.scale_by_adam(b1=0.9, b2=0.95, eps=1e-8)
     ours, ours_state = params, adam.init(params)
     theirs, theirs_state = params, reference.init(params)
@@ -63,17 +81,20 @@ def test_adamw_step_is_optax_clip_then_adamw_with_decay_on_matrices_only():
         np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"tokens": 0}, "tokens=0"),
-    ({"batch_size": 0}, "batch_size=0"),
-    ({"lr": -1.0}, "lr=-1.0"),
-    ({"warmup_fraction": 1.0}, "warmup_fraction=1.0"),
-    ({"final_lr_fraction": 2.0}, "final_lr_fraction=2.0"),
-    ({"cycle_tokens": 0}, "cycle_tokens=0"),
-    ({"compute_dtype": "float16"}, "compute_dtype='float16'"),
-    ({"mesh": (1, 2)}, "mesh=(1, 2)"),
-    ({"model": TINY.replace(architecture="chinchilla")}, "architecture='chinchilla'"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"tokens": 0}, "tokens=0"),
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"lr": -1.0}, "lr=-1.0"),
+        ({"warmup_fraction": 1.0}, "warmup_fraction=1.0"),
+        ({"final_lr_fraction": 2.0}, "final_lr_fraction=2.0"),
+        ({"cycle_tokens": 0}, "cycle_tokens=0"),
+        ({"compute_dtype": "float16"}, "compute_dtype='float16'"),
+        ({"mesh": (1, 2)}, "mesh=(1, 2)"),
+        ({"model": TINY.replace(architecture="chinchilla")}, "architecture='chinchilla'"),
+    ],
+)
 def test_invalid_train_configs_name_the_field(changes, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         TrainConfig(**{"model": TINY, "tokens": 1000, **changes})
@@ -95,8 +116,7 @@ def test_budgets_in_flops_convert_exactly_and_round_to_whole_steps():
 
 def test_unknown_data_sets_give_a_clear_error_and_leave_no_run_behind(tmp_path):
     with pytest.raises(ValueError, match="dataset='no_such_dataset'"):
-        train_run(TrainConfig(model=TINY, tokens=10_000, dataset="no_such_dataset"), tmp_path / "run",
-                  progress=False)
+        train_run(TrainConfig(model=TINY, tokens=10_000, dataset="no_such_dataset"), tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "config.json").exists()
     with pytest.raises(ValueError, match="model.vocab_size=100"):  # the byte tokenizer has 256 tokens
         train_run(TrainConfig(model=TINY.replace(vocab_size=100), tokens=10_000), tmp_path / "run", progress=False)
@@ -109,8 +129,9 @@ def test_unknown_data_sets_give_a_clear_error_and_leave_no_run_behind(tmp_path):
 def short_run(tmp_path_factory):
     """tiny-00025k for 300 steps of 8 x 128 tokens (~300k tokens), eval every 100 steps."""
     out = tmp_path_factory.mktemp("short") / "run"
-    config = TrainConfig(model=zoo.get_model("tiny-00025k"), tokens=300 * 8 * 128, log_every=25, eval_every=100,
-                         checkpoint_every=100)
+    config = TrainConfig(
+        model=zoo.get_model("tiny-00025k"), tokens=300 * 8 * 128, log_every=25, eval_every=100, checkpoint_every=100
+    )
     return config, out, train_run(config, out, progress=False)
 
 
@@ -154,8 +175,7 @@ def test_rerunning_a_finished_run_does_nothing_and_says_so(short_run, capsys):
         train_run(dataclasses.replace(config, lr=1e-3), out, progress=False)
 
 
-def test_a_non_finite_loss_stops_the_run_marks_it_failed_and_keeps_the_last_good_checkpoint(tmp_path,
-                                                                                          monkeypatch):
+def test_a_non_finite_loss_stops_the_run_marks_it_failed_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     real_train = Trainer.train
     calls = []
 
@@ -202,8 +222,9 @@ RUN_SCRIPT = textwrap.dedent("""
 
 def _run_script(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    return subprocess.run([sys.executable, "-c", RUN_SCRIPT, *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", RUN_SCRIPT, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_losses(tmp_path):
@@ -236,8 +257,24 @@ def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_losses(t
 def test_the_train_command_trains_then_skips_a_finished_directory(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative --out, as typed at a shell (orbax itself wants absolute paths)
     out = tmp_path / "cli"
-    argv = ["train", "--model", "tiny-00004k", "--tokens", "2e4", "--out", "cli", "--batch-size", "4",
-            "--seq-len", "64", "--lr", "1e-3", "--seed", "3", "--quiet"]
+    argv = [
+        "train",
+        "--model",
+        "tiny-00004k",
+        "--tokens",
+        "2e4",
+        "--out",
+        "cli",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "64",
+        "--lr",
+        "1e-3",
+        "--seed",
+        "3",
+        "--quiet",
+    ]
     assert cli.main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["status"] == "finished" and summary["steps"] == round(2e4 / (4 * 64))
@@ -250,8 +287,23 @@ def test_the_train_command_trains_then_skips_a_finished_directory(tmp_path, caps
     assert "nothing to do" in capsys.readouterr().err
     assert cli.main(["train", "--model", "no-such-model", "--tokens", "10", "--out", str(out)]) == 2
     assert "unknown model 'no-such-model'" in capsys.readouterr().err
-    assert cli.main(["train", "--model", "tiny-00004k", "--flops", "3e9", "--out", str(tmp_path / "flops"),
-                     "--batch-size", "2", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--model",
+                "tiny-00004k",
+                "--flops",
+                "3e9",
+                "--out",
+                str(tmp_path / "flops"),
+                "--batch-size",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["tokens_budget"] == round(flops.tokens_for_flops(TINY, 3e9))
     assert summary["flops"] == pytest.approx(3e9, rel=0.5 * 2 * 128 / summary["tokens"])  # within half a step
@@ -289,8 +341,9 @@ SHARDED_SCRIPT = textwrap.dedent("""
 
 def test_sharded_steps_on_8_devices_agree_with_the_unsharded_step():
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", SHARDED_SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["devices"] == 8
@@ -309,12 +362,20 @@ class _FakeDevice:
         self.device_kind = kind
 
 
-@pytest.mark.parametrize("kind, peak", [
-    ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H200", 989e12), ("NVIDIA A100-SXM4-40GB", 312e12),
-    ("TPU v4", 275e12), ("TPU v5 lite", 197e12), ("TPU v5p", 459e12), ("TPU v6 lite", 918e12),
-    ("TPU v3", 123e12 / 2),  # two jax devices (TensorCores) per v3 chip
-    ("Some Future Chip", None),
-])
+@pytest.mark.parametrize(
+    "kind, peak",
+    [
+        ("NVIDIA H100 80GB HBM3", 989e12),
+        ("NVIDIA H200", 989e12),
+        ("NVIDIA A100-SXM4-40GB", 312e12),
+        ("TPU v4", 275e12),
+        ("TPU v5 lite", 197e12),
+        ("TPU v5p", 459e12),
+        ("TPU v6 lite", 918e12),
+        ("TPU v3", 123e12 / 2),  # two jax devices (TensorCores) per v3 chip
+        ("Some Future Chip", None),
+    ],
+)
 def test_the_peak_table_knows_the_accelerators_of_the_facts_file(kind, peak):
     assert metrics.device_peak_flops(_FakeDevice(kind)) == peak
 

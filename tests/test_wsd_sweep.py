@@ -6,7 +6,6 @@ that writes branch-point checkpoints (and sleeps) stands in for training where t
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -39,11 +38,23 @@ def family_plan(lengths=(40, 60, 80), seeds=(0,), model_name="tiny-00004k", seq_
     for seed in seeds:
         for steps in lengths:
             tokens = steps * batch * model.seq_len
-            runs.append(PlannedRun(
-                run_id=f"isoflop-{model.name}-{steps}-s{seed}", group="isoflop", model=model, tokens=tokens,
-                flops=float(steps * batch * flops.training_flops_per_sequence(model)), budget=float(steps),
-                train={"batch_size": batch, "lr": 3e-3 * (40 / steps) ** 0.25, "warmup_fraction": 0.1, "seed": seed,
-                       **train}))
+            runs.append(
+                PlannedRun(
+                    run_id=f"isoflop-{model.name}-{steps}-s{seed}",
+                    group="isoflop",
+                    model=model,
+                    tokens=tokens,
+                    flops=float(steps * batch * flops.training_flops_per_sequence(model)),
+                    budget=float(steps),
+                    train={
+                        "batch_size": batch,
+                        "lr": 3e-3 * (40 / steps) ** 0.25,
+                        "warmup_fraction": 0.1,
+                        "seed": seed,
+                        **train,
+                    },
+                )
+            )
     return Plan(name="family", runs=tuple(runs))
 
 
@@ -58,7 +69,11 @@ class TrunkTrainer(SyntheticTrainer):
 
     def __call__(self, run, run_dir):
         sweep = Path(run_dir).parent.parent
-        log = lambda what: open(sweep / EVENTS, "a").write(f"{time.time():.6f} {what}\n")
+
+        def log(what):
+            with open(sweep / EVENTS, "a") as events:
+                events.write(f"{time.time():.6f} {what}\n")
+
         log(f"start {run.run_id}")
         point = branch_point(run)
         if point and not branch_point_saved(Path(sweep) / "runs" / point[0], point[1]):
@@ -124,8 +139,10 @@ def test_a_branch_waits_for_a_trunk_another_worker_holds_and_is_not_failed(tmp_p
     for result in (outcome, pooled):
         assert not result.failed and result.held_elsewhere == (trunk,) and set(result.waiting) == branches
     assert all(run_status(tmp_path / "runs" / b) == "pending" for b in branches)
-    assert any("branch(es) wait for their trunk's checkpoint" in line and f"trunk {trunk} has not saved step"
-               in line for line in lines), lines
+    assert any(
+        "branch(es) wait for their trunk's checkpoint" in line and f"trunk {trunk} has not saved step" in line
+        for line in lines
+    ), lines
     done = run_sweep(plan, tmp_path, train_fn=TrunkTrainer(), log=None)  # the holder is gone
     assert set(done.trained) == {trunk, *branches}
 
@@ -152,8 +169,18 @@ KILLING_SWEEP = textwrap.dedent("""
 def real_plan() -> Plan:
     """A trunk of tiny-00004k (context 32, batch 4) with branches of 30, 45 and 60 steps (from steps 24, 36, 48),
     checkpoints every 8 steps."""
-    return share_trunks(family_plan(lengths=(30, 45, 60), seq_len=32, batch=4, log_every=1, eval_batches=2,
-                                    checkpoint_every=8, steps_per_dispatch=4, dataset="embedded"))
+    return share_trunks(
+        family_plan(
+            lengths=(30, 45, 60),
+            seq_len=32,
+            batch=4,
+            log_every=1,
+            eval_batches=2,
+            checkpoint_every=8,
+            steps_per_dispatch=4,
+            dataset="embedded",
+        )
+    )
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -169,7 +196,9 @@ def test_a_sweep_killed_mid_trunk_and_mid_branch_resumes_to_the_uninterrupted_lo
     run_sweep(plan, reference, log=None)
     out = tmp_path / "killed"
     # a clean environment: no variable another test left behind (SLURM_*, CHINCHILLA_*) changes what the sweep does
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "TMPDIR", "JAX_PLATFORMS", "XLA_FLAGS") if key in os.environ}
+    env = {
+        key: os.environ[key] for key in ("PATH", "HOME", "TMPDIR", "JAX_PLATFORMS", "XLA_FLAGS") if key in os.environ
+    }
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
     first, second = sorted(branches, key=lambda r: r.tokens)[:2]
     # mid-trunk (past its checkpoint at 40), then mid-branch before its own first checkpoint (it branches again),

@@ -32,7 +32,7 @@ import sys
 import threading
 import traceback
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 from chinchilla.cli.usage import OneLineParser, StrictParser
 
@@ -60,7 +60,7 @@ OS_ERROR_HINTS: dict[int, str] = {
     errno.EROFS: "the file system is read-only: choose another directory",
     errno.ENAMETOOLONG: "use a shorter name",
     errno.ENOSPC: "free some space (or choose another disk), then rerun the same command: runs resume from their "
-                  "last checkpoint",
+    "last checkpoint",
     errno.EDQUOT: "free some space (or raise the quota), then rerun the same command",
 }
 
@@ -70,10 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chinchilla",
         description="Compute-optimal scaling laws (Hoffmann et al. 2022) in JAX: accounting, training, sweeps, fits.",
     )
-    parser.add_argument(VERBOSE_FLAG, action="store_true",
-                        help="show the traceback of an error (also: CHINCHILLA_DEBUG=1); may follow the verb")
-    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True,
-                                       parser_class=StrictParser)  # every verb names itself in a usage error
+    parser.add_argument(
+        VERBOSE_FLAG,
+        action="store_true",
+        help="show the traceback of an error (also: CHINCHILLA_DEBUG=1); may follow the verb",
+    )
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="<command>", required=True, parser_class=StrictParser
+    )  # every verb names itself in a usage error
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     _negative_values_are_values(parser)
@@ -96,12 +100,12 @@ def _negative_values_are_values(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    verbose = VERBOSE_FLAG in argv[:argv.index("--")] if "--" in argv else VERBOSE_FLAG in argv
+    verbose = VERBOSE_FLAG in argv[: argv.index("--")] if "--" in argv else VERBOSE_FLAG in argv
     if verbose:
         argv.remove(VERBOSE_FLAG)
     verbose = verbose or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     parser = build_parser()
-    wants_json = "--json" in (argv[:argv.index("--")] if "--" in argv else argv)
+    wants_json = "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
     OneLineParser.last_error = None
     try:
         args = parser.parse_args(argv)
@@ -116,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     on_term = _terminate_on_sigterm()
     if not verbose:  # a warning is one line naming the verb, not two with a line of our source
         warnings.formatwarning = lambda message, category, *_, **__: (
-            f"chinchilla {args.command}: warning: {message} ({category.__name__})\n")
+            f"chinchilla {args.command}: warning: {message} ({category.__name__})\n"
+        )
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # the reader went away (`chinchilla ... | head`): stop quietly, like other tools
@@ -134,8 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
         print(f"chinchilla {args.command}: {message}", file=sys.stderr)
         if getattr(args, "json", False) and not getattr(error, "json_reported", False):
-            _print_json_error(message.split(": ", 1)[1] if message.startswith("error: ") else message,
-                              "bad input" if status == 2 else "internal error", status, f"chinchilla {args.command}")
+            _print_json_error(
+                message.split(": ", 1)[1] if message.startswith("error: ") else message,
+                "bad input" if status == 2 else "internal error",
+                status,
+                f"chinchilla {args.command}",
+            )
         return status
     finally:
         warnings.formatwarning = format_warning
@@ -185,8 +194,10 @@ def describe_error(error: BaseException) -> tuple[str, int]:
         if isinstance(cause, OSError):
             return f"error: {os_error_text(cause)}", 2
         cause = cause.__cause__ or cause.__context__
-    return (f"internal error: {type(error).__name__}: {error} (a bug: rerun with {VERBOSE_FLAG} and report the "
-            "traceback)", 1)
+    return (
+        f"internal error: {type(error).__name__}: {error} (a bug: rerun with {VERBOSE_FLAG} and report the traceback)",
+        1,
+    )
 
 
 BACKEND_INSTALL = {
@@ -212,18 +223,26 @@ def no_backend_text(error: BaseException) -> str | None:
     unset = "or unset JAX_PLATFORMS to run on what this machine has" if asked else "or run on the CPU"
     known = re.search(r"known backends: (\[[^\]]*\])", str(error))
     bridge = sys.modules.get("jax._src.xla_bridge")
-    known = known.group(1) if known else (str(sorted(bridge._backend_factories))
-                                          if hasattr(bridge, "_backend_factories") else None)
+    known = (
+        known.group(1)
+        if known
+        else (str(sorted(bridge._backend_factories)) if hasattr(bridge, "_backend_factories") else None)
+    )
     missing_tpu = kind == "tpu" and "libtpu" in str(error)
     if missing_tpu:
         known = "libtpu is not installed"
     if known and (not found or "known backends" in str(error)) or missing_tpu:  # no plugin for it is installed
         how = BACKEND_INSTALL.get(kind, "the JAX plugin for it (https://docs.jax.dev/en/latest/installation.html)")
-        return (f"{source}, and this JAX installation has none" + (f" ({known})" if missing_tpu else f" (its backends: {known})" if known else "")
-                + f"; install one: {how}; {unset}")
+        return (
+            f"{source}, and this JAX installation has none"
+            + (f" ({known})" if missing_tpu else f" (its backends: {known})" if known else "")
+            + f"; install one: {how}; {unset}"
+        )
     reason = str(error).split(": ", 1)[-1].split(" (set JAX_PLATFORMS")[0]
-    return (f"{source}, which is installed but did not start ({reason}); check that the device is visible "
-            f"(nvidia-smi, the TPU runtime) and that the drivers match, {unset}")
+    return (
+        f"{source}, which is installed but did not start ({reason}); check that the device is visible "
+        f"(nvidia-smi, the TPU runtime) and that the drivers match, {unset}"
+    )
 
 
 def _raised_in(error: BaseException, file_name: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from typing import Callable
+from collections.abc import Callable
 
 # URL schemes a run or sweep directory may use (through etils.epath): Google Cloud Storage and S3.
 REMOTE_SCHEMES: tuple[str, ...] = ("gs", "s3")
@@ -70,8 +70,10 @@ def directory_problem(text: str) -> str | None:
     if "://" in text:
         scheme = text.split("://", 1)[0]
         if scheme not in REMOTE_SCHEMES:
-            return (f"unknown URL scheme {scheme + '://'!r}; use a local path or one of "
-                    f"{', '.join(s + '://' for s in REMOTE_SCHEMES)}")
+            return (
+                f"unknown URL scheme {scheme + '://'!r}; use a local path or one of "
+                f"{', '.join(s + '://' for s in REMOTE_SCHEMES)}"
+            )
         return None
     path = os.path.abspath(os.path.expanduser(text))
     long_names = [part for part in path.split(os.sep) if len(part.encode()) > NAME_MAX]

@@ -23,13 +23,15 @@ _UNITS = {None: 1, "b": 1, "mib": 2**20, "mb": 10**6, "gib": 2**30, "gb": 10**9}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = strict(subparsers.add_parser(
-        "memory",
-        help="peak device memory of a train step on a chip, and the fastest plan (micro-batch, remat) that fits",
-        description="Peak memory per device of the compiled train step (XLA's memory analysis, compiled on this "
-                    "CPU for abstract inputs) and whether it fits 85% of a chip. Without --micro-batch-size and "
-                    "--remat: the fastest plan that fits (fewest micro-steps, then remat none < dots < full).",
-    ))
+    parser = strict(
+        subparsers.add_parser(
+            "memory",
+            help="peak device memory of a train step on a chip, and the fastest plan (micro-batch, remat) that fits",
+            description="Peak memory per device of the compiled train step (XLA's memory analysis, compiled on this "
+            "CPU for abstract inputs) and whether it fits 85% of a chip. Without --micro-batch-size and "
+            "--remat: the fastest plan that fits (fewest micro-steps, then remat none < dots < full).",
+        )
+    )
     what = parser.add_argument_group("what to plan (--model and --batch-size, or --preset)")
     what.add_argument("--model", help="a zoo shape by name, e.g. gpu-0267M")
     what.add_argument("--batch-size", type=int, help="global sequences per optimizer step")
@@ -37,16 +39,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chip = parser.add_argument_group("the chip (one of)")
     chip.add_argument("--chip", help="h100, h200, a100, a100-40, v5e, v4, v5p, v6e, ... or a chip's full name")
     chip.add_argument("--chip-bytes", help="memory per device, e.g. 85899345920, 80GiB or 16GB")
-    parser.add_argument("--platform", choices=("gpu", "tpu"),
-                        help="with --chip-bytes: what the chip is, for --attention auto (default gpu)")
+    parser.add_argument(
+        "--platform",
+        choices=("gpu", "tpu"),
+        help="with --chip-bytes: what the chip is, for --attention auto (default gpu)",
+    )
     parser.add_argument("--micro-batch-size", type=int, help="sequences per forward/backward pass (default: planned)")
     parser.add_argument("--remat", help="none, dots or full (default: planned)")
     parser.add_argument("--seq-len", type=int, help="context length (default: the model's)")
-    parser.add_argument("--attention", default="auto",
-                        help="auto (cuDNN on a GPU, splash on a TPU; compiled as 'blocked'), xla, cudnn, splash or "
-                             "blocked (default auto)")
-    parser.add_argument("--devices", type=int, default=1,
-                        help="data-parallel devices the batch is split over (default 1)")
+    parser.add_argument(
+        "--attention",
+        default="auto",
+        help="auto (cuDNN on a GPU, splash on a TPU; compiled as 'blocked'), xla, cudnn, splash or "
+        "blocked (default auto)",
+    )
+    parser.add_argument(
+        "--devices", type=int, default=1, help="data-parallel devices the batch is split over (default 1)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
 
@@ -84,9 +93,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seq-len {args.seq_len}: must be at least 1")
 
     if args.preset is not None:
-        given = [flag for flag, value in (("--model", args.model), ("--batch-size", args.batch_size),
-                                          ("--micro-batch-size", args.micro_batch_size), ("--remat", args.remat),
-                                          ("--seq-len", args.seq_len)) if value is not None]
+        given = [
+            flag
+            for flag, value in (
+                ("--model", args.model),
+                ("--batch-size", args.batch_size),
+                ("--micro-batch-size", args.micro_batch_size),
+                ("--remat", args.remat),
+                ("--seq-len", args.seq_len),
+            )
+            if value is not None
+        ]
         if given or args.attention != "auto":
             flags = ", ".join(given + (["--attention"] if args.attention != "auto" else []))
             raise ValueError(f"--preset {args.preset} plans the preset's own runs; {flags} would be ignored")
@@ -95,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
         except (KeyError, ValueError, ImportError) as error:
             raise ValueError(f"--preset {args.preset}: {error}") from None
         runs = list(preset.plan().runs) + list(lr_check_plan(preset).runs if preset.lr_check_budget else [])
-        plans = memory.plans_for_runs(runs, chip_bytes=chip_bytes, platform=platform, chip=chip_name,
-                                      devices=args.devices)
+        plans = memory.plans_for_runs(
+            runs, chip_bytes=chip_bytes, platform=platform, chip=chip_name, devices=args.devices
+        )
         _show([p.to_dict() for p in plans], args.json, print_json)
         return 0
 
@@ -110,9 +128,18 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--model {args.model}: {error}") from None
     if args.seq_len is not None:
         model = model.replace(seq_len=args.seq_len)
-    result = memory.plan(model, args.batch_size, chip_bytes=chip_bytes, platform=platform, chip=chip_name,
-                         micro_batch_size=args.micro_batch_size, remat=args.remat, attention=args.attention,
-                         compute_dtype=dtype, devices=args.devices)
+    result = memory.plan(
+        model,
+        args.batch_size,
+        chip_bytes=chip_bytes,
+        platform=platform,
+        chip=chip_name,
+        micro_batch_size=args.micro_batch_size,
+        remat=args.remat,
+        attention=args.attention,
+        compute_dtype=dtype,
+        devices=args.devices,
+    )
     if args.json:
         print_json(result.to_dict())
     else:
@@ -124,16 +151,42 @@ def _show(rows: list[dict], as_json: bool, print_json) -> None:
     if as_json:
         print_json(rows)
         return
-    header = ("model", "batch", "seq", "micro", "steps", "remat", "attention", "GiB/device", "chip GiB", "headroom",
-              "fits")
-    table = [header] + [(r["model"], str(r["batch_size"]), str(r["seq_len"]), str(r["micro_batch_size"]),
-                         str(r["micro_steps"]), r["remat"], f"{r['attention']} ({r['compiled_attention']} on CPU)"
-                         if r["attention"] != r["compiled_attention"] else r["attention"],
-                         f"{r['gib_per_device']:.1f}", f"{r['chip_bytes'] / 2**30:.0f}", f"{r['headroom']:.0%}",
-                         "yes" if r["fits"] else "NO") for r in rows]
+    header = (
+        "model",
+        "batch",
+        "seq",
+        "micro",
+        "steps",
+        "remat",
+        "attention",
+        "GiB/device",
+        "chip GiB",
+        "headroom",
+        "fits",
+    )
+    table = [header] + [
+        (
+            r["model"],
+            str(r["batch_size"]),
+            str(r["seq_len"]),
+            str(r["micro_batch_size"]),
+            str(r["micro_steps"]),
+            r["remat"],
+            f"{r['attention']} ({r['compiled_attention']} on CPU)"
+            if r["attention"] != r["compiled_attention"]
+            else r["attention"],
+            f"{r['gib_per_device']:.1f}",
+            f"{r['chip_bytes'] / 2**30:.0f}",
+            f"{r['headroom']:.0%}",
+            "yes" if r["fits"] else "NO",
+        )
+        for r in rows
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     if rows:
-        print(f"(fits: at most {rows[0]['usable_fraction']:.0%} of the chip; XLA's memory analysis of the train step "
-              "compiled on this CPU)")
+        print(
+            f"(fits: at most {rows[0]['usable_fraction']:.0%} of the chip; XLA's memory analysis of the train step "
+            "compiled on this CPU)"
+        )

@@ -6,11 +6,29 @@ which split an evaluation reads); ``epochs_needed`` and ``unigram_entropy`` serv
 TFDS imported) only when a token array is not cached yet.
 """
 
-from chinchilla.data.pipeline import (DataRepeatWarning, PackedBatches, batches, epochs_needed, split_tokens,
-                                      tokens_needed, unigram_entropy)
+from chinchilla.data.pipeline import (
+    DataRepeatWarning,
+    PackedBatches,
+    batches,
+    epochs_needed,
+    split_tokens,
+    tokens_needed,
+    unigram_entropy,
+)
 from chinchilla.data.sources import available_splits, get_tokenizer, resolve_split
 from chinchilla.data.tokenizers import ByteTokenizer, SentencePieceTokenizer
 
-__all__ = ["ByteTokenizer", "DataRepeatWarning", "PackedBatches", "SentencePieceTokenizer", "available_splits",
-           "batches", "epochs_needed", "get_tokenizer", "resolve_split", "split_tokens", "tokens_needed",
-           "unigram_entropy"]
+__all__ = [
+    "ByteTokenizer",
+    "DataRepeatWarning",
+    "PackedBatches",
+    "SentencePieceTokenizer",
+    "available_splits",
+    "batches",
+    "epochs_needed",
+    "get_tokenizer",
+    "resolve_split",
+    "split_tokens",
+    "tokens_needed",
+    "unigram_entropy",
+]

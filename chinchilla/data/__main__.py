@@ -29,13 +29,19 @@ def _preset_needs(name: str) -> dict:
     for run in runs:
         batch, seq = run.train["batch_size"], run.model.seq_len
         steps = max(1, round(run.tokens / (batch * seq)))
-        needs.append((tokens_needed(steps, batch, seq), tokens_needed(run.train.get("eval_batches", 8), batch, seq),
-                      run.train))
+        needs.append(
+            (tokens_needed(steps, batch, seq), tokens_needed(run.train.get("eval_batches", 8), batch, seq), run.train)
+        )
     longest = max(needs, key=lambda need: need[0])
     settings = longest[2]
-    return {"tokens": longest[0], "eval_tokens": max(n[1] for n in needs), "dataset": settings.get("dataset"),
-            "tokenizer": settings.get("tokenizer", "byte"), "data_dir": settings.get("data_dir"),
-            "eval_split": settings.get("eval_split", "validation")}
+    return {
+        "tokens": longest[0],
+        "eval_tokens": max(n[1] for n in needs),
+        "dataset": settings.get("dataset"),
+        "tokenizer": settings.get("tokenizer", "byte"),
+        "data_dir": settings.get("data_dir"),
+        "eval_split": settings.get("eval_split", "validation"),
+    }
 
 
 def prepare(args: argparse.Namespace) -> dict:
@@ -53,23 +59,35 @@ def prepare(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     tokenizer = _tokenizer(settings.get("tokenizer") or "byte", dataset, data_dir)
     trained = time.perf_counter() - start
-    out = {"dataset": dataset, "tokenizer": getattr(tokenizer, "fingerprint", str(tokenizer)),
-           "tokenizer_file": str(getattr(tokenizer, "model_file", "")) or None, "tokenizer_s": round(trained, 1)}
-    for role, split, need in (("train", "train", int(float(settings["tokens"]))),
-                              ("eval", settings["eval_split"], int(float(settings.get("eval_tokens") or 0)))):
+    out = {
+        "dataset": dataset,
+        "tokenizer": getattr(tokenizer, "fingerprint", str(tokenizer)),
+        "tokenizer_file": str(getattr(tokenizer, "model_file", "")) or None,
+        "tokenizer_s": round(trained, 1),
+    }
+    for role, split, need in (
+        ("train", "train", int(float(settings["tokens"]))),
+        ("eval", settings["eval_split"], int(float(settings.get("eval_tokens") or 0))),
+    ):
         if need <= 0:
             continue
         stats = token_cache.BuildStats()
         begin = time.perf_counter()
-        array = sources.token_array(dataset, split, tokenizer, data_dir=data_dir, need=need, workers=args.workers,
-                                    stats=stats)
-        out[role] = {"split": sources.resolve_split(dataset, split, data_dir=data_dir).name, "tokens_needed": need,
-                     "tokens": len(array), "units": stats.units_used, "units_built": stats.units_built,
-                     "documents_read": stats.documents_read, "workers": stats.workers,
-                     "seconds": round(time.perf_counter() - begin, 1)}
+        array = sources.token_array(
+            dataset, split, tokenizer, data_dir=data_dir, need=need, workers=args.workers, stats=stats
+        )
+        out[role] = {
+            "split": sources.resolve_split(dataset, split, data_dir=data_dir).name,
+            "tokens_needed": need,
+            "tokens": len(array),
+            "units": stats.units_used,
+            "units_built": stats.units_built,
+            "documents_read": stats.documents_read,
+            "workers": stats.workers,
+            "seconds": round(time.perf_counter() - begin, 1),
+        }
         if len(array) < need:
-            out[role]["warning"] = (f"the split holds only {len(array):,} tokens: runs needing more will repeat "
-                                    f"data")
+            out[role]["warning"] = f"the split holds only {len(array):,} tokens: runs needing more will repeat data"
     return out
 
 
@@ -82,8 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_argument("--tokenizer", help="byte, sentencepiece:<vocab> or a .model path")
     sub.add_argument("--data-dir", dest="data_dir", help="TFDS data dir (local or gs://) / cache root")
     sub.add_argument("--tokens", type=float, help="train tokens to prepare (default with --preset: its longest run's)")
-    sub.add_argument("--eval-tokens", dest="eval_tokens", type=float,
-                     help="evaluation tokens to prepare (default with --preset: its eval batches')")
+    sub.add_argument(
+        "--eval-tokens",
+        dest="eval_tokens",
+        type=float,
+        help="evaluation tokens to prepare (default with --preset: its eval batches')",
+    )
     sub.add_argument("--workers", type=int, help="tokenizer processes (default: every usable core)")
     args = parser.parse_args(argv)
     try:

@@ -27,8 +27,10 @@ def default_root() -> Path:
     """The cache root: ``$CHINCHILLA_DATA_DIR`` or ``~/.cache/chinchilla``; a URL there is a ``ValueError``."""
     value = os.environ.get(ENV_DATA_DIR)
     if value and "://" in value:
-        raise ValueError(f"{ENV_DATA_DIR}={value!r}: the cache root must be a local directory (a TFDS data set in a "
-                         f"bucket is passed as data_dir, e.g. the colab_tpu preset's CHINCHILLA_TFDS_DIR)")
+        raise ValueError(
+            f"{ENV_DATA_DIR}={value!r}: the cache root must be a local directory (a TFDS data set in a "
+            f"bucket is passed as data_dir, e.g. the colab_tpu preset's CHINCHILLA_TFDS_DIR)"
+        )
     return Path(value or Path.home() / ".cache" / "chinchilla").expanduser()
 
 
@@ -101,7 +103,9 @@ def write_npy(path: Path, array: np.ndarray, name: Path | None = None) -> None:
         full = error.errno == errno.ENOSPC or (free is not None and free < array.nbytes)
         room = f", {free:,} bytes free there" if free is not None else ""
         what = "No space left on device" if full else (error.strerror or "Short write")
-        raise OSError(errno.ENOSPC if full else (error.errno or errno.EIO),
-                      f"{what} (the data cache needed {array.nbytes:,} bytes for this file{room}; numpy: {error}; "
-                      f"or set {ENV_DATA_DIR} / --data-dir to a disk with room)",
-                      str(name or path)) from error
+        raise OSError(
+            errno.ENOSPC if full else (error.errno or errno.EIO),
+            f"{what} (the data cache needed {array.nbytes:,} bytes for this file{room}; numpy: {error}; "
+            f"or set {ENV_DATA_DIR} / --data-dir to a disk with room)",
+            str(name or path),
+        ) from error

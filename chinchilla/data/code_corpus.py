@@ -39,7 +39,7 @@ def stdlib_root() -> Path:
 
 
 def split_of(relative_path: str) -> str:
-    """"validation" for about 1 in ``VALIDATION_MODULUS`` files (by a hash of the POSIX relative path), else
+    """ "validation" for about 1 in ``VALIDATION_MODULUS`` files (by a hash of the POSIX relative path), else
     "train"."""
     digest = int.from_bytes(hashlib.sha256(relative_path.encode()).digest()[:8], "big")
     return "validation" if digest % VALIDATION_MODULUS == 0 else "train"

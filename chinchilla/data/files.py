@@ -22,7 +22,8 @@ document from one split to the other.
 
 Units: the files are cut into units of work, read independently (by worker processes, see ``token_cache``): a
 ``.txt``/``.jsonl`` file into byte ranges of ``UNIT_BYTES`` (a range owns the lines/paragraphs that *start* in it),
-a ``.parquet`` file into its row groups (a row group larger than ``UNIT_BYTES`` into slices of its rows). Units are ordered by (file, position): a prefix of the units is a prefix of
+a ``.parquet`` file into its row groups (a row group larger than ``UNIT_BYTES`` into slices of its rows). Units are
+ordered by (file, position): a prefix of the units is a prefix of
 the data.
 
 Bad input is a one-line ``ValueError`` naming the file (and the line, row and field): a pattern that matches no
@@ -75,12 +76,14 @@ def parse(dataset: str, text_key: str | None = None) -> FilesSpec:
     an error."""
     if not is_files(dataset):
         raise ValueError(f"dataset={dataset!r} is not a files: data set")
-    pattern, _, query = dataset[len(PREFIX):].partition("?")
+    pattern, _, query = dataset[len(PREFIX) :].partition("?")
     if not pattern:
         raise ValueError(f"dataset={dataset!r}: write files:GLOB, e.g. files:/data/shards/*.jsonl")
     if "://" in pattern:
-        raise ValueError(f"dataset={dataset!r}: files: reads local files only; copy the shards to local disk "
-                         f"first (e.g. `gsutil -m cp -r gs://bucket/dir /data/`)")
+        raise ValueError(
+            f"dataset={dataset!r}: files: reads local files only; copy the shards to local disk "
+            f"first (e.g. `gsutil -m cp -r gs://bucket/dir /data/`)"
+        )
     options: dict = {}
     for key, values in urllib.parse.parse_qs(query, keep_blank_values=True, strict_parsing=bool(query)).items():
         value = values[-1]
@@ -101,12 +104,14 @@ def parse(dataset: str, text_key: str | None = None) -> FilesSpec:
                 raise ValueError(f"dataset={dataset!r}: document={value!r} must be one of {DOCUMENT_KINDS}")
             options["document"] = value
         else:
-            raise ValueError(f"dataset={dataset!r}: unknown option {key!r} (known: text_key, validation_fraction, "
-                             f"document)")
+            raise ValueError(
+                f"dataset={dataset!r}: unknown option {key!r} (known: text_key, validation_fraction, document)"
+            )
     if text_key is not None and text_key != "text":
         if options.get("text_key", text_key) != text_key:
-            raise ValueError(f"dataset={dataset!r} names text_key={options['text_key']!r} but "
-                             f"text_key={text_key!r} was passed too")
+            raise ValueError(
+                f"dataset={dataset!r} names text_key={options['text_key']!r} but text_key={text_key!r} was passed too"
+            )
         options["text_key"] = text_key
     return FilesSpec(name=dataset, pattern=os.path.abspath(os.path.expanduser(pattern)), **options)
 
@@ -141,16 +146,26 @@ def units(spec: FilesSpec) -> tuple[tuple, ...]:
             try:
                 metadata = parquet.ParquetFile(path).metadata
             except Exception as error:  # pyarrow raises ArrowInvalid and OSError for damaged files
-                raise ValueError(f"{path}: not a readable parquet file ({type(error).__name__}: "
-                                 f"{_first_line(error)})") from None
+                raise ValueError(
+                    f"{path}: not a readable parquet file ({type(error).__name__}: {_first_line(error)})"
+                ) from None
             first_row = 0
             for group in range(metadata.num_row_groups):
                 info = metadata.row_group(group)
                 pieces = max(1, min(info.num_rows, -(-info.total_byte_size // UNIT_BYTES)))
                 bounds = [info.num_rows * k // pieces for k in range(pieces + 1)]
                 for lo, hi in zip(bounds, bounds[1:]):  # a large row group in slices of about UNIT_BYTES
-                    out.append((path, "rows", group, lo, hi, first_row,
-                                info.total_byte_size * (hi - lo) // max(1, info.num_rows)))
+                    out.append(
+                        (
+                            path,
+                            "rows",
+                            group,
+                            lo,
+                            hi,
+                            first_row,
+                            info.total_byte_size * (hi - lo) // max(1, info.num_rows),
+                        )
+                    )
                 first_row += info.num_rows
         elif kind.endswith(".gz") or size == 0:
             out.append((path, "bytes", 0, max(size, 1), size))
@@ -237,15 +252,21 @@ def _jsonl_documents(path: str, text_key: str, start: int, stop: int, gz: bool) 
             except ValueError as error:
                 raise ValueError(f"{path}, line {_line_number(path, offset, gz)}: not JSON ({error})") from None
             if not isinstance(record, dict):
-                raise ValueError(f"{path}, line {_line_number(path, offset, gz)}: a JSON "
-                                 f"{type(record).__name__}, not an object with a {text_key!r} field")
+                raise ValueError(
+                    f"{path}, line {_line_number(path, offset, gz)}: a JSON "
+                    f"{type(record).__name__}, not an object with a {text_key!r} field"
+                )
             if text_key not in record:
-                raise ValueError(f"{path}, line {_line_number(path, offset, gz)}: no field {text_key!r} (fields: "
-                                 f"{sorted(record)[:10]}); set the text field with files:GLOB?text_key=NAME")
+                raise ValueError(
+                    f"{path}, line {_line_number(path, offset, gz)}: no field {text_key!r} (fields: "
+                    f"{sorted(record)[:10]}); set the text field with files:GLOB?text_key=NAME"
+                )
             text = record[text_key]
             if not isinstance(text, str):
-                raise ValueError(f"{path}, line {_line_number(path, offset, gz)}: field {text_key!r} is a "
-                                 f"{type(text).__name__}, not a string")
+                raise ValueError(
+                    f"{path}, line {_line_number(path, offset, gz)}: field {text_key!r} is a "
+                    f"{type(text).__name__}, not a string"
+                )
             if text:
                 yield text.encode("utf-8")
 
@@ -322,8 +343,10 @@ def _parquet_documents(path: str, text_key: str, group: int, lo: int, hi: int, f
     parquet = _pyarrow_parquet()
     reader = parquet.ParquetFile(path)
     if text_key not in reader.schema_arrow.names:
-        raise ValueError(f"{path}: no column {text_key!r} (columns: {reader.schema_arrow.names[:10]}); set the "
-                         f"text column with files:GLOB?text_key=NAME")
+        raise ValueError(
+            f"{path}: no column {text_key!r} (columns: {reader.schema_arrow.names[:10]}); set the "
+            f"text column with files:GLOB?text_key=NAME"
+        )
     index = 0
     for batch in reader.iter_batches(batch_size=1024, row_groups=[group], columns=[text_key]):
         if index + len(batch) <= lo:
@@ -332,8 +355,10 @@ def _parquet_documents(path: str, text_key: str, group: int, lo: int, hi: int, f
         for value in batch.column(0).to_pylist():
             if lo <= index < hi:
                 if not isinstance(value, str):
-                    raise ValueError(f"{path}, row {first_row + index}: column {text_key!r} holds a "
-                                     f"{type(value).__name__}, not a string")
+                    raise ValueError(
+                        f"{path}, row {first_row + index}: column {text_key!r} holds a "
+                        f"{type(value).__name__}, not a string"
+                    )
                 if value:
                     yield value.encode("utf-8")
             index += 1

@@ -42,12 +42,19 @@ class DataRepeatWarning(UserWarning):
     """Training has gone past one pass over its data: later tokens are repeats, not fresh data."""
 
 
-def _tokenizer(tokenizer, dataset: str, data_dir, text_key: str = "text", process_index: int = 0,
-               process_count: int = 1):
+def _tokenizer(
+    tokenizer, dataset: str, data_dir, text_key: str = "text", process_index: int = 0, process_count: int = 1
+):
     if not isinstance(tokenizer, str):
         return tokenizer
-    return get_tokenizer(tokenizer, dataset=dataset, data_dir=data_dir, text_key=text_key,
-                         process_index=process_index, process_count=process_count)
+    return get_tokenizer(
+        tokenizer,
+        dataset=dataset,
+        data_dir=data_dir,
+        text_key=text_key,
+        process_index=process_index,
+        process_count=process_count,
+    )
 
 
 def tokens_needed(steps: int, global_batch_size: int, seq_len: int) -> int:
@@ -62,11 +69,26 @@ def tokens_needed(steps: int, global_batch_size: int, seq_len: int) -> int:
 class PackedBatches:
     """An infinite iterator of int32 arrays ``[batch_size, seq_len + 1]`` (see the module docstring)."""
 
-    def __init__(self, tokens: np.ndarray, *, tokenizer, seq_len: int, batch_size: int, seed: int,
-                 process_index: int, process_count: int, description: dict[str, Any], warn_repeats: bool = True,
-                 rows: Any = None):
-        for field, value, low in (("seq_len", seq_len, 1), ("batch_size", batch_size, 1),
-                                  ("process_count", process_count, 1), ("seed", seed, 0)):
+    def __init__(
+        self,
+        tokens: np.ndarray,
+        *,
+        tokenizer,
+        seq_len: int,
+        batch_size: int,
+        seed: int,
+        process_index: int,
+        process_count: int,
+        description: dict[str, Any],
+        warn_repeats: bool = True,
+        rows: Any = None,
+    ):
+        for field, value, low in (
+            ("seq_len", seq_len, 1),
+            ("batch_size", batch_size, 1),
+            ("process_count", process_count, 1),
+            ("seed", seed, 0),
+        ):
             if not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"{field}={value!r} must be an integer >= {low}")
         if not 0 <= process_index < process_count:
@@ -80,10 +102,16 @@ class PackedBatches:
         if rows is None:
             rows = np.arange(self.process_index * self.batch_size, (self.process_index + 1) * self.batch_size)
         self.rows = np.asarray(rows, dtype=np.int64)
-        if (self.rows.shape != (self.batch_size,) or len(set(self.rows.tolist())) != self.batch_size
-                or self.rows.min() < 0 or self.rows.max() >= self.global_batch_size):
-            raise ValueError(f"rows={self.rows.tolist()} must be {self.batch_size} distinct indices of the global "
-                             f"batch of {self.global_batch_size}")
+        if (
+            self.rows.shape != (self.batch_size,)
+            or len(set(self.rows.tolist())) != self.batch_size
+            or self.rows.min() < 0
+            or self.rows.max() >= self.global_batch_size
+        ):
+            raise ValueError(
+                f"rows={self.rows.tolist()} must be {self.batch_size} distinct indices of the global "
+                f"batch of {self.global_batch_size}"
+            )
         self.description = dict(description)
         self.warn_repeats = warn_repeats
         self._tokens = tokens
@@ -97,7 +125,8 @@ class PackedBatches:
         if self._windows(self.seq_len - 1) < self.global_batch_size:
             raise ValueError(
                 f"{self._name()} has {self.tokens_per_epoch:,} tokens: too few for one global batch of "
-                f"{self.global_batch_size} x {self.seq_len} tokens; use a smaller batch_size or seq_len")
+                f"{self.global_batch_size} x {self.seq_len} tokens; use a smaller batch_size or seq_len"
+            )
 
     # -- the plan of an epoch ------------------------------------------------------------------------------------
     def _windows(self, offset: int) -> int:
@@ -142,21 +171,31 @@ class PackedBatches:
         return rows.astype(np.int32)
 
     def _name(self) -> str:
-        return (f"dataset={self.description['dataset']!r} split={self.description['split']!r} "
-                f"tokenizer={self.description['tokenizer']!r}")
+        return (
+            f"dataset={self.description['dataset']!r} split={self.description['split']!r} "
+            f"tokenizer={self.description['tokenizer']!r}"
+        )
 
     def _repeat_message(self) -> str:
-        return (f"data is repeating: {self._name()} holds {self.tokens_per_epoch:,} tokens and this run has now "
-                f"started epoch {self._epoch + 1} (pass {self._epoch + 1} over the same data; "
-                f"{self._epoch} full epoch(s) done). Scaling-law fits assume every token is fresh (Chinchilla "
-                f"trains on less than one epoch); repeated data changes the science. Use a larger data set, "
-                f"fewer training tokens, or check data.epochs_needed() when planning.")
+        return (
+            f"data is repeating: {self._name()} holds {self.tokens_per_epoch:,} tokens and this run has now "
+            f"started epoch {self._epoch + 1} (pass {self._epoch + 1} over the same data; "
+            f"{self._epoch} full epoch(s) done). Scaling-law fits assume every token is fresh (Chinchilla "
+            f"trains on less than one epoch); repeated data changes the science. Use a larger data set, "
+            f"fewer training tokens, or check data.epochs_needed() when planning."
+        )
 
     # -- checkpointing -------------------------------------------------------------------------------------------
     def _identity(self) -> dict[str, Any]:
-        return {"format": STATE_FORMAT, **self.description, "tokenizer_fingerprint": self.tokenizer.fingerprint,
-                "tokens_per_epoch": self.tokens_per_epoch, "seq_len": self.seq_len,
-                "global_batch_size": self.global_batch_size, "seed": self.seed}
+        return {
+            "format": STATE_FORMAT,
+            **self.description,
+            "tokenizer_fingerprint": self.tokenizer.fingerprint,
+            "tokens_per_epoch": self.tokens_per_epoch,
+            "seq_len": self.seq_len,
+            "global_batch_size": self.global_batch_size,
+            "seed": self.seed,
+        }
 
     def get_state(self) -> dict[str, Any]:
         """The position as a JSON-serialisable dict (the same on every host)."""
@@ -165,11 +204,13 @@ class PackedBatches:
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Continue from a ``get_state()`` of an iterator over the same data, seed, seq_len and global batch."""
-        mismatched = {key: (state.get(key), value) for key, value in self._identity().items()
-                      if state.get(key) != value}
+        mismatched = {
+            key: (state.get(key), value) for key, value in self._identity().items() if state.get(key) != value
+        }
         if mismatched:
-            detail = ", ".join(f"{key}: state has {old!r}, this iterator {new!r}"
-                               for key, (old, new) in mismatched.items())
+            detail = ", ".join(
+                f"{key}: state has {old!r}, this iterator {new!r}" for key, (old, new) in mismatched.items()
+            )
             raise ValueError(f"cannot resume this data iterator from that state ({detail})")
         epoch, step = state.get("epoch"), state.get("step")
         if not (isinstance(epoch, int) and isinstance(step, int) and epoch >= 0 and step >= 0):
@@ -178,16 +219,31 @@ class PackedBatches:
         self._advance_epoch_if_done()
 
     def __repr__(self) -> str:
-        return (f"PackedBatches({self._name()}, seq_len={self.seq_len}, batch_size={self.batch_size}, "
-                f"process {self.process_index}/{self.process_count}, seed={self.seed}, "
-                f"tokens_per_epoch={self.tokens_per_epoch:,})")
+        return (
+            f"PackedBatches({self._name()}, seq_len={self.seq_len}, batch_size={self.batch_size}, "
+            f"process {self.process_index}/{self.process_count}, seed={self.seed}, "
+            f"tokens_per_epoch={self.tokens_per_epoch:,})"
+        )
 
 
-def batches(dataset: str = "embedded", *, split: str = "train", tokenizer="byte", seq_len: int = 128,
-            batch_size: int = 8, seed: int = 0, process_index: int = 0, process_count: int = 1,
-            data_dir: str | os.PathLike | None = None, text_key: str = "text", max_documents: int | None = None,
-            min_tokens: int | None = None, workers: int | None = None,
-            warn_repeats: bool = True, rows: Any = None) -> PackedBatches:
+def batches(
+    dataset: str = "embedded",
+    *,
+    split: str = "train",
+    tokenizer="byte",
+    seq_len: int = 128,
+    batch_size: int = 8,
+    seed: int = 0,
+    process_index: int = 0,
+    process_count: int = 1,
+    data_dir: str | os.PathLike | None = None,
+    text_key: str = "text",
+    max_documents: int | None = None,
+    min_tokens: int | None = None,
+    workers: int | None = None,
+    warn_repeats: bool = True,
+    rows: Any = None,
+) -> PackedBatches:
     """Infinite packed batches ``int32[batch_size, seq_len + 1]`` of a data set split for one process.
 
     ``batch_size`` is per process (global batch / process_count). ``dataset``: see ``sources`` ("embedded...",
@@ -202,30 +258,69 @@ def batches(dataset: str = "embedded", *, split: str = "train", tokenizer="byte"
     """
     tok = _tokenizer(tokenizer, dataset, data_dir, text_key, process_index, process_count)
     choice = sources.resolve_split(dataset, split, data_dir=data_dir)
-    tokens = sources.token_array(dataset, split, tok, data_dir=data_dir, text_key=text_key,
-                                 max_documents=max_documents, need=min_tokens, workers=workers,
-                                 process_index=process_index, process_count=process_count)
-    description = {"dataset": dataset, "split": split,
-                   "tokenizer": tokenizer if isinstance(tokenizer, str) else tok.fingerprint,
-                   "text_key": text_key, "max_documents": max_documents}
-    iterator = PackedBatches(tokens, tokenizer=tok, seq_len=seq_len, batch_size=batch_size, seed=seed,
-                             process_index=process_index, process_count=process_count, description=description,
-                             warn_repeats=warn_repeats, rows=rows)
+    tokens = sources.token_array(
+        dataset,
+        split,
+        tok,
+        data_dir=data_dir,
+        text_key=text_key,
+        max_documents=max_documents,
+        need=min_tokens,
+        workers=workers,
+        process_index=process_index,
+        process_count=process_count,
+    )
+    description = {
+        "dataset": dataset,
+        "split": split,
+        "tokenizer": tokenizer if isinstance(tokenizer, str) else tok.fingerprint,
+        "text_key": text_key,
+        "max_documents": max_documents,
+    }
+    iterator = PackedBatches(
+        tokens,
+        tokenizer=tok,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        seed=seed,
+        process_index=process_index,
+        process_count=process_count,
+        description=description,
+        warn_repeats=warn_repeats,
+        rows=rows,
+    )
     iterator.split_used, iterator.split_note = choice.name, choice.note
     return iterator
 
 
-def split_tokens(dataset: str = "embedded", *, tokenizer="byte", split: str = "train", data_dir=None,
-                 text_key: str = "text", max_documents: int | None = None, min_tokens: int | None = None):
+def split_tokens(
+    dataset: str = "embedded",
+    *,
+    tokenizer="byte",
+    split: str = "train",
+    data_dir=None,
+    text_key: str = "text",
+    max_documents: int | None = None,
+    min_tokens: int | None = None,
+):
     """The split's token array (memory-mapped shards seen as one array, see ``token_cache.ShardedTokens``),
     documents followed by the separator: the whole split, or its smallest prefix of units with ``min_tokens``."""
     tok = _tokenizer(tokenizer, dataset, data_dir, text_key)
-    return sources.token_array(dataset, split, tok, data_dir=data_dir, text_key=text_key,
-                               max_documents=max_documents, need=min_tokens)
+    return sources.token_array(
+        dataset, split, tok, data_dir=data_dir, text_key=text_key, max_documents=max_documents, need=min_tokens
+    )
 
 
-def epochs_needed(tokens: float, dataset: str = "embedded", *, tokenizer="byte", split: str = "train",
-                  data_dir=None, text_key: str = "text", max_documents: int | None = None) -> float:
+def epochs_needed(
+    tokens: float,
+    dataset: str = "embedded",
+    *,
+    tokenizer="byte",
+    split: str = "train",
+    data_dir=None,
+    text_key: str = "text",
+    max_documents: int | None = None,
+) -> float:
     """Passes over the split that ``tokens`` training tokens take: tokens / tokens in the split (> 1 means
     repeats). Exact for a split of a few units (the embedded corpora) or one already tokenised; for a larger one
     estimated from its first units by source size (``sources.split_tokens_estimate``): planning a sweep never
@@ -233,18 +328,25 @@ def epochs_needed(tokens: float, dataset: str = "embedded", *, tokenizer="byte",
     if not tokens >= 0:
         raise ValueError(f"tokens={tokens!r} must be >= 0")
     tok = _tokenizer(tokenizer, dataset, data_dir, text_key)
-    count, _ = sources.split_tokens_estimate(dataset, split, tok, data_dir=data_dir, text_key=text_key,
-                                             max_documents=max_documents)
+    count, _ = sources.split_tokens_estimate(
+        dataset, split, tok, data_dir=data_dir, text_key=text_key, max_documents=max_documents
+    )
     return float(tokens) / count
 
 
-def unigram_entropy(dataset: str = "embedded", tokenizer="byte", split: str = "train", *, data_dir=None,
-                    text_key: str = "text", max_documents: int | None = None) -> float:
+def unigram_entropy(
+    dataset: str = "embedded",
+    tokenizer="byte",
+    split: str = "train",
+    *,
+    data_dir=None,
+    text_key: str = "text",
+    max_documents: int | None = None,
+) -> float:
     """H = -sum_v p_v ln p_v (nats/token) of the split's token frequencies: the loss of the best model that
     ignores context, so a trained model's loss should fall well below it."""
     tok = _tokenizer(tokenizer, dataset, data_dir, text_key)
-    array = sources.token_array(dataset, split, tok, data_dir=data_dir, text_key=text_key,
-                                max_documents=max_documents)
+    array = sources.token_array(dataset, split, tok, data_dir=data_dir, text_key=text_key, max_documents=max_documents)
     counts = np.zeros(tok.vocab_size, np.float64)
     for shard in array.shards():  # one unit at a time: the split is never in memory at once
         counts += np.bincount(np.asarray(shard), minlength=tok.vocab_size)
@@ -252,5 +354,12 @@ def unigram_entropy(dataset: str = "embedded", tokenizer="byte", split: str = "t
     return float(-(p * np.log(p)).sum())
 
 
-__all__ = ["DataRepeatWarning", "PackedBatches", "batches", "epochs_needed", "split_tokens", "tokens_needed",
-           "unigram_entropy"]
+__all__ = [
+    "DataRepeatWarning",
+    "PackedBatches",
+    "batches",
+    "epochs_needed",
+    "split_tokens",
+    "tokens_needed",
+    "unigram_entropy",
+]

@@ -25,7 +25,8 @@ def unavailable(dataset: str, data_dir, error: Exception) -> ValueError:
         f"dataset={dataset!r} is not available in {where} ({type(error).__name__}: {first_line}). Use 'embedded', "
         f"'embedded/shakespeare' or 'embedded/kjv' offline, files:GLOB for your own .txt/.jsonl/.parquet shards "
         f"(docs/data.md), or prepare the TFDS data set first, where there is network access: `tfds build "
-        f"{dataset} --data_dir DIR --file_format array_record`, then pass data_dir=DIR")
+        f"{dataset} --data_dir DIR --file_format array_record`, then pass data_dir=DIR"
+    )
 
 
 def documents(dataset: str, split: str, *, data_dir=None, text_key: str = "text") -> Sequence[bytes]:
@@ -55,8 +56,9 @@ def documents(dataset: str, split: str, *, data_dir=None, text_key: str = "text"
     except Exception as error:  # TFDS raises many kinds (DatasetNotFoundError, AssertionError, ValueError...)
         raise unavailable(dataset, data_dir, error) from error
     if len(source) and text_key not in source[0]:
-        raise ValueError(f"dataset={dataset!r} has no text feature text_key={text_key!r}; its features: "
-                         f"{sorted(source[0])}")
+        raise ValueError(
+            f"dataset={dataset!r} has no text feature text_key={text_key!r}; its features: {sorted(source[0])}"
+        )
     return _TextColumn(source, text_key)
 
 
@@ -87,5 +89,7 @@ class _TextColumn(Sequence):
         for start in range(0, count, READ_CHUNK):
             indices = list(range(start, min(start + READ_CHUNK, count)))
             records = self._source.__getitems__(indices)
-            yield [record[self._key] if isinstance(record[self._key], bytes)
-                   else str(record[self._key]).encode("utf-8") for record in records]
+            yield [
+                record[self._key] if isinstance(record[self._key], bytes) else str(record[self._key]).encode("utf-8")
+                for record in records
+            ]

@@ -3,7 +3,8 @@
 Why copy: TFDS reads ``array_record`` files through the ``array_record`` module, which opens ``gs://`` paths only
 from version 0.8.3 on (its wheels before that have no GCS reader: "open() failed: No such file or directory;
 opening gs://...", google/array_record#120); and each random read from GCS fetches from its offset to the end of
-the file. (No release up to 0.8.6 has a GCS *writer*, so ``tfds build --data_dir gs://... --file_format array_record`` fails,
+the file. (No release up to 0.8.6 has a GCS *writer*, so ``tfds build --data_dir gs://... --file_format array_record``
+fails,
 tensorflow/datasets#10981: build on local disk and copy the directory to the bucket, e.g. ``gsutil -m cp -r``.)
 The token arrays are built once by one sequential pass over a split, so a local copy costs no extra network
 traffic, works with every array_record version this project allows, and is read at disk speed.
@@ -62,8 +63,9 @@ def _listing(root: epath.Path) -> dict[str, int]:
     return files
 
 
-def local_data_dir(dataset: str, data_dir: str | os.PathLike | None, *,
-                   cache_root: str | os.PathLike | None = None) -> str | os.PathLike | None:
+def local_data_dir(
+    dataset: str, data_dir: str | os.PathLike | None, *, cache_root: str | os.PathLike | None = None
+) -> str | os.PathLike | None:
     """``data_dir`` itself when it is local (or None), else a local copy of the data set's directory under it.
 
     Raises ``ValueError`` naming the remote directory when it does not exist or cannot be listed (no credentials,
@@ -87,11 +89,13 @@ def local_data_dir(dataset: str, data_dir: str | os.PathLike | None, *,
             files = _listing(source)
         except Exception as error:  # epath raises ImportError (no gcsfs), auth and not-found errors of many kinds
             name = dataset.partition(":")[0]
-            raise ValueError(f"dataset={dataset!r}: cannot list {source_url} ({type(error).__name__}: {error}); "
-                             f"build it on local disk with `tfds build {name} --data_dir /tmp/tfds --file_format "
-                             f"array_record` (needs TensorFlow, as on Colab; array_record cannot write to gs://), "
-                             f"then copy /tmp/tfds/{name.split('/')[0]} to {url}/, or pass the local directory as "
-                             f"data_dir") from error
+            raise ValueError(
+                f"dataset={dataset!r}: cannot list {source_url} ({type(error).__name__}: {error}); "
+                f"build it on local disk with `tfds build {name} --data_dir /tmp/tfds --file_format "
+                f"array_record` (needs TensorFlow, as on Colab; array_record cannot write to gs://), "
+                f"then copy /tmp/tfds/{name.split('/')[0]} to {url}/, or pass the local directory as "
+                f"data_dir"
+            ) from error
         if not files:
             raise ValueError(f"dataset={dataset!r}: {source_url} holds no files")
         if target.exists():
@@ -101,7 +105,9 @@ def local_data_dir(dataset: str, data_dir: str | os.PathLike | None, *,
             destination.parent.mkdir(parents=True, exist_ok=True)
             (source / relative).copy(epath.Path(destination), overwrite=True)
             if destination.stat().st_size != files[relative]:
-                raise ValueError(f"copy of {source_url}/{relative} to {destination}: {destination.stat().st_size} "
-                                 f"bytes, expected {files[relative]}")
+                raise ValueError(
+                    f"copy of {source_url}/{relative} to {destination}: {destination.stat().st_size} "
+                    f"bytes, expected {files[relative]}"
+                )
         (target / COMPLETE).write_text(json.dumps(files, indent=0, sort_keys=True))
     return str(local_root)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from chinchilla.data import cache, files, token_cache, tokenizers
-from chinchilla.data.records import EMBEDDED, EMBEDDED_SPLITS, unavailable, documents
+from chinchilla.data.records import EMBEDDED, EMBEDDED_SPLITS, documents, unavailable
 
 SENTENCEPIECE_MAX_CHARS = 50_000_000  # train a tokenizer of a large external data set on its first 50M characters
 HELDOUT_FRACTION = token_cache.HELDOUT_FRACTION
@@ -108,36 +108,62 @@ def resolve_split(dataset: str, split: str, *, data_dir=None) -> SplitChoice:
     no_eval = "validation" not in available and "test" not in available
     if split in available:
         if split == "train" and no_eval and dataset not in EMBEDDED and dataset != "embedded/code":
-            return SplitChoice(split, "train", "train", True, HELDOUT_FRACTION, "train",
-                               f"dataset={dataset!r} has only {available}: train leaves out the "
-                               f"{HELDOUT_FRACTION:.0%} of documents held out for validation")
+            return SplitChoice(
+                split,
+                "train",
+                "train",
+                True,
+                HELDOUT_FRACTION,
+                "train",
+                f"dataset={dataset!r} has only {available}: train leaves out the "
+                f"{HELDOUT_FRACTION:.0%} of documents held out for validation",
+            )
         return SplitChoice(split, split, split, False, 0.0, split)
     if split == "validation" and "test" in available:
-        return SplitChoice(split, "test", "test", False, 0.0, "test",
-                           f"dataset={dataset!r} has no 'validation' split: evaluating on 'test'")
+        return SplitChoice(
+            split,
+            "test",
+            "test",
+            False,
+            0.0,
+            "test",
+            f"dataset={dataset!r} has no 'validation' split: evaluating on 'test'",
+        )
     if split == "validation" and "train" in available:
         name = f"train[held-out {HELDOUT_FRACTION:.0%}]"
-        return SplitChoice(split, "train", "validation", True, HELDOUT_FRACTION, name,
-                           f"dataset={dataset!r} has neither 'validation' nor 'test': evaluating on {name}, "
-                           f"documents chosen by a hash of their text")
+        return SplitChoice(
+            split,
+            "train",
+            "validation",
+            True,
+            HELDOUT_FRACTION,
+            name,
+            f"dataset={dataset!r} has neither 'validation' nor 'test': evaluating on {name}, "
+            f"documents chosen by a hash of their text",
+        )
     raise ValueError(f"split={split!r} of dataset={dataset!r}: choose one of {available}")
 
 
-def source(dataset: str, split: str, *, data_dir=None, text_key: str = "text",
-           max_documents: int | None = None) -> tuple[token_cache.Source, SplitChoice]:
+def source(
+    dataset: str, split: str, *, data_dir=None, text_key: str = "text", max_documents: int | None = None
+) -> tuple[token_cache.Source, SplitChoice]:
     """The token-cache source of a split (its units of work) and the split choice."""
     choice = resolve_split(dataset, split, data_dir=data_dir)
     if files.is_files(dataset):
         spec = files.parse(dataset, text_key)
         if max_documents is not None:
-            raise ValueError(f"dataset={dataset!r}: max_documents applies to TFDS data sets; choose files with "
-                             f"the glob instead")
+            raise ValueError(
+                f"dataset={dataset!r}: max_documents applies to TFDS data sets; choose files with the glob instead"
+            )
         units = files.units(spec)
         reader = ("files", dataclasses.asdict(spec))
-        key = (f"{files.cache_name(spec)}/all-"
-               f"{token_cache.layout_key(units, spec.validation_fraction, spec.document, spec.text_key)}")
-        return token_cache.Source(dataset, reader, units, files.SPLITS, spec.validation_fraction, key,
-                                  tuple(u[-1] for u in units)), choice
+        key = (
+            f"{files.cache_name(spec)}/all-"
+            f"{token_cache.layout_key(units, spec.validation_fraction, spec.document, spec.text_key)}"
+        )
+        return token_cache.Source(
+            dataset, reader, units, files.SPLITS, spec.validation_fraction, key, tuple(u[-1] for u in units)
+        ), choice
     from chinchilla.data import remote
 
     local = remote.local_data_dir(dataset, data_dir) if dataset not in EMBEDDED else data_dir
@@ -151,11 +177,14 @@ def source(dataset: str, split: str, *, data_dir=None, text_key: str = "text",
     units = tuple((start, min(start + per_unit, count)) for start in range(0, count, per_unit))
     outputs = ("train", "validation") if choice.held_out else (choice.source,)
     reader = ("records", dataset, choice.source, None if local is None else str(local), text_key)
-    key = (f"{cache_name(dataset)}/{choice.source.replace('/', '_')}"
-           f"{'' if text_key == 'text' else '-' + text_key}{'' if max_documents is None else f'-first{max_documents}'}"
-           f"-{token_cache.layout_key(units, outputs, choice.fraction)}")
-    return token_cache.Source(dataset, reader, units, outputs, choice.fraction, key,
-                              tuple(b - a for a, b in units)), choice
+    key = (
+        f"{cache_name(dataset)}/{choice.source.replace('/', '_')}"
+        f"{'' if text_key == 'text' else '-' + text_key}{'' if max_documents is None else f'-first{max_documents}'}"
+        f"-{token_cache.layout_key(units, outputs, choice.fraction)}"
+    )
+    return token_cache.Source(
+        dataset, reader, units, outputs, choice.fraction, key, tuple(b - a for a, b in units)
+    ), choice
 
 
 def training_lines(dataset: str, *, data_dir=None, text_key: str = "text") -> Iterator[str]:
@@ -179,37 +208,68 @@ def _token_dtype(vocab_size: int) -> np.dtype:
     return token_cache.token_dtype(vocab_size)
 
 
-def token_array(dataset: str, split: str, tokenizer, *, data_dir=None, text_key: str = "text",
-                max_documents: int | None = None, need: int | None = None, workers: int | None = None,
-                process_index: int = 0, process_count: int = 1,
-                stats: token_cache.BuildStats | None = None) -> token_cache.ShardedTokens:
+def token_array(
+    dataset: str,
+    split: str,
+    tokenizer,
+    *,
+    data_dir=None,
+    text_key: str = "text",
+    max_documents: int | None = None,
+    need: int | None = None,
+    workers: int | None = None,
+    process_index: int = 0,
+    process_count: int = 1,
+    stats: token_cache.BuildStats | None = None,
+) -> token_cache.ShardedTokens:
     """The split's token array (memory-mapped shards of the cache): the smallest prefix of the data's units with
     at least ``need`` tokens, or the whole split when ``need`` is None; missing units are tokenised on ``workers``
     processes (default: every usable core; see ``token_cache``)."""
     if max_documents is not None and max_documents < 1:
         raise ValueError(f"max_documents={max_documents} must be >= 1 (or None for the whole split)")
     src, choice = source(dataset, split, data_dir=data_dir, text_key=text_key, max_documents=max_documents)
-    array = token_cache.tokens(src, choice.output, tokenizer, root=cache_root(data_dir), need=need, workers=workers,
-                               process_index=process_index, process_count=process_count, stats=stats)
+    array = token_cache.tokens(
+        src,
+        choice.output,
+        tokenizer,
+        root=cache_root(data_dir),
+        need=need,
+        workers=workers,
+        process_index=process_index,
+        process_count=process_count,
+        stats=stats,
+    )
     if not len(array):
         hint = ""
         if files.is_files(dataset) and choice.output == "validation":
-            hint = ("; a files: data set holds out validation_fraction of its documents by text hash (default "
-                    f"{files.FilesSpec.validation_fraction}), too few for a data set this small: raise it, e.g. "
-                    "'files:GLOB?validation_fraction=0.2', or add documents")
+            hint = (
+                "; a files: data set holds out validation_fraction of its documents by text hash (default "
+                f"{files.FilesSpec.validation_fraction}), too few for a data set this small: raise it, e.g. "
+                "'files:GLOB?validation_fraction=0.2', or add documents"
+            )
         raise ValueError(f"dataset={dataset!r} split={choice.name!r} has no documents{hint}")
     return array
 
 
-def tokenize_split(dataset: str, split: str, tokenizer, *, data_dir=None, text_key: str = "text",
-                   max_documents: int | None = None) -> np.ndarray:
+def tokenize_split(
+    dataset: str, split: str, tokenizer, *, data_dir=None, text_key: str = "text", max_documents: int | None = None
+) -> np.ndarray:
     """Every document's tokens followed by the separator, concatenated, in memory (small splits and tests)."""
-    return np.asarray(token_array(dataset, split, tokenizer, data_dir=data_dir, text_key=text_key,
-                                  max_documents=max_documents))
+    return np.asarray(
+        token_array(dataset, split, tokenizer, data_dir=data_dir, text_key=text_key, max_documents=max_documents)
+    )
 
 
-def split_tokens_estimate(dataset: str, split: str, tokenizer, *, data_dir=None, text_key: str = "text",
-                          max_documents: int | None = None, workers: int | None = None) -> tuple[float, bool]:
+def split_tokens_estimate(
+    dataset: str,
+    split: str,
+    tokenizer,
+    *,
+    data_dir=None,
+    text_key: str = "text",
+    max_documents: int | None = None,
+    workers: int | None = None,
+) -> tuple[float, bool]:
     """(tokens in the whole split, exact?): exact when the split has at most ``ESTIMATE_UNITS`` units or all are
     cached; otherwise extrapolated by source size from its first ``ESTIMATE_UNITS`` units (tokenised if needed),
     so planning never tokenises a large split."""
@@ -228,8 +288,17 @@ def split_tokens_estimate(dataset: str, split: str, tokenizer, *, data_dir=None,
     return tokens * sum(src.sizes) / max(1, size), False
 
 
-__all__ = ["SplitChoice", "available_splits", "cache_root", "documents", "resolve_split", "source", "token_array",
-           "tokenize_split", "training_lines"]
+__all__ = [
+    "SplitChoice",
+    "available_splits",
+    "cache_root",
+    "documents",
+    "resolve_split",
+    "source",
+    "token_array",
+    "tokenize_split",
+    "training_lines",
+]
 
 
 # -- tokenizers by name ----------------------------------------------------------------------------------------------
@@ -250,9 +319,15 @@ def _broadcast_bytes(payload: bytes, process_index: int) -> bytes:
     return np.asarray(multihost_utils.broadcast_one_to_all(buffer), dtype=np.uint8).tobytes()
 
 
-def get_tokenizer(name_or_path: str = "byte", *, dataset: str = "embedded",
-                  data_dir: str | os.PathLike | None = None, text_key: str = "text", process_index: int = 0,
-                  process_count: int = 1) -> tokenizers.Tokenizer:
+def get_tokenizer(
+    name_or_path: str = "byte",
+    *,
+    dataset: str = "embedded",
+    data_dir: str | os.PathLike | None = None,
+    text_key: str = "text",
+    process_index: int = 0,
+    process_count: int = 1,
+) -> tokenizers.Tokenizer:
     """A tokenizer by name: "byte", "sentencepiece:<vocab>" (trained on ``dataset``'s train split, cached under
     ``<local cache root>/tokenizers``; with ``process_count`` > 1 trained by process 0 only and broadcast, see the
     module docstring) or a path to a SentencePiece ``.model`` file."""
@@ -261,15 +336,21 @@ def get_tokenizer(name_or_path: str = "byte", *, dataset: str = "embedded",
     if name_or_path.startswith("sentencepiece:"):
         vocab_text = name_or_path.removeprefix("sentencepiece:")
         if not vocab_text.isdigit() or int(vocab_text) < 320:
-            raise ValueError(f"tokenizer={name_or_path!r}: write sentencepiece:<vocab> with vocab >= 320 "
-                             "(256 byte-fallback pieces, specials and the corpus's characters need room)")
+            raise ValueError(
+                f"tokenizer={name_or_path!r}: write sentencepiece:<vocab> with vocab >= 320 "
+                "(256 byte-fallback pieces, specials and the corpus's characters need room)"
+            )
         vocab_size = int(vocab_text)
         name = cache_name(dataset) + ("" if text_key == "text" else f"-{text_key}")
         path = cache_root(data_dir) / "tokenizers" / name / f"sentencepiece-bpe-{vocab_size}.model"
         path.parent.mkdir(parents=True, exist_ok=True)
         if process_index == 0:
-            cache.build_once(path, lambda tmp: tokenizers.train_sentencepiece(
-                training_lines(dataset, data_dir=data_dir, text_key=text_key), vocab_size, tmp))
+            cache.build_once(
+                path,
+                lambda tmp: tokenizers.train_sentencepiece(
+                    training_lines(dataset, data_dir=data_dir, text_key=text_key), vocab_size, tmp
+                ),
+            )
         if process_count > 1:
             model = _broadcast_bytes(path.read_bytes() if process_index == 0 else b"", process_index)
             if process_index != 0 and not (path.is_file() and path.read_bytes() == model):
@@ -277,5 +358,6 @@ def get_tokenizer(name_or_path: str = "byte", *, dataset: str = "embedded",
         return tokenizers.SentencePieceTokenizer(path)
     if name_or_path.endswith(".model") or os.path.sep in name_or_path:
         return tokenizers.SentencePieceTokenizer(name_or_path)
-    raise ValueError(f"tokenizer={name_or_path!r}: use 'byte', 'sentencepiece:<vocab>' or a path to a "
-                     "SentencePiece .model file")
+    raise ValueError(
+        f"tokenizer={name_or_path!r}: use 'byte', 'sentencepiece:<vocab>' or a path to a SentencePiece .model file"
+    )

@@ -145,7 +145,7 @@ class ShardedTokens(Sequence):
         for s, array in enumerate(self._arrays):
             lo, hi = max(start, self._starts[s]), min(stop, self._starts[s + 1])
             if lo < hi:
-                pieces.append(np.asarray(array[lo - self._starts[s]:hi - self._starts[s]]))
+                pieces.append(np.asarray(array[lo - self._starts[s] : hi - self._starts[s]]))
         return np.concatenate(pieces) if pieces else np.zeros(0, self.dtype)
 
     def __array__(self, dtype=None, copy=None):
@@ -222,8 +222,9 @@ def read_unit(directory: Path, index: int) -> dict | None:
         return None
 
 
-def build_unit(reader: tuple, unit: tuple, index: int, outputs: Sequence[str], fraction: float, tokenizer,
-               directory: Path) -> dict:
+def build_unit(
+    reader: tuple, unit: tuple, index: int, outputs: Sequence[str], fraction: float, tokenizer, directory: Path
+) -> dict:
     """Tokenise one unit into ``directory`` (once, under a lock) and return its completion record."""
     directory = Path(directory)
     marker = _unit_stem(directory, index).with_suffix(".json")
@@ -255,8 +256,11 @@ def _tokenize_unit(reader, unit, outputs, fraction, tokenizer, directory, index)
             arrays[split].append(np.frombuffer(b"\0".join(batch) + b"\0", dtype=np.uint8))
         else:
             encode_batch = getattr(tokenizer, "encode_batch", None)
-            encoded = (encode_batch([d.decode("utf-8") for d in batch]) if encode_batch
-                       else [tokenizer.encode(d.decode("utf-8")) for d in batch])
+            encoded = (
+                encode_batch([d.decode("utf-8") for d in batch])
+                if encode_batch
+                else [tokenizer.encode(d.decode("utf-8")) for d in batch]
+            )
             for ids in encoded:
                 arrays[split].append(np.asarray(ids).astype(dtype))
                 arrays[split].append(separator)
@@ -287,8 +291,13 @@ def _tokenize_unit(reader, unit, outputs, fraction, tokenizer, directory, index)
             if os.path.exists(tmp):  # a partial file would only hold on to the space that ran out
                 os.unlink(tmp)
         counts[split] = int(len(tokens))
-    return {"tokens": counts, "documents": documents, "bytes": source_bytes, "pid": os.getpid(),
-            "tokenizer": tokenizer.fingerprint}
+    return {
+        "tokens": counts,
+        "documents": documents,
+        "bytes": source_bytes,
+        "pid": os.getpid(),
+        "tokenizer": tokenizer.fingerprint,
+    }
 
 
 def load_unit(directory: Path, index: int, split: str) -> np.ndarray:
@@ -308,10 +317,18 @@ class Workers:
         env.setdefault("JAX_PLATFORMS", "cpu")  # workers never use JAX; never let one grab an accelerator
         # stderr to a file, not a pipe: a worker logging more than a pipe holds (TFDS warnings) would block
         self.logs = [tempfile.TemporaryFile(mode="w+") for _ in range(n)]
-        self.processes = [subprocess.Popen([sys.executable, "-m", "chinchilla.data.tokenize_worker"], env=env,
-                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-                                           bufsize=1)
-                          for log in self.logs]
+        self.processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "chinchilla.data.tokenize_worker"],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                bufsize=1,
+            )
+            for log in self.logs
+        ]
 
     def run(self, tasks: list[dict]) -> list[dict]:
         n = len(self.processes)
@@ -328,8 +345,9 @@ class Workers:
                     self.logs[w].seek(0)
                     tail = self.logs[w].read().strip().splitlines()[-1:] or [""]
                     self.close(kill=True)
-                    raise RuntimeError(f"a tokenizer worker (pid {process.pid}) exited with code "
-                                       f"{process.returncode}: {tail[0]}")
+                    raise RuntimeError(
+                        f"a tokenizer worker (pid {process.pid}) exited with code {process.returncode}: {tail[0]}"
+                    )
                 answer = json.loads(line)
                 if "error" in answer:
                     self.close(kill=True)  # the others' units are not needed any more
@@ -370,15 +388,28 @@ class Workers:
 
 
 def _task(source: Source, index: int, spec: tuple, directory: Path) -> dict:
-    return {"reader": list(source.reader), "unit": list(source.units[index]), "index": index,
-            "outputs": list(source.outputs), "fraction": source.fraction, "tokenizer": list(spec),
-            "directory": str(directory)}
+    return {
+        "reader": list(source.reader),
+        "unit": list(source.units[index]),
+        "index": index,
+        "outputs": list(source.outputs),
+        "fraction": source.fraction,
+        "tokenizer": list(spec),
+        "directory": str(directory),
+    }
 
 
 def _run_task(task: dict) -> dict:
     reader = _tuple(task["reader"])
-    return build_unit(reader, tuple(task["unit"]), task["index"], task["outputs"], task["fraction"],
-                      _rebuild_tokenizer(tuple(task["tokenizer"])), Path(task["directory"]))
+    return build_unit(
+        reader,
+        tuple(task["unit"]),
+        task["index"],
+        task["outputs"],
+        task["fraction"],
+        _rebuild_tokenizer(tuple(task["tokenizer"])),
+        Path(task["directory"]),
+    )
 
 
 def _tuple(value):
@@ -412,9 +443,18 @@ class BuildStats:
     builder_pids: set = dataclasses.field(default_factory=set)
 
 
-def tokens(source: Source, split: str, tokenizer, *, root: Path, need: int | None = None,
-           workers: int | None = None, process_index: int = 0, process_count: int = 1,
-           stats: BuildStats | None = None) -> ShardedTokens:
+def tokens(
+    source: Source,
+    split: str,
+    tokenizer,
+    *,
+    root: Path,
+    need: int | None = None,
+    workers: int | None = None,
+    process_index: int = 0,
+    process_count: int = 1,
+    stats: BuildStats | None = None,
+) -> ShardedTokens:
     """The token array of ``split`` over the smallest prefix of ``source``'s units with at least ``need`` tokens
     (every unit when None), building missing units on ``workers`` processes (default: every usable core)."""
     if split not in source.outputs:
@@ -442,8 +482,12 @@ def tokens(source: Source, split: str, tokenizer, *, root: Path, need: int | Non
             if missing:  # this process's own units first, then the others' (already built on a shared cache)
                 missing.sort(key=lambda j: (j % process_count != process_index, j))
                 if spec is None or workers <= 1 or len(missing) == 1:
-                    records = [build_unit(source.reader, source.units[j], j, source.outputs, source.fraction,
-                                          tokenizer, directory) for j in missing]
+                    records = [
+                        build_unit(
+                            source.reader, source.units[j], j, source.outputs, source.fraction, tokenizer, directory
+                        )
+                        for j in missing
+                    ]
                 else:
                     if pool is None:
                         pool = Workers(min(workers, max(2, len(missing))))
@@ -467,8 +511,9 @@ def tokens(source: Source, split: str, tokenizer, *, root: Path, need: int | Non
             pool.close()
     stats.units_used = len(chosen)
     dtype = token_dtype(tokenizer.vocab_size)
-    return ShardedTokens([load_unit(directory, j, split) for j in chosen
-                          if read_unit(directory, j)["tokens"][split]], dtype=dtype)
+    return ShardedTokens(
+        [load_unit(directory, j, split) for j in chosen if read_unit(directory, j)["tokens"][split]], dtype=dtype
+    )
 
 
 def cached_prefix(source: Source, split: str, tokenizer, root: Path) -> tuple[int, int, int]:

@@ -7,19 +7,44 @@ numpy, never flax, tensorflow-datasets or orbax.
 """
 
 from chinchilla.fit.allocate import GOPHER_FLOPS, PAPER_FIT, ChinchillaParams, exact_flops_optimum, projections
-from chinchilla.fit.envelope import Curve, EnvelopeResult, fit_envelope
-from chinchilla.fit.isoflop import IsoFlopResult, fit_isoflop
-from chinchilla.fit.powerlaw import PowerLaw, fit_power_law
 from chinchilla.fit.bootstrap import BootstrapResult, bootstrap_parametric, bootstrap_table
+from chinchilla.fit.envelope import Curve, EnvelopeResult, fit_envelope
 from chinchilla.fit.holdout import HoldoutResult, holdout_check
+from chinchilla.fit.isoflop import IsoFlopResult, fit_isoflop
 from chinchilla.fit.laws import CHINCHILLA, DATA_CONSTRAINED, ChinchillaLaw, DataConstrainedLaw, FixedLaw, get_law
 from chinchilla.fit.parametric import ParametricFit, fit_core, fit_parametric, fit_table
+from chinchilla.fit.powerlaw import PowerLaw, fit_power_law
 from chinchilla.fit.table import ScalingTable, read_csv, reference_table
 
 __all__ = [
-    "Curve", "EnvelopeResult", "IsoFlopResult", "PowerLaw", "fit_envelope", "fit_isoflop", "fit_power_law",
-    "CHINCHILLA", "DATA_CONSTRAINED", "GOPHER_FLOPS", "PAPER_FIT", "BootstrapResult", "ChinchillaLaw",
-    "ChinchillaParams", "DataConstrainedLaw", "FixedLaw", "HoldoutResult", "ParametricFit", "ScalingTable",
-    "bootstrap_parametric", "bootstrap_table", "exact_flops_optimum", "fit_core", "fit_parametric", "fit_table",
-    "get_law", "holdout_check", "projections", "read_csv", "reference_table",
+    "Curve",
+    "EnvelopeResult",
+    "IsoFlopResult",
+    "PowerLaw",
+    "fit_envelope",
+    "fit_isoflop",
+    "fit_power_law",
+    "CHINCHILLA",
+    "DATA_CONSTRAINED",
+    "GOPHER_FLOPS",
+    "PAPER_FIT",
+    "BootstrapResult",
+    "ChinchillaLaw",
+    "ChinchillaParams",
+    "DataConstrainedLaw",
+    "FixedLaw",
+    "HoldoutResult",
+    "ParametricFit",
+    "ScalingTable",
+    "bootstrap_parametric",
+    "bootstrap_table",
+    "exact_flops_optimum",
+    "fit_core",
+    "fit_parametric",
+    "fit_table",
+    "get_law",
+    "holdout_check",
+    "projections",
+    "read_csv",
+    "reference_table",
 ]

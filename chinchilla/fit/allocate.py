@@ -26,7 +26,7 @@ Plain numpy/Python: scalars and small arrays, vectorised over budgets or bootstr
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -37,8 +37,16 @@ PAPER_PROJECTION_PARAMS: tuple[float, ...] = (400e6, 1e9, 10e9, 67e9, 175e9, 280
 # Table A3's Approach 3 column as printed (FLOPs, tokens) for those sizes; 175B's FLOPs are printed 1.26e24, an
 # evident typo for 1.26e25 (6 * 175e9 * 12.0e12 = 1.26e25).
 TABLE_A3_APPROACH3: tuple[tuple[float, float], ...] = (
-    (2.21e19, 9.2e9), (1.62e20, 27.1e9), (2.46e22, 410.1e9), (1.71e24, 4.1e12), (1.26e25, 12.0e12),
-    (3.52e25, 20.1e12), (1.36e26, 43.5e12), (5.65e26, 94.1e12), (8.55e28, 1425.5e12))
+    (2.21e19, 9.2e9),
+    (1.62e20, 27.1e9),
+    (2.46e22, 410.1e9),
+    (1.71e24, 4.1e12),
+    (1.26e25, 12.0e12),
+    (3.52e25, 20.1e12),
+    (1.36e26, 43.5e12),
+    (5.65e26, 94.1e12),
+    (8.55e28, 1425.5e12),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +65,9 @@ class ChinchillaParams:
         for name in ("E", "A", "B", "alpha", "beta"):  # E = 0 is a law (a fit whose E ran to its bound gives it)
             value = np.asarray(getattr(self, name), dtype=np.float64)
             if not (np.all(np.isfinite(value)) and np.all(value >= 0 if name == "E" else value > 0)):
-                raise ValueError(f"{name}={getattr(self, name)!r} must be finite and "
-                                 f"{'non-negative' if name == 'E' else 'positive'}")
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} must be finite and {'non-negative' if name == 'E' else 'positive'}"
+                )
 
     @property
     def a(self):
@@ -78,7 +87,7 @@ class ChinchillaParams:
     def loss(self, n, d):
         """L(N, D) = E + A / N^alpha + B / D^beta."""
         n, d = _positive("n", n), _positive("d", d)
-        return self.E + self.A / n ** self.alpha + self.B / d ** self.beta
+        return self.E + self.A / n**self.alpha + self.B / d**self.beta
 
     def n_opt(self, flops):
         """N_opt(C) = G (C / 6)^a."""
@@ -105,23 +114,44 @@ class ChinchillaParams:
         return self.flops_for_params(n) / (6.0 * _positive("n", n))
 
     def to_dict(self) -> dict[str, float | str]:
-        return {"E": float(self.E), "A": float(self.A), "B": float(self.B), "alpha": float(self.alpha),
-                "beta": float(self.beta), "G": float(self.G), "a": float(self.a), "b": float(self.b),
-                "source": self.source}
+        return {
+            "E": float(self.E),
+            "A": float(self.A),
+            "B": float(self.B),
+            "alpha": float(self.alpha),
+            "beta": float(self.beta),
+            "G": float(self.G),
+            "a": float(self.a),
+            "b": float(self.b),
+            "source": self.source,
+        }
 
 
 # The paper's Approach 3 fit, unrounded (Hoffmann et al. 2022, as used by Besiroglu et al. 2024).
-PAPER_FIT = ChinchillaParams(E=1.69337, A=406.401, B=410.723, alpha=0.33917084, beta=0.2849083,
-                             source="Hoffmann et al. 2022 Approach 3 fit (unrounded: E 1.69337, A 406.401, "
-                                    "B 410.723, alpha 0.33917084, beta 0.2849083)")
+PAPER_FIT = ChinchillaParams(
+    E=1.69337,
+    A=406.401,
+    B=410.723,
+    alpha=0.33917084,
+    beta=0.2849083,
+    source="Hoffmann et al. 2022 Approach 3 fit (unrounded: E 1.69337, A 406.401, "
+    "B 410.723, alpha 0.33917084, beta 0.2849083)",
+)
 
 
 def allocation(params: ChinchillaParams, flops: float) -> dict[str, float]:
     """Everything about one budget on the 6ND frontier, as a JSON-ready dict of numbers (its kind is
     :data:`FRONTIER_KIND`)."""
-    return {"flops": float(flops), "n_opt": float(params.n_opt(flops)), "d_opt": float(params.d_opt(flops)),
-            "tokens_per_param": float(params.tokens_per_param(flops)), "loss_opt": float(params.loss_opt(flops)),
-            "G": float(params.G), "a": float(params.a), "b": float(params.b)}
+    return {
+        "flops": float(flops),
+        "n_opt": float(params.n_opt(flops)),
+        "d_opt": float(params.d_opt(flops)),
+        "tokens_per_param": float(params.tokens_per_param(flops)),
+        "loss_opt": float(params.loss_opt(flops)),
+        "G": float(params.G),
+        "a": float(params.a),
+        "b": float(params.b),
+    }
 
 
 FRONTIER_KIND = "6ND frontier (unlimited unique data, no inference cost)"
@@ -155,7 +185,7 @@ class DataConstrainedParams:
                 raise ValueError(f"{name}={value!r} must be finite and {'non-negative' if name == 'E' else 'positive'}")
 
     @classmethod
-    def from_mapping(cls, values, source: str = "") -> "DataConstrainedParams":
+    def from_mapping(cls, values, source: str = "") -> DataConstrainedParams:
         """From a mapping with the seven named parameters (e.g. ``ParametricFit.params`` of the data-constrained
         law); a ValueError naming what is missing otherwise."""
         names = ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star")
@@ -179,20 +209,28 @@ class DataConstrainedParams:
         repeats_n = np.maximum(n / unique_n - 1.0, 0.0)
         d_eff = unique_d * (1.0 + self.R_D_star * -np.expm1(-repeats_d / self.R_D_star))
         n_eff = unique_n * (1.0 + self.R_N_star * -np.expm1(-repeats_n / self.R_N_star))
-        return self.E + self.A / n_eff ** self.alpha + self.B / d_eff ** self.beta
+        return self.E + self.A / n_eff**self.alpha + self.B / d_eff**self.beta
 
     def to_dict(self) -> dict[str, float | str]:
-        return {k: (getattr(self, k) if k == "source" else float(getattr(self, k)))
-                for k in ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star", "source")}
+        return {
+            k: (getattr(self, k) if k == "source" else float(getattr(self, k)))
+            for k in ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star", "source")
+        }
 
 
 # Muennighoff et al. 2023's released fit (README of huggingface/datablations: a, b, e = log A, log B, log E;
 # alpha = beta; R_D* = 15.387756, R_N* = 5.309743). Their optimal_allocation(1e22, 25e9) gives ~7.02e9 parameters,
 # ~2.37e11 tokens.
 MUENNIGHOFF_FIT = DataConstrainedParams(
-    E=float(np.exp(0.6254804)), A=float(np.exp(6.255414)), B=float(np.exp(7.3049974)), alpha=0.3526596,
-    beta=0.3526596, R_D_star=15.387756, R_N_star=5.309743,
-    source="Muennighoff et al. 2023 released fit (huggingface/datablations README)")
+    E=float(np.exp(0.6254804)),
+    A=float(np.exp(6.255414)),
+    B=float(np.exp(7.3049974)),
+    alpha=0.3526596,
+    beta=0.3526596,
+    R_D_star=15.387756,
+    R_N_star=5.309743,
+    source="Muennighoff et al. 2023 released fit (huggingface/datablations README)",
+)
 
 # Where an allocation stops meaning anything (issue 17, kind 4). A language model has at least one transformer
 # layer: 12 d^2 parameters, about 1,000 at width 9; and it trains on at least one sequence: 128 tokens, the shortest
@@ -215,12 +253,17 @@ class FittedRange:
     epochs: tuple[float, float] | None = None
 
     @classmethod
-    def from_table(cls, table) -> "FittedRange":
+    def from_table(cls, table) -> FittedRange:
         """The range of a :class:`chinchilla.fit.table.ScalingTable`'s runs (epochs when it has unique tokens)."""
         span = lambda x: (float(np.min(x)), float(np.max(x)))  # noqa: E731
         u = getattr(table, "unique_tokens", None)
-        return cls(source=f"the {len(table)} runs fitted", n=span(table.n), d=span(table.d), flops=span(table.flops),
-                   epochs=span(table.d / u) if u is not None else None)
+        return cls(
+            source=f"the {len(table)} runs fitted",
+            n=span(table.n),
+            d=span(table.d),
+            flops=span(table.flops),
+            epochs=span(table.d / u) if u is not None else None,
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -229,30 +272,38 @@ class FittedRange:
 # The runs behind the published fits: Figure 4's 245 points as extracted by Besiroglu et al. 2024 (the reference
 # table: tests check these numbers against it), and Muennighoff et al. 2023's 400 runs (10M to 9B parameters, up to
 # 900B tokens and 1,500 epochs, as their paper summarises them).
-PAPER_FIT_RANGE = FittedRange(source="the paper's Figure 4 runs", n=(5.73e7, 1.62e10), d=(2.45e8, 3.18e11),
-                              flops=(1.40e18, 1.30e22))
-MUENNIGHOFF_FIT_RANGE = FittedRange(source="Muennighoff et al. 2023's runs", n=(1e7, 9e9), d=(None, 9e11),
-                                    epochs=(1.0, 1500.0))
+PAPER_FIT_RANGE = FittedRange(
+    source="the paper's Figure 4 runs", n=(5.73e7, 1.62e10), d=(2.45e8, 3.18e11), flops=(1.40e18, 1.30e22)
+)
+MUENNIGHOFF_FIT_RANGE = FittedRange(
+    source="Muennighoff et al. 2023's runs", n=(1e7, 9e9), d=(None, 9e11), epochs=(1.0, 1500.0)
+)
 
 
-def check_physical(n_opt: float, d_opt: float, unique_tokens: float | None = None, *, what: str = "allocation"
-                   ) -> None:
+def check_physical(n_opt: float, d_opt: float, unique_tokens: float | None = None, *, what: str = "allocation") -> None:
     """A ValueError saying why when an allocation is physically absurd: fewer parameters than one transformer
     layer, fewer tokens (or unique tokens) than one training sequence."""
     if unique_tokens is not None and unique_tokens < MIN_TRAINING_TOKENS:
-        raise ValueError(f"unique tokens U = {unique_tokens:.4g} is fewer than one training sequence "
-                         f"({MIN_TRAINING_TOKENS:.0f} tokens): no data-constrained allocation is meaningful")
+        raise ValueError(
+            f"unique tokens U = {unique_tokens:.4g} is fewer than one training sequence "
+            f"({MIN_TRAINING_TOKENS:.0f} tokens): no data-constrained allocation is meaningful"
+        )
     if n_opt < MIN_MODEL_PARAMS:
-        raise ValueError(f"the {what} gives N_opt = {n_opt:.4g} parameters, fewer than one transformer layer "
-                         f"(~{MIN_MODEL_PARAMS:,.0f}): the law says nothing there; give a larger budget"
-                         + (" or more unique tokens" if unique_tokens is not None else ""))
+        raise ValueError(
+            f"the {what} gives N_opt = {n_opt:.4g} parameters, fewer than one transformer layer "
+            f"(~{MIN_MODEL_PARAMS:,.0f}): the law says nothing there; give a larger budget"
+            + (" or more unique tokens" if unique_tokens is not None else "")
+        )
     if d_opt < MIN_TRAINING_TOKENS:
-        raise ValueError(f"the {what} gives D_opt = {d_opt:.4g} tokens, fewer than one training sequence "
-                         f"({MIN_TRAINING_TOKENS:.0f} tokens): the law says nothing there; give a larger budget")
+        raise ValueError(
+            f"the {what} gives D_opt = {d_opt:.4g} tokens, fewer than one training sequence "
+            f"({MIN_TRAINING_TOKENS:.0f} tokens): the law says nothing there; give a larger budget"
+        )
 
 
-def domain_warnings(fitted: FittedRange, *, n_opt: float, d_opt: float, flops: float | None = None,
-                    epochs: float | None = None) -> list[str]:
+def domain_warnings(
+    fitted: FittedRange, *, n_opt: float, d_opt: float, flops: float | None = None, epochs: float | None = None
+) -> list[str]:
     """One line per way an allocation lies outside the runs a law was fitted on: N, D or C more than
     :data:`FAR_OUTSIDE` times beyond their range, or more epochs (D / U) than any run had."""
     lines = []
@@ -261,22 +312,29 @@ def domain_warnings(fitted: FittedRange, *, n_opt: float, d_opt: float, flops: f
             continue
         low, high = span
         if high is not None and value > FAR_OUTSIDE * high:
-            lines.append(f"{name} = {value:.3g} is {value / high:,.0f}x the largest of {fitted.source} "
-                         f"({high:.3g}): an extrapolation over {np.log10(value / high):.1f} decades")
+            lines.append(
+                f"{name} = {value:.3g} is {value / high:,.0f}x the largest of {fitted.source} "
+                f"({high:.3g}): an extrapolation over {np.log10(value / high):.1f} decades"
+            )
         elif low is not None and value < low / FAR_OUTSIDE:
-            lines.append(f"{name} = {value:.3g} is {low / value:,.0f}x below the smallest of {fitted.source} "
-                         f"({low:.3g}): an extrapolation over {np.log10(low / value):.1f} decades")
+            lines.append(
+                f"{name} = {value:.3g} is {low / value:,.0f}x below the smallest of {fitted.source} "
+                f"({low:.3g}): an extrapolation over {np.log10(low / value):.1f} decades"
+            )
     if epochs is not None and fitted.epochs is not None and epochs > fitted.epochs[1] * (1 + 1e-9):
-        lines.append(f"{epochs:.4g} epochs of the unique data is beyond the {fitted.epochs[1]:.4g} epochs of "
-                     f"{fitted.source}: the law's repetition term is not tested there")
+        lines.append(
+            f"{epochs:.4g} epochs of the unique data is beyond the {fitted.epochs[1]:.4g} epochs of "
+            f"{fitted.source}: the law's repetition term is not tested there"
+        )
     return lines
 
 
 _SCAN_POINTS = 4001  # coarse log-grid points before the Brent refinement
 
 
-def data_constrained_allocation(params: DataConstrainedParams, flops: float, unique_tokens: float
-                                ) -> dict[str, float | str]:
+def data_constrained_allocation(
+    params: DataConstrainedParams, flops: float, unique_tokens: float
+) -> dict[str, float | str]:
     """The N, D = C / (6 N) that minimise ``params.loss(N, D, U)`` at a budget of ``flops`` FLOPs with
     ``unique_tokens`` U unique tokens (Muennighoff et al. 2023, Section 5).
 
@@ -296,14 +354,23 @@ def data_constrained_allocation(params: DataConstrainedParams, flops: float, uni
     n_opt = float(np.exp(log_n))
     d_opt = flops / (6.0 * n_opt)
     free = params.chinchilla
-    return {"kind": DATA_CONSTRAINED_KIND, "flops": flops, "unique_tokens": unique_tokens, "n_opt": n_opt,
-            "d_opt": d_opt, "tokens_per_param": d_opt / n_opt, "epochs": d_opt / unique_tokens,
-            "loss_opt": float(params.loss(n_opt, d_opt, unique_tokens)),
-            "unconstrained_n_opt": float(free.n_opt(flops)), "unconstrained_d_opt": float(free.d_opt(flops))}
+    return {
+        "kind": DATA_CONSTRAINED_KIND,
+        "flops": flops,
+        "unique_tokens": unique_tokens,
+        "n_opt": n_opt,
+        "d_opt": d_opt,
+        "tokens_per_param": d_opt / n_opt,
+        "epochs": d_opt / unique_tokens,
+        "loss_opt": float(params.loss(n_opt, d_opt, unique_tokens)),
+        "unconstrained_n_opt": float(free.n_opt(flops)),
+        "unconstrained_d_opt": float(free.d_opt(flops)),
+    }
 
 
-def inference_aware_allocation(params: ChinchillaParams, target_loss: float, inference_tokens: float
-                               ) -> dict[str, float | str]:
+def inference_aware_allocation(
+    params: ChinchillaParams, target_loss: float, inference_tokens: float
+) -> dict[str, float | str]:
     """The N, D with L(N, D) = ``target_loss`` that minimise training plus inference FLOPs,
     6 N D + 2 N D_inf with D_inf = ``inference_tokens`` (Sardana et al. 2024, eq. 2-3, with C_inf = 2 N D_inf).
 
@@ -315,16 +382,16 @@ def inference_aware_allocation(params: ChinchillaParams, target_loss: float, inf
     """
     target_loss, inference_tokens = float(target_loss), float(inference_tokens)
     if not np.isfinite(target_loss) or target_loss <= float(params.E):
-        raise ValueError(f"target_loss={target_loss!r} is not above the law's irreducible loss E={params.E:.6g}: "
-                         "no N, D reach it")
+        raise ValueError(
+            f"target_loss={target_loss!r} is not above the law's irreducible loss E={params.E:.6g}: no N, D reach it"
+        )
     if not (np.isfinite(inference_tokens) and inference_tokens >= 0):
         raise ValueError(f"inference_tokens={inference_tokens!r} must be finite and non-negative")
     excess = np.log(target_loss - params.E)
 
     def log_nd(z):
         log_s, log_1ms = -np.logaddexp(0.0, -z), -np.logaddexp(0.0, z)  # log s, log(1 - s), s = sigmoid(z)
-        return ((np.log(params.A) - log_s - excess) / params.alpha,
-                (np.log(params.B) - log_1ms - excess) / params.beta)
+        return ((np.log(params.A) - log_s - excess) / params.alpha, (np.log(params.B) - log_1ms - excess) / params.beta)
 
     def log_cost(z):
         log_n, log_d = log_nd(z)
@@ -334,15 +401,24 @@ def inference_aware_allocation(params: ChinchillaParams, target_loss: float, inf
     log_n, log_d = log_nd(z)
     n_opt, d_opt = float(np.exp(log_n)), float(np.exp(log_d))
     train, inference = 6.0 * n_opt * d_opt, 2.0 * n_opt * inference_tokens
-    return {"kind": INFERENCE_AWARE_KIND, "target_loss": target_loss, "inference_tokens": inference_tokens,
-            "n_opt": n_opt, "d_opt": d_opt, "tokens_per_param": d_opt / n_opt, "train_flops": train,
-            "inference_flops": inference, "total_flops": train + inference}
+    return {
+        "kind": INFERENCE_AWARE_KIND,
+        "target_loss": target_loss,
+        "inference_tokens": inference_tokens,
+        "n_opt": n_opt,
+        "d_opt": d_opt,
+        "tokens_per_param": d_opt / n_opt,
+        "train_flops": train,
+        "inference_flops": inference,
+        "total_flops": train + inference,
+    }
 
 
 def _scan_minimum(fun, low: float, high: float) -> float:
     """argmin on [low, high] of a numpy-vectorised scalar function: the best of a 4,001-point grid, refined by
     bounded Brent between its neighbours (so a function with several basins is not caught in a poor one)."""
     from scipy.optimize import minimize_scalar  # ~1 s to import: only when an allocation needs it
+
     grid = np.linspace(low, high, _SCAN_POINTS)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         values = np.asarray(fun(grid), dtype=np.float64)
@@ -355,11 +431,12 @@ def _scan_minimum(fun, low: float, high: float) -> float:
     return float(result.x) if result.fun <= values[i] else float(grid[i])
 
 
-def projections(params: ChinchillaParams,
-                sizes: Sequence[float] = PAPER_PROJECTION_PARAMS) -> list[dict[str, float]]:
+def projections(params: ChinchillaParams, sizes: Sequence[float] = PAPER_PROJECTION_PARAMS) -> list[dict[str, float]]:
     """Table 3 / A3 style rows: for each model size, the FLOPs at which it is compute-optimal and its tokens."""
-    return [{"params": float(n), "flops": float(params.flops_for_params(n)),
-             "tokens": float(params.tokens_for_params(n))} for n in sizes]
+    return [
+        {"params": float(n), "flops": float(params.flops_for_params(n)), "tokens": float(params.tokens_for_params(n))}
+        for n in sizes
+    ]
 
 
 def compare_table_a3(rows: Sequence[dict[str, float]]) -> list[dict[str, float]]:
@@ -368,9 +445,16 @@ def compare_table_a3(rows: Sequence[dict[str, float]]) -> list[dict[str, float]]
     2-19%, the gap growing with N (the paper does not say how the column was computed; we do not know why)."""
     if [r["params"] for r in rows] != list(PAPER_PROJECTION_PARAMS):
         raise ValueError("compare_table_a3 needs the rows of projections() for the paper's sizes")
-    return [{**row, "published_flops": flops, "published_tokens": tokens,
-             "flops_rel_diff": row["flops"] / flops - 1.0, "tokens_rel_diff": row["tokens"] / tokens - 1.0}
-            for row, (flops, tokens) in zip(rows, TABLE_A3_APPROACH3)]
+    return [
+        {
+            **row,
+            "published_flops": flops,
+            "published_tokens": tokens,
+            "flops_rel_diff": row["flops"] / flops - 1.0,
+            "tokens_rel_diff": row["tokens"] / tokens - 1.0,
+        }
+        for row, (flops, tokens) in zip(rows, TABLE_A3_APPROACH3)
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -396,8 +480,12 @@ class ExactOptimum:
     at_boundary: bool
 
     def to_dict(self) -> dict[str, object]:
-        return {"flops": self.flops, "best": dataclasses.asdict(self.best), "at_boundary": self.at_boundary,
-                "shapes": [dataclasses.asdict(s) for s in self.shapes]}
+        return {
+            "flops": self.flops,
+            "best": dataclasses.asdict(self.best),
+            "at_boundary": self.at_boundary,
+            "shapes": [dataclasses.asdict(s) for s in self.shapes],
+        }
 
 
 def exact_flops_optimum(params: ChinchillaParams, flops: float, configs: Sequence) -> ExactOptimum:
@@ -408,11 +496,13 @@ def exact_flops_optimum(params: ChinchillaParams, flops: float, configs: Sequenc
 
     if not configs:
         raise ValueError("configs is empty: give at least one model shape")
-    shapes = sorted((_shape_allocation(params, flops, config, accounting) for config in configs),
-                    key=lambda s: s.params)
+    shapes = sorted(
+        (_shape_allocation(params, flops, config, accounting) for config in configs), key=lambda s: s.params
+    )
     index = int(np.argmin([s.loss for s in shapes]))
-    return ExactOptimum(flops=float(flops), best=shapes[index], shapes=tuple(shapes),
-                        at_boundary=index in (0, len(shapes) - 1))
+    return ExactOptimum(
+        flops=float(flops), best=shapes[index], shapes=tuple(shapes), at_boundary=index in (0, len(shapes) - 1)
+    )
 
 
 def _shape_allocation(params: ChinchillaParams, budget: float, config, accounting) -> ShapeAllocation:
@@ -426,4 +516,3 @@ def _positive(name: str, value):
     if not (np.all(np.isfinite(array)) and np.all(array > 0)):
         raise ValueError(f"{name}={value!r} must be positive and finite")
     return array if array.ndim else float(array)
-

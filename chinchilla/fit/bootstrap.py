@@ -26,7 +26,8 @@ not determined (spanning more than 3 decades, or an exponent reaching 0) are fla
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,11 +37,17 @@ from chinchilla.fit.allocate import GOPHER_FLOPS
 from chinchilla.fit.diagnostics import check_data, interval_flags
 from chinchilla.fit.laws import CHINCHILLA
 from chinchilla.fit.objective import PAPER_HUBER_DELTA, objective
-from chinchilla.fit.parametric import (ParametricFit, fit_table, law_covariates, pad_runs, prepare_weights,
-                                       solver_config)
+from chinchilla.fit.parametric import ParametricFit, fit_table, law_covariates, pad_runs, prepare_weights, solver_config
 from chinchilla.fit.powerlaw import percentile_interval
-from chinchilla.fit.solver import (REFINE_RTOL, STOP_REASONS, SolverConfig, StartResult, minimize_many, refine,
-                                   resolve_strategy)
+from chinchilla.fit.solver import (
+    REFINE_RTOL,
+    STOP_REASONS,
+    SolverConfig,
+    StartResult,
+    minimize_many,
+    refine,
+    resolve_strategy,
+)
 from chinchilla.fit.table import ScalingTable
 from chinchilla.jax_cache import enable_compilation_cache
 
@@ -52,17 +59,26 @@ _DEFAULTS = SolverConfig()
 class BootstrapState(NamedTuple):
     """What :func:`bootstrap_core` returns: R resamples x K starts."""
 
-    params: jnp.ndarray      # (R, P) best raw parameters per resample (after refinement)
-    objective: jnp.ndarray   # (R,) best objective per resample (inf if all its starts failed)
-    best: jnp.ndarray        # (R,) index of the winning start
-    starts: StartResult      # (R, K, ...) every start of every resample
-    final: StartResult       # (R, ...) the winning start after refinement
-    converged: jnp.ndarray   # (R,) the refinement check passed (False for an early stop by design)
+    params: jnp.ndarray  # (R, P) best raw parameters per resample (after refinement)
+    objective: jnp.ndarray  # (R,) best objective per resample (inf if all its starts failed)
+    best: jnp.ndarray  # (R,) index of the winning start
+    starts: StartResult  # (R, K, ...) every start of every resample
+    final: StartResult  # (R, ...) the winning start after refinement
+    converged: jnp.ndarray  # (R,) the refinement check passed (False for an early stop by design)
 
 
-def bootstrap_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], loss: jnp.ndarray,
-                   weights: jnp.ndarray, *, law=CHINCHILLA, delta: float = PAPER_HUBER_DELTA, reduction: str = "sum",
-                   config: SolverConfig = SolverConfig(), strategy: str = "auto") -> BootstrapState:
+def bootstrap_core(
+    starts: jnp.ndarray,
+    covariates: Mapping[str, jnp.ndarray],
+    loss: jnp.ndarray,
+    weights: jnp.ndarray,
+    *,
+    law=CHINCHILLA,
+    delta: float = PAPER_HUBER_DELTA,
+    reduction: str = "sum",
+    config: SolverConfig = SolverConfig(),
+    strategy: str = "auto",
+) -> BootstrapState:
     """Refit ``law`` for every row of ``weights`` (R, n) from every row of ``starts`` (K, P); pure and jittable.
 
     The R x K solves are flattened into one batch for :func:`chinchilla.fit.solver.minimize_many`; each resample's
@@ -86,6 +102,7 @@ def bootstrap_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], l
     if config.gtol_abs > 0:
         final, converged = winners, jnp.zeros(n_resamples, dtype=bool)
     else:
+
         def polish(args):
             start, resample = args
             return refine(lambda theta: fun(theta, resample), start, config)
@@ -102,8 +119,9 @@ def bootstrap_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], l
 _bootstrap_core_jit = jax.jit(bootstrap_core, static_argnames=("law", "delta", "reduction", "config", "strategy"))
 
 
-def bootstrap_chunked(starts, covariates, loss, weights: np.ndarray, *, chunk: int | None = None, progress=None,
-                      **options) -> BootstrapState:
+def bootstrap_chunked(
+    starts, covariates, loss, weights: np.ndarray, *, chunk: int | None = None, progress=None, **options
+) -> BootstrapState:
     """:func:`bootstrap_core` on ``chunk`` resamples at a time (one compiled program: the last chunk is padded with
     copies of its last row), calling ``progress(done, total)`` after each, so that Ctrl-C stops it within a chunk;
     the same answer as one call (each resample is refitted on its own). Returns numpy arrays."""
@@ -121,8 +139,9 @@ def bootstrap_chunked(starts, covariates, loss, weights: np.ndarray, *, chunk: i
     return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
 
 
-def bootstrap_weights(n_points: int, n_resamples: int, *, seed: int, scheme: str = "resample",
-                      fraction: float = 0.8) -> np.ndarray:
+def bootstrap_weights(
+    n_points: int, n_resamples: int, *, seed: int, scheme: str = "resample", fraction: float = 0.8
+) -> np.ndarray:
     """(R, n) float64 weights: multinomial counts ("resample") or 0/1 with round(fraction * n) ones
     ("subsample")."""
     if scheme not in SCHEMES:
@@ -184,8 +203,10 @@ class BootstrapResult:
         for name, info in self.fit.parameters.items():
             if info["status"] in ("at_lower_bound", "unbounded_above") and name in self.samples:
                 low, high = self.interval(name, percentiles)
-                flags[name] = (f"{name} interval [{low:.4g}, {high:.4g}] is not determined: the full-data fit has "
-                               f"{name} {info['status'].replace('_', ' ')}")
+                flags[name] = (
+                    f"{name} interval [{low:.4g}, {high:.4g}] is not determined: the full-data fit has "
+                    f"{name} {info['status'].replace('_', ' ')}"
+                )
         return flags
 
     def to_dict(self, percentiles: tuple[float, float] = (2.5, 97.5)) -> dict[str, object]:
@@ -193,16 +214,22 @@ class BootstrapResult:
         ``n_undefined`` counts samples of a quantity that are not finite (e.g. tokens per parameter of a resample
         with alpha <= 0); intervals and standard deviations use the finite ones."""
         return {
-            "scheme": self.scheme, "n_resamples": self.n_resamples, "n_failed": self.n_failed,
-            "n_not_converged": self.n_not_converged, "seed": self.seed,
-            "fraction": self.fraction, "percentiles": list(percentiles), "budget_flops": self.budget_flops,
+            "scheme": self.scheme,
+            "n_resamples": self.n_resamples,
+            "n_failed": self.n_failed,
+            "n_not_converged": self.n_not_converged,
+            "seed": self.seed,
+            "fraction": self.fraction,
+            "percentiles": list(percentiles),
+            "budget_flops": self.budget_flops,
             "intervals": {k: list(v) for k, v in self.intervals(percentiles).items()},
             "interval_flags": self.flags(percentiles),
             "std": {k: _std(v) for k, v in self.samples.items()},
             "winner_counts": {str(int(k)): int(c) for k, c in zip(*np.unique(self.winner, return_counts=True))},
             "stop_reasons": {r: self.stop_reason.count(r) for r in sorted(set(self.stop_reason))},
-            "n_undefined": {k: int(np.sum(~np.isfinite(v))) for k, v in self.samples.items()
-                            if not np.all(np.isfinite(v))},
+            "n_undefined": {
+                k: int(np.sum(~np.isfinite(v))) for k, v in self.samples.items() if not np.all(np.isfinite(v))
+            },
         }
 
 
@@ -211,19 +238,33 @@ def _std(values: np.ndarray) -> float | None:
     return float(np.std(finite, ddof=1)) if finite.size > 1 else None
 
 
-def bootstrap_parametric(n, d, loss, *, unique_tokens=None, drop_highest_loss: int = 0, **options
-                         ) -> BootstrapResult:
+def bootstrap_parametric(n, d, loss, *, unique_tokens=None, drop_highest_loss: int = 0, **options) -> BootstrapResult:
     """:func:`bootstrap_table` on arrays (N, D, loss); ``options`` as there."""
     table = ScalingTable.from_arrays(n, loss, d=d, unique_tokens=unique_tokens)
     return bootstrap_table(table.drop_highest_loss(drop_highest_loss) if drop_highest_loss else table, **options)
 
 
-def bootstrap_table(table: ScalingTable, *, n_resamples: int = 4000, seed: int = 0, scheme: str = "resample",
-                    fraction: float = 0.8, budget_flops: float = GOPHER_FLOPS, fit: ParametricFit | None = None,
-                    n_grid_starts: int = DEFAULT_GRID_STARTS, law=CHINCHILLA, reduction: str = "sum",
-                    delta: float = PAPER_HUBER_DELTA, max_iter: int = _DEFAULTS.max_iter,
-                    ftol: float = _DEFAULTS.ftol, gtol: float = _DEFAULTS.gtol, gtol_abs: float | None = None,
-                    strategy: str = "auto", chunk: int | None = None, progress=None) -> BootstrapResult:
+def bootstrap_table(
+    table: ScalingTable,
+    *,
+    n_resamples: int = 4000,
+    seed: int = 0,
+    scheme: str = "resample",
+    fraction: float = 0.8,
+    budget_flops: float = GOPHER_FLOPS,
+    fit: ParametricFit | None = None,
+    n_grid_starts: int = DEFAULT_GRID_STARTS,
+    law=CHINCHILLA,
+    reduction: str = "sum",
+    delta: float = PAPER_HUBER_DELTA,
+    max_iter: int = _DEFAULTS.max_iter,
+    ftol: float = _DEFAULTS.ftol,
+    gtol: float = _DEFAULTS.gtol,
+    gtol_abs: float | None = None,
+    strategy: str = "auto",
+    chunk: int | None = None,
+    progress=None,
+) -> BootstrapResult:
     """Refit ``n_resamples`` bootstrap resamples of ``table`` and collect the parameters.
 
     ``fit``: the full-data fit to warm-start from (computed with the same options if None). ``n_grid_starts``:
@@ -235,11 +276,22 @@ def bootstrap_table(table: ScalingTable, *, n_resamples: int = 4000, seed: int =
     """
     config = solver_config(reduction, max_iter=max_iter, ftol=ftol, gtol=gtol, gtol_abs=gtol_abs)
     if fit is None:
-        fit = fit_table(table, law=law, reduction=reduction, delta=delta, max_iter=max_iter, ftol=ftol, gtol=gtol,
-                        gtol_abs=gtol_abs, strategy=strategy)
+        fit = fit_table(
+            table,
+            law=law,
+            reduction=reduction,
+            delta=delta,
+            max_iter=max_iter,
+            ftol=ftol,
+            gtol=gtol,
+            gtol_abs=gtol_abs,
+            strategy=strategy,
+        )
     elif fit.law != law or fit.n_points != len(table):
-        raise ValueError(f"fit was made with law {fit.law.name!r} on {fit.n_points} runs; this bootstrap uses law "
-                         f"{law.name!r} on {len(table)} runs")
+        raise ValueError(
+            f"fit was made with law {fit.law.name!r} on {fit.n_points} runs; this bootstrap uses law "
+            f"{law.name!r} on {len(table)} runs"
+        )
     if not (isinstance(n_grid_starts, (int, np.integer)) and n_grid_starts >= 0):
         raise ValueError(f"n_grid_starts={n_grid_starts!r} must be a non-negative integer")
     if not (np.isfinite(budget_flops) and budget_flops > 0):
@@ -253,20 +305,37 @@ def bootstrap_table(table: ScalingTable, *, n_resamples: int = 4000, seed: int =
     padded, loss, padded_weights = pad_runs(covariates, table.loss, weights)
     enable_compilation_cache()
     with jax.enable_x64(True):
-        state = bootstrap_chunked(jnp.asarray(starts), {c: jnp.asarray(v) for c, v in padded.items()},
-                                  jnp.asarray(loss), padded_weights, law=law, delta=float(delta),
-                                  reduction=reduction, config=config, strategy=resolve_strategy(strategy),
-                                  chunk=chunk, progress=progress)
+        state = bootstrap_chunked(
+            jnp.asarray(starts),
+            {c: jnp.asarray(v) for c, v in padded.items()},
+            jnp.asarray(loss),
+            padded_weights,
+            law=law,
+            delta=float(delta),
+            reduction=reduction,
+            config=config,
+            strategy=resolve_strategy(strategy),
+            chunk=chunk,
+            progress=progress,
+        )
     objective_r = np.asarray(state.objective, dtype=np.float64)
     ok = np.isfinite(objective_r)
     theta = np.asarray(state.params, dtype=np.float64)[ok]
     best = np.asarray(state.best)[ok]
     reasons = np.asarray(state.final.stop_reason)[ok]
-    return BootstrapResult(fit=fit, scheme=scheme, seed=int(seed), fraction=fraction if scheme == "subsample" else None,
-                           budget_flops=float(budget_flops), samples=derived_samples(law, theta, budget_flops),
-                           objective=objective_r[ok], winner=best,
-                           stop_reason=tuple(STOP_REASONS[int(r)] for r in reasons), n_failed=int((~ok).sum()),
-                           n_not_converged=int((~np.asarray(state.converged)[ok]).sum()) if config.gtol_abs == 0 else 0)
+    return BootstrapResult(
+        fit=fit,
+        scheme=scheme,
+        seed=int(seed),
+        fraction=fraction if scheme == "subsample" else None,
+        budget_flops=float(budget_flops),
+        samples=derived_samples(law, theta, budget_flops),
+        objective=objective_r[ok],
+        winner=best,
+        stop_reason=tuple(STOP_REASONS[int(r)] for r in reasons),
+        n_failed=int((~ok).sum()),
+        n_not_converged=int((~np.asarray(state.converged)[ok]).sum()) if config.gtol_abs == 0 else 0,
+    )
 
 
 def derived_samples(law, theta: np.ndarray, budget_flops: float) -> dict[str, np.ndarray]:
@@ -276,5 +345,5 @@ def derived_samples(law, theta: np.ndarray, budget_flops: float) -> dict[str, np
     with np.errstate(all="ignore"):
         a, b = beta / (alpha + beta), alpha / (alpha + beta)
         g = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
-        tokens_per_param = g ** -2.0 * (budget_flops / 6.0) ** (b - a)
+        tokens_per_param = g**-2.0 * (budget_flops / 6.0) ** (b - a)
     return {**natural, "a": a, "b": b, "tokens_per_param": tokens_per_param}

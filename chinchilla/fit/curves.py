@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -33,9 +33,16 @@ class CurveTable:
     skipped_lines: tuple[int, ...] = ()
 
 
-def read_curves_csv(path, *, run_col: str | None = None, n_col: str | None = None, tokens_col: str | None = None,
-                    flops_col: str | None = None, loss_col: str | None = None,
-                    where: str | Sequence[str] | None = None) -> CurveTable:
+def read_curves_csv(
+    path,
+    *,
+    run_col: str | None = None,
+    n_col: str | None = None,
+    tokens_col: str | None = None,
+    flops_col: str | None = None,
+    loss_col: str | None = None,
+    where: str | Sequence[str] | None = None,
+) -> CurveTable:
     """The training curves in a CSV file with one row per logged step (see the module docstring)."""
     text = read_csv_text(path)
     label = str(path)
@@ -47,9 +54,11 @@ def read_curves_csv(path, *, run_col: str | None = None, n_col: str | None = Non
         raise ValueError(f"{label}: run column {run_col!r} not found; the columns are {header}")
     run_col = run_col or next((h for name in RUN_COLUMN_NAMES for h in header if h.lower() == name), None)
     if run_col is None:
-        raise ValueError(f"{label}: no run id column (name it with --run-col, or call it "
-                         f"{' / '.join(RUN_COLUMN_NAMES)}): the rows of one run form its training curve; the "
-                         f"columns are {header}")
+        raise ValueError(
+            f"{label}: no run id column (name it with --run-col, or call it "
+            f"{' / '.join(RUN_COLUMN_NAMES)}): the rows of one run form its training curve; the "
+            f"columns are {header}"
+        )
     loss_index, run_index = header.index(columns["loss"]), header.index(run_col)
     rows, lines = [], []
     for line_no, row in enumerate(reader, start=2):  # the rows _parse_csv kept, in its order
@@ -79,20 +88,36 @@ def read_curves_csv(path, *, run_col: str | None = None, n_col: str | None = Non
         n = table.n[rows_of]
         if not np.allclose(n, n[0], rtol=1e-9, atol=0):
             other = rows_of[np.flatnonzero(~np.isclose(n, n[0], rtol=1e-9, atol=0))[0]]
-            raise ValueError(f"{label} line {lines[other]}, column {columns['n']!r}: run {run!r} has N = "
-                             f"{table.n[other]:g} here and {n[0]:g} on line {lines[rows_of[0]]}: one run, one N")
+            raise ValueError(
+                f"{label} line {lines[other]}, column {columns['n']!r}: run {run!r} has N = "
+                f"{table.n[other]:g} here and {n[0]:g} on line {lines[rows_of[0]]}: one run, one N"
+            )
         order = rows_of[np.argsort(table.flops[rows_of], kind="stable")]
         same = np.flatnonzero(np.diff(table.flops[order]) <= 0)
         if same.size:
             i, j = order[same[0]], order[same[0] + 1]
-            raise ValueError(f"{label} lines {lines[i]} and {lines[j]}: run {run!r} has two rows at C = "
-                             f"{table.flops[i]:g} FLOPs (a curve's tokens or FLOPs must increase)")
+            raise ValueError(
+                f"{label} lines {lines[i]} and {lines[j]}: run {run!r} has two rows at C = "
+                f"{table.flops[i]:g} FLOPs (a curve's tokens or FLOPs must increase)"
+            )
         if order.size < 2:
-            raise ValueError(f"{label} line {lines[order[0]]}: run {run!r} has one row; Approach 1 needs each run's "
-                             "training curve (several logged steps); for final losses use fit approach2 or "
-                             "fit parametric")
-        curves.append(Curve(run=str(run), n_params=float(n[0]), tokens=table.d[order], flops=table.flops[order],
-                            loss=table.loss[order]))
-    return CurveTable(curves=curves, source=table.source.replace(" (columns ", f" (run={run_col!r}, ", 1)
-                      + label_where, columns={"run": run_col, **{k: v for k, v in columns.items()}},
-                      skipped_lines=tuple(table.skipped_lines))
+            raise ValueError(
+                f"{label} line {lines[order[0]]}: run {run!r} has one row; Approach 1 needs each run's "
+                "training curve (several logged steps); for final losses use fit approach2 or "
+                "fit parametric"
+            )
+        curves.append(
+            Curve(
+                run=str(run),
+                n_params=float(n[0]),
+                tokens=table.d[order],
+                flops=table.flops[order],
+                loss=table.loss[order],
+            )
+        )
+    return CurveTable(
+        curves=curves,
+        source=table.source.replace(" (columns ", f" (run={run_col!r}, ", 1) + label_where,
+        columns={"run": run_col, **{k: v for k, v in columns.items()}},
+        skipped_lines=tuple(table.skipped_lines),
+    )

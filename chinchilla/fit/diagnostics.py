@@ -11,14 +11,15 @@ changes by at most :data:`FLAT_RTOL` (1e-6, relative) in a direction, the data d
 ``at_lower_bound`` (-> 0, e.g. E when the fit wants no irreducible loss) or ``unbounded_above`` (-> infinity, e.g.
 R_N* when no run has excess parameters). An exponent (alpha, beta) at or below :data:`EXPONENT_FLOOR` is
 ``at_lower_bound`` (loss does not fall with N or D in this fit). :func:`grid_edges` flags a best start on the
-edge of its start grid, with a warning when the fit ended beyond that edge. :func:`interval_flags` marks bootstrap intervals that
+edge of its start grid, with a warning when the fit ended beyond that edge. :func:`interval_flags` marks bootstrap
+intervals that
 are not determined (spanning more than :data:`MAX_DECADES` decades, or reaching an exponent's bound 0).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -32,8 +33,9 @@ MAX_DECADES = 3.0
 PARAMETER_STATUSES: tuple[str, ...] = ("ok", "at_lower_bound", "unbounded_above", "fixed")
 
 
-def check_data(param_names: tuple[str, ...], covariates: Mapping[str, np.ndarray], loss: np.ndarray,
-               weights: np.ndarray) -> list[str]:
+def check_data(
+    param_names: tuple[str, ...], covariates: Mapping[str, np.ndarray], loss: np.ndarray, weights: np.ndarray
+) -> list[str]:
     """Raise ``ValueError`` when the runs with positive weight cannot determine the law's free parameters
     ``param_names``; return warnings (strings) for data the law cannot describe. ``covariates`` holds ``n`` and
     ``d`` (and possibly more) as arrays like ``loss``."""
@@ -42,31 +44,42 @@ def check_data(param_names: tuple[str, ...], covariates: Mapping[str, np.ndarray
     free = set(param_names)
     count = int(used.sum())
     if np.unique(np.stack([n, d, loss]), axis=1).shape[1] == 1:
-        raise ValueError(f"all {count} runs are the same run (N={n[0]:.4g}, D={d[0]:.4g}, loss={loss[0]:.6g}): "
-                         "there is nothing to fit")
+        raise ValueError(
+            f"all {count} runs are the same run (N={n[0]:.4g}, D={d[0]:.4g}, loss={loss[0]:.6g}): "
+            "there is nothing to fit"
+        )
     if free & {"log_A", "log_B", "alpha", "beta"} and np.ptp(loss) == 0:
-        raise ValueError(f"every run has the same loss {loss[0]:.6g}: a constant loss determines E only, not how "
-                         "loss falls with N and D")
+        raise ValueError(
+            f"every run has the same loss {loss[0]:.6g}: a constant loss determines E only, not how "
+            "loss falls with N and D"
+        )
     warnings = []
     if free & {"log_A", "alpha"} and np.unique(n).size == 1:
-        warnings.append(f"all {count} runs have the same model size N={n[0]:.4g}: the law's A / N^alpha term cannot "
-                        "be told apart from E (A, alpha and E are not determined); fit runs of several sizes")
+        warnings.append(
+            f"all {count} runs have the same model size N={n[0]:.4g}: the law's A / N^alpha term cannot "
+            "be told apart from E (A, alpha and E are not determined); fit runs of several sizes"
+        )
     if free & {"log_B", "beta"} and np.unique(d).size == 1:
-        warnings.append(f"all {count} runs have the same token count D={d[0]:.4g}: the law's B / D^beta term cannot "
-                        "be told apart from E (B, beta and E are not determined); fit runs of several token counts")
+        warnings.append(
+            f"all {count} runs have the same token count D={d[0]:.4g}: the law's B / D^beta term cannot "
+            "be told apart from E (B, beta and E are not determined); fit runs of several token counts"
+        )
     design = np.column_stack([np.ones(count), np.log(n), np.log(d)])
     if np.linalg.matrix_rank(design) == 3:
         slopes = np.linalg.lstsq(design, np.log(loss), rcond=None)[0]
         for name, exponent, slope in (("N", "alpha", slopes[1]), ("D", "beta", slopes[2])):
             if exponent in free and slope >= 0:
-                warnings.append(f"loss does not fall with {name}: the least-squares slope of log loss on log {name} "
-                                f"(at fixed {'D' if name == 'N' else 'N'}) is {slope:+.3g}, but the law needs it "
-                                f"negative; expect {exponent} at its bound 0")
+                warnings.append(
+                    f"loss does not fall with {name}: the least-squares slope of log loss on log {name} "
+                    f"(at fixed {'D' if name == 'N' else 'N'}) is {slope:+.3g}, but the law needs it "
+                    f"negative; expect {exponent} at its bound 0"
+                )
     return warnings
 
 
-def parameter_status(law, theta: np.ndarray, value: float, objective_at: Callable[[np.ndarray], np.ndarray]
-                     ) -> dict[str, dict[str, object]]:
+def parameter_status(
+    law, theta: np.ndarray, value: float, objective_at: Callable[[np.ndarray], np.ndarray]
+) -> dict[str, dict[str, object]]:
     """Per named parameter of ``law`` (fixed ones too): ``{"value", "status", "note"}``, status one of
     :data:`PARAMETER_STATUSES`. ``objective_at`` maps (K, P) raw thetas to their K objective values; ``value`` is
     the objective at ``theta``."""
@@ -97,21 +110,32 @@ def parameter_status(law, theta: np.ndarray, value: float, objective_at: Callabl
         elif raw in changes:
             status = changes[raw]
             where = "0" if status == "at_lower_bound" else "infinity"
-            out[name] = {"value": v, "status": status,
-                         "note": f"{name}={v:.4g} {'sits at its lower bound 0' if where == '0' else 'runs off to infinity'}"
-                                 f": the objective changes by less than {FLAT_RTOL:g} (relative) as {name} -> "
-                                 f"{where}, so the data do not determine it"}
+            out[name] = {
+                "value": v,
+                "status": status,
+                "note": f"{name}={v:.4g} {'sits at its lower bound 0' if where == '0' else 'runs off to infinity'}"
+                f": the objective changes by less than {FLAT_RTOL:g} (relative) as {name} -> "
+                f"{where}, so the data do not determine it",
+            }
         elif name in EXPONENTS and v <= EXPONENT_FLOOR:
-            out[name] = {"value": v, "status": "at_lower_bound",
-                         "note": f"{name}={v:.4g} is at (or below) its bound 0: loss does not fall with "
-                                 f"{'N' if name == 'alpha' else 'D'} in this fit"}
+            out[name] = {
+                "value": v,
+                "status": "at_lower_bound",
+                "note": f"{name}={v:.4g} is at (or below) its bound 0: loss does not fall with "
+                f"{'N' if name == 'alpha' else 'D'} in this fit",
+            }
         else:
             out[name] = {"value": v, "status": "ok", "note": ""}
     return out
 
 
-def grid_edges(param_names: tuple[str, ...], grid: np.ndarray, best_start: np.ndarray, theta: np.ndarray,
-               skip: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+def grid_edges(
+    param_names: tuple[str, ...],
+    grid: np.ndarray,
+    best_start: np.ndarray,
+    theta: np.ndarray,
+    skip: tuple[str, ...] = (),
+) -> tuple[list[str], list[str]]:
     """Coordinates of ``best_start`` on the edge of their column of ``grid`` (columns with at least 3 distinct
     values), and a warning for each coordinate whose fitted value ``theta`` lies outside the column's range (saying
     whether the best start sat on that edge): the grid did not bracket the optimum, which may then be a poor local
@@ -125,17 +149,21 @@ def grid_edges(param_names: tuple[str, ...], grid: np.ndarray, best_start: np.nd
         outside = name not in skip and not column[0] <= theta[i] <= column[-1]
         if best_start[i] not in (column[0], column[-1]):
             if outside:  # reached from inside: still, no start lay near the optimum in this coordinate
-                warnings.append(f"the fit ended with {name}={theta[i]:.4g}, outside the start grid's range "
-                                f"[{column[0]:g}, {column[-1]:g}]: the grid does not bracket the optimum (widen it "
-                                "with starts=..., or run every start with top_k=None)")
+                warnings.append(
+                    f"the fit ended with {name}={theta[i]:.4g}, outside the start grid's range "
+                    f"[{column[0]:g}, {column[-1]:g}]: the grid does not bracket the optimum (widen it "
+                    "with starts=..., or run every start with top_k=None)"
+                )
             continue
         on_edge.append(name)
         if outside:
             label = "lower" if best_start[i] == column[0] else "upper"
-            warnings.append(f"the best start has {name}={best_start[i]:g} on the {label} edge of the start grid "
-                            f"[{column[0]:g}, {column[-1]:g}] and the fit ended outside it ({name}={theta[i]:.4g}): "
-                            "the grid does not bracket the optimum (widen it with starts=..., or run every start "
-                            "with top_k=None)")
+            warnings.append(
+                f"the best start has {name}={best_start[i]:g} on the {label} edge of the start grid "
+                f"[{column[0]:g}, {column[-1]:g}] and the fit ended outside it ({name}={theta[i]:.4g}): "
+                "the grid does not bracket the optimum (widen it with starts=..., or run every start "
+                "with top_k=None)"
+            )
     return on_edge, warnings
 
 
@@ -152,8 +180,7 @@ def interval_flags(intervals: Mapping[str, tuple[float, float]]) -> dict[str, st
             if low <= EXPONENT_FLOOR:
                 flags[name] = f"{name} interval [{low:.4g}, {high:.4g}] reaches the bound 0: not determined"
         elif low <= 0 or math.log10(high / low) > MAX_DECADES:
-            flags[name] = (f"{name} interval [{low:.4g}, {high:.4g}] spans more than {MAX_DECADES:g} decades: "
-                           "unbounded")
+            flags[name] = f"{name} interval [{low:.4g}, {high:.4g}] spans more than {MAX_DECADES:g} decades: unbounded"
     return flags
 
 
@@ -168,17 +195,25 @@ MAX_EXPONENT_RSE = 0.25
 MAX_A_SE = 0.1
 
 
-def identification(law, theta: np.ndarray, curvature, parameters: Mapping[str, Mapping[str, object]],
-                   data_warnings: list[str]) -> dict[str, object]:
+def identification(
+    law, theta: np.ndarray, curvature, parameters: Mapping[str, Mapping[str, object]], data_warnings: list[str]
+) -> dict[str, object]:
     """Whether the fit is identified, and why not: ``{"identified", "reasons", "standard_errors",
     "condition_number", "a_se", "hessian_min_eigenvalue"}``. Not identified when any free parameter has a status
     other than "ok", when the data checks warned (one size, one token count, loss not falling: the law is then
     not determined by these runs), or when the curvature does not pin the parameters (see the constants above)."""
-    reasons = [f"{name} {p['status'].replace('_', ' ')}" for name, p in parameters.items()
-               if p["status"] not in ("ok", "fixed")]
+    reasons = [
+        f"{name} {p['status'].replace('_', ' ')}"
+        for name, p in parameters.items()
+        if p["status"] not in ("ok", "fixed")
+    ]
     reasons += [w.split(":")[0] for w in data_warnings]
-    out: dict[str, object] = {"standard_errors": {}, "condition_number": None, "a_se": None,
-                              "hessian_min_eigenvalue": None}
+    out: dict[str, object] = {
+        "standard_errors": {},
+        "condition_number": None,
+        "a_se": None,
+        "hessian_min_eigenvalue": None,
+    }
     names = law.param_names
     if curvature is not None:
         gn = np.asarray(curvature.gauss_newton, dtype=np.float64)
@@ -194,8 +229,10 @@ def identification(law, theta: np.ndarray, curvature, parameters: Mapping[str, M
             condition = math.inf if eig.min() <= 0 else float(eig.max() / eig.min())
         out["condition_number"] = condition if math.isfinite(condition) else None
         if not condition <= MAX_CONDITION:
-            reasons.append(f"the objective's curvature is singular in some direction (condition number "
-                           f"{condition:.3g} > {MAX_CONDITION:g}): the runs cannot tell parameters apart")
+            reasons.append(
+                f"the objective's curvature is singular in some direction (condition number "
+                f"{condition:.3g} > {MAX_CONDITION:g}): the runs cannot tell parameters apart"
+            )
         else:
             cov = s2 * np.linalg.inv(gn)
             se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
@@ -204,11 +241,15 @@ def identification(law, theta: np.ndarray, curvature, parameters: Mapping[str, M
                 name = NATURAL_NAMES.get(raw, raw)
                 out["standard_errors"][name if not raw.startswith("log_") else raw] = float(se[i])
                 if raw in ("log_A", "log_B", "log_E") and se[i] > MAX_LOG_SE:
-                    reasons.append(f"{name} not determined (standard error of log {name} {se[i]:.3g} > "
-                                   f"{MAX_LOG_SE:g}: one standard error is a factor {math.exp(min(se[i], 700)):.3g})")
+                    reasons.append(
+                        f"{name} not determined (standard error of log {name} {se[i]:.3g} > "
+                        f"{MAX_LOG_SE:g}: one standard error is a factor {math.exp(min(se[i], 700)):.3g})"
+                    )
                 elif raw in EXPONENTS and se[i] > MAX_EXPONENT_RSE * abs(natural[name]):
-                    reasons.append(f"{name} not determined (standard error {se[i]:.3g} > {MAX_EXPONENT_RSE:g} x "
-                                   f"{name} = {natural[name]:.3g})")
+                    reasons.append(
+                        f"{name} not determined (standard error {se[i]:.3g} > {MAX_EXPONENT_RSE:g} x "
+                        f"{name} = {natural[name]:.3g})"
+                    )
             if "alpha" in names and "beta" in names:
                 i, j = names.index("alpha"), names.index("beta")
                 alpha, beta = float(theta[i]), float(theta[j])
@@ -218,8 +259,9 @@ def identification(law, theta: np.ndarray, curvature, parameters: Mapping[str, M
                     a_se = float(np.sqrt(max(grad @ cov @ grad, 0.0)))
                     out["a_se"] = a_se
                     if a_se > MAX_A_SE:
-                        reasons.append(f"a = beta / (alpha + beta) not determined (standard error {a_se:.3g} > "
-                                       f"{MAX_A_SE:g})")
+                        reasons.append(
+                            f"a = beta / (alpha + beta) not determined (standard error {a_se:.3g} > {MAX_A_SE:g})"
+                        )
     out["identified"] = not reasons
     out["reasons"] = reasons
     return {"identified": out.pop("identified"), "reasons": out.pop("reasons"), **out}

@@ -23,12 +23,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from chinchilla.fit.powerlaw import (TABLE2_PERCENTILES, AllocationLaws, PowerLaw, fit_power_law,
-                                     percentile_interval, resample_interval, subsample_indices)
+from chinchilla.fit.powerlaw import (
+    TABLE2_PERCENTILES,
+    AllocationLaws,
+    PowerLaw,
+    fit_power_law,
+    resample_interval,
+    subsample_indices,
+)
 
 PAPER_GRID_POINTS = 1500
 PAPER_SMOOTHING_WINDOW = 10
@@ -93,9 +99,12 @@ class EnvelopeResult(AllocationLaws):
     def to_dict(self) -> dict:
         return {
             **super().to_dict(),
-            "late_fraction": self.late_fraction, "late_possible": self.late_possible,
-            "late_margin": list(self.late_margin), "late_by_threshold": late_by_threshold(self.envelope),
-            "late_threshold": PAPER_LATE_THRESHOLD, "selected_runs": list(self.selected_runs),
+            "late_fraction": self.late_fraction,
+            "late_possible": self.late_possible,
+            "late_margin": list(self.late_margin),
+            "late_by_threshold": late_by_threshold(self.envelope),
+            "late_threshold": PAPER_LATE_THRESHOLD,
+            "selected_runs": list(self.selected_runs),
             "n_points": int(self.envelope.valid.sum()),
             "flops_range": [float(self.envelope.flops[0]), float(self.envelope.flops[-1])],
         }
@@ -131,8 +140,9 @@ def default_flops_range(curves: Sequence[Curve]) -> tuple[float, float]:
     return (min(finals), max(finals))
 
 
-def loss_matrix(curves: Sequence[Curve], flops_grid: np.ndarray, window: int = PAPER_SMOOTHING_WINDOW
-                ) -> tuple[np.ndarray, np.ndarray]:
+def loss_matrix(
+    curves: Sequence[Curve], flops_grid: np.ndarray, window: int = PAPER_SMOOTHING_WINDOW
+) -> tuple[np.ndarray, np.ndarray]:
     """Smoothed loss and tokens of every run at every grid FLOP value, interpolated linearly in log C:
     two arrays of shape (runs, grid), +inf loss / nan tokens where a run does not cover the value."""
     log_grid = np.log(flops_grid)
@@ -147,9 +157,14 @@ def loss_matrix(curves: Sequence[Curve], flops_grid: np.ndarray, window: int = P
     return losses, tokens
 
 
-def lower_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
-                   window: int = PAPER_SMOOTHING_WINDOW, flops_range: tuple[float, float] | None = None,
-                   min_runs: int = 2) -> Envelope:
+def lower_envelope(
+    curves: Sequence[Curve],
+    *,
+    n_points: int = PAPER_GRID_POINTS,
+    window: int = PAPER_SMOOTHING_WINDOW,
+    flops_range: tuple[float, float] | None = None,
+    min_runs: int = 2,
+) -> Envelope:
     """The run with the lowest smoothed loss at each of ``n_points`` log-spaced FLOP values in ``flops_range``
     (default: ``default_flops_range``). A value reached by fewer than ``min_runs`` runs is left out: with no
     competitor, its "minimum" is just whichever run went furthest."""
@@ -158,11 +173,19 @@ def lower_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS
     return _envelope_from_matrix(curves, grid, losses, tokens, np.arange(len(curves)), min_runs)
 
 
-def fit_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
-                 window: int = PAPER_SMOOTHING_WINDOW, flops_range: tuple[float, float] | None = None,
-                 min_runs: int = 2, n_resamples: int = 100, fraction: float = 0.8,
-                 percentiles: tuple[float, float] = TABLE2_PERCENTILES, seed: int = 0,
-                 progress=None) -> EnvelopeResult:
+def fit_envelope(
+    curves: Sequence[Curve],
+    *,
+    n_points: int = PAPER_GRID_POINTS,
+    window: int = PAPER_SMOOTHING_WINDOW,
+    flops_range: tuple[float, float] | None = None,
+    min_runs: int = 2,
+    n_resamples: int = 100,
+    fraction: float = 0.8,
+    percentiles: tuple[float, float] = TABLE2_PERCENTILES,
+    seed: int = 0,
+    progress=None,
+) -> EnvelopeResult:
     """Approach 1 end to end: envelope (see ``lower_envelope``), power laws for N_opt and D_opt, and bootstrap
     intervals over runs. ``progress(done, total)`` is called after each resample."""
     if len(curves) < 2:
@@ -193,19 +216,25 @@ def fit_envelope(curves: Sequence[Curve], *, n_points: int = PAPER_GRID_POINTS,
     late, possible = _late_shares(curves, envelope, tokens)
     margin = late_margins(curves, envelope, losses, tokens)
     finite = margin[np.isfinite(margin)]
-    late_margin = (float(np.median(finite)), float(np.percentile(finite, 90))) if finite.size else (math.nan,
-                                                                                                    math.nan)
+    late_margin = (float(np.median(finite)), float(np.percentile(finite, 90))) if finite.size else (math.nan, math.nan)
     selected = tuple(sorted({curves[i].run for i in envelope.run_index[valid]}))
-    return EnvelopeResult(envelope=envelope, n_law=n_law, d_law=d_law,
-                          a_interval=resample_interval(a_samples, n_resamples, percentiles),
-                          b_interval=resample_interval(b_samples, n_resamples, percentiles),
-                          late_fraction=late, late_possible=possible, selected_runs=selected,
-                          late_margin=late_margin,
-                          n_resamples=len(a_samples))
+    return EnvelopeResult(
+        envelope=envelope,
+        n_law=n_law,
+        d_law=d_law,
+        a_interval=resample_interval(a_samples, n_resamples, percentiles),
+        b_interval=resample_interval(b_samples, n_resamples, percentiles),
+        late_fraction=late,
+        late_possible=possible,
+        selected_runs=selected,
+        late_margin=late_margin,
+        n_resamples=len(a_samples),
+    )
 
 
-def late_shares(curves: Sequence[Curve], envelope: Envelope, *, window: int = PAPER_SMOOTHING_WINDOW
-                ) -> tuple[float, float]:
+def late_shares(
+    curves: Sequence[Curve], envelope: Envelope, *, window: int = PAPER_SMOOTHING_WINDOW
+) -> tuple[float, float]:
     """Of the envelope's valid grid points: the share whose selected run is in the last 15% of its tokens
     (``fraction_of_run >= 0.85``; the paper: all), and the share where any run covering the point is (an upper
     bound on the first, set by where the runs end). Returns (late, possible); nan where no point is valid."""
@@ -221,8 +250,7 @@ def late_by_threshold(envelope: Envelope) -> dict[str, float]:
     return {f"{t:g}": float(np.mean(fractions >= t)) if fractions.size else math.nan for t in REPORTED_THRESHOLDS}
 
 
-def late_margins(curves: Sequence[Curve], envelope: Envelope, losses: np.ndarray, tokens: np.ndarray
-                 ) -> np.ndarray:
+def late_margins(curves: Sequence[Curve], envelope: Envelope, losses: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """At each grid point where the envelope picked a run that is not in its last 15% but some other run is: how
     much higher (nats, smoothed) the best such late run's loss is than the envelope's. nan elsewhere. Margins below
     the seed noise mean the envelope chose a mid-cycle point over an end-of-run one on noise. ``losses`` and
@@ -257,9 +285,16 @@ def _grid(curves: Sequence[Curve], n_points: int, flops_range: tuple[float, floa
     return np.geomspace(low, high, n_points)
 
 
-def subset_envelope(curves: Sequence[Curve], grid: np.ndarray, losses: np.ndarray, tokens: np.ndarray,
-                    rows: np.ndarray, *, min_runs: int = 2,
-                    flops_range: tuple[float, float] | None = None) -> Envelope:
+def subset_envelope(
+    curves: Sequence[Curve],
+    grid: np.ndarray,
+    losses: np.ndarray,
+    tokens: np.ndarray,
+    rows: np.ndarray,
+    *,
+    min_runs: int = 2,
+    flops_range: tuple[float, float] | None = None,
+) -> Envelope:
     """The envelope of the runs ``rows`` (indices into ``curves``) on the full set's ``grid`` and ``loss_matrix``,
     by the point estimate's rule: with ``flops_range`` None, only the grid values inside the *subset's*
     ``default_flops_range`` count (a resample without the run that ends first must not read its envelope off
@@ -269,8 +304,15 @@ def subset_envelope(curves: Sequence[Curve], grid: np.ndarray, losses: np.ndarra
     return _envelope_from_matrix(curves, grid, losses, tokens, np.asarray(rows), min_runs, in_range)
 
 
-def _envelope_from_matrix(curves: Sequence[Curve], grid: np.ndarray, losses: np.ndarray, tokens: np.ndarray,
-                          rows: np.ndarray, min_runs: int, in_range: np.ndarray | None = None) -> Envelope:
+def _envelope_from_matrix(
+    curves: Sequence[Curve],
+    grid: np.ndarray,
+    losses: np.ndarray,
+    tokens: np.ndarray,
+    rows: np.ndarray,
+    min_runs: int,
+    in_range: np.ndarray | None = None,
+) -> Envelope:
     sub = losses[rows]
     best_local = np.argmin(sub, axis=0)
     best_loss = sub[best_local, np.arange(grid.size)]
@@ -281,14 +323,22 @@ def _envelope_from_matrix(curves: Sequence[Curve], grid: np.ndarray, losses: np.
     n_params = np.array([curves[i].n_params if i >= 0 else np.nan for i in run_index])
     seen = np.where(covered, tokens[np.clip(run_index, 0, None), np.arange(grid.size)], np.nan)
     final = np.array([curves[i].tokens[-1] if i >= 0 else np.nan for i in run_index])
-    return Envelope(flops=grid, run_index=run_index, n_params=n_params, tokens=seen,
-                    loss=np.where(covered, best_loss, np.nan), fraction_of_run=seen / final)
+    return Envelope(
+        flops=grid,
+        run_index=run_index,
+        n_params=n_params,
+        tokens=seen,
+        loss=np.where(covered, best_loss, np.nan),
+        fraction_of_run=seen / final,
+    )
 
 
 def _fit_laws(envelope: Envelope) -> tuple[PowerLaw, PowerLaw]:
     valid = envelope.valid
     if np.unique(envelope.n_params[valid]).size < 2:
-        raise ValueError("the envelope selects a single model size over the whole FLOP range: no N_opt(C) slope; "
-                         "add sizes or widen the FLOP range")
+        raise ValueError(
+            "the envelope selects a single model size over the whole FLOP range: no N_opt(C) slope; "
+            "add sizes or widen the FLOP range"
+        )
     c = envelope.flops[valid]
     return fit_power_law(c, envelope.n_params[valid]), fit_power_law(c, envelope.tokens[valid])

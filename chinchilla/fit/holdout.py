@@ -38,19 +38,30 @@ class HoldoutResult:
         """rmse_log, mean |relative error|, max |relative error| and mean relative error (bias), held-out and
         training."""
         out = {}
-        for split, table, predicted in (("test", self.test, self.test_predicted),
-                                        ("train", self.train, self.train_predicted)):
+        for split, table, predicted in (
+            ("test", self.test, self.test_predicted),
+            ("train", self.train, self.train_predicted),
+        ):
             log_error = np.log(predicted) - np.log(table.loss)
             relative = predicted / table.loss - 1.0
-            out.update({f"{split}_rmse_log": float(np.sqrt(np.mean(log_error ** 2))),
-                        f"{split}_mean_abs_rel_error": float(np.mean(np.abs(relative))),
-                        f"{split}_max_abs_rel_error": float(np.max(np.abs(relative))),
-                        f"{split}_mean_rel_error": float(np.mean(relative))})
+            out.update(
+                {
+                    f"{split}_rmse_log": float(np.sqrt(np.mean(log_error**2))),
+                    f"{split}_mean_abs_rel_error": float(np.mean(np.abs(relative))),
+                    f"{split}_max_abs_rel_error": float(np.max(np.abs(relative))),
+                    f"{split}_mean_rel_error": float(np.mean(relative)),
+                }
+            )
         return out
 
     def to_dict(self) -> dict[str, object]:
-        return {"flops_threshold": self.flops_threshold, "n_train": len(self.train), "n_test": len(self.test),
-                **self.metrics(), "fit": self.fit.to_dict()}
+        return {
+            "flops_threshold": self.flops_threshold,
+            "n_train": len(self.train),
+            "n_test": len(self.test),
+            **self.metrics(),
+            "fit": self.fit.to_dict(),
+        }
 
 
 def holdout_check(table: ScalingTable, flops_threshold: float, **fit_options) -> HoldoutResult:
@@ -60,12 +71,19 @@ def holdout_check(table: ScalingTable, flops_threshold: float, **fit_options) ->
         raise ValueError(f"flops_threshold={flops_threshold!r} must be positive and finite")
     below = table.flops < flops_threshold
     if not below.any() or below.all():
-        raise ValueError(f"flops_threshold={flops_threshold:.3g} leaves {int(below.sum())} training and "
-                         f"{int((~below).sum())} held-out runs; both must be non-empty "
-                         f"(the runs span {table.flops.min():.3g} to {table.flops.max():.3g} FLOPs)")
+        raise ValueError(
+            f"flops_threshold={flops_threshold:.3g} leaves {int(below.sum())} training and "
+            f"{int((~below).sum())} held-out runs; both must be non-empty "
+            f"(the runs span {table.flops.min():.3g} to {table.flops.max():.3g} FLOPs)"
+        )
     train = table.select(below, f"runs below {flops_threshold:.3g} FLOPs")
     test = table.select(~below, f"runs at or above {flops_threshold:.3g} FLOPs")
     fit = fit_table(train, **fit_options)
-    return HoldoutResult(flops_threshold=float(flops_threshold), fit=fit, train=train, test=test,
-                         train_predicted=fit.predict(**train.covariates()),
-                         test_predicted=fit.predict(**test.covariates()))
+    return HoldoutResult(
+        flops_threshold=float(flops_threshold),
+        fit=fit,
+        train=train,
+        test=test,
+        train_predicted=fit.predict(**train.covariates()),
+        test_predicted=fit.predict(**test.covariates()),
+    )

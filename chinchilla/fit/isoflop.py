@@ -31,12 +31,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from chinchilla.fit.powerlaw import (TABLE2_PERCENTILES, AllocationLaws, PowerLaw, fit_power_law,
-                                     percentile_interval, resample_interval, subsample_indices)
+from chinchilla.fit.powerlaw import (
+    TABLE2_PERCENTILES,
+    AllocationLaws,
+    PowerLaw,
+    fit_power_law,
+    resample_interval,
+    subsample_indices,
+)
 
 MIN_PROFILE_POINTS = 3
 # Runs of one budget whose C spread by more than this (max / min - 1) are warned about (fault 3 of issue 20).
@@ -75,10 +81,18 @@ class IsoFlopProfile:
 
     def to_dict(self) -> dict:
         return {
-            "budget": self.budget, "flops": self.flops, "n_opt": self.n_opt, "d_opt": self.d_opt,
-            "loss_opt": self.loss_opt, "interior": self.interior, "reason": self.reason,
-            "n_runs": int(self.n.size), "n_used": int(self.used.sum()), "coefficients": list(self.coefficients),
-            "n_range": [float(self.n[0]), float(self.n[-1])], "c_source": self.c_source,
+            "budget": self.budget,
+            "flops": self.flops,
+            "n_opt": self.n_opt,
+            "d_opt": self.d_opt,
+            "loss_opt": self.loss_opt,
+            "interior": self.interior,
+            "reason": self.reason,
+            "n_runs": int(self.n.size),
+            "n_used": int(self.used.sum()),
+            "coefficients": list(self.coefficients),
+            "n_range": [float(self.n[0]), float(self.n[-1])],
+            "c_source": self.c_source,
             "c_spread": self.c_spread,
         }
 
@@ -101,23 +115,32 @@ class IsoFlopResult(AllocationLaws):
     def warnings(self) -> list[str]:
         """One line per thing the fit did not use or could not do as asked (what the CLI prints as warnings)."""
         lines = [f"budget C = {b['flops']:.3g} ({b['n_runs']} runs) left out: {b['reason']}" for b in self.left_out]
-        lines += [f"budget C = {p.flops:.3g} not used in the laws: {p.reason}" for p in self.profiles
-                  if not p.interior and self.require_interior]
-        lines += [f"budget C = {p.flops:.3g}: its runs' C spread by {p.c_spread:.0%} (max / min - 1), more than "
-                  f"{C_SPREAD_WARN:.0%}; the profile's C is the {p.c_source} (a C column holding each run's 6ND or "
-                  "exact FLOPs rather than its budget moves C, and a)" for p in self.profiles
-                  if p.c_spread > C_SPREAD_WARN]
+        lines += [
+            f"budget C = {p.flops:.3g} not used in the laws: {p.reason}"
+            for p in self.profiles
+            if not p.interior and self.require_interior
+        ]
+        lines += [
+            f"budget C = {p.flops:.3g}: its runs' C spread by {p.c_spread:.0%} (max / min - 1), more than "
+            f"{C_SPREAD_WARN:.0%}; the profile's C is the {p.c_source} (a C column holding each run's 6ND or "
+            "exact FLOPs rather than its budget moves C, and a)"
+            for p in self.profiles
+            if p.c_spread > C_SPREAD_WARN
+        ]
         lines += list(self.resample_notes)
         if self.resamples_skipped:
-            lines.append(f"{self.resamples_skipped} of {self.resamples_skipped + self.n_resamples} resamples could "
-                         f"not be fitted by the same procedure and are left out of the interval (first: "
-                         f"{self.skip_reason})")
+            lines.append(
+                f"{self.resamples_skipped} of {self.resamples_skipped + self.n_resamples} resamples could "
+                f"not be fitted by the same procedure and are left out of the interval (first: "
+                f"{self.skip_reason})"
+            )
         return lines
 
     def to_dict(self) -> dict:
         return {
             **super().to_dict(),
-            "resamples_skipped": self.resamples_skipped, "skip_reason": self.skip_reason,
+            "resamples_skipped": self.resamples_skipped,
+            "skip_reason": self.skip_reason,
             "require_interior": self.require_interior,
             "budgets": [p.to_dict() for p in self.profiles],
             "budgets_left_out": [dict(b) for b in self.left_out],
@@ -126,8 +149,16 @@ class IsoFlopResult(AllocationLaws):
         }
 
 
-def fit_profile(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray, *, flops: np.ndarray | None = None,
-                neighbours: int | None = None, ladder: np.ndarray | None = None) -> IsoFlopProfile:
+def fit_profile(
+    budget: float,
+    n: np.ndarray,
+    d: np.ndarray,
+    loss: np.ndarray,
+    *,
+    flops: np.ndarray | None = None,
+    neighbours: int | None = None,
+    ladder: np.ndarray | None = None,
+) -> IsoFlopProfile:
     """The parabola in ln N through one budget's runs (all of them, or the sizes within ``neighbours`` positions on
     each side of the lowest loss, widened on one side where the lowest loss is near an end so that the window spans
     at least 3 positions). Positions are ranks on ``ladder`` (default: the distinct sizes in ``n``; a bootstrap
@@ -137,8 +168,9 @@ def fit_profile(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray, *
     if not n.size == d.size == loss.size:
         raise ValueError(f"budget {budget:g}: n, d and loss lengths differ ({n.size}, {d.size}, {loss.size})")
     if np.unique(n).size < MIN_PROFILE_POINTS:
-        raise ValueError(f"budget {budget:g}: a parabola needs at least {MIN_PROFILE_POINTS} distinct sizes; "
-                         f"got {np.unique(n).size}")
+        raise ValueError(
+            f"budget {budget:g}: a parabola needs at least {MIN_PROFILE_POINTS} distinct sizes; got {np.unique(n).size}"
+        )
     if neighbours is not None and neighbours < 1:
         raise ValueError(f"neighbours={neighbours} must be at least 1 (or None for all points)")
     order = np.argsort(n, kind="stable")
@@ -148,8 +180,10 @@ def fit_profile(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray, *
     best = lowest_loss_index(loss)
     used = _window(n, best, neighbours, ladder)
     if np.unique(n[used]).size < MIN_PROFILE_POINTS:
-        raise ValueError(f"budget {budget:g}: the window of {neighbours} neighbours holds "
-                         f"{np.unique(n[used]).size} distinct sizes; a parabola needs {MIN_PROFILE_POINTS}")
+        raise ValueError(
+            f"budget {budget:g}: the window of {neighbours} neighbours holds "
+            f"{np.unique(n[used]).size} distinct sizes; a parabola needs {MIN_PROFILE_POINTS}"
+        )
     x = np.log(n)
     c2, c1, c0 = (float(v) for v in np.polyfit(x[used], loss[used], 2))
     x_lo, x_hi = x[used].min(), x[used].max()
@@ -161,15 +195,27 @@ def fit_profile(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray, *
         reasons.append("the vertex lies outside the fitted sizes")
     end = _clear_end_minimum(loss, used, residual_scale(x[used], loss[used], (c2, c1, c0)))
     if end:
-        reasons.append(f"the lowest loss is at the {end} size, below every other size's by more than the "
-                       "parabola's residual scatter")
+        reasons.append(
+            f"the lowest loss is at the {end} size, below every other size's by more than the "
+            "parabola's residual scatter"
+        )
     log_d = np.polyfit(x[used], np.log(d[used]), 1)
     return IsoFlopProfile(
-        budget=float(budget), flops=c, n=n, d=d, loss=loss, used=used, coefficients=(c2, c1, c0),
-        n_opt=float(np.exp(x_opt)), d_opt=float(np.exp(np.polyval(log_d, x_opt))),
-        loss_opt=float(c2 * x_opt**2 + c1 * x_opt + c0), interior=not reasons, reason="; ".join(reasons),
+        budget=float(budget),
+        flops=c,
+        n=n,
+        d=d,
+        loss=loss,
+        used=used,
+        coefficients=(c2, c1, c0),
+        n_opt=float(np.exp(x_opt)),
+        d_opt=float(np.exp(np.polyval(log_d, x_opt))),
+        loss_opt=float(c2 * x_opt**2 + c1 * x_opt + c0),
+        interior=not reasons,
+        reason="; ".join(reasons),
         c_source="geometric mean of its runs' C" if flops is not None else "budget label",
-        c_spread=math.expm1(spread))
+        c_spread=math.expm1(spread),
+    )
 
 
 def lowest_loss_index(loss: np.ndarray) -> int:
@@ -203,10 +249,17 @@ def _clear_end_minimum(loss: np.ndarray, used: np.ndarray, scatter: float) -> st
     return ""
 
 
-def isoflop_profiles(budget: Sequence[float], n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
-                     flops: Sequence[float] | None = None, neighbours: int | None = None,
-                     ladders: dict[float, np.ndarray] | None = None,
-                     left_out: list[dict] | None = None) -> tuple[IsoFlopProfile, ...]:
+def isoflop_profiles(
+    budget: Sequence[float],
+    n: Sequence[float],
+    d: Sequence[float],
+    loss: Sequence[float],
+    *,
+    flops: Sequence[float] | None = None,
+    neighbours: int | None = None,
+    ladders: dict[float, np.ndarray] | None = None,
+    left_out: list[dict] | None = None,
+) -> tuple[IsoFlopProfile, ...]:
     """One profile per distinct budget label, smallest budget first. ``budget`` groups the runs (the planned
     budget); ``flops`` (optional) are the runs' actual FLOPs, whose geometric mean becomes the profile's C.
     ``ladders`` (optional): per budget label, the sizes the window positions count on (see ``fit_profile``).
@@ -219,23 +272,48 @@ def isoflop_profiles(budget: Sequence[float], n: Sequence[float], d: Sequence[fl
         mask = columns["budget"] == label
         run_flops = None if columns["flops"] is None else columns["flops"][mask]
         try:
-            profiles.append(fit_profile(label, columns["n"][mask], columns["d"][mask], columns["loss"][mask],
-                                        flops=run_flops, neighbours=neighbours,
-                                        ladder=None if ladders is None else ladders[label]))
+            profiles.append(
+                fit_profile(
+                    label,
+                    columns["n"][mask],
+                    columns["d"][mask],
+                    columns["loss"][mask],
+                    flops=run_flops,
+                    neighbours=neighbours,
+                    ladder=None if ladders is None else ladders[label],
+                )
+            )
         except ValueError as error:
             if left_out is None:
                 raise
             c = float(np.exp(np.mean(np.log(run_flops)))) if run_flops is not None else float(label)
-            left_out.append({"budget": float(label), "flops": c, "n_runs": int(mask.sum()),
-                             "n_sizes": int(np.unique(columns["n"][mask]).size),
-                             "reason": str(error).split(": ", 1)[-1]})
+            left_out.append(
+                {
+                    "budget": float(label),
+                    "flops": c,
+                    "n_runs": int(mask.sum()),
+                    "n_sizes": int(np.unique(columns["n"][mask]).size),
+                    "reason": str(error).split(": ", 1)[-1],
+                }
+            )
     return tuple(profiles)
 
 
-def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
-                flops: Sequence[float] | None = None, neighbours: int | None = None, require_interior: bool = True,
-                n_resamples: int = 100, fraction: float = 0.8,
-                percentiles: tuple[float, float] = TABLE2_PERCENTILES, seed: int = 0, progress=None) -> IsoFlopResult:
+def fit_isoflop(
+    budget: Sequence[float],
+    n: Sequence[float],
+    d: Sequence[float],
+    loss: Sequence[float],
+    *,
+    flops: Sequence[float] | None = None,
+    neighbours: int | None = None,
+    require_interior: bool = True,
+    n_resamples: int = 100,
+    fraction: float = 0.8,
+    percentiles: tuple[float, float] = TABLE2_PERCENTILES,
+    seed: int = 0,
+    progress=None,
+) -> IsoFlopResult:
     """Approach 2 end to end: profiles, power laws over the (interior) minima, bootstrap intervals.
     ``progress(done, total)`` is called after each resample (:mod:`chinchilla.fit.progress`).
 
@@ -248,17 +326,27 @@ def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float],
     is skipped and counted (``resamples_skipped``, ``skip_reason``)."""
     columns = _columns(budget, n, d, loss, flops)
     left_out: list[dict] = []
-    profiles = isoflop_profiles(columns["budget"], columns["n"], columns["d"], columns["loss"],
-                                flops=columns["flops"], neighbours=neighbours, left_out=left_out)
+    profiles = isoflop_profiles(
+        columns["budget"],
+        columns["n"],
+        columns["d"],
+        columns["loss"],
+        flops=columns["flops"],
+        neighbours=neighbours,
+        left_out=left_out,
+    )
     n_law, d_law = _fit_laws(profiles, require_interior, left_out)
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(columns["budget"] == p.budget) for p in profiles]
     ladders = {p.budget: p.n for p in profiles}  # each resample's window counts positions on its budget's full ladder
     whole = [_too_few_to_subsample(columns["n"][g], fraction) for g in groups]
-    notes = [f"budget C = {p.flops:.3g} has {g.size} runs of {np.unique(p.n).size} sizes: a {fraction:.0%} "
-             f"subsample keeps {max(1, int(round(fraction * g.size)))}, too few for a parabola, so its runs are kept "
-             "whole in every resample (the interval omits its sampling variation)"
-             for p, g, w in zip(profiles, groups, whole) if w and n_resamples and (p.interior or not require_interior)]
+    notes = [
+        f"budget C = {p.flops:.3g} has {g.size} runs of {np.unique(p.n).size} sizes: a {fraction:.0%} "
+        f"subsample keeps {max(1, int(round(fraction * g.size)))}, too few for a parabola, so its runs are kept "
+        "whole in every resample (the interval omits its sampling variation)"
+        for p, g, w in zip(profiles, groups, whole)
+        if w and n_resamples and (p.interior or not require_interior)
+    ]
     entering = {p.budget for p in profiles if p.interior or not require_interior}
     a_samples, b_samples, skipped = [], [], []
     for done in range(n_resamples):
@@ -267,10 +355,16 @@ def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float],
         rows = np.concatenate([g if w else g[subsample_indices(rng, g.size, fraction)] for g, w in zip(groups, whole)])
         try:
             dropped: list[dict] = []
-            sample = isoflop_profiles(columns["budget"][rows], columns["n"][rows], columns["d"][rows],
-                                      columns["loss"][rows],
-                                      flops=None if columns["flops"] is None else columns["flops"][rows],
-                                      neighbours=neighbours, ladders=ladders, left_out=dropped)
+            sample = isoflop_profiles(
+                columns["budget"][rows],
+                columns["n"][rows],
+                columns["d"][rows],
+                columns["loss"][rows],
+                flops=None if columns["flops"] is None else columns["flops"][rows],
+                neighbours=neighbours,
+                ladders=ladders,
+                left_out=dropped,
+            )
             lost = [b for b in dropped if b["budget"] in entering]
             if lost:  # a budget of the point estimate's laws could not be refitted: not the same procedure
                 raise ValueError(f"budget {lost[0]['budget']:g}: {lost[0]['reason']}")
@@ -282,12 +376,19 @@ def fit_isoflop(budget: Sequence[float], n: Sequence[float], d: Sequence[float],
         b_samples.append(d_sample.exponent)
     if progress is not None:
         progress(n_resamples, n_resamples)
-    return IsoFlopResult(profiles=profiles, n_law=n_law, d_law=d_law,
-                         a_interval=resample_interval(a_samples, n_resamples, percentiles),
-                         b_interval=resample_interval(b_samples, n_resamples, percentiles),
-                         n_resamples=len(a_samples), require_interior=require_interior,
-                         resamples_skipped=len(skipped), skip_reason=skipped[0] if skipped else "",
-                         left_out=tuple(left_out), resample_notes=tuple(notes))
+    return IsoFlopResult(
+        profiles=profiles,
+        n_law=n_law,
+        d_law=d_law,
+        a_interval=resample_interval(a_samples, n_resamples, percentiles),
+        b_interval=resample_interval(b_samples, n_resamples, percentiles),
+        n_resamples=len(a_samples),
+        require_interior=require_interior,
+        resamples_skipped=len(skipped),
+        skip_reason=skipped[0] if skipped else "",
+        left_out=tuple(left_out),
+        resample_notes=tuple(notes),
+    )
 
 
 def _too_few_to_subsample(n: np.ndarray, fraction: float) -> bool:
@@ -323,9 +424,13 @@ class FlopsGrouping:
 
     @property
     def description(self) -> str:
-        between = "no gap (one group)" if self.n_groups == 1 else f"the narrowest gap between groups x{self.gap_between:.3g}"
-        return (f"runs grouped by log-C clustering: {self.n_groups} groups, {between}, the widest gap within one "
-                f"x{self.gap_within:.3g} (spread within a group up to x{self.spread_within:.3g})")
+        between = (
+            "no gap (one group)" if self.n_groups == 1 else f"the narrowest gap between groups x{self.gap_between:.3g}"
+        )
+        return (
+            f"runs grouped by log-C clustering: {self.n_groups} groups, {between}, the widest gap within one "
+            f"x{self.gap_within:.3g} (spread within a group up to x{self.spread_within:.3g})"
+        )
 
 
 def cluster_flops(flops: Sequence[float], min_gap_ratio: float = MIN_GAP_RATIO) -> FlopsGrouping:
@@ -362,9 +467,13 @@ def cluster_flops(flops: Sequence[float], min_gap_ratio: float = MIN_GAP_RATIO) 
         labels[rows] = np.exp(np.mean(np.log(c[rows])))
         spread = max(spread, float(np.ptp(np.log(c[rows]))))
     within = float(ranked[best_m]) if best_m < ranked.size else 0.0
-    return FlopsGrouping(labels=labels, n_groups=int(group.max()) + 1,
-                         gap_between=float(np.exp(ranked[best_m - 1])) if best_m else math.nan,
-                         gap_within=float(np.exp(within)), spread_within=float(np.exp(spread)))
+    return FlopsGrouping(
+        labels=labels,
+        n_groups=int(group.max()) + 1,
+        gap_between=float(np.exp(ranked[best_m - 1])) if best_m else math.nan,
+        gap_within=float(np.exp(within)),
+        spread_within=float(np.exp(spread)),
+    )
 
 
 def group_by_flops(flops: Sequence[float], min_gap_ratio: float = MIN_GAP_RATIO) -> np.ndarray:
@@ -388,23 +497,46 @@ class IsoFlopHoldout:
         out = []
         for p in self.test:
             n_hat, d_hat = float(self.n_law(p.flops)), float(self.d_law(p.flops))
-            out.append({"flops": p.flops, "n_opt_observed": p.n_opt, "n_opt_predicted": n_hat,
-                        "n_opt_rel_error": n_hat / p.n_opt - 1.0, "d_opt_observed": p.d_opt,
-                        "d_opt_predicted": d_hat, "d_opt_rel_error": d_hat / p.d_opt - 1.0,
-                        "interior": p.interior, "reason": p.reason})
+            out.append(
+                {
+                    "flops": p.flops,
+                    "n_opt_observed": p.n_opt,
+                    "n_opt_predicted": n_hat,
+                    "n_opt_rel_error": n_hat / p.n_opt - 1.0,
+                    "d_opt_observed": p.d_opt,
+                    "d_opt_predicted": d_hat,
+                    "d_opt_rel_error": d_hat / p.d_opt - 1.0,
+                    "interior": p.interior,
+                    "reason": p.reason,
+                }
+            )
         return out
 
     def to_dict(self) -> dict:
         rows = self.rows()
         interior = [abs(r["n_opt_rel_error"]) for r in rows if r["interior"]]
-        return {"flops_threshold": self.flops_threshold, "n_train_budgets": len(self.train),
-                "n_test_budgets": len(self.test), "a": self.n_law.exponent, "b": self.d_law.exponent,
-                "max_abs_n_opt_rel_error_interior": max(interior) if interior else None, "budgets": rows}
+        return {
+            "flops_threshold": self.flops_threshold,
+            "n_train_budgets": len(self.train),
+            "n_test_budgets": len(self.test),
+            "a": self.n_law.exponent,
+            "b": self.d_law.exponent,
+            "max_abs_n_opt_rel_error_interior": max(interior) if interior else None,
+            "budgets": rows,
+        }
 
 
-def isoflop_holdout(budget: Sequence[float], n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
-                    flops_threshold: float, flops: Sequence[float] | None = None, neighbours: int | None = None,
-                    require_interior: bool = True) -> IsoFlopHoldout:
+def isoflop_holdout(
+    budget: Sequence[float],
+    n: Sequence[float],
+    d: Sequence[float],
+    loss: Sequence[float],
+    *,
+    flops_threshold: float,
+    flops: Sequence[float] | None = None,
+    neighbours: int | None = None,
+    require_interior: bool = True,
+) -> IsoFlopHoldout:
     """Approach 2's extrapolation check: the power laws fitted on the budgets whose C is below ``flops_threshold``
     predict N_opt and D_opt at the budgets at or above it (compare with their own vertices; a test budget whose
     minimum is not interior is reported with its reason, since its observed N_opt is then a bound, not a vertex)."""
@@ -414,8 +546,10 @@ def isoflop_holdout(budget: Sequence[float], n: Sequence[float], d: Sequence[flo
     train = tuple(p for p in profiles if p.flops < flops_threshold)
     test = tuple(p for p in profiles if p.flops >= flops_threshold)
     if not test:
-        raise ValueError(f"flops_threshold={flops_threshold:.3g} holds out no budget (the budgets span "
-                         f"{profiles[0].flops:.3g} to {profiles[-1].flops:.3g} FLOPs)")
+        raise ValueError(
+            f"flops_threshold={flops_threshold:.3g} holds out no budget (the budgets span "
+            f"{profiles[0].flops:.3g} to {profiles[-1].flops:.3g} FLOPs)"
+        )
     n_law, d_law = _fit_laws(train, require_interior)
     return IsoFlopHoldout(flops_threshold=float(flops_threshold), n_law=n_law, d_law=d_law, train=train, test=test)
 
@@ -434,21 +568,26 @@ def _window(n: np.ndarray, best: int, neighbours: int | None, ladder: np.ndarray
     return (rank >= start) & (rank < start + width)
 
 
-def _fit_laws(profiles: Sequence[IsoFlopProfile], require_interior: bool,
-              left_out: Sequence[dict] = ()) -> tuple[PowerLaw, PowerLaw]:
+def _fit_laws(
+    profiles: Sequence[IsoFlopProfile], require_interior: bool, left_out: Sequence[dict] = ()
+) -> tuple[PowerLaw, PowerLaw]:
     chosen = [p for p in profiles if p.interior or not require_interior]
     if len(chosen) < 2:
         rejected = [f"C = {p.flops:.3g}: {p.reason}" for p in profiles if not p.interior]
         rejected += [f"C = {b['flops']:.3g}: not fitted, {b['reason']}" for b in left_out]
-        raise ValueError(f"Approach 2 needs at least 2 budgets with an interior minimum; got {len(chosen)} "
-                         f"of {len(profiles) + len(left_out)} ({'; '.join(rejected)})")
+        raise ValueError(
+            f"Approach 2 needs at least 2 budgets with an interior minimum; got {len(chosen)} "
+            f"of {len(profiles) + len(left_out)} ({'; '.join(rejected)})"
+        )
     c = np.array([p.flops for p in chosen])
     return (fit_power_law(c, [p.n_opt for p in chosen]), fit_power_law(c, [p.d_opt for p in chosen]))
 
 
 def _columns(budget, n, d, loss, flops) -> dict[str, np.ndarray | None]:
-    columns = {name: np.asarray(v, dtype=np.float64).ravel()
-               for name, v in (("budget", budget), ("n", n), ("d", d), ("loss", loss))}
+    columns = {
+        name: np.asarray(v, dtype=np.float64).ravel()
+        for name, v in (("budget", budget), ("n", n), ("d", d), ("loss", loss))
+    }
     columns["flops"] = None if flops is None else np.asarray(flops, dtype=np.float64).ravel()
     sizes = {name: v.size for name, v in columns.items() if v is not None}
     if len(set(sizes.values())) != 1:
@@ -497,13 +636,25 @@ class IsoFlopBias:
         return self.d_opt_sim / self.d_opt_true - 1.0
 
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "a_bias": self.a_bias, "b_bias": self.b_bias,
-                "n_opt_rel_bias": self.n_opt_rel_bias, "d_opt_rel_bias": self.d_opt_rel_bias}
+        return {
+            **dataclasses.asdict(self),
+            "a_bias": self.a_bias,
+            "b_bias": self.b_bias,
+            "n_opt_rel_bias": self.n_opt_rel_bias,
+            "d_opt_rel_bias": self.d_opt_rel_bias,
+        }
 
 
-def isoflop_bias(law, budget: Sequence[float], n: Sequence[float], d: Sequence[float], *,
-                 flops: Sequence[float] | None = None, neighbours: int | None = None,
-                 require_interior: bool = True) -> IsoFlopBias:
+def isoflop_bias(
+    law,
+    budget: Sequence[float],
+    n: Sequence[float],
+    d: Sequence[float],
+    *,
+    flops: Sequence[float] | None = None,
+    neighbours: int | None = None,
+    require_interior: bool = True,
+) -> IsoFlopBias:
     """Simulate Approach 2 on ``law`` (a :class:`chinchilla.fit.allocate.ChinchillaParams`, e.g. an Approach 3 fit's
     ``frontier``) for the design of these runs: the noiseless loss at each run's (N, D), then exactly the procedure
     of :func:`fit_isoflop` (same budgets, C, window and interior rule, no resampling), compared with the law's own
@@ -513,14 +664,31 @@ def isoflop_bias(law, budget: Sequence[float], n: Sequence[float], d: Sequence[f
     columns = _columns(budget, n, d, np.ones(np.size(n)), flops)
     loss = np.asarray(law.loss(columns["n"], columns["d"]), dtype=np.float64)
     try:
-        sim = fit_isoflop(columns["budget"], columns["n"], columns["d"], loss, flops=columns["flops"],
-                          neighbours=neighbours, require_interior=require_interior, n_resamples=0)
+        sim = fit_isoflop(
+            columns["budget"],
+            columns["n"],
+            columns["d"],
+            loss,
+            flops=columns["flops"],
+            neighbours=neighbours,
+            require_interior=require_interior,
+            n_resamples=0,
+        )
     except ValueError as error:
-        raise ValueError(f"bias check: the IsoFLOP procedure fails on the fitted surface for this design ({error})"
-                         ) from None
+        raise ValueError(
+            f"bias check: the IsoFLOP procedure fails on the fitted surface for this design ({error})"
+        ) from None
     flops_max = max(p.flops for p in sim.profiles)
-    return IsoFlopBias(law={k: float(getattr(law, k)) for k in ("E", "A", "B", "alpha", "beta")},
-                       flops_max=float(flops_max), a_true=float(law.a), b_true=float(law.b), a_sim=sim.a, b_sim=sim.b,
-                       n_opt_true=float(law.n_opt(flops_max)), n_opt_sim=float(sim.n_law(flops_max)),
-                       d_opt_true=float(law.d_opt(flops_max)), d_opt_sim=float(sim.d_law(flops_max)),
-                       n_budgets=len(sim.profiles))
+    return IsoFlopBias(
+        law={k: float(getattr(law, k)) for k in ("E", "A", "B", "alpha", "beta")},
+        flops_max=float(flops_max),
+        a_true=float(law.a),
+        b_true=float(law.b),
+        a_sim=sim.a,
+        b_sim=sim.b,
+        n_opt_true=float(law.n_opt(flops_max)),
+        n_opt_sim=float(sim.n_law(flops_max)),
+        d_opt_true=float(law.d_opt(flops_max)),
+        d_opt_sim=float(sim.d_law(flops_max)),
+        n_budgets=len(sim.profiles),
+    )

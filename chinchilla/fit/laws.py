@@ -31,7 +31,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Mapping, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -47,8 +48,15 @@ PAPER_GRID_BETA: tuple[float, ...] = PAPER_GRID_ALPHA
 
 # Raw parameters that move with the loss scale (log L -> log L + log s), and the natural name of every raw one.
 LOSS_SCALE_PARAMS: tuple[str, ...] = ("log_A", "log_B", "log_E")
-NATURAL_NAMES: dict[str, str] = {"log_A": "A", "log_B": "B", "log_E": "E", "alpha": "alpha", "beta": "beta",
-                                 "log_R_D": "R_D_star", "log_R_N": "R_N_star"}
+NATURAL_NAMES: dict[str, str] = {
+    "log_A": "A",
+    "log_B": "B",
+    "log_E": "E",
+    "alpha": "alpha",
+    "beta": "beta",
+    "log_R_D": "R_D_star",
+    "log_R_N": "R_N_star",
+}
 
 
 class Law(Protocol):
@@ -113,8 +121,11 @@ def unit_shifts(covariates: Mapping[str, np.ndarray] | None) -> dict[str, int]:
     (0 for paper-scale data; -6 for N given in millions)."""
     if covariates is None:
         return {key: 0 for key in UNIT_REFERENCE}
-    return {key: int(np.round(np.mean(np.log10(np.asarray(covariates[key], dtype=np.float64))) - np.log10(ref)))
-            for key, ref in UNIT_REFERENCE.items() if key in covariates}
+    return {
+        key: int(np.round(np.mean(np.log10(np.asarray(covariates[key], dtype=np.float64))) - np.log10(ref)))
+        for key, ref in UNIT_REFERENCE.items()
+        if key in covariates
+    }
 
 
 def shear_units(law, thetas: np.ndarray, shifts: Mapping[str, int], sign: float = 1.0) -> np.ndarray:
@@ -174,8 +185,13 @@ class ChinchillaLaw:
 
     def natural(self, theta) -> dict[str, object]:
         xp = _xp(theta)
-        return {"E": xp.exp(theta[..., 2]), "A": xp.exp(theta[..., 0]), "B": xp.exp(theta[..., 1]),
-                "alpha": theta[..., 3], "beta": theta[..., 4]}
+        return {
+            "E": xp.exp(theta[..., 2]),
+            "A": xp.exp(theta[..., 0]),
+            "B": xp.exp(theta[..., 1]),
+            "alpha": theta[..., 3],
+            "beta": theta[..., 4],
+        }
 
     def raw(self, E: float, A: float, B: float, alpha: float, beta: float) -> np.ndarray:
         """theta for natural parameters (the inverse of :meth:`natural`)."""
@@ -231,17 +247,26 @@ class DataConstrainedLaw:
 
     def natural(self, theta) -> dict[str, object]:
         xp = _xp(theta)
-        return {"E": xp.exp(theta[..., 2]), "A": xp.exp(theta[..., 0]), "B": xp.exp(theta[..., 1]),
-                "alpha": theta[..., 3], "beta": theta[..., 4], "R_D_star": xp.exp(theta[..., 5]),
-                "R_N_star": xp.exp(theta[..., 6])}
+        return {
+            "E": xp.exp(theta[..., 2]),
+            "A": xp.exp(theta[..., 0]),
+            "B": xp.exp(theta[..., 1]),
+            "alpha": theta[..., 3],
+            "beta": theta[..., 4],
+            "R_D_star": xp.exp(theta[..., 5]),
+            "R_N_star": xp.exp(theta[..., 6]),
+        }
 
-    def raw(self, E: float, A: float, B: float, alpha: float, beta: float, R_D_star: float,
-            R_N_star: float) -> np.ndarray:
+    def raw(
+        self, E: float, A: float, B: float, alpha: float, beta: float, R_D_star: float, R_N_star: float
+    ) -> np.ndarray:
         """theta for natural parameters (the inverse of :meth:`natural`)."""
         values = {"E": E, "A": A, "B": B, "alpha": alpha, "beta": beta, "R_D_star": R_D_star, "R_N_star": R_N_star}
         _check_positive_params(self.name, values, tuple(values))
-        return np.array([math.log(A), math.log(B), math.log(E), alpha, beta, math.log(R_D_star),
-                         math.log(R_N_star)], dtype=np.float64)
+        return np.array(
+            [math.log(A), math.log(B), math.log(E), alpha, beta, math.log(R_D_star), math.log(R_N_star)],
+            dtype=np.float64,
+        )
 
     def default_starts(self) -> np.ndarray:
         """Chinchilla's grid (alpha, beta = 0 left out: N_opt(U_D) needs both positive) x R_D*, R_N* starts."""
@@ -274,7 +299,7 @@ class FixedLaw:
             raise ValueError(f"FixedLaw: fixing {len(self.fixed)} of {len(names)} parameters leaves none to fit")
 
     @classmethod
-    def of(cls, base, **fixed: float) -> "FixedLaw":
+    def of(cls, base, **fixed: float) -> FixedLaw:
         """``FixedLaw.of(DataConstrainedLaw(), log_A=..., ...)``."""
         return cls(base, tuple(sorted((k, float(v)) for k, v in fixed.items())))
 
@@ -296,8 +321,12 @@ class FixedLaw:
         fixed = dict(self.fixed)
         xp = _xp(theta)
         free = iter(range(len(self.param_names)))
-        columns = [xp.broadcast_to(xp.asarray(fixed[k], dtype=theta.dtype), theta.shape[:-1]) if k in fixed
-                   else theta[..., next(free)] for k in self.base.param_names]
+        columns = [
+            xp.broadcast_to(xp.asarray(fixed[k], dtype=theta.dtype), theta.shape[:-1])
+            if k in fixed
+            else theta[..., next(free)]
+            for k in self.base.param_names
+        ]
         return xp.stack(columns, axis=-1)
 
     def features(self, covariates):
@@ -321,8 +350,15 @@ LAWS: dict[str, object] = {CHINCHILLA.name: CHINCHILLA, DATA_CONSTRAINED.name: D
 
 # Muennighoff et al. 2023's released fit (README of huggingface/datablations) as raw theta:
 # a, b, e, alpha, beta, log R_D*, log R_N* with alpha = beta tied and R_D* = 15.387756, R_N* = 5.309743.
-MUENNIGHOFF_THETA: tuple[float, ...] = (6.255414, 7.3049974, 0.6254804, 0.3526596, 0.3526596,
-                                        math.log(15.387756), math.log(5.309743))
+MUENNIGHOFF_THETA: tuple[float, ...] = (
+    6.255414,
+    7.3049974,
+    0.6254804,
+    0.3526596,
+    0.3526596,
+    math.log(15.387756),
+    math.log(5.309743),
+)
 
 
 def get_law(name: str):

@@ -16,7 +16,7 @@ for a subsample. They keep every resample the same shape, so resamples vectorise
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax.numpy as jnp
 
@@ -35,8 +35,16 @@ def check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction={reduction!r} must be one of {REDUCTIONS}")
 
 
-def objective(theta: jnp.ndarray, law, features: Mapping[str, jnp.ndarray], log_loss: jnp.ndarray,
-              weights: jnp.ndarray, *, delta: float = PAPER_HUBER_DELTA, reduction: str = "sum") -> jnp.ndarray:
+def objective(
+    theta: jnp.ndarray,
+    law,
+    features: Mapping[str, jnp.ndarray],
+    log_loss: jnp.ndarray,
+    weights: jnp.ndarray,
+    *,
+    delta: float = PAPER_HUBER_DELTA,
+    reduction: str = "sum",
+) -> jnp.ndarray:
     """Weighted Huber objective of ``law`` at raw parameters ``theta``, given ``law.features(covariates)`` (pure,
     jittable, differentiable)."""
     residual = law.log_predict(theta, features) - log_loss

@@ -47,7 +47,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,8 +58,15 @@ from chinchilla.fit import diagnostics as diagnostics_mod
 from chinchilla.fit.allocate import ChinchillaParams
 from chinchilla.fit.laws import CHINCHILLA, NATURAL_NAMES, data_starts, loss_scale_shift, shear_units, unit_shifts
 from chinchilla.fit.objective import PAPER_HUBER_DELTA, check_reduction, objective
-from chinchilla.fit.solver import (REFINE_RTOL, STOP_REASONS, SolverConfig, StartResult, minimize_many, refine,
-                                   resolve_strategy)
+from chinchilla.fit.solver import (
+    REFINE_RTOL,
+    STOP_REASONS,
+    SolverConfig,
+    StartResult,
+    minimize_many,
+    refine,
+    resolve_strategy,
+)
 from chinchilla.fit.table import ScalingTable, validate_columns
 from chinchilla.jax_cache import enable_compilation_cache
 
@@ -76,8 +84,9 @@ def bucket_size(n_points: int) -> int:
     return max(_MIN_BUCKET, 1 << max(0, int(n_points) - 1).bit_length())
 
 
-def pad_runs(covariates: Mapping[str, np.ndarray], loss: np.ndarray, weights: np.ndarray
-             ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def pad_runs(
+    covariates: Mapping[str, np.ndarray], loss: np.ndarray, weights: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Pad runs (last axis) to :func:`bucket_size` with copies of the first run at weight 0 (so they add nothing
     to the objective or its gradient). ``weights`` may carry leading axes (bootstrap resamples)."""
     n = loss.shape[-1]
@@ -86,28 +95,40 @@ def pad_runs(covariates: Mapping[str, np.ndarray], loss: np.ndarray, weights: np
         return dict(covariates), loss, weights
     index = np.concatenate([np.arange(n), np.zeros(extra, dtype=int)])
     pad_w = np.zeros(weights.shape[:-1] + (extra,))
-    return ({k: np.asarray(v)[index] for k, v in covariates.items()}, np.asarray(loss)[index],
-            np.concatenate([weights, pad_w], axis=-1))
+    return (
+        {k: np.asarray(v)[index] for k, v in covariates.items()},
+        np.asarray(loss)[index],
+        np.concatenate([weights, pad_w], axis=-1),
+    )
 
 
 class FitState(NamedTuple):
     """What :func:`fit_core` returns (a pytree of arrays). K = number of starts run (``top_k`` or all S)."""
 
-    params: jnp.ndarray             # (P,) best raw parameters
-    objective: jnp.ndarray          # () best objective (inf if every start failed)
-    best: jnp.ndarray               # () index of the best start among the K run
+    params: jnp.ndarray  # (P,) best raw parameters
+    objective: jnp.ndarray  # () best objective (inf if every start failed)
+    best: jnp.ndarray  # () index of the best start among the K run
     initial_objective: jnp.ndarray  # (S,) objective at every start of the grid (inf where not finite)
-    start_index: jnp.ndarray        # (K,) rows of the grid that were run (best-ranked first when screened)
-    starts: StartResult             # (K, ...) where each run start ended
-    final: StartResult              # the best start after refinement (:func:`chinchilla.fit.solver.refine`)
-    restarts: jnp.ndarray           # () restarts the refinement ran (0 when not refined)
-    restart_gain: jnp.ndarray       # () relative decrease by the last restart (inf when not refined)
+    start_index: jnp.ndarray  # (K,) rows of the grid that were run (best-ranked first when screened)
+    starts: StartResult  # (K, ...) where each run start ended
+    final: StartResult  # the best start after refinement (:func:`chinchilla.fit.solver.refine`)
+    restarts: jnp.ndarray  # () restarts the refinement ran (0 when not refined)
+    restart_gain: jnp.ndarray  # () relative decrease by the last restart (inf when not refined)
 
 
-def fit_core(starts: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], loss: jnp.ndarray, weights: jnp.ndarray,
-             *, law=CHINCHILLA, delta: float = PAPER_HUBER_DELTA, reduction: str = "sum",
-             config: SolverConfig = SolverConfig(), top_k: int | None = DEFAULT_TOP_K,
-             strategy: str = "auto") -> FitState:
+def fit_core(
+    starts: jnp.ndarray,
+    covariates: Mapping[str, jnp.ndarray],
+    loss: jnp.ndarray,
+    weights: jnp.ndarray,
+    *,
+    law=CHINCHILLA,
+    delta: float = PAPER_HUBER_DELTA,
+    reduction: str = "sum",
+    config: SolverConfig = SolverConfig(),
+    top_k: int | None = DEFAULT_TOP_K,
+    strategy: str = "auto",
+) -> FitState:
     """Fit ``law`` to ``loss`` from the (S, P) ``starts``; pure and jittable (static: everything after ``*``).
 
     ``covariates`` holds the law's per-run arrays (``n``, ``d``, ...), ``weights`` the per-run multiplicities.
@@ -129,8 +150,17 @@ def _fun(covariates, loss, weights, law, delta, reduction):
     return lambda theta, _=None: objective(theta, law, features, log_loss, weights, delta=delta, reduction=reduction)
 
 
-def rank_starts(starts, covariates, loss, weights, *, law=CHINCHILLA, delta: float = PAPER_HUBER_DELTA,
-                reduction: str = "sum", top_k: int | None = DEFAULT_TOP_K) -> tuple[jnp.ndarray, jnp.ndarray]:
+def rank_starts(
+    starts,
+    covariates,
+    loss,
+    weights,
+    *,
+    law=CHINCHILLA,
+    delta: float = PAPER_HUBER_DELTA,
+    reduction: str = "sum",
+    top_k: int | None = DEFAULT_TOP_K,
+) -> tuple[jnp.ndarray, jnp.ndarray]:
     """The objective at every start (inf where not finite) and the rows to run: the ``top_k`` lowest, best
     first (all rows in order when None); pure and jittable."""
     fun = _fun(covariates, loss, weights, law, delta, reduction)
@@ -142,16 +172,37 @@ def rank_starts(starts, covariates, loss, weights, *, law=CHINCHILLA, delta: flo
     return initial, jax.lax.top_k(-initial, top_k)[1]
 
 
-def run_starts(starts, covariates, loss, weights, *, law=CHINCHILLA, delta: float = PAPER_HUBER_DELTA,
-               reduction: str = "sum", config: SolverConfig = SolverConfig(), strategy: str = "auto") -> StartResult:
+def run_starts(
+    starts,
+    covariates,
+    loss,
+    weights,
+    *,
+    law=CHINCHILLA,
+    delta: float = PAPER_HUBER_DELTA,
+    reduction: str = "sum",
+    config: SolverConfig = SolverConfig(),
+    strategy: str = "auto",
+) -> StartResult:
     """L-BFGS from every row of ``starts`` (each on its own: any split of the rows gives the same results)."""
-    return minimize_many(_fun(covariates, loss, weights, law, delta, reduction), starts, None, config=config,
-                         strategy=strategy)
+    return minimize_many(
+        _fun(covariates, loss, weights, law, delta, reduction), starts, None, config=config, strategy=strategy
+    )
 
 
-def finish_fit(initial, index, result: StartResult, covariates, loss, weights, *, law=CHINCHILLA,
-               delta: float = PAPER_HUBER_DELTA, reduction: str = "sum", config: SolverConfig = SolverConfig()
-               ) -> FitState:
+def finish_fit(
+    initial,
+    index,
+    result: StartResult,
+    covariates,
+    loss,
+    weights,
+    *,
+    law=CHINCHILLA,
+    delta: float = PAPER_HUBER_DELTA,
+    reduction: str = "sum",
+    config: SolverConfig = SolverConfig(),
+) -> FitState:
     """The best of the starts run (the first of equals), refined unless ``config.gtol_abs`` is set."""
     fun = _fun(covariates, loss, weights, law, delta, reduction)
     score = jnp.where(jnp.isfinite(result.objective), result.objective, jnp.inf)
@@ -171,10 +222,21 @@ _run_starts_jit = jax.jit(run_starts, static_argnames=("law", "delta", "reductio
 _finish_fit_jit = jax.jit(finish_fit, static_argnames=("law", "delta", "reduction", "config"))
 
 
-def fit_core_chunked(starts, covariates, loss, weights, *, law=CHINCHILLA, delta: float = PAPER_HUBER_DELTA,
-                     reduction: str = "sum", config: SolverConfig = SolverConfig(),
-                     top_k: int | None = DEFAULT_TOP_K, strategy: str = "auto", chunk: int | None = None,
-                     progress=None) -> FitState:
+def fit_core_chunked(
+    starts,
+    covariates,
+    loss,
+    weights,
+    *,
+    law=CHINCHILLA,
+    delta: float = PAPER_HUBER_DELTA,
+    reduction: str = "sum",
+    config: SolverConfig = SolverConfig(),
+    top_k: int | None = DEFAULT_TOP_K,
+    strategy: str = "auto",
+    chunk: int | None = None,
+    progress=None,
+) -> FitState:
     """:func:`fit_core` with the starts run ``chunk`` at a time (one compiled program; the last chunk padded with
     copies of its last start), calling ``progress(done, total)`` after each chunk: Ctrl-C stops it within a chunk.
     The same answer as :func:`fit_core` (each start is solved on its own)."""
@@ -209,14 +271,23 @@ class Curvature(NamedTuple):
     n_weighted: jnp.ndarray
 
 
-def curvature(theta: jnp.ndarray, covariates: Mapping[str, jnp.ndarray], loss: jnp.ndarray, weights: jnp.ndarray,
-              *, law=CHINCHILLA, delta: float = PAPER_HUBER_DELTA, reduction: str = "sum") -> Curvature:
+def curvature(
+    theta: jnp.ndarray,
+    covariates: Mapping[str, jnp.ndarray],
+    loss: jnp.ndarray,
+    weights: jnp.ndarray,
+    *,
+    law=CHINCHILLA,
+    delta: float = PAPER_HUBER_DELTA,
+    reduction: str = "sum",
+) -> Curvature:
     """The curvature of the fit at raw parameters ``theta`` (pure and jittable, like :func:`fit_core`; vmap it over
     bootstrap weights). The identification rule (:func:`chinchilla.fit.diagnostics.identification`) reads it."""
     features = law.features(covariates)
     log_loss = jnp.log(loss)
-    hessian = jax.hessian(lambda t: objective(t, law, features, log_loss, weights, delta=delta,
-                                              reduction=reduction))(theta)
+    hessian = jax.hessian(lambda t: objective(t, law, features, log_loss, weights, delta=delta, reduction=reduction))(
+        theta
+    )
     residual = lambda t: law.log_predict(t, features) - log_loss  # noqa: E731
     jac = jax.jacfwd(residual)(theta)  # (runs, P)
     gauss_newton = jnp.einsum("i,ij,ik->jk", weights, jac, jac)
@@ -308,8 +379,10 @@ class ParametricFit:
     def frontier(self) -> ChinchillaParams:
         """The Chinchilla-form parameters (E, A, B, alpha, beta) and the 6ND frontier they imply (a ValueError if
         alpha or beta is not positive: then loss does not fall with N or D, and there is no frontier)."""
-        return ChinchillaParams(*(self.params[k] for k in ("E", "A", "B", "alpha", "beta")),
-                                source=f"fit ({self.law.name}, {self.reduction} reduction, {self.n_points} runs)")
+        return ChinchillaParams(
+            *(self.params[k] for k in ("E", "A", "B", "alpha", "beta")),
+            source=f"fit ({self.law.name}, {self.reduction} reduction, {self.n_points} runs)",
+        )
 
     @property
     def a(self) -> float:
@@ -345,20 +418,35 @@ class ParametricFit:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready summary: named parameters, objective, a, b, G and how the fit went."""
         out: dict[str, object] = dict(self.params)
-        out.update({"objective": self.objective, "a": self.a, "b": self.b,
-                    "G": self.G if self.has_frontier else None, "law": self.law.name,
-                    "reduction": self.reduction, "huber_delta": self.delta, "n_points": self.n_points,
-                    "n_grid_starts": self.n_grid, "n_starts_run": int(self.diagnostics.grid_index.size),
-                    "best_start": [float(x) for x in self.best_start], "grid_shift": self.grid_shift,
-                    "grid_unit_decades": dict(self.grid_units),
-                    "best_start_on_grid_edge": list(self.best_start_on_grid_edge),
-                    "status": self.status, "converged": self.converged, "stop_reason": self.stop_reason,
-                    "restarts": self.restarts, "restart_gain": _finite_or_none(self.restart_gain),
-                    "iterations": int(self.diagnostics.iterations[self.best]),
-                    "stop_reasons": self.diagnostics.counts(),
-                    "parameter_status": {k: v["status"] for k, v in self.parameters.items()},
-                    "identified": self.identified, "identification": self.identification,
-                    "warnings": list(self.warnings)})
+        out.update(
+            {
+                "objective": self.objective,
+                "a": self.a,
+                "b": self.b,
+                "G": self.G if self.has_frontier else None,
+                "law": self.law.name,
+                "reduction": self.reduction,
+                "huber_delta": self.delta,
+                "n_points": self.n_points,
+                "n_grid_starts": self.n_grid,
+                "n_starts_run": int(self.diagnostics.grid_index.size),
+                "best_start": [float(x) for x in self.best_start],
+                "grid_shift": self.grid_shift,
+                "grid_unit_decades": dict(self.grid_units),
+                "best_start_on_grid_edge": list(self.best_start_on_grid_edge),
+                "status": self.status,
+                "converged": self.converged,
+                "stop_reason": self.stop_reason,
+                "restarts": self.restarts,
+                "restart_gain": _finite_or_none(self.restart_gain),
+                "iterations": int(self.diagnostics.iterations[self.best]),
+                "stop_reasons": self.diagnostics.counts(),
+                "parameter_status": {k: v["status"] for k, v in self.parameters.items()},
+                "identified": self.identified,
+                "identification": self.identification,
+                "warnings": list(self.warnings),
+            }
+        )
         return out
 
 
@@ -366,11 +454,25 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def fit_parametric(n, d, loss, *, unique_tokens=None, law=CHINCHILLA, reduction: str = "sum",
-                   delta: float = PAPER_HUBER_DELTA, weights=None, starts=None, top_k: int | None | str = "auto",
-                   drop_highest_loss: int = 0, max_iter: int = _SOLVER_DEFAULTS.max_iter,
-                   ftol: float = _SOLVER_DEFAULTS.ftol, gtol: float = _SOLVER_DEFAULTS.gtol,
-                   gtol_abs: float | None = None, strategy: str = "auto") -> ParametricFit:
+def fit_parametric(
+    n,
+    d,
+    loss,
+    *,
+    unique_tokens=None,
+    law=CHINCHILLA,
+    reduction: str = "sum",
+    delta: float = PAPER_HUBER_DELTA,
+    weights=None,
+    starts=None,
+    top_k: int | None | str = "auto",
+    drop_highest_loss: int = 0,
+    max_iter: int = _SOLVER_DEFAULTS.max_iter,
+    ftol: float = _SOLVER_DEFAULTS.ftol,
+    gtol: float = _SOLVER_DEFAULTS.gtol,
+    gtol_abs: float | None = None,
+    strategy: str = "auto",
+) -> ParametricFit:
     """Fit ``law`` (Chinchilla's by default) to runs of ``n`` parameters trained on ``d`` tokens to ``loss``.
 
     ``reduction``: "sum" (the paper's equation) or "mean" (the paper's loss scale, which stops L-BFGS early).
@@ -384,13 +486,30 @@ def fit_parametric(n, d, loss, *, unique_tokens=None, law=CHINCHILLA, reduction:
     loss first (the replication drops 5). ``unique_tokens``: for the data-constrained law.
     """
     table = ScalingTable.from_arrays(n, loss, d=d, unique_tokens=unique_tokens)
-    return fit_table(table.drop_highest_loss(drop_highest_loss) if drop_highest_loss else table, law=law,
-                     reduction=reduction, delta=delta, weights=weights, starts=starts, top_k=top_k,
-                     max_iter=max_iter, ftol=ftol, gtol=gtol, gtol_abs=gtol_abs, strategy=strategy)
+    return fit_table(
+        table.drop_highest_loss(drop_highest_loss) if drop_highest_loss else table,
+        law=law,
+        reduction=reduction,
+        delta=delta,
+        weights=weights,
+        starts=starts,
+        top_k=top_k,
+        max_iter=max_iter,
+        ftol=ftol,
+        gtol=gtol,
+        gtol_abs=gtol_abs,
+        strategy=strategy,
+    )
 
 
-def solver_config(reduction: str, *, max_iter: int = _SOLVER_DEFAULTS.max_iter, ftol: float = _SOLVER_DEFAULTS.ftol,
-                  gtol: float = _SOLVER_DEFAULTS.gtol, gtol_abs: float | None = None) -> SolverConfig:
+def solver_config(
+    reduction: str,
+    *,
+    max_iter: int = _SOLVER_DEFAULTS.max_iter,
+    ftol: float = _SOLVER_DEFAULTS.ftol,
+    gtol: float = _SOLVER_DEFAULTS.gtol,
+    gtol_abs: float | None = None,
+) -> SolverConfig:
     """The solver settings of a fit: scale-free tolerances, plus scipy's absolute 1e-5 gradient test for the mean
     reduction when ``gtol_abs`` is None."""
     check_reduction(reduction)
@@ -399,11 +518,23 @@ def solver_config(reduction: str, *, max_iter: int = _SOLVER_DEFAULTS.max_iter, 
     return SolverConfig(max_iter=max_iter, ftol=ftol, gtol=gtol, gtol_abs=gtol_abs).validate()
 
 
-def fit_table(table: ScalingTable, *, law=CHINCHILLA, reduction: str = "sum", delta: float = PAPER_HUBER_DELTA,
-              weights=None, starts=None, top_k: int | None | str = "auto", max_iter: int = _SOLVER_DEFAULTS.max_iter,
-              ftol: float = _SOLVER_DEFAULTS.ftol, gtol: float = _SOLVER_DEFAULTS.gtol,
-              gtol_abs: float | None = None, strategy: str = "auto", chunk: int | None = None,
-              progress=None) -> ParametricFit:
+def fit_table(
+    table: ScalingTable,
+    *,
+    law=CHINCHILLA,
+    reduction: str = "sum",
+    delta: float = PAPER_HUBER_DELTA,
+    weights=None,
+    starts=None,
+    top_k: int | None | str = "auto",
+    max_iter: int = _SOLVER_DEFAULTS.max_iter,
+    ftol: float = _SOLVER_DEFAULTS.ftol,
+    gtol: float = _SOLVER_DEFAULTS.gtol,
+    gtol_abs: float | None = None,
+    strategy: str = "auto",
+    chunk: int | None = None,
+    progress=None,
+) -> ParametricFit:
     """:func:`fit_parametric` on a :class:`ScalingTable` (see there for the options). ``progress(done, total)``
     is called after each ``chunk`` of starts (:func:`fit_core_chunked`; the default chunk suits the backend)."""
     if not delta > 0:
@@ -419,40 +550,77 @@ def fit_table(table: ScalingTable, *, law=CHINCHILLA, reduction: str = "sum", de
     enable_compilation_cache()
     with jax.enable_x64(True):
         arrays = ({c: jnp.asarray(v) for c, v in padded.items()}, jnp.asarray(loss), jnp.asarray(pw))
-        state = fit_core_chunked(jnp.asarray(grid), *arrays, law=law, delta=float(delta), reduction=reduction,
-                                 config=config, top_k=k, strategy=resolve_strategy(strategy), chunk=chunk,
-                                 progress=progress)
+        state = fit_core_chunked(
+            jnp.asarray(grid),
+            *arrays,
+            law=law,
+            delta=float(delta),
+            reduction=reduction,
+            config=config,
+            top_k=k,
+            strategy=resolve_strategy(strategy),
+            chunk=chunk,
+            progress=progress,
+        )
         state = jax.device_get(state)
 
         def objective_at(thetas: np.ndarray) -> np.ndarray:
-            return np.asarray(_objective_batch(jnp.asarray(thetas), *arrays, law=law, delta=float(delta),
-                                               reduction=reduction))
+            return np.asarray(
+                _objective_batch(jnp.asarray(thetas), *arrays, law=law, delta=float(delta), reduction=reduction)
+            )
 
-        curv = jax.device_get(_curvature_jit(jnp.asarray(state.params), *arrays, law=law, delta=float(delta),
-                                             reduction=reduction))
-        return _result(state, law, grid, reduction=reduction, delta=float(delta), n_points=len(table), top_k=k,
-                       config=config, grid_shift=loss_scale_shift(table.loss) + 0.0 if starts is None else 0.0,
-                       data_warnings=data_warnings, objective_at=objective_at, curvature=curv, units=units)
+        curv = jax.device_get(
+            _curvature_jit(jnp.asarray(state.params), *arrays, law=law, delta=float(delta), reduction=reduction)
+        )
+        return _result(
+            state,
+            law,
+            grid,
+            reduction=reduction,
+            delta=float(delta),
+            n_points=len(table),
+            top_k=k,
+            config=config,
+            grid_shift=loss_scale_shift(table.loss) + 0.0 if starts is None else 0.0,
+            data_warnings=data_warnings,
+            objective_at=objective_at,
+            curvature=curv,
+            units=units,
+        )
 
 
 @functools.partial(jax.jit, static_argnames=("law", "delta", "reduction"))
 def _objective_batch(thetas, covariates, loss, weights, *, law, delta, reduction):
     features = law.features(covariates)
-    return jax.vmap(lambda t: objective(t, law, features, jnp.log(loss), weights, delta=delta,
-                                        reduction=reduction))(thetas)
+    return jax.vmap(lambda t: objective(t, law, features, jnp.log(loss), weights, delta=delta, reduction=reduction))(
+        thetas
+    )
 
 
-def evaluate_objective(table: ScalingTable, theta, *, law=CHINCHILLA, reduction: str = "sum",
-                       delta: float = PAPER_HUBER_DELTA, weights=None) -> float:
+def evaluate_objective(
+    table: ScalingTable,
+    theta,
+    *,
+    law=CHINCHILLA,
+    reduction: str = "sum",
+    delta: float = PAPER_HUBER_DELTA,
+    weights=None,
+) -> float:
     """The fitting objective of ``law`` at raw parameters ``theta`` on ``table`` (float64), e.g. at a known truth."""
     check_reduction(reduction)
     covariates = law_covariates(law, table)
     w = prepare_weights(weights, len(table), n_params=len(law.param_names))
     padded, loss, pw = pad_runs(covariates, table.loss, w)
     with jax.enable_x64(True):
-        values = _objective_batch(jnp.asarray(theta, dtype=jnp.float64)[None, :],
-                                  {c: jnp.asarray(v) for c, v in padded.items()}, jnp.asarray(loss), jnp.asarray(pw),
-                                  law=law, delta=float(delta), reduction=reduction)
+        values = _objective_batch(
+            jnp.asarray(theta, dtype=jnp.float64)[None, :],
+            {c: jnp.asarray(v) for c, v in padded.items()},
+            jnp.asarray(loss),
+            jnp.asarray(pw),
+            law=law,
+            delta=float(delta),
+            reduction=reduction,
+        )
         return float(values[0])
 
 
@@ -461,8 +629,9 @@ def law_covariates(law, table: ScalingTable) -> dict[str, np.ndarray]:
     available = table.covariates()
     missing = [c for c in law.covariates if c not in available]
     if missing:
-        raise ValueError(f"law {law.name!r} needs covariate(s) {missing} (u = unique tokens); "
-                         f"the table has {sorted(available)}")
+        raise ValueError(
+            f"law {law.name!r} needs covariate(s) {missing} (u = unique tokens); the table has {sorted(available)}"
+        )
     return {c: available[c] for c in law.covariates}
 
 
@@ -489,8 +658,9 @@ def prepare_weights(weights, n_points: int, *, n_params: int) -> np.ndarray:
         raise ValueError("weights must be finite and non-negative")
     used = int(np.count_nonzero(w))
     if used <= n_params:
-        raise ValueError(f"{used} run(s) with positive weight: fitting {n_params} parameters needs more runs than "
-                         "parameters")
+        raise ValueError(
+            f"{used} run(s) with positive weight: fitting {n_params} parameters needs more runs than parameters"
+        )
     return w
 
 
@@ -505,23 +675,43 @@ def resolve_top_k(top_k: int | None | str, reduction: str, n_starts: int) -> int
     return None if top_k >= n_starts else int(top_k)
 
 
-def _result(state: FitState, law, grid: np.ndarray, *, reduction: str, delta: float, n_points: int,
-            top_k: int | None, config: SolverConfig, grid_shift: float, data_warnings: list[str],
-            objective_at, curvature: Curvature | None = None, units: Mapping[str, int] | None = None
-            ) -> ParametricFit:
+def _result(
+    state: FitState,
+    law,
+    grid: np.ndarray,
+    *,
+    reduction: str,
+    delta: float,
+    n_points: int,
+    top_k: int | None,
+    config: SolverConfig,
+    grid_shift: float,
+    data_warnings: list[str],
+    objective_at,
+    curvature: Curvature | None = None,
+    units: Mapping[str, int] | None = None,
+) -> ParametricFit:
     runs = state.starts
     objectives = np.asarray(runs.objective, dtype=np.float64)
     if not np.isfinite(state.objective):
         reasons = [STOP_REASONS[int(r)] for r in runs.stop_reason]
-        raise ValueError(f"every one of the {objectives.size} starts failed (non-finite objective; stop reasons "
-                         f"{sorted(set(reasons))}): check the data and the starting grid")
+        raise ValueError(
+            f"every one of the {objectives.size} starts failed (non-finite objective; stop reasons "
+            f"{sorted(set(reasons))}): check the data and the starting grid"
+        )
     index = np.asarray(state.start_index)
     diagnostics = StartDiagnostics(
-        grid_index=index, initial_params=grid[index], initial_objective=np.asarray(state.initial_objective)[index],
+        grid_index=index,
+        initial_params=grid[index],
+        initial_objective=np.asarray(state.initial_objective)[index],
         objective=objectives,
-        params=np.asarray(runs.params), iterations=np.asarray(runs.iterations), n_evals=np.asarray(runs.n_evals),
-        grad_norm=np.asarray(runs.grad_norm), rel_grad=np.asarray(runs.rel_grad),
-        stop_reason=tuple(STOP_REASONS[int(r)] for r in runs.stop_reason))
+        params=np.asarray(runs.params),
+        iterations=np.asarray(runs.iterations),
+        n_evals=np.asarray(runs.n_evals),
+        grad_norm=np.asarray(runs.grad_norm),
+        rel_grad=np.asarray(runs.rel_grad),
+        stop_reason=tuple(STOP_REASONS[int(r)] for r in runs.stop_reason),
+    )
     theta = np.asarray(state.params, dtype=np.float64)
     params = {k: float(v) for k, v in law.natural(theta).items()}
     value = float(state.objective)
@@ -531,32 +721,59 @@ def _result(state: FitState, law, grid: np.ndarray, *, reduction: str, delta: fl
     notes = list(data_warnings)
     if config.gtol_abs > 0:
         status = "stopped_early_by_design"
-        notes.append(f"stopped early by design: scipy's absolute gradient test (max |g| <= {config.gtol_abs:g}) "
-                     f"is on ({reduction} reduction, as in the paper's fit), so this is not the optimum")
+        notes.append(
+            f"stopped early by design: scipy's absolute gradient test (max |g| <= {config.gtol_abs:g}) "
+            f"is on ({reduction} reduction, as in the paper's fit), so this is not the optimum"
+        )
     elif gain <= REFINE_RTOL:
         status = "converged"
     else:
         status = "not_converged"
-        notes.append(f"not converged: {int(state.restarts)} restarts from the best point still lowered the "
-                     f"objective (the last by {gain:.2g}, relative; best start stopped: {stop_reason}); raise max_iter")
+        notes.append(
+            f"not converged: {int(state.restarts)} restarts from the best point still lowered the "
+            f"objective (the last by {gain:.2g}, relative; best start stopped: {stop_reason}); raise max_iter"
+        )
     parameters = diagnostics_mod.parameter_status(law, theta, value, objective_at)
     notes += [p["note"] for p in parameters.values() if p["note"]]
-    at_bound = tuple(raw for raw, name in NATURAL_NAMES.items()
-                     if parameters.get(name, {}).get("status") not in (None, "ok", "fixed"))
+    at_bound = tuple(
+        raw
+        for raw, name in NATURAL_NAMES.items()
+        if parameters.get(name, {}).get("status") not in (None, "ok", "fixed")
+    )
     # The grid check reads every point in the paper's units, so that it does not depend on the data's units.
     units = dict(units or {})
     on_edge, edge_warnings = diagnostics_mod.grid_edges(
-        law.param_names, np.round(shear_units(law, grid, units, -1.0), 9),
+        law.param_names,
+        np.round(shear_units(law, grid, units, -1.0), 9),
         np.round(shear_units(law, diagnostics.initial_params[best], units, -1.0), 9),
         shear_units(law, theta, units, -1.0),
-        skip=at_bound)
+        skip=at_bound,
+    )
     notes += edge_warnings
     identification = diagnostics_mod.identification(law, theta, curvature, parameters, data_warnings)
     if not identification["identified"]:
         notes.insert(0, "NOT IDENTIFIED: " + "; ".join(identification["reasons"]))
-    return ParametricFit(law=law, theta=theta, params=params, objective=value, reduction=reduction,
-                         delta=delta, n_points=n_points, n_grid=int(grid.shape[0]), top_k=top_k,
-                         best=best, best_start=diagnostics.initial_params[best], diagnostics=diagnostics,
-                         stop_reason=stop_reason, status=status, restarts=int(state.restarts), restart_gain=gain,
-                         grid_shift=grid_shift, best_start_on_grid_edge=tuple(on_edge), parameters=parameters,
-                         warnings=tuple(notes), identification=identification, grid_units=units)
+    return ParametricFit(
+        law=law,
+        theta=theta,
+        params=params,
+        objective=value,
+        reduction=reduction,
+        delta=delta,
+        n_points=n_points,
+        n_grid=int(grid.shape[0]),
+        top_k=top_k,
+        best=best,
+        best_start=diagnostics.initial_params[best],
+        diagnostics=diagnostics,
+        stop_reason=stop_reason,
+        status=status,
+        restarts=int(state.restarts),
+        restart_gain=gain,
+        grid_shift=grid_shift,
+        best_start_on_grid_edge=tuple(on_edge),
+        parameters=parameters,
+        warnings=tuple(notes),
+        identification=identification,
+        grid_units=units,
+    )

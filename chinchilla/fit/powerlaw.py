@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -82,8 +82,15 @@ class AllocationLaws:
         return self.d_law.exponent
 
     def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "a_interval": list(self.a_interval), "b_interval": list(self.b_interval),
-                "n_law": self.n_law.to_dict(), "d_law": self.d_law.to_dict(), "n_resamples": self.n_resamples}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "a_interval": list(self.a_interval),
+            "b_interval": list(self.b_interval),
+            "n_law": self.n_law.to_dict(),
+            "d_law": self.d_law.to_dict(),
+            "n_resamples": self.n_resamples,
+        }
 
 
 def fit_power_law(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> PowerLaw:
@@ -109,13 +116,18 @@ def fit_power_law(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarr
         stderr = math.sqrt(residual_var / sxx)
     else:
         residual_var, stderr = math.nan, math.nan
-    return PowerLaw(exponent=slope, coefficient=math.exp(intercept), exponent_stderr=stderr,
-                    log_residual_std=math.sqrt(residual_var) if math.isfinite(residual_var) else math.nan,
-                    n_points=int(n))
+    return PowerLaw(
+        exponent=slope,
+        coefficient=math.exp(intercept),
+        exponent_stderr=stderr,
+        log_residual_std=math.sqrt(residual_var) if math.isfinite(residual_var) else math.nan,
+        n_points=int(n),
+    )
 
 
-def percentile_interval(samples: Sequence[float] | np.ndarray,
-                        percentiles: tuple[float, float] = TABLE2_PERCENTILES) -> Interval:
+def percentile_interval(
+    samples: Sequence[float] | np.ndarray, percentiles: tuple[float, float] = TABLE2_PERCENTILES
+) -> Interval:
     """The (low, high) percentiles of the finite bootstrap samples (nan, nan if there are none)."""
     values = np.asarray(samples, dtype=np.float64)
     values = values[np.isfinite(values)]
@@ -130,8 +142,9 @@ def percentile_interval(samples: Sequence[float] | np.ndarray,
 MIN_RESAMPLE_SHARE = 0.5
 
 
-def resample_interval(samples: Sequence[float], requested: int,
-                      percentiles: tuple[float, float] = TABLE2_PERCENTILES) -> Interval:
+def resample_interval(
+    samples: Sequence[float], requested: int, percentiles: tuple[float, float] = TABLE2_PERCENTILES
+) -> Interval:
     """:func:`percentile_interval`, or (nan, nan) when fewer than :data:`MIN_RESAMPLE_SHARE` of the ``requested``
     resamples gave a sample."""
     if requested and len(samples) < MIN_RESAMPLE_SHARE * requested:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Callable, Iterator, TextIO
+from collections.abc import Callable, Iterator
+from typing import TextIO
 
 import jax
 
@@ -60,8 +61,15 @@ class StderrProgress:
     """``progress(done, total)`` that prints ``<what>: done/total <unit> (p%), elapsed, about T left`` on
     ``stream`` at most every ``interval`` seconds, and a last line when work it has reported on ends."""
 
-    def __init__(self, what: str, unit: str, *, interval: float | None = None, stream: TextIO | None = None,
-                 prefix: str = "chinchilla fit: "):
+    def __init__(
+        self,
+        what: str,
+        unit: str,
+        *,
+        interval: float | None = None,
+        stream: TextIO | None = None,
+        prefix: str = "chinchilla fit: ",
+    ):
         if interval is None:
             interval = float(os.environ.get("CHINCHILLA_PROGRESS_INTERVAL", DEFAULT_INTERVAL_S))
         self.what, self.unit, self.interval, self.prefix = what, unit, interval, prefix
@@ -77,8 +85,10 @@ class StderrProgress:
             return
         self.last = now
         elapsed = now - self.started
-        text = f"{self.prefix}{self.what}: {done:,}/{total:,} {self.unit} ({done / max(total, 1):.1%}), " \
-               f"{_format_seconds(elapsed)}"
+        text = (
+            f"{self.prefix}{self.what}: {done:,}/{total:,} {self.unit} ({done / max(total, 1):.1%}), "
+            f"{_format_seconds(elapsed)}"
+        )
         if not finished and done > 0:
             text += f", about {_format_seconds(elapsed * (total - done) / done)} left (Ctrl-C stops)"
         elif finished:

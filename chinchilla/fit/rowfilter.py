@@ -22,14 +22,22 @@ silently kept or dropped those rows would mislead: ``N / 0 > 1`` was true everyw
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
-_TOKEN = re.compile(r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)"
-                    r"|`(?P<quoted>[^`]+)`|(?P<op><=|>=|==|!=|&&|\|\||[<>+\-*/(),]))")
-_COMPARE: dict[str, Callable] = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater,
-                                 "==": np.equal, "!=": np.not_equal}
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)"
+    r"|`(?P<quoted>[^`]+)`|(?P<op><=|>=|==|!=|&&|\|\||[<>+\-*/(),]))"
+)
+_COMPARE: dict[str, Callable] = {
+    "<=": np.less_equal,
+    "<": np.less,
+    ">=": np.greater_equal,
+    ">": np.greater,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
 _ARITH: dict[str, Callable] = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
 
 
@@ -73,7 +81,7 @@ class _Parser:
         self.i = 0
 
     def _error(self, what: str) -> ValueError:
-        where = (f"at character {self.tokens[self.i][2] + 1}" if self.i < len(self.tokens) else "at the end")
+        where = f"at character {self.tokens[self.i][2] + 1}" if self.i < len(self.tokens) else "at the end"
         error = _SyntaxError(f"--where {self.expression!r}: {what} {where}")
         error.index = self.i
         return error
@@ -121,8 +129,7 @@ class _Parser:
                     raise self._error("expected ')'")
                 if not self._next_is(*_COMPARE, *_ARITH):
                     return mask
-                raise self._error(f"a filter in brackets (true or false per row) cannot take "
-                                  f"{self._peek()[1]!r}")
+                raise self._error(f"a filter in brackets (true or false per row) cannot take {self._peek()[1]!r}")
             except _SyntaxError as error:
                 as_filter = error
             self.i = start
@@ -164,8 +171,10 @@ class _Parser:
             zero = np.asarray(divisor) == 0
             if op == "/" and np.any(zero):
                 rows = f"in {int(zero.sum())} of {zero.size} rows" if zero.ndim else "everywhere"
-                raise ValueError(f"--where {self.expression!r}: division by zero at character {position + 1} "
-                                 f"(the divisor is 0 {rows})")
+                raise ValueError(
+                    f"--where {self.expression!r}: division by zero at character {position + 1} "
+                    f"(the divisor is 0 {rows})"
+                )
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 value = _ARITH[op](value, divisor)
         return value

@@ -36,7 +36,8 @@ and ``vmap`` pays. ``strategy="auto"`` picks ``map`` on CPU and ``vmap`` elsewhe
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -62,27 +63,28 @@ class SolverConfig(NamedTuple):
     memory_size: int = 10
     max_linesearch_steps: int = 20
 
-    def validate(self) -> "SolverConfig":
+    def validate(self) -> SolverConfig:
         if self.max_iter < 1:
             raise ValueError(f"max_iter={self.max_iter} must be at least 1")
         if not all(t >= 0 for t in (self.ftol, self.gtol, self.gtol_abs)):
-            raise ValueError(f"ftol={self.ftol}, gtol={self.gtol} and gtol_abs={self.gtol_abs} must be "
-                             "non-negative")
+            raise ValueError(f"ftol={self.ftol}, gtol={self.gtol} and gtol_abs={self.gtol_abs} must be non-negative")
         if self.memory_size < 1 or self.max_linesearch_steps < 1:
-            raise ValueError(f"memory_size={self.memory_size} and max_linesearch_steps={self.max_linesearch_steps} "
-                             "must be at least 1")
+            raise ValueError(
+                f"memory_size={self.memory_size} and max_linesearch_steps={self.max_linesearch_steps} "
+                "must be at least 1"
+            )
         return self
 
 
 class StartResult(NamedTuple):
     """Where one start ended (leading axes added by :func:`minimize_many`)."""
 
-    params: jnp.ndarray       # final raw parameters (the best finite point)
-    objective: jnp.ndarray    # objective there
-    iterations: jnp.ndarray   # L-BFGS iterations taken
-    n_evals: jnp.ndarray      # objective+gradient evaluations (1 + linesearch steps)
-    grad_norm: jnp.ndarray    # max_i |g_i| at the final point
-    rel_grad: jnp.ndarray     # max_i |g_i| max(|x_i|, 1) / |f| at the final point (the ``gtol`` test's value)
+    params: jnp.ndarray  # final raw parameters (the best finite point)
+    objective: jnp.ndarray  # objective there
+    iterations: jnp.ndarray  # L-BFGS iterations taken
+    n_evals: jnp.ndarray  # objective+gradient evaluations (1 + linesearch steps)
+    grad_norm: jnp.ndarray  # max_i |g_i| at the final point
+    rel_grad: jnp.ndarray  # max_i |g_i| max(|x_i|, 1) / |f| at the final point (the ``gtol`` test's value)
     stop_reason: jnp.ndarray  # code into STOP_REASONS
 
 
@@ -98,8 +100,9 @@ class _Carry(NamedTuple):
 
 def lbfgs(config: SolverConfig) -> optax.GradientTransformationExtraArgs:
     """``optax.lbfgs()`` with the configured memory and linesearch steps (zoom, initial step guess "one")."""
-    linesearch = optax.scale_by_zoom_linesearch(max_linesearch_steps=config.max_linesearch_steps,
-                                                initial_guess_strategy="one")
+    linesearch = optax.scale_by_zoom_linesearch(
+        max_linesearch_steps=config.max_linesearch_steps, initial_guess_strategy="one"
+    )
     return optax.lbfgs(memory_size=config.memory_size, linesearch=linesearch)
 
 
@@ -114,13 +117,17 @@ def minimize(fun: Callable[[jnp.ndarray], jnp.ndarray], x0: jnp.ndarray, config:
     optimizer = lbfgs(config)
     value0, grad0 = jax.value_and_grad(fun)(x0)
     finite0 = jnp.isfinite(value0) & jnp.all(jnp.isfinite(grad0))
-    reason0 = jnp.select([~finite0, relative_gradient(x0, value0, grad0) <= config.gtol,
-                          jnp.max(jnp.abs(grad0)) <= config.gtol_abs], [NONFINITE, GTOL, GTOL_ABS], RUNNING)
+    reason0 = jnp.select(
+        [~finite0, relative_gradient(x0, value0, grad0) <= config.gtol, jnp.max(jnp.abs(grad0)) <= config.gtol_abs],
+        [NONFINITE, GTOL, GTOL_ABS],
+        RUNNING,
+    )
     init = _Carry(x0, optimizer.init(x0), value0, grad0, jnp.asarray(0), jnp.asarray(1), reason0)
 
     def step(carry: _Carry) -> _Carry:
-        updates, opt_state = optimizer.update(carry.grad, carry.opt_state, carry.params, value=carry.value,
-                                              grad=carry.grad, value_fn=fun)
+        updates, opt_state = optimizer.update(
+            carry.grad, carry.opt_state, carry.params, value=carry.value, grad=carry.grad, value_fn=fun
+        )
         params = optax.apply_updates(carry.params, updates)
         value = otu.tree_get(opt_state, "value")  # the linesearch stores f and g at the accepted point
         grad = otu.tree_get(opt_state, "grad")
@@ -129,32 +136,53 @@ def minimize(fun: Callable[[jnp.ndarray], jnp.ndarray], x0: jnp.ndarray, config:
         finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
         decrease = carry.value - value
         keep = finite & (decrease > 0)  # a step that did not lower f is undone
-        params, value, grad = (jnp.where(keep, new, old) for new, old in
-                               ((params, carry.params), (value, carry.value), (grad, carry.grad)))
+        params, value, grad = (
+            jnp.where(keep, new, old) for new, old in ((params, carry.params), (value, carry.value), (grad, carry.grad))
+        )
         rel_grad = relative_gradient(params, value, grad)
         scale = jnp.maximum(jnp.abs(carry.value), jnp.abs(value))
         reason = jnp.select(
-            [~finite, decrease <= 0, rel_grad <= config.gtol, jnp.max(jnp.abs(grad)) <= config.gtol_abs,
-             decrease <= config.ftol * scale, iterations >= config.max_iter],
-            [NONFINITE, NO_DECREASE, GTOL, GTOL_ABS, FTOL, MAX_ITER], RUNNING)
+            [
+                ~finite,
+                decrease <= 0,
+                rel_grad <= config.gtol,
+                jnp.max(jnp.abs(grad)) <= config.gtol_abs,
+                decrease <= config.ftol * scale,
+                iterations >= config.max_iter,
+            ],
+            [NONFINITE, NO_DECREASE, GTOL, GTOL_ABS, FTOL, MAX_ITER],
+            RUNNING,
+        )
         return _Carry(params, opt_state, value, grad, iterations, n_evals, reason)
 
     final = jax.lax.while_loop(lambda c: c.reason == RUNNING, step, init)
-    return StartResult(final.params, final.value, final.iterations, final.n_evals,
-                       jnp.max(jnp.abs(final.grad)), relative_gradient(final.params, final.value, final.grad),
-                       final.reason)
+    return StartResult(
+        final.params,
+        final.value,
+        final.iterations,
+        final.n_evals,
+        jnp.max(jnp.abs(final.grad)),
+        relative_gradient(final.params, final.value, final.grad),
+        final.reason,
+    )
 
 
 class Refined(NamedTuple):
     """What :func:`refine` returns."""
 
-    result: StartResult      # the best point found (the input's when no restart lowered f)
-    restarts: jnp.ndarray    # restarts run
-    last_gain: jnp.ndarray   # relative decrease of f by the last restart (<= rtol: checked converged)
+    result: StartResult  # the best point found (the input's when no restart lowered f)
+    restarts: jnp.ndarray  # restarts run
+    last_gain: jnp.ndarray  # relative decrease of f by the last restart (<= rtol: checked converged)
 
 
-def refine(fun: Callable[[jnp.ndarray], jnp.ndarray], start: StartResult, config: SolverConfig, *,
-           rtol: float = REFINE_RTOL, max_restarts: int = REFINE_MAX_RESTARTS) -> Refined:
+def refine(
+    fun: Callable[[jnp.ndarray], jnp.ndarray],
+    start: StartResult,
+    config: SolverConfig,
+    *,
+    rtol: float = REFINE_RTOL,
+    max_restarts: int = REFINE_MAX_RESTARTS,
+) -> Refined:
     """Restart L-BFGS from ``start``'s end point (fresh memory) until a restart lowers f by at most ``rtol`` |f|,
     at most ``max_restarts`` times (pure, jittable). ``last_gain <= rtol`` is the check that ``start`` (or the
     point it was refined to) is a minimum to ~rtol relative; iterations and evaluations accumulate."""
@@ -186,8 +214,14 @@ def resolve_strategy(strategy: str) -> str:
     return strategy
 
 
-def minimize_many(fun: Callable[[jnp.ndarray, Any], jnp.ndarray], x0: jnp.ndarray, per_start: Any = None, *,
-                  config: SolverConfig, strategy: str = "auto") -> StartResult:
+def minimize_many(
+    fun: Callable[[jnp.ndarray, Any], jnp.ndarray],
+    x0: jnp.ndarray,
+    per_start: Any = None,
+    *,
+    config: SolverConfig,
+    strategy: str = "auto",
+) -> StartResult:
     """Minimise ``fun(theta, per_start[i])`` from every row ``x0[i]`` (``per_start``: a pytree with the same leading
     axis, or None). ``strategy``: ``map`` (``lax.map``, one start after another), ``vmap`` or ``auto``."""
 

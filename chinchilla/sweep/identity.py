@@ -22,7 +22,8 @@ import fcntl
 import hashlib
 import json
 import os
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from chinchilla.sweep import store
 from chinchilla.sweep.plan import Plan, PlannedRun
@@ -94,8 +95,9 @@ def describe_changes(old: Plan, new: Plan) -> tuple[str, bool]:
     for run_id in sorted(old_runs.keys() & new_runs.keys()):
         for key, before, after in _differences(old_runs[run_id], new_runs[run_id]):
             changed.setdefault(key, [before, after, 0])[2] += 1
-    parts = [f"{key} {_short(a)} -> {_short(b)} in {n} run{'s' if n != 1 else ''}"
-             for key, (a, b, n) in changed.items()]
+    parts = [
+        f"{key} {_short(a)} -> {_short(b)} in {n} run{'s' if n != 1 else ''}" for key, (a, b, n) in changed.items()
+    ]
     added = sorted(new_runs.keys() - old_runs.keys())
     dropped = sorted(old_runs.keys() - new_runs.keys())
     if added:
@@ -117,19 +119,21 @@ def recorded(sweep_dir) -> tuple[Plan | None, list[dict[str, Any]]]:
         data = json.loads(path.read_text())
         plan = Plan.from_dict(data)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not a plan ({type(error).__name__}: {error}); move the directory aside or "
-                         "restore the file") from None
+        raise ValueError(
+            f"{path} is not a plan ({type(error).__name__}: {error}); move the directory aside or restore the file"
+        ) from None
     parts = data.get("parts") if isinstance(data.get("parts"), list) else None
     if not parts:  # written before fingerprints: the plan itself is its only part
-        parts = [{"name": plan.name, "fingerprint": fingerprint(plan), "runs": len(plan.runs),
-                  "added": len(plan.runs)}]
+        parts = [{"name": plan.name, "fingerprint": fingerprint(plan), "runs": len(plan.runs), "added": len(plan.runs)}]
     return plan, parts
 
 
 def _write(sweep_dir, plan: Plan, parts: list[dict[str, Any]]) -> None:
     payload = {**plan.to_dict(), "fingerprint": fingerprint(plan), "parts": parts}
-    store.write_text_atomic(store.as_path(sweep_dir) / store.PLAN_FILE,
-                            json.dumps(payload, indent=1, sort_keys=True, default=store._json_default) + "\n")
+    store.write_text_atomic(
+        store.as_path(sweep_dir) / store.PLAN_FILE,
+        json.dumps(payload, indent=1, sort_keys=True, default=store._json_default) + "\n",
+    )
 
 
 @contextlib.contextmanager
@@ -157,8 +161,11 @@ def adopt_plan(plan: Plan, sweep_dir, *, extend: bool = False) -> Plan:
         old, parts = recorded(sweep_dir)
         mine = fingerprint(plan)
         if old is None:
-            _write(sweep_dir, plan, [{"name": plan.name, "fingerprint": mine, "runs": len(plan.runs),
-                                      "added": len(plan.runs)}])
+            _write(
+                sweep_dir,
+                plan,
+                [{"name": plan.name, "fingerprint": mine, "runs": len(plan.runs), "added": len(plan.runs)}],
+            )
             return plan
         where = store.as_path(sweep_dir) / store.PLAN_FILE
         if mine == fingerprint(old) or any(part.get("fingerprint") == mine for part in parts):
@@ -170,15 +177,18 @@ def adopt_plan(plan: Plan, sweep_dir, *, extend: bool = False) -> Plan:
             raise PlanChangedError(
                 f"{where} holds another plan ({old.name!r}, {len(old.runs)} runs): {what}; a run's settings "
                 f"cannot change within one sweep directory: give a new --out (or rerun the original settings to "
-                f"resume)")
+                f"resume)"
+            )
         if not extend:
             raise PlanChangedError(
                 f"{where} holds another plan ({old.name!r}, {len(old.runs)} runs): {what}; rerun the original "
                 f"settings to resume, give a new --out, or pass {EXTEND_FLAG} to add the new runs and keep the old "
-                f"ones")
+                f"ones"
+            )
         union = old + plan
         union = Plan(name=old.name, runs=union.runs, skipped=union.skipped)
-        parts = parts + [{"name": plan.name, "fingerprint": mine, "runs": len(plan.runs),
-                          "added": len(union.runs) - len(old.runs)}]
+        parts = parts + [
+            {"name": plan.name, "fingerprint": mine, "runs": len(plan.runs), "added": len(union.runs) - len(old.runs)}
+        ]
         _write(sweep_dir, union, parts)
         return union

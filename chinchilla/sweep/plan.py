@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from chinchilla import flops as flops_lib
 from chinchilla import zoo
@@ -66,19 +67,33 @@ class PlannedRun:
         return None if init_from is None else str(init_from).rpartition(":")[0] or str(init_from)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"run_id": self.run_id, "group": self.group, "model": self.model.to_dict(), "tokens": self.tokens,
-                "flops": self.flops, "budget": self.budget, "train": dict(self.train), "flags": list(self.flags)}
+        data = {
+            "run_id": self.run_id,
+            "group": self.group,
+            "model": self.model.to_dict(),
+            "tokens": self.tokens,
+            "flops": self.flops,
+            "budget": self.budget,
+            "train": dict(self.train),
+            "flags": list(self.flags),
+        }
         if self.shared_flops:
             data["shared_flops"] = self.shared_flops
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "PlannedRun":
-        return cls(run_id=data["run_id"], group=data["group"], model=ModelConfig.from_dict(data["model"]),
-                   tokens=int(data["tokens"]), flops=float(data["flops"]),
-                   budget=None if data.get("budget") is None else float(data["budget"]),
-                   train=dict(data.get("train", {})), flags=tuple(data.get("flags", ())),
-                   shared_flops=float(data.get("shared_flops", 0.0)))
+    def from_dict(cls, data: Mapping[str, Any]) -> PlannedRun:
+        return cls(
+            run_id=data["run_id"],
+            group=data["group"],
+            model=ModelConfig.from_dict(data["model"]),
+            tokens=int(data["tokens"]),
+            flops=float(data["flops"]),
+            budget=None if data.get("budget") is None else float(data["budget"]),
+            train=dict(data.get("train", {})),
+            flags=tuple(data.get("flags", ())),
+            shared_flops=float(data.get("shared_flops", 0.0)),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +120,7 @@ class Plan:
         """The FLOPs the sweep trains: every trunk once, and each branch from its branch point on."""
         return float(sum(r.flops - r.shared_flops for r in self.runs))
 
-    def __add__(self, other: "Plan") -> "Plan":
+    def __add__(self, other: Plan) -> Plan:
         """Both plans' runs; a run present in both (same id) is kept once if identical, else an error."""
         mine = {r.run_id: r for r in self.runs}
         extra = []
@@ -115,20 +130,29 @@ class Plan:
                     raise ValueError(f"run id {run.run_id!r} names two different runs")
             else:
                 extra.append(run)
-        return Plan(name=f"{self.name}+{other.name}", runs=self.runs + tuple(extra),
-                    skipped=self.skipped + other.skipped)
+        return Plan(
+            name=f"{self.name}+{other.name}", runs=self.runs + tuple(extra), skipped=self.skipped + other.skipped
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "total_flops": self.total_flops, "spent_flops": self.spent_flops,
-                "runs": [r.to_dict() for r in self.runs], "skipped": [dict(s) for s in self.skipped]}
+        return {
+            "name": self.name,
+            "total_flops": self.total_flops,
+            "spent_flops": self.spent_flops,
+            "runs": [r.to_dict() for r in self.runs],
+            "skipped": [dict(s) for s in self.skipped],
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
-        return cls(name=data["name"], runs=tuple(PlannedRun.from_dict(r) for r in data["runs"]),
-                   skipped=tuple(data.get("skipped", ())))
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            name=data["name"],
+            runs=tuple(PlannedRun.from_dict(r) for r in data["runs"]),
+            skipped=tuple(data.get("skipped", ())),
+        )
 
 
 TRUNK_FLAG = "trunk"  # a run that only carries branches (a constant rate: not annealed, left out of the analysis)
@@ -136,8 +160,9 @@ TRUNK_FLAG = "trunk"  # a run that only carries branches (a constant rate: not a
 _LENGTH_SETTINGS = ("lr", "warmup_fraction", "final_lr_fraction", "cycle_tokens")
 
 
-def share_trunks(plan: Plan, *, cooldown_fraction: float = 0.2, cooldown_shape: str = "1-sqrt",
-                 warmup_fraction: float | None = None) -> Plan:
+def share_trunks(
+    plan: Plan, *, cooldown_fraction: float = 0.2, cooldown_shape: str = "1-sqrt", warmup_fraction: float | None = None
+) -> Plan:
     """The same runs as warmup-stable-decay branches of shared trunks (Hägele et al. 2024, Section 4).
 
     Runs of one model that differ only in length (same seed and every setting but ``_LENGTH_SETTINGS``) form a
@@ -170,11 +195,15 @@ def share_trunks(plan: Plan, *, cooldown_fraction: float = 0.2, cooldown_shape: 
         rates = [float(run.train.get("lr", 3e-3)) for run in members]
         fraction = warmup_fraction if warmup_fraction is not None else float(first.train.get("warmup_fraction", 0.1))
         warmup_steps = min(round(fraction * min(steps.values())), min(decay.values()))
-        common = {**{k: v for k, v in first.train.items() if k not in _LENGTH_SETTINGS},
-                  "lr": round(math.exp(sum(math.log(r) for r in rates) / len(rates)), 6), "schedule": "wsd",
-                  "cooldown_shape": cooldown_shape, "final_lr_fraction": 0.0,
-                  "warmup_tokens": warmup_steps * step_tokens,
-                  "data_tokens": max(run.tokens for run in members) + first.model.seq_len}
+        common = {
+            **{k: v for k, v in first.train.items() if k not in _LENGTH_SETTINGS},
+            "lr": round(math.exp(sum(math.log(r) for r in rates) / len(rates)), 6),
+            "schedule": "wsd",
+            "cooldown_shape": cooldown_shape,
+            "final_lr_fraction": 0.0,
+            "warmup_tokens": warmup_steps * step_tokens,
+            "data_tokens": max(run.tokens for run in members) + first.model.seq_len,
+        }
         if len(members) == 1:
             branches.append(dataclasses.replace(first, train={**common, "cooldown_fraction": cooldown_fraction}))
             continue
@@ -182,16 +211,26 @@ def share_trunks(plan: Plan, *, cooldown_fraction: float = 0.2, cooldown_shape: 
         seed = int(first.train.get("seed", 0))
         trunk_id = run_id_for(TRUNK_FLAG, first.model, trunk_steps * step_tokens, seed)
         per_step = flops_lib.training_flops_per_sequence(first.model) * batch
-        trunks.append(PlannedRun(
-            run_id=trunk_id, group=TRUNK_FLAG, model=first.model, tokens=trunk_steps * step_tokens,
-            flops=float(trunk_steps * per_step), train={**common, "cooldown_fraction": 0.0,
-                                                        "save_steps": sorted(set(decay.values()))},
-            flags=(TRUNK_FLAG,)))
+        trunks.append(
+            PlannedRun(
+                run_id=trunk_id,
+                group=TRUNK_FLAG,
+                model=first.model,
+                tokens=trunk_steps * step_tokens,
+                flops=float(trunk_steps * per_step),
+                train={**common, "cooldown_fraction": 0.0, "save_steps": sorted(set(decay.values()))},
+                flags=(TRUNK_FLAG,),
+            )
+        )
         for run in members:
             point = decay[run.run_id]
-            branches.append(dataclasses.replace(
-                run, train={**common, "cooldown_fraction": cooldown_fraction, "init_from": f"{trunk_id}:{point}"},
-                shared_flops=float(point * per_step)))
+            branches.append(
+                dataclasses.replace(
+                    run,
+                    train={**common, "cooldown_fraction": cooldown_fraction, "init_from": f"{trunk_id}:{point}"},
+                    shared_flops=float(point * per_step),
+                )
+            )
     said = any(part == "wsd" or part.endswith("_wsd") for part in plan.name.split("+"))  # the preset says so
     name = plan.name if said else f"{plan.name}+wsd"
     return Plan(name=name, runs=tuple(trunks) + tuple(branches), skipped=plan.skipped)
@@ -221,8 +260,10 @@ def resolve_run(model: ModelConfig, tokens: float, hparams: Hparams | None) -> t
     rounded = whole_step_tokens(tokens, model, batch_size)
     train = dict(hparams(model, rounded))
     if int(train.get("batch_size", DEFAULT_BATCH_SIZE)) != batch_size:
-        raise ValueError(f"hparams gave {model.name} batch_size {batch_size} for {round(tokens)} tokens but "
-                         f"{train.get('batch_size')} for {rounded}: the batch size must not depend on rounding")
+        raise ValueError(
+            f"hparams gave {model.name} batch_size {batch_size} for {round(tokens)} tokens but "
+            f"{train.get('batch_size')} for {rounded}: the batch size must not depend on rounding"
+        )
     return rounded, train
 
 
@@ -242,12 +283,23 @@ def run_id_for(group: str, model: ModelConfig, tokens: int, seed: int = 0, budge
     return f"{group}-{what}-s{seed}".replace("+", "")
 
 
-def plan_isoflop(budgets: Sequence[float], ladder: Sequence[ModelConfig], *, hparams: Hparams | None = None,
-                 center: Callable[[float], float] | None = None, sizes_per_budget: int | None = None,
-                 span: float | None = None, spacing: float | None = None, convention: str = "non_embedding",
-                 min_steps: int = 1,
-                 max_tokens: float | None = None, seeds: Sequence[int] = (0,), seed_sizes: int | None = None,
-                 group: str = "isoflop", name: str = "isoflop") -> Plan:
+def plan_isoflop(
+    budgets: Sequence[float],
+    ladder: Sequence[ModelConfig],
+    *,
+    hparams: Hparams | None = None,
+    center: Callable[[float], float] | None = None,
+    sizes_per_budget: int | None = None,
+    span: float | None = None,
+    spacing: float | None = None,
+    convention: str = "non_embedding",
+    min_steps: int = 1,
+    max_tokens: float | None = None,
+    seeds: Sequence[int] = (0,),
+    seed_sizes: int | None = None,
+    group: str = "isoflop",
+    name: str = "isoflop",
+) -> Plan:
     """IsoFLOP profiles: for each budget, sizes of ``ladder`` with tokens from the exact FLOP count.
 
     Without ``center`` every size of the ladder is planned at every budget. With ``center(C)`` (a guess of N_opt
@@ -283,8 +335,14 @@ def plan_isoflop(budgets: Sequence[float], ladder: Sequence[ModelConfig], *, hpa
             tokens, train = resolve_run(model, flops_lib.tokens_for_flops(model, budget), hparams)
             steps = tokens // (int(train.get("batch_size", DEFAULT_BATCH_SIZE)) * model.seq_len)
             if steps < min_steps:
-                skipped.append({"model": model.name, "budget": budget, "steps": steps,
-                                "reason": f"{steps} steps < min_steps={min_steps}"})
+                skipped.append(
+                    {
+                        "model": model.name,
+                        "budget": budget,
+                        "steps": steps,
+                        "reason": f"{steps} steps < min_steps={min_steps}",
+                    }
+                )
                 continue
             eligible.append((model, tokens, train))
         chosen = _select_sizes(eligible, budget, center, sizes_per_budget, span, spacing, convention)
@@ -295,23 +353,42 @@ def plan_isoflop(budgets: Sequence[float], ladder: Sequence[ModelConfig], *, hpa
             seeded = {id(e[0]) for e in nearest[:seed_sizes]}
         for model, tokens, train in chosen:
             flags = ("multi_epoch",) if max_tokens is not None and tokens > max_tokens else ()
-            for seed in (seeds if id(model) in seeded else seeds[:1]):
-                runs.append(PlannedRun(
-                    run_id=run_id_for(group, model, tokens, seed, budget), group=group, model=model, tokens=tokens,
-                    flops=flops_lib.training_flops(model, tokens), budget=float(budget),
-                    train={**train, "seed": seed}, flags=flags))
+            for seed in seeds if id(model) in seeded else seeds[:1]:
+                runs.append(
+                    PlannedRun(
+                        run_id=run_id_for(group, model, tokens, seed, budget),
+                        group=group,
+                        model=model,
+                        tokens=tokens,
+                        flops=flops_lib.training_flops(model, tokens),
+                        budget=float(budget),
+                        train={**train, "seed": seed},
+                        flags=flags,
+                    )
+                )
     return Plan(name=name, runs=tuple(runs), skipped=tuple(skipped))
 
 
 GOLDEN = (math.sqrt(5) - 1) / 2  # the most evenly spread sequence of phases: frac(j * GOLDEN)
 
 
-def plan_training_curves(ladder: Sequence[ModelConfig], *, tokens_per_param: float | None = None,
-                         flops_center: Callable[[float], float] | None = None, n_cycles: int = 4,
-                         span: float = 16.0, stagger: bool = False, convention: str = "non_embedding",
-                         hparams: Hparams | None = None, min_steps: int = 1, lift_short: bool = False,
-                         max_tokens: float | None = None, seeds: Sequence[int] = (0,),
-                         group: str = "curves", name: str = "curves") -> Plan:
+def plan_training_curves(
+    ladder: Sequence[ModelConfig],
+    *,
+    tokens_per_param: float | None = None,
+    flops_center: Callable[[float], float] | None = None,
+    n_cycles: int = 4,
+    span: float = 16.0,
+    stagger: bool = False,
+    convention: str = "non_embedding",
+    hparams: Hparams | None = None,
+    min_steps: int = 1,
+    lift_short: bool = False,
+    max_tokens: float | None = None,
+    seeds: Sequence[int] = (0,),
+    group: str = "curves",
+    name: str = "curves",
+) -> Plan:
     """Approach 1's grid (Hoffmann et al. 2022, Section 3.1): each size trained for ``n_cycles`` cycle lengths,
     geometrically spaced over ``span``x in tokens; each run is exactly one cosine cycle long.
 
@@ -363,14 +440,28 @@ def plan_training_curves(ladder: Sequence[ModelConfig], *, tokens_per_param: flo
             tokens, train = resolve_run(model, length, hparams)
             steps = tokens // (int(train.get("batch_size", DEFAULT_BATCH_SIZE)) * model.seq_len)
             if steps < min_steps:
-                skipped.append({"model": model.name, "tokens": tokens, "steps": steps,
-                                "reason": f"{steps} steps < min_steps={min_steps}"})
+                skipped.append(
+                    {
+                        "model": model.name,
+                        "tokens": tokens,
+                        "steps": steps,
+                        "reason": f"{steps} steps < min_steps={min_steps}",
+                    }
+                )
                 continue
             flags = ("multi_epoch",) if max_tokens is not None and tokens > max_tokens else ()
             for seed in seeds:
-                runs.append(PlannedRun(
-                    run_id=run_id_for(group, model, tokens, seed), group=group, model=model, tokens=tokens,
-                    flops=flops_lib.training_flops(model, tokens), train={**train, "seed": seed}, flags=flags))
+                runs.append(
+                    PlannedRun(
+                        run_id=run_id_for(group, model, tokens, seed),
+                        group=group,
+                        model=model,
+                        tokens=tokens,
+                        flops=flops_lib.training_flops(model, tokens),
+                        train={**train, "seed": seed},
+                        flags=flags,
+                    )
+                )
     return Plan(name=name, runs=tuple(runs), skipped=tuple(skipped))
 
 
@@ -386,8 +477,9 @@ def paper_hparams(model: ModelConfig, tokens: int | None = None) -> dict[str, An
     """The paper's setup, as far as it is published: max LR 2e-4 for the smallest models down to 1.25e-4 for the
     largest (interpolated here in log N over Table A9), cosine decay 10x; batch 256 x 2048 tokens is our assumption."""
     sizes = [flops_lib.param_count(m).total for m in zoo.ladder("chinchilla")]
-    position = ((math.log(flops_lib.param_count(model).total) - math.log(sizes[0]))
-                / (math.log(sizes[-1]) - math.log(sizes[0])))
+    position = (math.log(flops_lib.param_count(model).total) - math.log(sizes[0])) / (
+        math.log(sizes[-1]) - math.log(sizes[0])
+    )
     lr = 2e-4 + min(max(position, 0.0), 1.0) * (1.25e-4 - 2e-4)
     return {"batch_size": 256, "lr": round(lr, 8), "final_lr_fraction": 0.1}
 
@@ -395,24 +487,57 @@ def paper_hparams(model: ModelConfig, tokens: int | None = None) -> dict[str, An
 def plan_paper(*, span: float = 4.0, ladder: Sequence[ModelConfig] | None = None) -> Plan:
     """The paper's Approach 2 grid: 9 budgets 6e18 ... 3e21 FLOPs over Table A9 shapes within a factor ``span`` of
     the paper's own N_opt(C) (Table A3: 400M at 1.84e19 FLOPs, a = 0.49), total parameters."""
-    return plan_isoflop(PAPER_BUDGETS, ladder or zoo.ladder("chinchilla"), hparams=paper_hparams,
-                        center=power_law_center(*PAPER_APPROACH2_ANCHOR), span=span, convention="total",
-                        group="paper", name="paper")
+    return plan_isoflop(
+        PAPER_BUDGETS,
+        ladder or zoo.ladder("chinchilla"),
+        hparams=paper_hparams,
+        center=power_law_center(*PAPER_APPROACH2_ANCHOR),
+        span=span,
+        convention="total",
+        group="paper",
+        name="paper",
+    )
 
 
-def plan_next_budget(n_opt: Callable[[float], float], budget: float, ladder: Sequence[ModelConfig], *,
-                     sizes_per_budget: int = 5, convention: str = "non_embedding", hparams: Hparams | None = None,
-                     min_steps: int = 1, max_tokens: float | None = None, seeds: Sequence[int] = (0,),
-                     group: str = "next") -> Plan:
+def plan_next_budget(
+    n_opt: Callable[[float], float],
+    budget: float,
+    ladder: Sequence[ModelConfig],
+    *,
+    sizes_per_budget: int = 5,
+    convention: str = "non_embedding",
+    hparams: Hparams | None = None,
+    min_steps: int = 1,
+    max_tokens: float | None = None,
+    seeds: Sequence[int] = (0,),
+    group: str = "next",
+) -> Plan:
     """The runs for one more budget, centred on a fitted law's prediction ``n_opt(budget)`` (e.g. an Approach 2
     ``IsoFlopResult.n_law``, fitted in the same ``convention``)."""
-    return plan_isoflop([budget], ladder, hparams=hparams, center=n_opt, sizes_per_budget=sizes_per_budget,
-                        convention=convention, min_steps=min_steps, max_tokens=max_tokens, seeds=seeds,
-                        group=group, name=f"{group}-{budget:.3g}")
+    return plan_isoflop(
+        [budget],
+        ladder,
+        hparams=hparams,
+        center=n_opt,
+        sizes_per_budget=sizes_per_budget,
+        convention=convention,
+        min_steps=min_steps,
+        max_tokens=max_tokens,
+        seeds=seeds,
+        group=group,
+        name=f"{group}-{budget:.3g}",
+    )
 
 
-def plan_lr_scan(models: Sequence[ModelConfig], lrs: Sequence[float], budget: float, *,
-                 hparams: Hparams | None = None, seeds: Sequence[int] = (0,), group: str = "lr") -> Plan:
+def plan_lr_scan(
+    models: Sequence[ModelConfig],
+    lrs: Sequence[float],
+    budget: float,
+    *,
+    hparams: Hparams | None = None,
+    seeds: Sequence[int] = (0,),
+    group: str = "lr",
+) -> Plan:
     """A learning-rate check: each of ``models`` trained at one ``budget`` with each peak learning rate in ``lrs``
     (other hyperparameters from ``hparams``), to show that the per-size rule sits near the best rate."""
     if not lrs or any(not lr > 0 for lr in lrs):
@@ -424,15 +549,29 @@ def plan_lr_scan(models: Sequence[ModelConfig], lrs: Sequence[float], budget: fl
         for lr in lrs:
             for seed in seeds:
                 name = model.name or f"L{model.n_layers}d{model.d_model}"
-                runs.append(PlannedRun(
-                    run_id=f"{group}-c{budget:.3g}-{name}-lr{lr:.3g}-s{seed}".replace("+", ""), group=group,
-                    model=model, tokens=tokens, flops=flops_lib.training_flops(model, tokens), budget=float(budget),
-                    train={**base, "lr": float(lr), "seed": seed}))
+                runs.append(
+                    PlannedRun(
+                        run_id=f"{group}-c{budget:.3g}-{name}-lr{lr:.3g}-s{seed}".replace("+", ""),
+                        group=group,
+                        model=model,
+                        tokens=tokens,
+                        flops=flops_lib.training_flops(model, tokens),
+                        budget=float(budget),
+                        train={**base, "lr": float(lr), "seed": seed},
+                    )
+                )
     return Plan(name=f"{group}-{budget:.3g}", runs=tuple(runs))
 
 
-def plan_hparam_scan(models: Sequence[ModelConfig], variants: Sequence[Mapping[str, Any]], budget: float, *,
-                     hparams: Hparams | None = None, seeds: Sequence[int] = (0,), group: str = "lr") -> Plan:
+def plan_hparam_scan(
+    models: Sequence[ModelConfig],
+    variants: Sequence[Mapping[str, Any]],
+    budget: float,
+    *,
+    hparams: Hparams | None = None,
+    seeds: Sequence[int] = (0,),
+    group: str = "lr",
+) -> Plan:
     """A hyperparameter check beyond the learning rate: each of ``models`` trained at one ``budget`` once per
     variant, a dict of ``TrainConfig`` overrides (e.g. ``{"warmup_fraction": 0.02}`` or ``{"adam_b2": 0.99}``)
     applied on top of ``hparams``; ``{}`` is the rule itself. The run id names the overrides."""
@@ -449,10 +588,17 @@ def plan_hparam_scan(models: Sequence[ModelConfig], variants: Sequence[Mapping[s
             tag = "-".join(f"{_short(k)}{v:.3g}" for k, v in sorted(variant.items())) or "rule"
             for seed in seeds:
                 name = model.name or f"L{model.n_layers}d{model.d_model}"
-                runs.append(PlannedRun(
-                    run_id=f"{group}-c{budget:.3g}-{name}-{tag}-s{seed}".replace("+", ""), group=group,
-                    model=model, tokens=tokens, flops=flops_lib.training_flops(model, tokens), budget=float(budget),
-                    train={**train, "seed": seed}))
+                runs.append(
+                    PlannedRun(
+                        run_id=f"{group}-c{budget:.3g}-{name}-{tag}-s{seed}".replace("+", ""),
+                        group=group,
+                        model=model,
+                        tokens=tokens,
+                        flops=flops_lib.training_flops(model, tokens),
+                        budget=float(budget),
+                        train={**train, "seed": seed},
+                    )
+                )
     return Plan(name=f"{group}-{budget:.3g}", runs=tuple(runs))
 
 
@@ -469,12 +615,23 @@ def summarize(plan: Plan, convention: str = "non_embedding") -> list[dict[str, A
         n = run.n_params(convention)
         batch_size = int(run.train.get("batch_size", DEFAULT_BATCH_SIZE))
         point = str(run.train.get("init_from", "")).rpartition(":")[2]
-        rows.append({"run_id": run.run_id, "model": run.model.name, "budget": run.budget, "n": n,
-                     "tokens": run.tokens, "tokens_per_param": run.tokens / n, "flops": run.flops,
-                     "steps": run.tokens // (batch_size * run.model.seq_len), "flags": ",".join(run.flags),
-                     "schedule": run.train.get("schedule", "cosine"), "trunk": run.trunk,
-                     "branch_point": int(point) if run.trunk and point.isdigit() else None,
-                     "spent_flops": run.flops - run.shared_flops})
+        rows.append(
+            {
+                "run_id": run.run_id,
+                "model": run.model.name,
+                "budget": run.budget,
+                "n": n,
+                "tokens": run.tokens,
+                "tokens_per_param": run.tokens / n,
+                "flops": run.flops,
+                "steps": run.tokens // (batch_size * run.model.seq_len),
+                "flags": ",".join(run.flags),
+                "schedule": run.train.get("schedule", "cosine"),
+                "trunk": run.trunk,
+                "branch_point": int(point) if run.trunk and point.isdigit() else None,
+                "spent_flops": run.flops - run.shared_flops,
+            }
+        )
     return rows
 
 

@@ -8,9 +8,11 @@ default pool and a one-thread pool; tiny-00099k's do not). With one thread in ev
 bitwise the same for every ``jobs``.
 
 How: XLA sizes its pool from the CPUs the process may run on when the backend starts, so a worker pins itself to one
-CPU, starts the backend, then widens the affinity of every one of its threads again (the pool keeps its size; the OS may move its one
+CPU, starts the backend, then widens the affinity of every one of its threads again (the pool keeps its size; the OS
+may move its one
 thread to any free core; widening only the calling thread, as before, left XLA's threads on the first CPU, so all
-workers shared one core). ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` was not used: it changes the numbers again (another
+workers shared one core). ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` was not used: it changes the numbers again
+(another
 code path) and, per jax-ml/jax#1539, does not bound every pool. Workers are started with ``spawn`` (forking a
 process that already runs JAX threads is unsafe) and, on Linux, die with their parent (``PR_SET_PDEATHSIG``), so a
 killed sweep leaves no orphan training a run that the next invocation resumes.
@@ -52,8 +54,10 @@ def worker_death_text(exits: list[tuple[int, int | None]]) -> str:
     ended = [(pid, code) for pid, code in exits if code is not None]
     # The pool ends the other workers with SIGTERM once one has died: the first cause is any other ending.
     cause = next(((p, c) for p, c in ended if c != -signal.SIGTERM), None) or (ended[0] if ended else None)
-    resume = ("rerun the same command to resume: finished runs are kept, and the interrupted runs resume from "
-              "their last checkpoint")
+    resume = (
+        "rerun the same command to resume: finished runs are kept, and the interrupted runs resume from "
+        "their last checkpoint"
+    )
     if cause is None:
         return f"a sweep worker process ended while training (how is unknown); {resume}"
     pid, code = cause
@@ -64,16 +68,20 @@ def worker_death_text(exits: list[tuple[int, int | None]]) -> str:
             name = f"signal {-code}"
         likely = {
             "SIGKILL": "most likely the kernel's out-of-memory killer (see `dmesg`, or the job's memory limit; "
-                       "fewer --jobs need less memory), or a scheduler or user that killed it",
+            "fewer --jobs need less memory), or a scheduler or user that killed it",
             "SIGTERM": "something outside stopped it (a scheduler, a user)",
             "SIGSEGV": "a crash in native code (XLA, a driver, a library)",
             "SIGBUS": "a memory fault in native code, or a file it had mapped was truncated or its disk went away",
             "SIGABRT": "native code aborted (XLA or a library; its message is printed above)",
         }.get(name, "a signal from outside")
-        return (f"a sweep worker process (pid {pid}) was killed by {name} while training: {likely}; not a fault "
-                f"of the sweep; {resume}")
-    return (f"a sweep worker process (pid {pid}) exited with status {code} while training (its own error is "
-            f"printed above); {resume}")
+        return (
+            f"a sweep worker process (pid {pid}) was killed by {name} while training: {likely}; not a fault "
+            f"of the sweep; {resume}"
+        )
+    return (
+        f"a sweep worker process (pid {pid}) exited with status {code} while training (its own error is "
+        f"printed above); {resume}"
+    )
 
 
 def usable_cores() -> int:
@@ -155,8 +163,12 @@ def widen_all_threads(allowed: set[int]) -> None:
 
 def make_pool(jobs: int) -> ProcessPoolExecutor:
     """``jobs`` spawned worker processes, each with a one-thread XLA backend, that die with this process."""
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=init_worker, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_worker,
+        initargs=(os.getpid(),),
+    )
 
 
 def stop_pool(pool: ProcessPoolExecutor) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,20 +23,56 @@ from chinchilla.sweep import store
 from chinchilla.sweep.plan import Plan, PlannedRun
 
 RESULT_COLUMNS: tuple[str, ...] = (
-    "run_id", "group", "status", "budget", "model", "n_layers", "d_model", "ffw_size", "n_heads", "kv_size",
-    "vocab_size", "seq_len", "n_params", "non_embedding_params", "tokens", "flops", "final_train_loss",
-    "eval_loss", "seed", "lr", "batch_size", "flags", "epochs", "wall_time_s", "error",
+    "run_id",
+    "group",
+    "status",
+    "budget",
+    "model",
+    "n_layers",
+    "d_model",
+    "ffw_size",
+    "n_heads",
+    "kv_size",
+    "vocab_size",
+    "seq_len",
+    "n_params",
+    "non_embedding_params",
+    "tokens",
+    "flops",
+    "final_train_loss",
+    "eval_loss",
+    "seed",
+    "lr",
+    "batch_size",
+    "flags",
+    "epochs",
+    "wall_time_s",
+    "error",
 )
 LOSS_COLUMNS: tuple[str, ...] = ("final_train_loss", "eval_loss")
 FLOAT_COLUMNS = frozenset({"budget", "flops", "final_train_loss", "eval_loss", "lr", "epochs", "wall_time_s"})
-INT_COLUMNS = frozenset({"n_layers", "d_model", "ffw_size", "n_heads", "kv_size", "vocab_size", "seq_len",
-                         "n_params", "non_embedding_params", "tokens", "seed", "batch_size"})
+INT_COLUMNS = frozenset(
+    {
+        "n_layers",
+        "d_model",
+        "ffw_size",
+        "n_heads",
+        "kv_size",
+        "vocab_size",
+        "seq_len",
+        "n_params",
+        "non_embedding_params",
+        "tokens",
+        "seed",
+        "batch_size",
+    }
+)
 
 
 MISSING = "missing"
 # A row's key (not a results.csv column) saying why a run directory is not one of plan.json's runs (None when it is).
 OUTSIDE_PLAN = "outside_plan"
-  # a planned run without a run directory (not started yet, or deleted)
+# a planned run without a run directory (not started yet, or deleted)
 
 
 def run_status(run_dir) -> str:
@@ -114,12 +151,18 @@ def load_curve(run_dir, convention: str = "total") -> Curve | None:
     tokens = np.array([float(m["tokens"]) for m in metrics])
     flops = np.array([float(m["flops"]) for m in metrics])
     keep = np.concatenate([[True], np.diff(flops) > 0])
-    return Curve(run=run.run_id, n_params=float(run.n_params(convention)), tokens=tokens[keep], flops=flops[keep],
-                 loss=np.array([float(m["loss"]) for m in metrics])[keep])
+    return Curve(
+        run=run.run_id,
+        n_params=float(run.n_params(convention)),
+        tokens=tokens[keep],
+        flops=flops[keep],
+        loss=np.array([float(m["loss"]) for m in metrics])[keep],
+    )
 
 
-def load_curves(sweep_dir, *, convention: str = "total", groups: Sequence[str] | None = None,
-                finished_only: bool = True) -> list[Curve]:
+def load_curves(
+    sweep_dir, *, convention: str = "total", groups: Sequence[str] | None = None, finished_only: bool = True
+) -> list[Curve]:
     """Training curves of the sweep's runs (finished ones by default; of ``groups`` if given)."""
     curves = []
     for run_dir in store.run_dirs(sweep_dir):
@@ -134,8 +177,9 @@ def load_curves(sweep_dir, *, convention: str = "total", groups: Sequence[str] |
     return curves
 
 
-def result_row(run_dir, window: int = PAPER_SMOOTHING_WINDOW, planned_run: PlannedRun | None = None
-               ) -> dict[str, Any] | None:
+def result_row(
+    run_dir, window: int = PAPER_SMOOTHING_WINDOW, planned_run: PlannedRun | None = None
+) -> dict[str, Any] | None:
     """The results-table row of one run directory (None if it holds no ``run.json`` and ``planned_run`` is not
     given). A damaged run file makes the row's status "failed", with what is wrong in ``error``."""
     run_dir = store.as_path(run_dir)
@@ -149,8 +193,13 @@ def result_row(run_dir, window: int = PAPER_SMOOTHING_WINDOW, planned_run: Plann
     if run is None:
         if problem is None:
             return None
-        return {**{c: None for c in RESULT_COLUMNS}, "run_id": run_dir.name, "status": "failed", "flags": [],
-                "error": problem}
+        return {
+            **{c: None for c in RESULT_COLUMNS},
+            "run_id": run_dir.name,
+            "status": "failed",
+            "flags": [],
+            "error": problem,
+        }
     status, reason = run_state(run_dir)
     if problem is not None:
         status, reason = "failed", problem
@@ -160,17 +209,29 @@ def result_row(run_dir, window: int = PAPER_SMOOTHING_WINDOW, planned_run: Plann
     smoothed = smooth_curve([m["loss"] for m in metrics], window)[-1] if metrics else math.nan
     finished = status == "finished"
     return {
-        "run_id": run.run_id, "group": run.group, "status": status, "budget": run.budget,
-        "model": run.model.name, "n_layers": run.model.n_layers, "d_model": run.model.d_model,
-        "ffw_size": run.model.ffw_size, "n_heads": run.model.n_heads, "kv_size": run.model.kv_size,
-        "vocab_size": run.model.vocab_size, "seq_len": run.model.seq_len,
-        "n_params": counts.total, "non_embedding_params": counts.non_embedding,
+        "run_id": run.run_id,
+        "group": run.group,
+        "status": status,
+        "budget": run.budget,
+        "model": run.model.name,
+        "n_layers": run.model.n_layers,
+        "d_model": run.model.d_model,
+        "ffw_size": run.model.ffw_size,
+        "n_heads": run.model.n_heads,
+        "kv_size": run.model.kv_size,
+        "vocab_size": run.model.vocab_size,
+        "seq_len": run.model.seq_len,
+        "n_params": counts.total,
+        "non_embedding_params": counts.non_embedding,
         "tokens": int(summary.get("tokens", run.tokens)) if finished else run.tokens,
         "flops": float(summary.get("flops", run.flops)) if finished else run.flops,
         "final_train_loss": float(smoothed) if finished else None,
         "eval_loss": _float_or_none(summary.get("eval_loss")) if finished else None,
-        "seed": run.train.get("seed", 0), "lr": run.train.get("lr"), "batch_size": run.train.get("batch_size"),
-        "flags": list(run.flags), "epochs": _float_or_none(summary.get("epochs")),
+        "seed": run.train.get("seed", 0),
+        "lr": run.train.get("lr"),
+        "batch_size": run.train.get("batch_size"),
+        "flags": list(run.flags),
+        "epochs": _float_or_none(summary.get("epochs")),
         "wall_time_s": _float_or_none(summary.get("wall_time_s")),
         "error": reason,
     }
@@ -185,8 +246,10 @@ def check_sweep_dir(sweep_dir) -> None:
     if not path.is_dir():
         raise ValueError(f"{sweep_dir} is a file, not a sweep directory")
     if not (path / store.PLAN_FILE).exists() and not (path / store.RUNS_DIR).is_dir():
-        raise ValueError(f"{sweep_dir} is not a sweep directory (it has neither {store.PLAN_FILE} nor "
-                         f"{store.RUNS_DIR}/); give the --out of a `chinchilla sweep`/`reproduce`")
+        raise ValueError(
+            f"{sweep_dir} is not a sweep directory (it has neither {store.PLAN_FILE} nor "
+            f"{store.RUNS_DIR}/); give the --out of a `chinchilla sweep`/`reproduce`"
+        )
 
 
 def collect_results(sweep_dir) -> list[dict[str, Any]]:
@@ -201,8 +264,10 @@ def collect_results(sweep_dir) -> list[dict[str, Any]]:
     try:
         planned = {r.run_id: r for r in Plan.from_dict(plan_data).runs} if plan_data is not None else {}
     except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{sweep_dir / store.PLAN_FILE} is not a plan ({type(error).__name__}: {error}); rerun "
-                         "the sweep command to rewrite it") from None
+        raise ValueError(
+            f"{sweep_dir / store.PLAN_FILE} is not a plan ({type(error).__name__}: {error}); rerun "
+            "the sweep command to rewrite it"
+        ) from None
     rows = []
     for run_dir in store.run_dirs(sweep_dir):
         row = result_row(run_dir, planned_run=planned.get(run_dir.name))
@@ -212,8 +277,14 @@ def collect_results(sweep_dir) -> list[dict[str, Any]]:
     for run_id, run in planned.items():
         if run_id not in seen:
             row = result_row(sweep_dir / store.RUNS_DIR / run_id, planned_run=run)
-            rows.append({**row, "status": MISSING, "error": "no run directory (not started yet, or deleted)",
-                         OUTSIDE_PLAN: None})
+            rows.append(
+                {
+                    **row,
+                    "status": MISSING,
+                    "error": "no run directory (not started yet, or deleted)",
+                    OUTSIDE_PLAN: None,
+                }
+            )
     return sorted(rows, key=lambda row: row["run_id"])
 
 
@@ -253,8 +324,10 @@ def extension_text(plan_info: dict[str, Any] | None) -> str | None:
         return None
     first, later = parts[0], parts[1:]
     added = ", ".join(f"{p.get('added', '?')} from {p.get('name', '?')!r}" for p in later)
-    return (f"extended (--extend): {first.get('runs', '?')} runs of the original plan {first.get('name', '?')!r}, "
-            f"then {added}; {plan_info.get('runs', '?')} runs in all")
+    return (
+        f"extended (--extend): {first.get('runs', '?')} runs of the original plan {first.get('name', '?')!r}, "
+        f"then {added}; {plan_info.get('runs', '?')} runs in all"
+    )
 
 
 def write_results_table(sweep_dir) -> list[dict[str, Any]]:

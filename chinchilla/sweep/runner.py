@@ -45,10 +45,11 @@ import os
 import sys
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from etils import epath
 
@@ -56,9 +57,16 @@ from chinchilla import atomic, runlock
 from chinchilla.runlock import RunLockedError
 from chinchilla.sweep import store
 from chinchilla.sweep.identity import adopt_plan
-from chinchilla.sweep.pool import (JOBS_AUTO, WorkerDied, make_pool, resolve_jobs, stop_pool, worker_death_text,
-                                   worker_exits)
 from chinchilla.sweep.plan import Plan, PlannedRun
+from chinchilla.sweep.pool import (
+    JOBS_AUTO,
+    WorkerDied,
+    make_pool,
+    resolve_jobs,
+    stop_pool,
+    worker_death_text,
+    worker_exits,
+)
 from chinchilla.sweep.results import run_state, run_status, write_results_table
 
 TrainFn = Callable[[PlannedRun, epath.Path], dict]
@@ -138,12 +146,22 @@ def _write_results(sweep_dir: epath.Path) -> None:
 
 def _failure_mark(run_dir: epath.Path) -> str:
     """What a failed run's record files hold now: a retry that failed again (under another worker) changes it."""
-    return "".join((run_dir / name).read_text() if (run_dir / name).exists() else "-"
-                   for name in (store.FAILURE_FILE, store.SUMMARY_FILE))
+    return "".join(
+        (run_dir / name).read_text() if (run_dir / name).exists() else "-"
+        for name in (store.FAILURE_FILE, store.SUMMARY_FILE)
+    )
 
 
-_GROUP_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "CHINCHILLA_DISTRIBUTED",
-                    "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES", "TPU_PROCESS_ADDRESSES")
+_GROUP_VARIABLES = (
+    "JAX_COORDINATOR_ADDRESS",
+    "JAX_NUM_PROCESSES",
+    "JAX_PROCESS_ID",
+    "CHINCHILLA_DISTRIBUTED",
+    "SLURM_NTASKS",
+    "OMPI_COMM_WORLD_SIZE",
+    "TPU_WORKER_HOSTNAMES",
+    "TPU_PROCESS_ADDRESSES",
+)
 
 
 def process_group() -> tuple[int, int]:
@@ -162,9 +180,18 @@ def process_group() -> tuple[int, int]:
     return jax.process_index(), jax.process_count()
 
 
-def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker: int = 0, num_workers: int = 1,
-              retry_failed: bool = False, jobs: int | str | None = None, extend: bool = False,
-              log: Callable[[str], None] | None = print) -> SweepOutcome:
+def run_sweep(
+    plan: Plan,
+    sweep_dir,
+    *,
+    train_fn: TrainFn | None = None,
+    worker: int = 0,
+    num_workers: int = 1,
+    retry_failed: bool = False,
+    jobs: int | str | None = None,
+    extend: bool = False,
+    log: Callable[[str], None] | None = print,
+) -> SweepOutcome:
     """Train the runs of ``plan`` that no other worker has claimed, under ``sweep_dir/runs/<run_id>``, skipping
     finished runs (see the module docstring for claims; ``worker``/``num_workers`` name this worker in the log).
 
@@ -187,8 +214,10 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
     rank, processes = process_group()
     if processes > 1:
         if explicit_jobs and jobs != 1:
-            raise ValueError(f"jobs={jobs}: this process is one of {processes} JAX processes that train each run "
-                             "together, one run at a time; leave --jobs out")
+            raise ValueError(
+                f"jobs={jobs}: this process is one of {processes} JAX processes that train each run "
+                "together, one run at a time; leave --jobs out"
+            )
         jobs = None
     writer = rank == 0
     plan = adopt_plan(plan, sweep_dir, extend=extend)  # every process: the same plan, whoever wrote it first
@@ -263,7 +292,7 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
                 if run in held:  # claimed on a later walk (lockstep): no longer held
                     held.remove(run)
             if processes > 1 or not progressed or not (held or waiting):  # every run left is held (or waits for a
-                break                                                     # trunk held elsewhere): stop, no wait
+                break  # trunk held elsewhere): stop, no wait
             left = {run.run_id for run in held + waiting}
             todo = [run for run in runs if run.run_id in left]  # claims released meanwhile are taken now
     except BaseException as error:  # e.g. KeyboardInterrupt or a dead pool worker: stop, the runs stay resumable
@@ -281,22 +310,32 @@ def run_sweep(plan: Plan, sweep_dir, *, train_fn: TrainFn | None = None, worker:
             pool.shutdown()
     skipped.extend(run.run_id for run in held + waiting)
     if held:
-        say(f"{me}nothing left to claim: {len(held)} run(s) held by other workers "
-            f"({', '.join(run.run_id for run in held)}); this worker stops, they finish them")
+        say(
+            f"{me}nothing left to claim: {len(held)} run(s) held by other workers "
+            f"({', '.join(run.run_id for run in held)}); this worker stops, they finish them"
+        )
     if waiting:
-        say(f"{me}{len(waiting)} branch(es) wait for their trunk's checkpoint ("
+        say(
+            f"{me}{len(waiting)} branch(es) wait for their trunk's checkpoint ("
             + "; ".join(f"{run.run_id}: {waits(run) or 'ready now: rerun to train it'}" for run in waiting[:3])
             + (f"; ... {len(waiting) - 3} more" if len(waiting) > 3 else "")
-            + "); the workers that hold those trunks train them after it")
+            + "); the workers that hold those trunks train them after it"
+        )
     order = {run.run_id: i for i, run in enumerate(runs)}
     for names in (trained, failed, skipped):
         names.sort(key=order.get)
     if writer:
         _write_results(sweep_dir)
-    return SweepOutcome(trained=tuple(trained), skipped=tuple(skipped), failed=tuple(failed),
-                        claimed=len(trained) + len(failed), total=len(runs), wall_time_s=time.time() - start,
-                        held_elsewhere=tuple(run.run_id for run in held),
-                        waiting=tuple(run.run_id for run in waiting))
+    return SweepOutcome(
+        trained=tuple(trained),
+        skipped=tuple(skipped),
+        failed=tuple(failed),
+        claimed=len(trained) + len(failed),
+        total=len(runs),
+        wall_time_s=time.time() - start,
+        held_elsewhere=tuple(run.run_id for run in held),
+        waiting=tuple(run.run_id for run in waiting),
+    )
 
 
 def branch_point(run: PlannedRun) -> tuple[str, int] | None:
@@ -314,8 +353,10 @@ def branch_point(run: PlannedRun) -> tuple[str, int] | None:
 def branch_point_saved(trunk_dir: epath.Path, step: int) -> bool:
     """Whether the trunk in ``trunk_dir`` has saved a complete checkpoint at ``step`` (kept under
     ``branch_points/``, or still among its rolling ``checkpoints/``)."""
-    return any(all((trunk_dir / folder / str(step) / name).exists() for name in BRANCH_POINT_FILES)
-               for folder in (BRANCH_POINTS, "checkpoints"))
+    return any(
+        all((trunk_dir / folder / str(step) / name).exists() for name in BRANCH_POINT_FILES)
+        for folder in (BRANCH_POINTS, "checkpoints")
+    )
 
 
 def trunk_failure(run: PlannedRun, sweep_dir) -> str | None:
@@ -329,8 +370,9 @@ def trunk_failure(run: PlannedRun, sweep_dir) -> str | None:
     return f"trunk {point[0]} failed: {(str(reason or 'no reason recorded').splitlines() or [''])[0][:200]}"
 
 
-def trunk_wait(run: PlannedRun, sweep_dir, retrying: set[str] = frozenset(),
-               marks: dict[str, str] | None = None) -> str | None:
+def trunk_wait(
+    run: PlannedRun, sweep_dir, retrying: set[str] = frozenset(), marks: dict[str, str] | None = None
+) -> str | None:
     """Why a branch cannot start yet (its trunk has not saved the branch point), or None: it can (not a branch, the
     checkpoint exists, the trunk finished, or the trunk failed and the branch is to be marked failed). A failed trunk
     that this worker is to retry (``retrying``, with the failure it had when this worker looked: ``marks``) counts as
@@ -343,8 +385,9 @@ def trunk_wait(run: PlannedRun, sweep_dir, retrying: set[str] = frozenset(),
     status = run_status(trunk_dir)
     if status == "finished" or branch_point_saved(trunk_dir, step):
         return None
-    if status == "failed" and not (trunk in retrying and marks is not None
-                                   and _failure_mark(trunk_dir) == marks.get(trunk)):
+    if status == "failed" and not (
+        trunk in retrying and marks is not None and _failure_mark(trunk_dir) == marks.get(trunk)
+    ):
         return None
     return f"trunk {trunk} has not saved step {step} yet"
 
@@ -380,8 +423,14 @@ def _settled(run_dir: epath.Path, retry_failed: bool, mark: str | None) -> str |
     return None
 
 
-def run_one(train_fn: TrainFn, run: PlannedRun, sweep_dir, retry_failed: bool = False,
-            failure_mark: str | None = None, trunk_marks: dict[str, str] | None = None) -> RunResult:
+def run_one(
+    train_fn: TrainFn,
+    run: PlannedRun,
+    sweep_dir,
+    retry_failed: bool = False,
+    failure_mark: str | None = None,
+    trunk_marks: dict[str, str] | None = None,
+) -> RunResult:
     """Claim one run of a sweep (``runlock.hold`` on ``sweep_dir/runs/<run_id>``), train it and record the outcome
     there: its ``run.json`` first, then the trainer's files, or ``failure.json`` when the trainer raises (the sweep
     goes on). A run another process holds is left alone (``held``); one that another worker finished or failed
@@ -410,8 +459,9 @@ def run_one(train_fn: TrainFn, run: PlannedRun, sweep_dir, retry_failed: bool = 
         claim.__exit__(None, None, None)
 
 
-def _train_claimed(train_fn: TrainFn, run: PlannedRun, run_dir: epath.Path, retry_failed: bool,
-                   writer: bool = True) -> RunResult:
+def _train_claimed(
+    train_fn: TrainFn, run: PlannedRun, run_dir: epath.Path, retry_failed: bool, writer: bool = True
+) -> RunResult:
     if writer and retry_failed and run_status(run_dir) == "failed":
         for name in (store.FAILURE_FILE, store.SUMMARY_FILE):
             if (run_dir / name).exists():
@@ -421,8 +471,9 @@ def _train_claimed(train_fn: TrainFn, run: PlannedRun, run_dir: epath.Path, retr
         store.write_json_atomic(run_dir / store.RUN_FILE, run.to_dict())
     if trunk_failed:  # nothing to branch from: failed with the trunk's reason (retried with --retry-failed)
         if writer:
-            store.write_json_atomic(run_dir / store.FAILURE_FILE, {"error": trunk_failed, "traceback": None,
-                                                                    "time": time.time()})
+            store.write_json_atomic(
+                run_dir / store.FAILURE_FILE, {"error": trunk_failed, "traceback": None, "time": time.time()}
+            )
         return RunResult(False, f"failed: {trunk_failed}")
     run_start = time.time()
     try:
@@ -434,21 +485,30 @@ def _train_claimed(train_fn: TrainFn, run: PlannedRun, run_dir: epath.Path, retr
         if _is_trunk_not_ready(error) and point and run_status(run_dir.parent / point[0]) != "finished":
             return RunResult(False, str(error), claimed=False, deferred=True)  # its checkpoint comes later
         if writer:
-            store.write_json_atomic(run_dir / store.FAILURE_FILE, {
-                "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(),
-                "time": time.time()})
+            store.write_json_atomic(
+                run_dir / store.FAILURE_FILE,
+                {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(), "time": time.time()},
+            )
         return RunResult(False, f"failed: {type(error).__name__}: {error}")
     if run_status(run_dir) != "finished":
         return RunResult(False, f"not finished: status {(summary or {}).get('status')!r}")
     loss = (summary or {}).get("final_train_loss")
-    return RunResult(True, f"{run.model.name} {run.tokens:,} tokens {run.flops:.3g} FLOPs finished in "
-                           f"{time.time() - run_start:.1f}s"
-                     + (f", final train loss {loss:.4f}" if isinstance(loss, float) else ""))
+    return RunResult(
+        True,
+        f"{run.model.name} {run.tokens:,} tokens {run.flops:.3g} FLOPs finished in "
+        f"{time.time() - run_start:.1f}s" + (f", final train loss {loss:.4f}" if isinstance(loss, float) else ""),
+    )
 
 
-def _sequential_pass(train_fn: TrainFn, todo: Sequence[PlannedRun], sweep_dir: epath.Path, retry_failed: bool,
-                     marks: dict[str, str], tell: Callable[[PlannedRun, str], None],
-                     waits: Callable[[PlannedRun], str | None]) -> Iterator[tuple[PlannedRun, RunResult]]:
+def _sequential_pass(
+    train_fn: TrainFn,
+    todo: Sequence[PlannedRun],
+    sweep_dir: epath.Path,
+    retry_failed: bool,
+    marks: dict[str, str],
+    tell: Callable[[PlannedRun, str], None],
+    waits: Callable[[PlannedRun], str | None],
+) -> Iterator[tuple[PlannedRun, RunResult]]:
     for run in todo:
         wait = waits(run)
         if wait:  # a branch whose trunk is held elsewhere (or failed, to be retried later in this walk)
@@ -458,9 +518,16 @@ def _sequential_pass(train_fn: TrainFn, todo: Sequence[PlannedRun], sweep_dir: e
         yield run, run_one(train_fn, run, sweep_dir, retry_failed, marks.get(run.run_id), marks)
 
 
-def _pool_pass(pool, jobs: int, train_fn: TrainFn, todo: Sequence[PlannedRun], sweep_dir: epath.Path,
-               retry_failed: bool, marks: dict[str, str], waits: Callable[[PlannedRun], str | None]
-               ) -> Iterator[tuple[PlannedRun, RunResult]]:
+def _pool_pass(
+    pool,
+    jobs: int,
+    train_fn: TrainFn,
+    todo: Sequence[PlannedRun],
+    sweep_dir: epath.Path,
+    retry_failed: bool,
+    marks: dict[str, str],
+    waits: Callable[[PlannedRun], str | None],
+) -> Iterator[tuple[PlannedRun, RunResult]]:
     """One walk with ``jobs`` runs in flight: each free worker gets the first run of ``todo`` (plan order: trunks
     first) that can start, so a branch starts as soon as its trunk has saved its branch point, while the trunk
     trains on. Branches whose trunk is not trained here (held elsewhere) are given back deferred."""
@@ -473,8 +540,9 @@ def _pool_pass(pool, jobs: int, train_fn: TrainFn, todo: Sequence[PlannedRun], s
             if waits(run):
                 continue
             queue.remove(run)
-            flight[pool.submit(run_one, train_fn, run, str(sweep_dir), retry_failed, marks.get(run.run_id),
-                               marks)] = run
+            flight[pool.submit(run_one, train_fn, run, str(sweep_dir), retry_failed, marks.get(run.run_id), marks)] = (
+                run
+            )
         if not flight:  # every run left waits for a trunk no job of this walk trains
             for run in queue:
                 yield run, RunResult(False, waits(run) or "deferred", claimed=False, deferred=True)
@@ -490,10 +558,16 @@ def _pool_pass(pool, jobs: int, train_fn: TrainFn, todo: Sequence[PlannedRun], s
             yield run, result
 
 
-def _lockstep_pass(train_fn: TrainFn, runs: Sequence[PlannedRun], todo: Sequence[PlannedRun],
-                   sweep_dir: epath.Path, retry_failed: bool, marks: dict[str, str], rank: int,
-                   waits: Callable[[PlannedRun], str | None] = lambda run: None
-                   ) -> Iterator[tuple[PlannedRun, RunResult]]:
+def _lockstep_pass(
+    train_fn: TrainFn,
+    runs: Sequence[PlannedRun],
+    todo: Sequence[PlannedRun],
+    sweep_dir: epath.Path,
+    retry_failed: bool,
+    marks: dict[str, str],
+    rank: int,
+    waits: Callable[[PlannedRun], str | None] = lambda run: None,
+) -> Iterator[tuple[PlannedRun, RunResult]]:
     """The whole sweep of the processes of one JAX job: process 0 claims the next run it can (walking ``todo``, then
     once more the runs it found held, as ``run_sweep`` does) and broadcasts its position in the plan (-1: none
     left); every process then trains it (``train_fn`` runs its collectives in all of them), process 0 under the
@@ -540,8 +614,9 @@ def _lockstep_pass(train_fn: TrainFn, runs: Sequence[PlannedRun], todo: Sequence
         run = runs[chosen]
         progress = True
         try:
-            result = _train_claimed(train_fn, run, sweep_dir / store.RUNS_DIR / run.run_id, retry_failed,
-                                    writer=rank == 0)
+            result = _train_claimed(
+                train_fn, run, sweep_dir / store.RUNS_DIR / run.run_id, retry_failed, writer=rank == 0
+            )
         finally:
             if claim is not None:
                 claim.__exit__(None, None, None)
@@ -566,10 +641,13 @@ def failures_text(plan: Plan, sweep_dir) -> str | None:
     failed = plan_status(plan, sweep_dir)["failed"]
     if not failed:
         return None
-    reason = (str(run_state(sweep_dir / store.RUNS_DIR / failed[0])[1] or "no reason recorded").splitlines()
-              or ["no reason recorded"])[0][:200]
+    reason = (
+        str(run_state(sweep_dir / store.RUNS_DIR / failed[0])[1] or "no reason recorded").splitlines()
+        or ["no reason recorded"]
+    )[0][:200]
     where = str(sweep_dir).rstrip("/")
-    return (f"{len(failed)} of {len(plan.runs)} runs failed (first: {failed[0]}: {reason}); every reason is in "
-            f"{where}/{store.RESULTS_FILE} (column error) and {where}/{store.RUNS_DIR}/<run_id>/{store.FAILURE_FILE} "
-            f"or {store.SUMMARY_FILE}; fix the cause, then rerun with --retry-failed")
-
+    return (
+        f"{len(failed)} of {len(plan.runs)} runs failed (first: {failed[0]}: {reason}); every reason is in "
+        f"{where}/{store.RESULTS_FILE} (column error) and {where}/{store.RUNS_DIR}/<run_id>/{store.FAILURE_FILE} "
+        f"or {store.SUMMARY_FILE}; fix the cause, then rerun with --retry-failed"
+    )

@@ -18,7 +18,8 @@ import csv
 import io
 import json
 import os
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from etils import epath
 

@@ -59,8 +59,10 @@ class SyntheticTrainer:
         run_dir.mkdir(parents=True, exist_ok=True)
         if run.run_id in self.fail_runs or "*" in self.fail_runs:
             raise RuntimeError(f"synthetic failure in {run.run_id} (fail_runs)")
-        store.write_json_atomic(run_dir / "config.json", {"model": run.model.to_dict(), "tokens": run.tokens,
-                                                          **dict(run.train), "trainer": "synthetic"})
+        store.write_json_atomic(
+            run_dir / "config.json",
+            {"model": run.model.to_dict(), "tokens": run.tokens, **dict(run.train), "trainer": "synthetic"},
+        )
         batch_size = int(run.train.get("batch_size", DEFAULT_BATCH_SIZE))
         step_tokens = batch_size * run.model.seq_len
         total_steps = run.tokens // step_tokens
@@ -74,16 +76,31 @@ class SyntheticTrainer:
         metrics_path = run_dir / store.METRICS_FILE
         with metrics_path.open("w") as handle:
             for step, seen, value in zip(steps, tokens, loss):
-                handle.write(json.dumps({"step": int(step), "tokens": int(seen), "flops": float(per_token * seen),
-                                         "loss": float(value), "lr": 0.0}) + "\n")
+                handle.write(
+                    json.dumps(
+                        {
+                            "step": int(step),
+                            "tokens": int(seen),
+                            "flops": float(per_token * seen),
+                            "loss": float(value),
+                            "lr": 0.0,
+                        }
+                    )
+                    + "\n"
+                )
                 handle.flush()
                 if self.delay_s:
                     time.sleep(self.delay_s)
         counts = flops_lib.param_count(run.model)
         summary = {
-            "status": "finished", "n_params": counts.total, "non_embedding_params": counts.non_embedding,
-            "tokens": int(tokens[-1]), "flops": float(per_token * tokens[-1]), "final_train_loss": float(loss[-1]),
-            "eval_loss": float(self.surface.loss(n, tokens[-1])), "trainer": "synthetic",
+            "status": "finished",
+            "n_params": counts.total,
+            "non_embedding_params": counts.non_embedding,
+            "tokens": int(tokens[-1]),
+            "flops": float(per_token * tokens[-1]),
+            "final_train_loss": float(loss[-1]),
+            "eval_loss": float(self.surface.loss(n, tokens[-1])),
+            "trainer": "synthetic",
         }
         store.write_json_atomic(run_dir / store.SUMMARY_FILE, summary)
         return summary

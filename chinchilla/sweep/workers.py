@@ -15,7 +15,7 @@ once. Read, in this order:
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 SLURM_ID, SLURM_MIN, SLURM_COUNT = "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT"
 K8S_INDEX = "JOB_COMPLETION_INDEX"
@@ -32,8 +32,9 @@ def _whole(environ: Mapping[str, str], name: str, low: int) -> int:
     return value
 
 
-def worker_identity(worker: int | None = None, num_workers: int | None = None,
-                    environ: Mapping[str, str] | None = None) -> tuple[int, int, str]:
+def worker_identity(
+    worker: int | None = None, num_workers: int | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[int, int, str]:
     """(worker index, worker count, where they came from) for this sweep worker; see the module docstring.
 
     Raises ValueError, in one line naming the flag or variable, for a malformed or inconsistent value."""
@@ -59,6 +60,8 @@ def worker_identity(worker: int | None = None, num_workers: int | None = None,
     worker = 0 if worker is None else worker
     num_workers = 1 if num_workers is None else num_workers
     if not 0 <= worker < num_workers:
-        raise ValueError(f"worker {worker} (from {source}) must lie in [0, {num_workers}): the worker count is "
-                         "--num-workers, else SLURM_ARRAY_TASK_COUNT")
+        raise ValueError(
+            f"worker {worker} (from {source}) must lie in [0, {num_workers}): the worker count is "
+            "--num-workers, else SLURM_ARRAY_TASK_COUNT"
+        )
     return worker, num_workers, source
