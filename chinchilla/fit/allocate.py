@@ -192,7 +192,17 @@ class DataConstrainedParams:
         missing = [k for k in names if k not in values]
         if missing:
             raise ValueError(f"the data-constrained allocation needs {list(names)}; missing {missing}")
-        return cls(*(float(values[k]) for k in names), source=source)
+        v = {k: float(values[k]) for k in names}
+        return cls(
+            E=v["E"],
+            A=v["A"],
+            B=v["B"],
+            alpha=v["alpha"],
+            beta=v["beta"],
+            R_D_star=v["R_D_star"],
+            R_N_star=v["R_N_star"],
+            source=source,
+        )
 
     @property
     def chinchilla(self) -> ChinchillaParams:
@@ -242,15 +252,20 @@ MIN_TRAINING_TOKENS = 128.0
 FAR_OUTSIDE = 100.0
 
 
+# (lowest, highest), either None where unknown (Muennighoff et al. 2023 give their runs' largest D, not the smallest).
+Span = tuple[float | None, float | None]
+
+
 @dataclasses.dataclass(frozen=True)
 class FittedRange:
-    """The runs a law was fitted on: (lowest, highest) N, D, C and epochs (D / U); None where unknown."""
+    """The runs a law was fitted on: (lowest, highest) N, D, C and epochs (D / U); None where unknown (the whole
+    span or either end)."""
 
     source: str
-    n: tuple[float, float] | None = None
-    d: tuple[float, float] | None = None
-    flops: tuple[float, float] | None = None
-    epochs: tuple[float, float] | None = None
+    n: Span | None = None
+    d: Span | None = None
+    flops: Span | None = None
+    epochs: Span | None = None
 
     @classmethod
     def from_table(cls, table) -> FittedRange:
@@ -321,9 +336,10 @@ def domain_warnings(
                 f"{name} = {value:.3g} is {low / value:,.0f}x below the smallest of {fitted.source} "
                 f"({low:.3g}): an extrapolation over {np.log10(low / value):.1f} decades"
             )
-    if epochs is not None and fitted.epochs is not None and epochs > fitted.epochs[1] * (1 + 1e-9):
+    most_epochs = None if fitted.epochs is None else fitted.epochs[1]
+    if epochs is not None and most_epochs is not None and epochs > most_epochs * (1 + 1e-9):
         lines.append(
-            f"{epochs:.4g} epochs of the unique data is beyond the {fitted.epochs[1]:.4g} epochs of "
+            f"{epochs:.4g} epochs of the unique data is beyond the {most_epochs:.4g} epochs of "
             f"{fitted.source}: the law's repetition term is not tested there"
         )
     return lines

@@ -60,16 +60,17 @@ def read_curves_csv(
             f"columns are {header}"
         )
     loss_index, run_index = header.index(columns["loss"]), header.index(run_col)
-    rows, lines = [], []
+    rows: list[list[str]] = []
+    line_numbers: list[int] = []
     for line_no, row in enumerate(reader, start=2):  # the rows _parse_csv kept, in its order
         if not any(cell.strip() for cell in row) or not row[loss_index].strip():
             continue
         if not row[run_index].strip():
             raise ValueError(f"{label} line {line_no}, column {run_col!r}: empty run id")
         rows.append(row)
-        lines.append(line_no)
+        line_numbers.append(line_no)
     run_ids = np.array([row[run_index].strip() for row in rows], dtype=object)
-    lines = np.array(lines)
+    lines = np.array(line_numbers)
     keep = np.ones(len(rows), dtype=bool)
     label_where = ""
     if where is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from typing import TypedDict
 
 import numpy as np
 
@@ -31,6 +32,25 @@ EXPONENT_FLOOR = 1e-3
 EXPONENTS: tuple[str, ...] = ("alpha", "beta")
 MAX_DECADES = 3.0
 PARAMETER_STATUSES: tuple[str, ...] = ("ok", "at_lower_bound", "unbounded_above", "fixed")
+
+
+class ParameterStatus(TypedDict):
+    """One named parameter after a fit (:func:`parameter_status`)."""
+
+    value: float
+    status: str  # one of PARAMETER_STATUSES
+    note: str  # "" when there is nothing to say
+
+
+class Identification(TypedDict):
+    """Whether a fit is identified, and why not (:func:`identification`)."""
+
+    identified: bool
+    reasons: list[str]
+    standard_errors: dict[str, float]
+    condition_number: float | None
+    a_se: float | None
+    hessian_min_eigenvalue: float | None
 
 
 def check_data(
@@ -79,7 +99,7 @@ def check_data(
 
 def parameter_status(
     law, theta: np.ndarray, value: float, objective_at: Callable[[np.ndarray], np.ndarray]
-) -> dict[str, dict[str, object]]:
+) -> dict[str, ParameterStatus]:
     """Per named parameter of ``law`` (fixed ones too): ``{"value", "status", "note"}``, status one of
     :data:`PARAMETER_STATUSES`. ``objective_at`` maps (K, P) raw thetas to their K objective values; ``value`` is
     the objective at ``theta``."""
@@ -93,14 +113,14 @@ def parameter_status(
                 probe[i] += sign * FAR
                 probes.append(probe)
                 labels.append((raw, label))
-    changes = {}
+    changes: dict[str, str] = {}
     if probes:
         values = np.asarray(objective_at(np.stack(probes)), dtype=np.float64)
         scale = abs(value) if value else 1.0
         for (raw, label), moved in zip(labels, values):
             if np.isfinite(moved) and (moved - value) <= FLAT_RTOL * scale:
                 changes.setdefault(raw, label)
-    out: dict[str, dict[str, object]] = {}
+    out: dict[str, ParameterStatus] = {}
     for raw, name in NATURAL_NAMES.items():
         if name not in natural:
             continue
@@ -196,8 +216,8 @@ MAX_A_SE = 0.1
 
 
 def identification(
-    law, theta: np.ndarray, curvature, parameters: Mapping[str, Mapping[str, object]], data_warnings: list[str]
-) -> dict[str, object]:
+    law, theta: np.ndarray, curvature, parameters: Mapping[str, ParameterStatus], data_warnings: list[str]
+) -> Identification:
     """Whether the fit is identified, and why not: ``{"identified", "reasons", "standard_errors",
     "condition_number", "a_se", "hessian_min_eigenvalue"}``. Not identified when any free parameter has a status
     other than "ok", when the data checks warned (one size, one token count, loss not falling: the law is then
@@ -208,26 +228,24 @@ def identification(
         if p["status"] not in ("ok", "fixed")
     ]
     reasons += [w.split(":")[0] for w in data_warnings]
-    out: dict[str, object] = {
-        "standard_errors": {},
-        "condition_number": None,
-        "a_se": None,
-        "hessian_min_eigenvalue": None,
-    }
+    standard_errors: dict[str, float] = {}
+    condition_number: float | None = None
+    a_se: float | None = None
+    hessian_min_eigenvalue: float | None = None
     names = law.param_names
     if curvature is not None:
         gn = np.asarray(curvature.gauss_newton, dtype=np.float64)
         hessian = np.asarray(curvature.hessian, dtype=np.float64)
         s2 = float(curvature.residual_var)
         if np.all(np.isfinite(hessian)):
-            out["hessian_min_eigenvalue"] = float(np.linalg.eigvalsh((hessian + hessian.T) / 2).min())
+            hessian_min_eigenvalue = float(np.linalg.eigvalsh((hessian + hessian.T) / 2).min())
         scale = np.sqrt(np.clip(np.diag(gn), 0.0, None))
         if not np.all(np.isfinite(gn)) or np.any(scale == 0):
             condition = math.inf
         else:
             eig = np.linalg.eigvalsh(gn / np.outer(scale, scale))
             condition = math.inf if eig.min() <= 0 else float(eig.max() / eig.min())
-        out["condition_number"] = condition if math.isfinite(condition) else None
+        condition_number = condition if math.isfinite(condition) else None
         if not condition <= MAX_CONDITION:
             reasons.append(
                 f"the objective's curvature is singular in some direction (condition number "
@@ -239,7 +257,7 @@ def identification(
             natural = {k: float(v) for k, v in law.natural(np.asarray(theta)).items()}
             for i, raw in enumerate(names):
                 name = NATURAL_NAMES.get(raw, raw)
-                out["standard_errors"][name if not raw.startswith("log_") else raw] = float(se[i])
+                standard_errors[name if not raw.startswith("log_") else raw] = float(se[i])
                 if raw in ("log_A", "log_B", "log_E") and se[i] > MAX_LOG_SE:
                     reasons.append(
                         f"{name} not determined (standard error of log {name} {se[i]:.3g} > "
@@ -256,12 +274,16 @@ def identification(
                 if alpha + beta > 0:
                     grad = np.zeros(len(names))
                     grad[i], grad[j] = -beta / (alpha + beta) ** 2, alpha / (alpha + beta) ** 2
-                    a_se = float(np.sqrt(max(grad @ cov @ grad, 0.0)))
-                    out["a_se"] = a_se
+                    a_se = float(np.sqrt(max(float(grad @ cov @ grad), 0.0)))
                     if a_se > MAX_A_SE:
                         reasons.append(
                             f"a = beta / (alpha + beta) not determined (standard error {a_se:.3g} > {MAX_A_SE:g})"
                         )
-    out["identified"] = not reasons
-    out["reasons"] = reasons
-    return {"identified": out.pop("identified"), "reasons": out.pop("reasons"), **out}
+    return {
+        "identified": not reasons,
+        "reasons": reasons,
+        "standard_errors": standard_errors,
+        "condition_number": condition_number,
+        "a_se": a_se,
+        "hessian_min_eigenvalue": hessian_min_eigenvalue,
+    }

@@ -32,8 +32,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from chinchilla.fit.powerlaw import (
     TABLE2_PERCENTILES,
@@ -250,12 +252,12 @@ def _clear_end_minimum(loss: np.ndarray, used: np.ndarray, scatter: float) -> st
 
 
 def isoflop_profiles(
-    budget: Sequence[float],
-    n: Sequence[float],
-    d: Sequence[float],
-    loss: Sequence[float],
+    budget: ArrayLike,
+    n: ArrayLike,
+    d: ArrayLike,
+    loss: ArrayLike,
     *,
-    flops: Sequence[float] | None = None,
+    flops: ArrayLike | None = None,
     neighbours: int | None = None,
     ladders: dict[float, np.ndarray] | None = None,
     left_out: list[dict] | None = None,
@@ -268,16 +270,16 @@ def isoflop_profiles(
     are fitted."""
     columns = _columns(budget, n, d, loss, flops)
     profiles = []
-    for label in np.unique(columns["budget"]):
-        mask = columns["budget"] == label
-        run_flops = None if columns["flops"] is None else columns["flops"][mask]
+    for label in np.unique(columns.budget):
+        mask = columns.budget == label
+        run_flops = None if columns.flops is None else columns.flops[mask]
         try:
             profiles.append(
                 fit_profile(
                     label,
-                    columns["n"][mask],
-                    columns["d"][mask],
-                    columns["loss"][mask],
+                    columns.n[mask],
+                    columns.d[mask],
+                    columns.loss[mask],
                     flops=run_flops,
                     neighbours=neighbours,
                     ladder=None if ladders is None else ladders[label],
@@ -292,7 +294,7 @@ def isoflop_profiles(
                     "budget": float(label),
                     "flops": c,
                     "n_runs": int(mask.sum()),
-                    "n_sizes": int(np.unique(columns["n"][mask]).size),
+                    "n_sizes": int(np.unique(columns.n[mask]).size),
                     "reason": str(error).split(": ", 1)[-1],
                 }
             )
@@ -300,12 +302,12 @@ def isoflop_profiles(
 
 
 def fit_isoflop(
-    budget: Sequence[float],
-    n: Sequence[float],
-    d: Sequence[float],
-    loss: Sequence[float],
+    budget: ArrayLike,
+    n: ArrayLike,
+    d: ArrayLike,
+    loss: ArrayLike,
     *,
-    flops: Sequence[float] | None = None,
+    flops: ArrayLike | None = None,
     neighbours: int | None = None,
     require_interior: bool = True,
     n_resamples: int = 100,
@@ -327,19 +329,19 @@ def fit_isoflop(
     columns = _columns(budget, n, d, loss, flops)
     left_out: list[dict] = []
     profiles = isoflop_profiles(
-        columns["budget"],
-        columns["n"],
-        columns["d"],
-        columns["loss"],
-        flops=columns["flops"],
+        columns.budget,
+        columns.n,
+        columns.d,
+        columns.loss,
+        flops=columns.flops,
         neighbours=neighbours,
         left_out=left_out,
     )
     n_law, d_law = _fit_laws(profiles, require_interior, left_out)
     rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(columns["budget"] == p.budget) for p in profiles]
+    groups = [np.flatnonzero(columns.budget == p.budget) for p in profiles]
     ladders = {p.budget: p.n for p in profiles}  # each resample's window counts positions on its budget's full ladder
-    whole = [_too_few_to_subsample(columns["n"][g], fraction) for g in groups]
+    whole = [_too_few_to_subsample(columns.n[g], fraction) for g in groups]
     notes = [
         f"budget C = {p.flops:.3g} has {g.size} runs of {np.unique(p.n).size} sizes: a {fraction:.0%} "
         f"subsample keeps {max(1, int(round(fraction * g.size)))}, too few for a parabola, so its runs are kept "
@@ -356,11 +358,11 @@ def fit_isoflop(
         try:
             dropped: list[dict] = []
             sample = isoflop_profiles(
-                columns["budget"][rows],
-                columns["n"][rows],
-                columns["d"][rows],
-                columns["loss"][rows],
-                flops=None if columns["flops"] is None else columns["flops"][rows],
+                columns.budget[rows],
+                columns.n[rows],
+                columns.d[rows],
+                columns.loss[rows],
+                flops=None if columns.flops is None else columns.flops[rows],
                 neighbours=neighbours,
                 ladders=ladders,
                 left_out=dropped,
@@ -433,7 +435,7 @@ class FlopsGrouping:
         )
 
 
-def cluster_flops(flops: Sequence[float], min_gap_ratio: float = MIN_GAP_RATIO) -> FlopsGrouping:
+def cluster_flops(flops: ArrayLike, min_gap_ratio: float = MIN_GAP_RATIO) -> FlopsGrouping:
     """Group runs that carry only their C into budgets by the gaps in sorted log C: only gaps wider than
     ``SAME_BUDGET_TOLERANCE`` may split, and of every way of splitting at the m widest of those, the one whose
     narrowest split gap is widest relative to the widest gap left inside a group (floored at the tolerance, so zero
@@ -476,7 +478,7 @@ def cluster_flops(flops: Sequence[float], min_gap_ratio: float = MIN_GAP_RATIO) 
     )
 
 
-def group_by_flops(flops: Sequence[float], min_gap_ratio: float = MIN_GAP_RATIO) -> np.ndarray:
+def group_by_flops(flops: ArrayLike, min_gap_ratio: float = MIN_GAP_RATIO) -> np.ndarray:
     """A budget label per run when the runs carry only their FLOPs (:func:`cluster_flops`), each budget labelled by
     the geometric mean of its runs' FLOPs."""
     return cluster_flops(flops, min_gap_ratio).labels
@@ -527,13 +529,13 @@ class IsoFlopHoldout:
 
 
 def isoflop_holdout(
-    budget: Sequence[float],
-    n: Sequence[float],
-    d: Sequence[float],
-    loss: Sequence[float],
+    budget: ArrayLike,
+    n: ArrayLike,
+    d: ArrayLike,
+    loss: ArrayLike,
     *,
     flops_threshold: float,
-    flops: Sequence[float] | None = None,
+    flops: ArrayLike | None = None,
     neighbours: int | None = None,
     require_interior: bool = True,
 ) -> IsoFlopHoldout:
@@ -583,17 +585,27 @@ def _fit_laws(
     return (fit_power_law(c, [p.n_opt for p in chosen]), fit_power_law(c, [p.d_opt for p in chosen]))
 
 
-def _columns(budget, n, d, loss, flops) -> dict[str, np.ndarray | None]:
-    columns = {
-        name: np.asarray(v, dtype=np.float64).ravel()
-        for name, v in (("budget", budget), ("n", n), ("d", d), ("loss", loss))
-    }
-    columns["flops"] = None if flops is None else np.asarray(flops, dtype=np.float64).ravel()
-    sizes = {name: v.size for name, v in columns.items() if v is not None}
+class _Columns(NamedTuple):
+    """The runs' columns as flat float64 arrays, checked equal in length, positive and finite."""
+
+    budget: np.ndarray
+    n: np.ndarray
+    d: np.ndarray
+    loss: np.ndarray
+    flops: np.ndarray | None
+
+
+def _columns(budget: ArrayLike, n: ArrayLike, d: ArrayLike, loss: ArrayLike, flops: ArrayLike | None) -> _Columns:
+    as_column = lambda v: np.asarray(v, dtype=np.float64).ravel()  # noqa: E731
+    columns = _Columns(
+        as_column(budget), as_column(n), as_column(d), as_column(loss), None if flops is None else as_column(flops)
+    )
+    given = {name: v for name, v in columns._asdict().items() if v is not None}
+    sizes = {name: v.size for name, v in given.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"columns must have equal lengths; got {sizes}")
-    for name, values in columns.items():
-        if values is not None and not np.all(np.isfinite(values) & (values > 0)):
+    for name, values in given.items():
+        if not np.all(np.isfinite(values) & (values > 0)):
             raise ValueError(f"column {name!r} must be positive and finite")
     return columns
 
@@ -647,11 +659,11 @@ class IsoFlopBias:
 
 def isoflop_bias(
     law,
-    budget: Sequence[float],
-    n: Sequence[float],
-    d: Sequence[float],
+    budget: ArrayLike,
+    n: ArrayLike,
+    d: ArrayLike,
     *,
-    flops: Sequence[float] | None = None,
+    flops: ArrayLike | None = None,
     neighbours: int | None = None,
     require_interior: bool = True,
 ) -> IsoFlopBias:
@@ -662,14 +674,14 @@ def isoflop_bias(
     exact (zero bias); otherwise the loss is skewed in ln N and the vertex moves by a constant factor at every
     budget (the intercept, not the exponent; about +5% in N_opt for the paper's exponents on a +-16x grid)."""
     columns = _columns(budget, n, d, np.ones(np.size(n)), flops)
-    loss = np.asarray(law.loss(columns["n"], columns["d"]), dtype=np.float64)
+    loss = np.asarray(law.loss(columns.n, columns.d), dtype=np.float64)
     try:
         sim = fit_isoflop(
-            columns["budget"],
-            columns["n"],
-            columns["d"],
+            columns.budget,
+            columns.n,
+            columns.d,
             loss,
-            flops=columns["flops"],
+            flops=columns.flops,
             neighbours=neighbours,
             require_interior=require_interior,
             n_resamples=0,

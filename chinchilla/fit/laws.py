@@ -62,7 +62,9 @@ NATURAL_NAMES: dict[str, str] = {
 class Law(Protocol):
     """What the fitter needs from a law."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The law's name (``chinchilla``, ``data_constrained``, ...)."""
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -287,7 +289,7 @@ class FixedLaw:
     """``base`` with the raw parameters in ``fixed`` (name, value pairs) held constant; theta holds the others, in
     ``base.param_names`` order. ``natural`` reports all parameters, fixed ones included."""
 
-    base: object
+    base: Law
     fixed: tuple[tuple[str, float], ...]
 
     def __post_init__(self):
@@ -299,7 +301,7 @@ class FixedLaw:
             raise ValueError(f"FixedLaw: fixing {len(self.fixed)} of {len(names)} parameters leaves none to fit")
 
     @classmethod
-    def of(cls, base, **fixed: float) -> FixedLaw:
+    def of(cls, base: Law, **fixed: float) -> FixedLaw:
         """``FixedLaw.of(DataConstrainedLaw(), log_A=..., ...)``."""
         return cls(base, tuple(sorted((k, float(v)) for k, v in fixed.items())))
 
@@ -346,7 +348,7 @@ class FixedLaw:
 
 CHINCHILLA = ChinchillaLaw()
 DATA_CONSTRAINED = DataConstrainedLaw()
-LAWS: dict[str, object] = {CHINCHILLA.name: CHINCHILLA, DATA_CONSTRAINED.name: DATA_CONSTRAINED}
+LAWS: dict[str, Law] = {CHINCHILLA.name: CHINCHILLA, DATA_CONSTRAINED.name: DATA_CONSTRAINED}
 
 # Muennighoff et al. 2023's released fit (README of huggingface/datablations) as raw theta:
 # a, b, e, alpha, beta, log R_D*, log R_N* with alpha = beta tied and R_D* = 15.387756, R_N* = 5.309743.
@@ -361,7 +363,7 @@ MUENNIGHOFF_THETA: tuple[float, ...] = (
 )
 
 
-def get_law(name: str):
+def get_law(name: str) -> Law:
     """A law by name: ``chinchilla`` or ``data_constrained``."""
     if name not in LAWS:
         raise ValueError(f"unknown law {name!r}; known laws: {sorted(LAWS)}")

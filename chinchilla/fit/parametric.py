@@ -350,9 +350,9 @@ class ParametricFit:
     restart_gain: float
     grid_shift: float
     best_start_on_grid_edge: tuple[str, ...]
-    parameters: dict[str, dict[str, object]]
+    parameters: dict[str, diagnostics_mod.ParameterStatus]
     warnings: tuple[str, ...]
-    identification: dict[str, object] = dataclasses.field(default_factory=dict)
+    identification: diagnostics_mod.Identification
     grid_units: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def __getattr__(self, name: str):
@@ -371,16 +371,19 @@ class ParametricFit:
         """Whether the data determine the fit (:func:`chinchilla.fit.diagnostics.identification`): every free
         parameter "ok", no warning that the data cannot determine part of the law, and the objective's curvature at
         the optimum pins every parameter and a = beta / (alpha + beta)."""
-        if "identified" in self.identification:
-            return bool(self.identification["identified"])
-        return all(p["status"] in ("ok", "fixed") for p in self.parameters.values())
+        return self.identification["identified"]
 
     @property
     def frontier(self) -> ChinchillaParams:
         """The Chinchilla-form parameters (E, A, B, alpha, beta) and the 6ND frontier they imply (a ValueError if
         alpha or beta is not positive: then loss does not fall with N or D, and there is no frontier)."""
+        p = self.params
         return ChinchillaParams(
-            *(self.params[k] for k in ("E", "A", "B", "alpha", "beta")),
+            E=p["E"],
+            A=p["A"],
+            B=p["B"],
+            alpha=p["alpha"],
+            beta=p["beta"],
             source=f"fit ({self.law.name}, {self.reduction} reduction, {self.n_points} runs)",
         )
 
@@ -738,7 +741,7 @@ def _result(
     at_bound = tuple(
         raw
         for raw, name in NATURAL_NAMES.items()
-        if parameters.get(name, {}).get("status") not in (None, "ok", "fixed")
+        if name in parameters and parameters[name]["status"] not in ("ok", "fixed")
     )
     # The grid check reads every point in the paper's units, so that it does not depend on the data's units.
     units = dict(units or {})

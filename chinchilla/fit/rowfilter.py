@@ -43,7 +43,11 @@ _ARITH: dict[str, Callable] = {"+": np.add, "-": np.subtract, "*": np.multiply, 
 
 class _SyntaxError(ValueError):
     """A filter that does not parse (as opposed to one that parses but cannot be evaluated, e.g. a division by
-    zero, which is never retried another way)."""
+    zero, which is never retried another way). ``index`` is the token at which parsing stopped."""
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.index = index
 
 
 def row_mask(expression: str, columns: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -52,15 +56,17 @@ def row_mask(expression: str, columns: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def _tokenize(expression: str) -> list[tuple[str, str, int]]:
-    tokens, position = [], 0
+    tokens: list[tuple[str, str, int]] = []
+    position = 0
     text = expression.rstrip()
     while position < len(text):
         match = _TOKEN.match(text, position)
         if not match:
             position += len(text[position:]) - len(text[position:].lstrip())
             raise ValueError(f"--where {expression!r}: unexpected {text[position]!r} at character {position + 1}")
-        start = match.start(match.lastgroup)
-        kind, value = match.lastgroup, match.group(match.lastgroup)
+        kind = match.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
+        start, value = match.start(kind), match.group(kind)
         if kind == "quoted":
             kind = "name"
         elif kind == "name" and value.lower() in ("and", "or", "not"):
@@ -80,11 +86,9 @@ class _Parser:
         self.tokens = _tokenize(expression)
         self.i = 0
 
-    def _error(self, what: str) -> ValueError:
+    def _error(self, what: str) -> _SyntaxError:
         where = f"at character {self.tokens[self.i][2] + 1}" if self.i < len(self.tokens) else "at the end"
-        error = _SyntaxError(f"--where {self.expression!r}: {what} {where}")
-        error.index = self.i
-        return error
+        return _SyntaxError(f"--where {self.expression!r}: {what} {where}", self.i)
 
     def _peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -98,8 +102,9 @@ class _Parser:
 
     def parse(self) -> np.ndarray:
         mask = self._disjunction()
-        if self._peek() is not None:
-            raise self._error(f"unexpected {self._peek()[1]!r}")
+        token = self._peek()
+        if token is not None:
+            raise self._error(f"unexpected {token[1]!r}")
         return np.asarray(mask, dtype=bool)
 
     def _disjunction(self):
@@ -127,9 +132,10 @@ class _Parser:
                 mask = self._disjunction()
                 if not self._take_op(")"):
                     raise self._error("expected ')'")
-                if not self._next_is(*_COMPARE, *_ARITH):
+                after = self._peek()
+                if after is None or not self._next_is(*_COMPARE, *_ARITH):
                     return mask
-                raise self._error(f"a filter in brackets (true or false per row) cannot take {self._peek()[1]!r}")
+                raise self._error(f"a filter in brackets (true or false per row) cannot take {after[1]!r}")
             except _SyntaxError as error:
                 as_filter = error
             self.i = start
