@@ -10,7 +10,7 @@ a run killed at any point keeps what it measured:
    ``--presets`` to choose), its plan's smallest and largest model at the preset's *real* setting (of the model's
    costliest planned run), read from the preset's hparams at run time (``batch_size``, ``micro_batch_size``, ``remat``,
    ``attention_impl``,
-   ``compute_dtype``, ``scan_layers``: whatever ``experiments/<preset>.py`` says today): compile time, step time,
+   ``compute_dtype``, ``scan_layers``: whatever ``chinchilla/presets/<preset>.py`` says today): compile time, step time,
    tokens/s, MFU (exact Appendix F FLOPs / step time / data-sheet peak of the dtype the step computes in).
 3. ``remat``: step time per remat policy (none, dots, full, and offload where the backend has pinned host memory)
    for one mid-size model of the preset's plan (the geometric middle of its sizes), at the preset's batch with
@@ -657,7 +657,7 @@ def _params(model: Any) -> int:
 def preset_runs(name: str) -> list[Any]:
     """The preset's planned runs, one per model (its costliest run of that model: the largest batch a batch rule in
     the budget gives it), smallest model first."""
-    from chinchilla.reproduce import load_preset
+    from chinchilla.preset import load_preset
 
     by_model: dict[str, Any] = {}
     for run in sorted(load_preset(name).plan().runs, key=lambda run: run.flops):

@@ -32,7 +32,7 @@ from pathlib import Path
 
 
 def subset(budgets: list[float]):
-    from chinchilla.reproduce import load_preset
+    from chinchilla.preset import load_preset
     from chinchilla.sweep import Plan
 
     plan = load_preset("tiny_cpu").plan()

@@ -57,7 +57,7 @@ def test_every_stage_runs_and_both_reports_hold_it(dry):
 
 @pytest.mark.slow
 def test_mfu_rows_follow_each_presets_setting_for_its_smallest_and_largest_model(dry):
-    from chinchilla.reproduce import load_preset
+    from chinchilla.preset import load_preset
 
     runs = dry[0]["stages"]["preset_mfu"]["runs"]
     assert [row["label"] for row in runs] == ["gpu smallest", "gpu largest", "colab_tpu smallest", "colab_tpu largest"]

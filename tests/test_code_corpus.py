@@ -82,7 +82,7 @@ def test_stdlib_corpus_builds_offline_and_deterministically(tmp_path):
 
 
 def test_table_a2_puts_data_sets_side_by_side():
-    from chinchilla.data_compare import dataset_dir, table_a2
+    from chinchilla.studies.datasets import dataset_dir, table_a2
 
     def summary(a):
         entry = {"a": a, "b": 1 - a, "a_interval": [a - 0.05, a + 0.05], "b_interval": [0.4, 0.6], "error": None}
@@ -98,7 +98,8 @@ def test_table_a2_puts_data_sets_side_by_side():
 def test_compare_datasets_passes_jobs_and_retry_to_each_sweep(monkeypatch, tmp_path):
     """`reproduce --compare-datasets ... --jobs N` trains each data set's runs N at a time (before the fix the flag
     was dropped and every run trained in the calling process)."""
-    from chinchilla import cli, data_compare
+    from chinchilla import cli
+    from chinchilla.studies import datasets as data_compare
 
     calls = []
 
@@ -130,8 +131,8 @@ def test_compare_datasets_passes_jobs_and_retry_to_each_sweep(monkeypatch, tmp_p
 
 def test_compare_datasets_checks_every_data_set_before_training(monkeypatch, tmp_path):
     """A typo in the second data set is reported before the first one's sweep trains (it used to come after)."""
-    from chinchilla import data_compare
-    from chinchilla.reproduce import load_preset
+    from chinchilla.preset import load_preset
+    from chinchilla.studies import datasets as data_compare
 
     trained = []
     real = data_compare.with_dataset

@@ -170,7 +170,7 @@ def test_each_host_builds_its_own_units_first(cache_dir, tmp_path, monkeypatch):
 def test_colab_tpu_recipe_trains_and_evaluates_with_tiny_stand_ins(bucket, cache_dir, tmp_path, monkeypatch):
     """The colab_tpu preset's hyperparameters; lm1b -> a train/test-only TFDS set in a fake gs:// bucket,
     sentencepiece:32000 -> sentencepiece:400, the gpu ladder -> tiny-00004k."""
-    from chinchilla.reproduce import load_preset
+    from chinchilla.preset import load_preset
     from chinchilla.train import TrainConfig, train_run
 
     model = zoo.get_model("tiny-00004k").replace(vocab_size=400, seq_len=64)

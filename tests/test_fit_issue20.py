@@ -98,7 +98,7 @@ def test_cli_one_thin_budget_does_not_sink_the_fit(tmp_path, capsys):
 
 
 def test_report_fits_approach2_beside_a_thin_budget_and_names_it():
-    from chinchilla.report import AnalysisSettings, _approach_dict, fit_approach2
+    from chinchilla.analysis.report import AnalysisSettings, _approach_dict, fit_approach2
 
     rows = [
         {
@@ -169,8 +169,8 @@ def test_a_well_determined_fit_stays_identified():
 def test_the_reports_approach3_uses_the_fits_identification(case):
     """The report's Approach 3 section says what `fit parametric` says: the same curvature rule, the same reasons
     (it had its own bootstrap-spread rule, which called the 17-run grid identified)."""
+    from chinchilla.analysis.report import AnalysisSettings, fit_approach3
     from chinchilla.fit import fit_parametric, reference_table
-    from chinchilla.report import AnalysisSettings, fit_approach3
 
     if case == "undetermined":
         n, d, loss = undetermined_grid()
@@ -200,7 +200,7 @@ def synthetic_sweep(tmp_path_factory):
 
 
 def test_a_sweep_directory_and_its_results_csv_give_one_answer(synthetic_sweep, capsys):
-    from chinchilla.report import AnalysisSettings, fit_approach2
+    from chinchilla.analysis.report import AnalysisSettings, fit_approach2
     from chinchilla.sweep.results import collect_results
 
     by_dir = run_json(capsys, "fit", "approach2", str(synthetic_sweep), "--resamples", "5", "--json")
@@ -232,7 +232,7 @@ def test_a_sweep_directory_and_its_results_csv_give_one_answer(synthetic_sweep, 
 def test_fit_parametric_reads_a_sweep_directory_and_its_results_csv_as_the_report_does(synthetic_sweep, capsys):
     """Every finished run, as the report's Approach 3 (results.csv of a sweep with curve runs, whose budget cells are
     empty, failed: "column 'budget': '' is not a number")."""
-    from chinchilla.report import AnalysisSettings, fit_approach3
+    from chinchilla.analysis.report import AnalysisSettings, fit_approach3
     from chinchilla.sweep.results import collect_results
 
     by_dir = run_json(capsys, "fit", "parametric", str(synthetic_sweep), "--json")

@@ -61,7 +61,7 @@ def test_every_package_data_file_is_declared_in_pyproject():
 
 
 def test_every_directory_of_the_package_is_listed_in_pyproject():
-    """pyproject lists packages explicitly (to install experiments/ as chinchilla.presets): a new one must be added."""
+    """pyproject lists packages explicitly (data directories included): a new one must be added."""
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(setuptools["packages"])
     on_disk = {
@@ -70,8 +70,8 @@ def test_every_directory_of_the_package_is_listed_in_pyproject():
         if d.is_dir() and d.name != "__pycache__"
     }
     assert on_disk <= listed, f"add {sorted(on_disk - listed)} to [tool.setuptools] packages in pyproject.toml"
-    assert setuptools["package-dir"] == {"chinchilla.presets": "experiments"}
-    assert {p.stem for p in (ROOT / "experiments").glob("*.py")} >= {"tiny_cpu", "synthetic", "colab_tpu"}
+    assert "package-dir" not in setuptools  # the presets live inside the package: no remapped directory
+    assert {p.stem for p in (ROOT / "chinchilla" / "presets").glob("*.py")} >= {"tiny_cpu", "synthetic", "colab_tpu"}
 
 
 def test_ci_runs_lint_then_the_suite_on_the_lock_and_on_the_oldest_set(tmp_path):

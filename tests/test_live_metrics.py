@@ -127,7 +127,7 @@ def test_without_tensorboardx_asking_for_events_is_one_line_naming_the_pip_comma
 
 PRESET = textwrap.dedent("""
     from chinchilla import zoo
-    from chinchilla.reproduce import Preset
+    from chinchilla.preset import Preset
 
     PRESET = Preset(name="tb_test", description="one tiny real run", ladder=zoo.ladder("tiny")[:1], budgets=(3.2e9,),
                     hparams=lambda model, tokens: {{"batch_size": 8, "lr": 3e-3, "log_every": 1, "eval_batches": 2,

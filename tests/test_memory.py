@@ -12,7 +12,7 @@ import importlib.util
 import pytest
 
 from chinchilla import accelerators, memory, zoo
-from chinchilla.reproduce import PRESET_DIR, load_preset, lr_check_plan
+from chinchilla.preset import PRESET_DIR, load_preset, lr_check_plan
 from chinchilla.train import TrainConfig
 
 H100 = accelerators.chip_named("h100")

@@ -113,7 +113,7 @@ def test_a_plan_that_does_not_fit_says_so_and_what_it_needs(capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("preset, chip, chip_gib", [("gpu", "h100", 80), ("colab_tpu", "v5e", 16)])
 def test_every_run_of_an_accelerator_preset_fits_its_chip_at_paper_like_batches(capsys, preset, chip, chip_gib):
-    from chinchilla.reproduce import load_preset, lr_check_plan
+    from chinchilla.preset import load_preset, lr_check_plan
 
     rows = _json(capsys, "--preset", preset, "--chip", chip)
     loaded = load_preset(preset)

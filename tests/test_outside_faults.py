@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SLOW_PRESET = """
 from chinchilla import zoo
 from chinchilla.fit.allocate import ChinchillaParams
-from chinchilla.reproduce import Preset
+from chinchilla.preset import Preset
 from chinchilla.sweep.synthetic import SyntheticTrainer
 
 SURFACE = ChinchillaParams(E=1.2, A=60.0, B=300.0, alpha=0.4, beta=0.35, source="test")

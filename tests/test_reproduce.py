@@ -9,16 +9,10 @@ import math
 import pytest
 
 from chinchilla import cli, zoo
-from chinchilla.report import AnalysisSettings
-from chinchilla.reproduce import (
-    Preset,
-    compare_table,
-    load_preset,
-    lr_check_plan,
-    preset_names,
-    reproduce,
-    with_dataset,
-)
+from chinchilla.analysis.render import compare_table
+from chinchilla.analysis.report import AnalysisSettings
+from chinchilla.preset import Preset, load_preset, lr_check_plan, preset_names, with_dataset
+from chinchilla.reproduce import reproduce
 from chinchilla.sweep import collect_results as read_results
 
 SUMMARY_KEYS = {"a", "b", "a_interval", "b_interval", "conventions", "projections"}
@@ -178,7 +172,7 @@ def test_report_headline_is_the_all_parameter_convention(tmp_path):
     non-embedding convention beside it, each header naming its convention."""
     import dataclasses
 
-    from chinchilla.reproduce import format_table
+    from chinchilla.analysis.render import format_table
 
     preset = load_preset("synthetic")
     preset = dataclasses.replace(
@@ -199,7 +193,7 @@ def test_report_headline_is_the_all_parameter_convention(tmp_path):
 
 
 def test_approach3_identification_warnings():
-    from chinchilla.report import identification_warnings
+    from chinchilla.analysis.report import identification_warnings
 
     good = {"E": 1.2, "alpha": 0.35, "beta": 0.3}
     tight = {"E": (1.1, 1.3), "alpha": (0.3, 0.4), "beta": (0.25, 0.36)}
@@ -215,7 +209,7 @@ def test_approach3_identification_warnings():
 
 
 def test_seed_noise_from_repeated_runs():
-    from chinchilla.report import seed_noise
+    from chinchilla.analysis.report import seed_noise
 
     rows = [{"group": "isoflop", "model": "m", "tokens": 10, "eval_loss": v} for v in (2.00, 2.02)]
     rows += [{"group": "isoflop", "model": "n", "tokens": 10, "eval_loss": v} for v in (1.90, 1.96)]
@@ -230,7 +224,8 @@ def test_seed_noise_from_repeated_runs():
 def test_a_directory_of_another_preset_is_refused(tmp_path):
     """`reproduce --preset tiny_cpu --out DIR` on a synthetic sweep's DIR trained tiny_cpu's runs into it (81
     runs, preset.json overwritten); now a one-line error before anything is written."""
-    from chinchilla.reproduce import load_preset, reproduce
+    from chinchilla.preset import load_preset
+    from chinchilla.reproduce import reproduce
 
     (tmp_path / "preset.json").write_text('{"name": "tiny_cpu"}\n')
     with pytest.raises(ValueError, match=r"holds a sweep of preset 'tiny_cpu', not 'synthetic'; give a new --out"):

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from chinchilla import cli, runlock, zoo
-from chinchilla.report import AnalysisSettings, analyze, render_markdown, summary
+from chinchilla.analysis.render import render_markdown
+from chinchilla.analysis.report import AnalysisSettings, analyze, summary
 from chinchilla.step import Trainer
 from chinchilla.sweep import collect_results, plan_isoflop, read_results_table, run_sweep, store
 from chinchilla.sweep.synthetic import SyntheticTrainer

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 
 from chinchilla import cli, zoo
-from chinchilla.report import AnalysisSettings, analyze
+from chinchilla.analysis.report import AnalysisSettings, analyze
 from chinchilla.sweep import plan_isoflop, run_sweep
 from chinchilla.sweep.synthetic import SyntheticTrainer
 
 PRESET_TEXT = """
 from chinchilla import zoo
 from chinchilla.fit.allocate import ChinchillaParams
-from chinchilla.report import AnalysisSettings
-from chinchilla.reproduce import Preset
+from chinchilla.analysis.report import AnalysisSettings
+from chinchilla.preset import Preset
 from chinchilla.sweep.synthetic import SyntheticTrainer
 
 SURFACE = ChinchillaParams(E=1.2, A=60.0, B=300.0, alpha=0.4, beta=0.35, source="test")

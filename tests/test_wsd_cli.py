@@ -10,7 +10,9 @@ import json
 import pytest
 
 from chinchilla import cli
-from chinchilla.reproduce import compare_schedules, load_preset, reproduce, with_schedule
+from chinchilla.preset import load_preset, with_schedule
+from chinchilla.reproduce import reproduce
+from chinchilla.studies.schedules import compare_schedules
 from chinchilla.sweep import collect_results
 
 

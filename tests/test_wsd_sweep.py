@@ -225,7 +225,7 @@ def test_a_wsd_preset_plans_whole_runs_costliest_first_then_branches():
     """Trunks and single runs (families of one length) train from step 0: the costliest go first, so that no long
     run is left alone at the end (the first measured tiny_cpu_wsd sweep ended on its two single runs); then the
     branches, cheapest first."""
-    from chinchilla.reproduce import load_preset
+    from chinchilla.preset import load_preset
 
     plan = load_preset("tiny_cpu_wsd").plan()
     kinds = ["branch" if r.trunk else "whole" for r in plan.runs]

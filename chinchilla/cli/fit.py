@@ -723,7 +723,7 @@ def _register_approach2(approaches: argparse._SubParsersAction) -> None:
 
 
 # A sweep's data (its directory, or the results.csv it writes) are read the same way whichever is given, with the
-# report's headline defaults (chinchilla.report.AnalysisSettings: N = all parameters, the paper's convention; loss =
+# report's headline defaults (analysis.report.AnalysisSettings: N = all parameters, the paper's convention; loss =
 # the smoothed final training loss, the paper's), so that one sweep gives one answer.
 SWEEP_CONVENTION = "total"
 SWEEP_LOSS = "final_train_loss"  # when the sweep recorded no analysis settings (preset.json's "analysis")

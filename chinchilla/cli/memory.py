@@ -72,7 +72,7 @@ def parse_bytes(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from chinchilla import accelerators, memory, zoo
     from chinchilla.cli.output import print_json
-    from chinchilla.reproduce import load_preset, lr_check_plan
+    from chinchilla.preset import load_preset, lr_check_plan
 
     if (args.chip is None) == (args.chip_bytes is None):
         raise ValueError("give one of --chip or --chip-bytes")

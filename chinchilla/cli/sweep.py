@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--next-budget plans one more budget around the Approach 2 law of a finished sweep; "
         "--lr-check trains a learning-rate scan around the preset's per-size rule.",
     )
-    sweep.add_argument("--preset", default="tiny_cpu", help="a preset name (experiments/NAME.py) or a .py path")
+    sweep.add_argument(
+        "--preset", default="tiny_cpu", help="a preset name (a module of chinchilla/presets/) or a .py path"
+    )
     sweep.add_argument(
         "--out", type=checks.directory(), help="the sweep directory (local or gs://); required unless --plan-only"
     )
@@ -94,7 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "claiming the next unclaimed run), then fit "
         "Approaches 1-3 and write OUT/report.md, OUT/summary.json and OUT/figure{2,3,4}.png.",
     )
-    reproduce.add_argument("--preset", default="tiny_cpu", help="a preset name (experiments/NAME.py) or a .py path")
+    reproduce.add_argument(
+        "--preset", default="tiny_cpu", help="a preset name (a module of chinchilla/presets/) or a .py path"
+    )
     reproduce.add_argument("--out", required=True, type=checks.directory(), help="the sweep directory (local or gs://)")
     _preset_arguments(reproduce)
     _worker_arguments(reproduce)
@@ -156,11 +160,11 @@ def _preset_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from chinchilla import reproduce
+    from chinchilla import preset as preset_lib
 
-    preset = reproduce.load_preset(args.preset)
-    preset = reproduce.with_schedule(preset, args.schedule, args.cooldown_fraction, args.cooldown_shape)
-    return reproduce.with_dataset(preset, args.dataset) if args.dataset else preset
+    preset = preset_lib.load_preset(args.preset)
+    preset = preset_lib.with_schedule(preset, args.schedule, args.cooldown_fraction, args.cooldown_shape)
+    return preset_lib.with_dataset(preset, args.dataset) if args.dataset else preset
 
 
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -213,7 +217,7 @@ def _start_live_metrics(args: argparse.Namespace) -> None:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    from chinchilla import reproduce
+    from chinchilla import preset as preset_lib
     from chinchilla.cli.output import print_json
     from chinchilla.sweep import plan as plan_lib
     from chinchilla.sweep import run_sweep
@@ -225,7 +229,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
         preset = dataclasses.replace(preset, convention=args.convention)
     if args.head_to_head:
-        from chinchilla.sweep.headtohead import plan_head_to_head, run_head_to_head
+        from chinchilla.studies.headtohead import plan_head_to_head, run_head_to_head
 
         if not args.out:
             raise ValueError("--head-to-head needs --out, a finished sweep of the preset")
@@ -235,11 +239,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             return 0
         plan = plan_head_to_head(preset, args.out, args.head_to_head)[0]
     elif args.lr_check:
-        plan = reproduce.lr_check_plan(preset)
+        plan = preset_lib.lr_check_plan(preset)
     elif args.next_budget:
         if not args.out:
             raise ValueError("--next-budget needs --out, a finished sweep whose Approach 2 law centres the plan")
-        plan = reproduce.next_budget_plan(preset, args.out, args.next_budget)
+        plan = preset_lib.next_budget_plan(preset, args.out, args.next_budget)
     else:
         plan = preset.plan()
     if args.plan_only:
@@ -350,9 +354,11 @@ def _check_sweep_flags(args: argparse.Namespace) -> None:
 def run_report_command(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from chinchilla import preset as preset_lib
     from chinchilla import reproduce
+    from chinchilla.analysis import render
+    from chinchilla.analysis.report import AnalysisSettings
     from chinchilla.cli.output import print_json
-    from chinchilla.report import AnalysisSettings
     from chinchilla.sweep import store
     from chinchilla.sweep.results import check_sweep_dir, read_object
 
@@ -368,7 +374,7 @@ def run_report_command(args: argparse.Namespace) -> int:
     recorded = recorded or {}
     preset_name = args.preset or recorded.get("name")
     if args.preset:
-        settings = reproduce.load_preset(args.preset).analysis
+        settings = preset_lib.load_preset(args.preset).analysis
     elif recorded.get("analysis"):
         settings = AnalysisSettings.from_dict(recorded["analysis"])
     changes = {}
@@ -403,7 +409,7 @@ def run_report_command(args: argparse.Namespace) -> int:
                     f"`chinchilla report {other}` again"
                 )
             summaries[other] = loaded
-        print(reproduce.compare_table(summaries))
+        print(render.compare_table(summaries))
     return 0
 
 
@@ -415,6 +421,7 @@ def _log(args: argparse.Namespace):
 def run_reproduce_command(args: argparse.Namespace) -> int:
     from chinchilla import reproduce
     from chinchilla.cli.output import print_json
+    from chinchilla.studies import schedules
 
     if args.compare_datasets and args.dataset:
         raise ValueError("--dataset would be ignored: --compare-datasets names the data sets to train on")
@@ -436,7 +443,7 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
     _start_live_metrics(args)
     if args.compare_schedules:
         worker, num_workers = _worker_identity(args)
-        outcome = reproduce.compare_schedules(
+        outcome = schedules.compare_schedules(
             preset,
             args.out,
             cosine_dir=args.cosine_dir,
@@ -454,7 +461,7 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
             args, reproduce.failures(args.out) or (reproduce.failures(outcome["cosine_dir"]) if outcome else None)
         )
     if args.compare_datasets:
-        from chinchilla.data_compare import compare_datasets
+        from chinchilla.studies.datasets import compare_datasets
 
         outcome = compare_datasets(
             preset,

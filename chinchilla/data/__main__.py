@@ -22,7 +22,7 @@ import time
 
 def _preset_needs(name: str) -> dict:
     from chinchilla.data.pipeline import tokens_needed
-    from chinchilla.reproduce import load_preset
+    from chinchilla.preset import load_preset
 
     runs = load_preset(name).plan().runs
     needs = []

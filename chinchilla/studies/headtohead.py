@@ -30,7 +30,7 @@ def plan_head_to_head(
     preset, sweep_dir, budget: float, *, kaplan_exponent: float = KAPLAN_EXPONENT
 ) -> tuple[Plan, dict[str, Any]]:
     """The two runs (groups ``h2h-ours`` and ``h2h-kaplan``) and how their sizes were chosen."""
-    from chinchilla.report import fit_approach2
+    from chinchilla.analysis.report import fit_approach2
     from chinchilla.sweep.results import collect_results
 
     settings = dataclasses.replace(preset.analysis, n_resamples=0)
@@ -87,7 +87,7 @@ def run_head_to_head(
     log: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     """Plan, train (resumably) and report the head-to-head; writes ``headtohead/summary.json`` and ``report.md``."""
-    from chinchilla.report import fit_approach3
+    from chinchilla.analysis.report import fit_approach3
     from chinchilla.sweep.identity import PlanChangedError
     from chinchilla.sweep.results import collect_results
     from chinchilla.sweep.runner import run_sweep

@@ -30,7 +30,7 @@ hardware: run `--lr-check` first.
 import dataclasses
 import os
 
-from chinchilla.reproduce import load_preset
+from chinchilla.preset import load_preset
 
 GPU = load_preset("gpu")
 DATASET = "lm1b"

@@ -35,8 +35,8 @@ import os
 
 from chinchilla import flops as flops_lib
 from chinchilla import zoo
-from chinchilla.report import AnalysisSettings
-from chinchilla.reproduce import Preset
+from chinchilla.analysis.report import AnalysisSettings
+from chinchilla.preset import Preset
 from chinchilla.sweep.plan import PAPER_APPROACH2_ANCHOR, n_params
 
 FINEWEB_DIR = os.environ.get("CHINCHILLA_FINEWEB_DIR", "/data/fineweb-edu")  # where the parquet shards are

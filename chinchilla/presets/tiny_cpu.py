@@ -56,8 +56,8 @@ curves over 100 steps (~0.1M tokens) instead of the paper's 10 (its 10 steps wer
 """
 
 from chinchilla import zoo
-from chinchilla.report import AnalysisSettings
-from chinchilla.reproduce import Preset, select_models
+from chinchilla.analysis.report import AnalysisSettings
+from chinchilla.preset import Preset, select_models
 from chinchilla.sweep.plan import n_params
 
 CORPUS_TRAIN_TOKENS = 8_755_518  # `chinchilla.data.epochs_needed`: the embedded corpus's train split, byte tokens

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from chinchilla.reproduce import Preset, interval_cell, reproduce, with_dataset
+from chinchilla.analysis.render import interval_cell
+from chinchilla.preset import Preset, with_dataset
+from chinchilla.reproduce import reproduce
 from chinchilla.sweep import store
 from chinchilla.sweep.pool import resolve_jobs
 

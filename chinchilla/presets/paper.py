@@ -9,7 +9,7 @@ tokens is our assumption (the paper gives none for these runs). About 230 runs a
 """
 
 from chinchilla import zoo
-from chinchilla.reproduce import Preset
+from chinchilla.preset import Preset
 from chinchilla.sweep.plan import PAPER_APPROACH2_ANCHOR, PAPER_BUDGETS, paper_hparams
 
 PRESET = Preset(

@@ -9,12 +9,12 @@ figures, without training: `chinchilla reproduce --preset synthetic --out DIR` t
 """
 
 from chinchilla import zoo
+from chinchilla.analysis.report import AnalysisSettings
 from chinchilla.fit.allocate import ChinchillaParams
-from chinchilla.report import AnalysisSettings
-from chinchilla.reproduce import Preset
+from chinchilla.preset import Preset
 from chinchilla.sweep.synthetic import SyntheticTrainer
 
-SURFACE = ChinchillaParams(E=1.2, A=60.0, B=300.0, alpha=0.4, beta=0.35, source="experiments/synthetic.py")
+SURFACE = ChinchillaParams(E=1.2, A=60.0, B=300.0, alpha=0.4, beta=0.35, source="chinchilla/presets/synthetic.py")
 
 PRESET = Preset(
     name="synthetic",

@@ -20,7 +20,7 @@ schedules' Table 2 side by side with the per-point WSD - cosine eval-loss differ
 
 import dataclasses
 
-from chinchilla.reproduce import load_preset
+from chinchilla.preset import load_preset
 
 COSINE = load_preset("tiny_cpu")
 

@@ -13,7 +13,7 @@ comparison's goal is 30 min, so the time went into seeds and Approach 1's own ru
 
 import dataclasses
 
-from chinchilla.reproduce import load_preset
+from chinchilla.preset import load_preset
 
 TINY = load_preset("tiny_cpu")
 

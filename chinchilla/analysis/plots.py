@@ -144,7 +144,7 @@ def figure4(
 ) -> epath.Path:
     """Approach 3: iso-loss contours over (C, N) with the efficient frontier; the fit along our IsoFLOP profiles.
 
-    ``result`` has ``loss(n, d)``, ``n_opt(c)`` and ``a`` (``chinchilla.report.ParametricResult``). The contours
+    ``result`` has ``loss(n, d)``, ``n_opt(c)`` and ``a`` (``analysis.report.ParametricResult``). The contours
     and the frontier use the paper's convention C = 6ND, so our runs are placed at (6 N D, N); the right panel
     needs no convention: each IsoFLOP budget's runs (final loss against N) and the fit evaluated at those runs'
     own (N, D), with D interpolated in log N between them."""
@@ -196,7 +196,7 @@ def figure4(
 
 
 def write_figures(analysis: Any, out_dir) -> list[epath.Path]:
-    """Figures 2-4 for the headline convention of a ``chinchilla.report.Analysis``; an approach that was not fitted
+    """Figures 2-4 for the headline convention of an ``analysis.report.Analysis``; an approach that was not fitted
     gets no figure (except Approach 2's profiles, drawn alone when its laws could not be fitted). Returns the
     written paths."""
     out = epath.Path(out_dir)

@@ -15,7 +15,7 @@ Resumable: run the same command again after an interruption.
 import dataclasses
 
 from chinchilla import zoo
-from chinchilla.reproduce import Preset, load_preset, select_models
+from chinchilla.preset import Preset, load_preset, select_models
 
 TINY = load_preset("tiny_cpu")
 

@@ -1,0 +1,1 @@
+"""The presets: one module per reproduction, each defining ``PRESET = chinchilla.preset.Preset(...)``."""

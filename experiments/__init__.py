@@ -1,1 +1,0 @@
-"""The presets (one ``PRESET = chinchilla.reproduce.Preset(...)`` per file), installed as ``chinchilla.presets``."""
