@@ -83,7 +83,6 @@ class Preset:
     lr_check_models: tuple[str, ...] = ()
     lr_check_factors: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
     hparam_check_variants: tuple[Mapping[str, Any], ...] = ()
-    notes: str = ""
     schedule: str = "cosine"
     cooldown_fraction: float = 0.2
     cooldown_shape: str = "1-sqrt"
@@ -183,7 +182,6 @@ class Preset:
             "curves": dict(self.curves) if self.curves else None,
             "trainer": self.trainer if isinstance(self.trainer, str) else repr(self.trainer),
             "analysis": self.analysis.to_dict(),
-            "notes": self.notes,
             "schedule": self.schedule,
             **(
                 {

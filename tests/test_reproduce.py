@@ -192,22 +192,6 @@ def test_report_headline_is_the_all_parameter_convention(tmp_path):
     assert "the paper's convention" in table2.splitlines()[2]
 
 
-def test_approach3_identification_warnings():
-    from chinchilla.analysis.report import identification_warnings
-
-    good = {"E": 1.2, "alpha": 0.35, "beta": 0.3}
-    tight = {"E": (1.1, 1.3), "alpha": (0.3, 0.4), "beta": (0.25, 0.36)}
-    assert identification_warnings(good, tight, min_loss=1.8) == ()
-    assert identification_warnings(good, {}, min_loss=1.8) == ()  # no bootstrap: only the point checks
-    warnings = identification_warnings({"E": 0.56, "alpha": 0.10, "beta": 0.3}, tight, min_loss=1.8)
-    assert len(warnings) == 1 and "alpha = 0.1 is outside (0.1, 1.0)" in warnings[0]  # issue 11's fit
-    assert any("sits at a bound" in w for w in identification_warnings({**good, "beta": 2.0}, tight, 1.8))
-    assert any("E = 1.8" in w for w in identification_warnings({**good, "E": 1.8}, tight, 1.8))
-    wide = identification_warnings(good, {**tight, "alpha": (0.15, 0.45)}, 1.8)
-    assert len(wide) == 1 and "alpha's 10-90% bootstrap interval" in wide[0]
-    assert identification_warnings(good, {**tight, "E": (0.0, 1.2)}, 1.8)  # an interval reaching zero
-
-
 def test_seed_noise_from_repeated_runs():
     from chinchilla.analysis.report import seed_noise
 

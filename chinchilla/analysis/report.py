@@ -97,7 +97,7 @@ class ParametricResult(ChinchillaParams):
 
     @property
     def identified(self) -> bool:
-        """No identification warning (see ``identification_warnings``)."""
+        """No identification warning (``warnings``: what ``chinchilla.fit`` found the data do not determine)."""
         return not self.warnings
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,47 +118,6 @@ class ParametricResult(ChinchillaParams):
             "identified": self.identified,
             "warnings": list(self.warnings),
         }
-
-
-# Where Approach 3's fit counts as not identified by the data (the report's check; Hoffmann et al. start alpha and
-# beta on a grid over [0, 2]): an exponent at the edge of that range or outside (0.1, 1.0), E at zero or at the
-# lowest measured loss (the power-law terms then carry nothing), or a 10th-90th percentile bootstrap interval wider
-# than a factor of 2.
-EXPONENT_EDGES = (0.01, 2.0)
-EXPONENT_PLAUSIBLE = (0.1, 1.0)
-MAX_INTERVAL_RATIO = 2.0
-
-
-def identification_warnings(
-    values: dict[str, float], intervals: dict[str, tuple[float, float]], min_loss: float
-) -> tuple[str, ...]:
-    """Warnings that Approach 3's fitted ``values`` (``E``, ``alpha``, ``beta``) are not pinned down by the data.
-
-    ``intervals``: each parameter's 10th-90th percentile bootstrap interval (missing or nan: not checked);
-    ``min_loss``: the lowest final loss fitted (nats). One line per problem: a parameter at a bound (alpha or beta
-    <= 0.01 or >= 2, E <= 0.01 or >= 0.99 x min_loss), an exponent outside (0.1, 1.0), an interval spanning more
-    than 2x (or reaching zero). An empty tuple means identified."""
-    out = []
-    for name in ("alpha", "beta"):
-        value = values[name]
-        if not EXPONENT_EDGES[0] < value < EXPONENT_EDGES[1]:
-            out.append(f"{name} = {value:.3g} sits at a bound of [{EXPONENT_EDGES[0]}, {EXPONENT_EDGES[1]}]")
-        elif not EXPONENT_PLAUSIBLE[0] < value < EXPONENT_PLAUSIBLE[1]:
-            out.append(f"{name} = {value:.3g} is outside ({EXPONENT_PLAUSIBLE[0]}, {EXPONENT_PLAUSIBLE[1]})")
-    if values["E"] <= 0.01 or values["E"] >= 0.99 * min_loss:
-        out.append(
-            f"E = {values['E']:.3g} sits at a bound (0 or the lowest loss, {min_loss:.3g}): the power-law "
-            "terms are not separated from the irreducible loss"
-        )
-    for name in ("E", "alpha", "beta"):
-        low, high = intervals.get(name, (math.nan, math.nan))
-        if not (math.isfinite(low) and math.isfinite(high)):
-            continue
-        if low <= 0 or high / low > MAX_INTERVAL_RATIO:
-            out.append(
-                f"{name}'s 10-90% bootstrap interval ({low:.3g}, {high:.3g}) spans more than {MAX_INTERVAL_RATIO:g}x"
-            )
-    return tuple(out)
 
 
 @dataclasses.dataclass

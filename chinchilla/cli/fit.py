@@ -403,8 +403,6 @@ def _add_table_args(parser: argparse.ArgumentParser, *, sweep: bool = False) -> 
         "and/or/not, grouped by brackets; a division by zero is an error. Repeat --where to "
         "combine filters with AND (each must hold)",
     )
-    # Earlier spellings, kept working but not advertised.
-    parser.add_argument("--loss", dest="loss_col", help=argparse.SUPPRESS)
 
 
 def _columns_used(table) -> dict[str, str]:

@@ -465,14 +465,6 @@ def plan_training_curves(
     return Plan(name=name, runs=tuple(runs), skipped=tuple(skipped))
 
 
-def cycle_span(plan: Plan, model_name: str) -> float:
-    """The ratio of the longest to the shortest cycle (tokens) among a plan's runs of one size."""
-    tokens = [r.tokens for r in plan.runs if r.model.name == model_name]
-    if not tokens:
-        raise ValueError(f"plan {plan.name!r} has no run of {model_name!r}")
-    return max(tokens) / min(tokens)
-
-
 def paper_hparams(model: ModelConfig, tokens: int | None = None) -> dict[str, Any]:
     """The paper's setup, as far as it is published: max LR 2e-4 for the smallest models down to 1.25e-4 for the
     largest (interpolated here in log N over Table A9), cosine decay 10x; batch 256 x 2048 tokens is our assumption."""
