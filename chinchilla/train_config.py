@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Any
-
-import numpy as np
 
 from chinchilla import flops as flops_lib
 from chinchilla.config import ModelConfig, check_known_fields
@@ -44,83 +43,208 @@ BRANCH_FIELDS = (
 )
 
 
+# The groups a field belongs to (``chinchilla train --help`` shows its flags under these titles), in order.
+FIELD_GROUPS = {
+    "budget": "model and budget",
+    "data": "data",
+    "optimiser": "optimiser (AdamW)",
+    "schedule": "learning-rate schedule",
+    "logging": "evaluation and logging",
+    "execution": "execution (devices, precision, memory, speed)",
+    "checkpoints": "checkpoints and branching",
+}
+
+
+def _field(text: str, group: str, default: Any = dataclasses.MISSING, **cli: Any) -> Any:
+    """A ``TrainConfig`` field and its documentation, kept in its metadata: ``help`` (``text``: shown by
+    ``chinchilla train --help``), ``group`` (a key of ``FIELD_GROUPS``) and hints for the command line: ``choices``
+    (the allowed values), ``metavar``, ``aliases`` (more flag names) and ``none`` (the word for None, "none" unless
+    given)."""
+    assert group in FIELD_GROUPS, group
+    return dataclasses.field(default=default, metadata={"help": text, "group": group, **cli})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a run (saved as ``config.json``; a resumed run must match it exactly).
+    """Everything that defines a run (saved as ``config.json``; a resumed run must match it exactly, but for
+    ``EXECUTION_FIELDS`` and ``REPORTING_FIELDS``; a branch may differ from its trunk in ``BRANCH_FIELDS``).
 
-    ``tokens``: the token budget; ``batch_size``: global sequences per step (split over processes and the
-    data x fsdp mesh axes); ``cycle_tokens``: the cosine cycle length in tokens (None = the run's length);
-    ``warmup_fraction``: warm-up steps as a fraction of the cycle; ``final_lr_fraction``: lr at the end of the cycle
-    / peak (0.1 = the paper's 10x decay); ``log_every``/``eval_every``/``checkpoint_every`` in steps (eval and
-    checkpoints happen at the first dispatch boundary at or after each multiple, and always at the end;
-    ``eval_every=None`` evaluates only at the end) on ``eval_batches`` fixed batches of ``eval_split``; ``mesh``:
-    (data, fsdp, tensor) sizes, one may be -1; ``compute_dtype``: "auto" (from the chip, see
-    ``chinchilla.step.choose_compute_dtype``), "float32" or "bfloat16" (matmuls; master weights stay float32);
-    ``peak_flops``: dense peak FLOP/s of one jax device for MFU (None = from ``chinchilla.accelerators``' data-sheet
-    table; needed for MFU on chips the table does not know).
+    Each field is documented where it is declared (its ``help`` metadata), which is also what ``chinchilla train
+    --help`` shows: the command line has one flag per field, made from these declarations (``chinchilla.cli.train``).
 
-    Schedule (``chinchilla.schedule``): ``schedule`` "cosine" (the paper's; ``cycle_tokens``, ``warmup_fraction``
-    of the cycle) or "wsd" (warmup-stable-decay: a constant rate, then a cooldown over the last
-    ``cooldown_fraction`` of the run, shaped ``cooldown_shape`` "1-sqrt", "linear" or "cosine"; 0 = a constant
-    rate, a trunk); ``final_lr_fraction`` None = 0.1 for cosine, 0 for wsd; ``warmup_tokens``: warm-up in tokens
-    (overrides ``warmup_fraction``: runs that share a trunk need one warm-up whatever their length).
-    Branching (Hägele et al. 2024): ``init_from`` "RUN_DIR" (its last checkpoint) or "RUN_DIR:STEP" (a relative
-    RUN_DIR is a sibling of this run's directory, as in a sweep's runs/ folder) starts this run
-    from another run's state at that step (parameters, optimizer state, data position, its logged metrics): the
-    trunk must be the same run but for ``BRANCH_FIELDS`` with a constant rate through STEP; this run's tokens and
-    FLOPs count from step 0. ``save_steps``: steps at which a checkpoint is kept for good, under
-    ``RUN_DIR/branch_points`` (where branches start). ``data_tokens``: draw batches from (at least) this many tokens
-    of the data set (None: what this run needs): runs that share a trunk need one data pool.
-
-    Memory (``chinchilla memory`` plans these for a chip): ``micro_batch_size``: global sequences per forward/backward
-    pass (None = the whole batch); the batch is folded by a ``lax.scan`` of batch_size / micro_batch_size micro-steps
-    inside the compiled step with float32 gradient accumulators and one optimizer update, so a run's maths does not
-    depend on it (round-off aside). ``remat``: per-layer rematerialisation (``chinchilla.model.remat_policy``: "none",
-    "full", "dots", "offload"). ``scan_layers``: the layers as one ``lax.scan`` (True) or unrolled (False); None
-    (auto): scanned on
-    accelerators and wherever remat is on (one compiled layer; remat honoured), unrolled on CPU without remat (measured
-    1.4-1.7x faster there for the tiny models, BENCHMARKS.md).
-    ``attention_impl``: "auto" (splash on TPU, cuDNN on bf16 GPUs, XLA elsewhere; the choice is written to
-    ``summary.json``), "xla", "cudnn", "splash" or "blocked" (``chinchilla.attention``).
+    Schedule (``chinchilla.schedule``): "cosine" is the paper's (linear warm-up, then a cosine decay over
+    ``cycle_tokens``); "wsd" (warmup-stable-decay) holds the rate constant, then cools down over the last
+    ``cooldown_fraction`` of the run (0 = a constant rate: a trunk). Branching (Hägele et al. 2024): ``init_from``
+    starts this run from another run's state at a step (parameters, optimizer state, data position, its logged
+    metrics); the trunk must be the same run but for ``BRANCH_FIELDS``, with a constant rate through that step;
+    this run's tokens and FLOPs count from step 0. Memory (``chinchilla memory`` plans these for a chip):
+    ``micro_batch_size`` folds the batch into a ``lax.scan`` of micro-steps with float32 gradient accumulators and
+    one optimizer update, so a run's maths does not depend on it (round-off aside).
     """
 
-    model: ModelConfig
-    tokens: int
-    batch_size: int = 8
-    lr: float = 3e-3
-    warmup_fraction: float = 0.1
-    cycle_tokens: int | None = None
-    final_lr_fraction: float | None = None
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    adam_b1: float = 0.9
-    adam_b2: float = 0.95
-    adam_eps: float = 1e-8
-    seed: int = 0
-    dataset: str = "embedded"
-    tokenizer: str = "byte"
-    data_dir: str | None = None
-    log_every: int = 10
-    eval_every: int | None = None
-    eval_batches: int = 8
-    eval_split: str = "validation"
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    steps_per_dispatch: int = 16
-    mesh: tuple[int, int, int] = (-1, 1, 1)
-    compute_dtype: str = "auto"
-    attention_impl: str = "auto"
-    peak_flops: float | None = None
-    micro_batch_size: int | None = None
-    remat: str = "none"
-    scan_layers: bool | None = None
-    schedule: str = "cosine"
-    cooldown_fraction: float = 0.2
-    cooldown_shape: str = "1-sqrt"
-    warmup_tokens: int | None = None
-    init_from: str | None = None
-    save_steps: tuple[int, ...] = ()
-    data_tokens: int | None = None
+    model: ModelConfig = _field(
+        "the model's shape (chinchilla.config.ModelConfig); on the command line --model NAME (a zoo model) and "
+        "--seq-len",
+        "budget",
+    )
+    tokens: int = _field(
+        "the token budget D: the run trains round(tokens / (batch_size x seq_len)) steps; on the command line "
+        "--tokens D or --flops C",
+        "budget",
+    )
+    batch_size: int = _field(
+        "global sequences per optimizer step (split over processes and the data x fsdp mesh axes)", "budget", 8
+    )
+    lr: float = _field("peak learning rate", "optimiser", 3e-3)
+    warmup_fraction: float = _field(
+        "linear warm-up as a fraction of the cosine cycle (of the run, for wsd); --warmup-tokens overrides it",
+        "schedule",
+        0.1,
+    )
+    cycle_tokens: int | None = _field(
+        "cosine: the cycle length in tokens (none: the run's length; Approach 1 trains other lengths)", "schedule", None
+    )
+    final_lr_fraction: float | None = _field(
+        "learning rate at the end of the cycle (cosine) or of the cooldown (wsd) / peak (none: 0.1 for cosine, the "
+        "paper's 10x decay; 0 for wsd)",
+        "schedule",
+        None,
+    )
+    weight_decay: float = _field(
+        "AdamW weight decay, times the learning rate, on matrices only (not on norm scales)", "optimiser", 0.1
+    )
+    grad_clip: float = _field("gradients are scaled to a global norm of at most this", "optimiser", 1.0)
+    adam_b1: float = _field("AdamW beta1 (first-moment decay)", "optimiser", 0.9)
+    adam_b2: float = _field("AdamW beta2 (second-moment decay)", "optimiser", 0.95)
+    adam_eps: float = _field("AdamW epsilon", "optimiser", 1e-8)
+    seed: int = _field("seed of the initial parameters and of the data order", "budget", 0)
+    dataset: str = _field(
+        "'embedded' (offline), 'files:GLOB[?text_key=NAME]' (your .txt/.jsonl/.parquet shards, docs/data.md) or a "
+        "prepared TFDS name",
+        "data",
+        "embedded",
+    )
+    tokenizer: str = _field("'byte', 'sentencepiece:<vocab>' or a .model path", "data", "byte")
+    data_dir: str | None = _field(
+        "data cache / TFDS data directory (none: the default cache)", "data", None, metavar="DIR"
+    )
+    log_every: int = _field("steps between metrics.jsonl lines", "logging", 10)
+    eval_every: int | None = _field(
+        "steps between validation losses, at the first dispatch boundary at or after each multiple (none: only at "
+        "the end; always at the end)",
+        "logging",
+        None,
+    )
+    eval_batches: int = _field("fixed batches of --eval-split in each validation loss", "logging", 8)
+    eval_split: str = _field(
+        "the data split of the validation loss (a held-out slice of train where the data set has none)",
+        "data",
+        "validation",
+    )
+    checkpoint_every: int = _field(
+        "steps between checkpoints (at the first dispatch boundary at or after each multiple, and at the end)",
+        "checkpoints",
+        500,
+    )
+    keep_checkpoints: int = _field(
+        "the latest checkpoints kept (older ones are deleted; --save-steps' are kept for good)", "checkpoints", 2
+    )
+    steps_per_dispatch: int = _field(
+        "optimizer steps per device call (a lax.fori_loop in the compiled step; one host sync per call)",
+        "execution",
+        16,
+    )
+    mesh: tuple[int, int, int] = _field(
+        "(data, fsdp, tensor) mesh sizes; one may be -1 (all remaining devices)",
+        "execution",
+        (-1, 1, 1),
+        metavar="DATA,FSDP,TENSOR",
+    )
+    compute_dtype: str = _field(
+        "matmul precision: auto (from the chip: chinchilla.step.choose_compute_dtype), float32 or bfloat16; master "
+        "weights stay float32",
+        "execution",
+        "auto",
+        choices=COMPUTE_DTYPES,
+    )
+    attention_impl: str = _field(
+        "attention kernel (chinchilla.attention): auto (splash on TPU, cuDNN on bf16 GPUs, XLA elsewhere; the choice "
+        "is written to summary.json), xla, cudnn, splash or blocked",
+        "execution",
+        "auto",
+        choices=ATTENTION_IMPLS,
+        aliases=("--attention",),
+        metavar="KERNEL",
+    )
+    peak_flops: float | None = _field(
+        "dense peak FLOP/s of one jax device, for MFU (none: from chinchilla.accelerators' data-sheet table; needed "
+        "on a chip the table does not know, e.g. 65e12); only reported",
+        "logging",
+        None,
+    )
+    micro_batch_size: int | None = _field(
+        "global sequences per forward/backward pass; the batch is accumulated over batch_size / micro_batch_size "
+        "micro-steps in one optimizer step (none: the whole batch; `chinchilla memory` plans it for a chip)",
+        "execution",
+        None,
+    )
+    remat: str = _field(
+        "per-layer rematerialisation (chinchilla.model.remat_policy): none, full (recompute each layer), dots (keep "
+        "weight matmuls), offload (as dots, kept in host memory; GPU/TPU)",
+        "execution",
+        "none",
+        choices=REMAT_POLICIES,
+    )
+    scan_layers: bool | None = _field(
+        "the layers as one lax.scan (true) or unrolled (false); auto: scanned on accelerators and wherever remat is "
+        "on, unrolled on CPU without remat (1.4-1.7x faster there for the tiny models, BENCHMARKS.md)",
+        "execution",
+        None,
+        none="auto",
+    )
+    schedule: str = _field(
+        "learning-rate schedule: cosine (the paper's: one cycle per run) or wsd (warmup-stable-decay: a constant "
+        "rate, then a cooldown over the last --cooldown-fraction of the run; docs/wsd.md)",
+        "schedule",
+        "cosine",
+        choices=SCHEDULES,
+    )
+    cooldown_fraction: float = _field(
+        "wsd: the cooldown's share of the run (0: a constant rate after warm-up, a trunk that other runs branch off)",
+        "schedule",
+        0.2,
+    )
+    cooldown_shape: str = _field(
+        "wsd: the cooldown's shape (1-sqrt: Hägele et al.'s best)", "schedule", "1-sqrt", choices=COOLDOWN_SHAPES
+    )
+    warmup_tokens: int | None = _field(
+        "warm-up length in tokens, instead of --warmup-fraction (none: the fraction); runs that share a trunk need "
+        "one warm-up whatever their length",
+        "schedule",
+        None,
+    )
+    init_from: str | None = _field(
+        "start from another run's state: its last checkpoint, or its checkpoint at STEP (a wsd trunk's branch point), "
+        "continuing its data order and optimizer state; this run must be that run but for its length and cooldown "
+        "(a relative RUN_DIR is a sibling of this run's directory, as in a sweep's runs/ folder; the command line "
+        "makes it absolute against the working directory)",
+        "checkpoints",
+        None,
+        metavar="RUN_DIR[:STEP]",
+    )
+    save_steps: tuple[int, ...] = _field(
+        "steps at which to keep a checkpoint for good (under RUN_DIR/branch_points): where branches will start "
+        "(--init-from RUN_DIR:STEP)",
+        "checkpoints",
+        (),
+        metavar="STEP[,STEP...]",
+    )
+    data_tokens: int | None = _field(
+        "draw batches from (at least) this many tokens of the data set (none: what this run needs); runs that share "
+        "a trunk need one data pool",
+        "data",
+        None,
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
@@ -270,5 +394,5 @@ class TrainConfig:
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name}={value!r} must be an integer >= {low}")

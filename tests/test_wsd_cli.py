@@ -114,7 +114,7 @@ def test_train_flags_make_a_trunk_and_a_branch_recorded_in_config_and_summary(tm
         ),
         (
             ["train", "--model", "tiny-00004k", "--tokens", "4096", "--out", "x", "--save-steps", "a,b"],
-            "--save-steps='a,b' must be whole steps",
+            "--save-steps='a,b' must be whole numbers separated by commas",
         ),
         (
             ["sweep", "--preset", "tiny_cpu", "--plan-only", "--cooldown-shape", "linear"],

@@ -1,184 +1,357 @@
-"""``chinchilla train``: one training run of a zoo model on a token (or FLOP) budget, resumable in its directory."""
+"""``chinchilla train``: one training run of a zoo model on a token (or FLOP) budget, resumable in its directory.
+
+Its flags come from ``TrainConfig``'s fields (``chinchilla.train_config``): one ``--field-name`` per field, typed by
+the field's annotation, with the field's default and its documentation as help, grouped as the fields are
+(``FIELD_GROUPS``). The model and the budget have flags of their own (``--model NAME`` and ``--seq-len``; ``--tokens
+D`` or ``--flops C``). ``--from-config RUN_DIR`` starts from another run's ``config.json`` (flags override it) and
+``--print-command`` prints the command line that makes a config (``train_command``) instead of training.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import functools
 import logging
+import math
 import os
-from collections.abc import Iterator
+import shlex
+import types
+import typing
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from chinchilla.cli import checks
+from chinchilla.train_config import FIELD_GROUPS, TrainConfig  # plain Python: no JAX, no NumPy
 
 # Longer runs need --allow-long-run: 10x the ~1e6 steps of Chinchilla 70B itself (1.4T tokens at ~1.5M per step);
 # a count beyond it is almost always a unit slip (FLOPs typed as tokens, a missing batch size).
 MAX_STEPS = 10_000_000
 LOG_FILE = "train.log"  # the libraries' log lines (orbax, absl) of a run: kept out of the terminal unless --verbose
+# TrainConfig fields with flags of their own instead of --field-name: the model and the token budget.
+OWN_FLAGS = {"model": ("--model", "--seq-len"), "tokens": ("--tokens", "--flops")}
+# Flags whose values are checked where they enter, in narrower ranges than TrainConfig's (a value outside is almost
+# surely a slip): one-line errors naming the flag. Every other flag is checked by TrainConfig itself.
+FLAG_TYPES: dict[str, Callable[[str], Any]] = {
+    "lr": checks.number(1e-12, 10.0, "a peak learning rate"),
+    "cycle_tokens": checks.count(1, 1e15, "a cycle length in tokens"),
+    "warmup_tokens": checks.count(0, 1e15, "a warm-up length in tokens"),
+    "cooldown_fraction": checks.number(0.0, 1.0, "the share of the run that decays"),
+    "micro_batch_size": checks.count(1, 1e9, "sequences per micro-step"),
+    "data_dir": checks.directory(),
+}
+COOLDOWN_FIELDS = ("cooldown_fraction", "cooldown_shape")  # read by the wsd schedule only
+
+
+def flag_fields() -> list[dataclasses.Field]:
+    """The ``TrainConfig`` fields that have a ``--field-name`` flag (all but ``OWN_FLAGS``), in declaration order."""
+    return [field for field in dataclasses.fields(TrainConfig) if field.name not in OWN_FLAGS]
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    return "--" + field.name.replace("_", "-")
+
+
+@functools.cache
+def _annotations() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _field_type(field: dataclasses.Field) -> tuple[Any, bool]:
+    """A field's annotation without its ``| None``, and whether None is allowed."""
+    hint = _annotations()[field.name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint):
+        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return inner, True
+    return hint, False
+
+
+def _is_tuple(hint: Any) -> bool:
+    return typing.get_origin(hint) is tuple
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
+def _parser_of(field: dataclasses.Field) -> Callable[[str], Any]:
+    """The argparse type function of a field's flag: from ``FLAG_TYPES``, else from its annotation (whole numbers,
+    numbers, true/false, text; a tuple stays text until ``config_from_args``), taking the field's word for None
+    (``none``, or its ``none`` metadata) when None is allowed."""
+    hint, optional = _field_type(field)
+    if field.name in FLAG_TYPES:
+        parse = FLAG_TYPES[field.name]
+    elif hint is int:
+        parse = checks.count(-math.inf, math.inf, "a whole number")
+    elif hint is float:
+        parse = checks.number(-math.inf, math.inf, "a number")
+    elif hint is bool:
+        parse = _boolean
+    elif hint is str or _is_tuple(hint):
+        parse = str
+    else:
+        raise TypeError(f"TrainConfig.{field.name}: no flag for a {hint!r}")  # a new kind of field: teach it here
+    if not optional:
+        return parse
+    none = field.metadata.get("none", "none")
+
+    def parse_optional(text: str) -> Any:
+        return None if text == none else parse(text)
+
+    parse_optional.__name__ = getattr(parse, "__name__", "value")
+    return parse_optional
+
+
+def value_text(field: dataclasses.Field, value: Any) -> str:
+    """A field's value as its flag takes it (the inverse of its type function and of ``_tuple_value``)."""
+    if value is None:
+        return field.metadata.get("none", "none")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value) or "none"
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)
+
+
+def _tuple_value(field: dataclasses.Field, text: str) -> tuple[int, ...]:
+    """A tuple field's flag (whole numbers separated by commas; ``none`` or nothing for an empty variable-length
+    one) as a tuple, or a ValueError naming the flag."""
+    hint, _ = _field_type(field)
+    args = typing.get_args(hint)
+    length = None if len(args) == 2 and args[1] is Ellipsis else len(args)
+    if length is None and text.strip() in ("", "none"):
+        return ()
+    try:
+        value = tuple(int(item) for item in text.split(","))
+    except ValueError:
+        value = None
+    if value is None or (length is not None and len(value) != length):
+        count = "" if length is None else f"{length} "
+        raise ValueError(
+            f"{flag_name(field)}={text!r} must be {count}whole numbers separated by commas "
+            f"({field.metadata.get('metavar', '')}), e.g. {','.join(map(str, field.default)) or '800,1600'}"
+        )
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
+        usage="chinchilla train (--model NAME (--tokens D | --flops C) | --from-config RUN_DIR) --out DIR "
+        "[--FIELD VALUE ...]",
         help="train a zoo model for a token or FLOP budget (resumes an unfinished DIR, skips a finished one)",
         description="Train a zoo model on the embedded corpus (or another data set) for D tokens or C FLOPs. DIR "
         "receives config.json, metrics.jsonl, checkpoints/ and summary.json. Rerunning the same command "
-        "resumes from the latest checkpoint; on a finished DIR it does nothing.",
+        "resumes from the latest checkpoint; on a finished DIR it does nothing. There is one flag per TrainConfig "
+        "field (chinchilla/train_config.py documents each); a flag that may be empty takes 'none'.",
     )
-    parser.add_argument(
-        "--model", required=True, help="zoo model name, e.g. tiny-00025k (see `chinchilla flops --zoo tiny`)"
+    command = parser.add_argument_group("the run")
+    command.add_argument("--out", required=True, metavar="DIR", type=checks.directory(), help="run directory")
+    command.add_argument(
+        "--from-config",
+        metavar="RUN_DIR[/config.json]",
+        help="start from another run's config.json (its model, budget and every setting); the flags given change "
+        "it: e.g. reproduce a run in a new --out, or train it longer with --tokens",
     )
-    budget = parser.add_mutually_exclusive_group(required=True)
-    budget.add_argument(
-        "--tokens",
-        type=checks.count(1, 1e15, "1e15 tokens is more text than exists"),
-        help="training tokens D, e.g. 2e6",
+    command.add_argument(
+        "--print-command",
+        action="store_true",
+        help="print the `chinchilla train` command line that makes this run's config (e.g. with --from-config), "
+        "and train nothing",
     )
-    budget.add_argument(
-        "--flops",
-        type=checks.number(1.0, 1e30, "a training budget; the paper's largest is 5.76e23"),
-        help="training FLOPs C (Appendix F), converted to tokens exactly",
-    )
-    parser.add_argument("--out", required=True, type=checks.directory(), help="run directory")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=8, help="global sequences per step (default 8)")
-    parser.add_argument("--seq-len", type=int, help="context length (default: the model's)")
-    parser.add_argument(
-        "--lr",
-        type=checks.number(1e-12, 10.0, "a peak learning rate"),
-        default=3e-3,
-        help="peak learning rate (default 3e-3)",
-    )
-    parser.add_argument(
-        "--cycle-tokens",
-        type=checks.count(1, 1e15, "a cycle length in tokens"),
-        help="cosine cycle length in tokens (default: the run's)",
-    )
-    parser.add_argument(
-        "--schedule",
-        choices=("cosine", "wsd"),
-        default="cosine",
-        help="learning-rate schedule: cosine (default, the paper's: one cycle per run) or wsd "
-        "(warmup-stable-decay: a constant rate, then a cooldown over the last "
-        "--cooldown-fraction of the run; docs/wsd.md)",
-    )
-    parser.add_argument(
-        "--cooldown-fraction",
-        type=checks.number(0.0, 1.0, "the share of the run that decays"),
-        help="wsd: the cooldown's share of the run (default 0.2; 0: a constant rate after warm-up, "
-        "a trunk that other runs branch off)",
-    )
-    parser.add_argument(
-        "--cooldown-shape",
-        choices=("1-sqrt", "linear", "cosine"),
-        help="wsd: the cooldown's shape (default 1-sqrt, Hägele et al.'s best)",
-    )
-    parser.add_argument(
-        "--warmup-tokens",
-        type=checks.count(0, 1e15, "a warm-up length in tokens"),
-        help="warm-up length in tokens (default: 10%% of the run); runs that share a trunk need one "
-        "warm-up whatever their length",
-    )
-    parser.add_argument(
-        "--init-from",
-        metavar="RUN_DIR[:STEP]",
-        help="start from another run's state: its last checkpoint, or its checkpoint at STEP (a "
-        "wsd trunk's branch point), continuing its data order and optimizer state; this run "
-        "must be that run but for its length and cooldown",
-    )
-    parser.add_argument(
-        "--save-steps",
-        metavar="STEP[,STEP...]",
-        help="steps at which to keep a checkpoint for good (under DIR/branch_points): where "
-        "branches will start (--init-from DIR:STEP)",
-    )
-    parser.add_argument(
-        "--dataset",
-        default="embedded",
-        help="'embedded' (offline), 'files:GLOB[?text_key=NAME]' (your .txt/.jsonl/.parquet shards, "
-        "docs/data.md) or a prepared TFDS name",
-    )
-    parser.add_argument("--tokenizer", default="byte", help="'byte', 'sentencepiece:<vocab>' or a .model path")
-    parser.add_argument("--data-dir", type=checks.directory(), help="data cache / TFDS data directory")
-    parser.add_argument("--log-every", type=int, default=10, help="steps between metrics.jsonl lines")
-    parser.add_argument("--eval-every", type=int, help="steps between validation losses (default: at the end)")
-    parser.add_argument("--steps-per-dispatch", type=int, default=16, help="optimizer steps per device call")
-    parser.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor mesh sizes (one may be -1)")
-    parser.add_argument(
-        "--peak-flops",
-        type=float,
-        help="dense peak FLOP/s of one device, for MFU on a chip the data-sheet table does not know (e.g. 65e12)",
-    )
-    parser.add_argument(
-        "--micro-batch-size",
-        type=checks.count(1, 1e9, "sequences per micro-step"),
-        help="global sequences per forward/backward pass; the batch is accumulated over "
-        "batch-size / micro-batch-size micro-steps in one optimizer step (default: the whole "
-        "batch; `chinchilla memory` plans it for a chip)",
-    )
-    parser.add_argument(
-        "--remat",
-        choices=("none", "full", "dots", "offload"),
-        default="none",
-        help="per-layer rematerialisation: none (default), full (recompute each layer), dots "
-        "(keep weight matmuls), offload (as dots, kept in host memory; GPU/TPU)",
-    )
-    parser.add_argument(
-        "--attention",
-        dest="attention_impl",
-        default="auto",
-        choices=("auto", "xla", "cudnn", "splash", "blocked"),
-        help="attention kernel: auto (splash on TPU, cuDNN on bf16 GPUs, XLA elsewhere; written "
-        "to summary.json), xla, cudnn, splash or blocked",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument(
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+    command.add_argument(
         "--allow-long-run",
         action="store_true",
         help=f"train even when the budget is more than {MAX_STEPS:,} steps (refused otherwise)",
     )
-    parser.add_argument(
+    command.add_argument(
         "--break-lock",
         action="store_true",
         help="take over a run directory whose lock names a process that is gone but could not be "
         "checked (another host, a shared file system); see README 'When things go wrong'",
     )
+    groups = {key: parser.add_argument_group(title) for key, title in FIELD_GROUPS.items()}
+    budget = groups["budget"]
+    budget.add_argument(
+        "--model",
+        metavar="NAME",
+        help="zoo model name, e.g. tiny-00025k (see `chinchilla flops --zoo tiny`); required without --from-config",
+    )
+    budget.add_argument(
+        "--seq-len",
+        metavar="N",
+        type=checks.count(1, 1e9, "a context length"),
+        help="context length (default: the model's)",
+    )
+    tokens = budget.add_mutually_exclusive_group()
+    tokens.add_argument(
+        "--tokens",
+        metavar="D",
+        type=checks.count(1, 1e15, "1e15 tokens is more text than exists"),
+        help="training tokens D, e.g. 2e6 (this or --flops is required without --from-config)",
+    )
+    tokens.add_argument(
+        "--flops",
+        metavar="C",
+        type=checks.number(1.0, 1e30, "a training budget; the paper's largest is 5.76e23"),
+        help="training FLOPs C (Appendix F), converted to tokens exactly",
+    )
+    for field in flag_fields():
+        meta = field.metadata
+        if not meta.get("help") or meta.get("group") not in groups:
+            raise TypeError(f"TrainConfig.{field.name} has no help or group: declare it with _field(help, group, ...)")
+        hint, _ = _field_type(field)
+        metavar = meta.get("metavar")
+        if metavar is None and hint is bool:
+            metavar = "{true,false" + (f",{meta.get('none', 'none')}" if _field_type(field)[1] else "") + "}"
+        elif metavar is None and "choices" not in meta:
+            metavar = {int: "N", float: "X"}.get(hint, "NAME")
+        groups[meta["group"]].add_argument(
+            flag_name(field),
+            *meta.get("aliases", ()),
+            dest=field.name,
+            type=_parser_of(field),
+            choices=meta.get("choices"),
+            metavar=metavar,
+            default=argparse.SUPPRESS,  # absent unless given: the base config's value stands
+            help=f"{meta['help']} (default: {value_text(field, field.default)})".replace("%", "%%"),
+        )
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The ``TrainConfig`` that ``chinchilla train``'s flags make: ``--from-config``'s (else the defaults) with every
+    flag given set. A cooldown flag without the wsd schedule is refused (it would be ignored); ``--init-from``'s run
+    directory is made absolute against the working directory (a relative one would be read beside the run
+    directory)."""
     from chinchilla import zoo
-    from chinchilla.cli.output import print_json
-    from chinchilla.train import TrainConfig, train_run
 
-    model = zoo.get_model(args.model)
+    base, base_dir = _read_config(args.from_config) if getattr(args, "from_config", None) else (None, None)
+    if base is None and (args.model is None or (args.tokens is None and args.flops is None)):
+        raise ValueError("give --model NAME and --tokens D (or --flops C), or --from-config RUN_DIR")
+    model = zoo.get_model(args.model) if args.model is not None else base.model
     if args.seq_len is not None:
         model = model.replace(seq_len=args.seq_len)
-    try:
-        mesh = tuple(int(size) for size in args.mesh.split(","))
-    except ValueError:
-        raise ValueError(f"--mesh={args.mesh!r} must be three integers data,fsdp,tensor") from None
-    options = dict(
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        cycle_tokens=args.cycle_tokens,
-        **_schedule_options(args),
-        dataset=args.dataset,
-        tokenizer=args.tokenizer,
-        data_dir=args.data_dir,
-        log_every=args.log_every,
-        eval_every=args.eval_every,
-        steps_per_dispatch=args.steps_per_dispatch,
-        mesh=mesh,
-        peak_flops=args.peak_flops,
-        micro_batch_size=args.micro_batch_size,
-        remat=args.remat,
-        attention_impl=args.attention_impl,
-    )
+    options = _base_options(base, base_dir) if base is not None else {}
+    for field in flag_fields():
+        if not hasattr(args, field.name):
+            continue
+        value = getattr(args, field.name)
+        if _is_tuple(_field_type(field)[0]):
+            value = _tuple_value(field, value)
+        if field.name == "init_from" and value is not None:
+            value = _absolute_init_from(value)
+        options[field.name] = value
+    given_cooldown = [name for name in COOLDOWN_FIELDS if hasattr(args, name)]
+    if given_cooldown and options.get("schedule", "cosine") != "wsd":
+        raise ValueError(
+            f"{flag_name(TrainConfig.__dataclass_fields__[given_cooldown[0]])} would be ignored: the cosine "
+            "schedule has no cooldown; add --schedule wsd"
+        )
     if args.flops is not None:
-        config = TrainConfig.from_flops(model, args.flops, **options)
-    else:
-        config = TrainConfig(model=model, tokens=args.tokens, **options)
+        return TrainConfig.from_flops(model, args.flops, **options)
+    return TrainConfig(model=model, tokens=args.tokens if args.tokens is not None else base.tokens, **options)
+
+
+def _read_config(path: str) -> tuple[TrainConfig, str]:
+    """``--from-config``: the ``TrainConfig`` in a run directory's config.json (or in the file named), and the run
+    directory."""
+    import json
+
+    from etils import epath
+
+    file = epath.Path(path)
+    if file.is_dir():
+        file = file / "config.json"
+    try:
+        data = json.loads(file.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
+        config = TrainConfig.from_dict(data)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"--from-config: {file} is not a run's config.json ({error})") from None
+    return config, os.fspath(file.parent)
+
+
+def _base_options(base: TrainConfig, base_dir: str) -> dict[str, Any]:
+    """``--from-config``'s fields for ``TrainConfig`` (all but the model and budget): its final learning-rate
+    fraction is left to the schedule where it is that schedule's default (so that ``--schedule`` changes it), a
+    relative ``init_from`` (a sibling of its run directory) is made absolute."""
+    options = {field.name: getattr(base, field.name) for field in flag_fields()}
+    if _schedule_default(base):
+        options["final_lr_fraction"] = None
+    if base.init_from is not None and "://" not in base.init_from and not os.path.isabs(base.init_from):
+        options["init_from"] = os.path.join(os.path.dirname(os.path.abspath(base_dir)), base.init_from)
+    return options
+
+
+def _schedule_default(config: TrainConfig) -> bool:
+    """Whether ``config``'s final learning-rate fraction is its schedule's default (what None becomes)."""
+    return config.final_lr_fraction == dataclasses.replace(config, final_lr_fraction=None).final_lr_fraction
+
+
+def _absolute_init_from(text: str) -> str:
+    directory, colon, step = text.rpartition(":")
+    if not (colon and step.isdigit() and directory):
+        directory, step = text, ""
+    if not directory.strip():
+        raise ValueError(f"--init-from={text!r} names no run directory (RUN_DIR or RUN_DIR:STEP)")
+    if "://" not in directory:
+        directory = os.path.abspath(directory)
+    return f"{directory}:{step}" if step else directory
+
+
+def train_argv(config: TrainConfig) -> list[str]:
+    """The ``chinchilla train`` flags (all but ``--out``) that make ``config``: ``--model``, ``--seq-len`` where it is
+    not the zoo model's, ``--tokens``, and one flag per field that is not its default. A relative ``init_from`` is
+    passed as it is (the command line reads it against the working directory). ValueError for a model that is not a
+    zoo model (``--from-config`` takes its config.json instead)."""
+    from chinchilla import zoo
+
+    try:
+        named = zoo.get_model(config.model.name)
+    except ValueError:
+        named = None
+    if named is None or named.replace(seq_len=config.model.seq_len) != config.model:
+        raise ValueError(
+            f"model {config.model.name!r} is not a zoo model (nor one with another seq_len): no flags make it; "
+            "train from its config.json with --from-config"
+        )
+    argv = ["--model", config.model.name]
+    if config.model.seq_len != named.seq_len:
+        argv += ["--seq-len", str(config.model.seq_len)]
+    argv += ["--tokens", str(config.tokens)]
+    defaults = TrainConfig(model=config.model, tokens=config.tokens)
+    for field in flag_fields():
+        value = getattr(config, field.name)
+        if field.name == "final_lr_fraction" and _schedule_default(config):
+            continue
+        if value != getattr(defaults, field.name):
+            text = value_text(field, value)
+            argv += [f"{flag_name(field)}={text}"] if text.startswith("-") else [flag_name(field), text]
+    return argv
+
+
+def train_command(config: TrainConfig, out: str) -> str:
+    """The shell command line that trains ``config`` into ``out`` (``train_argv``)."""
+    return shlex.join(["chinchilla", "train", *train_argv(config), "--out", out])
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if args.print_command:
+        print(train_command(config, args.out))
+        return 0
+    from chinchilla.cli.output import print_json
+    from chinchilla.train import train_run  # JAX
+
     if config.steps > MAX_STEPS and not args.allow_long_run:
         raise ValueError(
             f"the budget is {config.steps:.3g} steps of {config.tokens_per_step:,} tokens, more than "
@@ -194,46 +367,6 @@ def run(args: argparse.Namespace) -> int:
             raise OSError(error.errno, error.strerror, args.out) from error  # at least name the run directory
     print_json(summary)
     return 0 if summary["status"] == "finished" else 1
-
-
-def _schedule_options(args: argparse.Namespace) -> dict:
-    """The schedule and branching flags as ``TrainConfig`` fields: a cooldown flag without ``--schedule wsd`` is
-    refused (it would be ignored), ``--init-from``'s run directory is made absolute against the current directory
-    (a relative one would be read beside the run directory), ``--save-steps`` is a comma list of steps."""
-    cooldown = [
-        flag
-        for flag, value in (("--cooldown-fraction", args.cooldown_fraction), ("--cooldown-shape", args.cooldown_shape))
-        if value is not None
-    ]
-    if cooldown and args.schedule != "wsd":
-        raise ValueError(f"{cooldown[0]} would be ignored: the cosine schedule has no cooldown; add --schedule wsd")
-    options: dict = {"schedule": args.schedule}
-    if args.cooldown_fraction is not None:
-        options["cooldown_fraction"] = args.cooldown_fraction
-    if args.cooldown_shape is not None:
-        options["cooldown_shape"] = args.cooldown_shape
-    if args.warmup_tokens is not None:
-        options["warmup_tokens"] = args.warmup_tokens
-    if args.init_from is not None:
-        directory, colon, step = args.init_from.rpartition(":")
-        if not (colon and step.isdigit() and directory):
-            directory, step = args.init_from, ""
-        if not directory.strip():
-            raise ValueError(f"--init-from={args.init_from!r} names no run directory (RUN_DIR or RUN_DIR:STEP)")
-        if "://" not in directory:
-            directory = os.path.abspath(directory)
-        options["init_from"] = f"{directory}:{step}" if step else directory
-    if args.save_steps is not None:
-        try:
-            steps = tuple(int(s) for s in args.save_steps.split(",") if s.strip())
-        except ValueError:
-            raise ValueError(
-                f"--save-steps={args.save_steps!r} must be whole steps separated by commas, e.g. 800,1600"
-            ) from None
-        if not steps or min(steps) < 1:
-            raise ValueError(f"--save-steps={args.save_steps!r} must be steps >= 1, e.g. 800,1600")
-        options["save_steps"] = steps
-    return options
 
 
 def _check_orphan_summary(config, out: str) -> None:
