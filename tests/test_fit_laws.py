@@ -112,6 +112,67 @@ def test_huber_and_reductions():
     assert float(total) == pytest.approx(float(duplicated), rel=1e-14)  # a weight is a multiplicity
 
 
+# Residuals on both sides of delta = 1e-3, at it, and just beyond it (Hoffmann et al. 2022, Section 3.3).
+HUBER_RESIDUALS = (0.0, 1e-12, -1e-7, 3e-4, -5e-4, 1e-3, -1e-3, 1e-3 + 1e-12, -2e-3, 0.05, -0.7)
+
+
+def numpy_huber(r: np.ndarray, delta: float) -> np.ndarray:
+    """The Huber loss written out piecewise in numpy, independently of chinchilla.fit.objective."""
+    r = np.asarray(r, dtype=np.float64)
+    out = np.empty_like(r)
+    inside = np.abs(r) <= delta
+    out[inside] = 0.5 * r[inside] ** 2
+    out[~inside] = delta * np.abs(r[~inside]) - 0.5 * delta**2
+    return out
+
+
+def test_objective_is_the_weighted_huber_of_log_residuals():
+    """The Approach 3 objective against a numpy computation: residuals log L_hat - log L placed on both sides of
+    delta and at it, each run's piecewise Huber weighted and summed (or divided by the total weight)."""
+    delta = 1e-3
+    r = np.asarray(HUBER_RESIDUALS)
+    n = np.geomspace(1e8, 1e10, r.size)
+    d = np.geomspace(1e10, 1e12, r.size)
+    weights = np.arange(1.0, r.size + 1.0)
+    theta = CHINCHILLA.raw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    with jax.enable_x64(True):
+        features = CHINCHILLA.features({"n": jnp.asarray(n), "d": jnp.asarray(d)})
+        log_hat = np.asarray(CHINCHILLA.log_predict(jnp.asarray(theta), features))
+        log_loss = log_hat - r
+        residual = log_hat - log_loss  # as the objective forms it (r to rounding)
+        args = (jnp.asarray(theta), CHINCHILLA, features, jnp.asarray(log_loss), jnp.asarray(weights))
+        total = float(objective(*args, delta=delta))
+        mean = float(objective(*args, delta=delta, reduction="mean"))
+        np.testing.assert_allclose(np.asarray(huber(jnp.asarray(r), delta)), numpy_huber(r, delta), rtol=1e-14)
+    np.testing.assert_allclose(residual, r, atol=1e-15)
+    expected = float(np.sum(weights * numpy_huber(residual, delta)))
+    assert total == pytest.approx(expected, rel=1e-13)
+    assert mean == pytest.approx(expected / weights.sum(), rel=1e-13)
+    # The same function, and scale, as optax's huber_loss (kept out of the fit: see chinchilla.fit.objective.huber).
+    import optax
+
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(
+            np.asarray(optax.losses.huber_loss(jnp.asarray(r), delta=delta)), numpy_huber(r, delta), rtol=1e-14
+        )
+
+
+def test_huber_derivatives_are_exact():
+    """What L-BFGS and the curvature read: Huber's first derivative is r inside |r| <= delta (exactly, down to
+    r = 1e-12: optax's form gives delta + (r - delta) there) and delta sign(r) outside; its second derivative is 1
+    inside, at the boundary included, and 0 outside."""
+    delta = 1e-3
+    with jax.enable_x64(True):
+        for r in HUBER_RESIDUALS:
+            x = jnp.float64(r)
+            grad = float(jax.grad(huber)(x, delta))
+            second = float(jax.grad(jax.grad(huber))(x, delta))
+            if abs(r) <= delta:
+                assert grad == r and second == 1.0, r
+            else:
+                assert grad == float(np.sign(r)) * delta and second == 0.0, r
+
+
 def run_minimize(fun, x0, **config):
     with jax.enable_x64(True):
         result = jax.jit(lambda x: minimize(fun, x, SolverConfig(**config)))(jnp.asarray(x0, dtype=jnp.float64))
