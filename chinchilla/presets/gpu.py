@@ -1,33 +1,12 @@
-"""gpu: a single-GPU reproduction (one H100/A100: roughly 6-20 hours), on a real web-text data set.
+"""gpu: a single-GPU reproduction (one H100/A100: roughly 6-20 hours) on FineWeb-Edu, a real web-text data set.
 
-Data: FineWeb-Edu's sample-10BT parquet shards read through ``files:`` (docs/data.md, "Preparing data for each
-preset": one machine with network, ~15 GB download, ~25 GB disk with the token cache; c4/en would be a days-long
-Beam job). Download the first 7 shards to $CHINCHILLA_FINEWEB_DIR (default /data/fineweb-edu), then optionally
-`python -m chinchilla.data prepare --preset gpu` to tokenise ahead (else the first run does). Tokenizer: a 32,000-piece
-SentencePiece BPE trained on the first 50M characters of the train split (cached under CHINCHILLA_DATA_DIR).
-Models: the ``gpu`` ladder (rotary, untied 32k vocabulary, context 1024, about 14M ... 1.1B parameters).
+The gpu ladder (rotary, 32k SentencePiece vocabulary, context 1024, ~14M-1.1B parameters) at 6e16-1e18 FLOPs, six
+sizes per budget around the paper's own optimum: ~1e19 FLOPs in all. Not yet checked on a GPU: run --lr-check first.
 
-Budgets: 6e16, 1.5e17, 4e17, 1e18 FLOPs, six sizes each around the paper's own optimum (Table A3: 400M total
-parameters at 1.84e19 FLOPs, a = 0.49), total parameters. About 1e19 FLOPs: ~8 hours at 350 TFLOP/s achieved.
+    python -m chinchilla.data prepare --preset gpu      # optional: tokenise ahead (docs/data.md)
+    chinchilla reproduce --preset gpu --out /data/sweeps/gpu
 
-Hyperparameters (each with its reason):
-- batch: DeepSeek LLM's compute-optimal batch B_opt(C) = 0.292 C^0.3271 tokens (Bi et al. 2024, fitted on IsoFLOP
-  sweeps like ours) at the run's budget, rounded to a power of two in sequences, at least 64 x 1024 tokens, halved
-  while a run would have < 1,000 steps: 64 sequences at 6e16 FLOPs, 128 at 1.5e17 and 4e17, 256 at 1e18. A fitted
-  rule rather than the paper's 0.5-1.5M tokens, which were for 1e21+ FLOPs; one batch per budget keeps each IsoFLOP
-  profile's runs comparable; 1,000 steps leave the warm-up and cosine room.
-- micro_batch_size / remat: ``PLANS`` below, `chinchilla memory`'s fastest plan at 64 sequences on an 80 GiB H100
-  (fewest micro-steps, then remat none < dots < full, within 85%: >= 15% headroom); larger batches accumulate more
-  micro-batches of that size. attention_impl "auto": cuDNN fused attention on a bf16 GPU. JAX preallocates 75% of
-  the card by default: train_run sets XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 (unless set) so the plans' up-to-85%
-  peaks fit.
-- lr(N, B) = 2e-3 (N / 20M)^(-1/3) (B / 64)^(1/2), capped at 3e-3: the size rule (Chinchilla-style decrease with
-  size) was written for batch 64; Adam's square-root scaling rule (Malladi et al. 2022) carries it to 128 and 256
-  sequences, which is below the critical batch at these losses (~0.5-1M tokens, Kaplan et al. 2020). At 1e18 it gives
-  1.7e-3 for gpu-0267M, near DeepSeek's fitted eta_opt(C) = 0.3118 C^-0.125 = 1.75e-3 there.
-- AdamW, warm-up 2% of the run, cosine to 0.1x.
-NOT yet checked on a GPU: run the learning-rate check first (`chinchilla sweep --preset gpu --lr-check --out DIR`,
-2 sizes x 5 rates at 1.5e17 FLOPs, batch 128) and adjust the rule.
+Each rule's reasoning and sources: docs/presets.md#gpu.
 """
 
 import math
@@ -43,8 +22,8 @@ FINEWEB_DIR = os.environ.get("CHINCHILLA_FINEWEB_DIR", "/data/fineweb-edu")  # w
 DATASET = f"files:{FINEWEB_DIR}/sample/10BT/*.parquet"  # text column "text"; 1% held out by text hash
 DATA_DIR = os.environ.get("CHINCHILLA_DATA_DIR")  # the token cache's root (default ~/.cache/chinchilla)
 # model -> (micro_batch_size, remat): `chinchilla memory --model M --batch-size 64 --chip h100`'s fastest plan (fewest
-# micro-steps, then remat none < dots < full) within 85% of 80 GiB, for every model of the ladder; larger batches run
-# more micro-steps of the same size (tests/test_memory.py checks every run of the preset with >= 15% headroom).
+# micro-steps, then remat none < dots < full) within 85% of 80 GiB; larger batches run more micro-steps of the same
+# size (tests/test_memory.py checks every run of the preset with >= 15% headroom).
 PLANS = {
     "gpu-0014M": (64, "none"),  # 6.6 GiB of 80 at 64 sequences
     "gpu-0020M": (64, "none"),  # 11.0
@@ -62,15 +41,17 @@ PLANS = {
     "gpu-1117M": (64, "full"),  # 41.8
 }
 SEQUENCES_PER_STEP_FLOOR = 64  # 64 x 1024 tokens: the smallest batch of any run
-MIN_STEPS = 1000  # a larger batch only where the run keeps at least this many optimizer steps
+MIN_STEPS = 1000  # a larger batch only where the run keeps this many steps: room for the warm-up and cosine
 LR_BATCH = 64  # the batch the size rule lr(N) was written for
+LR_CAP = 3e-3  # the size rule's ceiling for the smallest models
+WARMUP_FRACTION = 0.02  # 2% of the run (>= 20 steps at the 1,000-step floor), cosine after it
+FINAL_LR_FRACTION = 0.1  # cosine decay to 0.1x, the paper's
 
 
 def batch_size(model, tokens):
-    """Sequences per step: DeepSeek LLM's B_opt(C) = 0.292 C^0.3271 tokens (Bi et al. 2024, Sec. 3.1; their C counts
-    non-embedding FLOPs, ours Appendix F's, close enough for a power of two) at the run's budget, to the nearest power
-    of two, at least 64 sequences, halved (not below 64) while the run would have fewer than 1,000 steps. At these
-    budgets: 64 sequences at 6e16, 128 at 1.5e17 and 4e17, 256 at 1e18."""
+    """Sequences per step: DeepSeek LLM's compute-optimal B_opt(C) = 0.292 C^0.3271 tokens (Bi et al. 2024, Sec. 3.1)
+    at the run's budget, to the nearest power of two, at least 64 sequences, halved (not below 64) while the run would
+    have fewer than 1,000 steps: 64 sequences at 6e16 FLOPs, 128 at 1.5e17 and 4e17, 256 at 1e18."""
     flops = flops_lib.training_flops(model, tokens)
     sequences = 0.292 * flops**0.3271 / model.seq_len
     batch = max(SEQUENCES_PER_STEP_FLOOR, 2 ** round(math.log2(sequences)))
@@ -80,18 +61,18 @@ def batch_size(model, tokens):
 
 
 def learning_rate(model, batch):
-    """Peak lr(N, B) = 2e-3 (N / 20M)^(-1/3) (B / 64)^(1/2), capped at 3e-3: the size rule written for batch 64,
-    scaled by the square root of the batch (Adam's square-root scaling rule, Malladi et al. 2022, valid below the
-    critical batch, which is ~0.5-1M tokens at these losses, Kaplan et al. 2020; our batches are 64-256k tokens)."""
+    """Peak lr(N, B) = 2e-3 (N / 20M)^(-1/3) (B / 64)^(1/2), capped at 3e-3: a size rule written for batch 64, scaled
+    by the square root of the batch (Adam's square-root rule, Malladi et al. 2022: valid below the critical batch,
+    ~0.5-1M tokens at these losses, Kaplan et al. 2020; these batches are 64-256k tokens)."""
     n = n_params(model, "total")
-    return round(min(3e-3, 2e-3 * (n / 20e6) ** (-1 / 3) * math.sqrt(batch / LR_BATCH)), 6)
+    return round(min(LR_CAP, 2e-3 * (n / 20e6) ** (-1 / 3) * math.sqrt(batch / LR_BATCH)), 6)
 
 
 def memory_plan(model, batch):
     """(micro_batch_size, remat) for ``model`` at ``batch`` on one 80 GiB H100: the 64-sequence plan of ``PLANS`` at
-    every batch (a larger batch is more micro-steps of the same size: no more recompute than at 64, and a micro-batch
-    of >= 16 x 1024 tokens keeps an H100 busy); a model the table lacks gets a conservative plan (micro-batches of
-    at most 16 sequences, full remat; ``chinchilla memory`` gives the fastest)."""
+    every batch (more micro-steps of the same size: no more recompute than at 64, and a micro-batch of >= 16 x 1024
+    tokens keeps an H100 busy); a model the table lacks gets micro-batches of at most 16 sequences with full remat
+    (``chinchilla memory`` gives the fastest)."""
     micro, remat = PLANS.get(model.name, (16, "full"))
     return min(micro, batch), remat
 
@@ -103,17 +84,17 @@ def hparams(model, tokens):
         "batch_size": batch,
         "micro_batch_size": micro,
         "remat": remat,
-        "attention_impl": "auto",
+        "attention_impl": "auto",  # cuDNN fused attention on a bf16 GPU
         "lr": learning_rate(model, batch),
-        "warmup_fraction": 0.02,
-        "final_lr_fraction": 0.1,
+        "warmup_fraction": WARMUP_FRACTION,
+        "final_lr_fraction": FINAL_LR_FRACTION,
         "dataset": DATASET,
-        "tokenizer": "sentencepiece:32000",
+        "tokenizer": "sentencepiece:32000",  # trained on the first 50M characters of the train split, cached
         "data_dir": DATA_DIR,
         "log_every": 10,
         "eval_every": 1000,
         "eval_batches": 16,
-        "checkpoint_every": 1000,
+        "checkpoint_every": 1000,  # bounds the steps an interruption loses
     }
 
 
@@ -121,14 +102,18 @@ PRESET = Preset(
     name="gpu",
     description="IsoFLOP sweep on one GPU: gpu ladder, 6e16-1e18 FLOPs, FineWeb-Edu with a 32k SentencePiece "
     "vocabulary",
-    ladder=zoo.ladder("gpu"),
-    budgets=(6e16, 1.5e17, 4e17, 1e18),
+    ladder=zoo.ladder("gpu"),  # rotary, untied 32k vocabulary, context 1024, ~14M-1.1B parameters
+    budgets=(6e16, 1.5e17, 4e17, 1e18),  # ~1e19 FLOPs in all: ~8 hours at 350 TFLOP/s achieved
     hparams=hparams,
-    center=PAPER_APPROACH2_ANCHOR,
+    center=PAPER_APPROACH2_ANCHOR,  # the paper's own optimum (Table A3: 400M parameters at 1.84e19 FLOPs, a = 0.49)
     sizes_per_budget=6,
-    convention="total",
+    convention="total",  # the paper's
     min_steps=MIN_STEPS,
-    analysis=AnalysisSettings(loss="final_train_loss", conventions=("total", "non_embedding"), neighbours=2),
-    lr_check_budget=1.5e17,
+    analysis=AnalysisSettings(
+        loss="final_train_loss",  # the smoothed training loss, the paper's
+        conventions=("total", "non_embedding"),  # all parameters first (the paper's), non-embedding beside them
+        neighbours=2,  # each budget's parabola through 2 sizes either side of its minimum
+    ),
+    lr_check_budget=1.5e17,  # `sweep --lr-check`: 2 sizes x 5 rates at batch 128
     lr_check_models=("gpu-0020M", "gpu-0058M"),
 )
