@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.test_approaches import SURFACE
-from tests.test_fit_issue20 import run_json, write_csv
+from tests.test_fit_approaches_1_2 import run_json, write_csv
 
 BUDGETS = (1e18, 3e18, 1e19, 3e19, 1e20)
 RATIOS = 1.5 ** np.arange(-3, 4)  # 7 sizes per budget

@@ -1,6 +1,6 @@
-"""Issue 17's fit-side kinds: long fits show progress and stop on Ctrl-C (kind 3), allocations outside a law's
-domain are refused or warned (kind 4), ``--json`` is strict JSON and says errors on stdout (kind 7), and ``--where``
-filters that mislead (kind 6)."""
+"""``chinchilla fit`` and ``allocate`` guard their user: long fits show progress and stop on Ctrl-C, allocations
+outside a law's domain are refused or warned, ``--json`` is strict JSON and says errors on stdout, and ``--where``
+filters that would mislead are refused or combined as written."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from chinchilla import cli
 from chinchilla.fit import fit_table, reference_table
 from chinchilla.fit.bootstrap import bootstrap_table
 from chinchilla.fit.progress import StderrProgress
-from tests.test_fit_issue20 import iso_rows, run_json, write_csv
+from tests.test_fit_approaches_1_2 import iso_rows, run_json, write_csv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# ------------------------------------------------------------------------------ kind 3: progress and Ctrl-C
+# ------------------------------------------------------------------------------ progress and Ctrl-C
 
 
 def test_bootstrap_in_chunks_equals_one_call_and_reports_progress(table240, full_fit):
@@ -100,9 +100,9 @@ def test_stderr_progress_lines(capsys):
 
 
 def test_cli_bootstrap_shows_progress_and_stops_soon_after_ctrl_c():
-    """The issue's case: `fit parametric --reference epoch --bootstrap 100000` printed nothing for 14 minutes and
-    took 10 minutes to exit after Ctrl-C. Now it prints progress, and SIGINT ends it with 'interrupted' (exit 130)
-    long before the work could finish (the bound is generous: compilation and a loaded machine)."""
+    """A long bootstrap (`fit parametric --reference epoch --bootstrap 100000`) must not run silent for minutes nor
+    ignore Ctrl-C: it prints progress, and SIGINT ends it with 'interrupted' (exit 130) long before the work could
+    finish (the bound is generous: compilation and a loaded machine)."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "CHINCHILLA_PROGRESS_INTERVAL": "0"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "chinchilla.cli", "fit", "parametric", "--reference", "epoch", "--bootstrap", "100000"],
@@ -127,11 +127,11 @@ def test_cli_bootstrap_shows_progress_and_stops_soon_after_ctrl_c():
     assert waited < 120
 
 
-# ------------------------------------------------------------------------------ kind 4: outside the law's domain
+# ------------------------------------------------------------------------------ outside the law's domain
 
 
 def test_allocate_refuses_fewer_unique_tokens_than_a_sequence(capsys):
-    """The issue's case printed 'N_opt = 10.31 parameters ... loss 1333.7' with exit 0."""
+    """Refused in one line, not answered with 'N_opt = 10.31 parameters ... loss 1333.7' and exit 0."""
     assert cli.main(["allocate", "--flops", "1e22", "--law", "data_constrained", "--unique-tokens", "1"]) == 2
     err = capsys.readouterr().err
     assert "unique tokens U = 1 is fewer than one training sequence (128 tokens)" in err
@@ -186,7 +186,7 @@ def test_fit_parametric_flags_an_allocation_far_beyond_its_runs(tmp_path, capsys
     assert out["note"] in out["all_warnings"]
 
 
-# ------------------------------------------------------------------------------ kind 7: strict JSON, errors too
+# ------------------------------------------------------------------------------ strict JSON, errors too
 
 
 def test_approach2_without_resamples_is_strict_json(tmp_path, capsys):
@@ -215,7 +215,7 @@ def test_json_errors_print_an_error_object_on_stdout(capsys, argv, message):
     assert message in captured.err  # the usual one line stays on stderr
 
 
-# ------------------------------------------------------------------------------ kind 6: --where filters
+# ------------------------------------------------------------------------------ --where filters
 
 
 @pytest.fixture
@@ -259,7 +259,7 @@ def test_where_brackets_around_and_or_not(runs_csv, expression, kept):
 
 
 def test_repeated_where_flags_combine_with_and(tmp_path, capsys):
-    """A second --where replaced the first silently; now each must hold."""
+    """Every --where must hold: a second one does not replace the first."""
     path = write_csv(tmp_path / "iso.csv", ["budget", "N", "D", "loss"], iso_rows())
     out = run_json(
         capsys,

@@ -1,4 +1,4 @@
-"""Issue 20: Approaches 1 and 2 as trustworthy as Approach 3 on anybody's data (ties, 3-run budgets, thin budgets,
+"""Approaches 1 and 2 as trustworthy as Approach 3 on anybody's data (ties, 3-run budgets, thin budgets,
 C spreads, unit rescaling, undetermined grids, strict CSVs), through ``chinchilla fit``."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def iso_rows(budgets=(1e18, 1e19, 1e20, 1e21), ratios=RATIOS):
     ]
 
 
-# ------------------------------------------------------------------------------------------------ fault 1: ties
+# --------------------------------------------------------------------------------------------------------- ties
 def test_cli_tie_case_gives_the_untied_answer(tmp_path, capsys):
     answers = []
     for offset in (0.0, 1e-9):
@@ -58,7 +58,7 @@ def test_cli_tie_case_gives_the_untied_answer(tmp_path, capsys):
     assert tied["a"] == pytest.approx(untied["a"], abs=1e-6)
 
 
-# ------------------------------------------------------------------------------ fault 2: intervals and 3-run budgets
+# --------------------------------------------------------------------------------------- intervals and 3-run budgets
 def test_cli_interval_survives_a_3_run_budget_and_says_what_it_did(tmp_path, capsys):
     from tests.test_approaches import budgets_with_a_small_one
 
@@ -71,7 +71,7 @@ def test_cli_interval_survives_a_3_run_budget_and_says_what_it_did(tmp_path, cap
     assert "warning: budget C = 3e+17 has 3 runs" in capsys.readouterr().out
 
 
-# ------------------------------------------------------------------------------- fault 8: one thin budget
+# ---------------------------------------------------------------------------------------- one thin budget
 def thin_budget_rows():
     """30 good runs in 4 budgets (7 or 8 sizes each) and a smallest budget down to 2 sizes."""
     rows = []
@@ -117,7 +117,7 @@ def test_report_fits_approach2_beside_a_thin_budget_and_names_it():
     assert entry["budgets_left_out"][0]["budget"] == 3e17 and entry["warnings"]
 
 
-# ---------------------------------------------------------------------------- fault 5: identification from curvature
+# ------------------------------------------------------------------------------------- identification from curvature
 def undetermined_grid(seed: int = 0):
     """17 runs on a small published-style grid (6 sizes x 3 token counts, one missing), 2% noise: the bootstrap
     puts E, B and a almost anywhere."""
@@ -184,7 +184,7 @@ def test_the_reports_approach3_uses_the_fits_identification(case):
     assert list(result.warnings) == list(fit.identification["reasons"])
 
 
-# -------------------------------------------------------------------------------- fault 9: one sweep, one answer
+# ----------------------------------------------------------------------------------------- one sweep, one answer
 @pytest.fixture(scope="module")
 def synthetic_sweep(tmp_path_factory):
     from chinchilla import zoo
@@ -192,7 +192,7 @@ def synthetic_sweep(tmp_path_factory):
     from chinchilla.sweep.results import write_results_table
     from chinchilla.sweep.synthetic import SyntheticTrainer
 
-    root = tmp_path_factory.mktemp("issue20-sweep") / "sweep"
+    root = tmp_path_factory.mktemp("fit-sweep") / "sweep"
     plan = plan_isoflop((3e10, 1e11, 3e11), zoo.ladder("tiny")[1:15:2], hparams=lambda m, tokens: {"batch_size": 8})
     run_sweep(plan, root, train_fn=SyntheticTrainer(), log=None)
     write_results_table(root)
@@ -243,7 +243,7 @@ def test_fit_parametric_reads_a_sweep_directory_and_its_results_csv_as_the_repor
     assert by_dir["alpha"] == pytest.approx(fit_approach3(rows, "total", settings).alpha, rel=1e-6)
 
 
-# ----------------------------------------------------------------------- fault 6: the grid check follows the units
+# -------------------------------------------------------------------------------- the grid check follows the units
 @pytest.mark.parametrize("n_unit, d_unit", [(1e9, 1e12), (1e6, 1e9)])
 def test_rescaled_units_give_the_same_fit_and_no_grid_warning(n_unit, d_unit):
     from chinchilla.fit import fit_parametric, reference_table
@@ -260,7 +260,7 @@ def test_rescaled_units_give_the_same_fit_and_no_grid_warning(n_unit, d_unit):
     assert base.best_start.tolist() in paper_grid().tolist()
 
 
-# ------------------------------------------------------------------------ fault 7: strict CSVs and strict JSON
+# --------------------------------------------------------------------------------- strict CSVs and strict JSON
 @pytest.mark.parametrize(
     "text, where",
     [
@@ -298,7 +298,7 @@ def test_skipped_rows_and_every_printed_warning_are_in_json(tmp_path, capsys):
     assert out["skipped_rows"]["lines"] == [30] and any("empty loss" in w for w in out["all_warnings"])
 
 
-# ------------------------------------------------------------------------- fault 3: which C each profile used
+# ---------------------------------------------------------------------------------- which C each profile used
 def test_a_spread_c_column_is_reported_and_warned(tmp_path, capsys):
     rows = []
     for c, n, d, loss in iso_rows():
@@ -313,7 +313,7 @@ def test_a_spread_c_column_is_reported_and_warned(tmp_path, capsys):
     assert not any("spread by" in w for w in out["warnings"])
 
 
-# ------------------------------------------------------------------ fault 4: grouping without a budget column
+# --------------------------------------------------------------------------- grouping without a budget column
 def spread_rows(spread: float = 0.35, seed: int = 0):
     """Budgets 3x apart whose runs' 6ND lies up to ``spread`` above the nominal budget (each run's tokens rounded
     up to whole batches and steps, or 6ND beside exact FLOPs)."""
@@ -346,7 +346,7 @@ def test_grouping_that_fails_says_how_many_groups_and_which_flag(tmp_path, capsy
     assert "groups were found by log-C clustering" in err and "--budget-col" in err and "'budget'" not in err
 
 
-# ------------------------------------------------------------------ beyond the peers: Approach 2's own bias
+# ------------------------------------------------------------------------------------ Approach 2's own bias
 def centred_design(law, budgets=(1e18, 1e19, 1e20, 1e21), spread=16.0, points=9):
     """Each budget's N from N_opt / spread to N_opt x spread, log-spaced around the law's own optimum."""
     ratios = np.geomspace(1 / spread, spread, points)
@@ -411,9 +411,9 @@ def test_cli_bias_check_beside_the_approach2_result(tmp_path, capsys):
     assert "bias check: the IsoFLOP procedure on the paper's Approach 3 fit" in text and "(+5.3%)" in text
 
 
-# ------------------------------------------------------------------ beyond the peers: Approach 1 on CSV curves
+# ------------------------------------------------------------------------------------ Approach 1 on CSV curves
 def test_approach1_defaults_to_all_parameters_and_says_so(synthetic_sweep, capsys):
-    """Like the report's headline (it counted non-embedding parameters without saying so)."""
+    """All parameters by default, as in the report's headline, and the output names the convention."""
     default = run_json(capsys, "fit", "approach1", str(synthetic_sweep), "--resamples", "3", "--json")
     total = run_json(
         capsys, "fit", "approach1", str(synthetic_sweep), "--resamples", "3", "--json", "--convention", "total"
