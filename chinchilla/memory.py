@@ -17,7 +17,7 @@ n), and the search stops early (``plan``). Compiles are cached within a process.
 ``estimate_peak_bytes`` is for unrolled programs (``scan_layers=False``), whose compile time grows with depth: it
 compiles 2- and 3-layer versions and extrapolates linearly in the layer count (the layers are identical, each adds
 the same parameters, optimizer state and saved activations, so the peak is a + b * n_layers). Two layers, not one:
-a one-trip scan is simplified away by XLA, which made the old 1-and-2-layer fit 2.2% high.
+a one-trip scan is simplified away by XLA, which makes a 1-and-2-layer fit 2.2% high.
 
 Attention on a target chip: "auto" means the flash-type kernel the chip runs (cuDNN fused attention on a bf16 GPU,
 the Pallas splash kernel on a TPU). Neither can be compiled on CPU, so the planner compiles ``attention_impl=

@@ -28,7 +28,7 @@ COLUMN_HELP = (
 
 def json_errors(run):
     """With ``--json``, an error still prints one JSON object on stdout, ``{"error": ..., "exit_status": ...}``,
-    before the usual one line on stderr (issue 17, kind 7: a script reading stdout sees what went wrong)."""
+    before the usual one line on stderr, so that a script reading stdout sees what went wrong."""
     import functools
 
     @functools.wraps(run)
@@ -261,7 +261,7 @@ def run_parametric(args: argparse.Namespace) -> int:
 
 def _check_allocation_domain(out: dict, table) -> None:
     """Refuse an allocation that is physically absurd (the fit stays, the allocation becomes null with a note
-    saying why) and flag one far outside the runs fitted (``allocation.domain_warnings``): issue 17, kind 4."""
+    saying why) and flag one far outside the runs fitted (``allocation.domain_warnings``)."""
     from chinchilla.fit.allocate import FittedRange, check_physical, domain_warnings
 
     alloc = out["allocation"]
@@ -309,8 +309,8 @@ def json_safe(value):
 
 
 def _check_bootstrap_flags(args: argparse.Namespace) -> None:
-    """A bootstrap option given where it has no effect is an error naming both flags (issue 10: no flag is
-    silently ignored)."""
+    """A bootstrap option given where it has no effect is an error naming both flags: no flag is
+    silently ignored."""
     if not args.bootstrap:
         for flag, value in (
             ("--bootstrap-scheme", args.bootstrap_scheme),

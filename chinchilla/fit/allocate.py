@@ -242,10 +242,10 @@ MUENNIGHOFF_FIT = DataConstrainedParams(
     source="Muennighoff et al. 2023 released fit (huggingface/datablations README)",
 )
 
-# Where an allocation stops meaning anything (issue 17, kind 4). A language model has at least one transformer
+# Where an allocation stops meaning anything. A language model has at least one transformer
 # layer: 12 d^2 parameters, about 1,000 at width 9; and it trains on at least one sequence: 128 tokens, the shortest
 # context of this project's models (``zoo.TINY_SEQ_LEN``). Below either, an "optimum" is an artefact of the law's
-# algebra (``allocate --flops 1e22 --law data_constrained --unique-tokens 1`` gave N_opt = 10.31 parameters).
+# algebra (``allocate --flops 1e22 --law data_constrained --unique-tokens 1`` would give N_opt = 10.31 parameters).
 MIN_MODEL_PARAMS = 1_000.0
 MIN_TRAINING_TOKENS = 128.0
 # An allocation this many times beyond the range of the runs a law was fitted on (in N, D or C) is flagged.

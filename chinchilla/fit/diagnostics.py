@@ -1,5 +1,5 @@
 """Is a parametric fit determined by its data? Checks before a fit, per-parameter checks after it, and flags for
-bootstrap intervals (issue 9, fault 3).
+bootstrap intervals.
 
 Before: :func:`check_data` raises ``ValueError`` for data that cannot determine the law at all (every run the same;
 a constant loss) and returns warnings for data that determine only part of it (one model size; one token count) or
@@ -204,7 +204,7 @@ def interval_flags(intervals: Mapping[str, tuple[float, float]]) -> dict[str, st
     return flags
 
 
-# The identification rule (issue 20, fault 5). From the curvature at the optimum (:class:`~chinchilla.fit.parametric.
+# The identification rule, from the curvature at the optimum (:class:`~chinchilla.fit.parametric.
 # Curvature`): the Gauss-Newton matrix of the log-loss residuals in correlation form (unit-free) must be
 # well conditioned, and the standard errors it implies, s^2 (J^T W J)^-1 with s^2 the residual variance, must pin
 # every parameter: log A, log B, log E to within a factor e (one standard error <= 1), alpha and beta to a quarter

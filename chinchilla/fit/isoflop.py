@@ -47,7 +47,8 @@ from chinchilla.fit.powerlaw import (
 )
 
 MIN_PROFILE_POINTS = 3
-# Runs of one budget whose C spread by more than this (max / min - 1) are warned about (fault 3 of issue 20).
+# Runs of one budget whose C spread by more than this (max / min - 1) are warned about: a C column holding each
+# run's 6ND or exact FLOPs rather than its budget moves the profile's C, and a.
 C_SPREAD_WARN = 0.05
 # Losses equal to this relative tolerance are tied (digitised figures repeat values).
 TIE_RTOL = 1e-12
@@ -403,7 +404,7 @@ def _too_few_to_subsample(n: np.ndarray, fraction: float) -> bool:
     return remaining < MIN_PROFILE_POINTS
 
 
-# Log-C clustering (issue 20, fault 4): a split between budgets must be at least this many times wider than the
+# Log-C clustering: a split between budgets must be at least this many times wider than the
 # widest gap it leaves inside a budget.
 MIN_GAP_RATIO = 2.0
 #: Runs whose C differ by less than this fraction are never split into different budgets by :func:`cluster_flops`

@@ -109,7 +109,7 @@ def loss_scale_shift(loss) -> float:
     return float(np.round(np.log(np.min(np.asarray(loss, dtype=np.float64))) - 1.0))
 
 
-# Units of N and D (issue 20, fault 6): the paper's grid of log A, log B was built for N and D counted in parameters
+# Units of N and D: the paper's grid of log A, log B was built for N and D counted in parameters
 # and tokens. With N in millions, A / N^alpha keeps its value only if log A moves by -alpha log(1e6): the grid's
 # log A (log B) column moves by alpha * k_N * ln 10 (beta * k_D * ln 10) row by row, k = the whole number of decades
 # between the data's geometric-mean N (D) and these references, 0 for the paper's data (10^8.9 and 10^10.2).

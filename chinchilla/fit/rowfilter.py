@@ -16,7 +16,7 @@ NAME is a column (letters, digits, ``_``; quote a name with other characters in 
 Brackets group filters (``(N > 1e8 or D < 1e9) and not (loss > 3)``) as well as sums (``(D / N) > 20``). ``not``
 binds tighter than ``and``, which binds tighter than ``or``. An unknown name, a stray character or a missing
 operand is a ValueError that names it and its position; so is a division by zero in any row (a filter that
-silently kept or dropped those rows would mislead: ``N / 0 > 1`` was true everywhere).
+silently kept or dropped those rows would mislead: ``N / 0 > 1`` would be true everywhere).
 """
 
 from __future__ import annotations

@@ -9,13 +9,11 @@ bitwise the same for every ``jobs``.
 
 How: XLA sizes its pool from the CPUs the process may run on when the backend starts, so a worker pins itself to one
 CPU, starts the backend, then widens the affinity of every one of its threads again (the pool keeps its size; the OS
-may move its one
-thread to any free core; widening only the calling thread, as before, left XLA's threads on the first CPU, so all
-workers shared one core). ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` was not used: it changes the numbers again
-(another
-code path) and, per jax-ml/jax#1539, does not bound every pool. Workers are started with ``spawn`` (forking a
-process that already runs JAX threads is unsafe) and, on Linux, die with their parent (``PR_SET_PDEATHSIG``), so a
-killed sweep leaves no orphan training a run that the next invocation resumes.
+may move its one thread to any free core; widening only the calling thread would leave XLA's threads on the first
+CPU, so all workers would share one core). ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` is not used: it changes
+the numbers (another code path) and, per jax-ml/jax#1539, does not bound every pool. Workers are started with
+``spawn`` (forking a process that already runs JAX threads is unsafe) and, on Linux, die with their parent
+(``PR_SET_PDEATHSIG``), so a killed sweep leaves no orphan training a run that the next invocation resumes.
 """
 
 from __future__ import annotations
