@@ -1,11 +1,16 @@
 """Figures 2, 3 and 4 of Hoffmann et al. 2022 from our runs (matplotlib, Agg backend, PNG).
 
 - Figure 2 (Approach 1): training curves against FLOPs with their lower envelope; N_opt and D_opt against C with the
-  fitted power laws, extended 100x beyond the sweep.
+  fitted power laws, extended 100x beyond the sweep. The curves are the envelope's own: the same cumulative FLOPs, the
+  smoothing the fit used (``EnvelopeResult.window``), and every envelope point lies on one of them.
 - Figure 3 (Approach 2): IsoFLOP profiles (final loss against N per budget, the fitted parabolas and their minima);
   N_opt and D_opt against C with the fitted laws (the profiles alone when too few minima are interior).
 - Figure 4 (Approach 3): iso-loss contours of the fitted L(N, D = C / 6N) over (C, N) with the efficient frontier
-  and our runs; our IsoFLOP profiles with the fit evaluated along them.
+  and our runs, all on one axis, C = 6ND (N under the figure's convention; the runs' exact FLOPs are larger, by the
+  factor the legend gives); our IsoFLOP profiles with the fit evaluated along them.
+
+``draw_figure2`` / ``draw_figure4`` return the matplotlib figure (what the tests read back); ``figure2`` / ``figure4``
+draw and save it.
 """
 
 from __future__ import annotations
@@ -58,28 +63,44 @@ def _law_panel(ax, c, y, law, label: str, ylabel: str, color: str = "C0") -> Non
     ax.legend(fontsize=8)
 
 
-def figure2(
-    curves: Sequence[Any], result: EnvelopeResult, path, *, window: int = 10, n_label: str = "parameters"
-) -> epath.Path:
-    """Approach 1: curves + envelope, N_opt(C), D_opt(C)."""
+def draw_figure2(curves: Sequence[Any], result: EnvelopeResult, *, n_label: str = "parameters"):
+    """Approach 1: curves + envelope, N_opt(C), D_opt(C). ``curves``: the curves ``result`` was fitted to (in the
+    same order: the envelope's run indices point into them); each is drawn as the envelope saw it, its loss smoothed
+    over ``result.window`` logged steps against its cumulative FLOPs, so each envelope point lies on the curve it was
+    taken from. The curves are drawn over the envelope's hollow markers, which would otherwise hide them."""
+    env = result.envelope
+    valid = env.valid
+    if valid.any() and int(env.run_index[valid].max()) >= len(curves):
+        raise ValueError(f"the envelope picks run {int(env.run_index[valid].max())} of {len(curves)} curves given")
+    picked = {curves[i].run for i in np.unique(env.run_index[valid])}
+    if picked != set(result.selected_runs):
+        raise ValueError("these are not the curves the envelope was fitted to: its selected runs differ")
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), layout="constrained")
     colors = _size_colors([c.n_params for c in curves])
-    for curve, color in zip(curves, colors):
-        axes[0].plot(curve.flops, smooth_curve(curve.loss, window), color=color, lw=0.8, alpha=0.8)
-    env = result.envelope
-    valid = env.valid
+    smoothed = [smooth_curve(c.loss, result.window) for c in curves]
+    for curve, loss, color in zip(curves, smoothed, colors):
+        axes[0].plot(curve.flops, loss, color=color, lw=0.8, alpha=0.8, zorder=3)
     step = max(1, valid.sum() // 150)
-    axes[0].scatter(env.flops[valid][::step], env.loss[valid][::step], s=6, color="k", zorder=3, label="lower envelope")
+    axes[0].scatter(
+        env.flops[valid][::step],
+        env.loss[valid][::step],
+        s=14,
+        facecolors="none",
+        edgecolors="k",
+        linewidths=0.6,
+        zorder=2,
+        label="lower envelope",
+    )
     finals = [c.flops[-1] for c in curves]
     axes[0].set(
         xscale="log",
         xlabel="FLOPs",
-        ylabel="training loss (smoothed)",
+        ylabel=f"training loss (smoothed over {result.window} logged steps)",
         title="Training curves",
         xlim=(min(finals) / 30, max(finals) * 1.5),
     )
-    losses = np.concatenate([smooth_curve(c.loss, window) for c in curves])
+    losses = np.concatenate(smoothed)
     axes[0].set_ylim(np.nanmin(losses) - 0.05, np.nanpercentile(losses, 90))
     axes[0].legend(fontsize=8)
     sm = plt.cm.ScalarMappable(
@@ -92,7 +113,12 @@ def figure2(
         axes[2], env.flops[valid], env.tokens[valid], result.d_law, f"D_opt ∝ C^{result.b:.3f}", "tokens", color="C1"
     )
     fig.suptitle("Figure 2 (Approach 1): lower envelope of training curves")
-    return _save(fig, path)
+    return fig
+
+
+def figure2(curves: Sequence[Any], result: EnvelopeResult, path, *, n_label: str = "parameters") -> epath.Path:
+    """``draw_figure2``, saved as PNG at ``path``."""
+    return _save(draw_figure2(curves, result, n_label=n_label), path)
 
 
 def figure3(
@@ -139,20 +165,31 @@ def figure3(
     return _save(fig, path)
 
 
-def figure4(
-    result: Any, rows: Sequence[dict[str, Any]], n_column: str, loss_column: str, path, *, n_label: str = "parameters"
-) -> epath.Path:
+def draw_figure4(
+    result: Any, rows: Sequence[dict[str, Any]], n_column: str, loss_column: str, *, n_label: str = "parameters"
+):
     """Approach 3: iso-loss contours over (C, N) with the efficient frontier; the fit along our IsoFLOP profiles.
 
-    ``result`` has ``loss(n, d)``, ``n_opt(c)`` and ``a`` (``analysis.report.ParametricResult``). The contours
-    and the frontier use the paper's convention C = 6ND, so our runs are placed at (6 N D, N); the right panel
-    needs no convention: each IsoFLOP budget's runs (final loss against N) and the fit evaluated at those runs'
-    own (N, D), with D interpolated in log N between them."""
+    ``result`` has ``loss(n, d)``, ``n_opt(c)`` and ``a`` (``analysis.report.ParametricResult``). The left panel's
+    FLOP axis is C = 6ND, N being ``n_column``'s convention: the contours are L(N, D = C / 6N), the frontier is
+    ``n_opt(C)`` (the paper's C = 6ND frontier) and our runs sit at (6 N D, N). Our runs' exact FLOPs (the ``flops``
+    column, which their IsoFLOP budgets count) are larger than 6ND by a factor that varies with size; the legend
+    gives its range, and placing the runs by exact FLOPs among contours drawn under 6ND would misplace them against
+    the fit. The right panel needs no convention: each IsoFLOP budget's runs (final loss against N) and the fit
+    evaluated at those runs' own (N, D), with D interpolated in log N between them."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
     run_n = np.array([r[n_column] for r in rows], dtype=np.float64)
     run_d = np.array([r["tokens"] for r in rows], dtype=np.float64)
     run_c = 6 * run_n * run_d
+    exact = np.array([r.get("flops") or np.nan for r in rows], dtype=np.float64)
+    ratio = exact / run_c
+    ratio = ratio[np.isfinite(ratio)]
+    runs_label = "our runs, at 6ND"
+    if ratio.size:
+        low, high = ratio.min(), ratio.max()
+        factor = f"{low:.2f}x" if np.isclose(low, high, rtol=5e-3) else f"{low:.2f}-{high:.2f}x"
+        runs_label += f" (their exact FLOPs: {factor} that)"
     c_grid = np.geomspace(run_c.min() / 3, run_c.max() * EXTEND, 200)
     n_grid = np.geomspace(run_n.min() / 3, run_n.max() * 10, 200)
     cc, nn = np.meshgrid(c_grid, n_grid)
@@ -161,11 +198,11 @@ def figure4(
     contour = axes[0].contour(cc, nn, loss, levels=levels, cmap="viridis_r", linewidths=0.9)
     axes[0].clabel(contour, fontsize=6, fmt="%.2f")
     axes[0].plot(c_grid, result.n_opt(c_grid), color="C0", lw=2, label=f"efficient frontier, N_opt ∝ C^{result.a:.3f}")
-    axes[0].scatter(run_c, run_n, s=8, color="k", label="our runs", zorder=3)
+    axes[0].scatter(run_c, run_n, s=8, color="k", label=runs_label, zorder=3)
     axes[0].set(
         xscale="log",
         yscale="log",
-        xlabel="FLOPs (C = 6ND)",
+        xlabel=f"C = 6ND FLOPs (N: {n_label}, D: tokens)",
         ylabel=n_label,
         ylim=(n_grid[0], n_grid[-1]),
         title="Iso-loss contours of the fit",
@@ -177,7 +214,7 @@ def figure4(
         mine = sorted((r for r in rows if r.get("budget") == budget), key=lambda r: r[n_column])
         n = np.array([r[n_column] for r in mine], dtype=np.float64)
         d = np.array([r["tokens"] for r in mine], dtype=np.float64)
-        axes[1].scatter(n, [r[loss_column] for r in mine], color=color, s=16, label=f"{budget:.2g} FLOPs")
+        axes[1].scatter(n, [r[loss_column] for r in mine], color=color, s=16, label=f"{budget:.2g}")
         if n.size < 2:
             continue
         n_line = np.geomspace(n[0], n[-1], 80)
@@ -190,9 +227,16 @@ def figure4(
         xscale="log", xlabel=n_label, ylabel="final loss", title="IsoFLOP profiles: runs (dots) and the fit (lines)"
     )
     if budgets:
-        axes[1].legend(fontsize=7)
+        axes[1].legend(title="budget (exact FLOPs)", fontsize=7, title_fontsize=7)
     fig.suptitle("Figure 4 (Approach 3): parametric fit L(N, D) = E + A/N^α + B/D^β")
-    return _save(fig, path)
+    return fig
+
+
+def figure4(
+    result: Any, rows: Sequence[dict[str, Any]], n_column: str, loss_column: str, path, *, n_label: str = "parameters"
+) -> epath.Path:
+    """``draw_figure4``, saved as PNG at ``path``."""
+    return _save(draw_figure4(result, rows, n_column, loss_column, n_label=n_label), path)
 
 
 def write_figures(analysis: Any, out_dir) -> list[epath.Path]:
@@ -209,7 +253,6 @@ def write_figures(analysis: Any, out_dir) -> list[epath.Path]:
                 analysis.curves[analysis.headline],
                 results["approach1"],
                 out / FIGURE_NAMES["approach1"],
-                window=analysis.settings.window,
                 n_label=label,
             )
         )

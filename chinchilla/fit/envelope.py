@@ -88,13 +88,16 @@ class Envelope:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class EnvelopeResult(AllocationLaws):
-    """Approach 1: the envelope, the fitted laws N_opt ∝ C^a and D_opt ∝ C^b, and their bootstrap intervals."""
+    """Approach 1: the envelope, the fitted laws N_opt ∝ C^a and D_opt ∝ C^b, and their bootstrap intervals.
+    ``window``: the smoothing the envelope's losses went through (``smooth_curve``), so that whoever draws the curves
+    beside it smooths them the same way."""
 
     envelope: Envelope
     late_fraction: float
     late_possible: float
     selected_runs: tuple[str, ...]
     late_margin: tuple[float, float] = (math.nan, math.nan)
+    window: int = PAPER_SMOOTHING_WINDOW
 
     def to_dict(self) -> dict:
         return {
@@ -229,6 +232,7 @@ def fit_envelope(
         selected_runs=selected,
         late_margin=late_margin,
         n_resamples=len(a_samples),
+        window=window,
     )
 
 
