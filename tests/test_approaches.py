@@ -329,9 +329,9 @@ def drifting_isoflop_table(budgets, ratios, drift: float, noise: float = 0.0, se
 @pytest.mark.parametrize("neighbours", [3, None])
 @pytest.mark.parametrize("noise", [0.0, 0.001])
 def test_approach2_interval_contains_its_point_estimate(neighbours, noise):
-    # 9 sizes; 80% subsamples keep 7. Before the fix, a resample's "3 neighbours" were 3 of the sizes it kept, i.e.
-    # all 7 of them, so with --neighbours 3 the resamples fitted the whole profile while the point estimate fitted
-    # 7 adjacent sizes: a = 0.4514 with interval [0.4491, 0.4510] at noise 0.
+    # 9 sizes; 80% subsamples keep 7. A resample's "3 neighbours" must be the point estimate's sizes, not 3 each
+    # side among the sizes it kept (all 7 of them: the resamples would fit the whole profile while the point estimate
+    # fits 7 adjacent sizes, a = 0.4514 with interval [0.4491, 0.4510] at noise 0).
     table = drifting_isoflop_table(np.geomspace(1e18, 1e21, 5), 1.6 ** np.arange(-4, 5), drift=0.1, noise=noise)
     result = fit_isoflop(*table, neighbours=neighbours, n_resamples=100)
     for estimate, (low, high) in ((result.a, result.a_interval), (result.b, result.b_interval)):
@@ -391,7 +391,7 @@ def test_approach2_counts_the_resamples_its_procedure_cannot_fit():
     assert fit_isoflop(*table, neighbours=3, n_resamples=50).resamples_skipped == 0
 
 
-# ------------------------------------------------------------------------------------- issue 20: trustworthy Approach 2
+# ----------------------------------------------------------------------------------------------- trustworthy Approach 2
 TIE_BUDGETS = (1e18, 1e19, 1e20, 1e21)
 
 

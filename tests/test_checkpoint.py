@@ -35,7 +35,7 @@ def _rows(run):
 
 
 def _drop_meta(step_dir):
-    shutil.rmtree(step_dir / "meta")  # KeyError: 'Item "meta" was not found in the checkpoint' before the fix
+    shutil.rmtree(step_dir / "meta")  # restored as is: KeyError: 'Item "meta" was not found in the checkpoint'
 
 
 def _drop_state_metadata(step_dir):

@@ -1,4 +1,4 @@
-"""`chinchilla flops` as the README and the issue write it, and the CI script's exit codes."""
+"""`chinchilla flops` as the README writes it, on a full shape given by flags, and the CI script's exit codes."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command + list(args), capture_output=True, text=True, timeout=120)
 
 
-def test_flops_json_as_written_in_the_issue():
+def test_flops_json_of_a_shape_given_by_flags():
     result = run_cli(
         "flops",
         "--n-layers",

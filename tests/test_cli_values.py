@@ -1,4 +1,4 @@
-"""Flags and run directories that misled (issue 17, kind 6, outside the fitting filters): a flag's negative value
+"""Flags and run directories that could mislead (outside the fitting filters): a flag's negative value
 given after a space (``train --mesh -1,1,1``, the documented default), a full disk while building the data cache,
 and ``train --model A`` on a finished run directory of model B whose config.json was deleted."""
 

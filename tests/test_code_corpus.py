@@ -96,8 +96,8 @@ def test_table_a2_puts_data_sets_side_by_side():
 
 
 def test_compare_datasets_passes_jobs_and_retry_to_each_sweep(monkeypatch, tmp_path):
-    """`reproduce --compare-datasets ... --jobs N` trains each data set's runs N at a time (before the fix the flag
-    was dropped and every run trained in the calling process)."""
+    """`reproduce --compare-datasets ... --jobs N` trains each data set's runs N at a time, not every run in
+    the calling process."""
     from chinchilla import cli
     from chinchilla.studies import datasets as data_compare
 
@@ -130,7 +130,7 @@ def test_compare_datasets_passes_jobs_and_retry_to_each_sweep(monkeypatch, tmp_p
 
 
 def test_compare_datasets_checks_every_data_set_before_training(monkeypatch, tmp_path):
-    """A typo in the second data set is reported before the first one's sweep trains (it used to come after)."""
+    """A typo in the second data set is reported before the first one's sweep trains, not after it."""
     from chinchilla.preset import load_preset
     from chinchilla.studies import datasets as data_compare
 

@@ -1,4 +1,4 @@
-"""``chinchilla fit parametric`` and ``chinchilla allocate``, in the forms the issue gives."""
+"""``chinchilla fit parametric`` and ``chinchilla allocate``, in the forms a user types them."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def test_fit_errors_are_one_line(tmp_path, capsys):
 
 
 def test_allocate_as_written():
-    """The console script, in the exact form of the issue, with the paper's unrounded fit: ~40B parameters."""
+    """The console script with the paper's unrounded fit at Gopher's budget: ~40B parameters."""
     script = Path(sys.executable).with_name("chinchilla")
     command = [
         str(script),
@@ -238,7 +238,7 @@ def test_bad_value_error_is_the_same_form_everywhere(tmp_path, capsys):
 
 
 def test_data_constrained_fit_never_prints_an_unlabelled_frontier(tmp_path, capsys):
-    """Fault 5: the data-constrained law's allocation uses the unique data, or says it assumes it unlimited."""
+    """The data-constrained law's allocation uses the unique data, or says it assumes it unlimited."""
     from chinchilla.fit.allocate import MUENNIGHOFF_FIT
 
     rng = np.random.default_rng(0)

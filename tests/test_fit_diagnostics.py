@@ -1,4 +1,4 @@
-"""Issue 9, fault 3: parameters the data do not determine are reported (API, JSON, CLI), and data that cannot
+"""Parameters the data do not determine are reported (API, JSON, CLI), and data that cannot
 determine the law at all get an error that says why."""
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def test_loss_rising_with_n_is_a_warning_and_alpha_at_its_bound():
 
 
 def test_data_constrained_without_excess_parameters_flags_r_n_star():
-    """No run has more parameters than its unique data support: R_N* is not determined (the issue's 1e22)."""
+    """No run has more parameters than its unique data support: R_N* is not determined."""
     n, u, epochs = np.meshgrid(np.geomspace(1e7, 1e8, 4), np.geomspace(1e10, 1e11, 3), [1, 2, 4, 8], indexing="ij")
     n, u = n.ravel(), u.ravel()
     d = u * epochs.ravel()

@@ -189,8 +189,8 @@ def test_minimize_converges_on_a_quadratic():
 
 @pytest.mark.parametrize("scale", [1e-9, 1e-3, 1e6])
 def test_stopping_rules_are_scale_free(scale):
-    """Multiplying the objective by a constant changes neither where nor why L-BFGS stops (issue 9, fault 1): the
-    old absolute gtol=1e-5 stopped a 1e-9-scaled objective at its first point."""
+    """Multiplying the objective by a constant changes neither where nor why L-BFGS stops: an
+    absolute gtol=1e-5 would stop a 1e-9-scaled objective at its first point."""
     scales = jnp.asarray([1.0, 10.0, 100.0, 0.1, 3.0])
 
     def fun(x):
@@ -232,7 +232,7 @@ def test_minimize_reports_a_nonfinite_start():
 
 
 def test_data_constrained_start_grid_finds_the_lowest_of_several_minima():
-    """Issue 9, fault 4. Two groups of repeated-data runs that prefer different R_D* (1 for runs of 2-8 epochs,
+    """Two groups of repeated-data runs that prefer different R_D* (1 for runs of 2-8 epochs,
     100 for runs of 30 epochs) give the R_D* stage two local minima, ~1 (the lower) and ~90, with a ridge near 4.4.
     Muennighoff et al.'s starts (5, 15, 50) all lie beyond the ridge; the default grid (1 ... 1000 in half decades)
     finds the lower minimum, checked against a brute-force scan of 2,000 values of log R_D*."""

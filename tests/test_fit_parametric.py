@@ -81,7 +81,7 @@ def test_mean_reduction_stops_early(table240, exhaustive):
     assert mean.E == pytest.approx(1.785, abs=0.025)
     assert mean.a == pytest.approx(0.46, abs=0.015)  # the paper's a
     # On the summed scale its objective is well above the optimum: it stopped early, on scipy's absolute gradient
-    # test, and says so (issue 9: not a plain converged).
+    # test, and says so (not a plain converged).
     assert mean.objective * table240.n.size > 1.03 * exhaustive.objective
     assert mean.diagnostics.counts()["gtol_abs"] > 0.9 * 4500
     assert mean.status == "stopped_early_by_design" and not mean.converged

@@ -1,14 +1,16 @@
-"""Issue 9, faults 1 and 2 and the recompilation friction: the default parametric fit reaches the optimum on data of
-any size and loss scale, says when it did not, and does not recompile for every new number of runs.
+"""The default parametric fit reaches the optimum on data of any size and loss scale, says when it did not, and does
+not recompile for every new number of runs.
 
-The handed cases (tests/data/, copied from the issue's ../shared/cases/):
+Two cases (tests/data/) that defeat a fit with an absolute stopping rule or a start grid at the paper's loss scale:
 
-- ``fit_small_objective.csv`` (20 runs; params, tokens, loss): the old absolute gtol stopped at 4.2807456e-06;
-- ``fit_loss_scale.csv`` (20 runs, losses ~370-1,700): the old defaults converged to 4.05e-4 (E 6.07).
+- ``fit_small_objective.csv`` (20 runs; params, tokens, loss): an absolute gradient test (gtol=1e-5) stops at
+  4.2807456e-06;
+- ``fit_loss_scale.csv`` (20 runs, losses ~370-1,700): with that test and the paper's start grid (built for losses
+  of 2-4 nats) a fit converges to 4.05e-4 (E 6.07).
 
 Their optima are pinned from an independent computation: ``benchmarks/scipy_reference_fits.py --best 300`` (scipy
 L-BFGS-B with its own numpy gradient, from the 300 best-ranked of the paper's 4,500 starts, ftol=0, gtol=1e-14, each
-start run twice); they agree with the issue's 4.2807246e-06 and 4.42598e-05.
+start run twice); they agree with the optima the cases came with, 4.2807246e-06 and 4.42598e-05.
 """
 
 from __future__ import annotations
@@ -48,18 +50,18 @@ def scale_fit():
 
 
 def test_small_objective_reaches_the_optimum(small_fit):
-    """Fault 1: a summed objective of ~4e-6 no longer stops on an absolute gradient test."""
+    """A summed objective of ~4e-6 does not stop on an absolute gradient test."""
     assert small_fit.objective == pytest.approx(SMALL_OBJECTIVE_OPTIMUM, rel=1e-9)
-    assert small_fit.objective < 4.28073e-06  # the old default's stop: 4.2807456e-06
+    assert small_fit.objective < 4.28073e-06  # an absolute gradient test stops at 4.2807456e-06
     assert small_fit.status == "converged" and small_fit.restart_gain <= 1e-10
-    # ... where E sits at its lower bound 0 (fault 3 says so).
+    # ... where E sits at its lower bound 0, and the fit says so.
     assert small_fit.parameters["E"]["status"] == "at_lower_bound"
     assert any(w.startswith("E=") and "lower bound 0" in w for w in small_fit.warnings)
     assert not small_fit.identified and small_fit.to_dict()["parameter_status"]["E"] == "at_lower_bound"
 
 
 def test_loss_scale_reaches_the_optimum(scale_fit):
-    """Fault 2: losses of ~1,000 get a start grid at their scale and reach the optimum."""
+    """Losses of ~1,000 get a start grid at their scale and reach the optimum."""
     assert scale_fit.objective == pytest.approx(LOSS_SCALE_OPTIMUM, rel=1e-9)
     for name, value in LOSS_SCALE_PARAMS.items():
         assert getattr(scale_fit, name) == pytest.approx(value, rel=1e-5), name

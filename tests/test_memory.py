@@ -59,8 +59,8 @@ def test_the_micro_step_shortcut_matches_the_full_compile():
 
 @pytest.mark.slow
 def test_the_layer_extrapolation_matches_full_compiles():
-    """Shape 2: gpu-1117M (26 layers), 64 sequences, full remat, extrapolated from 2 and 3 layers (the old 1-and-2
-    fit was 2.2% high: a one-trip scan is simplified away)."""
+    """Shape 2: gpu-1117M (26 layers), 64 sequences, full remat, extrapolated from 2 and 3 layers (a 1-and-2-layer
+    fit is 2.2% high: a one-trip scan is simplified away)."""
     config = _config("gpu-1117M", 64, None, "full")
     estimate = memory.estimate_peak_bytes(config, memory._one_device_mesh())
     full = _full(config)
@@ -70,7 +70,8 @@ def test_the_layer_extrapolation_matches_full_compiles():
 
 @pytest.mark.slow
 def test_plain_attention_at_64_sequences_without_remat_needs_about_300_gib():
-    """The issue's figure: gpu-0267M, 64 sequences, one pass, no remat, the T x T scores of XLA attention."""
+    """Why the gpu preset needs a plan: gpu-0267M, 64 sequences, one pass, no remat, the T x T scores of XLA
+    attention."""
     plan = memory.plan(
         zoo.get_model("gpu-0267M"),
         64,

@@ -1,4 +1,4 @@
-"""Faults from outside are said as what they are, not as our bug (issue 17, kind 5): a sweep worker process killed
+"""Faults from outside are said as what they are, not as our bug: a sweep worker process killed
 (SIGKILL, as the kernel's out-of-memory killer sends), a scheduler's SIGTERM, and ``JAX_PLATFORMS`` naming a backend
 this installation does not have."""
 

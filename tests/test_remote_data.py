@@ -71,7 +71,7 @@ def test_a_missing_bucket_directory_is_a_one_line_error_naming_it(bucket):
 
 
 def test_a_bucket_as_the_cache_root_is_a_one_line_error(monkeypatch):
-    """CHINCHILLA_DATA_DIR is the local cache; a gs:// value used to become a local directory named "gs:"."""
+    """CHINCHILLA_DATA_DIR is the local cache; a gs:// value is refused, not made a local directory named "gs:"."""
     monkeypatch.setenv("CHINCHILLA_DATA_DIR", "gs://bucket/tfds")
     with pytest.raises(ValueError, match=r"CHINCHILLA_DATA_DIR='gs://bucket/tfds'.*local directory"):
         sources.cache_root(None)

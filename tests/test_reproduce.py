@@ -206,8 +206,8 @@ def test_seed_noise_from_repeated_runs():
 
 
 def test_a_directory_of_another_preset_is_refused(tmp_path):
-    """`reproduce --preset tiny_cpu --out DIR` on a synthetic sweep's DIR trained tiny_cpu's runs into it (81
-    runs, preset.json overwritten); now a one-line error before anything is written."""
+    """`reproduce --preset tiny_cpu --out DIR` on a synthetic sweep's DIR is a one-line error before anything is
+    written, not tiny_cpu's runs trained into it beside the synthetic ones (81 runs, preset.json overwritten)."""
     from chinchilla.preset import load_preset
     from chinchilla.reproduce import reproduce
 

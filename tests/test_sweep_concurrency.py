@@ -188,8 +188,8 @@ def test_jobs_values():
 )
 def test_worker_threads_may_use_every_cpu():
     """A worker pins itself to one CPU to start XLA with a one-thread pool; afterwards every one of its threads
-    (XLA's included) must be free to run on any CPU again, or all workers compete for the same core. Before the fix
-    XLA's threads kept the single CPU: 2 workers kept 1.06 of 2 cores busy."""
+    (XLA's included) must be free to run on any CPU again, or all workers compete for the same core: with
+    XLA's threads kept on the single CPU, 2 workers kept 1.06 of 2 cores busy."""
     script = textwrap.dedent("""
         import os
         from chinchilla.sweep.pool import one_thread_backend

@@ -1,4 +1,4 @@
-"""A sweep directory is one experiment, and failures are said (issue 17, kinds 1 and 2): a rerun with an edited
+"""A sweep directory is one experiment, and failures are said: a rerun with an edited
 preset is refused in one line naming what changed, ``--extend`` adds runs and keeps the old ones (the report says
 so), the report fits the plan's runs only and names any others; failed runs make the sweep exit non-zero with their
 count and where the reasons are, and the report's console output names failed and missing runs."""
@@ -56,7 +56,7 @@ def small_plan(lr=0.01, budgets=(1e11, 3e11)):
     return plan_isoflop(budgets, zoo.ladder("tiny")[:4], hparams=lambda m, tokens: {"batch_size": 8, "lr": lr})
 
 
-# ---- kind 1: one experiment per directory ----
+# ---- one experiment per directory ----
 
 
 def test_an_edited_learning_rate_is_refused_in_one_line_and_changes_nothing(tmp_path, capsys):
@@ -179,7 +179,7 @@ def test_fingerprint_and_adopt_plan(tmp_path):
     assert json.loads((legacy / "plan.json").read_text())["fingerprint"] == fingerprint(plan)
 
 
-# ---- kind 2: failures are said, and the exit status says them ----
+# ---- failures are said, and the exit status says them ----
 
 
 def test_a_sweep_whose_runs_failed_exits_non_zero_with_the_count_and_where(tmp_path, capsys):

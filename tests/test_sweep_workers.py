@@ -32,8 +32,9 @@ def comparable(path: Path) -> dict:
 
 
 def test_a_mix_of_worker_counts_trains_every_run_once(tmp_path):
-    """Before: `--worker 0 --num-workers 2` and `--worker 1 --num-workers 3` each trained a static share, and the
-    runs of the shares neither held were never trained (11 of the synthetic preset's 35), both exiting 0."""
+    """`--worker 0 --num-workers 2` and `--worker 1 --num-workers 3` claim runs, not static shares: with static
+    shares the runs of the shares neither held would never be trained (11 of the synthetic preset's 35), both exiting
+    0."""
     plan = small_plan()
     first = run_sweep(plan, tmp_path, train_fn=CountingTrainer(), worker=0, num_workers=2, log=None)
     second = run_sweep(plan, tmp_path, train_fn=CountingTrainer(), worker=1, num_workers=3, log=None)
@@ -100,7 +101,7 @@ def test_three_worker_processes_started_at_different_times_train_each_run_once(t
 
 def test_a_run_held_when_first_reached_is_claimed_once_its_holder_lets_go(tmp_path):
     """A worker that finds a run held tries it again after its walk: a holder that died (its lock released) leaves
-    the run to it. Before, the run was skipped for good by this worker."""
+    the run to it, rather than this worker skipping it for good."""
     plan = small_plan()
     busy, last = plan.runs[1].run_id, plan.runs[-1].run_id
     holder = contextlib.ExitStack()

@@ -1,4 +1,4 @@
-"""WSD on the command line and in the report (issue 18): `train --schedule wsd ... --init-from RUN[:STEP]` (made
+"""WSD on the command line and in the report: `train --schedule wsd ... --init-from RUN[:STEP]` (made
 absolute), recorded in config.json and summary.json; `sweep`/`reproduce --schedule wsd`; `--plan-only` with trunks,
 branch points and spent vs nominal FLOPs (and `--json`'s spent_flops); the analysis leaves trunks out and states the
 schedule; `--compare-schedules` puts both schedules side by side. Synthetic runs where no training is needed."""
