@@ -86,10 +86,11 @@ def test_flops_missing_fields_named(capsys):
 
 @pytest.mark.parametrize("pytest_exit, ci_fails", [(0, False), (1, True), (5, True)])
 def test_ci_script_fails_on_failed_or_empty_test_runs(tmp_path, pytest_exit, ci_fails):
-    # .ci/run with a stand-in for scripts/test.sh that exits like pytest would.
+    # .ci/run with a stand-in for scripts/test.sh that exits like pytest would (and a passing scripts/lint.sh).
     (tmp_path / ".ci").mkdir()
     (tmp_path / "scripts").mkdir()
     shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
+    (tmp_path / "scripts" / "lint.sh").write_text("#!/usr/bin/env bash\nexit 0\n")
     (tmp_path / "scripts" / "test.sh").write_text(f"#!/usr/bin/env bash\nexit {pytest_exit}\n")
     result = subprocess.run(["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, timeout=60)
     assert (result.returncode != 0) == ci_fails
