@@ -1,4 +1,4 @@
-"""Issue 11's other way to use the whole machine: several runs of one shape (seeds) batched into one compiled step
+"""Another way for a sweep to use the whole machine: several runs of one shape (seeds) batched into one compiled step
 with ``jax.vmap``, against one run per step, in a worker's one-thread XLA backend (``chinchilla.sweep.pool``).
 
 For each model: the real ``Trainer`` program's body (``Trainer._multi_step``: 16 optimizer steps per dispatch,

@@ -1,4 +1,4 @@
-"""Input pipeline throughput against the train step it feeds (issue 4: batches >= 10x faster than consumed).
+"""Input pipeline throughput against the train step it feeds (the goal: batches >= 10x faster than consumed).
 
 For each batch size, measured in one process:
   * data: batches/s of ``data.batches("embedded", seq_len=T, batch_size=B)`` (best of ``--repeats`` timed runs of

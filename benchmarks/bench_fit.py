@@ -1,4 +1,4 @@
-"""Approach 3 fitter: a scipy L-BFGS-B loop against the jitted fitter, side by side in one process (issue 3).
+"""Approach 3 fitter: a scipy L-BFGS-B loop against the jitted fitter, side by side in one process.
 
 On the 240 reference points (245 minus the 5 highest-loss, D = C / 6N), float64, summed Huber loss (delta 1e-3):
 

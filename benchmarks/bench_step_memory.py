@@ -1,6 +1,6 @@
-"""The memory-saving train step's CPU cost at equal tokens (issue 15): remat none/full/dots x gradient accumulation
+"""The memory-saving train step's CPU cost at equal tokens: remat none/full/dots x gradient accumulation
 1/4 (``micro_batch_size`` = batch/4) x layers scanned/unrolled, each as a tokens/s ratio to (remat none, accumulation
-1, layers unrolled): the previous program's form (a Python loop over layers, no remat, one pass over the batch);
+1, layers unrolled): the plain program's form (a Python loop over layers, no remat, one pass over the batch);
 plus XLA's compiled FLOPs (hardware FLOPs, recompute included) beside the Appendix F model FLOPs that MFU counts.
 
 Method: every variant is the real ``chinchilla.step.Trainer`` program (``steps_per_dispatch`` optimizer steps per

@@ -1,15 +1,14 @@
-"""A/B of train-step variants of the model (issue 11: fused QKV, jax.nn.dot_product_attention) against the model as
+"""A/B of train-step variants of the model (fused QKV, jax.nn.dot_product_attention) against the model as
 it is: each variant patched in, compiled into the real ``Trainer`` program (16 steps per dispatch, batch 8 x 128,
 layers scanned), then timed in interleaved rounds in one process; the speed-up is the median of paired ratios (so
-load from other processes hits both alike). None of these variants was kept (BENCHMARKS.md).
+load from other processes hits both alike). The model uses none of these variants (measurements: BENCHMARKS.md).
 
 Variants: ``base`` (the model as it is), ``fused`` (Q, K, V from one (d, 3hk) matmul: ``chinchilla.model.block``
 replaced), ``dpa`` (the "xla" attention replaced by ``jax.nn.dot_product_attention(implementation="xla")``),
 ``fused_dpa`` (both), ``blocked`` (``attention_impl="blocked"``, the query-chunked attention of
-``chinchilla.attention``, a config setting rather than a patch). Since the stacked-layer change (issue 15) the
-attention is the function ``chinchilla.attention.causal_attention`` called from ``chinchilla.model.block``, so the
-patches replace those two names; the former ``onehot`` variant (a one-hot cross-entropy over the whole logits) was
-removed: the loss is now ``chinchilla.chunked_loss`` and never forms the whole logits.
+``chinchilla.attention``, a config setting rather than a patch). The attention is the function
+``chinchilla.attention.causal_attention`` called from ``chinchilla.model.block``, so the patches replace those two
+names. There is no loss variant: the loss is ``chinchilla.chunked_loss``, which never forms the whole logits.
 
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/bench_step_variants.py tiny-00025k base,fused,dpa,fused_dpa,blocked 15
 """

@@ -1,14 +1,13 @@
 """Our compiled train step against a PyTorch peer of the same model, in tokens/s, on the tiny ladder (CPU).
 
-The peer (issue 11): the same decoder written in PyTorch (pre-norm RMSNorm, fused bias-free QKV, rotary, causal
+The peer: the same decoder written in PyTorch (pre-norm RMSNorm, fused bias-free QKV, rotary, causal
 softmax attention through ``F.scaled_dot_product_attention(is_causal=True)``, tanh-GELU MLP, untied head, mean
 cross-entropy), ``torch.compile``d, trained with global-norm clipping and fused AdamW (decoupled weight decay on
 matrices only, the same schedule values), ``torch.set_num_threads(2)``. It starts from *our* initial parameters
 (copied from ``chinchilla.step.Trainer.init_state``; our layers' parameters are stacked on a leading layer axis,
 ``params["blocks"][name][i]``, and sliced per layer for the peer), and the script checks that both compute the
-same loss on the same batch (``--loss-tolerance``, default 1e-6 relative) and the same losses over the first training
-steps, before
-timing anything.
+same loss on the same batch (``--loss-tolerance``, default 1e-6 relative) and the same losses over the first
+training steps, before timing anything.
 
 Ours is the default step (layers scanned, remat "none", the whole batch in one pass, chunked loss).
 Timing: per model, ``--rounds`` rounds of [one dispatch of ours (``steps_per_dispatch`` = 16 optimizer steps, the

@@ -1,4 +1,4 @@
-"""Independent optimum of the Approach 3 objective on the handed cases (issue 9 faults 1 and 2): scipy L-BFGS-B,
+"""Independent optimum of the Approach 3 objective on the stopping-rule cases of tests/data/: scipy L-BFGS-B,
 with an analytic numpy gradient written here (not the package's), from every one of the paper's 4,500 grid starts,
 with tight tolerances (``ftol=0``: no relative-decrease stop, ``gtol=1e-14``, ``maxiter=20000``, ``maxls=50``),
 followed by a second L-BFGS-B run from each start's end point (fresh memory). Prints the best objective and
