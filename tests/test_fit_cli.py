@@ -217,7 +217,7 @@ def test_one_flag_vocabulary(tmp_path, capsys):
         "--json",
     )
     assert "where tokens_per_param <= 200" in new["source"]
-    parser = cli.build_parser()  # a FLOP budget is --flops in every verb; parametric's old --budget still parses
+    parser = cli.build_parser()  # a FLOP budget is --flops in every verb; parametric's --budget alias still parses
     assert parser.parse_args(["fit", "parametric", "x.csv", "--budget", "1e22"]).budget == 1e22
     assert parser.parse_args(["fit", "parametric", "x.csv", "--flops", "1e22"]).budget == 1e22
     for verb in (["fit", "parametric"], ["fit", "approach2"], ["fit", "approach1"], ["allocate"], ["flops"]):

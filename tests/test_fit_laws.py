@@ -257,9 +257,9 @@ def test_data_constrained_start_grid_finds_the_lowest_of_several_minima():
     assert len(interior) >= 2  # several minima, as built
 
     paper_starts = np.log(np.array([[5.0], [15.0], [50.0]]))
-    old = fit_table(table, law=law, starts=paper_starts, top_k=None)
+    from_paper = fit_table(table, law=law, starts=paper_starts, top_k=None)
     fit = fit_table(table, law=law)
     assert fit.n_grid == 7
     assert fit.objective <= brute[best] * (1 + 1e-9)  # the lowest minimum, to the scan's resolution or better
     assert fit.R_D_star == pytest.approx(float(np.exp(scan[best, 0])), rel=0.02)
-    assert old.objective > 1.05 * fit.objective and old.R_D_star > 20  # the old starts end in the higher one
+    assert from_paper.objective > 1.05 * fit.objective and from_paper.R_D_star > 20  # they end in the higher

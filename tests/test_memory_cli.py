@@ -81,7 +81,7 @@ def test_chip_bytes_are_read_with_units():
 
 @pytest.mark.slow
 def test_a_plan_that_does_not_fit_says_so_and_what_it_needs(capsys):
-    """gpu-0267M at 64 sequences in one pass without remat: the step the old presets could not run."""
+    """gpu-0267M at 64 sequences in one pass without remat: a step that fits no 80 GiB card."""
     row = _json(
         capsys,
         "--model",
