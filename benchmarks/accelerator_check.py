@@ -92,7 +92,7 @@ if __name__ == "__main__" and _isolating_parent(sys.argv[1:]):
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from chinchilla import metrics, zoo  # noqa: E402
+from chinchilla import metrics, runfiles, zoo  # noqa: E402
 from chinchilla.step import Trainer, choose_compute_dtype  # noqa: E402
 from chinchilla.train_config import TrainConfig  # noqa: E402
 
@@ -170,7 +170,7 @@ class Report:
 
     def flush(self) -> None:
         self.data["elapsed_s"] = round(self.elapsed(), 2)
-        metrics.write_json_atomic(self.out / "accelerator_check.json", self.data)
+        runfiles.write_json_atomic(self.out / "accelerator_check.json", self.data)
         temporary = self.out / ".accelerator_check.md.tmp"
         temporary.write_text(markdown(self.data))
         temporary.replace(self.out / "accelerator_check.md")

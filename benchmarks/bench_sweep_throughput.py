@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from chinchilla import runfiles
+
 
 def subset(budgets: list[float]):
     from chinchilla.preset import load_preset
@@ -48,7 +50,7 @@ def subset(budgets: list[float]):
 
 def child(mode: str, out: str, budgets: list[float]) -> None:
     """Train the subset in this process (``mode`` "sequential" or "jobs=N") and print one JSON line."""
-    from chinchilla.sweep import run_sweep, store
+    from chinchilla.sweep import run_sweep
 
     plan = subset(budgets)
     jobs = None if mode == "sequential" else int(mode.split("=")[1])
@@ -62,8 +64,9 @@ def child(mode: str, out: str, budgets: list[float]) -> None:
     cpu += children.ru_utime + children.ru_stime  # the worker processes, reaped when the pool shut down
     if outcome.failed or len(outcome.trained) != len(plan.runs):
         raise RuntimeError(f"{mode}: {len(outcome.trained)} of {len(plan.runs)} runs trained, failed {outcome.failed}")
-    flops = sum(store.read_json(Path(out) / "runs" / r.run_id / "summary.json")["flops"] for r in plan.runs)
-    losses = {r.run_id: store.read_json(Path(out) / "runs" / r.run_id / "summary.json")["eval_loss"] for r in plan.runs}
+    summaries = {r.run_id: runfiles.read_json(Path(out) / "runs" / r.run_id / "summary.json") for r in plan.runs}
+    flops = sum(s["flops"] for s in summaries.values())
+    losses = {run_id: s["eval_loss"] for run_id, s in summaries.items()}
     print(
         json.dumps(
             {"mode": mode, "runs": len(plan.runs), "flops": flops, "wall_s": wall, "cpu_s": cpu, "losses": losses}

@@ -1,4 +1,4 @@
-"""Throughput and utilisation: peak FLOP/s per device, a measured CPU matmul peak, MFU, and atomic JSON files.
+"""Throughput and utilisation: peak FLOP/s per device, a measured CPU matmul peak, MFU; live TensorBoard metrics.
 
 MFU (model FLOPs utilisation, Chowdhery et al. 2022) = achieved model FLOP/s / peak FLOP/s, where the model FLOPs
 are the exact Appendix F training FLOPs of the tokens processed (``chinchilla.flops``), whatever the implementation
@@ -15,7 +15,6 @@ reaches.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import time
@@ -26,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from etils import epath
 
-from chinchilla import accelerators, atomic
+from chinchilla import accelerators
 
 CPU_MATMUL_SIZES = (512, 1024, 2048)
 ENV_PEAK_FLOPS = "CHINCHILLA_PEAK_FLOPS"
@@ -108,88 +107,6 @@ def peak_flops(
 def mfu(model_flops: float, seconds: float, peak: float | None) -> float | None:
     """Model FLOPs utilisation: (model_flops / seconds) / peak; None when the peak is unknown."""
     return None if peak is None else model_flops / seconds / peak
-
-
-def write_json_atomic(path: Any, payload: Any) -> None:
-    """Write ``payload`` as JSON to ``path`` so that a crash leaves either the old file or the new one: write a
-    temporary file beside it, then rename it over the target."""
-    atomic.write_text(epath.Path(path), json.dumps(payload, indent=2) + "\n")
-
-
-def read_json(path: Any) -> Any:
-    return json.loads(epath.Path(path).read_text())
-
-
-def read_jsonl(path: Any) -> list[dict]:
-    """The rows of a metrics file (JSON objects with an integer ``step``), [] if it does not exist. Any other line
-    (blank, torn by a crash mid-write, damaged, another JSON value) is skipped; the lines after it are still read."""
-    return [row for _, row, problem in _parse_jsonl(path) if problem is None]
-
-
-def _parse_jsonl(path: Any) -> list[tuple[int, Any, str | None]]:
-    """(line number from 1, parsed value or raw text, None or what is wrong) for every line of a JSON-lines file."""
-    path = epath.Path(path)
-    if not path.exists():
-        return []
-    parsed = []
-    for number, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
-            parsed.append((number, line, "blank line"))
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            parsed.append((number, line, f"not JSON ({error.msg} at column {error.colno})"))
-            continue
-        if not isinstance(row, dict):
-            parsed.append((number, line, f"a JSON {type(row).__name__}, not an object"))
-        elif isinstance(row.get("step"), bool) or not isinstance(row.get("step"), int):
-            parsed.append((number, line, f"step={row.get('step')!r} is not an integer"))
-        else:
-            parsed.append((number, row, None))
-    return parsed
-
-
-def truncate_jsonl_after(path: Any, step: int, quarantine: Any) -> str | None:
-    """Before a resume from the checkpoint of ``step``: rewrite the metrics file ``path`` (atomically) without the
-    rows of later steps (they are logged again), keep every other row, and append each non-blank line that cannot be
-    parsed as a row to ``quarantine`` as ``{"line": n, "text": ..., "problem": ...}`` instead of losing it or the
-    lines around it. Returns one line saying what was done, or None when nothing but later rows was dropped."""
-    parsed = _parse_jsonl(path)
-    if not parsed:
-        return None
-    kept = [row for _, row, problem in parsed if problem is None and row["step"] <= step]
-    later = sum(problem is None and row["step"] > step for _, row, problem in parsed)
-    damaged = [
-        {"line": number, "text": text, "problem": problem}
-        for number, text, problem in parsed
-        if problem is not None and problem != "blank line"
-    ]
-    blank = sum(problem == "blank line" for _, _, problem in parsed)
-    if damaged:
-        with epath.Path(quarantine).open("a") as handle:
-            handle.write("".join(json.dumps(entry) + "\n" for entry in damaged))
-    rewrite_jsonl(path, kept)
-    if not damaged and not blank:
-        return None
-    lines = ", ".join(str(entry["line"]) for entry in damaged[:5]) + (", ..." if len(damaged) > 5 else "")
-    moved = f"moved {len(damaged)} unreadable line(s) ({lines}) to {epath.Path(quarantine).name}; " if damaged else ""
-    return (
-        f"{epath.Path(path).name}: kept {len(kept)} rows up to step {step}, {moved}dropped {blank} blank "
-        f"line(s) and {later} row(s) after step {step} (logged again from the checkpoint)"
-    )
-
-
-def rewrite_jsonl(path: Any, rows: list[dict]) -> None:
-    """Replace a JSON-lines file by ``rows``, atomically."""
-    atomic.write_text(epath.Path(path), "".join(json.dumps(row) + "\n" for row in rows))
-
-
-def append_jsonl(path: Any, rows: list[dict]) -> None:
-    """Append rows to a JSON-lines file (local file systems; object stores cannot append)."""
-    if rows:
-        with epath.Path(path).open("a") as handle:
-            handle.write("".join(json.dumps(row) + "\n" for row in rows))
 
 
 # -- live metrics: TensorBoard event files ------------------------------------------------------------------------

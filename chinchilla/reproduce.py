@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from chinchilla import runfiles
 from chinchilla.analysis.render import format_runs, format_table, schedule_text, write_report
 from chinchilla.analysis.report import AnalysisSettings, analyze
 from chinchilla.preset import Preset
-from chinchilla.sweep import store
 from chinchilla.sweep.identity import adopt_plan
 from chinchilla.sweep.pool import resolve_jobs
 from chinchilla.sweep.runner import plan_status, run_sweep
@@ -47,16 +47,16 @@ def reproduce(
         )
     resolve_jobs(jobs)  # a bad value is an error before anything is written
     start = time.time()
-    out = store.as_path(out_dir)
+    out = runfiles.as_path(out_dir)
     plan = preset.plan()
-    held = store.read_json(out / "preset.json")
+    held = runfiles.read_json_or_none(out / "preset.json")
     if isinstance(held, dict) and held.get("name") not in (None, preset.name):
         raise ValueError(
             f"{out} holds a sweep of preset {held['name']!r}, not {preset.name!r}; give a new --out "
             f"(or --preset {held['name']} to resume it)"
         )
     plan = adopt_plan(plan, out, extend=extend)  # a changed preset is refused before anything is written
-    store.write_json_atomic(out / "preset.json", preset.describe())
+    runfiles.write_json_atomic(out / "preset.json", preset.describe())
     say = log or (lambda _: None)
     say(f"{preset.name}: {len(plan.runs)} runs, {plan.total_flops:.3g} FLOPs -> {out}")
     outcome = run_sweep(

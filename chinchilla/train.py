@@ -37,7 +37,7 @@ import numpy as np
 from etils import epath
 
 from chinchilla import flops as flops_lib
-from chinchilla import metrics, runlock, sharding
+from chinchilla import metrics, runfiles, runlock, sharding
 from chinchilla.checkpoint import Checkpointer
 from chinchilla.jax_cache import enable_compilation_cache
 from chinchilla.step import Trainer
@@ -76,7 +76,7 @@ def train_run(config: TrainConfig, out_dir: Any, progress: bool = True, *, break
 def _read_run_json(path: Any, fix: str) -> dict:
     """A run's JSON object file, or ValueError naming the file and what is wrong with it."""
     try:
-        value = metrics.read_json(path)
+        value = runfiles.read_json(path)
     except ValueError as error:
         raise ValueError(f"{path} is damaged ({error}); {fix}") from None
     if not isinstance(value, dict):
@@ -87,7 +87,7 @@ def _read_run_json(path: Any, fix: str) -> dict:
 def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     out = epath.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config_path, summary_path = out / "config.json", out / "summary.json"
+    config_path, summary_path = out / runfiles.CONFIG_FILE, out / runfiles.SUMMARY_FILE
     if config_path.exists():
         saved = _read_run_json(config_path, "restore it, or train in a new directory")
         mine = config.to_dict()
@@ -140,7 +140,7 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         )
     eval_data, eval_split = _eval_batches(data, config, trainer)  # now, so that a missing split fails before training
     if not config_path.exists() and jax.process_index() == 0:
-        metrics.write_json_atomic(config_path, config.to_dict())
+        runfiles.write_json_atomic(config_path, config.to_dict())
     total_steps = config.steps
     trained_tokens = total_steps * config.tokens_per_step
     epochs = trained_tokens / train_data.tokens_per_epoch
@@ -154,7 +154,7 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
 
     checkpointer = Checkpointer(out / "checkpoints", keep=config.keep_checkpoints)
     branch_points = Checkpointer(out / BRANCH_POINTS, keep=BRANCH_POINTS_KEEP) if config.save_steps else None
-    metrics_path = out / "metrics.jsonl"
+    metrics_path = out / runfiles.METRICS_FILE
     restored = checkpointer.restore_latest(trainer.abstract_state)  # skips (and warns about) incomplete steps
     latest = None if restored is None else restored[0]
     live = metrics.tensorboard_writer(out, resumed_from=latest)  # CHINCHILLA_TENSORBOARD: process 0's event files
@@ -162,7 +162,7 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         branch_step, state, meta, trunk_rows = _branch_start(config, trainer, out)
         train_data.set_state(meta["data"])
         if jax.process_index() == 0:
-            metrics.rewrite_jsonl(metrics_path, trunk_rows)
+            runfiles.rewrite_jsonl(metrics_path, trunk_rows)
         _say(progress, f"{out}: branching from {config.init_from} at step {branch_step} of {total_steps}")
         if live:
             live.write(trunk_rows)  # a branch's curve starts with its trunk's
@@ -170,12 +170,12 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         state = trainer.init_state()
         meta = {"wall_time_s": 0.0, "recent_losses": [], "eval_loss": None}
         if jax.process_index() == 0:
-            metrics.rewrite_jsonl(metrics_path, [])
+            runfiles.rewrite_jsonl(metrics_path, [])
     else:
         _, state, meta = restored
         train_data.set_state(meta["data"])
         if jax.process_index() == 0:  # drop only the rows past the checkpoint; keep what cannot be parsed aside
-            note = metrics.truncate_jsonl_after(metrics_path, latest, out / QUARANTINE_FILE)
+            note = runfiles.truncate_jsonl_after(metrics_path, latest, out / QUARANTINE_FILE)
             if note:
                 _say(True, f"{out}: {note}")
         _say(progress, f"{out}: resuming from step {latest} of {total_steps}")
@@ -224,7 +224,7 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
                 status = "failed"
                 reason = f"non-finite loss {losses[good]} at step {step + good + 1}"
                 if jax.process_index() == 0:
-                    metrics.append_jsonl(metrics_path, rows)
+                    runfiles.append_jsonl(metrics_path, rows)
                 if live:
                     live.write(rows)
                 break
@@ -241,7 +241,7 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
                         }
                     )
             if jax.process_index() == 0:
-                metrics.append_jsonl(metrics_path, rows)
+                runfiles.append_jsonl(metrics_path, rows)
             if live:
                 live.write(rows)
             at_branch_point = step in config.save_steps
@@ -319,7 +319,7 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         ),
     }
     if jax.process_index() == 0:  # one writer of the run's files; the others wait until summary.json exists
-        metrics.write_json_atomic(summary_path, summary)
+        runfiles.write_json_atomic(summary_path, summary)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
@@ -348,9 +348,9 @@ def _branch_start(config: TrainConfig, trainer: Trainer, out: Any) -> tuple[int,
     directory, step = config.branch_point
     trunk = epath.Path(directory) if "://" in directory or os.path.isabs(directory) else out.parent / directory
     where = f"init_from={config.init_from!r}"
-    if not (trunk / "config.json").exists():
+    if not (trunk / runfiles.CONFIG_FILE).exists():
         raise TrunkNotReady(f"{where}: {trunk} holds no run yet (no config.json); train the trunk first")
-    saved = _read_run_json(trunk / "config.json", "the trunk's config is needed to branch from it")
+    saved = _read_run_json(trunk / runfiles.CONFIG_FILE, "the trunk's config is needed to branch from it")
     mine = config.to_dict()
     differing = sorted(
         key for key in set(saved) | set(mine) if key not in BRANCH_FIELDS and saved.get(key) != mine.get(key)
@@ -399,7 +399,7 @@ def _branch_start(config: TrainConfig, trainer: Trainer, out: Any) -> tuple[int,
         state, meta = reader.restore(step, trainer.abstract_state)
     finally:
         reader.close()
-    rows = [row for row in metrics.read_jsonl(trunk / "metrics.jsonl") if row.get("step", 0) <= step]
+    rows = [row for row in runfiles.read_jsonl(trunk / runfiles.METRICS_FILE) if row.get("step", 0) <= step]
     meta = {**meta, "wall_time_s": 0.0}  # this run's own time; the trunk's is the trunk's
     return step, state, meta, rows
 

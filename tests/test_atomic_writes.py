@@ -9,14 +9,12 @@ import os
 import pytest
 from etils import epath
 
-from chinchilla import metrics
-from chinchilla.sweep import store
+from chinchilla import runfiles
 
 WRITERS = {
-    "metrics.write_json_atomic": lambda path: metrics.write_json_atomic(path, {"new": 1}),
-    "metrics.rewrite_jsonl": lambda path: metrics.rewrite_jsonl(path, [{"step": 1}]),
-    "store.write_json_atomic": lambda path: store.write_json_atomic(path, {"new": 1}),
-    "store.write_text_atomic": lambda path: store.write_text_atomic(epath.Path(path), "new\n"),
+    "runfiles.rewrite_jsonl": lambda path: runfiles.rewrite_jsonl(path, [{"step": 1}]),
+    "runfiles.write_json_atomic": lambda path: runfiles.write_json_atomic(path, {"new": 1}),
+    "runfiles.write_text_atomic": lambda path: runfiles.write_text_atomic(epath.Path(path), "new\n"),
 }
 
 
@@ -60,7 +58,7 @@ def test_read_jsonl_skips_a_garbled_binary_line(tmp_path):
     every other line; it now costs only itself, like a torn JSON line."""
     path = tmp_path / "metrics.jsonl"
     path.write_bytes(b'{"step": 1}\n\xff\xfe\x00\x81\n{"step": 2}\n')
-    assert [r["step"] for r in store.read_jsonl(path)] == [1, 2]
+    assert [r["step"] for r in runfiles.read_jsonl(path)] == [1, 2]
 
 
 def test_dead_writers_temporaries_are_removed_and_live_or_foreign_ones_kept(tmp_path):
@@ -69,12 +67,12 @@ def test_dead_writers_temporaries_are_removed_and_live_or_foreign_ones_kept(tmp_
     import subprocess
     import sys
 
-    from chinchilla import atomic
+    from chinchilla import runfiles
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    host = atomic._host()
+    host = runfiles._host()
     names = {
         "dead": f".results.csv.{host}-{dead}-0123abcd.tmp",
         "live": f".results.csv.{host}-{os.getpid()}-0123abcd.tmp",
@@ -83,11 +81,11 @@ def test_dead_writers_temporaries_are_removed_and_live_or_foreign_ones_kept(tmp_
     }
     for name in names.values():
         (tmp_path / name).write_text("x")
-    removed = atomic.remove_dead_temporaries(epath.Path(tmp_path))
+    removed = runfiles.remove_dead_temporaries(epath.Path(tmp_path))
     assert removed == [names["dead"]]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(v for k, v in names.items() if k != "dead")
-    assert atomic.remove_dead_temporaries(epath.Path(tmp_path / "missing")) == []
-    atomic.write_text(epath.Path(tmp_path / "results.csv"), "y")  # its own temporary carries host and pid
+    assert runfiles.remove_dead_temporaries(epath.Path(tmp_path / "missing")) == []
+    runfiles.write_text_atomic(epath.Path(tmp_path / "results.csv"), "y")  # its own temporary carries host and pid
     assert (tmp_path / "results.csv").read_text() == "y"
 
 
@@ -98,10 +96,10 @@ def test_temporaries_of_dotted_hosts_and_impossible_pids(tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    from chinchilla import atomic
+    from chinchilla import runfiles
 
     monkeypatch.setattr(socket, "gethostname", lambda: "node1.cluster.local")
-    host = atomic._host()
+    host = runfiles._host()
     assert "." not in host and "-" not in host
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
@@ -112,5 +110,5 @@ def test_temporaries_of_dotted_hosts_and_impossible_pids(tmp_path, monkeypatch):
     newline = f".results.csv.{host}-{dead}-0123abcd.tmp\n"
     for name in (mine, huge, too_big, newline):
         (tmp_path / name).write_text("x")
-    assert atomic.remove_dead_temporaries(epath.Path(tmp_path)) == [mine]
+    assert runfiles.remove_dead_temporaries(epath.Path(tmp_path)) == [mine]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([huge, too_big, newline])

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from chinchilla import cli, zoo
-from chinchilla.sweep import plan_isoflop, run_sweep, store
+from chinchilla import cli, runfiles, zoo
+from chinchilla.sweep import plan_isoflop, run_sweep
 from chinchilla.sweep.synthetic import SyntheticTrainer
 
 LONG = "x" * 300  # longer than any file system's name limit
@@ -325,7 +325,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_what_to_do(workspace, capsy
     def full(path, text):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(store, "write_text_atomic", full)
+    monkeypatch.setattr(runfiles, "write_text_atomic", full)
     assert cli.main(["report", str(workspace / "sweep"), "--no-figures", "--resamples", "0"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "No space left on device" in lines[0] and "free some space" in lines[0]

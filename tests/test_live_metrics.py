@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chinchilla import cli, metrics, zoo
+from chinchilla import cli, metrics, runfiles, zoo
 from chinchilla.train import TrainConfig, train_run
 
 STEPS = 32
@@ -54,7 +54,7 @@ def read_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def assert_events_equal_rows(logdir: Path, run_dir: Path) -> None:
-    rows = metrics.read_jsonl(run_dir / "metrics.jsonl")
+    rows = runfiles.read_jsonl(run_dir / "metrics.jsonl")
     scalars = read_scalars(logdir)
     assert set(scalars) == {
         name for name in metrics.TENSORBOARD_SCALARS if any(row.get(name) is not None for row in rows)

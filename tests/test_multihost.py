@@ -238,7 +238,7 @@ LOSS_TOLERANCE = 1e-4  # absolute, on losses ~4 nats: float32 sums reduced in an
 
 WORKER = textwrap.dedent("""
     import functools, json, os, sys
-    from chinchilla import metrics, zoo
+    from chinchilla import metrics, runfiles, zoo
     from chinchilla.data import pipeline
     from chinchilla.train import TrainConfig, train_run
 
@@ -259,10 +259,10 @@ WORKER = textwrap.dedent("""
     metrics.cpu_matmul_peak = recording_peak
     writes, rows = [], []
     for name in ("write_json_atomic", "append_jsonl", "rewrite_jsonl"):  # every write of a run file, by name
-        def spy(path, *args, _write=getattr(metrics, name), _name=name, **kwargs):
+        def spy(path, *args, _write=getattr(runfiles, name), _name=name, **kwargs):
             writes.append([_name, os.path.basename(str(path))])
             return _write(path, *args, **kwargs)
-        setattr(metrics, name, spy)
+        setattr(runfiles, name, spy)
     next_batch = pipeline.PackedBatches.__next__
     def recording_next(self):
         position = self.get_state()

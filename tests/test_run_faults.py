@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from chinchilla import cli, runlock, zoo
+from chinchilla import cli, runfiles, runlock, zoo
 from chinchilla.analysis.render import render_markdown
 from chinchilla.analysis.report import AnalysisSettings, analyze, summary
 from chinchilla.step import Trainer
-from chinchilla.sweep import collect_results, plan_isoflop, read_results_table, run_sweep, store
+from chinchilla.sweep import collect_results, plan_isoflop, read_results_table, run_sweep
 from chinchilla.sweep.synthetic import SyntheticTrainer
 from chinchilla.train import QUARANTINE_FILE, TrainConfig, train_run
 
@@ -218,7 +218,7 @@ class NanTrainer(SyntheticTrainer):
     def __call__(self, run, run_dir):
         summary_ = super().__call__(run, run_dir)
         failed = {**summary_, "status": "failed", "reason": "non-finite loss nan at step 20"}
-        store.write_json_atomic(store.as_path(run_dir) / store.SUMMARY_FILE, failed)
+        runfiles.write_json_atomic(runfiles.as_path(run_dir) / runfiles.SUMMARY_FILE, failed)
         return failed
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 import pytest
 
-from chinchilla import cli, data, flops, metrics, zoo
+from chinchilla import cli, data, flops, metrics, runfiles, zoo
 from chinchilla.schedule import learning_rate
 from chinchilla.step import Trainer, adamw_step
 from chinchilla.train import TrainConfig, train_run
@@ -382,11 +382,11 @@ def test_the_peak_table_knows_the_accelerators_of_the_facts_file(kind, peak):
 
 def test_json_files_are_replaced_atomically_and_torn_jsonl_lines_are_skipped(tmp_path):
     path = tmp_path / "summary.json"
-    metrics.write_json_atomic(path, {"a": 1})
-    metrics.write_json_atomic(path, {"a": 2})
+    runfiles.write_json_atomic(path, {"a": 1})
+    runfiles.write_json_atomic(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 2} and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
     lines = tmp_path / "metrics.jsonl"
-    metrics.append_jsonl(lines, [{"step": 1}, {"step": 2}])
+    runfiles.append_jsonl(lines, [{"step": 1}, {"step": 2}])
     with open(lines, "a") as handle:
         handle.write('{"step": 3, "lo')  # a crash mid-write
-    assert metrics.read_jsonl(lines) == [{"step": 1}, {"step": 2}]
+    assert runfiles.read_jsonl(lines) == [{"step": 1}, {"step": 2}]

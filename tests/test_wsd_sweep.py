@@ -150,18 +150,18 @@ def test_a_branch_waits_for_a_trunk_another_worker_holds_and_is_not_failed(tmp_p
 KILLING_SWEEP = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})
-    from chinchilla import metrics
+    from chinchilla import runfiles
     from chinchilla.sweep import run_sweep
     from test_wsd_sweep import real_plan
 
-    append = metrics.append_jsonl
+    append = runfiles.append_jsonl
 
     def append_then_die(path, rows):  # SIGKILL right after run {victim!r} logged step {step}
         append(path, rows)
         if {victim!r} in str(path) and any(row["step"] >= {step} for row in rows):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    metrics.append_jsonl = append_then_die
+    runfiles.append_jsonl = append_then_die
     run_sweep(real_plan(), {out!r}, log=None)
 """)
 

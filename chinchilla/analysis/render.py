@@ -12,17 +12,17 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from chinchilla import runfiles
 from chinchilla.analysis.report import Analysis, summary
 from chinchilla.fit.envelope import PAPER_LATE_THRESHOLD
 from chinchilla.paper import APPROACH_TITLES, APPROACHES, GOPHER_FLOPS, KAPLAN, TABLE2
 from chinchilla.sweep import results as results_lib
-from chinchilla.sweep import store
 
 
 def write_report(analysis: Analysis, out_dir, *, figures: bool = True) -> dict[str, Any]:
     """Write ``report.md``, ``summary.json`` and (unless ``figures=False``) figure2/3/4.png into ``out_dir``;
     return the summary."""
-    out = store.as_path(out_dir)
+    out = runfiles.as_path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = summary(analysis)
     written = []
@@ -31,8 +31,8 @@ def write_report(analysis: Analysis, out_dir, *, figures: bool = True) -> dict[s
 
         written = plots.write_figures(analysis, out)
     payload["figures"] = [p.name for p in written]
-    store.write_json_atomic(out / "summary.json", payload)
-    store.write_text_atomic(out / "report.md", render_markdown(analysis, payload))
+    runfiles.write_json_atomic(out / runfiles.SUMMARY_FILE, payload)
+    runfiles.write_text_atomic(out / "report.md", render_markdown(analysis, payload))
     return payload
 
 

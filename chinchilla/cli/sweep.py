@@ -275,9 +275,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     resolve_jobs(args.jobs)  # a bad value (or no backend) is an error before anything is written
     plan = adopt_plan(plan, out, extend=args.extend or bool(args.next_budget))  # a changed plan: refused first
     if not args.lr_check:
-        from chinchilla.sweep import store
+        from chinchilla import runfiles
 
-        store.write_json_atomic(store.as_path(out) / "preset.json", preset.describe())
+        runfiles.write_json_atomic(runfiles.as_path(out) / "preset.json", preset.describe())
     outcome = run_sweep(
         plan,
         out,
@@ -355,20 +355,19 @@ def run_report_command(args: argparse.Namespace) -> int:
     import dataclasses
 
     from chinchilla import preset as preset_lib
-    from chinchilla import reproduce
+    from chinchilla import reproduce, runfiles
     from chinchilla.analysis import render
     from chinchilla.analysis.report import AnalysisSettings
     from chinchilla.cli.output import print_json
-    from chinchilla.sweep import store
     from chinchilla.sweep.results import check_sweep_dir, read_object
 
     check_sweep_dir(args.sweep_dir)  # a mistyped path is an error, and nothing is created or written
     for other in args.compare or ():
         check_sweep_dir(other)
-        if not (store.as_path(other) / "summary.json").exists():
+        if not (runfiles.as_path(other) / "summary.json").exists():
             raise ValueError(f"{other} has no summary.json: run `chinchilla report {other}` first")
     settings = AnalysisSettings()
-    recorded, problem = read_object(store.as_path(args.sweep_dir) / "preset.json")
+    recorded, problem = read_object(runfiles.as_path(args.sweep_dir) / "preset.json")
     if problem and not args.preset:
         raise ValueError(f"{args.sweep_dir}/{problem}; pass --preset NAME (or rerun the sweep command to rewrite it)")
     recorded = recorded or {}
@@ -399,7 +398,7 @@ def run_report_command(args: argparse.Namespace) -> int:
     if args.compare:
         summaries = {args.sweep_dir: payload}
         for other in args.compare:
-            loaded, problem = read_object(store.as_path(other) / "summary.json")
+            loaded, problem = read_object(runfiles.as_path(other) / "summary.json")
             missing = [
                 k for k in ("approach1", "approach2", "approach3") if not isinstance((loaded or {}).get(k), dict)
             ]

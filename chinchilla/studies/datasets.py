@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from chinchilla import runfiles
 from chinchilla.analysis.render import interval_cell
 from chinchilla.preset import Preset, with_dataset
 from chinchilla.reproduce import reproduce
-from chinchilla.sweep import store
 from chinchilla.sweep.pool import resolve_jobs
 
 APPROACHES = ("approach1", "approach2", "approach3")
@@ -46,7 +46,7 @@ def compare_datasets(
     if len(datasets) < 2 or len(set(datasets)) != len(datasets):
         raise ValueError(f"--compare-datasets needs at least two different data sets; got {list(datasets)}")
     resolve_jobs(jobs)  # a bad value is an error before anything is built or written
-    out = store.as_path(out_dir)
+    out = runfiles.as_path(out_dir)
     presets = {dataset: with_dataset(preset, dataset) for dataset in datasets}  # a bad name fails before training
     summaries = {}
     for dataset in datasets:
@@ -62,8 +62,8 @@ def compare_datasets(
             return None
         summaries[dataset] = summary
     table = table_a2(summaries)
-    store.write_text_atomic(out / "table_a2.md", table + "\n")
-    store.write_json_atomic(
+    runfiles.write_text_atomic(out / "table_a2.md", table + "\n")
+    runfiles.write_json_atomic(
         out / "table_a2.json",
         {
             "preset": preset.name,

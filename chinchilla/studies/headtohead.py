@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from chinchilla.sweep import store
+from chinchilla import runfiles
 from chinchilla.sweep.plan import Plan, n_params, plan_isoflop
 
 KAPLAN_EXPONENT = 0.73
@@ -92,13 +92,13 @@ def run_head_to_head(
     from chinchilla.sweep.results import collect_results
     from chinchilla.sweep.runner import run_sweep
 
-    sweep_dir = store.as_path(sweep_dir)
+    sweep_dir = runfiles.as_path(sweep_dir)
     out = sweep_dir / SUBDIR
     plan, info = plan_head_to_head(preset, sweep_dir, budget, kaplan_exponent=kaplan_exponent)
     try:
         run_sweep(plan, out, train_fn=train_fn or preset.train_fn(), log=log)
     except PlanChangedError as error:  # one head-to-head per sweep directory: its report compares two runs
-        held = store.read_json(out / "summary.json") or {}
+        held = runfiles.read_json_or_none(out / "summary.json") or {}
         raise PlanChangedError(
             f"{out} holds the head-to-head"
             + (
@@ -141,8 +141,8 @@ def run_head_to_head(
         "lower_loss": winner,
         "approach3": {k: getattr(fit, k) for k in ("E", "A", "B", "alpha", "beta")},
     }
-    store.write_json_atomic(out / "summary.json", payload)
-    store.write_text_atomic(out / "report.md", render(payload))
+    runfiles.write_json_atomic(out / "summary.json", payload)
+    runfiles.write_text_atomic(out / "report.md", render(payload))
     if log:
         log(render(payload))
     return payload

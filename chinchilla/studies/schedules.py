@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from chinchilla import runfiles
 from chinchilla.analysis.render import interval_cell
 from chinchilla.preset import Preset, with_schedule
 from chinchilla.reproduce import reproduce
-from chinchilla.sweep import store
 from chinchilla.sweep.plan import TRUNK_FLAG
 
 COMPARE_SCHEDULES_FILE = "compare_schedules"  # OUT/compare_schedules.md and .json
@@ -48,7 +48,7 @@ def compare_schedules(
         )
     cosine = with_schedule(preset, "cosine")
     cosine_dir = str(cosine_dir or f"{str(out_dir).rstrip('/')}_cosine")
-    if str(store.as_path(cosine_dir)) == str(store.as_path(out_dir)):
+    if str(runfiles.as_path(cosine_dir)) == str(runfiles.as_path(out_dir)):
         raise ValueError(f"--cosine-dir {cosine_dir} is --out itself; the two schedules need two sweep directories")
     say = log or (lambda _: None)
     summaries = {}
@@ -71,10 +71,10 @@ def compare_schedules(
     comparison = schedule_comparison(
         out_dir, cosine_dir, summaries["wsd"], summaries["cosine"], loss=preset.analysis.loss
     )
-    out = store.as_path(out_dir)
-    store.write_json_atomic(out / f"{COMPARE_SCHEDULES_FILE}.json", comparison)
+    out = runfiles.as_path(out_dir)
+    runfiles.write_json_atomic(out / f"{COMPARE_SCHEDULES_FILE}.json", comparison)
     text = format_schedule_comparison(comparison)
-    store.write_text_atomic(out / f"{COMPARE_SCHEDULES_FILE}.md", text + "\n")
+    runfiles.write_text_atomic(out / f"{COMPARE_SCHEDULES_FILE}.md", text + "\n")
     say(text)
     say(f"comparison: {str(out_dir).rstrip('/')}/{COMPARE_SCHEDULES_FILE}.md")
     return comparison

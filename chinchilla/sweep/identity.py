@@ -25,7 +25,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from chinchilla.sweep import store
+from chinchilla import runfiles
 from chinchilla.sweep.plan import Plan, PlannedRun
 
 PLAN_LOCK = "plan.lock"
@@ -41,7 +41,7 @@ def run_settings(run: PlannedRun | Mapping[str, Any]) -> dict[str, Any]:
     equal; fields an older ``plan.json`` lacks take their defaults)."""
     if not isinstance(run, PlannedRun):
         run = PlannedRun.from_dict(run)
-    return json.loads(json.dumps(run.to_dict(), sort_keys=True, default=store._json_default))
+    return json.loads(json.dumps(run.to_dict(), sort_keys=True, default=runfiles._json_default))
 
 
 def fingerprint(plan: Plan) -> str:
@@ -112,7 +112,7 @@ def describe_changes(old: Plan, new: Plan) -> tuple[str, bool]:
 def recorded(sweep_dir) -> tuple[Plan | None, list[dict[str, Any]]]:
     """The plan ``sweep_dir/plan.json`` holds (None when there is none) and the plans it was built from
     (``parts``: name, fingerprint, runs, added; one part unless it was extended). ValueError when it is damaged."""
-    path = store.as_path(sweep_dir) / store.PLAN_FILE
+    path = runfiles.as_path(sweep_dir) / runfiles.PLAN_FILE
     if not path.exists():
         return None, []
     try:
@@ -130,16 +130,16 @@ def recorded(sweep_dir) -> tuple[Plan | None, list[dict[str, Any]]]:
 
 def _write(sweep_dir, plan: Plan, parts: list[dict[str, Any]]) -> None:
     payload = {**plan.to_dict(), "fingerprint": fingerprint(plan), "parts": parts}
-    store.write_text_atomic(
-        store.as_path(sweep_dir) / store.PLAN_FILE,
-        json.dumps(payload, indent=1, sort_keys=True, default=store._json_default) + "\n",
+    runfiles.write_text_atomic(
+        runfiles.as_path(sweep_dir) / runfiles.PLAN_FILE,
+        json.dumps(payload, indent=1, sort_keys=True, default=runfiles._json_default) + "\n",
     )
 
 
 @contextlib.contextmanager
 def _plan_lock(sweep_dir) -> Iterator[None]:
     """One reader-writer of ``plan.json`` at a time on local and NFS directories (none on object stores)."""
-    path = store.as_path(sweep_dir)
+    path = runfiles.as_path(sweep_dir)
     if "://" in str(path):
         yield
         return
@@ -167,9 +167,11 @@ def adopt_plan(plan: Plan, sweep_dir, *, extend: bool = False) -> Plan:
                 [{"name": plan.name, "fingerprint": mine, "runs": len(plan.runs), "added": len(plan.runs)}],
             )
             return plan
-        where = store.as_path(sweep_dir) / store.PLAN_FILE
+        where = runfiles.as_path(sweep_dir) / runfiles.PLAN_FILE
         if mine == fingerprint(old) or any(part.get("fingerprint") == mine for part in parts):
-            if "fingerprint" not in (store.read_json(where) or {}):  # an older plan.json: record its fingerprint
+            if "fingerprint" not in (
+                runfiles.read_json_or_none(where) or {}
+            ):  # an older plan.json: record its fingerprint
                 _write(sweep_dir, old, parts)
             return old
         what, runs_changed = describe_changes(old, plan)

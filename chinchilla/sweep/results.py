@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from chinchilla import flops as flops_lib
+from chinchilla import runfiles
 from chinchilla.fit.envelope import PAPER_SMOOTHING_WINDOW, Curve, smooth_curve
-from chinchilla.sweep import store
 from chinchilla.sweep.plan import Plan, PlannedRun
 
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -84,8 +84,8 @@ def run_state(run_dir) -> tuple[str, str | None]:
     """A run's status (as ``run_status``) and, unless finished or pending, the reason: the trainer's (a non-finite
     loss), the exception it raised, or what is wrong with a damaged ``summary.json`` (a damaged summary makes the
     run failed: ``retry_failed`` removes it and resumes the run from its last checkpoint)."""
-    run_dir = store.as_path(run_dir)
-    summary, problem = read_object(run_dir / store.SUMMARY_FILE)
+    run_dir = runfiles.as_path(run_dir)
+    summary, problem = read_object(run_dir / runfiles.SUMMARY_FILE)
     if problem is None and summary is not None:
         problem = _summary_problem(summary)
     if problem is not None:
@@ -94,7 +94,7 @@ def run_state(run_dir) -> tuple[str, str | None]:
         return "finished", None
     if summary is not None:  # failed: the trainer's reason (e.g. a non-finite loss at step n)
         return "failed", str(summary.get("reason") or summary.get("error") or "failed (no reason recorded)")
-    failure, failure_problem = read_object(run_dir / store.FAILURE_FILE)
+    failure, failure_problem = read_object(run_dir / runfiles.FAILURE_FILE)
     if failure_problem is not None:
         return "failed", failure_problem
     if failure is not None:
@@ -105,7 +105,7 @@ def run_state(run_dir) -> tuple[str, str | None]:
 def read_object(path) -> tuple[dict[str, Any] | None, str | None]:
     """A run file that holds a JSON object: (the object, None), (None, None) when the file does not exist, or
     (None, what is wrong with it, naming the file)."""
-    path = store.as_path(path)
+    path = runfiles.as_path(path)
     if not path.exists():
         return None, None
     try:
@@ -119,10 +119,10 @@ def read_object(path) -> tuple[dict[str, Any] | None, str | None]:
 
 def _summary_problem(summary: dict[str, Any]) -> str | None:
     if summary.get("status") not in ("finished", "failed"):
-        return f"{store.SUMMARY_FILE}: status={summary.get('status')!r} is not 'finished' or 'failed'"
+        return f"{runfiles.SUMMARY_FILE}: status={summary.get('status')!r} is not 'finished' or 'failed'"
     for key in ("tokens", "flops"):
         if key in summary and not _finite(summary[key]):
-            return f"{store.SUMMARY_FILE}: {key}={summary[key]!r} is not a finite number"
+            return f"{runfiles.SUMMARY_FILE}: {key}={summary[key]!r} is not a finite number"
     return None
 
 
@@ -130,7 +130,7 @@ def load_metrics(run_dir) -> list[dict[str, Any]]:
     """The training-loss records of ``metrics.jsonl`` in step order, one per step: a run resumed from a checkpoint
     re-logs the steps after it, and the last record of a step wins."""
     by_step: dict[int, dict[str, Any]] = {}
-    for record in store.read_jsonl(store.as_path(run_dir) / store.METRICS_FILE):
+    for record in runfiles.read_jsonl(runfiles.as_path(run_dir) / runfiles.METRICS_FILE):
         if isinstance(record.get("step"), int) and _finite(record.get("loss")):
             by_step[int(record["step"])] = record
     return [by_step[s] for s in sorted(by_step)]
@@ -139,8 +139,8 @@ def load_metrics(run_dir) -> list[dict[str, Any]]:
 def load_curve(run_dir, convention: str = "total") -> Curve | None:
     """A run's raw training curve for Approach 1, N under ``convention`` (None with fewer than 2 logged points;
     the fit smooths it)."""
-    run_dir = store.as_path(run_dir)
-    planned = read_object(run_dir / store.RUN_FILE)[0]  # a damaged run.json: no curve (its row says why)
+    run_dir = runfiles.as_path(run_dir)
+    planned = read_object(run_dir / runfiles.RUN_FILE)[0]  # a damaged run.json: no curve (its row says why)
     metrics = load_metrics(run_dir)
     if planned is None or len(metrics) < 2:
         return None
@@ -165,10 +165,10 @@ def load_curves(
 ) -> list[Curve]:
     """Training curves of the sweep's runs (finished ones by default; of ``groups`` if given)."""
     curves = []
-    for run_dir in store.run_dirs(sweep_dir):
+    for run_dir in runfiles.run_dirs(sweep_dir):
         if finished_only and run_status(run_dir) != "finished":
             continue
-        planned = read_object(run_dir / store.RUN_FILE)[0]
+        planned = read_object(run_dir / runfiles.RUN_FILE)[0]
         if planned is None or (groups is not None and planned.get("group") not in groups):
             continue
         curve = load_curve(run_dir, convention)
@@ -182,14 +182,14 @@ def result_row(
 ) -> dict[str, Any] | None:
     """The results-table row of one run directory (None if it holds no ``run.json`` and ``planned_run`` is not
     given). A damaged run file makes the row's status "failed", with what is wrong in ``error``."""
-    run_dir = store.as_path(run_dir)
-    planned, problem = read_object(run_dir / store.RUN_FILE)
+    run_dir = runfiles.as_path(run_dir)
+    planned, problem = read_object(run_dir / runfiles.RUN_FILE)
     run = planned_run
     if planned is not None:
         try:
             run = PlannedRun.from_dict(planned)
         except (KeyError, TypeError, ValueError) as error:
-            problem = f"{store.RUN_FILE} is not a planned run ({type(error).__name__}: {error})"
+            problem = f"{runfiles.RUN_FILE} is not a planned run ({type(error).__name__}: {error})"
     if run is None:
         if problem is None:
             return None
@@ -203,7 +203,7 @@ def result_row(
     status, reason = run_state(run_dir)
     if problem is not None:
         status, reason = "failed", problem
-    summary = (read_object(run_dir / store.SUMMARY_FILE)[0] or {}) if status == "finished" else {}
+    summary = (read_object(run_dir / runfiles.SUMMARY_FILE)[0] or {}) if status == "finished" else {}
     metrics = load_metrics(run_dir) if status == "finished" else []
     counts = flops_lib.param_count(run.model)
     smoothed = smooth_curve([m["loss"] for m in metrics], window)[-1] if metrics else math.nan
@@ -240,15 +240,15 @@ def result_row(
 def check_sweep_dir(sweep_dir) -> None:
     """ValueError unless ``sweep_dir`` is a sweep directory: it exists, is a directory, and holds ``plan.json`` or
     ``runs/`` (so that a mistyped path is an error, and nothing is created there)."""
-    path = store.as_path(sweep_dir)
+    path = runfiles.as_path(sweep_dir)
     if not path.exists():
         raise ValueError(f"{sweep_dir}: no such directory; give the --out of a `chinchilla sweep`/`reproduce`")
     if not path.is_dir():
         raise ValueError(f"{sweep_dir} is a file, not a sweep directory")
-    if not (path / store.PLAN_FILE).exists() and not (path / store.RUNS_DIR).is_dir():
+    if not (path / runfiles.PLAN_FILE).exists() and not (path / runfiles.RUNS_DIR).is_dir():
         raise ValueError(
-            f"{sweep_dir} is not a sweep directory (it has neither {store.PLAN_FILE} nor "
-            f"{store.RUNS_DIR}/); give the --out of a `chinchilla sweep`/`reproduce`"
+            f"{sweep_dir} is not a sweep directory (it has neither {runfiles.PLAN_FILE} nor "
+            f"{runfiles.RUNS_DIR}/); give the --out of a `chinchilla sweep`/`reproduce`"
         )
 
 
@@ -257,26 +257,26 @@ def collect_results(sweep_dir) -> list[dict[str, Any]]:
     directory (not started yet, or deleted), sorted by run id. Each row's ``outside_plan`` (not a results.csv
     column) says why a run directory is not one of the plan's runs (None when it is, or without ``plan.json``).
     Raises ValueError when ``plan.json`` is damaged."""
-    sweep_dir = store.as_path(sweep_dir)
-    plan_data, problem = read_object(sweep_dir / store.PLAN_FILE)
+    sweep_dir = runfiles.as_path(sweep_dir)
+    plan_data, problem = read_object(sweep_dir / runfiles.PLAN_FILE)
     if problem is not None:
-        raise ValueError(f"{sweep_dir / store.PLAN_FILE}: {problem}; rerun the sweep command to rewrite it")
+        raise ValueError(f"{sweep_dir / runfiles.PLAN_FILE}: {problem}; rerun the sweep command to rewrite it")
     try:
         planned = {r.run_id: r for r in Plan.from_dict(plan_data).runs} if plan_data is not None else {}
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
-            f"{sweep_dir / store.PLAN_FILE} is not a plan ({type(error).__name__}: {error}); rerun "
+            f"{sweep_dir / runfiles.PLAN_FILE} is not a plan ({type(error).__name__}: {error}); rerun "
             "the sweep command to rewrite it"
         ) from None
     rows = []
-    for run_dir in store.run_dirs(sweep_dir):
+    for run_dir in runfiles.run_dirs(sweep_dir):
         row = result_row(run_dir, planned_run=planned.get(run_dir.name))
         if row is not None:
             rows.append({**row, OUTSIDE_PLAN: _outside_plan(run_dir, planned) if plan_data is not None else None})
     seen = {row["run_id"] for row in rows}
     for run_id, run in planned.items():
         if run_id not in seen:
-            row = result_row(sweep_dir / store.RUNS_DIR / run_id, planned_run=run)
+            row = result_row(sweep_dir / runfiles.RUNS_DIR / run_id, planned_run=run)
             rows.append(
                 {
                     **row,
@@ -295,15 +295,15 @@ def _outside_plan(run_dir, planned: dict[str, PlannedRun]) -> str | None:
 
     run = planned.get(run_dir.name)
     if run is None:
-        return f"not in {store.PLAN_FILE}"
-    data = read_object(run_dir / store.RUN_FILE)[0]
+        return f"not in {runfiles.PLAN_FILE}"
+    data = read_object(run_dir / runfiles.RUN_FILE)[0]
     if data is None:
         return None
     try:
         changes = run_changes(PlannedRun.from_dict(data), run)
     except (KeyError, TypeError, ValueError):
         return None  # a damaged run.json: the row is failed and says why
-    return f"trained with other settings than {store.PLAN_FILE}: {changes}" if changes else None
+    return f"trained with other settings than {runfiles.PLAN_FILE}: {changes}" if changes else None
 
 
 def plan_parts(sweep_dir) -> dict[str, Any] | None:
@@ -333,14 +333,14 @@ def extension_text(plan_info: dict[str, Any] | None) -> str | None:
 def write_results_table(sweep_dir) -> list[dict[str, Any]]:
     """Rebuild ``results.csv`` from the run directories (atomically) and return its rows."""
     rows = collect_results(sweep_dir)
-    store.write_csv_atomic(store.as_path(sweep_dir) / store.RESULTS_FILE, rows, RESULT_COLUMNS)
+    runfiles.write_csv_atomic(runfiles.as_path(sweep_dir) / runfiles.RESULTS_FILE, rows, RESULT_COLUMNS)
     return rows
 
 
 def read_results_table(path) -> list[dict[str, Any]]:
     """A results CSV (ours, or any with at least n_params, tokens, flops and a loss column) with typed values."""
     rows = []
-    for line, raw in enumerate(store.read_csv(path), 2):
+    for line, raw in enumerate(runfiles.read_csv(path), 2):
         row: dict[str, Any] = {}
         for key, value in raw.items():
             if value in ("", None):

@@ -53,9 +53,8 @@ from typing import Any
 
 from etils import epath
 
-from chinchilla import atomic, runlock
+from chinchilla import runfiles, runlock
 from chinchilla.runlock import RunLockedError
-from chinchilla.sweep import store
 from chinchilla.sweep.identity import adopt_plan
 from chinchilla.sweep.plan import Plan, PlannedRun
 from chinchilla.sweep.pool import (
@@ -118,12 +117,12 @@ def assign_runs(runs: Sequence[PlannedRun], num_workers: int) -> list[list[Plann
 def _remove_dead_temporaries(sweep_dir) -> None:
     """A killed sweep can leave half-written temporaries (never the files themselves: writes are atomic) in the sweep
     directory and its run directories; clear this host's dead writers' ones before going on."""
-    atomic.remove_dead_temporaries(sweep_dir)
-    runs = sweep_dir / store.RUNS_DIR
+    runfiles.remove_dead_temporaries(sweep_dir)
+    runs = sweep_dir / runfiles.RUNS_DIR
     if runs.is_dir():
         for run_dir in runs.iterdir():
             if run_dir.is_dir():
-                atomic.remove_dead_temporaries(run_dir)
+                runfiles.remove_dead_temporaries(run_dir)
 
 
 RESULTS_LOCK = "results.lock"
@@ -148,7 +147,7 @@ def _failure_mark(run_dir: epath.Path) -> str:
     """What a failed run's record files hold now: a retry that failed again (under another worker) changes it."""
     return "".join(
         (run_dir / name).read_text() if (run_dir / name).exists() else "-"
-        for name in (store.FAILURE_FILE, store.SUMMARY_FILE)
+        for name in (runfiles.FAILURE_FILE, runfiles.SUMMARY_FILE)
     )
 
 
@@ -210,7 +209,7 @@ def run_sweep(
     explicit_jobs = jobs not in (None, JOBS_AUTO)
     jobs = resolve_jobs(jobs)
     train_fn = train_fn or train_planned_run
-    sweep_dir = store.as_path(sweep_dir)
+    sweep_dir = runfiles.as_path(sweep_dir)
     rank, processes = process_group()
     if processes > 1:
         if explicit_jobs and jobs != 1:
@@ -237,7 +236,7 @@ def run_sweep(
 
     todo, marks = [], {}
     for run in runs:
-        run_dir = sweep_dir / store.RUNS_DIR / run.run_id
+        run_dir = sweep_dir / runfiles.RUNS_DIR / run.run_id
         status = run_status(run_dir)
         if status == "finished" or (status == "failed" and not retry_failed):
             skipped.append(run.run_id)
@@ -364,7 +363,7 @@ def trunk_failure(run: PlannedRun, sweep_dir) -> str | None:
     point = branch_point(run)
     if point is None:
         return None
-    status, reason = run_state(store.as_path(sweep_dir) / store.RUNS_DIR / point[0])
+    status, reason = run_state(runfiles.as_path(sweep_dir) / runfiles.RUNS_DIR / point[0])
     if status != "failed":
         return None
     return f"trunk {point[0]} failed: {(str(reason or 'no reason recorded').splitlines() or [''])[0][:200]}"
@@ -381,7 +380,7 @@ def trunk_wait(
     if point is None:
         return None
     trunk, step = point
-    trunk_dir = store.as_path(sweep_dir) / store.RUNS_DIR / trunk
+    trunk_dir = runfiles.as_path(sweep_dir) / runfiles.RUNS_DIR / trunk
     status = run_status(trunk_dir)
     if status == "finished" or branch_point_saved(trunk_dir, step):
         return None
@@ -440,7 +439,7 @@ def run_one(
     written); one whose trunk failed is recorded failed with the trunk's reason (``trunk_marks``: the failed runs
     this worker retries, whose branches wait for the retry). The same function runs in this process
     (``jobs=None``) and in worker processes."""
-    run_dir = store.as_path(sweep_dir) / store.RUNS_DIR / run.run_id
+    run_dir = runfiles.as_path(sweep_dir) / runfiles.RUNS_DIR / run.run_id
     try:
         claim = runlock.hold(run_dir, nested=True)
         claim.__enter__()
@@ -463,16 +462,16 @@ def _train_claimed(
     train_fn: TrainFn, run: PlannedRun, run_dir: epath.Path, retry_failed: bool, writer: bool = True
 ) -> RunResult:
     if writer and retry_failed and run_status(run_dir) == "failed":
-        for name in (store.FAILURE_FILE, store.SUMMARY_FILE):
+        for name in (runfiles.FAILURE_FILE, runfiles.SUMMARY_FILE):
             if (run_dir / name).exists():
                 (run_dir / name).unlink()
     trunk_failed = trunk_failure(run, run_dir.parent.parent)
     if writer:
-        store.write_json_atomic(run_dir / store.RUN_FILE, run.to_dict())
+        runfiles.write_json_atomic(run_dir / runfiles.RUN_FILE, run.to_dict())
     if trunk_failed:  # nothing to branch from: failed with the trunk's reason (retried with --retry-failed)
         if writer:
-            store.write_json_atomic(
-                run_dir / store.FAILURE_FILE, {"error": trunk_failed, "traceback": None, "time": time.time()}
+            runfiles.write_json_atomic(
+                run_dir / runfiles.FAILURE_FILE, {"error": trunk_failed, "traceback": None, "time": time.time()}
             )
         return RunResult(False, f"failed: {trunk_failed}")
     run_start = time.time()
@@ -485,8 +484,8 @@ def _train_claimed(
         if _is_trunk_not_ready(error) and point and run_status(run_dir.parent / point[0]) != "finished":
             return RunResult(False, str(error), claimed=False, deferred=True)  # its checkpoint comes later
         if writer:
-            store.write_json_atomic(
-                run_dir / store.FAILURE_FILE,
+            runfiles.write_json_atomic(
+                run_dir / runfiles.FAILURE_FILE,
                 {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(), "time": time.time()},
             )
         return RunResult(False, f"failed: {type(error).__name__}: {error}")
@@ -585,7 +584,7 @@ def _lockstep_pass(
                     break
                 queue, held, progress = held, [], False  # claims released meanwhile (a worker died) are taken now
             run = queue.pop(0)
-            run_dir = sweep_dir / store.RUNS_DIR / run.run_id
+            run_dir = sweep_dir / runfiles.RUNS_DIR / run.run_id
             wait = waits(run)
             if wait:
                 held.append(run)
@@ -615,7 +614,7 @@ def _lockstep_pass(
         progress = True
         try:
             result = _train_claimed(
-                train_fn, run, sweep_dir / store.RUNS_DIR / run.run_id, retry_failed, writer=rank == 0
+                train_fn, run, sweep_dir / runfiles.RUNS_DIR / run.run_id, retry_failed, writer=rank == 0
             )
         finally:
             if claim is not None:
@@ -625,10 +624,10 @@ def _lockstep_pass(
 
 def plan_status(plan: Plan, sweep_dir) -> dict[str, list[str]]:
     """Run ids of ``plan`` by status in ``sweep_dir``: finished, failed, pending."""
-    sweep_dir = store.as_path(sweep_dir)
+    sweep_dir = runfiles.as_path(sweep_dir)
     status: dict[str, list[str]] = {"finished": [], "failed": [], "pending": []}
     for run in plan.runs:
-        status[run_status(sweep_dir / store.RUNS_DIR / run.run_id)].append(run.run_id)
+        status[run_status(sweep_dir / runfiles.RUNS_DIR / run.run_id)].append(run.run_id)
     return status
 
 
@@ -637,17 +636,18 @@ def failures_text(plan: Plan, sweep_dir) -> str | None:
     the first one's reason, and where every reason is; None when none failed."""
     from chinchilla.sweep.results import run_state
 
-    sweep_dir = store.as_path(sweep_dir)
+    sweep_dir = runfiles.as_path(sweep_dir)
     failed = plan_status(plan, sweep_dir)["failed"]
     if not failed:
         return None
     reason = (
-        str(run_state(sweep_dir / store.RUNS_DIR / failed[0])[1] or "no reason recorded").splitlines()
+        str(run_state(sweep_dir / runfiles.RUNS_DIR / failed[0])[1] or "no reason recorded").splitlines()
         or ["no reason recorded"]
     )[0][:200]
     where = str(sweep_dir).rstrip("/")
     return (
         f"{len(failed)} of {len(plan.runs)} runs failed (first: {failed[0]}: {reason}); every reason is in "
-        f"{where}/{store.RESULTS_FILE} (column error) and {where}/{store.RUNS_DIR}/<run_id>/{store.FAILURE_FILE} "
-        f"or {store.SUMMARY_FILE}; fix the cause, then rerun with --retry-failed"
+        f"{where}/{runfiles.RESULTS_FILE} (column error) and "
+        f"{where}/{runfiles.RUNS_DIR}/<run_id>/{runfiles.FAILURE_FILE} "
+        f"or {runfiles.SUMMARY_FILE}; fix the cause, then rerun with --retry-failed"
     )

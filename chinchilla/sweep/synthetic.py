@@ -24,8 +24,8 @@ import numpy as np
 from etils import epath
 
 from chinchilla import flops as flops_lib
+from chinchilla import runfiles
 from chinchilla.fit.allocate import PAPER_FIT, ChinchillaParams
-from chinchilla.sweep import store
 from chinchilla.sweep.plan import DEFAULT_BATCH_SIZE, PlannedRun
 
 
@@ -55,12 +55,12 @@ class SyntheticTrainer:
     fail_runs: tuple[str, ...] = ()
 
     def __call__(self, run: PlannedRun, run_dir: epath.Path) -> dict:
-        run_dir = store.as_path(run_dir)
+        run_dir = runfiles.as_path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         if run.run_id in self.fail_runs or "*" in self.fail_runs:
             raise RuntimeError(f"synthetic failure in {run.run_id} (fail_runs)")
-        store.write_json_atomic(
-            run_dir / "config.json",
+        runfiles.write_json_atomic(
+            run_dir / runfiles.CONFIG_FILE,
             {"model": run.model.to_dict(), "tokens": run.tokens, **dict(run.train), "trainer": "synthetic"},
         )
         batch_size = int(run.train.get("batch_size", DEFAULT_BATCH_SIZE))
@@ -73,7 +73,7 @@ class SyntheticTrainer:
         rng = np.random.default_rng(zlib.crc32(run.run_id.encode()))
         loss = loss + self.noise * rng.standard_normal(loss.size)
         per_token = flops_lib.training_flops_per_token(run.model)
-        metrics_path = run_dir / store.METRICS_FILE
+        metrics_path = run_dir / runfiles.METRICS_FILE
         with metrics_path.open("w") as handle:
             for step, seen, value in zip(steps, tokens, loss):
                 handle.write(
@@ -102,5 +102,5 @@ class SyntheticTrainer:
             "eval_loss": float(self.surface.loss(n, tokens[-1])),
             "trainer": "synthetic",
         }
-        store.write_json_atomic(run_dir / store.SUMMARY_FILE, summary)
+        runfiles.write_json_atomic(run_dir / runfiles.SUMMARY_FILE, summary)
         return summary
