@@ -54,8 +54,8 @@ def test_atomic_write_replaces_the_file(tmp_path, writer):
 
 
 def test_read_jsonl_skips_a_garbled_binary_line(tmp_path):
-    """A line of non-UTF-8 bytes (a disk error, a stray write) raised a UnicodeDecodeError naming no file and lost
-    every other line; it now costs only itself, like a torn JSON line."""
+    """A line of non-UTF-8 bytes (a disk error, a stray write) costs only itself, like a torn JSON line, rather than
+    a UnicodeDecodeError naming no file and every other line lost."""
     path = tmp_path / "metrics.jsonl"
     path.write_bytes(b'{"step": 1}\n\xff\xfe\x00\x81\n{"step": 2}\n')
     assert [r["step"] for r in runfiles.read_jsonl(path)] == [1, 2]

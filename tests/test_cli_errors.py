@@ -1,4 +1,4 @@
-"""Every verb x every kind of bad input (issue 10): missing, unreadable and wrong-type paths, out-of-range and
+"""Every verb x every kind of bad input: missing, unreadable and wrong-type paths, out-of-range and
 non-finite numbers, conflicting flags, damaged run files. Each must end in exit status 2, exactly one line on stderr
 that names the culprit, no traceback, and no change to any file that existed before.
 
@@ -367,7 +367,8 @@ def test_an_unwritable_directory_is_one_line(tmp_path, capsys):
     ],
 )
 def test_an_unknown_flag_names_the_verb(verb, capsys):
-    """`chinchilla reproduce ... --plan-only` (a sweep flag) blamed `chinchilla` and its --help, not the verb."""
+    """An unknown flag (`chinchilla reproduce ... --plan-only`, a sweep flag) names the verb and its --help, not
+    `chinchilla`."""
     assert cli.main([*verb, "--no-such-flag"]) == 2
     assert capsys.readouterr().err == (
         f"chinchilla {verb[0]}: error: unrecognized arguments: --no-such-flag (see `chinchilla {verb[0]} --help`)\n"
@@ -375,7 +376,7 @@ def test_an_unknown_flag_names_the_verb(verb, capsys):
 
 
 def test_a_warning_is_one_line_naming_the_verb():
-    """A DataRepeatWarning printed two lines, the second a line of train.py's source; now one line (in a fresh
+    """A DataRepeatWarning is one line, not two with a line of train.py's source as the second (in a fresh
     process: pytest records warnings itself), and the process's warning format is restored after the verb."""
     import subprocess
     import sys
@@ -404,7 +405,7 @@ def test_a_warning_is_one_line_naming_the_verb():
     ],
 )
 def test_with_json_every_error_is_one_json_object_on_stdout(argv, kind, capsys):
-    """Usage errors and every verb's errors (before: only fit/allocate's own, and stdout stayed empty otherwise)."""
+    """Usage errors and every verb's errors, not only fit's and allocate's: stdout is never left empty."""
     status = cli.main(argv)
     captured = capsys.readouterr()
     error = json.loads(captured.out)  # exactly one JSON document

@@ -141,8 +141,8 @@ def test_the_train_command_refuses_a_half_specified_setup_in_one_line(tmp_path, 
     ],
 )
 def test_a_missing_peer_or_coordinator_is_one_line_after_the_stated_wait(tmp_path, process_id, awaited, error):
-    """Before: `train` printed nothing for 5 minutes (JAX's default), then aborted with a native stack trace and
-    "another task died". Now it says what it waits for, and ends with one line after CHINCHILLA_DISTRIBUTED_TIMEOUT."""
+    """`train` says what it waits for and ends with one line after CHINCHILLA_DISTRIBUTED_TIMEOUT, rather than
+    printing nothing for 5 minutes (JAX's default) and aborting with a native stack trace and "another task died"."""
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if key not in TRIO}
     env.update(
@@ -362,8 +362,8 @@ def _losses(run, steps: int = STEPS) -> dict[int, float]:
 
 def test_interleaved_device_orders_on_2_and_4_processes_train_the_single_process_losses(tmp_path):
     """jax.make_mesh on a multi-host TPU slice may interleave hosts' devices; each process then holds rows
-    [0, 1, 4, 5, ...] of every global batch and reads exactly those (before: refused at start-up, "its devices hold
-    batch rows [0, 1, 4, 5] but it reads rows [0, 4)")."""
+    [0, 1, 4, 5, ...] of every global batch and reads exactly those (not refused at start-up with "its devices
+    hold batch rows [0, 1, 4, 5] but it reads rows [0, 4)")."""
     config = {**CONFIG, "tokens": 12 * 8 * 128, "checkpoint_every": 12, "steps_per_dispatch": 4}
     records = tmp_path / "records"
     records.mkdir()

@@ -1,5 +1,5 @@
-"""Faults of issue 10 that cost data or hid it: a damaged metrics line on resume (1), two writers on one run (2),
-damaged run files in a sweep (5), failure reasons and missing runs in the results and the report (9)."""
+"""Faults that could cost data or hide it: a damaged metrics line on resume, two writers on one run, damaged run
+files in a sweep, failure reasons and missing runs in the results and the report, errors as one line."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def small_plan():
     return plan_isoflop((1e11, 3e11), zoo.ladder("tiny")[:4], hparams=lambda m, tokens: {"batch_size": 8})
 
 
-# ---- 1: a resume keeps every logged row it can read, and quarantines the rest ----
+# ---- a resume keeps every logged row it can read, and quarantines the rest ----
 
 
 def test_a_damaged_metrics_line_costs_no_other_row_on_resume(tmp_path, monkeypatch, capsys):
@@ -59,14 +59,14 @@ def test_a_damaged_metrics_line_costs_no_other_row_on_resume(tmp_path, monkeypat
     summary_ = train_run(config, out, progress=False)
     assert summary_["status"] == "finished"
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [s for s in range(1, 65) if s not in (10, 20, 25)]  # 11-19, 21-24, 26-32 kept (were lost)
+    assert steps == [s for s in range(1, 65) if s not in (10, 20, 25)]  # 11-19, 21-24, 26-32 kept too
     quarantined = [json.loads(line) for line in (out / QUARANTINE_FILE).read_text().splitlines()]
     assert [(q["line"], q["text"]) for q in quarantined] == [(20, '{"step": 20, "lo'), (25, "[25]")]
     said = [line for line in capsys.readouterr().err.splitlines() if "metrics.jsonl" in line]
     assert len(said) == 1 and "20, 25" in said[0] and QUARANTINE_FILE in said[0] and "1 blank" in said[0]
 
 
-# ---- 2: one writer per run directory ----
+# ---- one writer per run directory ----
 
 HOLDER = """
 import sys, time
@@ -137,8 +137,8 @@ def test_without_kernel_locks_a_stale_lock_of_this_host_is_taken_over_and_anothe
 
 def test_a_lock_whose_pid_was_reused_by_another_process_is_stale(tmp_path, monkeypatch):
     """Without kernel locks a lock names its holder by pid and start time: a live pid that started at another time
-    is another process (the holder died and the pid was reused; on a busy machine a sweep then skipped a run as
-    "held elsewhere"), while the holder itself, at its own start time, still holds."""
+    is another process (the holder died and the pid was reused: on a busy machine a sweep would otherwise skip a run
+    as "held elsewhere"), while the holder itself, at its own start time, still holds."""
     monkeypatch.setattr(fcntl, "flock", lambda handle, operation: (_ for _ in ()).throw(OSError(errno.ENOLCK, "")))
     out = tmp_path / "run"
     out.mkdir()
@@ -173,7 +173,7 @@ def test_a_sweep_worker_skips_a_run_another_process_holds_and_goes_on(tmp_path):
     assert statuses[busy] == "pending"
 
 
-# ---- 5: damaged run files in a sweep: that run failed with the reason, the sweep and the report go on ----
+# ---- damaged run files in a sweep: that run failed with the reason, the sweep and the report go on ----
 
 
 def test_damaged_run_files_mark_that_run_failed_with_the_file_and_the_sweep_goes_on(tmp_path, capsys):
@@ -209,7 +209,7 @@ def test_damaged_run_files_mark_that_run_failed_with_the_file_and_the_sweep_goes
     assert json.loads((tmp_path / "summary.json").read_text())["runs"]["failed"] == 5
 
 
-# ---- 9: failure reasons reach results.csv and the report; deleted runs count as missing ----
+# ---- failure reasons reach results.csv and the report; deleted runs count as missing ----
 
 
 class NanTrainer(SyntheticTrainer):
@@ -239,7 +239,7 @@ def test_failure_reasons_and_missing_runs_reach_the_results_and_the_report(tmp_p
     assert f"| {nan_run} | failed | non-finite loss nan at step 20 |" in report
 
 
-# ---- 8: the right error is the one line; the detail goes to the run's log or behind --verbose ----
+# ---- the right error is the one line; the detail goes to the run's log or behind --verbose ----
 
 
 def test_a_checkpoint_error_is_one_line_and_the_library_log_goes_to_the_runs_log(tmp_path, capfd, monkeypatch):

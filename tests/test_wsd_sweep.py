@@ -1,4 +1,4 @@
-"""Sweeps of WSD branches that share trunks (``share_trunks``; issue 18): the runner trains trunks before their
+"""Sweeps of WSD branches that share trunks (``share_trunks``): the runner trains trunks before their
 branches and starts a branch as soon as its trunk has saved the branch point (one process and ``jobs=2``); a branch
 whose trunk is not ready is deferred, never failed, and one whose trunk failed is failed with the trunk's reason; a
 sweep SIGKILLed mid-trunk and mid-branch resumes to the uninterrupted losses with no duplicate row. A fake trainer

@@ -328,7 +328,8 @@ def _worker_identity(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def _check_sweep_flags(args: argparse.Namespace) -> None:
-    """One mode per ``sweep`` call; a flag the chosen mode does not read is an error naming both (issue 10)."""
+    """One mode per ``sweep`` call; a flag the chosen mode does not read is an error naming both: no flag
+    is silently ignored."""
     modes = [
         flag
         for flag, given in (
