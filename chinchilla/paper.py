@@ -26,3 +26,16 @@ GOPHER_FLOPS = 5.76e23  # Gopher 280B's training budget (Table 3's largest FLOPs
 TABLE3_PARAMS: tuple[float, ...] = (400e6, 1e9, 10e9, 67e9, 175e9, 280e9, 520e9, 1e12, 10e12)
 # The Approach 3 fit L(N, D) = E + A / N^alpha + B / D^beta (eq. 10 rounds it to 1.69, 406.4, 410.7, 0.34, 0.28).
 APPROACH3_FIT = {"E": 1.69337, "A": 406.401, "B": 410.723, "alpha": 0.33917084, "beta": 0.2849083}
+# Table A3's Approach 3 column as printed (FLOPs, tokens) for those sizes; 175B's FLOPs are printed 1.26e24, an
+# evident typo for 1.26e25 (6 * 175e9 * 12.0e12 = 1.26e25).
+TABLE_A3_APPROACH3: tuple[tuple[float, float], ...] = (
+    (2.21e19, 9.2e9),
+    (1.62e20, 27.1e9),
+    (2.46e22, 410.1e9),
+    (1.71e24, 4.1e12),
+    (1.26e25, 12.0e12),
+    (3.52e25, 20.1e12),
+    (1.36e26, 43.5e12),
+    (5.65e26, 94.1e12),
+    (8.55e28, 1425.5e12),
+)

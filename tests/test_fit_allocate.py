@@ -12,8 +12,6 @@ from chinchilla import flops, zoo
 from chinchilla.fit import GOPHER_FLOPS, PAPER_FIT, ChinchillaParams, exact_flops_optimum, projections
 from chinchilla.fit.allocate import (
     MUENNIGHOFF_FIT,
-    PAPER_PROJECTION_PARAMS,
-    TABLE_A3_APPROACH3,
     DataConstrainedParams,
     allocation,
     compare_table_a3,
@@ -21,6 +19,7 @@ from chinchilla.fit.allocate import (
     inference_aware_allocation,
 )
 from chinchilla.fit.laws import MUENNIGHOFF_THETA
+from chinchilla.paper import TABLE3_PARAMS, TABLE_A3_APPROACH3
 
 
 def numeric_n_opt(params: ChinchillaParams, budget: float) -> float:
@@ -48,7 +47,7 @@ def test_closed_form_frontier_is_the_numeric_minimum(budget):
 
 
 def test_inverse_round_trips():
-    sizes = np.array(PAPER_PROJECTION_PARAMS)
+    sizes = np.array(TABLE3_PARAMS)
     budgets = PAPER_FIT.flops_for_params(sizes)
     np.testing.assert_allclose(PAPER_FIT.n_opt(budgets), sizes, rtol=1e-12)
     np.testing.assert_allclose(PAPER_FIT.tokens_for_params(sizes), PAPER_FIT.d_opt(budgets), rtol=1e-12)

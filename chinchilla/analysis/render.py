@@ -376,8 +376,9 @@ def format_table(payload: Mapping[str, Any]) -> str:
             entry = payload[approach]["conventions"][convention]
             cells.append(f"{interval_cell(entry, 'a'):>30}{interval_cell(entry, 'b'):>24}")
         lines.append(f"{title:<34}" + "".join(cells))
-    lines.append(f"{'paper, all params (1 / 2 / 3)':<34}{'0.50 / 0.49 / 0.46':>30}{'0.50 / 0.51 / 0.54':>24}")
-    lines.append(f"{'Kaplan et al. 2020, non-embedding':<34}{'0.73':>30}{'0.27':>24}")
+    paper_a, paper_b = (" / ".join(f"{TABLE2[k][i]:.2f}" for k in APPROACHES) for i in (0, 2))
+    lines.append(f"{'paper, all params (1 / 2 / 3)':<34}{paper_a:>30}{paper_b:>24}")
+    lines.append(f"{'Kaplan et al. 2020, non-embedding':<34}{KAPLAN[0]:>30.2f}{KAPLAN[1]:>24.2f}")
     return "\n".join(lines)
 
 

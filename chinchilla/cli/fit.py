@@ -18,6 +18,7 @@ import math
 
 from chinchilla.cli import checks
 from chinchilla.cli.usage import StrictParser, strict
+from chinchilla.paper import GOPHER_FLOPS
 
 COLUMN_HELP = (
     "Columns not named are found by their usual names: N / params / parameters / n_params; D / tokens / "
@@ -150,7 +151,7 @@ def _register_parametric(approaches: argparse._SubParsersAction) -> None:
         "--budget",
         dest="budget",
         type=float,
-        default=5.76e23,
+        default=GOPHER_FLOPS,
         metavar="C",
         help="FLOP budget for the allocation and tokens-per-parameter (default Gopher's 5.76e23)",
     )

@@ -6,7 +6,7 @@ loss law) in :mod:`chinchilla.fit.parametric`. Importing this package loads jax,
 numpy, never flax, tensorflow-datasets or orbax.
 """
 
-from chinchilla.fit.allocate import GOPHER_FLOPS, PAPER_FIT, ChinchillaParams, exact_flops_optimum, projections
+from chinchilla.fit.allocate import PAPER_FIT, ChinchillaParams, exact_flops_optimum, projections
 from chinchilla.fit.bootstrap import BootstrapResult, bootstrap_parametric, bootstrap_table
 from chinchilla.fit.envelope import Curve, EnvelopeResult, fit_envelope
 from chinchilla.fit.holdout import HoldoutResult, holdout_check
@@ -15,6 +15,7 @@ from chinchilla.fit.laws import CHINCHILLA, DATA_CONSTRAINED, ChinchillaLaw, Dat
 from chinchilla.fit.parametric import ParametricFit, fit_core, fit_parametric, fit_table
 from chinchilla.fit.powerlaw import PowerLaw, fit_power_law
 from chinchilla.fit.table import ScalingTable, read_csv, reference_table
+from chinchilla.paper import GOPHER_FLOPS
 
 __all__ = [
     "Curve",

@@ -30,23 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# Gopher's budget (Section 3.4, Figure 4): the paper's fit puts its compute-optimal size at ~40B parameters.
-GOPHER_FLOPS = 5.76e23
-# Model sizes of Table 3 / Table A3.
-PAPER_PROJECTION_PARAMS: tuple[float, ...] = (400e6, 1e9, 10e9, 67e9, 175e9, 280e9, 520e9, 1e12, 10e12)
-# Table A3's Approach 3 column as printed (FLOPs, tokens) for those sizes; 175B's FLOPs are printed 1.26e24, an
-# evident typo for 1.26e25 (6 * 175e9 * 12.0e12 = 1.26e25).
-TABLE_A3_APPROACH3: tuple[tuple[float, float], ...] = (
-    (2.21e19, 9.2e9),
-    (1.62e20, 27.1e9),
-    (2.46e22, 410.1e9),
-    (1.71e24, 4.1e12),
-    (1.26e25, 12.0e12),
-    (3.52e25, 20.1e12),
-    (1.36e26, 43.5e12),
-    (5.65e26, 94.1e12),
-    (8.55e28, 1425.5e12),
-)
+from chinchilla.paper import APPROACH3_FIT, TABLE3_PARAMS, TABLE_A3_APPROACH3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,13 +113,10 @@ class ChinchillaParams:
 
 # The paper's Approach 3 fit, unrounded (Hoffmann et al. 2022, as used by Besiroglu et al. 2024).
 PAPER_FIT = ChinchillaParams(
-    E=1.69337,
-    A=406.401,
-    B=410.723,
-    alpha=0.33917084,
-    beta=0.2849083,
-    source="Hoffmann et al. 2022 Approach 3 fit (unrounded: E 1.69337, A 406.401, "
-    "B 410.723, alpha 0.33917084, beta 0.2849083)",
+    **APPROACH3_FIT,
+    source="Hoffmann et al. 2022 Approach 3 fit (unrounded: "
+    + ", ".join(f"{name} {value:.9g}" for name, value in APPROACH3_FIT.items())
+    + ")",
 )
 
 
@@ -447,7 +428,7 @@ def _scan_minimum(fun, low: float, high: float) -> float:
     return float(result.x) if result.fun <= values[i] else float(grid[i])
 
 
-def projections(params: ChinchillaParams, sizes: Sequence[float] = PAPER_PROJECTION_PARAMS) -> list[dict[str, float]]:
+def projections(params: ChinchillaParams, sizes: Sequence[float] = TABLE3_PARAMS) -> list[dict[str, float]]:
     """Table 3 / A3 style rows: for each model size, the FLOPs at which it is compute-optimal and its tokens."""
     return [
         {"params": float(n), "flops": float(params.flops_for_params(n)), "tokens": float(params.tokens_for_params(n))}
@@ -459,7 +440,7 @@ def compare_table_a3(rows: Sequence[dict[str, float]]) -> list[dict[str, float]]
     """``projections`` rows for the paper's sizes with Table A3's published Approach 3 column beside them and the
     relative difference ours / published - 1. The paper's unrounded fit reproduces the column only to within
     2-19%, the gap growing with N (the paper does not say how the column was computed; we do not know why)."""
-    if [r["params"] for r in rows] != list(PAPER_PROJECTION_PARAMS):
+    if [r["params"] for r in rows] != list(TABLE3_PARAMS):
         raise ValueError("compare_table_a3 needs the rows of projections() for the paper's sizes")
     return [
         {

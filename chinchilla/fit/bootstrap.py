@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from chinchilla.fit.allocate import GOPHER_FLOPS
 from chinchilla.fit.diagnostics import check_data, interval_flags
 from chinchilla.fit.laws import CHINCHILLA
 from chinchilla.fit.objective import PAPER_HUBER_DELTA, objective
@@ -50,6 +49,7 @@ from chinchilla.fit.solver import (
 )
 from chinchilla.fit.table import ScalingTable
 from chinchilla.jax_cache import enable_compilation_cache
+from chinchilla.paper import GOPHER_FLOPS
 
 SCHEMES: tuple[str, ...] = ("resample", "subsample")
 DEFAULT_GRID_STARTS = 2

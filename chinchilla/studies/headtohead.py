@@ -20,9 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from chinchilla import runfiles
+from chinchilla.paper import KAPLAN
 from chinchilla.sweep.plan import Plan, n_params, plan_isoflop
 
-KAPLAN_EXPONENT = 0.73
+KAPLAN_EXPONENT = KAPLAN[0]  # N_opt ∝ C^0.73
 SUBDIR = "headtohead"
 
 
