@@ -1,5 +1,5 @@
 """A sweep directory is one experiment: its ``plan.json`` carries the plan's fingerprint, and a different plan is
-refused in one line naming what changed (issue 17).
+refused in one line naming what changed.
 
 - The **fingerprint** hashes every setting that changes a run: each planned run's id, group, budget, model shape,
   tokens, FLOPs, flags and ``train`` keyword arguments (learning rate, batch size, seed, data set, ...), as
