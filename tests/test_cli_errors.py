@@ -102,13 +102,13 @@ CASES = [
     # fit: a flag the chosen mode does not read is an error naming both flags; --fraction's range
     (
         "fit-fraction-resample-scheme",
-        ["fit", "parametric", "--reference", "epoch", "--bootstrap", "5", "--fraction", "0.5"],
+        ["fit", "parametric", "--reference", "epoch", "--resamples", "5", "--fraction", "0.5"],
         "--fraction would be ignored: --bootstrap-scheme resample",
     ),
     (
         "fit-fraction-no-bootstrap",
         ["fit", "parametric", "--reference", "epoch", "--fraction", "0.5"],
-        "--fraction would be ignored: there is no bootstrap without --bootstrap",
+        "--fraction would be ignored: there is no bootstrap without --resamples",
     ),
     (
         "fit-fraction-above-1",
@@ -117,7 +117,7 @@ CASES = [
             "parametric",
             "--reference",
             "epoch",
-            "--bootstrap",
+            "--resamples",
             "5",
             "--bootstrap-scheme",
             "subsample",
@@ -133,7 +133,7 @@ CASES = [
             "parametric",
             "--reference",
             "epoch",
-            "--bootstrap",
+            "--resamples",
             "5",
             "--bootstrap-scheme",
             "subsample",
@@ -145,19 +145,19 @@ CASES = [
     (
         "fit-scheme-no-bootstrap",
         ["fit", "parametric", "--reference", "epoch", "--bootstrap-scheme", "subsample"],
-        "--bootstrap-scheme would be ignored: there is no bootstrap without --bootstrap",
+        "--bootstrap-scheme would be ignored: there is no bootstrap without --resamples",
     ),
     (
         "fit-seed-no-bootstrap",
         ["fit", "parametric", "--reference", "epoch", "--seed", "3"],
-        "--seed would be ignored: there is no bootstrap without --bootstrap",
+        "--seed would be ignored: there is no bootstrap without --resamples",
     ),
     (
         "fit-percentiles-no-bootstrap",
         ["fit", "parametric", "--reference", "epoch", "--percentiles", "10", "90"],
-        "--percentiles would be ignored: there is no bootstrap without --bootstrap",
+        "--percentiles would be ignored: there is no bootstrap without --resamples",
     ),
-    ("fit-bootstrap-negative", ["fit", "parametric", "--reference", "epoch", "--bootstrap", "-1"], "-1 lies outside"),
+    ("fit-bootstrap-negative", ["fit", "parametric", "--reference", "epoch", "--resamples", "-1"], "-1 lies outside"),
     (
         "fit-approach1-seed-no-resamples",
         ["fit", "approach1", "{ws}/sweep", "--resamples", "0", "--seed", "3"],

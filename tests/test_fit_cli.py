@@ -51,7 +51,7 @@ def test_fit_csv_with_bootstrap(tmp_path, capsys):
         "5",
         "--reduction",
         "sum",
-        "--bootstrap",
+        "--resamples",
         "3",
         "--json",
     )

@@ -100,12 +100,12 @@ def test_stderr_progress_lines(capsys):
 
 
 def test_cli_bootstrap_shows_progress_and_stops_soon_after_ctrl_c():
-    """A long bootstrap (`fit parametric --reference epoch --bootstrap 100000`) must not run silent for minutes nor
+    """A long bootstrap (`fit parametric --reference epoch --resamples 100000`) must not run silent for minutes nor
     ignore Ctrl-C: it prints progress, and SIGINT ends it with 'interrupted' (exit 130) long before the work could
     finish (the bound is generous: compilation and a loaded machine)."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "CHINCHILLA_PROGRESS_INTERVAL": "0"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chinchilla.cli", "fit", "parametric", "--reference", "epoch", "--bootstrap", "100000"],
+        [sys.executable, "-m", "chinchilla.cli", "fit", "parametric", "--reference", "epoch", "--resamples", "100000"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -120,13 +120,13 @@ def _register_parametric(approaches: argparse._SubParsersAction) -> None:
         "(default) = 128 for sum, all for mean",
     )
     parser.add_argument(
-        "--bootstrap",
+        "--resamples",
         type=checks.count(0, 1e7, "bootstrap resamples"),
         default=0,
         metavar="R",
         help="add intervals from R resamples",
     )
-    # The bootstrap's options default to None so that giving one without --bootstrap (or --fraction without the
+    # The bootstrap's options default to None so that giving one without --resamples (or --fraction without the
     # subsample scheme) is an error rather than silently ignored (_check_bootstrap_flags).
     parser.add_argument(
         "--bootstrap-scheme",
@@ -218,12 +218,12 @@ def run_parametric(args: argparse.Namespace) -> int:
         out["allocation"]["identification_warning"] = (
             "this allocation comes from a fit that is NOT IDENTIFIED by these runs: it is not determined"
         )
-    if args.bootstrap:
+    if args.resamples:
         from chinchilla.fit.bootstrap import bootstrap_table
 
         boot = bootstrap_table(
             table,
-            n_resamples=args.bootstrap,
+            n_resamples=args.resamples,
             seed=args.seed or 0,
             scheme=args.bootstrap_scheme or "resample",
             fraction=0.8 if args.fraction is None else args.fraction,
@@ -312,7 +312,7 @@ def json_safe(value):
 def _check_bootstrap_flags(args: argparse.Namespace) -> None:
     """A bootstrap option given where it has no effect is an error naming both flags: no flag is
     silently ignored."""
-    if not args.bootstrap:
+    if not args.resamples:
         for flag, value in (
             ("--bootstrap-scheme", args.bootstrap_scheme),
             ("--fraction", args.fraction),
@@ -320,7 +320,7 @@ def _check_bootstrap_flags(args: argparse.Namespace) -> None:
             ("--seed", args.seed),
         ):
             if value is not None:
-                raise ValueError(f"{flag} would be ignored: there is no bootstrap without --bootstrap R (R > 0)")
+                raise ValueError(f"{flag} would be ignored: there is no bootstrap without --resamples R (R > 0)")
     if args.fraction is not None and args.bootstrap_scheme != "subsample":
         raise ValueError(
             f"--fraction would be ignored: --bootstrap-scheme {args.bootstrap_scheme or 'resample'} "
