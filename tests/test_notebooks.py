@@ -1,12 +1,20 @@
 """The Colab notebooks run top to bottom on the CPU: every notebook in smoke mode (CHINCHILLA_SMOKE=1: nothing
 downloaded, runs drawn from a known surface), and notebook 01 in CPU mode (CHINCHILLA_CPU=1: its own cells train
-three real runs of the tiny_cpu ladder on the embedded corpus and build the report)."""
+three real runs of the tiny_cpu ladder on the embedded corpus and build the report).
+
+Notebooks 02 and 03 are committed with the outputs of one full CPU run (so a reader sees their plots on GitHub): the
+smoke-mode run re-executes them from their committed source and checks that every cell which does not depend on the
+mode prints what is committed (numbers within 1%), so the outputs cannot silently go stale. To refresh them, execute
+each in place with CHINCHILLA_SMOKE unset and JAX_PLATFORMS=cpu (about 20 s and 4 s), e.g.
+`jupyter nbconvert --to notebook --execute --inplace colab/02_fit_a_scaling_law.ipynb`, then drop the cells'
+``execution`` timing metadata."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import nbformat
@@ -14,11 +22,14 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "colab").glob("*.ipynb"))
+WITH_OUTPUTS = NOTEBOOKS[1:]  # 02 and 03 ship with the outputs of a CPU run
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?")
+VOLATILE = re.compile(r"^fit in [\d.]+ s$", re.MULTILINE)  # a wall time
 
 
-def run_notebook(path: Path, cwd: Path) -> list[dict]:
-    """Execute every cell (kernel: this interpreter's python3); return the code cells' outputs, no error among them."""
-    notebook = nbformat.read(path, as_version=4)
+def execute(notebook, cwd: Path) -> list[dict]:
+    """Execute every cell in place (kernel: this interpreter's python3); return the code cells' outputs, no error
+    among them."""
     client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
     client.execute()
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
@@ -26,8 +37,24 @@ def run_notebook(path: Path, cwd: Path) -> list[dict]:
     return outputs
 
 
+def run_notebook(path: Path, cwd: Path) -> list[dict]:
+    return execute(nbformat.read(path, as_version=4), cwd)
+
+
 def printed(outputs: list[dict]) -> str:
     return "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+
+
+def code_cells(notebook) -> list:
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def assert_same_printout(committed: str, fresh: str, where: str) -> None:
+    """The same text, numbers equal within 1% (a last printed digit may differ between machines)."""
+    committed, fresh = VOLATILE.sub("", committed), VOLATILE.sub("", fresh)
+    assert NUMBER.split(committed) == NUMBER.split(fresh), where
+    for old, new in zip(NUMBER.findall(committed), NUMBER.findall(fresh)):
+        assert float(new) == pytest.approx(float(old), rel=1e-2, abs=1e-12), (where, old, new)
 
 
 def test_there_are_three_notebooks():
@@ -48,14 +75,39 @@ def test_setup_cell_is_a_plain_pip_install_of_the_repo(path):
     assert "git clone" not in setup and '"-e"' not in setup and "sys.path" not in setup
 
 
+@pytest.mark.parametrize("path", WITH_OUTPUTS, ids=lambda p: p.stem)
+def test_notebooks_02_and_03_are_committed_with_the_outputs_of_a_full_cpu_run(path):
+    """Every code cell ran once, top to bottom, in full mode (not smoke mode), without error, and left its plot as
+    a PNG; no per-cell timing metadata."""
+    cells = code_cells(nbformat.read(path, as_version=4))
+    assert [cell.execution_count for cell in cells] == list(range(1, len(cells) + 1))
+    outputs = [output for cell in cells for output in cell.outputs]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert printed(cells[0].outputs) == "local\n"  # the setup cell: not smoke mode, not Colab
+    assert all(cell.outputs for cell in cells)
+    assert not any("execution" in cell.metadata for cell in cells)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_smoke_mode(path, tmp_path, monkeypatch):
+    """Each notebook from its committed source (outputs and all); for 02 and 03, each cell that does not read SMOKE
+    prints what is committed."""
     monkeypatch.setenv("CHINCHILLA_SMOKE", "1")
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
-    outputs = run_notebook(path, tmp_path)
+    committed = nbformat.read(path, as_version=4)
+    notebook = nbformat.read(path, as_version=4)
+    outputs = execute(notebook, tmp_path)
     # Every notebook ends in pictures: the report's figures, the fit's quality and frontier, the planning curves.
     assert any("image/png" in o.get("data", {}) for o in outputs)
+    if path in WITH_OUTPUTS:
+        compared = 0
+        for index, (old, new) in enumerate(zip(code_cells(committed), code_cells(notebook))):
+            if "SMOKE" not in old.source:
+                assert_same_printout(printed(old.outputs), printed(new.outputs), f"{path.stem} code cell {index}")
+                compared += 1
+        assert compared >= 3
 
 
 @pytest.mark.slow
