@@ -185,6 +185,15 @@ def test_report_headline_is_the_all_parameter_convention(tmp_path):
         assert summary[approach]["a"] != summary[approach]["conventions"]["non_embedding"]["a"]
     table = format_table(summary).splitlines()
     assert table[0].index("a (N = all params)") < table[0].index("a (N = non-embedding)")
+    assert not any(line.startswith("not fitted") for line in table)  # every approach fitted: no reasons
+    unfitted = {
+        **summary,
+        "approach2": {**summary["approach2"], "conventions": {**summary["approach2"]["conventions"]}},
+    }
+    unfitted["approach2"]["conventions"]["total"] = {"a": None, "b": None, "error": "ValueError: 1 budget\nmore"}
+    lines = format_table(unfitted).splitlines()
+    assert "not fitted" in next(line for line in lines if line.startswith("2. IsoFLOP"))
+    assert lines[-1] == "not fitted: 2. IsoFLOP profiles (N = all params): ValueError: 1 budget"
     report = (tmp_path / "report.md").read_text()
     table2 = report[report.index("## Table 2") :]
     header = next(line for line in table2.splitlines() if line.startswith("| approach |"))

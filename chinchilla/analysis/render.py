@@ -357,7 +357,8 @@ def format_runs(payload: Mapping[str, Any], sweep_dir, limit: int = 5) -> list[s
 
 def format_table(payload: Mapping[str, Any]) -> str:
     """A plain-text Table 2 from a summary: a and b with intervals per approach, the headline convention (by default
-    N = all parameters, exact FLOPs: the paper's) first, each column naming its convention."""
+    N = all parameters, exact FLOPs: the paper's) first, each column naming its convention; under it, why each
+    approach that was not fitted was not (the first line of its error, per convention)."""
     lines = []
     conventions = list(payload["approach1"]["conventions"])
     headline = payload.get("convention", conventions[0])
@@ -379,6 +380,12 @@ def format_table(payload: Mapping[str, Any]) -> str:
     paper_a, paper_b = (" / ".join(f"{TABLE2[k][i]:.2f}" for k in APPROACHES) for i in (0, 2))
     lines.append(f"{'paper, all params (1 / 2 / 3)':<34}{paper_a:>30}{paper_b:>24}")
     lines.append(f"{'Kaplan et al. 2020, non-embedding':<34}{KAPLAN[0]:>30.2f}{KAPLAN[1]:>24.2f}")
+    for approach, title in titles.items():
+        for convention in conventions:
+            error = payload[approach]["conventions"][convention].get("error")
+            if error:
+                reason = (str(error).splitlines() or [""])[0][:200]
+                lines.append(f"not fitted: {title} (N = {names.get(convention, convention)}): {reason}")
     return "\n".join(lines)
 
 
