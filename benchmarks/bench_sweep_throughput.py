@@ -1,11 +1,10 @@
 """Sweep throughput: training FLOPs per wall-second of the tiny_cpu preset's runs, sequential vs concurrent.
 
 The goal: a sweep uses the whole machine, its training FLOPs per wall-second >= 1.7x the sequential runner's on the
-2-core machine. This script trains a subset of the tiny_cpu plan (default: all runs of the 1e11 and 8e11
-budgets, 16 runs from tiny-00004k to tiny-00076k, 7.2e12 FLOPs: 21% of the preset's) once per
-mode, back to back, each mode in
-its own fresh process with its own empty sweep directory and its own empty JAX compilation cache (so neither pays
-less compilation than the other):
+2-core machine. This script trains a subset of the tiny_cpu plan (default: all runs of the 1e11 and 8e11 budgets, 16
+runs from tiny-00004k to tiny-00076k, 7.2e12 FLOPs: 21% of the preset's) once per mode, back to back, each mode in its
+own fresh process with its own empty sweep directory and its own empty JAX compilation cache (so neither pays less
+compilation than the other):
 
 - ``sequential``: ``run_sweep(jobs=None)``, runs one after another in the process with JAX's default threads (the
   in-process runner);
