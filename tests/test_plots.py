@@ -111,3 +111,30 @@ def test_figure4_runs_frontier_and_contours_sit_on_the_axis_the_label_names(anal
             np.testing.assert_allclose(result.loss(n_line, c / (6 * n_line)), level, atol=0.003)
             checked += len(segment)
     assert checked > 100
+
+
+def test_no_profile_means_no_figure3_and_no_matplotlib_warning(tmp_path):
+    """An Approach 2 with no profile at all (every budget left out) writes no figure 3 instead of an empty one with
+    matplotlib's "No artists with labels found to put in legend" warning."""
+    import warnings
+
+    from chinchilla.analysis import plots
+
+    with pytest.raises(ValueError, match="no IsoFLOP profile"):
+        plots.figure3([], tmp_path / "figure3.png")
+
+    class Empty:
+        headline = "total"
+        results = {
+            "total": {
+                "approach1": "not fitted",
+                "approach2": "not fitted",
+                "approach2_profiles": (),
+                "approach3": "not fitted",
+            }
+        }
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plots.write_figures(Empty(), tmp_path) == []
+    assert not (tmp_path / "figure3.png").exists()

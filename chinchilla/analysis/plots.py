@@ -124,7 +124,10 @@ def figure2(curves: Sequence[Any], result: EnvelopeResult, path, *, n_label: str
 def figure3(
     profiles: Sequence[Any], path, result: IsoFlopResult | None = None, *, n_label: str = "parameters"
 ) -> epath.Path:
-    """Approach 2: IsoFLOP profiles with parabolas and minima; with a fitted ``result``, N_opt(C) and D_opt(C)."""
+    """Approach 2: IsoFLOP profiles with parabolas and minima; with a fitted ``result``, N_opt(C) and D_opt(C).
+    ValueError when there is no profile to draw."""
+    if not profiles:
+        raise ValueError("no IsoFLOP profile to draw")
     plt = _pyplot()
     fig, axes = plt.subplots(
         1,
@@ -260,7 +263,7 @@ def write_figures(analysis: Any, out_dir) -> list[epath.Path]:
         written.append(
             figure3(results["approach2"].profiles, out / FIGURE_NAMES["approach2"], results["approach2"], n_label=label)
         )
-    elif not isinstance(results.get("approach2_profiles", "not fitted"), str):
+    elif results.get("approach2_profiles") and not isinstance(results["approach2_profiles"], str):
         written.append(figure3(results["approach2_profiles"], out / FIGURE_NAMES["approach2"], n_label=label))
     if not isinstance(results["approach3"], str):
         n_column = {"total": "n_params", "non_embedding": "non_embedding_params"}[analysis.headline]
