@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -118,13 +117,10 @@ def test_cli_bootstrap_shows_progress_and_stops_soon_after_ctrl_c():
             first = proc.stderr.readline()
         assert "bootstrap: " in first and "/100,000 resamples" in first, first
         proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        proc.wait(timeout=120)
-        waited = time.monotonic() - sent
+        proc.wait(timeout=120)  # the 100,000 resamples would take far longer: it stopped at the signal
     finally:
         proc.kill()
     assert proc.returncode == 130 and "interrupted" in proc.stderr.read()
-    assert waited < 120
 
 
 # ------------------------------------------------------------------------------ outside the law's domain
