@@ -106,7 +106,7 @@ def test_parametric_reads_a_sweep_directory_as_approach2_does(tmp_path, capsys):
 def test_intervals_from_fewer_than_half_the_resamples_are_not_reported(capsys):
     import math
 
-    from chinchilla.cli.fit import _interval_warning, _print_laws
+    from chinchilla.cli.fit_powerlaws import interval_warning, print_laws
     from chinchilla.fit.powerlaw import resample_interval
 
     assert all(math.isnan(v) for v in resample_interval([1.49] * 18, 100))
@@ -115,9 +115,9 @@ def test_intervals_from_fewer_than_half_the_resamples_are_not_reported(capsys):
     class Result:
         a_interval, n_resamples = (math.nan, math.nan), 18
 
-    assert "only 18 of 100 resamples" in _interval_warning(Result, 100)[0]
+    assert "only 18 of 100 resamples" in interval_warning(Result, 100)[0]
     law = {"coefficient": 1.0}
-    _print_laws(
+    print_laws(
         {
             "a": 0.539,
             "b": 0.461,
@@ -138,12 +138,12 @@ def test_a_sweeps_fits_default_to_the_analysis_settings_its_report_uses(tmp_path
     with an interval of [0.12, 0.81] where the report said 0.589)."""
     import json as json_lib
 
-    from chinchilla.cli import fit as fit_cli
+    from chinchilla.cli import fit_inputs
 
     (tmp_path / "preset.json").write_text(json_lib.dumps({"analysis": {"loss": "eval_loss", "window": 100}}))
-    assert fit_cli._recorded_analysis(str(tmp_path)) == {"loss": "eval_loss", "window": 100}
-    assert fit_cli._recorded_analysis(str(tmp_path / "results.csv"))["loss"] == "eval_loss"
-    assert fit_cli._recorded_analysis(str(tmp_path / "elsewhere" / "x.csv")) == {}
+    assert fit_inputs.recorded_analysis(str(tmp_path)) == {"loss": "eval_loss", "window": 100}
+    assert fit_inputs.recorded_analysis(str(tmp_path / "results.csv"))["loss"] == "eval_loss"
+    assert fit_inputs.recorded_analysis(str(tmp_path / "elsewhere" / "x.csv")) == {}
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "preset.json").write_text("[1, 2")
-    assert fit_cli._recorded_analysis(str(tmp_path / "bad")) == {}
+    assert fit_inputs.recorded_analysis(str(tmp_path / "bad")) == {}
