@@ -138,12 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verbose:
             traceback.print_exc(file=sys.stderr)
         print(f"chinchilla {args.command}: {message}", file=sys.stderr)
-        if getattr(args, "json", False) and not getattr(error, "json_reported", False):
+        if getattr(args, "json", False):
             _print_json_error(
                 message.split(": ", 1)[1] if message.startswith("error: ") else message,
                 "bad input" if status == 2 else "internal error",
                 status,
-                f"chinchilla {args.command}",
+                "chinchilla " + " ".join(x for x in (args.command, getattr(args, "approach", None)) if x),
             )
         return status
     finally:

@@ -91,14 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chinchilla.cli.fit_output import json_errors
-
-    return json_errors(_run)(args)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from chinchilla.cli.fit_output import json_safe
-    from chinchilla.cli.output import print_json
+    from chinchilla.cli.output import json_safe, print_json
     from chinchilla.fit.allocate import (
         FRONTIER_KIND,
         MIN_MODEL_PARAMS,

@@ -12,7 +12,7 @@ module of its own that has a ``register(approaches)`` function:
   (``chinchilla.fit.isoflop``).
 
 What they share: reading runs and the flags naming a table's columns (:mod:`chinchilla.cli.fit_inputs`), ``--json``
-output and progress lines (:mod:`chinchilla.cli.fit_output`), and Approaches 1 and 2's power laws of C
+output and progress lines (:mod:`chinchilla.cli.output`), and Approaches 1 and 2's power laws of C
 (:mod:`chinchilla.cli.fit_powerlaws`).
 """
 

@@ -13,8 +13,8 @@ from chinchilla.cli.fit_inputs import (
     recorded_analysis,
     skipped_warning,
 )
-from chinchilla.cli.fit_output import json_errors, json_safe, progress
 from chinchilla.cli.fit_powerlaws import add_bootstrap_args, check_seed, interval_warning, print_laws
+from chinchilla.cli.output import json_safe, progress
 
 # The smoothing window (logged steps) when a sweep recorded none in its preset.json, or PATH is a CSV.
 DEFAULT_WINDOW = 10
@@ -63,7 +63,6 @@ def register(approaches: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_approach1)
 
 
-@json_errors
 def run_approach1(args: argparse.Namespace) -> int:
     import os
 

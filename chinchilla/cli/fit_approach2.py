@@ -16,8 +16,8 @@ from chinchilla.cli.fit_inputs import (
     skipped_warning,
     sweep_table,
 )
-from chinchilla.cli.fit_output import json_errors, json_safe, progress
 from chinchilla.cli.fit_powerlaws import add_bootstrap_args, check_seed, interval_warning, print_laws
+from chinchilla.cli.output import json_safe, progress
 
 
 def register(approaches: argparse._SubParsersAction) -> None:
@@ -65,7 +65,6 @@ def register(approaches: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_approach2)
 
 
-@json_errors
 def run_approach2(args: argparse.Namespace) -> int:
     import os
 

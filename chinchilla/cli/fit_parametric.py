@@ -9,7 +9,7 @@ import argparse
 
 from chinchilla.cli import checks
 from chinchilla.cli.fit_inputs import add_table_args, columns_used, load_table, skipped_rows, skipped_warning
-from chinchilla.cli.fit_output import json_errors, json_safe, progress
+from chinchilla.cli.output import json_safe, progress
 from chinchilla.paper import GOPHER_FLOPS
 
 
@@ -105,7 +105,6 @@ def register(approaches: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_parametric)
 
 
-@json_errors
 def run_parametric(args: argparse.Namespace) -> int:
     from chinchilla.cli.output import print_json
     from chinchilla.fit import get_law
