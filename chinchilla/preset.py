@@ -9,6 +9,7 @@ or a path; ``Preset.plan()`` is its sweep (``chinchilla.sweep.plan``), run by ``
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
@@ -334,7 +335,11 @@ def load_preset(name_or_path: str) -> Preset:
     if path.suffix != ".py":
         path = PRESET_DIR / f"{name_or_path}.py"
         if not path.exists():
-            raise ValueError(f"unknown preset {name_or_path!r}; presets in {PRESET_DIR}: {preset_names()}")
+            close = difflib.get_close_matches(name_or_path, preset_names(), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"unknown preset {name_or_path!r}; {hint}presets: {', '.join(preset_names())} (or a .py path)"
+            )
     elif not path.exists():
         raise ValueError(f"preset file {str(path)!r} does not exist")
     spec = importlib.util.spec_from_file_location(f"chinchilla_preset_{path.stem}", path)

@@ -15,6 +15,9 @@ the name), so ``sorted(names)`` is the ladder's order.
 
 from __future__ import annotations
 
+import difflib
+import re
+
 from chinchilla.config import ModelConfig
 from chinchilla.flops import param_count
 
@@ -196,5 +199,10 @@ def ladder(name: str) -> tuple[ModelConfig, ...]:
 def get_model(name: str) -> ModelConfig:
     """A zoo shape by name (e.g. ``tiny-00025k``, ``gpu-0124M``, ``chinchilla-00074M``)."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+        unpadded = {re.sub(r"-0+(?=\d)", "-", m).lower(): m for m in MODELS}  # tiny-25k for tiny-00025k
+        close = [unpadded[key]] if (key := re.sub(r"-0+(?=\d)", "-", name).lower()) in unpadded else []
+        close = close or difflib.get_close_matches(name, MODELS, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        ladders = "|".join(LADDERS)
+        raise ValueError(f"unknown model {name!r}; {hint}the names: `chinchilla flops --zoo {ladders}`")
     return MODELS[name]

@@ -65,11 +65,21 @@ OS_ERROR_HINTS: dict[int, str] = {
 }
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chinchilla-scaling")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="chinchilla",
         description="Compute-optimal scaling laws (Hoffmann et al. 2022) in JAX: accounting, training, sweeps, fits.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
         VERBOSE_FLAG,
         action="store_true",

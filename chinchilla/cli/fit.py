@@ -28,10 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = strict(
         subparsers.add_parser(
             "fit",
-            help="fit scaling laws: Approach 3 (parametric) to a CSV, Approach 1 to a sweep directory, Approach 2 to "
-            "either",
-            description="Fit scaling laws to training runs from a CSV file, or to the paper's points shipped with the "
-            "package (--reference epoch).",
+            help="fit scaling laws (Approach 1, 2 or 3) to a CSV, a sweep directory or the paper's points",
+            description="Fit scaling laws to training runs from a CSV file or a sweep directory, or to the paper's "
+            "points shipped with the package (--reference epoch).",
         )
     )
     approaches = parser.add_subparsers(dest="approach", metavar="<approach>", required=True, parser_class=StrictParser)

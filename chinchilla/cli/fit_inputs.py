@@ -110,11 +110,13 @@ def sweep_table(args: argparse.Namespace):
     import os
 
     from chinchilla.fit.table import ScalingTable
-    from chinchilla.sweep.results import collect_results, read_results_table
+    from chinchilla.sweep.results import check_sweep_dir, collect_results, read_results_table
 
     loss_col = args.loss_col or recorded_analysis(args.path).get("loss") or SWEEP_LOSS
     group = args.group or "isoflop"  # ALL_GROUPS: every finished run but WSD trunks (Approach 3, as the report)
     directory = os.path.isdir(args.path) or "://" in args.path
+    if directory:
+        check_sweep_dir(args.path)  # a directory that is not a sweep's is said so, before any column talk
     all_rows = collect_results(args.path) if directory else read_results_table(args.path)
     if all_rows and loss_col not in all_rows[0]:
         raise ValueError(f"{args.path}: no loss column {loss_col!r}; --loss-col takes final_train_loss or eval_loss")

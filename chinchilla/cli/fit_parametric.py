@@ -23,7 +23,9 @@ def register(approaches: argparse._SubParsersAction) -> None:
         "points of Figure 4 as extracted by Besiroglu et al. 2024 (5 highest-loss runs dropped by default, "
         "as they do).",
     )
-    parser.add_argument("path", nargs="?", help="CSV file with a header row (one run per row)")
+    parser.add_argument(
+        "path", nargs="?", help="a CSV file with a header row (one run per row), a sweep directory or its results.csv"
+    )
     parser.add_argument("--reference", choices=("epoch",), help="fit the shipped reference points instead of PATH")
     add_table_args(parser)
     parser.add_argument(

@@ -64,13 +64,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read the finished runs of DIR, fit Approaches 1-3 under both parameter conventions, write "
         "DIR/report.md, DIR/summary.json and DIR/figure{2,3,4}.png, and print the Table-2-style table.",
     )
-    report.add_argument("sweep_dir")
+    report.add_argument("sweep_dir", help="the --out of a `chinchilla sweep` or `chinchilla reproduce`")
     report.add_argument(
         "--preset",
         help="take the analysis settings from this preset (default: those recorded in "
         "DIR/preset.json by sweep/reproduce, else built-in defaults)",
     )
-    report.add_argument("--loss", choices=("final_train_loss", "eval_loss"))
+    report.add_argument(
+        "--loss",
+        choices=("final_train_loss", "eval_loss"),
+        help="the loss the approaches fit (default: the preset's; eval_loss for tiny_cpu)",
+    )
     report.add_argument("--neighbours", type=int, help="IsoFLOP parabola: sizes each side of the minimum")
     report.add_argument("--convention", choices=("non_embedding", "total"), help="headline parameter convention")
     report.add_argument(
@@ -78,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=checks.count(0, 1e6, "bootstrap resamples"),
         help="bootstrap resamples for every approach's interval",
     )
-    report.add_argument("--no-figures", action="store_true")
+    report.add_argument("--no-figures", action="store_true", help="write report.md and summary.json only")
     report.add_argument("--json", action="store_true", help="print summary.json instead of the table")
     report.add_argument(
         "--compare",

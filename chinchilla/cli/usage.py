@@ -11,9 +11,14 @@ import argparse
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (``chinchilla <verb>: error: ...``), exit status 2."""
+    """argparse that reports a usage error in one line (``chinchilla <verb>: error: ...``), exit status 2, and takes
+    flags only as spelled (no abbreviations: ``--bootstrap 4000`` is not taken as ``--bootstrap-scheme 4000``)."""
 
     last_error: tuple[str, str] | None = None  # (prog, message) of the latest usage error, for --json's error object
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         OneLineParser.last_error = (self.prog, message)

@@ -1,0 +1,47 @@
+"""A mistyped name or flag is one line that points at the right one; a directory that is not a sweep's is said so."""
+
+from __future__ import annotations
+
+import pytest
+
+from chinchilla import cli, zoo
+from chinchilla.preset import load_preset
+
+
+def _error(capsys, *argv: str) -> str:
+    assert cli.main(list(argv)) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_a_zoo_name_without_its_zero_padding_is_suggested():
+    with pytest.raises(ValueError, match=r"did you mean 'tiny-00025k'\?"):
+        zoo.get_model("tiny-25k")
+    with pytest.raises(ValueError, match=r"did you mean 'gpu-0267M'\?"):
+        zoo.get_model("gpu-267M")
+    with pytest.raises(ValueError) as error:
+        zoo.get_model("gpt2")
+    assert "did you mean" not in str(error.value) and "chinchilla flops --zoo" in str(error.value)
+    assert len(str(error.value)) < 200  # not the ~90 names on one line
+
+
+def test_a_mistyped_preset_is_suggested():
+    with pytest.raises(ValueError, match=r"unknown preset 'tiny_cpx'; did you mean 'tiny_cpu'\?"):
+        load_preset("tiny_cpx")
+
+
+def test_flags_are_taken_only_as_spelled(capsys):
+    """argparse would take ``--bootstrap 4000`` as an abbreviation of ``--bootstrap-scheme`` and blame the value."""
+    line = _error(capsys, "fit", "parametric", "--reference", "epoch", "--bootstrap", "4000")
+    assert "unrecognized arguments: --bootstrap" in line and "--bootstrap-scheme" not in line
+
+
+def test_fit_on_a_directory_that_is_not_a_sweep_says_so(capsys, tmp_path):
+    line = _error(capsys, "fit", "parametric", str(tmp_path))
+    assert "is not a sweep directory" in line and "plan.json" in line
+
+
+def test_version(capsys):
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("chinchilla ")
