@@ -45,3 +45,11 @@ def test_fit_on_a_directory_that_is_not_a_sweep_says_so(capsys, tmp_path):
 def test_version(capsys):
     assert cli.main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("chinchilla ")
+
+
+def test_a_sweep_whose_data_files_are_missing_stops_before_any_run(capsys, tmp_path, monkeypatch):
+    """The gpu preset without its FineWeb-Edu shards: one line naming the pattern, not 24 failed runs."""
+    monkeypatch.setenv("CHINCHILLA_FINEWEB_DIR", str(tmp_path / "no-data"))
+    line = _error(capsys, "reproduce", "--preset", "gpu", "--out", str(tmp_path / "sweep"))
+    assert "matches no file" in line and "docs/data.md" in line
+    assert not (tmp_path / "sweep" / "runs").exists()

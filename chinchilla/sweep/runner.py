@@ -179,6 +179,20 @@ def process_group() -> tuple[int, int]:
     return jax.process_index(), jax.process_count()
 
 
+def check_data_files(runs: list[PlannedRun], sweep_dir) -> None:
+    """ValueError, before any run starts, when a ``files:`` data set of a run still to train matches no file: one
+    line naming the pattern and where preparing each preset's data is described (docs/data.md)."""
+    from chinchilla.data import files
+
+    to_train = [r for r in runs if not (sweep_dir / runfiles.RUNS_DIR / r.run_id / runfiles.SUMMARY_FILE).exists()]
+    for dataset in sorted({str(r.train["dataset"]) for r in to_train if r.train.get("dataset")}):
+        if files.is_files(dataset):
+            try:
+                files.list_files(files.parse(dataset))
+            except ValueError as error:
+                raise ValueError(f"{error}; prepare the data first (docs/data.md), then rerun") from None
+
+
 def run_sweep(
     plan: Plan,
     sweep_dir,
@@ -223,6 +237,8 @@ def run_sweep(
     if writer:
         _remove_dead_temporaries(sweep_dir)
     runs = list(plan.runs)
+    if getattr(train_fn, "func", train_fn) is train_planned_run:  # the real trainer (or a partial of it)
+        check_data_files(runs, sweep_dir)  # a missing data set is one line now, not one failed run per run
     number = {run.run_id: index for index, run in enumerate(runs, 1)}
     start = time.time()
     trained: list[str] = []
