@@ -360,26 +360,26 @@ def _losses(run, steps: int = STEPS) -> dict[int, float]:
     return {row["step"]: row["loss"] for row in rows}
 
 
-def test_interleaved_device_orders_on_2_and_4_processes_train_the_single_process_losses(tmp_path):
+@pytest.mark.slow
+def test_an_interleaved_device_order_on_2_processes_trains_the_single_process_losses(tmp_path):
     """jax.make_mesh on a multi-host TPU slice may interleave hosts' devices; each process then holds rows
-    [0, 1, 4, 5, ...] of every global batch and reads exactly those (not refused at start-up with "its devices
-    hold batch rows [0, 1, 4, 5] but it reads rows [0, 4)")."""
+    [0, 2, 4, 6] or [1, 3, 5, 7] of every global batch and reads exactly those (neither refused at start-up for
+    not being rows [0, 4) and [4, 8), nor reading those). Two processes show it (the order in
+    sharding.process_rows' docstring); each further process count costs every process a cold compile (the
+    persistent cache is off for them, see _launch)."""
     config = {**CONFIG, "tokens": 12 * 8 * 128, "checkpoint_every": 12, "steps_per_dispatch": 4}
     records = tmp_path / "records"
     records.mkdir()
-    orders = {2: [0, 4, 2, 6, 1, 5, 3, 7], 4: [0, 2, 4, 6, 1, 3, 5, 7]}  # process p holds devices 8/n*p ...
-    runs = {n: tmp_path / f"p{n}" for n in (1, *orders)}
-    [solo], pair, quad = _finish(*(_launch(runs[n], n, records, config, orders.get(n)) for n in runs))
-    expected = _losses(runs[1], 12)
-    for n, record in ((2, pair), (4, quad)):
-        got = _losses(runs[n], 12)
-        assert max(abs(got[step] - expected[step]) for step in expected) < LOSS_TOLERANCE, n
-        # each process read its own rows of every batch: together exactly the single process's rows, none twice
-        first = [next(row[3] for row in r["rows"] if row[0] == "train") for r in record]
-        assert sorted(sum(first, [])) == sorted(next(row[3] for row in solo["rows"] if row[0] == "train"))
+    order = [0, 4, 2, 6, 1, 5, 3, 7]  # process 0 holds devices 0-3, at mesh positions 0, 2, 4, 6
+    solo_run, pair_run = tmp_path / "p1", tmp_path / "p2"
+    [solo], pair = _finish(_launch(solo_run, 1, records, config), _launch(pair_run, 2, records, config, order))
+    expected, got = _losses(solo_run, 12), _losses(pair_run, 12)
+    assert max(abs(got[step] - expected[step]) for step in expected) < LOSS_TOLERANCE
+    # each process read its own rows of every batch: together exactly the single process's rows, none twice
+    first = [next(row[3] for row in r["rows"] if row[0] == "train") for r in pair]
+    assert sorted(sum(first, [])) == sorted(next(row[3] for row in solo["rows"] if row[0] == "train"))
     # the rows of the global batch each process read follow the mesh, not the process index
     assert [r["rows"][0][4] for r in pair] == [[0, 2, 4, 6], [1, 3, 5, 7]]
-    assert [r["rows"][0][4] for r in quad] == [[0, 4], [1, 5], [2, 6], [3, 7]]
 
 
 def _cut_at_half(source, target) -> None:
@@ -389,6 +389,7 @@ def _cut_at_half(source, target) -> None:
     shutil.rmtree(target / "checkpoints" / str(STEPS))
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_and_checkpoints_resume_across_process_counts(tmp_path):
     TrainConfig(model=zoo.get_model("tiny-00004k"), **CONFIG)  # the worker's config is valid
     records = tmp_path / "records"

@@ -17,6 +17,8 @@ import pytest
 from chinchilla.cli import describe_error
 
 ROOT = Path(__file__).resolve().parents[1]
+# 6 runs of 2 s each (40 points, 0.05 s apart): the sweep is still running when a test kills it right after its
+# first run logged a point, and a rerun (2 jobs) finishes in about 6 s.
 SLOW_PRESET = """
 from chinchilla import zoo
 from chinchilla.fit.allocate import ChinchillaParams
@@ -28,7 +30,7 @@ PRESET = Preset(
     name="slow", description="synthetic runs that take a while", ladder=zoo.ladder("tiny"), budgets=(1e11, 3e11),
     hparams=lambda model, tokens: {"batch_size": 8, "lr": 0.01}, center=(1e12, 2.4e4, SURFACE.a),
     sizes_per_budget=3, convention="non_embedding", min_steps=100,
-    trainer=SyntheticTrainer(surface=SURFACE, log_points=40, delay_s=0.1, convention="non_embedding"),
+    trainer=SyntheticTrainer(surface=SURFACE, log_points=40, delay_s=0.05, convention="non_embedding"),
 )
 """
 
@@ -88,6 +90,7 @@ def rerun_finishes(tmp_path: Path, out: Path) -> None:
     assert "error" not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads children from /proc")
 def test_a_worker_killed_from_outside_is_said_and_a_rerun_resumes(tmp_path):
     process, out = start_sweep(tmp_path)
@@ -104,6 +107,7 @@ def test_a_worker_killed_from_outside_is_said_and_a_rerun_resumes(tmp_path):
     rerun_finishes(tmp_path, out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("whom", ["process", "group"])
 def test_sigterm_ends_with_one_line_and_no_resource_tracker_warning(tmp_path, whom):
     """A scheduler sends SIGTERM to the job's process (or, as SLURM does, to every process of its group)."""
