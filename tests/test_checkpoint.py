@@ -48,7 +48,6 @@ def _drop_arrays(step_dir):  # every array file gone, the metadata left: found o
             path.unlink()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("damage", [_drop_meta, _drop_state_metadata, _drop_arrays])
 def test_an_incomplete_newest_step_is_skipped_with_a_warning_and_the_run_ends_as_if_uninterrupted(
     uninterrupted, tmp_path, damage
@@ -71,7 +70,6 @@ def test_an_incomplete_newest_step_is_skipped_with_a_warning_and_the_run_ends_as
     assert (out / "checkpoints" / "40" / "meta" / "metadata").exists()  # step 40 saved again, complete
 
 
-@pytest.mark.slow
 def test_orbax_temporary_directories_are_still_ignored(uninterrupted, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(uninterrupted, out)
@@ -83,7 +81,6 @@ def test_orbax_temporary_directories_are_still_ignored(uninterrupted, tmp_path):
     assert [r["loss"] for r in _rows(out)] == [r["loss"] for r in _rows(uninterrupted)]
 
 
-@pytest.mark.slow
 def test_when_no_step_restores_the_error_names_it_and_nothing_is_moved(uninterrupted, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(uninterrupted, out)

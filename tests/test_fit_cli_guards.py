@@ -98,6 +98,7 @@ def test_stderr_progress_lines(capsys):
     assert capsys.readouterr().err == ""  # work over within the interval prints nothing
 
 
+@pytest.mark.slow
 def test_cli_bootstrap_shows_progress_and_stops_soon_after_ctrl_c():
     """A long bootstrap (`fit parametric --reference epoch --resamples 100000`) must not run silent for minutes nor
     ignore Ctrl-C: it prints progress, and SIGINT ends it with 'interrupted' (exit 130) long before the work could

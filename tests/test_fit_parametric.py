@@ -45,6 +45,7 @@ def test_import_does_not_load_training_stack():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_full_grid_reproduces_replication(exhaustive):
     assert exhaustive.n_grid == 4500 and exhaustive.diagnostics.grid_index.size == 4500
     for name, value in REPLICATION.items():
@@ -55,6 +56,7 @@ def test_full_grid_reproduces_replication(exhaustive):
     assert exhaustive.grid_shift == 0.0 and not exhaustive.warnings  # paper-scale data keep the paper's grid
 
 
+@pytest.mark.slow
 def test_screened_grid_matches_full_grid(exhaustive, screened):
     assert screened.top_k == 128 and screened.diagnostics.grid_index.size == 128
     assert screened.objective == pytest.approx(exhaustive.objective, rel=1e-9)

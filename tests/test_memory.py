@@ -47,7 +47,6 @@ def test_chips_know_their_memory():
         accelerators.chip_named("h900")
 
 
-@pytest.mark.slow
 def test_the_micro_step_shortcut_matches_the_full_compile():
     """Shape 1: gpu-0267M, 64 sequences in 4 micro-steps of 16, no remat; the planner compiles 2 micro-steps and adds
     the other micro-batches' input tokens (measured: 44.290 vs 44.290 GiB, 3e-6 apart)."""
@@ -57,7 +56,6 @@ def test_the_micro_step_shortcut_matches_the_full_compile():
     assert estimate == pytest.approx(full, rel=1e-3)
 
 
-@pytest.mark.slow
 def test_the_layer_extrapolation_matches_full_compiles():
     """Shape 2: gpu-1117M (26 layers), 64 sequences, full remat, extrapolated from 2 and 3 layers (a 1-and-2-layer
     fit is 2.2% high: a one-trip scan is simplified away)."""
@@ -68,7 +66,6 @@ def test_the_layer_extrapolation_matches_full_compiles():
     assert estimate["peak_bytes"] == pytest.approx(full, rel=0.05)
 
 
-@pytest.mark.slow
 def test_plain_attention_at_64_sequences_without_remat_needs_about_300_gib():
     """Why the gpu preset needs a plan: gpu-0267M, 64 sequences, one pass, no remat, the T x T scores of XLA
     attention."""
@@ -85,7 +82,6 @@ def test_plain_attention_at_64_sequences_without_remat_needs_about_300_gib():
     assert 250 * memory.GiB < plan.bytes_per_device < 350 * memory.GiB and not plan.fits
 
 
-@pytest.mark.slow
 def test_the_planner_fits_the_largest_gpu_model_at_64_sequences_on_an_h100():
     model = zoo.get_model("gpu-1117M")
     plan = memory.plan(model, 64, chip_bytes=H100.memory_bytes_per_device, platform="gpu", chip=H100.name)

@@ -79,7 +79,6 @@ def test_chip_bytes_are_read_with_units():
     assert parse_bytes("16 GB") == 16 * 10**9
 
 
-@pytest.mark.slow
 def test_a_plan_that_does_not_fit_says_so_and_what_it_needs(capsys):
     """gpu-0267M at 64 sequences in one pass without remat: a step that fits no 80 GiB card."""
     row = _json(

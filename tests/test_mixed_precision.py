@@ -42,7 +42,6 @@ def runs():
     return {dtype: _train(dtype) for dtype in ("float32", "bfloat16")}
 
 
-@pytest.mark.slow
 def test_bf16_compute_losses_stay_within_2e_3_relative_of_float32(runs):
     """Tolerance: every one of the 32 steps' losses within 2e-3 relative of float32's. Measured on this CPU
     (tiny-00004k, 48 steps: max relative difference 2.0e-4; tiny-00025k, 64 steps: 1.3e-4), so 2e-3 leaves 10x
@@ -53,7 +52,6 @@ def test_bf16_compute_losses_stay_within_2e_3_relative_of_float32(runs):
     assert not np.array_equal(bf16, f32)  # and it is a different computation
 
 
-@pytest.mark.slow
 def test_bf16_compute_rounds_matmul_inputs_to_bf16_and_keeps_float32_masters(runs):
     bf16_trainer, bf16_state, _ = runs["bfloat16"]
     f32_trainer, _, _ = runs["float32"]

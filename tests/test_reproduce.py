@@ -80,6 +80,7 @@ def test_plan_only_commands(capsys):
     assert cli.main(["reproduce", "--preset", "paper", "--out", "/tmp/unused"]) == 2  # a plan only: clear error
 
 
+@pytest.mark.slow
 def test_reproduce_synthetic_preset_end_to_end(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert cli.main(["reproduce", "--preset", "synthetic", "--out", str(out)]) == 0

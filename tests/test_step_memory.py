@@ -185,6 +185,7 @@ print(json.dumps({"ref": ref_loss, "splash": loss, "params": diff, "per_device":
 """
 
 
+@pytest.mark.slow
 def test_splash_attention_on_a_mesh_of_8_devices_runs_per_device_and_trains_the_single_device_losses():
     """A Pallas kernel is not partitioned by GSPMD: on a (data 4, tensor 2) mesh it runs under shard_map over the
     batch rows and heads (interpret mode here; the kernel itself on TPU)."""

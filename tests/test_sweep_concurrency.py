@@ -53,6 +53,7 @@ def comparable(rows):
     return {r["run_id"]: {k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows}
 
 
+@pytest.mark.slow
 def test_concurrent_and_sequential_sweeps_give_identical_rows(tmp_path):
     plan = tiny_real_plan()
     one = run_sweep(plan, tmp_path / "jobs1", jobs=1, log=None)
@@ -111,6 +112,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with their parent on Linux only")
 def test_killed_concurrent_sweep_resumes_without_duplicates(tmp_path):
     sys.path.insert(0, str(ROOT / "tests"))

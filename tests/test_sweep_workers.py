@@ -240,6 +240,7 @@ GROUP_WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_the_processes_of_one_multi_host_job_claim_as_one_worker_beside_another_worker(tmp_path):
     """Two JAX processes (one job: a slice's hosts) walk the plan together, process 0 claiming and telling the other
     which run; a single-process worker shares the directory. Every run is trained once; both processes of the job

@@ -227,6 +227,7 @@ def _run_script(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_losses(tmp_path):
     whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
     assert _run_script(str(whole), "0").returncode == 0
@@ -339,6 +340,7 @@ SHARDED_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sharded_steps_on_8_devices_agree_with_the_unsharded_step():
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     done = subprocess.run(

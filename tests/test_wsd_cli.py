@@ -169,6 +169,7 @@ def test_the_analysis_leaves_trunks_out_and_states_the_schedule(tmp_path):
     assert "Trunks are left out of Approaches 1-3" in report
 
 
+@pytest.mark.slow
 def test_compare_schedules_puts_both_table2s_and_the_differences_side_by_side(tmp_path, capsys):
     cosine_dir = tmp_path / "cosine"
     reproduce(load_preset("synthetic"), cosine_dir, log=None)  # an existing cosine sweep is reused

@@ -187,6 +187,7 @@ def _rows(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_mid_trunk_and_mid_branch_resumes_to_the_uninterrupted_losses(tmp_path):
     plan = real_plan()
     trunk = next(r for r in plan.runs if "trunk" in r.flags)
