@@ -84,10 +84,11 @@ def render_markdown(analysis: Analysis, payload: dict[str, Any]) -> str:
         ours = payload[approach]
         paper = TABLE2[approach]
         beside = "".join(
-            f"{_value(ours['conventions'][c], 'a')} | {_value(ours['conventions'][c], 'b')} | " for c in others
+            f"{_report_cell(ours['conventions'][c], 'a')} | {_report_cell(ours['conventions'][c], 'b')} | "
+            for c in others
         )
         lines.append(
-            f"| {APPROACH_TITLES[approach]} | {_value(ours, 'a')} | {_value(ours, 'b')} | {beside}"
+            f"| {APPROACH_TITLES[approach]} | {_report_cell(ours, 'a')} | {_report_cell(ours, 'b')} | {beside}"
             f"{paper[0]:.2f} ({paper[1][0]:.3f}, {paper[1][1]:.3f}) | "
             f"{paper[2]:.2f} ({paper[3][0]:.3f}, {paper[3][1]:.3f}) |"
         )
@@ -105,7 +106,7 @@ def render_markdown(analysis: Analysis, payload: dict[str, Any]) -> str:
         "|---|" + "---|" * len(s.conventions),
     ]
     for approach in APPROACHES:
-        cells = [_value(payload[approach]["conventions"][c], "a") for c in s.conventions]
+        cells = [_report_cell(payload[approach]["conventions"][c], "a") for c in s.conventions]
         lines.append(f"| {APPROACH_TITLES[approach]} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += _approach_sections(analysis, payload)
@@ -286,15 +287,6 @@ def _runs_section(analysis: Analysis) -> list[str]:
     return lines
 
 
-def _value(entry: dict[str, Any], key: str) -> str:
-    value, interval = entry.get(key), entry.get(f"{key}_interval") or [None, None]
-    if value is None:
-        return "not fitted"
-    if interval[0] is None or any(isinstance(v, float) and math.isnan(v) for v in interval):
-        return f"{value:.3f}"
-    return f"{value:.3f} ({interval[0]:.3f}, {interval[1]:.3f})"
-
-
 def _convention_name(convention: str) -> str:
     return {"total": "all parameters", "non_embedding": "non-embedding parameters"}[convention]
 
@@ -389,15 +381,21 @@ def format_table(payload: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def interval_cell(entry: Mapping[str, Any], key: str) -> str:
-    """``entry[key]`` with its interval, ``0.524 (0.50, 0.53)``; "not fitted" when missing."""
+def interval_cell(entry: Mapping[str, Any], key: str, digits: int = 2) -> str:
+    """``entry[key]`` with its interval (ends to ``digits`` decimals), ``0.524 (0.50, 0.53)``; the value alone when
+    the interval is missing or not a number; "not fitted" when the value is missing."""
     value = entry.get(key)
     if value is None:
         return "not fitted"
     low, high = entry.get(f"{key}_interval") or (None, None)
-    if low is None or low != low:
+    if low is None or any(isinstance(v, float) and math.isnan(v) for v in (low, high)):
         return f"{value:.3f}"
-    return f"{value:.3f} ({low:.2f}, {high:.2f})"
+    return f"{value:.3f} ({low:.{digits}f}, {high:.{digits}f})"
+
+
+def _report_cell(entry: Mapping[str, Any], key: str) -> str:
+    """``interval_cell`` as report.md writes it: interval ends to 3 decimals."""
+    return interval_cell(entry, key, digits=3)
 
 
 def compare_table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
