@@ -24,6 +24,7 @@ from etils import epath
 
 from chinchilla.fit.envelope import EnvelopeResult, smooth_curve
 from chinchilla.fit.isoflop import IsoFlopResult
+from chinchilla.sweep.results import N_COLUMNS
 
 FIGURE_NAMES = {"approach1": "figure2.png", "approach2": "figure3.png", "approach3": "figure4.png"}
 EXTEND = 100.0  # laws are drawn up to this multiple of the largest budget
@@ -266,7 +267,7 @@ def write_figures(analysis: Any, out_dir) -> list[epath.Path]:
     elif results.get("approach2_profiles") and not isinstance(results["approach2_profiles"], str):
         written.append(figure3(results["approach2_profiles"], out / FIGURE_NAMES["approach2"], n_label=label))
     if not isinstance(results["approach3"], str):
-        n_column = {"total": "n_params", "non_embedding": "non_embedding_params"}[analysis.headline]
+        n_column = N_COLUMNS[analysis.headline]
         written.append(
             figure4(
                 results["approach3"],

@@ -265,7 +265,7 @@ def _isoflop_columns(rows, convention: str, settings: AnalysisSettings):
     iso = [r for r in rows if r["group"] == settings.approach2_group and r["budget"] is not None]
     if not iso:
         raise ValueError(f"no finished runs in group {settings.approach2_group!r}")
-    column = _n_column(convention)
+    column = results_lib.N_COLUMNS[convention]
     return (
         [r["budget"] for r in iso],
         [r[column] for r in iso],
@@ -281,7 +281,7 @@ def fit_approach3(rows, convention: str, settings: AnalysisSettings) -> Parametr
 
     if len(rows) <= 5:
         raise ValueError(f"Approach 3 fits 5 parameters and needs more than 5 finished runs; got {len(rows)}")
-    column = _n_column(convention)
+    column = results_lib.N_COLUMNS[convention]
     n = np.array([r[column] for r in rows], dtype=np.float64)
     d = np.array([r["tokens"] for r in rows], dtype=np.float64)
     loss = np.array([r[settings.loss] for r in rows], dtype=np.float64)
@@ -404,10 +404,6 @@ def _attempt(fit):
         return fit()
     except (ValueError, np.linalg.LinAlgError, FloatingPointError) as error:
         return f"{type(error).__name__}: {error}"
-
-
-def _n_column(convention: str) -> str:
-    return {"total": "n_params", "non_embedding": "non_embedding_params"}[convention]
 
 
 def _positive(value: Any) -> bool:

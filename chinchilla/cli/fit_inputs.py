@@ -110,7 +110,7 @@ def sweep_table(args: argparse.Namespace):
     import os
 
     from chinchilla.fit.table import ScalingTable
-    from chinchilla.sweep.results import check_sweep_dir, collect_results, read_results_table
+    from chinchilla.sweep.results import N_COLUMNS, check_sweep_dir, collect_results, read_results_table
 
     loss_col = args.loss_col or recorded_analysis(args.path).get("loss") or SWEEP_LOSS
     group = args.group or "isoflop"  # ALL_GROUPS: every finished run but WSD trunks (Approach 3, as the report)
@@ -129,7 +129,7 @@ def sweep_table(args: argparse.Namespace):
     ]
     if not rows:
         raise ValueError(f"{args.path}: no finished runs of group {group!r} with a {loss_col!r} loss")
-    n_col = {"total": "n_params", "non_embedding": "non_embedding_params"}[args.convention or SWEEP_CONVENTION]
+    n_col = N_COLUMNS[args.convention or SWEEP_CONVENTION]
     budgets = [r.get("budget") for r in rows]
     has_budgets = all(b is not None for b in budgets)  # curve runs have none: Approach 3 does not need them
     table = ScalingTable.from_arrays(

@@ -90,7 +90,7 @@ def run_head_to_head(
     """Plan, train (resumably) and report the head-to-head; writes ``headtohead/summary.json`` and ``report.md``."""
     from chinchilla.analysis.report import fit_approach3
     from chinchilla.sweep.identity import PlanChangedError
-    from chinchilla.sweep.results import collect_results
+    from chinchilla.sweep.results import N_COLUMNS, collect_results
     from chinchilla.sweep.runner import run_sweep
 
     sweep_dir = runfiles.as_path(sweep_dir)
@@ -117,7 +117,7 @@ def run_head_to_head(
         if r["status"] == "finished" and r.get(settings.loss) and not r.get("outside_plan")
     ]  # the sweep's plan only, as its report
     fit = fit_approach3(main_rows, preset.convention, settings)
-    column = {"total": "n_params", "non_embedding": "non_embedding_params"}[preset.convention]
+    column = N_COLUMNS[preset.convention]
     runs = []
     for row in collect_results(out):
         runs.append(

@@ -69,6 +69,8 @@ INT_COLUMNS = frozenset(
 )
 
 
+# The results column holding N in each parameter convention.
+N_COLUMNS = {"total": "n_params", "non_embedding": "non_embedding_params"}
 MISSING = "missing"
 # A row's key (not a results.csv column) saying why a run directory is not one of plan.json's runs (None when it is).
 OUTSIDE_PLAN = "outside_plan"
