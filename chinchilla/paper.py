@@ -20,6 +20,8 @@ TABLE2 = {
     "approach2": (0.49, (0.462, 0.534), 0.51, (0.483, 0.529)),
     "approach3": (0.46, (0.454, 0.455), 0.54, (0.542, 0.543)),
 }
+# Table A2: (a, b) of Approach 2 on other data sets (N = all parameters).
+TABLE_A2 = {"C4": (0.50, 0.50), "GitHub": (0.53, 0.47)}
 KAPLAN = (0.73, 0.27)  # Kaplan et al. 2020: (a, b), N = non-embedding parameters
 GOPHER_FLOPS = 5.76e23  # Gopher 280B's training budget (Table 3's largest FLOPs row; Section 3.4)
 # Table 3's model sizes (parameters), projected to FLOPs and tokens by each approach's laws.

@@ -116,7 +116,7 @@ def read_json_or_none(path: Any) -> Any | None:
     """The parsed file, or None if it is missing or unreadable (a file another writer left damaged)."""
     try:
         return read_json(path)
-    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+    except (FileNotFoundError, ValueError):  # UnicodeDecodeError is a ValueError
         return None
 
 

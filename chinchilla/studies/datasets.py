@@ -15,14 +15,12 @@ from typing import Any
 
 from chinchilla import runfiles
 from chinchilla.analysis.render import interval_cell
+from chinchilla.paper import APPROACHES, TABLE_A2
 from chinchilla.preset import Preset, with_dataset
 from chinchilla.reproduce import reproduce
 from chinchilla.sweep.pool import resolve_jobs
 
-APPROACHES = ("approach1", "approach2", "approach3")
 TITLES = {"approach1": "1. training curves", "approach2": "2. IsoFLOP profiles", "approach3": "3. parametric loss"}
-# Table A2 of Hoffmann et al. 2022 (Approach 2, N = all parameters).
-PAPER_TABLE_A2 = {"C4": (0.50, 0.50), "GitHub": (0.53, 0.47)}
 
 
 def dataset_dir(dataset: str) -> str:
@@ -73,7 +71,7 @@ def compare_datasets(
                 for d, s in summaries.items()
             },
             "convention": next(iter(summaries.values())).get("convention"),
-            "paper": PAPER_TABLE_A2,
+            "paper": TABLE_A2,
         },
     )
     if log:
@@ -99,6 +97,6 @@ def table_a2(summaries: Mapping[str, Mapping[str, Any]]) -> str:
             entry = summary[approach]
             cells += [interval_cell(entry, "a"), interval_cell(entry, "b")]
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
-    for name, (a, b) in PAPER_TABLE_A2.items():
+    for name, (a, b) in TABLE_A2.items():
         lines.append(f"| paper: {name} (Approach 2, all parameters) | | | {a:.2f} | {b:.2f} | | |")
     return "\n".join(lines)
