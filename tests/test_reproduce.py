@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -109,6 +110,7 @@ def test_reproduce_synthetic_preset_end_to_end(tmp_path, capsys):
     captured = capsys.readouterr()
     assert json.loads(captured.out)["approach2"]["a"] == pytest.approx(summary["approach2"]["a"])
     assert "finished, skipped" in captured.err and "report:" in captured.err
+    assert re.search(r"this invocation \d+\.\d s\)", captured.err), captured.err  # seconds, not "0.0 min"
     assert "Training time" in (out / "report.md").read_text()
     # The head-to-head at 10x the largest budget: on runs from the true surface, our law's pick must win.
     assert cli.main(["sweep", "--preset", "synthetic", "--out", str(out), "--head-to-head", "1e14"]) == 0

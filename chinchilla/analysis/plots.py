@@ -28,6 +28,8 @@ from chinchilla.sweep.results import N_COLUMNS
 
 FIGURE_NAMES = {"approach1": "figure2.png", "approach2": "figure3.png", "approach3": "figure4.png"}
 EXTEND = 100.0  # laws are drawn up to this multiple of the largest budget
+N_OPT_TITLE = "Compute-optimal model size N_opt"
+D_OPT_TITLE = "Compute-optimal tokens D_opt"
 
 
 def _pyplot():
@@ -55,11 +57,11 @@ def _size_colors(sizes: Sequence[float]):
     return plt.cm.viridis((log_sizes - log_sizes.min()) / span)
 
 
-def _law_panel(ax, c, y, law, label: str, ylabel: str, color: str = "C0") -> None:
+def _law_panel(ax, c, y, law, label: str, ylabel: str, title: str, color: str = "C0") -> None:
     ax.scatter(c, y, s=12, color="0.5", alpha=0.6, label="compute-optimal points", zorder=2)
     grid = np.geomspace(min(c) / 2, max(c) * EXTEND, 100)
     ax.plot(grid, law(grid), color=color, lw=2, label=label, zorder=3)
-    ax.set(xscale="log", yscale="log", xlabel="FLOPs", ylabel=ylabel)
+    ax.set(xscale="log", yscale="log", xlabel="FLOPs", ylabel=ylabel, title=title)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
 
@@ -109,9 +111,11 @@ def draw_figure2(curves: Sequence[Any], result: EnvelopeResult, *, n_label: str 
         norm=plt.matplotlib.colors.LogNorm(vmin=min(c.n_params for c in curves), vmax=max(c.n_params for c in curves)),
     )
     fig.colorbar(sm, ax=axes[0], label="model size N")
-    _law_panel(axes[1], env.flops[valid], env.n_params[valid], result.n_law, f"N_opt ∝ C^{result.a:.3f}", n_label)
+    fig.get_layout_engine().set(wspace=0.08)
+    c = env.flops[valid]
+    _law_panel(axes[1], c, env.n_params[valid], result.n_law, f"N_opt ∝ C^{result.a:.3f}", n_label, N_OPT_TITLE)
     _law_panel(
-        axes[2], env.flops[valid], env.tokens[valid], result.d_law, f"D_opt ∝ C^{result.b:.3f}", "tokens", color="C1"
+        axes[2], c, env.tokens[valid], result.d_law, f"D_opt ∝ C^{result.b:.3f}", "tokens", D_OPT_TITLE, color="C1"
     )
     fig.suptitle("Figure 2 (Approach 1): lower envelope of training curves")
     return fig
@@ -158,10 +162,9 @@ def figure3(
     if result is not None:
         chosen = [p for p in result.profiles if p.interior or not result.require_interior]
         c = np.array([p.flops for p in chosen])
-        _law_panel(axes[1], c, [p.n_opt for p in chosen], result.n_law, f"N_opt ∝ C^{result.a:.3f}", n_label)
-        _law_panel(
-            axes[2], c, [p.d_opt for p in chosen], result.d_law, f"D_opt ∝ C^{result.b:.3f}", "tokens", color="C1"
-        )
+        n_opt, d_opt = [p.n_opt for p in chosen], [p.d_opt for p in chosen]
+        _law_panel(axes[1], c, n_opt, result.n_law, f"N_opt ∝ C^{result.a:.3f}", n_label, N_OPT_TITLE)
+        _law_panel(axes[2], c, d_opt, result.d_law, f"D_opt ∝ C^{result.b:.3f}", "tokens", D_OPT_TITLE, color="C1")
     fig.suptitle(
         "Figure 3 (Approach 2): IsoFLOP profiles"
         + ("" if result is not None else " (too few interior minima for the laws)")

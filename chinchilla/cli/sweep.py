@@ -425,6 +425,7 @@ def _log(args: argparse.Namespace):
 def run_reproduce_command(args: argparse.Namespace) -> int:
     from chinchilla import reproduce
     from chinchilla.cli.output import print_json
+    from chinchilla.fit.progress import format_seconds
     from chinchilla.studies import schedules
 
     if args.compare_datasets and args.dataset:
@@ -497,8 +498,8 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
     if args.json:
         print_json(payload)
     log(
-        f"report: {args.out.rstrip('/')}/report.md (training {payload['train_time_s'] / 60:.1f} min over all runs; "
-        f"this invocation {payload['wall_time_s'] / 60:.1f} min)"
+        f"report: {args.out.rstrip('/')}/report.md (training {format_seconds(payload['train_time_s'])} over all runs; "
+        f"this invocation {format_seconds(payload['wall_time_s'])})"
     )
     return _failed_exit(args, failures)
 

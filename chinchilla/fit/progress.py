@@ -49,7 +49,10 @@ def report(progress: Progress | None, done: int, total: int) -> None:
         progress(done, total)
 
 
-def _format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
+    """A duration for people: ``"3.2 s"`` under 10 s, ``"42 s"``, ``"17 min"`` under 90 min, else ``"2.5 h"``."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
@@ -87,10 +90,10 @@ class StderrProgress:
         elapsed = now - self.started
         text = (
             f"{self.prefix}{self.what}: {done:,}/{total:,} {self.unit} ({done / max(total, 1):.1%}), "
-            f"{_format_seconds(elapsed)}"
+            f"{format_seconds(elapsed)}"
         )
         if not finished and done > 0:
-            text += f", about {_format_seconds(elapsed * (total - done) / done)} left (Ctrl-C stops)"
+            text += f", about {format_seconds(elapsed * (total - done) / done)} left (Ctrl-C stops)"
         elif finished:
             text += ", done"
         print(text, file=self.stream or sys.stderr, flush=True)
