@@ -402,6 +402,7 @@ def test_a_warning_is_one_line_naming_the_verb():
         (["report", "/nonexistent/sweep", "--json"], "bad input"),
         (["memory", "--model", "x", "--batch-size", "8", "--chip", "h100", "--json"], "bad input"),
         (["fit", "approach2", "/nonexistent.csv", "--json"], "bad input"),
+        (["train", "--model", "no-such-model", "--tokens", "1e4", "--out", "x", "--json"], "bad input"),
     ],
 )
 def test_with_json_every_error_is_one_json_object_on_stdout(argv, kind, capsys):

@@ -78,7 +78,9 @@ def test_another_model_on_a_finished_run_without_its_config_is_refused_naming_bo
     assert "'tiny-00004k'" in lines[0] and "'tiny-00006k'" in lines[0] and "config.json is missing" in lines[0]
     assert (out / "summary.json").read_text() == before
     # the same run again: still finished, its summary returned
-    assert cli.main(["train", "--model", "tiny-00004k", "--tokens", "8192", "--out", str(out), "--quiet"]) == 0
+    assert (
+        cli.main(["train", "--model", "tiny-00004k", "--tokens", "8192", "--out", str(out), "--quiet", "--json"]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["model"] == "tiny-00004k"
 
 

@@ -276,7 +276,7 @@ def test_the_train_command_trains_then_skips_a_finished_directory(tmp_path, caps
         "3",
         "--quiet",
     ]
-    assert cli.main(argv) == 0
+    assert cli.main([*argv, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["status"] == "finished" and summary["steps"] == round(2e4 / (4 * 64))
     assert summary["seq_len"] == 64 and summary["batch_size"] == 4
@@ -284,8 +284,16 @@ def test_the_train_command_trains_then_skips_a_finished_directory(tmp_path, caps
     assert config["seed"] == 3 and config["lr"] == 1e-3 and config["model"]["seq_len"] == 64
     line = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert {"step", "tokens", "flops", "loss"} <= set(line)
-    assert cli.main(argv) == 0
-    assert "nothing to do" in capsys.readouterr().err
+    assert cli.main(argv) == 0  # finished: does nothing, and says so for a person on stdout
+    captured = capsys.readouterr()
+    assert "nothing to do" in captured.err
+    assert captured.out.splitlines() == [
+        f"finished: tiny-00004k ({summary['n_params']:,} parameters), {summary['tokens']:,} tokens, "
+        f"{summary['flops']:.3g} FLOPs, {summary['steps']}/{summary['steps']} steps of 4 x 64 tokens in "
+        + captured.out.split(" tokens in ", 1)[1].splitlines()[0],
+        f"train loss {summary['final_train_loss']:.4f}, eval loss {summary['eval_loss']:.4f}",
+        "summary: cli/summary.json (--json prints it)",
+    ]
     assert cli.main(["train", "--model", "no-such-model", "--tokens", "10", "--out", str(out)]) == 2
     assert "unknown model 'no-such-model'" in capsys.readouterr().err
     assert (
@@ -301,6 +309,7 @@ def test_the_train_command_trains_then_skips_a_finished_directory(tmp_path, caps
                 "--batch-size",
                 "2",
                 "--quiet",
+                "--json",
             ]
         )
         == 0

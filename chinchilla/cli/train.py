@@ -167,6 +167,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     command.add_argument("--quiet", action="store_true", help="no progress bar")
     command.add_argument(
+        "--json", action="store_true", help="print summary.json's contents (errors: a JSON object) instead of a summary"
+    )
+    command.add_argument(
         "--allow-long-run",
         action="store_true",
         help=f"train even when the budget is more than {MAX_STEPS:,} steps (refused otherwise)",
@@ -365,8 +368,37 @@ def run(args: argparse.Namespace) -> int:
             if error.filename is not None or error.errno is None:
                 raise
             raise OSError(error.errno, error.strerror, args.out) from error  # at least name the run directory
-    print_json(summary)
+    if args.json:
+        print_json(summary)
+    else:
+        print(summary_text(summary, args.out))
     return 0 if summary["status"] == "finished" else 1
+
+
+def summary_text(summary: dict[str, Any], out: str) -> str:
+    """Two or three lines for a person from a run's ``summary.json`` contents (``train_run``'s return value):
+    status, model, tokens, FLOPs, steps and time; the losses; where the whole summary is."""
+    from chinchilla.fit.progress import format_seconds
+
+    status = summary.get("status", "?")
+    head = (
+        f"{status}: {summary.get('model')} ({summary.get('n_params', 0):,} parameters), "
+        f"{summary.get('tokens', 0):,} tokens, {summary.get('flops', 0):.3g} FLOPs, "
+        f"{summary.get('steps', 0):,}/{summary.get('total_steps', 0):,} steps of {summary.get('batch_size')} "
+        f"x {summary.get('seq_len')} tokens in {format_seconds(summary.get('wall_time_s') or 0.0)}"
+    )
+    losses = [
+        f"{label} {summary[key]:.4f}"
+        for key, label in (("final_train_loss", "train loss"), ("eval_loss", "eval loss"))
+        if isinstance(summary.get(key), (int, float))
+    ]
+    lines = [head]
+    if summary.get("reason"):
+        lines.append(f"reason: {summary['reason']}")
+    if losses:
+        lines.append(", ".join(losses))
+    lines.append(f"summary: {out.rstrip('/')}/summary.json (--json prints it)")
+    return "\n".join(lines)
 
 
 def _check_orphan_summary(config, out: str) -> None:
