@@ -116,8 +116,14 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{key}:")
                 for sub, sub_value in value.items():
                     print(f"  {sub:<{width - 2}}  {sub_value:>24,}")
-            elif isinstance(value, float):
-                print(f"{key:<{width}}  {value:>24,.4f}" if value < 100 else f"{key:<{width}}  {value:>24.6g}")
+            elif isinstance(value, float) and value < 100:
+                print(f"{key:<{width}}  {value:>24,.4f}")
+            elif isinstance(value, float):  # a whole count of FLOPs with separators, like the integers
+                print(
+                    f"{key:<{width}}  {value:>24,.0f}"
+                    if value.is_integer() and value < 1e18
+                    else f"{key:<{width}}  {value:>24.6g}"
+                )
             elif isinstance(value, int) and not isinstance(value, bool):
                 print(f"{key:<{width}}  {value:>24,}")
             else:
