@@ -1,10 +1,18 @@
 """The documentation's examples run and its links resolve, so README.md and docs/*.md cannot rot.
 
-Convention (also in docs/architecture.md): a fenced ```bash or ```python block on the line right after
-``<!-- doctest: run -->`` is run, in a fresh temporary directory with ``JAX_PLATFORMS=cpu`` and this interpreter's
-``chinchilla`` first on PATH, and must exit 0. Every other ```bash block must pass ``bash -n`` and every other
-```python block must compile. Other fences (```text transcripts, ```yaml, ...) are not checked. Every relative link
-must name an existing file, and a ``#fragment`` into a Markdown file one of its headings (GitHub's anchors).
+Convention (also in docs/architecture.md): every fenced ```bash or ```python block sits on the line right after one
+of three marks, and a block without one fails the suite:
+
+- ``<!-- doctest: run -->``: fast (seconds); run by default, each block in a fresh temporary directory with
+  ``JAX_PLATFORMS=cpu`` and this interpreter's ``chinchilla`` first on PATH; it must exit 0.
+- ``<!-- doctest: slow -->``: trains or bootstraps (up to minutes); run with ``CHINCHILLA_DOC_EXAMPLES=all``, a
+  file's slow blocks in order in one temporary directory (a later block may use an earlier one's runs).
+- ``<!-- doctest: skip REASON -->``: cannot run here (other machines, accelerators, the network, hours); the reason
+  is required.
+
+Blocks that are not run must still pass ``bash -n`` or compile. Other fences (```text transcripts, ```yaml, ...)
+are not checked. Every relative link must name an existing file, and a ``#fragment`` into a Markdown file one of
+its headings (GitHub's anchors).
 """
 
 from __future__ import annotations
@@ -20,11 +28,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_MARK = "<!-- doctest: run -->"
+MARK = re.compile(r"^<!-- doctest: (?P<kind>[a-z]+)(?:\s+(?P<reason>.*?))?\s*-->$")
+KINDS = ("run", "slow", "skip")
 CHECKED = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python", "py": "python"}
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\((?P<target><[^>]*>|[^)\s]+)(?:\s+\"[^\"]*\")?\)")
 RUN_TIMEOUT_S = 120
+SLOW_TIMEOUT_S = 1200
+RUN_SLOW = os.environ.get("CHINCHILLA_DOC_EXAMPLES") == "all"
 
 
 def doc_files() -> list[Path]:
@@ -37,15 +48,16 @@ class Block:
     line: int  # 1-based line of the opening fence
     lang: str  # "bash" or "python" (checked kinds only)
     code: str
-    run: bool
+    kind: str | None  # the mark's: "run", "slow", "skip", another word (an error), or None (unmarked: an error)
+    reason: str  # a skip's reason
 
     @property
     def id(self) -> str:
         return f"{self.path.relative_to(ROOT)}:{self.line}"
 
 
-def fenced_blocks(path: Path) -> list[tuple[int, str, str, bool]]:
-    """(line, info string, dedented body, marked to run) of every fenced block of ``path``."""
+def fenced_blocks(path: Path) -> list[tuple[int, str, str, re.Match | None]]:
+    """(line, info string, dedented body, the doctest mark right above or None) of every fenced block of ``path``."""
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks, i = [], 0
     while i < len(lines):
@@ -54,7 +66,7 @@ def fenced_blocks(path: Path) -> list[tuple[int, str, str, bool]]:
             i += 1
             continue
         indent, fence, info = m["indent"], m["fence"], m["info"].strip()
-        marked = i > 0 and lines[i - 1].strip() == RUN_MARK
+        marked = MARK.match(lines[i - 1].strip()) if i > 0 else None
         body, j = [], i + 1
         while j < len(lines):
             close = FENCE.match(lines[j])
@@ -77,32 +89,46 @@ def fenced_blocks(path: Path) -> list[tuple[int, str, str, bool]]:
 def all_blocks() -> list[Block]:
     out = []
     for path in doc_files():
-        for line, lang, code, marked in fenced_blocks(path):
+        for line, lang, code, mark in fenced_blocks(path):
             if lang in CHECKED:
-                out.append(Block(path, line, CHECKED[lang], code, marked))
+                kind, reason = (mark["kind"], mark["reason"] or "") if mark else (None, "")
+                out.append(Block(path, line, CHECKED[lang], code, kind, reason))
     return out
 
 
 BLOCKS = all_blocks()
 
 
-def test_run_marks_sit_on_checked_blocks():
-    """A run mark is followed by a ```bash or ```python fence, so no marked example is silently skipped."""
+def test_every_example_is_marked_run_slow_or_skip_with_a_reason():
+    """No example is left out of the runs by accident: each says how it is tested (or why it is not)."""
+    problems = []
+    for b in BLOCKS:
+        if b.kind not in KINDS:
+            problems.append(f"{b.id}: put <!-- doctest: run|slow|skip REASON --> on the line above (found {b.kind!r})")
+        elif (b.kind == "skip") != bool(b.reason):
+            problems.append(f"{b.id}: {'a skip needs a reason' if b.kind == 'skip' else 'only skip takes a reason'}")
+    assert not problems, "\n".join(problems)
+
+
+def test_marks_sit_on_checked_blocks():
+    """A mark is followed by a ```bash or ```python fence, so no marked example is silently skipped."""
     problems = []
     for path in doc_files():
         lines = path.read_text(encoding="utf-8").splitlines()
-        marked_lines = {b.line for b in BLOCKS if b.path == path and b.run}
+        marked_lines = {b.line for b in BLOCKS if b.path == path and b.kind is not None}
         for i, text in enumerate(lines):
-            if text.strip() == RUN_MARK and (i + 2) not in marked_lines:
-                problems.append(f"{path.relative_to(ROOT)}:{i + 1}: {RUN_MARK} is not right above a bash/python fence")
+            if MARK.match(text.strip()) and (i + 2) not in marked_lines:
+                problems.append(
+                    f"{path.relative_to(ROOT)}:{i + 1}: {text.strip()} is not right above a bash/python fence"
+                )
     assert not problems, "\n".join(problems)
 
 
 def test_some_examples_run():
-    assert any(b.run and b.path.name == "README.md" for b in BLOCKS)
+    assert any(b.kind == "run" and b.path.name == "README.md" for b in BLOCKS)
 
 
-@pytest.mark.parametrize("block", [b for b in BLOCKS if not b.run], ids=lambda b: b.id)
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind != "run"], ids=lambda b: b.id)
 def test_example_parses(block: Block):
     if block.lang == "python":
         compile(block.code, block.id, "exec")
@@ -119,16 +145,32 @@ def _env() -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("block", [b for b in BLOCKS if b.run], ids=lambda b: b.id)
-def test_example_runs(block: Block, tmp_path: Path):
-    script = tmp_path / ("example.py" if block.lang == "python" else "example.sh")
+def run_block(block: Block, directory: Path, timeout_s: float) -> None:
+    """Runs ``block`` in ``directory``; AssertionError with its code and output unless it exits 0."""
+    script = directory / f"example-{block.line}.{'py' if block.lang == 'python' else 'sh'}"
     script.write_text(block.code, encoding="utf-8")
     argv = [sys.executable, str(script)] if block.lang == "python" else ["bash", "-e", "-o", "pipefail", str(script)]
-    result = subprocess.run(argv, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    result = subprocess.run(argv, cwd=directory, env=_env(), capture_output=True, text=True, timeout=timeout_s)
+    script.unlink()
     assert result.returncode == 0, (
         f"{block.id} exited {result.returncode}\n--- code\n{block.code}"
         f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
     )
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "run"], ids=lambda b: b.id)
+def test_example_runs(block: Block, tmp_path: Path):
+    run_block(block, tmp_path, RUN_TIMEOUT_S)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not RUN_SLOW, reason="slow documentation examples run with CHINCHILLA_DOC_EXAMPLES=all")
+@pytest.mark.parametrize(
+    "path", sorted({b.path for b in BLOCKS if b.kind == "slow"}), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_slow_examples_run_in_order(path: Path, tmp_path: Path):
+    for block in (b for b in BLOCKS if b.path == path and b.kind == "slow"):
+        run_block(block, tmp_path, SLOW_TIMEOUT_S)
 
 
 def github_anchor(heading: str) -> str:
