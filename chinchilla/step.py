@@ -124,10 +124,10 @@ class Trainer:
         self.hp = hyperparameters(config)
         self.steps_per_dispatch = config.steps_per_dispatch
 
-        def build() -> Decoder:
+        def build(seed: Any = config.seed) -> Decoder:
             return Decoder(
                 config.model,
-                rngs=nnx.Rngs(config.seed),
+                rngs=nnx.Rngs(seed),
                 compute_dtype=self.compute_dtype,
                 attention_impl=self.attention_impl,
                 remat=config.remat,
@@ -161,8 +161,10 @@ class Trainer:
             self.batch_sharding, (1, config.batch_size, config.model.seq_len + 1), 1, jax.process_count()
         )
 
-        def init() -> dict:
-            params = nnx.to_pure_dict(nnx.state(build(), nnx.Param))
+        def init(key_data: jax.Array) -> dict:
+            # the key is an argument, not a constant of the program: one compile serves every seed (a sweep's two
+            # seeds of a shape, a rerun with another seed), where a constant seed compiled init once per seed
+            params = nnx.to_pure_dict(nnx.state(build(jax.random.wrap_key_data(key_data)), nnx.Param))
             return {"params": params, "opt_state": self.adam.init(params), "step": jnp.zeros((), jnp.int32)}
 
         self._init = jax.jit(init, out_shardings=self.state_shardings)
@@ -240,16 +242,22 @@ class Trainer:
 
     # -- host-side API -------------------------------------------------------------------------------------------
     def init_state(self) -> dict:
-        return self._init()
+        key_data = np.asarray(jax.random.key_data(jax.random.key(self.config.seed)))  # nnx.Rngs(seed)'s key
+        return self._init(key_data)
+
+    def lowered_step(self) -> Any:
+        """The train function lowered for abstract inputs (``jax.stages.Lowered``): ``compiled_step`` compiles it;
+        ``chinchilla.memory`` compiles it with its own options to read the memory analysis."""
+        k, batch, length = self.steps_per_dispatch, self.config.batch_size, self.config.model.seq_len + 1
+        batches = jax.ShapeDtypeStruct((k, batch, length), jnp.int32, sharding=self.batch_sharding)
+        scalar = jax.ShapeDtypeStruct((), jnp.int32)
+        hp = {name: jax.ShapeDtypeStruct((), jnp.float32) for name in self.hp}
+        return self._train.lower(self.abstract_state, batches, scalar, hp)
 
     def compiled_step(self) -> Any:
         """The train function, compiled ahead of time (once per Trainer)."""
         if self._compiled_train is None:
-            k, batch, length = self.steps_per_dispatch, self.config.batch_size, self.config.model.seq_len + 1
-            batches = jax.ShapeDtypeStruct((k, batch, length), jnp.int32, sharding=self.batch_sharding)
-            scalar = jax.ShapeDtypeStruct((), jnp.int32)
-            hp = {name: jax.ShapeDtypeStruct((), jnp.float32) for name in self.hp}
-            self._compiled_train = self._train.lower(self.abstract_state, batches, scalar, hp).compile()
+            self._compiled_train = self.lowered_step().compile()
         return self._compiled_train
 
     def put_batches(self, local_nbt1: np.ndarray) -> jax.Array:

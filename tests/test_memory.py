@@ -129,3 +129,20 @@ def test_every_run_of_each_accelerator_preset_fits_its_chip(preset_name):
             f"{plan.remat}) needs ~{plan.bytes_per_device / memory.GiB:.1f} GiB of {chip.name}'s "
             f"{chip.memory_bytes_per_device / memory.GiB:.0f}"
         )
+
+
+def test_the_planners_compile_reads_the_same_bytes_as_the_optimised_program():
+    """The planner compiles without LLVM's optimisations on CPU (its program is never run): XLA's buffer assignment,
+    and so every byte it reads, is that of the program training compiles."""
+    from chinchilla.step import Trainer
+
+    config = _config("tiny-00025k", 8, 4, "dots")
+    mesh = memory._one_device_mesh()
+    analysis = Trainer(config, mesh=mesh).compiled_step().memory_analysis()
+    trained = (
+        analysis.argument_size_in_bytes
+        + analysis.output_size_in_bytes
+        - analysis.alias_size_in_bytes
+        + analysis.temp_size_in_bytes
+    )
+    assert memory.compiled_peak_bytes(config, mesh) == trained > 0

@@ -100,6 +100,35 @@ def test_invalid_train_configs_name_the_field(changes, message):
         TrainConfig(**{"model": TINY, "tokens": 1000, **changes})
 
 
+def test_one_compiled_init_serves_every_seed_with_nnx_rngs_seed_parameters():
+    """The seed reaches init as an argument (its key), not as a constant of the program: one compile for every seed,
+    and the parameters are those of ``nnx.Rngs(seed)``."""
+    from flax import nnx
+
+    from chinchilla.model import Decoder
+
+    trainers = [Trainer(TrainConfig(model=TINY, tokens=1000, seed=seed)) for seed in (0, 7)]
+    key_data = np.zeros(2, np.uint32)
+    assert trainers[0]._init.lower(key_data).as_text() == trainers[1]._init.lower(key_data).as_text()
+    trainer = trainers[1]
+    decoder = Decoder(
+        TINY,
+        rngs=nnx.Rngs(7),
+        compute_dtype=trainer.compute_dtype,
+        attention_impl=trainer.attention_impl,
+        remat=trainer.config.remat,
+        scan_layers=trainer.scan_layers,
+        mesh=trainer.mesh,
+    )
+    expected = nnx.to_pure_dict(nnx.state(decoder, nnx.Param))
+    got = trainer.init_state()["params"]
+    assert jax.tree.structure(got) == jax.tree.structure(expected)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    other = trainers[0].init_state()["params"]
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(other), jax.tree.leaves(got)))  # seeds differ
+
+
 def test_a_mesh_that_does_not_fit_the_batch_or_the_devices_is_rejected():
     with pytest.raises(ValueError, match="needs 4 devices"):
         Trainer(TrainConfig(model=TINY, tokens=1000, mesh=(2, 2, 1)))
