@@ -1,7 +1,7 @@
 """Several processes (hosts): the environment a launch reads (no second process needed), and a real two-process run
 on this machine (a local coordinator, gloo CPU collectives, 4 fake CPU devices per process) against one process with
 all 8 devices: the same losses, disjoint rows per process, one writer of the run's files, and checkpoints that resume
-across process counts in both directions."""
+across process counts in both directions (into two processes over an interleaved device order)."""
 
 from __future__ import annotations
 
@@ -360,28 +360,6 @@ def _losses(run, steps: int = STEPS) -> dict[int, float]:
     return {row["step"]: row["loss"] for row in rows}
 
 
-@pytest.mark.slow
-def test_an_interleaved_device_order_on_2_processes_trains_the_single_process_losses(tmp_path):
-    """jax.make_mesh on a multi-host TPU slice may interleave hosts' devices; each process then holds rows
-    [0, 2, 4, 6] or [1, 3, 5, 7] of every global batch and reads exactly those (neither refused at start-up for
-    not being rows [0, 4) and [4, 8), nor reading those). Two processes show it (the order in
-    sharding.process_rows' docstring); each further process count costs every process a cold compile (the
-    persistent cache is off for them, see _launch)."""
-    config = {**CONFIG, "tokens": 12 * 8 * 128, "checkpoint_every": 12, "steps_per_dispatch": 4}
-    records = tmp_path / "records"
-    records.mkdir()
-    order = [0, 4, 2, 6, 1, 5, 3, 7]  # process 0 holds devices 0-3, at mesh positions 0, 2, 4, 6
-    solo_run, pair_run = tmp_path / "p1", tmp_path / "p2"
-    [solo], pair = _finish(_launch(solo_run, 1, records, config), _launch(pair_run, 2, records, config, order))
-    expected, got = _losses(solo_run, 12), _losses(pair_run, 12)
-    assert max(abs(got[step] - expected[step]) for step in expected) < LOSS_TOLERANCE
-    # each process read its own rows of every batch: together exactly the single process's rows, none twice
-    first = [next(row[3] for row in r["rows"] if row[0] == "train") for r in pair]
-    assert sorted(sum(first, [])) == sorted(next(row[3] for row in solo["rows"] if row[0] == "train"))
-    # the rows of the global batch each process read follow the mesh, not the process index
-    assert [r["rows"][0][4] for r in pair] == [[0, 2, 4, 6], [1, 3, 5, 7]]
-
-
 def _cut_at_half(source, target) -> None:
     """A copy of a finished run as it stood after its checkpoint at HALF (as if stopped there)."""
     shutil.copytree(source, target)
@@ -389,8 +367,25 @@ def _cut_at_half(source, target) -> None:
     shutil.rmtree(target / "checkpoints" / str(STEPS))
 
 
+INTERLEAVED = [
+    0,
+    4,
+    2,
+    6,
+    1,
+    5,
+    3,
+    7,
+]  # a global device order: process 0 holds devices 0-3, at mesh positions 0, 2, 4, 6
+
+
 @pytest.mark.slow
 def test_two_processes_train_like_one_and_checkpoints_resume_across_process_counts(tmp_path):
+    """Two processes against one, then each run's checkpoint resumed in the other process count. The resume in two
+    processes lays the mesh over an interleaved device order, as jax.make_mesh on a multi-host TPU slice may: each
+    process then holds rows [0, 2, 4, 6] or [1, 3, 5, 7] of every global batch and reads exactly those (neither
+    refused at start-up for not being rows [0, 4) and [4, 8), nor reading those). It rides on the resume because
+    every two-process launch costs each process a cold compile (the persistent cache is off for them, see _launch)."""
     TrainConfig(model=zoo.get_model("tiny-00004k"), **CONFIG)  # the worker's config is valid
     records = tmp_path / "records"
     records.mkdir()
@@ -444,7 +439,9 @@ def test_two_processes_train_like_one_and_checkpoints_resume_across_process_coun
     two_to_one, one_to_two = tmp_path / "two_to_one", tmp_path / "one_to_two"
     _cut_at_half(two, two_to_one)
     _cut_at_half(one, one_to_two)
-    [resumed_solo], resumed_pair = _finish(_launch(two_to_one, 1, records), _launch(one_to_two, 2, records))
+    [resumed_solo], resumed_pair = _finish(
+        _launch(two_to_one, 1, records), _launch(one_to_two, 2, records, order=INTERLEAVED)
+    )
     for run, record in ((two_to_one, resumed_solo), (one_to_two, resumed_pair[0])):
         first = next(row for row in record["rows"] if row[0] == "train")
         assert first[1:3] == [0, HALF]  # resumed at the checkpoint, not restarted
@@ -454,3 +451,13 @@ def test_two_processes_train_like_one_and_checkpoints_resume_across_process_coun
         assert summary["steps"] == STEPS
         assert abs(summary["final_train_loss"] - summaries[0]["final_train_loss"]) < LOSS_TOLERANCE
     assert resumed_pair[1]["writes"] == [] and all(record["saw_summary"] for record in resumed_pair)
+    # interleaved: each process read its own rows of every batch, together exactly the single process's rows, none
+    # twice; which rows of the global batch follows the mesh, not the process index
+    whole = batches(solo, "train")
+    halves = [batches(record, "train") for record in resumed_pair]
+    assert halves[0].keys() == halves[1].keys() and len(halves[0]) == STEPS - HALF
+    for position, starts in halves[0].items():
+        assert not set(starts) & set(halves[1][position])
+        assert sorted(starts + halves[1][position]) == sorted(whole[position])
+    first = [next(row for row in record["rows"] if row[0] == "train") for record in resumed_pair]
+    assert [row[4] for row in first] == [[0, 2, 4, 6], [1, 3, 5, 7]]
