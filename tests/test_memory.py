@@ -136,7 +136,7 @@ def test_the_planners_compile_reads_the_same_bytes_as_the_optimised_program():
     and so every byte it reads, is that of the program training compiles."""
     from chinchilla.step import Trainer
 
-    config = _config("tiny-00025k", 8, 4, "dots")
+    config = _config("tiny-00004k", 8, None, "none")
     mesh = memory._one_device_mesh()
     analysis = Trainer(config, mesh=mesh).compiled_step().memory_analysis()
     trained = (
