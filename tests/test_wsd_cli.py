@@ -38,6 +38,7 @@ def test_train_flags_make_a_trunk_and_a_branch_recorded_in_config_and_summary(tm
         "--warmup-tokens",
         str(2 * 4 * 32),
         "--quiet",
+        "--json",
     ]
     assert (
         cli.main(
@@ -98,6 +99,7 @@ def test_train_flags_make_a_trunk_and_a_branch_recorded_in_config_and_summary(tm
                 "32",
                 "--batch-size",
                 "4",
+                "--json",
             ]
         )
         == 0
