@@ -49,6 +49,24 @@ def count(low: int = 1, high: float = 1e18, reason: str = "a count") -> Callable
     return parse
 
 
+# A bootstrap seed: numpy.random.default_rng takes any non-negative whole number; 2^32 - 1 keeps it exact.
+SEED = count(0, 2**32 - 1, "a random seed: a non-negative whole number")
+# A FLOP budget or threshold (the paper's largest budget is 5.76e23).
+FLOPS = number(1.0, 1e40, "a FLOP count: positive, the paper's largest budget is 5.76e23")
+PERCENTILE = number(0.0, 100.0, "a percentile")
+
+
+class IncreasingPair(argparse.Action):
+    """The action of an ``nargs=2`` flag whose values must increase (``--percentiles LOW HIGH``): LOW >= HIGH is a
+    usage error naming the flag, not a reversed interval."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        low, high = values
+        if not low < high:
+            raise argparse.ArgumentError(self, f"LOW {low:g} must be below HIGH {high:g} (e.g. 10 90)")
+        setattr(namespace, self.dest, (low, high))
+
+
 def directory() -> Callable[[str], str]:
     """A type function for a directory to create or reuse: a local path whose existing part is a directory (not a
     file), whose names are not too long, or a ``gs://`` / ``s3://`` URL."""

@@ -58,7 +58,12 @@ def register(approaches: argparse._SubParsersAction) -> None:
         help="Gaussian smoothing window in logged steps (default: the window the sweep's report "
         "uses, recorded in its preset.json; else 10)",
     )
-    parser.add_argument("--points", type=int, default=1500, help="log-spaced FLOP values (default 1500)")
+    parser.add_argument(
+        "--points",
+        type=checks.count(2, 1e7, "log-spaced FLOP values: at least 2"),
+        default=1500,
+        help="log-spaced FLOP values (default 1500)",
+    )
     add_bootstrap_args(parser)
     parser.set_defaults(func=run_approach1)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from chinchilla.cli import checks
 from chinchilla.cli.fit_inputs import (
     N_CONVENTION_NAMES,
     SWEEP_CONVENTION,
@@ -41,14 +42,14 @@ def register(approaches: argparse._SubParsersAction) -> None:
     add_table_args(parser, sweep=True)
     parser.add_argument(
         "--holdout-flops",
-        type=float,
+        type=checks.FLOPS,
         metavar="C",
         help="also fit the laws on the budgets below C and print their predicted N_opt, D_opt beside "
         "the larger budgets' own",
     )
     parser.add_argument(
         "--neighbours",
-        type=int,
+        type=checks.count(1, 1e6, "sizes either side of the lowest loss: at least 1"),
         help="fit each parabola to this many sizes either side of the lowest loss (default: all sizes)",
     )
     parser.add_argument(

@@ -36,14 +36,14 @@ def register(approaches: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--unique-tokens",
-        type=float,
+        type=checks.number(1.0, 1e30, "a token count"),
         metavar="U",
         help="with --law data_constrained: the allocation at --flops with U unique tokens (without "
         "it, the printed allocation is the 6ND frontier for unlimited unique data, and says so)",
     )
     parser.add_argument(
         "--drop-highest-loss",
-        type=int,
+        type=checks.count(0, 1e9, "a number of runs"),
         metavar="K",
         help="drop the K runs of highest loss first (default 5 for --reference epoch, else 0)",
     )
@@ -56,6 +56,7 @@ def register(approaches: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--top-k",
+        type=_top_k,
         default="auto",
         metavar="K|all|auto",
         help="run L-BFGS from the K best-ranked starts of the grid; 'all' runs every start; 'auto' "
@@ -82,24 +83,25 @@ def register(approaches: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--percentiles",
-        type=float,
+        type=checks.PERCENTILE,
         nargs=2,
+        action=checks.IncreasingPair,
         metavar=("LOW", "HIGH"),
         help="bootstrap interval percentiles (default 2.5 97.5; Table 2 uses 10 90)",
     )
-    parser.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
+    parser.add_argument("--seed", type=checks.SEED, help="bootstrap seed (default 0)")
     parser.add_argument(
         "--flops",
         "--budget",
         dest="budget",
-        type=float,
+        type=checks.FLOPS,
         default=GOPHER_FLOPS,
         metavar="C",
         help="FLOP budget for the allocation and tokens-per-parameter (default Gopher's 5.76e23)",
     )
     parser.add_argument(
         "--holdout-flops",
-        type=float,
+        type=checks.FLOPS,
         metavar="C",
         help="also fit on runs below C FLOPs and report the error on the runs at or above it",
     )
@@ -123,7 +125,7 @@ def run_parametric(args: argparse.Namespace) -> int:
     law = get_law(args.law)
     if args.unique_tokens is not None and args.law != "data_constrained":
         raise ValueError("--unique-tokens is for --law data_constrained (the Chinchilla law has no unique-data term)")
-    options = {"law": law, "reduction": args.reduction, "top_k": _top_k(args.top_k)}
+    options = {"law": law, "reduction": args.reduction, "top_k": args.top_k}
     fit = fit_table(table, **options, progress=progress("fit", "starts"))
     out = {
         **fit.to_dict(),
@@ -245,13 +247,14 @@ def _check_allocation_domain(out: dict, table) -> None:
         alloc["domain_warnings"] = lines
 
 
-def _top_k(value: str) -> int | str | None:
-    if value in ("auto", "all"):
-        return None if value == "all" else "auto"
+def _top_k(text: str) -> int | str | None:
+    """``--top-k``'s type: a count of starts, 'all' (None: every start) or 'auto'."""
+    if text in ("auto", "all"):
+        return None if text == "all" else "auto"
     try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"--top-k {value!r}: give a positive integer, 'all' or 'auto'") from None
+        return checks.count(1, 1e9, "starts to run L-BFGS from")(text)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{error}; give a positive whole number, 'all' or 'auto'") from None
 
 
 def _print_fit(out: dict) -> None:

@@ -18,7 +18,7 @@ def add_bootstrap_args(parser: argparse.ArgumentParser) -> None:
         default=100,
         help="bootstrap resamples (default 100)",
     )
-    parser.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
+    parser.add_argument("--seed", type=checks.SEED, help="bootstrap seed (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
