@@ -299,3 +299,17 @@ def test_allocate_data_constrained_and_inference_aware(capsys):
     assert cli.main(["allocate", "--table"]) == 0
     text = capsys.readouterr().out
     assert "Table A3, Approach 3 (published)" in text and "+18.2%" in text
+
+
+def test_data_constrained_law_without_unique_tokens_says_how_to_give_them(tmp_path, capsys):
+    path = tmp_path / "runs.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["params", "tokens", "loss"])
+        writer.writerows((n, d, 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28) for n in (1e7, 1e8, 1e9) for d in (1e9, 1e10))
+    assert cli.main(["fit", "parametric", str(path), "--law", "data_constrained"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and "['u']" not in line
+    assert "has no column U, unique_tokens or U_D" in line and "--unique-tokens-col" in line
+    assert cli.main(["fit", "parametric", "--reference", "epoch", "--law", "data_constrained"]) == 2
+    assert "the reference points do not record" in capsys.readouterr().err

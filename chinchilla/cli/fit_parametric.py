@@ -125,6 +125,7 @@ def run_parametric(args: argparse.Namespace) -> int:
     law = get_law(args.law)
     if args.unique_tokens is not None and args.law != "data_constrained":
         raise ValueError("--unique-tokens is for --law data_constrained (the Chinchilla law has no unique-data term)")
+    _check_law_columns(args, law, table)
     options = {"law": law, "reduction": args.reduction, "top_k": args.top_k}
     fit = fit_table(table, **options, progress=progress("fit", "starts"))
     out = {
@@ -201,6 +202,29 @@ def run_parametric(args: argparse.Namespace) -> int:
     else:
         _print_fit(out)
     return 0
+
+
+def _check_law_columns(args: argparse.Namespace, law, table) -> None:
+    """A law that reads unique tokens U, on runs without them: say where U comes from, before any fitting."""
+    import os
+
+    from chinchilla.cli.fit_inputs import is_sweep_results_csv
+    from chinchilla.fit.table import DEFAULT_COLUMN_NAMES
+
+    if "u" not in law.covariates or table.unique_tokens is not None:
+        return
+    names = DEFAULT_COLUMN_NAMES["unique_tokens"]
+    usual = ", ".join(names[:-1]) + " or " + names[-1]
+    need = f"--law {args.law} needs each run's unique tokens U (the distinct tokens its training data hold)"
+    if args.reference:
+        raise ValueError(f"{need}, which the reference points do not record; fit a CSV with a column {usual}")
+    if os.path.isdir(args.path) or is_sweep_results_csv(args.path):
+        raise ValueError(
+            f"{need}, which a sweep does not record; write its runs to a CSV with a column {usual} and fit that"
+        )
+    raise ValueError(
+        f"{need}: {args.path} has no column {usual}; add one, or name yours with --unique-tokens-col COLUMN"
+    )
 
 
 def _check_bootstrap_flags(args: argparse.Namespace) -> None:
