@@ -25,6 +25,7 @@ records the tokens and FLOPs actually trained.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import sys
@@ -37,7 +38,7 @@ import numpy as np
 from etils import epath
 
 from chinchilla import flops as flops_lib
-from chinchilla import metrics, runfiles, runlock, sharding
+from chinchilla import interrupts, metrics, runfiles, runlock, sharding
 from chinchilla.checkpoint import Checkpointer
 from chinchilla.jax_cache import enable_compilation_cache
 from chinchilla.step import Trainer
@@ -200,64 +201,78 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
     )
     data_state = train_data.get_state()
     last_sync = time.perf_counter()
+    # One process: Ctrl-C / SIGTERM end the dispatch in flight, save a checkpoint there and stop (a second signal stops
+    # at once). Several processes save collectively, so there a signal to one of them stops it at once, and the run
+    # resumes from its last periodic checkpoint.
+    stop_safely = interrupts.deferred() if jax.process_count() == 1 else contextlib.nullcontext()
     try:
-        while step < total_steps:
-            k = next_batches.shape[0]
-            state, out_metrics = trainer.train(state, next_batches)
-            dispatch_data_state = data_state
-            if step + k < total_steps:  # fetch the next batches while the device works
-                next_batches = _take(train_data, _dispatch(step + k, k_full, total_steps, config.save_steps))
-                data_state = train_data.get_state()
-            host = {name: values[:k] for name, values in jax.device_get(out_metrics).items()}
-            now = time.perf_counter()
-            step_time = (now - last_sync) / k
-            last_sync = now
-            losses = np.asarray(host["loss"], np.float64)
-            bad = np.flatnonzero(~np.isfinite(losses))
-            good = k if bad.size == 0 else int(bad[0])
-            rows = []
-            for i in range(good):
-                recent.append(float(losses[i]))
-                if (step + i + 1) % config.log_every == 0 or step + i + 1 == total_steps:
-                    rows.append(_row(step + i + 1, config, flops_per_step, losses[i], host, i, step_time, peak))
-            if bad.size:
-                status = "failed"
-                reason = f"non-finite loss {losses[good]} at step {step + good + 1}"
+        with stop_safely:
+            while step < total_steps:
+                k = next_batches.shape[0]
+                state, out_metrics = trainer.train(state, next_batches)
+                dispatch_data_state = data_state
+                if step + k < total_steps:  # fetch the next batches while the device works
+                    next_batches = _take(train_data, _dispatch(step + k, k_full, total_steps, config.save_steps))
+                    data_state = train_data.get_state()
+                host = {name: values[:k] for name, values in jax.device_get(out_metrics).items()}
+                now = time.perf_counter()
+                step_time = (now - last_sync) / k
+                last_sync = now
+                losses = np.asarray(host["loss"], np.float64)
+                bad = np.flatnonzero(~np.isfinite(losses))
+                good = k if bad.size == 0 else int(bad[0])
+                rows = []
+                for i in range(good):
+                    recent.append(float(losses[i]))
+                    if (step + i + 1) % config.log_every == 0 or step + i + 1 == total_steps:
+                        rows.append(_row(step + i + 1, config, flops_per_step, losses[i], host, i, step_time, peak))
+                if bad.size:
+                    status = "failed"
+                    reason = f"non-finite loss {losses[good]} at step {step + good + 1}"
+                    if jax.process_index() == 0:
+                        runfiles.append_jsonl(metrics_path, rows)
+                    if live:
+                        live.write(rows)
+                    break
+                previous, step = step, step + k
+                if step == total_steps or _crossed(previous, step, config.eval_every):
+                    eval_loss = trainer.evaluate(state["params"], eval_data)
+                    if rows and rows[-1]["step"] == step:
+                        rows[-1]["eval_loss"] = eval_loss
+                    else:
+                        rows.append(
+                            {
+                                **_row(step, config, flops_per_step, losses[-1], host, k - 1, step_time, peak),
+                                "eval_loss": eval_loss,
+                            }
+                        )
                 if jax.process_index() == 0:
                     runfiles.append_jsonl(metrics_path, rows)
                 if live:
                     live.write(rows)
-                break
-            previous, step = step, step + k
-            if step == total_steps or _crossed(previous, step, config.eval_every):
-                eval_loss = trainer.evaluate(state["params"], eval_data)
-                if rows and rows[-1]["step"] == step:
-                    rows[-1]["eval_loss"] = eval_loss
-                else:
-                    rows.append(
-                        {
-                            **_row(step, config, flops_per_step, losses[-1], host, k - 1, step_time, peak),
-                            "eval_loss": eval_loss,
-                        }
-                    )
-            if jax.process_index() == 0:
-                runfiles.append_jsonl(metrics_path, rows)
-            if live:
-                live.write(rows)
-            at_branch_point = step in config.save_steps
-            if step == total_steps or at_branch_point or _crossed(previous, step, config.checkpoint_every):
-                meta = {
-                    "data": dispatch_data_state,
-                    "recent_losses": list(recent),
-                    "eval_loss": eval_loss,
-                    "wall_time_s": elapsed_before + time.perf_counter() - session_start,
-                }
-                checkpointer.save(step, state, meta)
-                if at_branch_point:  # kept for good: branches start here (TrainConfig.init_from)
-                    branch_points.save(step, state, meta)
-            last_sync = time.perf_counter()  # evaluation and checkpointing do not count as step time
-            bar.update(k)
-            bar.set_postfix(loss=f"{float(np.mean(losses)):.4f}")
+                at_branch_point = step in config.save_steps
+                stopping = interrupts.pending() is not None
+                if (
+                    step == total_steps
+                    or at_branch_point
+                    or stopping
+                    or _crossed(previous, step, config.checkpoint_every)
+                ):
+                    meta = {
+                        "data": dispatch_data_state,
+                        "recent_losses": list(recent),
+                        "eval_loss": eval_loss,
+                        "wall_time_s": elapsed_before + time.perf_counter() - session_start,
+                    }
+                    checkpointer.save(step, state, meta)
+                    if at_branch_point:  # kept for good: branches start here (TrainConfig.init_from)
+                        branch_points.save(step, state, meta)
+                last_sync = time.perf_counter()  # evaluation and checkpointing do not count as step time
+                bar.update(k)
+                bar.set_postfix(loss=f"{float(np.mean(losses)):.4f}")
+                if stopping:
+                    _say(progress, f"{out}: stopped at step {step} of {total_steps}, checkpoint saved")
+                    interrupts.check()
     finally:
         bar.close()
         if live:

@@ -105,7 +105,10 @@ def test_cli_bootstrap_shows_progress_and_stops_soon_after_ctrl_c():
     finish (the bound is generous: compilation and a loaded machine)."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "CHINCHILLA_PROGRESS_INTERVAL": "0"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chinchilla.cli", "fit", "parametric", "--reference", "epoch", "--resamples", "100000"],
+        [
+            *(sys.executable, "-m", "chinchilla.cli", "fit", "parametric"),
+            *("--reference", "epoch", "--resamples", "100000", "--json"),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -121,7 +124,15 @@ def test_cli_bootstrap_shows_progress_and_stops_soon_after_ctrl_c():
         proc.wait(timeout=120)  # the 100,000 resamples would take far longer: it stopped at the signal
     finally:
         proc.kill()
-    assert proc.returncode == 130 and "interrupted" in proc.stderr.read()
+    err = proc.stderr.read().splitlines()
+    assert proc.returncode == 130 and err[-1] == "chinchilla fit: interrupted", err[-3:]  # no resume is promised
+    error = json.loads(proc.stdout.read())  # --json: an interruption is one error object on stdout too
+    assert error == {
+        "error": "interrupted",
+        "error_kind": "interrupted",
+        "exit_status": 130,
+        "command": "chinchilla fit parametric",
+    }
 
 
 # ------------------------------------------------------------------------------ outside the law's domain

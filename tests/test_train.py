@@ -233,8 +233,20 @@ def test_a_non_finite_loss_stops_the_run_marks_it_failed_and_keeps_the_last_good
 RUN_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from chinchilla import checkpoint, zoo
+    from chinchilla.step import Trainer
     from chinchilla.train import TrainConfig, train_run
     out, kill_at_save = sys.argv[1], int(sys.argv[2])
+    signals = [int(s) for s in sys.argv[3:]]  # sent to this process during the 3rd dispatch (after it started)
+    if signals:
+        train, dispatches = Trainer.train, []
+        def signalled_train(self, state, batches):
+            result = train(self, state, batches)
+            dispatches.append(1)
+            if len(dispatches) == 3:
+                for signum in signals:
+                    os.kill(os.getpid(), signum)
+            return result
+        Trainer.train = signalled_train
     if kill_at_save:
         save, calls = checkpoint.Checkpointer.save, []
         def killing_save(self, step, state, meta):
@@ -245,7 +257,10 @@ RUN_SCRIPT = textwrap.dedent("""
         checkpoint.Checkpointer.save = killing_save
     config = TrainConfig(model=zoo.get_model("tiny-00004k"), tokens=100 * 8 * 128, steps_per_dispatch=8,
                          checkpoint_every=16, log_every=1, eval_every=32)
-    train_run(config, out, progress=True)
+    try:
+        train_run(config, out, progress=True)
+    except KeyboardInterrupt as stop:
+        sys.exit(f"stopped by {type(stop).__name__}")
 """)
 
 
@@ -282,6 +297,39 @@ def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_losses(t
     resumed_summary = json.loads((interrupted / "summary.json").read_text())
     for key in ("final_train_loss", "eval_loss", "steps", "tokens", "flops", "status"):
         assert resumed_summary[key] == whole_summary[key], key
+
+
+def _rows(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_where_it_stops_and_the_rerun_resumes_there(tmp_path, signum):
+    """Nothing trained is lost to Ctrl-C or a scheduler's SIGTERM: the dispatch in flight ends, its metrics and a
+    checkpoint at that step (24: between the periodic ones at 16 and 32) are written, and the rerun continues from it
+    to exactly the uninterrupted run's losses."""
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    assert _run_script(str(whole), "0").returncode == 0
+    first = _run_script(str(stopped), "0", str(int(signum)))
+    name = "Terminated" if signum == signal.SIGTERM else "KeyboardInterrupt"
+    assert first.returncode == 1 and f"stopped by {name}" in first.stderr, first.stderr[-2000:]
+    assert "stopped at step 24 of 100, checkpoint saved" in first.stderr
+    checkpoints = sorted(int(p.name) for p in (stopped / "checkpoints").iterdir() if p.name.isdigit())
+    assert checkpoints[-1] == 24 and [r["step"] for r in _rows(stopped)] == list(range(1, 25))
+    resumed = _run_script(str(stopped), "0")
+    assert resumed.returncode == 0 and "resuming from step 24 of 100" in resumed.stderr, resumed.stderr[-2000:]
+    for key in ("step", "loss", "lr", "grad_norm", "eval_loss"):
+        assert [r.get(key) for r in _rows(stopped)] == [r.get(key) for r in _rows(whole)], key
+
+
+def test_a_second_ctrl_c_stops_at_once_without_a_checkpoint(tmp_path):
+    """For a loop that is stuck: the second signal raises where it lands (here within the same dispatch)."""
+    run = tmp_path / "run"
+    done = _run_script(str(run), "0", str(int(signal.SIGINT)), str(int(signal.SIGINT)))
+    assert done.returncode == 1 and "stopped by KeyboardInterrupt" in done.stderr, done.stderr[-2000:]
+    assert "checkpoint saved" not in done.stderr
+    assert max(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit()) == 16
 
 
 def test_the_train_command_trains_then_skips_a_finished_directory(tmp_path, capsys, monkeypatch):

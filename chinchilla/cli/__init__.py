@@ -16,7 +16,8 @@ Errors (``main`` is the one place they are turned into text):
   with ``outside_fault``) -> one ``error:`` line saying what happened and that a rerun resumes, exit status 1; no
   backend for ``JAX_PLATFORMS`` -> one line saying how to install one, exit status 2;
 - Ctrl-C -> ``interrupted``, exit status 130; SIGTERM (what schedulers send) -> the same clean stop, ``terminated by
-  SIGTERM``, exit status 143;
+  SIGTERM``, exit status 143; the verbs that resume (``RESUMABLE``) say to rerun the command; with ``--json`` an
+  interruption is also an error object (``error_kind`` "interrupted");
 - ``--verbose`` (anywhere on the line) or ``CHINCHILLA_DEBUG=1`` adds the traceback.
 """
 
@@ -35,6 +36,7 @@ import warnings
 from collections.abc import Sequence
 
 from chinchilla.cli.usage import OneLineParser, StrictParser
+from chinchilla.interrupts import Terminated
 
 # Modules that each add one or more verbs through ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -48,6 +50,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 VERBOSE_FLAG = "--verbose"
+RESUMABLE = ("train", "sweep", "reproduce")  # verbs whose rerun picks up where an interrupted one stopped
 DEBUG_ENV = "CHINCHILLA_DEBUG"
 # What to do about an OSError, by errno.
 OS_ERROR_HINTS: dict[int, str] = {
@@ -137,12 +140,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`chinchilla ... | head`): stop quietly, like other tools
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except Terminated:  # what schedulers send: the same clean stop as Ctrl-C (worker processes killed, files whole)
-        print(f"chinchilla {args.command}: terminated by SIGTERM (rerun the same command to resume)", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print(f"chinchilla {args.command}: interrupted (rerun the same command to resume)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (what schedulers send): the same clean stop
+        terminated = isinstance(stop, Terminated)
+        message = "terminated by SIGTERM" if terminated else "interrupted"
+        if args.command in RESUMABLE:
+            message += " (rerun the same command to resume)"
+        print(f"chinchilla {args.command}: {message}", file=sys.stderr)
+        status = 128 + signal.SIGTERM if terminated else 130
+        if getattr(args, "json", False):
+            _print_json_error(message, "interrupted", status, _command(args))
+        return status
     except Exception as error:  # the one error path of the command line
         message, status = describe_error(error)
         if verbose:
@@ -153,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 message.split(": ", 1)[1] if message.startswith("error: ") else message,
                 "bad input" if status == 2 else "internal error",
                 status,
-                "chinchilla " + " ".join(x for x in (args.command, getattr(args, "approach", None)) if x),
+                _command(args),
             )
         return status
     finally:
@@ -169,9 +176,8 @@ def _print_json_error(message: str, kind: str, status: int, command: str) -> Non
     print_json({"error": message, "error_kind": kind, "exit_status": status, "command": command})
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: raised in the main thread, so that whatever cleans up after Ctrl-C (a sweep's worker
-    processes, its results table) runs too, and the command ends with one line instead of dying mid-write."""
+def _command(args: argparse.Namespace) -> str:
+    return "chinchilla " + " ".join(x for x in (args.command, getattr(args, "approach", None)) if x)
 
 
 def _terminate_on_sigterm():

@@ -125,17 +125,21 @@ def bootstrap_chunked(
     """:func:`bootstrap_core` on ``chunk`` resamples at a time (one compiled program: the last chunk is padded with
     copies of its last row), calling ``progress(done, total)`` after each, so that Ctrl-C stops it within a chunk;
     the same answer as one call (each resample is refitted on its own). Returns numpy arrays."""
+    from chinchilla import interrupts
     from chinchilla.fit.progress import chunks, default_chunk, report
 
     total = weights.shape[0]
     size = min(chunk or default_chunk("resamples"), total)
     parts = []
     report(progress, 0, total)
-    for lo, hi in chunks(total, size):
-        rows = np.concatenate([np.arange(lo, hi), np.full(size - (hi - lo), hi - 1)])
-        part = jax.device_get(_bootstrap_core_jit(starts, covariates, loss, jnp.asarray(weights[rows]), **options))
-        parts.append(jax.tree.map(lambda x, n=hi - lo: np.asarray(x)[:n], part))
-        report(progress, hi, total)
+    with interrupts.deferred():  # Ctrl-C is taken between chunks, never lost inside one
+        for lo, hi in chunks(total, size):
+            rows = np.concatenate([np.arange(lo, hi), np.full(size - (hi - lo), hi - 1)])
+            weights_rows = jnp.asarray(weights[rows])
+            part = jax.device_get(_bootstrap_core_jit(starts, covariates, loss, weights_rows, **options))
+            parts.append(jax.tree.map(lambda x, n=hi - lo: np.asarray(x)[:n], part))
+            report(progress, hi, total)
+            interrupts.check()
     return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
 
 

@@ -240,6 +240,7 @@ def fit_core_chunked(
     """:func:`fit_core` with the starts run ``chunk`` at a time (one compiled program; the last chunk padded with
     copies of its last start), calling ``progress(done, total)`` after each chunk: Ctrl-C stops it within a chunk.
     The same answer as :func:`fit_core` (each start is solved on its own)."""
+    from chinchilla import interrupts
     from chinchilla.fit.progress import chunks, default_chunk, report
 
     options = dict(law=law, delta=delta, reduction=reduction)
@@ -248,11 +249,13 @@ def fit_core_chunked(
     size = min(chunk or default_chunk("starts"), index.size)
     parts = []
     report(progress, 0, index.size)
-    for lo, hi in chunks(index.size, size):
-        rows = np.concatenate([index[lo:hi], np.repeat(index[hi - 1], size - (hi - lo))])
-        part = _run_starts_jit(starts[rows], covariates, loss, weights, config=config, strategy=strategy, **options)
-        parts.append(jax.tree.map(lambda x, n=hi - lo: np.asarray(x)[:n], jax.device_get(part)))
-        report(progress, hi, index.size)
+    with interrupts.deferred():  # Ctrl-C is taken between chunks, never lost inside one
+        for lo, hi in chunks(index.size, size):
+            rows = np.concatenate([index[lo:hi], np.repeat(index[hi - 1], size - (hi - lo))])
+            part = _run_starts_jit(starts[rows], covariates, loss, weights, config=config, strategy=strategy, **options)
+            parts.append(jax.tree.map(lambda x, n=hi - lo: np.asarray(x)[:n], jax.device_get(part)))
+            report(progress, hi, index.size)
+            interrupts.check()
     result = jax.tree.map(lambda *xs: jnp.asarray(np.concatenate(xs)), *parts)
     return _finish_fit_jit(initial, jnp.asarray(index), result, covariates, loss, weights, config=config, **options)
 
