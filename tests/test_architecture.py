@@ -96,6 +96,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "chinchilla.paper",
             "chinchilla.runfiles",
             "chinchilla.runlock",
+            "chinchilla.interrupts",
             "chinchilla.jax_cache",
             "chinchilla.accelerators",
             "chinchilla.config",
