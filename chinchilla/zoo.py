@@ -192,7 +192,7 @@ MODELS: dict[str, ModelConfig] = {config.name: config for ladder in LADDERS.valu
 def ladder(name: str) -> tuple[ModelConfig, ...]:
     """The named ladder, smallest first."""
     if name not in LADDERS:
-        raise ValueError(f"unknown ladder {name!r}; known ladders: {sorted(LADDERS)}")
+        raise ValueError(f"unknown ladder {name!r}; known ladders: {', '.join(sorted(LADDERS))}")
     return LADDERS[name]
 
 

@@ -53,3 +53,29 @@ def test_a_sweep_whose_data_files_are_missing_stops_before_any_run(capsys, tmp_p
     line = _error(capsys, "reproduce", "--preset", "gpu", "--out", str(tmp_path / "sweep"))
     assert "matches no file" in line and "docs/data.md" in line
     assert not (tmp_path / "sweep" / "runs").exists()
+
+
+def test_names_and_mappings_in_messages_read_as_english_not_python(capsys, tmp_path):
+    from chinchilla.fit import get_law
+    from chinchilla.fit.table import ScalingTable, reference_table
+
+    assert _error(capsys, "allocate", "--flops", "1e22", "--ladder", "nope").endswith(
+        "known ladders: chinchilla, gpu, tiny"
+    )
+    with pytest.raises(ValueError, match=r"known laws: chinchilla, data_constrained$"):
+        get_law("kaplan")
+    with pytest.raises(ValueError, match=r"known: epoch$"):
+        reference_table("besiroglu")
+    with pytest.raises(ValueError, match=r"columns differ in length: n 2, loss 1, d 2$"):
+        ScalingTable.from_arrays([1e8, 2e8], [3.0], d=[1e9, 1e9])
+    path = tmp_path / "runs.csv"
+    path.write_text(
+        "params,tokens,loss\n"
+        + "".join(
+            f"{n},{d},{1.69 + 406.4 / n**0.34 + 410.7 / d**0.28}\n" for n in (1e7, 1e8, 1e9) for d in (1e9, 1e10, 1e11)
+        )
+    )
+    assert cli.main(["fit", "parametric", str(path), "--top-k", "8"]) == 0
+    text = capsys.readouterr().out
+    assert "{" not in text and "[" not in text, text
+    assert "grid_unit_decades  n " in text

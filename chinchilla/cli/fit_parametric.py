@@ -309,7 +309,7 @@ def _print_fit(out: dict) -> None:
     for key, value in out.items():
         if key in skip:
             continue
-        text = f"{value:.6g}" if isinstance(value, float) else str(value)
+        text = _shown(value)
         if key in intervals:
             low, high = intervals[key]
             text += f"   [{low:.4g}, {high:.4g}]"
@@ -356,3 +356,14 @@ def _print_fit(out: dict) -> None:
             f"  held out C >= {h['flops_threshold']:.3g}: {h['n_test']} runs, rmse(log L) "
             f"{h['test_rmse_log']:.4f}, max |rel. error| {h['test_max_abs_rel_error']:.4f}"
         )
+
+
+def _shown(value) -> str:
+    """A value of the fit's summary as a person reads it: 1.69, not 1.6900000001; ``n -1, d 0``, not a dict."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_shown(item)}" for key, item in value.items()) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_shown(item) for item in value) or "none"
+    return str(value)

@@ -296,7 +296,9 @@ class FixedLaw:
         names = self.base.param_names
         unknown = [k for k, _ in self.fixed if k not in names]
         if unknown:
-            raise ValueError(f"FixedLaw: unknown parameter(s) {unknown}; {self.base.name} has {list(names)}")
+            raise ValueError(
+                f"FixedLaw: unknown parameter(s) {', '.join(unknown)}; {self.base.name} has {', '.join(names)}"
+            )
         if len(self.fixed) >= len(names):
             raise ValueError(f"FixedLaw: fixing {len(self.fixed)} of {len(names)} parameters leaves none to fit")
 
@@ -366,5 +368,5 @@ MUENNIGHOFF_THETA: tuple[float, ...] = (
 def get_law(name: str) -> Law:
     """A law by name: ``chinchilla`` or ``data_constrained``."""
     if name not in LAWS:
-        raise ValueError(f"unknown law {name!r}; known laws: {sorted(LAWS)}")
+        raise ValueError(f"unknown law {name!r}; known laws: {', '.join(sorted(LAWS))}")
     return LAWS[name]

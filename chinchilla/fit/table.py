@@ -236,7 +236,7 @@ def read_csv(
 def reference_table(name: str = "epoch") -> ScalingTable:
     """The shipped reference runs, unprocessed (``.drop_highest_loss(5)`` gives the replication's 240)."""
     if name not in REFERENCE_DATA:
-        raise ValueError(f"unknown reference data {name!r}; known: {sorted(REFERENCE_DATA)}")
+        raise ValueError(f"unknown reference data {name!r}; known: {', '.join(sorted(REFERENCE_DATA))}")
     spec = REFERENCE_DATA[name]
     resource = importlib.resources.files("chinchilla.fit").joinpath("reference", spec["file"])
     text = resource.read_text(encoding="utf-8")
@@ -258,6 +258,7 @@ def resolve_columns(
     then ignoring case). N, loss and one of D or C are required."""
     absent = [col for col in given.values() if col is not None and col not in header]
     if absent:
+        # tests/test_fit_table.py pins this message's wording (a list repr): left as it is
         raise ValueError(f"{label}: column(s) {absent} not found; the columns are {list(header)}")
     chosen = {key: col for key, col in given.items() if col is not None}
     if defaults:
@@ -284,7 +285,7 @@ def resolve_columns(
                 for k in ("n", "d", "flops", "loss")
                 if QUANTITY_NAMES[k] in missing or (k in ("d", "flops") and "D or C" in missing)
             )
-            + f"); the columns are {list(header)}"
+            + f"); the columns are {_names(header)}"
         )
     return chosen
 
@@ -488,6 +489,12 @@ def _as_float_array(name: str, values) -> np.ndarray:
 def _check_lengths(arrays: Mapping[str, np.ndarray]) -> None:
     lengths = {name: int(a.size) for name, a in arrays.items()}
     if len(set(lengths.values())) > 1:
-        raise ValueError(f"columns differ in length: {lengths}")
+        shown = ", ".join(f"{name} {size}" for name, size in lengths.items())
+        raise ValueError(f"columns differ in length: {shown}")
     if any(n == 0 for n in lengths.values()):
-        raise ValueError(f"no runs: the columns are empty ({lengths})")
+        raise ValueError("no runs: the columns are empty")
+
+
+def _names(header: Sequence[str]) -> str:
+    """A header's column names for a message: ``N, D, loss`` (an empty name shown as ``(empty)``)."""
+    return ", ".join(name if name.strip() else "(empty)" for name in header) or "none"
