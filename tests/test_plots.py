@@ -138,3 +138,152 @@ def test_no_profile_means_no_figure3_and_no_matplotlib_warning(tmp_path):
         warnings.simplefilter("error")
         assert plots.write_figures(Empty(), tmp_path) == []
     assert not (tmp_path / "figure3.png").exists()
+
+
+def dashed_and_solid(ax):
+    lines = [line for line in ax.get_lines() if line.get_linestyle() in ("-", "--")]
+    solid = [line for line in lines if line.get_linestyle() == "-"]
+    dashed = [line for line in lines if line.get_linestyle() == "--"]
+    return solid, dashed
+
+
+def assert_extrapolated_past(ax, largest, law):
+    """The law is solid up to ``largest`` (the data's largest budget) and dashed from there on, labelled as such."""
+    (solid,), (dashed,) = dashed_and_solid(ax)
+    assert solid.get_label().startswith("fit: ")
+    assert "extrapolated" in dashed.get_label()
+    assert max(solid.get_xdata()) == pytest.approx(largest, rel=1e-12)
+    assert dashed.get_xdata()[0] == pytest.approx(largest, rel=1e-12)
+    assert dashed.get_xdata()[-1] == pytest.approx(largest * plots.EXTEND, rel=1e-9)
+    for line in (solid, dashed):
+        np.testing.assert_allclose(line.get_ydata(), law(np.asarray(line.get_xdata())), rtol=1e-12)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert dashed.get_label() in labels and solid.get_label() in labels
+
+
+def assert_outside(fig, legend, ax):
+    """The legend covers nothing of the axes it explains."""
+    renderer = fig.canvas.get_renderer()
+    box, frame = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert not box.overlaps(frame), (box, frame)
+
+
+def contrast_on_white(color) -> float:
+    """WCAG 2 contrast ratio of ``color`` against white (3:1: the minimum for graphics)."""
+    from matplotlib.colors import to_rgb
+
+    rgb = np.array(to_rgb(color))
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return 1.05 / (float(linear @ [0.2126, 0.7152, 0.0722]) + 0.05)
+
+
+def minima(ax):
+    return [c for c in ax.collections if c.get_offset_transform() is not ax.transData and len(c.get_offsets())]
+
+
+def assert_minima_above_their_points(fig, ax):
+    """Each minimum's triangle hovers above the point it marks (its offsets are that point), tip clear of a run's
+    dot drawn there, so both stay visible."""
+    fig.canvas.draw()
+    marks = minima(ax)
+    assert marks
+    for mark in marks:
+        for xy in mark.get_offsets():
+            shift = mark.get_offset_transform().transform(xy)[1] - ax.transData.transform(xy)[1]
+            assert shift >= (plots.MINIMUM_SIZE / 2 + 2) * fig.dpi / 72
+
+
+def test_figure2_colour_bar_names_the_parameter_count_and_marks_the_extrapolation(analysis):
+    result = analysis.results[analysis.headline]["approach1"]
+    fig = plots.draw_figure2(analysis.curves[analysis.headline], result, n_label="parameters (all)")
+    (colorbar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert "parameters (all)" in colorbar.get_ylabel()
+    env = result.envelope
+    largest = env.flops[env.valid].max()
+    assert_extrapolated_past(fig.axes[1], largest, result.n_law)
+    assert_extrapolated_past(fig.axes[2], largest, result.d_law)
+
+
+def test_figure3_legend_names_the_minima_and_the_laws_are_dashed_past_the_largest_budget(analysis):
+    result = analysis.results[analysis.headline]["approach2"]
+    fig = plots.draw_figure3(result.profiles, result, n_label="parameters (all)", loss_column="eval_loss")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "final eval loss (eval_loss)"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("minimum" in label for label in labels)
+    assert not any("not interior" in label for label in labels)  # every minimum here is interior
+    assert_minima_above_their_points(fig, ax)
+    np.testing.assert_allclose(
+        np.concatenate([m.get_offsets() for m in minima(ax)]), [[p.n_opt, p.loss_opt] for p in result.profiles]
+    )
+    assert_outside(fig, ax.get_legend(), ax)
+    largest = max(p.flops for p in result.profiles if p.interior)
+    assert_extrapolated_past(fig.axes[1], largest, result.n_law)
+    assert_extrapolated_past(fig.axes[2], largest, result.d_law)
+
+
+def test_figure3_hollow_minima_have_their_legend_entry(analysis):
+    import dataclasses
+
+    result = analysis.results[analysis.headline]["approach2"]
+    profiles = [dataclasses.replace(result.profiles[0], interior=False, reason="edge"), *result.profiles[1:]]
+    fig = plots.draw_figure3(profiles, n_label="parameters (all)")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "final loss"  # the caller did not say which column
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "not interior" in labels and "fitted minimum (parabola's vertex)" in labels
+    hollow = [m for m in minima(ax) if m.get_facecolor().size == 0 or m.get_facecolor()[0, 3] == 0]
+    assert len(hollow) == 1
+
+
+def test_write_figures_labels_the_loss_axes_with_the_fitted_column(analysis, tmp_path, monkeypatch):
+    seen = {}
+
+    def spy(name, draw):
+        def wrapper(*args, **kwargs):
+            fig = draw(*args, **kwargs)
+            seen[name] = [ax.get_ylabel() for ax in fig.axes]
+            return fig
+
+        return wrapper
+
+    monkeypatch.setattr(plots, "draw_figure3", spy("figure3", plots.draw_figure3))
+    monkeypatch.setattr(plots, "draw_figure4", spy("figure4", plots.draw_figure4))
+    written = plots.write_figures(analysis, tmp_path)
+    assert [p.name for p in written] == ["figure2.png", "figure3.png", "figure4.png"]
+    assert analysis.settings.loss == "final_train_loss"
+    assert seen["figure3"][0] == "final training loss (final_train_loss)"
+    assert seen["figure4"][1] == "final training loss (final_train_loss)"
+
+
+def test_figure4_legend_and_contour_labels_are_readable(analysis):
+    result = analysis.results[analysis.headline]["approach3"]
+    rows = analysis.rows
+    fig = plots.draw_figure4(result, rows, "n_params", "eval_loss", n_label="parameters (all)")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert_outside(fig, ax.get_legend(), ax)
+    (contours,) = [c for c in ax.collections if isinstance(c, ContourSet)]
+    assert all(contrast_on_white(color) >= 3 for color in contours.get_edgecolor())
+    texts = contours.labelTexts
+    assert len(texts) >= len(contours.levels) - 1
+    frame = ax.get_window_extent(renderer)
+    for text in texts:
+        assert text.get_fontsize() >= 8
+        box = text.get_window_extent(renderer)
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, "clipped"
+        assert contrast_on_white(text.get_color()) >= 3, "too pale on white"
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :]), "labels overlap"
+    # The frontier: solid over our runs' 6ND range, dashed past the largest.
+    largest = max(6 * r["n_params"] * r["tokens"] for r in rows)
+    (frontier,) = [line for line in ax.get_lines() if line.get_label().startswith("efficient frontier")]
+    (beyond,) = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert max(frontier.get_xdata()) == pytest.approx(largest, rel=1e-12)
+    assert beyond.get_xdata()[0] == pytest.approx(largest, rel=1e-12)
+    np.testing.assert_allclose(beyond.get_ydata(), result.n_opt(np.asarray(beyond.get_xdata())), rtol=1e-12)
+    # The right panel: the loss column, the minima's legend entry, triangles clear of the runs.
+    assert fig.axes[1].get_ylabel() == "final eval loss (eval_loss)"
+    assert "minimum of the fit" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert_minima_above_their_points(fig, fig.axes[1])
