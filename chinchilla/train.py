@@ -47,7 +47,7 @@ from chinchilla.train_config import BRANCH_FIELDS, EXECUTION_FIELDS, REPORTING_F
 GPU_MEMORY_FRACTION = "0.92"  # of a GPU's memory for JAX's pool: the plans' 85% peaks plus cuDNN workspaces
 BRANCH_POINTS = "branch_points"  # <run>/branch_points/<step>: checkpoints kept for good (TrainConfig.save_steps)
 BRANCH_POINTS_KEEP = 10_000
-FINAL_LOSS_WINDOW = 10  # final_train_loss = mean loss of the last this-many steps
+TRAIN_LOSS_TAIL_STEPS = 10  # summary.json's train_loss_tail: the mean loss of the last this-many steps
 EVAL_SEED = 0  # every run evaluates on the same validation batches
 QUARANTINE_FILE = "metrics.quarantine.jsonl"  # metrics.jsonl lines a resume could not parse, with line numbers
 
@@ -184,7 +184,7 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
 
     peak, peak_source = metrics.peak_flops(compute_dtype=trainer.compute_dtype, override=config.peak_flops)
     flops_per_step = trainer.flops_per_step()
-    recent = collections.deque(meta["recent_losses"], maxlen=FINAL_LOSS_WINDOW)
+    recent = collections.deque(meta["recent_losses"], maxlen=TRAIN_LOSS_TAIL_STEPS)
     eval_loss = meta["eval_loss"]
     elapsed_before = meta["wall_time_s"]
     compile_start = time.perf_counter()
@@ -300,7 +300,9 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
         "flops_6nd": flops_lib.six_nd(
             flops_lib.param_count(config.model).total, trained_steps * config.tokens_per_step
         ),
-        "final_train_loss": float(np.mean(recent)) if recent else None,
+        # not results.csv's final_train_loss (the last point of the smoothed curve, what the fits use): another name
+        "train_loss_tail": float(np.mean(recent)) if recent else None,
+        "train_loss_tail_steps": len(recent),
         "eval_loss": eval_loss,
         "steps": trained_steps,
         "total_steps": total_steps,

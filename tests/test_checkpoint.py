@@ -64,7 +64,7 @@ def test_an_incomplete_newest_step_is_skipped_with_a_warning_and_the_run_ends_as
     for key in ("loss", "lr", "grad_norm"):
         assert [r[key] for r in got] == [r[key] for r in expected], key
     whole = json.loads((uninterrupted / "summary.json").read_text())
-    assert summary["final_train_loss"] == whole["final_train_loss"] and summary["eval_loss"] == whole["eval_loss"]
+    assert summary["train_loss_tail"] == whole["train_loss_tail"] and summary["eval_loss"] == whole["eval_loss"]
     aside = list((out / "checkpoints.incomplete").iterdir())
     assert [p.name.split("-")[0] for p in aside] == ["40"]  # kept for the user, out of orbax's way
     assert (out / "checkpoints" / "40" / "meta" / "metadata").exists()  # step 40 saved again, complete

@@ -449,7 +449,7 @@ def test_two_processes_train_like_one_and_checkpoints_resume_across_process_coun
         assert max(abs(losses[s] - expected[s]) for s in range(HALF + 1, STEPS + 1)) < LOSS_TOLERANCE
         summary = json.loads((run / "summary.json").read_text())
         assert summary["steps"] == STEPS
-        assert abs(summary["final_train_loss"] - summaries[0]["final_train_loss"]) < LOSS_TOLERANCE
+        assert abs(summary["train_loss_tail"] - summaries[0]["train_loss_tail"]) < LOSS_TOLERANCE
     assert resumed_pair[1]["writes"] == [] and all(record["saw_summary"] for record in resumed_pair)
     # interleaved: each process read its own rows of every batch, together exactly the single process's rows, none
     # twice; which rows of the global batch follows the mesh, not the process index

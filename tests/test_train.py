@@ -191,7 +191,7 @@ def test_a_short_run_learns_well_below_the_unigram_entropy(short_run):
     _, _, summary = short_run
     unigram = data.unigram_entropy("embedded", "byte", "validation")
     assert summary["eval_loss"] < unigram - 0.6
-    assert summary["final_train_loss"] < data.unigram_entropy("embedded", "byte", "train") - 0.6
+    assert summary["train_loss_tail"] < data.unigram_entropy("embedded", "byte", "train") - 0.6
 
 
 def test_rerunning_a_finished_run_does_nothing_and_says_so(short_run, capsys):
@@ -295,7 +295,7 @@ def test_a_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_losses(t
     assert [r.get("eval_loss") for r in got] == [r.get("eval_loss") for r in expected]
     whole_summary = json.loads((whole / "summary.json").read_text())
     resumed_summary = json.loads((interrupted / "summary.json").read_text())
-    for key in ("final_train_loss", "eval_loss", "steps", "tokens", "flops", "status"):
+    for key in ("train_loss_tail", "eval_loss", "steps", "tokens", "flops", "status"):
         assert resumed_summary[key] == whole_summary[key], key
 
 
@@ -368,7 +368,8 @@ def test_the_train_command_trains_then_skips_a_finished_directory(tmp_path, caps
         f"finished: tiny-00004k ({summary['n_params']:,} parameters), {summary['tokens']:,} tokens, "
         f"{summary['flops']:.3g} FLOPs, {summary['steps']}/{summary['steps']} steps of 4 x 64 tokens in "
         + captured.out.split(" tokens in ", 1)[1].splitlines()[0],
-        f"train loss {summary['final_train_loss']:.4f}, eval loss {summary['eval_loss']:.4f}",
+        f"train loss (mean of the last 10 steps) {summary['train_loss_tail']:.4f}, "
+        f"eval loss {summary['eval_loss']:.4f}",
         "summary: cli/summary.json (--json prints it)",
     ]
     assert cli.main(["train", "--model", "no-such-model", "--tokens", "10", "--out", str(out)]) == 2

@@ -389,7 +389,10 @@ def summary_text(summary: dict[str, Any], out: str) -> str:
     )
     losses = [
         f"{label} {summary[key]:.4f}"
-        for key, label in (("final_train_loss", "train loss"), ("eval_loss", "eval loss"))
+        for key, label in (
+            ("train_loss_tail", f"train loss (mean of the last {summary.get('train_loss_tail_steps')} steps)"),
+            ("eval_loss", "eval loss"),
+        )
         if isinstance(summary.get(key), (int, float))
     ]
     lines = [head]

@@ -507,11 +507,12 @@ def _train_claimed(
         return RunResult(False, f"failed: {type(error).__name__}: {error}")
     if run_status(run_dir) != "finished":
         return RunResult(False, f"not finished: status {(summary or {}).get('status')!r}")
-    loss = (summary or {}).get("final_train_loss")
+    loss = (summary or {}).get("train_loss_tail")
     return RunResult(
         True,
         f"{run.model.name} {run.tokens:,} tokens {run.flops:.3g} FLOPs finished in "
-        f"{time.time() - run_start:.1f}s" + (f", final train loss {loss:.4f}" if isinstance(loss, float) else ""),
+        f"{time.time() - run_start:.1f}s"
+        + (f", train loss {loss:.4f} (last steps' mean)" if isinstance(loss, float) else ""),
     )
 
 

@@ -98,7 +98,7 @@ class SyntheticTrainer:
             "non_embedding_params": counts.non_embedding,
             "tokens": int(tokens[-1]),
             "flops": float(per_token * tokens[-1]),
-            "final_train_loss": float(loss[-1]),
+            "train_loss_tail": float(loss[-1]),
             "eval_loss": float(self.surface.loss(n, tokens[-1])),
             "trainer": "synthetic",
         }
