@@ -15,6 +15,7 @@ from typing import Any
 from chinchilla import runfiles
 from chinchilla.analysis.report import Analysis, summary
 from chinchilla.fit.envelope import PAPER_LATE_THRESHOLD
+from chinchilla.fit.progress import format_seconds
 from chinchilla.paper import APPROACH_TITLES, APPROACHES, GOPHER_FLOPS, KAPLAN, TABLE2
 from chinchilla.sweep import results as results_lib
 
@@ -48,9 +49,9 @@ def render_markdown(analysis: Analysis, payload: dict[str, Any]) -> str:
         f"{analysis.meta.get('total_flops', 0):.3g} training FLOPs (exact, Appendix F)."
     ]
     if "train_time_s" in analysis.meta:  # summed over the runs' own summaries: survives resumed invocations
-        lines[-1] += f" Training time {analysis.meta['train_time_s'] / 60:.1f} min (all runs)."
-    if "wall_time_s" in analysis.meta:
-        lines[-1] += f" This invocation: {analysis.meta['wall_time_s'] / 60:.1f} min."
+        lines[-1] += f" Training time {format_seconds(analysis.meta['train_time_s'])} (all runs)."
+    if "wall_time_s" in analysis.meta:  # the sweep's part of the command that wrote this report (not the analysis)
+        lines[-1] += f" The sweep in this invocation: {format_seconds(analysis.meta['wall_time_s'])}."
     lines += [schedule_text(analysis.meta.get("schedule"))]
     lines += [
         f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC. Loss: `{s.loss}`. "
