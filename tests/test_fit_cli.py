@@ -292,7 +292,7 @@ def test_allocate_data_constrained_and_inference_aware(capsys):
         )
         == 2
     )
-    assert "--table, --inference-tokens use(s) the 6ND frontier" in capsys.readouterr().err
+    assert "--table, --inference-tokens use the 6ND frontier" in capsys.readouterr().err
     assert cli.main(["allocate", "--inference-tokens", "1e12"]) == 2
     assert "needs --target-loss" in capsys.readouterr().err
     capsys.readouterr()
@@ -313,3 +313,23 @@ def test_data_constrained_law_without_unique_tokens_says_how_to_give_them(tmp_pa
     assert "has no column U, unique_tokens or U_D" in line and "--unique-tokens-col" in line
     assert cli.main(["fit", "parametric", "--reference", "epoch", "--law", "data_constrained"]) == 2
     assert "the reference points do not record" in capsys.readouterr().err
+
+
+def test_counts_take_the_noun_in_the_right_number(tmp_path, capsys):
+    from chinchilla.fit.table import counted
+
+    assert (counted(1, "run"), counted(2, "run"), counted(0, "run")) == ("1 run", "2 runs", "0 runs")
+    path = tmp_path / "grid.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["params", "tokens", "loss"])
+        for n in np.geomspace(1e7, 1e9, 4):
+            for d in np.geomspace(1e9, 1e11, 4):
+                writer.writerow([n, d, 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28])
+    argv = ["fit", "parametric", str(path), "--top-k", "4", "--drop-highest-loss", "1", "--holdout-flops", "5e20"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "15 runs" in out and "dropped the highest-loss run)" in out and "5e+20: 1 run," in out, out
+    argv = ["allocate", "--law", "data_constrained", "--flops", "1e22", "--unique-tokens", "1e10", "--table"]
+    assert cli.main(argv) == 2
+    assert "--table uses the 6ND frontier" in capsys.readouterr().err

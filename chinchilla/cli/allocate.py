@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     ]
     if constrained and frontier_only:
         raise ValueError(
-            f"{', '.join(frontier_only)} use(s) the 6ND frontier (unlimited unique data), not the "
+            f"{', '.join(frontier_only)} {'uses' if len(frontier_only) == 1 else 'use'} the 6ND frontier (unlimited "
+            "unique data), not the "
             "data-constrained law; drop --law data_constrained for them"
         )
     if args.unique_tokens is not None and not constrained:

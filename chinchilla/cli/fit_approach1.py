@@ -73,6 +73,7 @@ def run_approach1(args: argparse.Namespace) -> int:
 
     from chinchilla.cli.output import print_json
     from chinchilla.fit.envelope import fit_envelope
+    from chinchilla.fit.table import counted
 
     check_seed(args)
     sweep = os.path.isdir(args.path) or "://" in args.path
@@ -149,8 +150,9 @@ def run_approach1(args: argparse.Namespace) -> int:
     skipped = len(curves) and (args.resamples - result.n_resamples)
     if skipped:
         warnings.append(
-            f"{skipped} of {args.resamples} resamples selected a single size everywhere and were "
-            "skipped (no slope to fit)"
+            f"{skipped} of {counted(args.resamples, 'resample')} selected a single size everywhere and "
+            + ("was skipped" if skipped == 1 else "were skipped")
+            + " (no slope to fit)"
         )
     warnings += interval_warning(result, args.resamples)
     out["warnings"] = warnings
@@ -159,14 +161,14 @@ def run_approach1(args: argparse.Namespace) -> int:
         print_json(json_safe(out))
     else:
         print(
-            f"Approach 1 on {len(curves)} curves of {source}; N = {n_convention}; smoothing window {window} logged "
-            "steps"
+            f"Approach 1 on {counted(len(curves), 'curve')} of {source}; N = {n_convention}; smoothing window "
+            f"{counted(window, 'logged step')}"
         )
         print_laws(out)
         looser = ", ".join(f"{v:.0%} in the last {1 - float(k):.0%}" for k, v in out["late_by_threshold"].items())
         print(
             f"  selected points: {looser} of their run (the paper: all in the last 15%; any run is in its last "
-            f"15% at {out['late_possible']:.0%} of them); {len(out['selected_runs'])} runs on the envelope"
+            f"15% at {out['late_possible']:.0%} of them); {counted(len(out['selected_runs']), 'run')} on the envelope"
         )
         for line in warnings:
             print(f"  warning: {line}")

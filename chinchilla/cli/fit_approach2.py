@@ -69,10 +69,9 @@ def register(approaches: argparse._SubParsersAction) -> None:
 def run_approach2(args: argparse.Namespace) -> int:
     import os
 
-    import numpy as np
-
     from chinchilla.cli.output import print_json
     from chinchilla.fit.isoflop import cluster_flops, fit_isoflop, isoflop_holdout
+    from chinchilla.fit.table import counted
 
     check_seed(args)
     sweep = os.path.isdir(args.path) or "://" in args.path
@@ -140,7 +139,7 @@ def run_approach2(args: argparse.Namespace) -> int:
         if table.budget is not None:
             raise
         raise ValueError(
-            f"{error}; the {len(np.unique(budget))} groups were found by log-C clustering "
+            f"{error}; the groups were found by log-C clustering "
             f"({grouping}): if the file has a planned-budget column, name it with --budget-col"
         ) from None
     out = {
@@ -166,17 +165,17 @@ def run_approach2(args: argparse.Namespace) -> int:
         print_json(json_safe(out))
     else:
         print(
-            f"Approach 2 on {len(table)} runs of {table.source}; N = {n_convention}, loss = column "
+            f"Approach 2 on {counted(len(table), 'run')} of {table.source}; N = {n_convention}, loss = column "
             f"{columns['loss']!r}; {grouping}"
         )
         print_laws(out)
         for b in out["budgets"]:
             print(
-                f"  C = {b['flops']:.3g}: {b['n_runs']} runs, N_opt = {b['n_opt']:.4g}, D_opt = {b['d_opt']:.4g}, "
-                + ("interior" if b["interior"] else f"NOT interior ({b['reason']})")
+                f"  C = {b['flops']:.3g}: {counted(b['n_runs'], 'run')}, N_opt = {b['n_opt']:.4g}, "
+                f"D_opt = {b['d_opt']:.4g}, " + ("interior" if b["interior"] else f"NOT interior ({b['reason']})")
             )
         for b in out["budgets_left_out"]:
-            print(f"  C = {b['flops']:.3g}: {b['n_runs']} runs, not fitted ({b['reason']})")
+            print(f"  C = {b['flops']:.3g}: {counted(b['n_runs'], 'run')}, not fitted ({b['reason']})")
         if "bias_check" in out:
             _print_bias(out)
         for line in out["warnings"]:
@@ -203,6 +202,7 @@ def _bias_check(which: str, table, data, flops, neighbours) -> dict:
     isoflop_bias`)."""
     from chinchilla.fit.allocate import PAPER_FIT
     from chinchilla.fit.isoflop import isoflop_bias
+    from chinchilla.fit.table import counted
 
     warnings = []
     if which == "paper":
@@ -216,7 +216,7 @@ def _bias_check(which: str, table, data, flops, neighbours) -> dict:
                 f"--bias-check: the Approach 3 fit to these runs has alpha = {fit.alpha:.4g}, "
                 f"beta = {fit.beta:.4g}: no frontier to compare with; try --bias-check paper"
             )
-        law, source = fit.frontier, f"Approach 3 fitted to the same {len(table)} runs"
+        law, source = fit.frontier, f"Approach 3 fitted to the same {counted(len(table), 'run')}"
         if not fit.identified:
             warnings.append(
                 "the bias check's surface is an Approach 3 fit that is NOT IDENTIFIED by these runs ("

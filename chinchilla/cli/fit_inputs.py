@@ -194,5 +194,10 @@ def skipped_warning(table) -> list[str]:
     lines = list(table.skipped_lines)
     if not lines:
         return []
+    from chinchilla.fit.table import counted
+
     shown = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
-    return [f"skipped {len(lines)} row(s) with an empty loss cell: line(s) {shown}"]
+    return [
+        f"skipped {counted(len(lines), 'row')} with an empty loss cell: "
+        f"{'line' if len(lines) == 1 else 'lines'} {shown}"
+    ]

@@ -282,7 +282,9 @@ def _top_k(text: str) -> int | str | None:
 
 
 def _print_fit(out: dict) -> None:
-    print(f"{out['law']} law, {out['reduction']} reduction, {out['n_points']} runs ({out['source']})")
+    from chinchilla.fit.table import counted
+
+    print(f"{out['law']} law, {out['reduction']} reduction, {counted(out['n_points'], 'run')} ({out['source']})")
     warnings = list(out.get("warnings", []))
     if not out.get("identified", True):  # said first: nothing below is determined by these runs
         print(f"  {warnings.pop(0)}")
@@ -353,7 +355,7 @@ def _print_fit(out: dict) -> None:
     if "holdout" in out:
         h = out["holdout"]
         print(
-            f"  held out C >= {h['flops_threshold']:.3g}: {h['n_test']} runs, rmse(log L) "
+            f"  held out C >= {h['flops_threshold']:.3g}: {counted(h['n_test'], 'run')}, rmse(log L) "
             f"{h['test_rmse_log']:.4f}, max |rel. error| {h['test_max_abs_rel_error']:.4f}"
         )
 

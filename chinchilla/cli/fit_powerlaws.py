@@ -30,16 +30,20 @@ def check_seed(args: argparse.Namespace) -> None:
 def interval_warning(result, requested: int) -> list[str]:
     """A warning when the intervals are not reported because too few resamples fitted."""
     from chinchilla.fit.powerlaw import MIN_RESAMPLE_SHARE
+    from chinchilla.fit.table import counted
 
     if not requested or math.isfinite(result.a_interval[0]):
         return []
     return [
-        f"intervals not available: only {result.n_resamples} of {requested} resamples could be fitted (fewer "
+        f"intervals not available: only {result.n_resamples} of {counted(requested, 'resample')} could be fitted "
+        f"(fewer "
         f"than {MIN_RESAMPLE_SHARE:.0%}), so their percentiles describe the lucky subsets, not the estimate"
     ]
 
 
 def print_laws(out: dict) -> None:
+    from chinchilla.fit.table import counted
+
     for key, law in (("a", "n_law"), ("b", "d_law")):
         low, high = out[f"{key}_interval"]
         shown = (
@@ -48,6 +52,6 @@ def print_laws(out: dict) -> None:
             else f"[{low:.4f}, {high:.4f}] (10th-90th percentiles"
         )
         print(
-            f"  {key} = {out[key]:.4f}   {shown}{')' if shown[0] == '[' else ''} ({out['n_resamples']} "
-            f"resamples fitted)   coefficient {out[law]['coefficient']:.4g}"
+            f"  {key} = {out[key]:.4f}   {shown}{')' if shown[0] == '[' else ''} "
+            f"({counted(out['n_resamples'], 'resample')} fitted)   coefficient {out[law]['coefficient']:.4g}"
         )

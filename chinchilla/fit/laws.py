@@ -297,7 +297,8 @@ class FixedLaw:
         unknown = [k for k, _ in self.fixed if k not in names]
         if unknown:
             raise ValueError(
-                f"FixedLaw: unknown parameter(s) {', '.join(unknown)}; {self.base.name} has {', '.join(names)}"
+                f"FixedLaw: unknown {'parameter' if len(unknown) == 1 else 'parameters'} {', '.join(unknown)}; "
+                f"{self.base.name} has {', '.join(names)}"
             )
         if len(self.fixed) >= len(names):
             raise ValueError(f"FixedLaw: fixing {len(self.fixed)} of {len(names)} parameters leaves none to fit")

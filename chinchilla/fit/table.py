@@ -41,6 +41,14 @@ DEFAULT_COLUMN_NAMES: dict[str, tuple[str, ...]] = {
     "unique_tokens": ("U", "unique_tokens", "U_D"),
     "budget": ("budget",),
 }
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun in the right number for messages: ``1 run``, ``2 runs`` (``plural`` where the plural is
+    not the noun + s: ``counted(1, "was", "were")``-style verbs too)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 # How each quantity is called in filters and messages.
 QUANTITY_NAMES: dict[str, str] = {
     "n": "N",
@@ -177,8 +185,8 @@ class ScalingTable:
                 if len(expressions) == 1
                 else " (" + "; ".join(f"{e!r} alone keeps {int(m.sum())}" for e, m in zip(expressions, masks)) + ")"
             )
-            raise ValueError(f"--where {label!r} keeps none of the {len(self)} runs ({self.source}){each}")
-        return self.select(np.flatnonzero(mask), f"where {label}: {int(mask.sum())} of {len(self)} runs")
+            raise ValueError(f"--where {label!r} keeps none of the {counted(len(self), 'run')} ({self.source}){each}")
+        return self.select(np.flatnonzero(mask), f"where {label}: {int(mask.sum())} of {counted(len(self), 'run')}")
 
     def drop_highest_loss(self, k: int) -> ScalingTable:
         """Without the ``k`` runs of highest loss (ties broken by row order), the replication's outlier rule."""
@@ -187,9 +195,9 @@ class ScalingTable:
         if k == 0:
             return self
         if k >= len(self):
-            raise ValueError(f"drop_highest_loss={k} would drop all {len(self)} runs")
+            raise ValueError(f"drop_highest_loss={k} would drop all {counted(len(self), 'run')}")
         keep = np.sort(np.argsort(self.loss, kind="stable")[: len(self) - k])
-        return self.select(keep, f"dropped the {k} highest-loss runs")
+        return self.select(keep, "dropped the highest-loss run" if k == 1 else f"dropped the {k} highest-loss runs")
 
 
 def read_csv_text(path) -> str:
@@ -361,11 +369,16 @@ def _parse_csv(
     if not values["n"]:
         raise ValueError(
             f"{label} has a header but no runs"
-            + (f" with a loss ({len(no_loss)} rows have an empty {wanted['loss']!r})" if no_loss else "")
+            + (
+                f" with a loss ({counted(len(no_loss), 'row has', 'rows have')} an empty {wanted['loss']!r})"
+                if no_loss
+                else ""
+            )
         )
     used = ", ".join(f"{QUANTITY_NAMES[k]}={c!r}" for k, c in wanted.items())
     if no_loss:
         shown = ", ".join(map(str, no_loss[:5])) + (", ..." if len(no_loss) > 5 else "")
+        # tests/test_fit_table.py pins this wording ("skipped 1 row(s) ... line(s) 3"): left as it is
         used += f"; skipped {len(no_loss)} row(s) with an empty {wanted['loss']!r}: line(s) {shown}"
     if "d" not in values:  # D = C / 6N: below one token, C and N cannot be FLOPs and parameters
         for i, (n_value, c_value) in enumerate(zip(values["n"], values["flops"])):
@@ -430,7 +443,7 @@ def _check_units(
         i = int(off[0])
         raise ValueError(
             f"{label} line {lines[i]}: C / 6ND = {ratio[i]:.3g}, more than {UNITS_ROW_FACTOR:g}x from "
-            f"the median {median:.3g} of the other rows ({off.size} row(s) so): is that row's "
+            f"the median {median:.3g} of the other rows ({counted(off.size, 'row')} so): is that row's "
             f"{wanted['n']!r}, {wanted['d']!r} or {wanted['flops']!r} in another unit?"
         )
 
@@ -471,7 +484,7 @@ def validate_columns(columns: Mapping[str, Sequence[float] | np.ndarray]) -> dic
             i = int(bad[0])
             raise ValueError(
                 f"{name}[{i}]={float(array[i])!r}: every value must be finite and positive "
-                f"({bad.size} bad value(s) in {name})"
+                f"({counted(bad.size, 'bad value')} in {name})"
             )
     return arrays
 
