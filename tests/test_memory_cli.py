@@ -41,10 +41,13 @@ def _json(capsys, *argv):
             ["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--micro-batch-size", "24"],
             "--micro-batch-size 24: must divide --batch-size 64",
         ),
-        (["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--remat", "offload"], "--remat offload:"),
+        (
+            ["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--remat", "offload"],
+            "argument --remat: offload (host memory) cannot be compiled on this CPU",
+        ),
         (
             ["--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--remat", "some"],
-            "--remat some: not one of",
+            "argument --remat: 'some' is not one of none, dots, full",
         ),
         (["--model", "gpu-0014M", "--batch-size", "64", "--chip", "v5e", "--attention", "cudnn"], "--attention cudnn:"),
         (
@@ -127,3 +130,19 @@ def test_every_run_of_an_accelerator_preset_fits_its_chip_at_paper_like_batches(
             f"needs {row['bytes_per_device'] / GiB:.1f} GiB of {chip_gib}"
         )
         assert row["attention"] == ("splash" if chip.startswith("v") else "cudnn")
+
+
+def test_remat_help_lists_what_the_planner_accepts(capsys):
+    """--help and the parser agree: every policy the help names parses, and none other does."""
+    from chinchilla.cli import build_parser
+    from chinchilla.memory import REMAT_ORDER
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["memory", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--remat none|dots|full" in help_text and "none, dots or full" in help_text
+    for policy in REMAT_ORDER:
+        assert parser.parse_args(["memory", "--remat", policy]).remat == policy
+    assert main(["memory", "--model", "gpu-0014M", "--batch-size", "64", "--chip", "h100", "--remat", "offload"]) == 2
+    assert "plan with dots" in capsys.readouterr().err

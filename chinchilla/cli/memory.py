@@ -17,6 +17,7 @@ import argparse
 import re
 
 from chinchilla.cli.usage import strict
+from chinchilla.memory import REMAT_ORDER
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(GiB|GB|MiB|MB|B)?\s*$", re.IGNORECASE)
 _UNITS = {None: 1, "b": 1, "mib": 2**20, "mb": 10**6, "gib": 2**30, "gb": 10**9}
@@ -45,7 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --chip-bytes: what the chip is, for --attention auto (default gpu)",
     )
     parser.add_argument("--micro-batch-size", type=int, help="sequences per forward/backward pass (default: planned)")
-    parser.add_argument("--remat", help="none, dots or full (default: planned)")
+    parser.add_argument(
+        "--remat",
+        type=_remat,
+        metavar="none|dots|full",
+        help=f"{', '.join(REMAT_ORDER[:-1])} or {REMAT_ORDER[-1]} (default: planned); the trainer's 'offload' "
+        "cannot be compiled on this CPU, so plan it as dots",
+    )
     parser.add_argument("--seq-len", type=int, help="context length (default: the model's)")
     parser.add_argument(
         "--attention",
@@ -58,6 +65,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
+
+
+def _remat(text: str) -> str:
+    """``--remat``'s type: a policy the planner can compile here (``chinchilla.memory.REMAT_ORDER``). The trainer's
+    ``offload`` keeps saved activations in pinned host memory, which this CPU's compiler lacks: refused with why."""
+    if text == "offload":
+        raise argparse.ArgumentTypeError(
+            "offload (host memory) cannot be compiled on this CPU, so its memory cannot be estimated here; plan "
+            "with dots (the same recompute, saved projections on the device)"
+        )
+    if text not in REMAT_ORDER:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(REMAT_ORDER)}")
+    return text
 
 
 def parse_bytes(text: str) -> int:
