@@ -96,6 +96,11 @@ def render_markdown(analysis: Analysis, payload: dict[str, Any]) -> str:
     lines += [
         "| Kaplan et al. 2020 (non-embedding) | | | " + "| | " * len(others) + f"{KAPLAN[0]:.2f} | {KAPLAN[1]:.2f} |",
         "",
+        "Approaches 1 and 2 fit their slopes against the runs' exact FLOPs, where a + b need not be 1 (exact FLOPs "
+        "are not proportional to N D); Approach 3's a and b are those of its frontier under C = 6ND with N in the "
+        "column's convention (as the paper's), so there b = 1 - a, and a b under another N convention is another "
+        "quantity.",
+        "",
     ]
     lines += [
         "## The parameter convention",
