@@ -18,7 +18,7 @@ import numpy as np
 import optax
 import pytest
 
-from chinchilla import cli, data, flops, metrics, runfiles, zoo
+from chinchilla import cli, data, flops, metrics, runfiles, train, zoo
 from chinchilla.schedule import learning_rate
 from chinchilla.step import Trainer, adamw_step
 from chinchilla.train import TrainConfig, train_run
@@ -479,3 +479,20 @@ def test_json_files_are_replaced_atomically_and_torn_jsonl_lines_are_skipped(tmp
     with open(lines, "a") as handle:
         handle.write('{"step": 3, "lo')  # a crash mid-write
     assert runfiles.read_jsonl(lines) == [{"step": 1}, {"step": 2}]
+
+
+def test_a_budget_rounded_to_whole_steps_is_said(tmp_path, capsys, monkeypatch):
+    """--tokens 100 with 8 x 128-token steps trains one step (1,024 tokens): a note says so instead of silence."""
+    seen = {}
+
+    def fake_train_run(config, out, progress=True, **options):
+        seen["steps"] = config.steps
+        return {"status": "finished"}
+
+    monkeypatch.setattr(train, "train_run", fake_train_run)
+    argv = ["train", "--model", "tiny-00004k", "--out", str(tmp_path / "run"), "--quiet", "--batch-size", "8"]
+    assert cli.main([*argv, "--tokens", "100"]) == 0
+    err = capsys.readouterr().err
+    assert seen["steps"] == 1 and "note: 100 tokens is 0.0977 steps of 8 x 128 tokens; training 1 step (1,024" in err
+    assert cli.main([*argv, "--tokens", str(8 * 128 * 50)]) == 0  # whole steps: nothing to say
+    assert "note:" not in capsys.readouterr().err

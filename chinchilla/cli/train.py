@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import shlex
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -361,6 +362,14 @@ def run(args: argparse.Namespace) -> int:
             f"{MAX_STEPS:,}; check its unit, or pass --allow-long-run"
         )
     _check_orphan_summary(config, args.out)
+    trained = config.steps * config.tokens_per_step
+    if abs(trained - config.tokens) > 0.01 * config.tokens:  # a budget of a few steps, rounded: said, not silent
+        print(
+            f"chinchilla train: note: {config.tokens:,} tokens is {config.tokens / config.tokens_per_step:.3g} steps "
+            f"of {config.batch_size} x {config.model.seq_len} tokens; training {config.steps:,} "
+            f"step{'s' if config.steps != 1 else ''} ({trained:,} tokens)",
+            file=sys.stderr,
+        )
     with _library_log_to(args.out, LOG_FILE, enabled=not getattr(args, "verbose", False)):
         try:
             summary = train_run(config, args.out, progress=not args.quiet, break_lock=args.break_lock)
