@@ -79,3 +79,34 @@ def test_names_and_mappings_in_messages_read_as_english_not_python(capsys, tmp_p
     text = capsys.readouterr().out
     assert "{" not in text and "[" not in text, text
     assert "grid_unit_decades  n " in text
+
+
+@pytest.mark.parametrize("verb", ["parametric", "approach1", "approach2"])
+def test_fit_on_a_folder_with_runs_but_nothing_of_a_sweep_says_what_it_lacks(capsys, tmp_path, verb):
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    line = _error(capsys, "fit", verb, str(tmp_path))
+    assert "is not a sweep directory: it has no plan.json or results.csv" in line, line
+    assert "(a) holds no run.json" in line and "a CSV of runs" in line and "group" not in line
+
+
+def test_a_sweep_without_finished_runs_says_why():
+    from chinchilla.cli.fit_inputs import ALL_GROUPS, _no_finished_runs
+
+    rows = [
+        {"group": "isoflop", "status": "running", "final_train_loss": None},
+        {"group": "isoflop", "status": "failed", "final_train_loss": None},
+        {"group": "curves", "status": "running", "final_train_loss": None},
+    ]
+    assert _no_finished_runs("s", [], [], ALL_GROUPS, "final_train_loss") == (
+        "s: no runs recorded yet; fit it once some have finished"
+    )
+    assert _no_finished_runs("s", rows, rows[:2], "isoflop", "final_train_loss") == (
+        "s: no finished runs of group isoflop yet (1 running, 1 failed); fit it once some have finished"
+    )
+    assert _no_finished_runs("s", rows, [], "wsd", "eval_loss") == (
+        "s: no runs of group wsd; its groups are curves, isoflop (choose one with --group)"
+    )
+    done = [{"group": "isoflop", "status": "finished", "eval_loss": None}]
+    assert "its 1 finished run of group isoflop has no eval_loss loss" in _no_finished_runs(
+        "s", done, done, "isoflop", "eval_loss"
+    )

@@ -10,6 +10,7 @@ from chinchilla.cli.fit_inputs import (
     COLUMN_HELP,
     N_CONVENTION_NAMES,
     SWEEP_CONVENTION,
+    check_sweep_has_runs,
     recorded_analysis,
     skipped_warning,
 )
@@ -101,6 +102,7 @@ def run_approach1(args: argparse.Namespace) -> int:
 
         convention = args.convention or SWEEP_CONVENTION
         check_sweep_dir(args.path)
+        check_sweep_has_runs(args.path)
         curves = load_curves(args.path, convention=convention, groups=args.groups)
         source, n_convention = str(args.path), N_CONVENTION_NAMES[convention]
         warnings: list[str] = []

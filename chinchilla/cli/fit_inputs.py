@@ -117,18 +117,18 @@ def sweep_table(args: argparse.Namespace):
     directory = os.path.isdir(args.path) or "://" in args.path
     if directory:
         check_sweep_dir(args.path)  # a directory that is not a sweep's is said so, before any column talk
+        check_sweep_has_runs(args.path)
     all_rows = collect_results(args.path) if directory else read_results_table(args.path)
     if all_rows and loss_col not in all_rows[0]:
         raise ValueError(f"{args.path}: no loss column {loss_col!r}; --loss-col takes final_train_loss or eval_loss")
-    rows = [
+    in_group = [
         r
         for r in all_rows
-        if r.get("status") == "finished"
-        and r.get(loss_col) is not None
-        and (r.get("group") == group if group != ALL_GROUPS else "trunk" not in str(r.get("flags") or ""))
+        if (r.get("group") == group if group != ALL_GROUPS else "trunk" not in str(r.get("flags") or ""))
     ]
+    rows = [r for r in in_group if r.get("status") == "finished" and r.get(loss_col) is not None]
     if not rows:
-        raise ValueError(f"{args.path}: no finished runs of group {group!r} with a {loss_col!r} loss")
+        raise ValueError(_no_finished_runs(args.path, all_rows, in_group, group, loss_col))
     n_col = N_COLUMNS[args.convention or SWEEP_CONVENTION]
     budgets = [r.get("budget") for r in rows]
     has_budgets = all(b is not None for b in budgets)  # curve runs have none: Approach 3 does not need them
@@ -143,6 +143,55 @@ def sweep_table(args: argparse.Namespace):
         + ((("budget", "budget"),) if has_budgets else ()),
     )
     return table.where(args.where) if args.where else table
+
+
+def check_sweep_has_runs(path: str) -> None:
+    """A directory that has a ``runs/`` folder but nothing else of a sweep (no plan.json, no results.csv, no run
+    folder holding a run.json) is not a sweep: a ValueError saying what it lacks and what ``fit`` reads instead."""
+    from chinchilla import runfiles
+
+    root = runfiles.as_path(path)
+    if (root / runfiles.PLAN_FILE).exists() or (root / runfiles.RESULTS_FILE).exists():
+        return
+    folders = runfiles.run_dirs(root)
+    if any((folder / runfiles.RUN_FILE).exists() for folder in folders):
+        return
+    runs = f"{runfiles.RUNS_DIR}/"
+    if not folders:
+        inside = f"its {runs} folder is empty"
+    elif len(folders) == 1:
+        inside = f"the one folder in its {runs} ({folders[0].name}) holds no {runfiles.RUN_FILE}"
+    else:
+        inside = f"none of the {len(folders)} folders in its {runs} holds a {runfiles.RUN_FILE}"
+    raise ValueError(
+        f"{path} is not a sweep directory: it has no {runfiles.PLAN_FILE} or {runfiles.RESULTS_FILE}, and {inside}; "
+        "fit reads the --out directory of `chinchilla sweep`/`reproduce`, its results.csv, or a CSV of runs"
+    )
+
+
+def _no_finished_runs(path: str, all_rows: list[dict], in_group: list[dict], group: str, loss_col: str) -> str:
+    """Why a sweep gave no runs to fit: none at all, none of the group asked for, none finished yet, or none
+    with the loss asked for."""
+    from collections import Counter
+
+    from chinchilla.fit.table import counted
+
+    what = "runs" if group == ALL_GROUPS else f"runs of group {group}"
+    if not all_rows:
+        return f"{path}: no runs recorded yet; fit it once some have finished"
+    if not in_group:
+        groups = sorted({str(r.get("group")) for r in all_rows})
+        return f"{path}: no {what}; its groups are {', '.join(groups)} (choose one with --group)"
+    statuses = Counter(str(r.get("status")) for r in in_group)
+    finished = statuses.get("finished", 0)
+    if finished:
+        of_group = "" if group == ALL_GROUPS else f" of group {group}"
+        return (
+            f"{path}: {'its' if finished == 1 else 'none of its'} {counted(finished, 'finished run')}{of_group} "
+            f"{'has no' if finished == 1 else 'has a'} {loss_col} loss; --loss-col takes final_train_loss or eval_loss"
+        )
+    shown = ", ".join(f"{count} {status}" for status, count in statuses.most_common())
+    return f"{path}: no finished {what} yet ({shown}); fit it once some have finished"
 
 
 def recorded_analysis(path: str) -> dict:
