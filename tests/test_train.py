@@ -18,7 +18,7 @@ import numpy as np
 import optax
 import pytest
 
-from chinchilla import cli, data, flops, metrics, runfiles, train, zoo
+from chinchilla import cli, data, flops, metrics, runfiles, zoo
 from chinchilla.schedule import learning_rate
 from chinchilla.step import Trainer, adamw_step
 from chinchilla.train import TrainConfig, train_run
@@ -481,18 +481,11 @@ def test_json_files_are_replaced_atomically_and_torn_jsonl_lines_are_skipped(tmp
     assert runfiles.read_jsonl(lines) == [{"step": 1}, {"step": 2}]
 
 
-def test_a_budget_rounded_to_whole_steps_is_said(tmp_path, capsys, monkeypatch):
-    """--tokens 100 with 8 x 128-token steps trains one step (1,024 tokens): a note says so instead of silence."""
-    seen = {}
-
-    def fake_train_run(config, out, progress=True, **options):
-        seen["steps"] = config.steps
-        return {"status": "finished"}
-
-    monkeypatch.setattr(train, "train_run", fake_train_run)
-    argv = ["train", "--model", "tiny-00004k", "--out", str(tmp_path / "run"), "--quiet", "--batch-size", "8"]
-    assert cli.main([*argv, "--tokens", "100"]) == 0
-    err = capsys.readouterr().err
-    assert seen["steps"] == 1 and "note: 100 tokens is 0.0977 steps of 8 x 128 tokens; training 1 step (1,024" in err
-    assert cli.main([*argv, "--tokens", str(8 * 128 * 50)]) == 0  # whole steps: nothing to say
-    assert "note:" not in capsys.readouterr().err
+def test_a_budget_rounded_to_whole_steps_is_said(tmp_path, capsys):
+    """--tokens 100 with 8 x 16-token steps trains one step (128 tokens): the summary says so instead of silence."""
+    argv = ["train", "--model", "tiny-00004k", "--seq-len", "16", "--batch-size", "8", "--quiet"]
+    assert cli.main([*argv, "--tokens", "100", "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "1/1 steps of 8 x 16 tokens" in out and "(the budget, 100 tokens, rounded to whole steps)" in out, out
+    assert cli.main([*argv, "--tokens", str(8 * 16 * 3), "--out", str(tmp_path / "b")]) == 0  # whole steps: no note
+    assert "rounded to whole steps" not in capsys.readouterr().out

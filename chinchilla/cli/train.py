@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import shlex
-import sys
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -362,14 +361,6 @@ def run(args: argparse.Namespace) -> int:
             f"{MAX_STEPS:,}; check its unit, or pass --allow-long-run"
         )
     _check_orphan_summary(config, args.out)
-    trained = config.steps * config.tokens_per_step
-    if abs(trained - config.tokens) > 0.01 * config.tokens:  # a budget of a few steps, rounded: said, not silent
-        print(
-            f"chinchilla train: note: {config.tokens:,} tokens is {config.tokens / config.tokens_per_step:.3g} steps "
-            f"of {config.batch_size} x {config.model.seq_len} tokens; training {config.steps:,} "
-            f"step{'s' if config.steps != 1 else ''} ({trained:,} tokens)",
-            file=sys.stderr,
-        )
     with _library_log_to(args.out, LOG_FILE, enabled=not getattr(args, "verbose", False)):
         try:
             summary = train_run(config, args.out, progress=not args.quiet, break_lock=args.break_lock)
@@ -404,6 +395,9 @@ def summary_text(summary: dict[str, Any], out: str) -> str:
         )
         if isinstance(summary.get(key), (int, float))
     ]
+    budget, tokens = summary.get("tokens_budget"), summary.get("tokens")
+    if isinstance(budget, int) and isinstance(tokens, int) and abs(tokens - budget) > 0.01 * budget:
+        head += f" (the budget, {budget:,} tokens, rounded to whole steps)"  # e.g. --tokens 100: one step
     lines = [head]
     if summary.get("reason"):
         lines.append(f"reason: {summary['reason']}")
