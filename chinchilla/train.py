@@ -103,7 +103,10 @@ def _train_run(config: TrainConfig, out_dir: Any, progress: bool) -> dict:
             if saved.get(key, defaults.get(key)) != mine.get(key) and key not in REPORTING_FIELDS + EXECUTION_FIELDS
         )
         if differing:
-            raise ValueError(f"{out} holds a run with another config (fields {differing} differ); use a new directory")
+            changes = ", ".join(
+                f"{key} {saved.get(key, defaults.get(key))!r} there, {mine.get(key)!r} here" for key in differing
+            )
+            raise ValueError(f"{out} holds a run with another config ({changes}); use a new directory")
     if summary_path.exists():
         summary = _read_run_json(summary_path, "delete it to resume the run from its last checkpoint")
         if summary.get("status") not in ("finished", "failed"):

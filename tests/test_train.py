@@ -489,3 +489,11 @@ def test_a_budget_rounded_to_whole_steps_is_said(tmp_path, capsys):
     assert "1/1 steps of 8 x 16 tokens" in out and "(the budget, 100 tokens, rounded to whole steps)" in out, out
     assert cli.main([*argv, "--tokens", str(8 * 16 * 3), "--out", str(tmp_path / "b")]) == 0  # whole steps: no note
     assert "rounded to whole steps" not in capsys.readouterr().out
+
+
+def test_a_directory_holding_another_config_names_each_field_with_both_values(tmp_path):
+    config = TrainConfig(model=TINY, tokens=2 * 8 * 128, batch_size=8)
+    train_run(config, tmp_path / "run", progress=False)
+    other = dataclasses.replace(config, tokens=3 * 8 * 128, lr=5e-3)
+    with pytest.raises(ValueError, match=r"another config \(lr .* there, 0\.005 here, tokens 2048 there, 3072 here\)"):
+        train_run(other, tmp_path / "run", progress=False)

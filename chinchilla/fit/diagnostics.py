@@ -260,8 +260,12 @@ def identification(
                 standard_errors[name if not raw.startswith("log_") else raw] = float(se[i])
                 if raw in ("log_A", "log_B", "log_E") and se[i] > MAX_LOG_SE:
                     reasons.append(
-                        f"{name} not determined (standard error of log {name} {se[i]:.3g} > "
-                        f"{MAX_LOG_SE:g}: one standard error is a factor {math.exp(min(se[i], 700)):.3g})"
+                        f"{name} not determined (standard error of log {name} {se[i]:.3g} > {MAX_LOG_SE:g}: "
+                        + (
+                            f"one standard error is a factor {math.exp(se[i]):.3g})"
+                            if se[i] < 10
+                            else "the data leave its scale unbounded)"
+                        )
                     )
                 elif raw in EXPONENTS and se[i] > MAX_EXPONENT_RSE * abs(natural[name]):
                     reasons.append(

@@ -45,6 +45,7 @@ from chinchilla.fit.powerlaw import (
     resample_interval,
     subsample_indices,
 )
+from chinchilla.fit.table import counted
 
 MIN_PROFILE_POINTS = 3
 # Runs of one budget whose C spread by more than this (max / min - 1) are warned about: a C column holding each
@@ -431,8 +432,8 @@ class FlopsGrouping:
             "no gap (one group)" if self.n_groups == 1 else f"the narrowest gap between groups x{self.gap_between:.3g}"
         )
         return (
-            f"runs grouped by log-C clustering: {self.n_groups} groups, {between}, the widest gap within one "
-            f"x{self.gap_within:.3g} (spread within a group up to x{self.spread_within:.3g})"
+            f"runs grouped by log-C clustering: {counted(self.n_groups, 'group')}, {between}, the widest gap within "
+            f"one x{self.gap_within:.3g} (spread within a group up to x{self.spread_within:.3g})"
         )
 
 

@@ -54,6 +54,7 @@ from typing import Any
 from etils import epath
 
 from chinchilla import runfiles, runlock
+from chinchilla.fit.table import counted
 from chinchilla.runlock import RunLockedError
 from chinchilla.sweep.identity import adopt_plan
 from chinchilla.sweep.plan import Plan, PlannedRun
@@ -290,7 +291,11 @@ def run_sweep(
                 results = _sequential_pass(train_fn, todo, sweep_dir, retry_failed, marks, tell, waits)
             else:
                 if pool is None:
-                    say(f"{me}{len(todo)} runs on {min(jobs, len(todo))} worker processes (one XLA thread each)")
+                    workers = min(jobs, len(todo))
+                    say(
+                        f"{me}{counted(len(todo), 'run')} on {counted(workers, 'worker process', 'worker processes')} "
+                        "(one XLA thread each)"
+                    )
                     pool = make_pool(min(jobs, len(todo)))
                 results = _pool_pass(pool, jobs, train_fn, todo, sweep_dir, retry_failed, marks, waits)
             for run, result in results:
