@@ -171,15 +171,19 @@ def test_tiny_real_sweep_end_to_end(tmp_path):
 
 
 def test_report_headline_is_the_all_parameter_convention(tmp_path):
-    """Table 2, summary.json's a / b and the printed table lead with N = all parameters (the paper's), the
-    non-embedding convention beside it, each header naming its convention."""
+    """By default (AnalysisSettings' conventions) Table 2, summary.json's a / b and the printed table lead with
+    N = all parameters (the paper's), the non-embedding convention beside it, each header naming its convention.
+    (The synthetic preset itself leads with non-embedding, its surface's N.)"""
     import dataclasses
 
     from chinchilla.analysis.render import format_table
+    from chinchilla.analysis.report import AnalysisSettings
 
     preset = load_preset("synthetic")
+    default = AnalysisSettings().conventions
     preset = dataclasses.replace(
-        preset, analysis=dataclasses.replace(preset.analysis, n_resamples=3, approach3_resamples=0)
+        preset,
+        analysis=dataclasses.replace(preset.analysis, n_resamples=3, approach3_resamples=0, conventions=default),
     )
     summary = reproduce(preset, tmp_path, log=None)
     assert summary["convention"] == "total"
