@@ -205,7 +205,7 @@ def test_the_sweep_command_names_the_worker_from_a_slurm_array(tmp_path, monkeyp
     assert cli.main(["sweep", "--preset", "synthetic", "--out", str(out), "--jobs", "1"]) == 0
     printed = capsys.readouterr().out
     assert "worker 3 of 3 (SLURM_ARRAY_TASK_ID=2 of SLURM_ARRAY_TASK_COUNT=3)" in printed
-    assert "worker 3 of 3: 35 runs on 1 worker processes" in printed
+    assert "worker 3 of 3: 35 runs on 1 worker process (one XLA thread each)" in printed
     rows = read_results_table(out / "results.csv")
     assert len(rows) == 35 and all(row["status"] == "finished" for row in rows)  # worker 3 of 3 trained them all
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "7")

@@ -200,7 +200,7 @@ def test_rerunning_a_finished_run_does_nothing_and_says_so(short_run, capsys):
     assert train_run(config, out, progress=False) == summary
     assert "nothing to do" in capsys.readouterr().err
     assert (out / "metrics.jsonl").stat().st_mtime_ns == before
-    with pytest.raises(ValueError, match=r"fields \['lr'\] differ"):
+    with pytest.raises(ValueError, match=r"another config \(lr 0.003 there, 0.001 here\)"):
         train_run(dataclasses.replace(config, lr=1e-3), out, progress=False)
 
 

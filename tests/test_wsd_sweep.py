@@ -150,9 +150,17 @@ def test_a_branch_waits_for_a_trunk_another_worker_holds_and_is_not_failed(tmp_p
 KILLING_SWEEP = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})
-    from chinchilla import runfiles
+    from chinchilla import checkpoint, runfiles
     from chinchilla.sweep import run_sweep
     from test_wsd_sweep import real_plan
+
+    # every save complete before training goes on: which checkpoints and branch points a kill leaves behind (hence
+    # which branch the next invocation trains first) must not depend on how fast the machine writes them
+    save = checkpoint.Checkpointer.save
+    def save_and_wait(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        self.wait()
+    checkpoint.Checkpointer.save = save_and_wait
 
     append = runfiles.append_jsonl
 
