@@ -481,15 +481,38 @@ def _say(enabled: bool, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+LOG_PROGRESS_INTERVAL_S = 30.0  # a progress line this often when stderr is a file or a pipe, not a terminal
+
+
 def _progress_bar(enabled: bool, total: int, initial: int, name: str) -> Any:
+    """tqdm's bar on a terminal or in a notebook; on a file or pipe (a job's log), a plain line every
+    ``LOG_PROGRESS_INTERVAL_S`` seconds instead of carriage-return frames many times a second."""
     from tqdm.auto import tqdm
 
+    to_log = not sys.stderr.isatty() and "ipykernel" not in sys.modules
     return tqdm(
         total=total,
         initial=initial,
         desc=name,
         unit="step",
         disable=not enabled or jax.process_index() != 0,
-        dynamic_ncols=True,
-        file=sys.stderr,
+        dynamic_ncols=not to_log,
+        ncols=100 if to_log else None,
+        mininterval=LOG_PROGRESS_INTERVAL_S if to_log else 0.1,
+        file=_Lines(sys.stderr) if to_log else sys.stderr,
     )
+
+
+class _Lines:
+    """A stream for tqdm that writes each refresh as its own line (no carriage returns or cursor moves)."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").replace("\x1b[A", "").strip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()

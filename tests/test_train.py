@@ -315,6 +315,8 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_where_it_stops_and_the_rerun_resum
     name = "Terminated" if signum == signal.SIGTERM else "KeyboardInterrupt"
     assert first.returncode == 1 and f"stopped by {name}" in first.stderr, first.stderr[-2000:]
     assert "stopped at step 24 of 100, checkpoint saved" in first.stderr
+    # stderr is a pipe here, as in a job's log: progress as whole lines, no carriage-return frames
+    assert "\r" not in first.stderr and any("24/100" in line for line in first.stderr.splitlines()), first.stderr
     checkpoints = sorted(int(p.name) for p in (stopped / "checkpoints").iterdir() if p.name.isdigit())
     assert checkpoints[-1] == 24 and [r["step"] for r in _rows(stopped)] == list(range(1, 25))
     resumed = _run_script(str(stopped), "0")
