@@ -14,7 +14,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
-__all__ = ["Terminated", "check", "deferred", "pending"]
+__all__ = ["Terminated", "check", "deferred", "pending", "terminate_on_sigterm"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -28,6 +28,18 @@ _depth = 0
 
 def _exception(signum: int) -> KeyboardInterrupt:
     return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def terminate_on_sigterm():
+    """SIGTERM raises ``Terminated`` at once (where Python runs next), as Ctrl-C raises ``KeyboardInterrupt``: what a
+    command does while it runs (main thread only, else a no-op returning None). Returns the handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def _handler(signum, frame) -> None:

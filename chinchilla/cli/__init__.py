@@ -30,11 +30,11 @@ import os
 import re
 import signal
 import sys
-import threading
 import traceback
 import warnings
 from collections.abc import Sequence
 
+from chinchilla import interrupts
 from chinchilla.cli.usage import OneLineParser, StrictParser
 from chinchilla.interrupts import Terminated
 
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     args.verbose = verbose
     format_warning = warnings.formatwarning
-    on_term = _terminate_on_sigterm()
+    on_term = interrupts.terminate_on_sigterm()
     if not verbose:  # a warning is one line naming the verb, not two with a line of our source
         warnings.formatwarning = lambda message, category, *_, **__: (
             f"chinchilla {args.command}: warning: {message} ({category.__name__})\n"
@@ -178,17 +178,6 @@ def _print_json_error(message: str, kind: str, status: int, command: str) -> Non
 
 def _command(args: argparse.Namespace) -> str:
     return "chinchilla " + " ".join(x for x in (args.command, getattr(args, "approach", None)) if x)
-
-
-def _terminate_on_sigterm():
-    """Turn SIGTERM into ``Terminated`` while a command runs (main thread only); returns the handler to restore."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum, frame):
-        raise Terminated()
-
-    return signal.signal(signal.SIGTERM, handler)
 
 
 def describe_error(error: BaseException) -> tuple[str, int]:
